@@ -1,0 +1,279 @@
+//! The crate's one error type.
+//!
+//! Every variant says what happened and, where there is one, to which segment
+//! (by name; anonymous segments are shown as `<anonymous>`). Outcomes that hot
+//! paths return often (`Timeout`, `Full`, `Empty`) carry no name so that returning
+//! them never allocates.
+
+use std::fmt;
+use std::io;
+
+/// Convenient alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Which part of a segment's header did not match what the opener expected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Mismatch {
+    /// The layout version written by the creator is not the one this build reads.
+    Version,
+    /// The segment holds another kind of primitive.
+    Kind,
+    /// The payload type (size, alignment or name) differs.
+    Payload,
+    /// A creation parameter (capacity, length, parties, ...) differs.
+    Parameter,
+}
+
+impl fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mismatch::Version => "layout version",
+            Mismatch::Kind => "primitive kind",
+            Mismatch::Payload => "payload type",
+            Mismatch::Parameter => "parameter",
+        })
+    }
+}
+
+/// Everything that can go wrong in shmprim.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The name breaks the naming rule; nothing was asked of the kernel.
+    InvalidName {
+        /// The name as given (lossily decoded).
+        name: String,
+        /// Which part of the rule it breaks.
+        reason: &'static str,
+    },
+    /// `create` found a segment of that name already there.
+    AlreadyExists {
+        /// Segment name.
+        name: String,
+    },
+    /// `open` found no segment of that name.
+    NotFound {
+        /// Segment name.
+        name: String,
+    },
+    /// The kernel refused access (file mode or ownership).
+    PermissionDenied {
+        /// Segment name.
+        name: String,
+    },
+    /// The file is not a shmprim segment (its magic bytes are wrong).
+    NotShmprim {
+        /// Segment name.
+        name: String,
+    },
+    /// The file is smaller than a segment header.
+    TooSmall {
+        /// Segment name.
+        name: String,
+        /// Size of the file in bytes.
+        size: u64,
+        /// Smallest size a segment can have.
+        min: u64,
+    },
+    /// The file is smaller than the size its header claims.
+    Truncated {
+        /// Segment name.
+        name: String,
+        /// Size of the file in bytes.
+        size: u64,
+        /// Size the header claims.
+        claimed: u64,
+    },
+    /// The segment is valid but not what the opener asked for.
+    Incompatible {
+        /// Segment name.
+        name: String,
+        /// Which part differs.
+        what: Mismatch,
+        /// What the opener expected.
+        expected: String,
+        /// What the segment holds.
+        found: String,
+    },
+    /// The segment's contents break an invariant (bad header field, index out of
+    /// range, impossible length): another process wrote garbage into it.
+    Corrupted {
+        /// Segment name.
+        name: String,
+        /// What was found to be wrong.
+        detail: String,
+    },
+    /// The process creating the segment died before it was ready.
+    CreatorDied {
+        /// Segment name.
+        name: String,
+    },
+    /// The segment did not become ready within the open timeout, while its creator
+    /// is still alive and initialising it.
+    NotReady {
+        /// Segment name.
+        name: String,
+    },
+    /// Every participant slot of the segment is held by a live process.
+    TooManyParticipants {
+        /// Segment name.
+        name: String,
+        /// Number of slots.
+        slots: u32,
+    },
+    /// A blocking operation reached its deadline.
+    Timeout,
+    /// A non-blocking put found no free slot.
+    Full,
+    /// A non-blocking get found nothing to take.
+    Empty,
+    /// The object was closed (queue closed, pipe end closed or its holder died).
+    Closed,
+    /// The previous owner of a lock died while holding it and the data was never
+    /// marked consistent: the lock can no longer be used.
+    Unrecoverable {
+        /// Segment name.
+        name: String,
+    },
+    /// A barrier was aborted, reset or timed out while this party waited.
+    BrokenBarrier,
+    /// The caller released a lock it does not hold.
+    NotOwner,
+    /// Releasing would raise a bounded semaphore above its bound.
+    Overflow {
+        /// The semaphore's bound.
+        bound: u32,
+    },
+    /// An index was outside `0..len`.
+    IndexOutOfRange {
+        /// The index asked for.
+        index: usize,
+        /// The length of the array.
+        len: usize,
+    },
+    /// An argument is out of its allowed range (a zero capacity, a size too big).
+    InvalidArgument {
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// A system call failed for a reason not listed above.
+    Io {
+        /// Segment name, or `<anonymous>`.
+        name: String,
+        /// The operation that failed (`shm_open`, `ftruncate`, `mmap`, ...).
+        op: &'static str,
+        /// The OS error.
+        source: io::Error,
+    },
+}
+
+impl Error {
+    /// Maps an OS error from operation `op` on segment `name` to the most specific
+    /// variant.
+    pub(crate) fn from_io(name: &str, op: &'static str, source: io::Error) -> Error {
+        let name = name.to_owned();
+        match source.raw_os_error() {
+            Some(libc::EEXIST) => Error::AlreadyExists { name },
+            Some(libc::ENOENT) => Error::NotFound { name },
+            Some(libc::EACCES) | Some(libc::EPERM) => Error::PermissionDenied { name },
+            _ => Error::Io { name, op, source },
+        }
+    }
+
+    pub(crate) fn corrupted(name: &str, detail: impl Into<String>) -> Error {
+        Error::Corrupted {
+            name: name.to_owned(),
+            detail: detail.into(),
+        }
+    }
+
+    pub(crate) fn invalid_argument(detail: impl Into<String>) -> Error {
+        Error::InvalidArgument {
+            detail: detail.into(),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidName { name, reason } => {
+                write!(f, "invalid segment name {name:?}: {reason}")
+            }
+            Error::AlreadyExists { name } => write!(f, "segment {name:?} already exists"),
+            Error::NotFound { name } => write!(f, "segment {name:?} does not exist"),
+            Error::PermissionDenied { name } => {
+                write!(f, "permission denied on segment {name:?}")
+            }
+            Error::NotShmprim { name } => {
+                write!(f, "segment {name:?} is not a shmprim segment (bad magic)")
+            }
+            Error::TooSmall { name, size, min } => write!(
+                f,
+                "segment {name:?} is {size} bytes, smaller than a segment header ({min} bytes)"
+            ),
+            Error::Truncated {
+                name,
+                size,
+                claimed,
+            } => write!(
+                f,
+                "segment {name:?} is {size} bytes but its header claims {claimed} bytes"
+            ),
+            Error::Incompatible {
+                name,
+                what,
+                expected,
+                found,
+            } => write!(
+                f,
+                "segment {name:?} has an incompatible {what}: expected {expected}, found {found}"
+            ),
+            Error::Corrupted { name, detail } => {
+                write!(f, "segment {name:?} is corrupted: {detail}")
+            }
+            Error::CreatorDied { name } => write!(
+                f,
+                "the creator of segment {name:?} died before the segment was ready; unlink it and create it again"
+            ),
+            Error::NotReady { name } => write!(
+                f,
+                "segment {name:?} is still being initialised by a live process (open timed out)"
+            ),
+            Error::TooManyParticipants { name, slots } => write!(
+                f,
+                "segment {name:?} has all {slots} participant slots held by live processes"
+            ),
+            Error::Timeout => f.write_str("operation timed out"),
+            Error::Full => f.write_str("full"),
+            Error::Empty => f.write_str("empty"),
+            Error::Closed => f.write_str("closed"),
+            Error::Unrecoverable { name } => write!(
+                f,
+                "lock in segment {name:?} is unrecoverable: its owner died and the data was never marked consistent"
+            ),
+            Error::BrokenBarrier => f.write_str("barrier is broken"),
+            Error::NotOwner => f.write_str("lock released by a thread that does not own it"),
+            Error::Overflow { bound } => {
+                write!(f, "release would raise the bounded semaphore above {bound}")
+            }
+            Error::IndexOutOfRange { index, len } => {
+                write!(f, "index {index} out of range for length {len}")
+            }
+            Error::InvalidArgument { detail } => write!(f, "invalid argument: {detail}"),
+            Error::Io { name, op, source } => {
+                write!(f, "{op} failed on segment {name:?}: {source}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! # shmprim
+//!
+//! Inter-process primitives that live in named shared memory, with a C ABI so that
+//! C and C++ programs share the very same objects: Python's `multiprocessing`
+//! (Queue, Pipe, Lock, RLock, Semaphore, Event, Condition, Barrier, Value, Array)
+//! done natively. Every operation is loads and stores on mapped memory; the kernel
+//! is entered only to sleep or to wake a sleeper.
+//!
+//! | Python `multiprocessing`      | shmprim            |
+//! |-------------------------------|--------------------|
+//! | `shared_memory.SharedMemory`  | [`Segment`]        |
+//!
+//! The foundation every primitive stands on:
+//!
+//! - [`Segment`]: a named (`shm_open`) or anonymous (`memfd_create`) mapping with a
+//!   validated header, created by exactly one process under any race, and a
+//!   participant table that tells live processes from dead ones
+//!   ([`Segment::participants`]).
+//! - [`wait`]: waiting on a 32-bit word in shared memory, spinning briefly and then
+//!   sleeping on a shared futex, with [`Deadline`]s on `CLOCK_MONOTONIC`.
+//! - [`Error`]: one error type naming the segment involved.
+//!
+//! Everything read from shared memory is treated as untrusted input: another
+//! process, buggy or crashed half way, can write anything into a segment, and the
+//! result is an [`Error::Corrupted`], never undefined behaviour.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+pub mod error;
+pub mod ffi;
+pub mod segment;
+pub(crate) mod sync;
+pub(crate) mod sys;
+pub mod wait;
+
+pub use error::{Error, Mismatch, Result};
+pub use segment::{
+    Disposition, HeaderInfo, Kind, Participant, ParticipantId, Segment, SegmentBuilder, TypeCode,
+    TypeDesc,
+};
+pub use wait::Deadline;
+
+/// Crate version, as `major.minor.patch`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,1182 @@
+//! Named and anonymous shared-memory segments: the header, the creation protocol,
+//! validation on open, and the liveness table. Python counterpart:
+//! `multiprocessing.shared_memory.SharedMemory`.
+//!
+//! # Layout
+//!
+//! ```text
+//! offset 0      HeaderInfo   magic, version, kind, sizes, params, payload type,
+//!                            creator pid and time (written once, before `ready`)
+//! offset 192    state        INITIALISING (0) -> READY, published with Release
+//! offset 256    slots[128]   participant table: pid, generation, status, since
+//! offset 4096   data         the primitive's state, `data_size` bytes
+//! ```
+//!
+//! # Creation protocol
+//!
+//! | creator                                   | opener                                        |
+//! |-------------------------------------------|-----------------------------------------------|
+//! | `shm_open(O_CREAT\|O_EXCL)`: exactly one  | `shm_open(O_RDWR)`                            |
+//! | lock the *creator byte* (OFD lock)        | size 0: wait (bounded); at the bound, creator |
+//! | `ftruncate`, map, write `HeaderInfo`      | byte locked → `NotReady`, else `CreatorDied`  |
+//! | initialise the primitive's state          | size < header → `TooSmall`                    |
+//! | `state = READY` (Release)                 | `state == READY` (Acquire) → validate a copy  |
+//! | take a participant slot, unlock creator   | initialising and creator byte unlocked →      |
+//! |                                           | `CreatorDied`, never a hang                   |
+//!
+//! The creator locks its byte before the file has a size, so a file with a size,
+//! not ready, and no creator lock belongs to a creator that died.
+//!
+//! # Liveness
+//!
+//! Each handle takes a participant slot by locking that slot's byte of the file
+//! with an open-file-description lock. The kernel drops the lock when the process
+//! dies, so a slot whose status says *active* and whose byte is unlocked belongs to
+//! a dead participant, whatever its pid has become since. Slots of dead
+//! participants are taken again by later openers. A handle closed normally marks
+//! its slot *left*.
+//!
+//! # Untrusted contents
+//!
+//! The header is copied out of the segment and validated once; the handle then
+//! uses only its own copy. A segment can still be truncated behind our back by a
+//! hostile process holding write access, which makes later accesses fault
+//! (`SIGBUS`): use file permissions (the default mode is `0600`) to keep such
+//! processes out.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::ptr::NonNull;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::error::{Error, Mismatch, Result};
+use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use crate::sys;
+use crate::sys::shm::{Mapping, OpenMode};
+
+/// The first eight bytes of every shmprim segment.
+pub const MAGIC: [u8; 8] = *b"SHMPRIM\0";
+/// Version of the header and state layouts this build reads and writes.
+pub const LAYOUT_VERSION: u32 = 1;
+/// Bytes reserved for the header; the primitive's data starts here.
+pub const HEADER_SIZE: usize = 4096;
+/// Number of participant slots in every segment.
+pub const MAX_PARTICIPANTS: usize = 128;
+/// Longest accepted segment name, in bytes.
+pub const MAX_NAME_LEN: usize = 200;
+/// Number of `u64` creation parameters a header carries.
+pub const PARAM_COUNT: usize = 8;
+/// Default permission bits of a new segment.
+pub const DEFAULT_MODE: u32 = 0o600;
+/// Default bound on how long `open` waits for a segment being initialised.
+pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(5);
+
+const STATE_INITIALISING: u32 = 0;
+const STATE_READY: u32 = 0x5245_4459; // "REDY"
+
+const SLOT_UNUSED: u32 = 0;
+const SLOT_ACTIVE: u32 = 1;
+const SLOT_LEFT: u32 = 2;
+
+/// What a segment holds. Stored in the header as a `u32`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+#[non_exhaustive]
+pub enum Kind {
+    /// Plain bytes (Python's `SharedMemory`).
+    Raw = 1,
+    /// [`Mutex`](https://docs.python.org/3/library/multiprocessing.html) (`Lock`).
+    Mutex = 2,
+    /// Reentrant mutex (`RLock`).
+    ReentrantMutex = 3,
+    /// Counting semaphore (`Semaphore`, `BoundedSemaphore`).
+    Semaphore = 4,
+    /// Event (`Event`).
+    Event = 5,
+    /// Condition variable (`Condition`).
+    Condvar = 6,
+    /// Barrier (`Barrier`).
+    Barrier = 7,
+    /// MPMC queue of fixed-size elements (`Queue`).
+    Queue = 8,
+    /// MPMC queue of byte messages (`Queue` of bytes).
+    ByteQueue = 9,
+    /// Pipe: two SPSC byte rings (`Pipe`).
+    Pipe = 10,
+    /// Typed cell (`Value`).
+    Value = 11,
+    /// Typed array (`Array`).
+    Array = 12,
+    /// SPSC ring of fixed-size elements.
+    SpscRing = 13,
+    /// SPSC ring of byte messages.
+    SpscByteRing = 14,
+}
+
+impl Kind {
+    /// Every kind, in code order.
+    pub const ALL: [Kind; 14] = [
+        Kind::Raw,
+        Kind::Mutex,
+        Kind::ReentrantMutex,
+        Kind::Semaphore,
+        Kind::Event,
+        Kind::Condvar,
+        Kind::Barrier,
+        Kind::Queue,
+        Kind::ByteQueue,
+        Kind::Pipe,
+        Kind::Value,
+        Kind::Array,
+        Kind::SpscRing,
+        Kind::SpscByteRing,
+    ];
+
+    /// The kind stored as `code`, if any.
+    pub fn from_code(code: u32) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| *k as u32 == code)
+    }
+
+    /// A short lowercase name (`"queue"`, `"mutex"`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Raw => "raw",
+            Kind::Mutex => "mutex",
+            Kind::ReentrantMutex => "rmutex",
+            Kind::Semaphore => "semaphore",
+            Kind::Event => "event",
+            Kind::Condvar => "condvar",
+            Kind::Barrier => "barrier",
+            Kind::Queue => "queue",
+            Kind::ByteQueue => "byte-queue",
+            Kind::Pipe => "pipe",
+            Kind::Value => "value",
+            Kind::Array => "array",
+            Kind::SpscRing => "spsc-ring",
+            Kind::SpscByteRing => "spsc-byte-ring",
+        }
+    }
+}
+
+fn kind_name(code: u32) -> String {
+    Kind::from_code(code).map_or_else(|| format!("unknown kind {code}"), |k| k.name().into())
+}
+
+/// Codes for payload types, shared with C (`SHMPRIM_TYPE_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+#[non_exhaustive]
+pub enum TypeCode {
+    /// No payload.
+    None = 0,
+    /// Raw bytes of a given size: compatible with any type of that size and alignment.
+    Bytes = 1,
+    /// `bool` / C `bool` (one byte, 0 or 1).
+    Bool = 2,
+    /// `i8` / `int8_t`.
+    I8 = 3,
+    /// `u8` / `uint8_t`.
+    U8 = 4,
+    /// `i16` / `int16_t`.
+    I16 = 5,
+    /// `u16` / `uint16_t`.
+    U16 = 6,
+    /// `i32` / `int32_t`.
+    I32 = 7,
+    /// `u32` / `uint32_t`.
+    U32 = 8,
+    /// `i64` / `int64_t`.
+    I64 = 9,
+    /// `u64` / `uint64_t`.
+    U64 = 10,
+    /// `f32` / `float`.
+    F32 = 11,
+    /// `f64` / `double`.
+    F64 = 12,
+    /// A plain-data struct, identified by its name as well as size and alignment.
+    Struct = 13,
+}
+
+impl TypeCode {
+    /// The code stored as `code`, if any.
+    pub fn from_code(code: u32) -> Option<TypeCode> {
+        use TypeCode::*;
+        [
+            None, Bytes, Bool, I8, U8, I16, U16, I32, U32, I64, U64, F32, F64, Struct,
+        ]
+        .into_iter()
+        .find(|t| *t as u32 == code)
+    }
+}
+
+/// Length of the type name stored in a [`TypeDesc`].
+pub const TYPE_NAME_LEN: usize = 48;
+
+/// Description of a payload type, stored in the header so that an opener with
+/// another type is refused (`Incompatible`).
+#[repr(C)]
+#[derive(Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
+pub struct TypeDesc {
+    /// `size_of` the element, in bytes.
+    pub size: u64,
+    /// `align_of` the element.
+    pub align: u32,
+    /// A [`TypeCode`] as `u32`.
+    pub code: u32,
+    /// The type's name, NUL-padded (truncated to 48 bytes); empty matches any.
+    pub name: [u8; TYPE_NAME_LEN],
+}
+
+impl TypeDesc {
+    /// No payload.
+    pub const NONE: TypeDesc = TypeDesc {
+        size: 0,
+        align: 0,
+        code: TypeCode::None as u32,
+        name: [0; TYPE_NAME_LEN],
+    };
+
+    /// A description from its parts; `name` is truncated to 48 bytes.
+    pub fn new(code: TypeCode, size: u64, align: u32, name: &str) -> TypeDesc {
+        let mut buf = [0u8; TYPE_NAME_LEN];
+        let n = name.len().min(TYPE_NAME_LEN);
+        buf[..n].copy_from_slice(&name.as_bytes()[..n]);
+        TypeDesc {
+            size,
+            align,
+            code: code as u32,
+            name: buf,
+        }
+    }
+
+    /// The description of `T` with the given code, named by `std::any::type_name`.
+    pub fn of<T>(code: TypeCode) -> TypeDesc {
+        TypeDesc::new(
+            code,
+            std::mem::size_of::<T>() as u64,
+            std::mem::align_of::<T>() as u32,
+            std::any::type_name::<T>(),
+        )
+    }
+
+    /// The stored name, up to its first NUL (lossily decoded).
+    pub fn name_str(&self) -> String {
+        let end = self
+            .name
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(TYPE_NAME_LEN);
+        String::from_utf8_lossy(&self.name[..end]).into_owned()
+    }
+
+    /// Whether a segment holding `self` may be opened by someone expecting
+    /// `wanted`: same size and alignment, and either side is raw bytes, or the
+    /// codes match and the names match where both are given.
+    pub fn is_compatible_with(&self, wanted: &TypeDesc) -> bool {
+        if self.size != wanted.size || self.align != wanted.align {
+            return false;
+        }
+        let bytes = TypeCode::Bytes as u32;
+        if self.code == bytes || wanted.code == bytes {
+            return true;
+        }
+        if self.code != wanted.code {
+            return false;
+        }
+        self.name[0] == 0 || wanted.name[0] == 0 || self.name == wanted.name
+    }
+}
+
+impl std::fmt::Debug for TypeDesc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TypeDesc")
+            .field("size", &self.size)
+            .field("align", &self.align)
+            .field("code", &self.code)
+            .field("name", &self.name_str())
+            .finish()
+    }
+}
+
+impl std::fmt::Display for TypeDesc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let code = TypeCode::from_code(self.code)
+            .map_or_else(|| format!("code {}", self.code), |c| format!("{c:?}"));
+        write!(
+            f,
+            "{} ({code}, {} bytes, align {})",
+            self.name_str(),
+            self.size,
+            self.align
+        )
+    }
+}
+
+/// The immutable part of a segment header, written by the creator before it
+/// publishes `ready` and copied out (then validated) by every opener.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct HeaderInfo {
+    /// [`MAGIC`].
+    pub magic: [u8; 8],
+    /// [`LAYOUT_VERSION`].
+    pub version: u32,
+    /// A [`Kind`] as `u32`.
+    pub kind: u32,
+    /// [`HEADER_SIZE`].
+    pub header_size: u32,
+    /// Number of participant slots ([`MAX_PARTICIPANTS`]).
+    pub slot_count: u32,
+    /// Size of the whole segment (header and data), in bytes.
+    pub total_size: u64,
+    /// Offset of the primitive's data from the start of the segment.
+    pub data_offset: u64,
+    /// Size of the primitive's data, in bytes.
+    pub data_size: u64,
+    /// Creation parameters; their meaning depends on the kind.
+    pub params: [u64; PARAM_COUNT],
+    /// The payload type.
+    pub payload: TypeDesc,
+    /// Pid of the creating process (for display: pids are reused).
+    pub creator_pid: u32,
+    /// Reserved, zero.
+    pub flags: u32,
+    /// Creation time, nanoseconds since the Unix epoch.
+    pub created_at_ns: u64,
+}
+
+/// One row of the participant table.
+#[repr(C)]
+struct Slot {
+    /// Pid of the process that took the slot last.
+    pid: AtomicU32,
+    /// Bumped each time the slot is taken, so a participant id names one tenure.
+    generation: AtomicU32,
+    /// `SLOT_UNUSED`, `SLOT_ACTIVE` or `SLOT_LEFT`.
+    status: AtomicU32,
+    _pad: u32,
+    /// When the slot was taken, nanoseconds since the Unix epoch.
+    since_ns: AtomicU64,
+}
+
+#[repr(C)]
+struct Header {
+    info: HeaderInfo,
+    /// `STATE_INITIALISING`, then `STATE_READY` (Release store by the creator,
+    /// Acquire load by openers: publishes `info` and the primitive's state).
+    state: AtomicU32,
+    _reserved: [u32; 15],
+    slots: [Slot; MAX_PARTICIPANTS],
+}
+
+#[cfg(not(shmprim_loom))]
+const _: () = {
+    assert!(std::mem::size_of::<HeaderInfo>() == 192);
+    assert!(std::mem::offset_of!(Header, state) == 192);
+    assert!(std::mem::offset_of!(Header, slots) == 256);
+    assert!(std::mem::size_of::<Header>() <= HEADER_SIZE);
+};
+
+/// Byte of the file locked by the creator while it initialises the segment.
+const CREATOR_LOCK_BYTE: u64 = std::mem::offset_of!(Header, state) as u64;
+
+/// Byte of the file locked by the holder of participant slot `i`.
+fn slot_lock_byte(i: u32) -> u64 {
+    (std::mem::offset_of!(Header, slots) + i as usize * std::mem::size_of::<Slot>()) as u64
+}
+
+fn page_size() -> u64 {
+    4096
+}
+
+/// Checks `name` against the naming rule, before any system call: 1 to 200 bytes
+/// from the POSIX portable filename set `[A-Za-z0-9._-]`, not starting with `.`
+/// or `-`. (`/`, NUL, spaces and other characters are refused.)
+pub fn validate_name(name: &str) -> Result<()> {
+    let bad = |reason: &'static str| {
+        Err(Error::InvalidName {
+            name: name.to_owned(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return bad("is empty");
+    }
+    if name.len() > MAX_NAME_LEN {
+        return bad("is longer than 200 bytes");
+    }
+    if name.contains('\0') {
+        return bad("contains a NUL byte");
+    }
+    if name.contains('/') {
+        return bad("contains '/'");
+    }
+    if name.starts_with('.') || name.starts_with('-') {
+        return bad("starts with '.' or '-'");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return bad("contains a character outside [A-Za-z0-9._-]");
+    }
+    Ok(())
+}
+
+/// Identifies one participant's tenure of a slot: the slot index and the
+/// generation it was taken at. A later process in the same slot has another id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ParticipantId {
+    /// Slot index.
+    pub slot: u32,
+    /// Generation of the slot when it was taken.
+    pub generation: u32,
+}
+
+impl ParticipantId {
+    /// Packs the id into one `u64` (for storing in shared memory). Never zero.
+    pub fn to_u64(self) -> u64 {
+        ((self.generation as u64) << 32) | (self.slot as u64 + 1)
+    }
+
+    /// Unpacks an id packed by [`ParticipantId::to_u64`]; `None` for zero.
+    pub fn from_u64(v: u64) -> Option<ParticipantId> {
+        let low = v as u32;
+        (low != 0).then(|| ParticipantId {
+            slot: low - 1,
+            generation: (v >> 32) as u32,
+        })
+    }
+}
+
+/// One row of the liveness table, as seen by [`Segment::participants`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Participant {
+    /// Slot index and generation.
+    pub id: ParticipantId,
+    /// Pid the participant had (it may have been reused since, if dead).
+    pub pid: u32,
+    /// Whether the process still holds the segment open.
+    pub alive: bool,
+    /// Whether the participant closed its handle normally.
+    pub left: bool,
+    /// Whether this is the querying handle itself.
+    pub is_self: bool,
+    /// When the participant joined.
+    pub since: SystemTime,
+}
+
+/// How to create or open a segment: its kind, size, parameters and payload type,
+/// and handle options. Primitives build one and call [`create_with`].
+///
+/// [`create_with`]: SegmentBuilder::create_with
+#[derive(Debug, Clone)]
+pub struct SegmentBuilder {
+    kind: Kind,
+    data_size: u64,
+    params: [u64; PARAM_COUNT],
+    payload: TypeDesc,
+    check_payload: bool,
+    mode: u32,
+    unlink_on_drop: bool,
+    ready_timeout: Duration,
+}
+
+/// Whether `open_or_create` created the segment or opened an existing one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// This call created it.
+    Created,
+    /// It existed; this call opened it.
+    Opened,
+}
+
+impl SegmentBuilder {
+    /// A builder for a segment of `kind` with no data, no parameters, no payload
+    /// type, mode `0600`, kept on drop, and a 5 s ready timeout.
+    pub fn new(kind: Kind) -> SegmentBuilder {
+        SegmentBuilder {
+            kind,
+            data_size: 0,
+            params: [0; PARAM_COUNT],
+            payload: TypeDesc::NONE,
+            check_payload: true,
+            mode: DEFAULT_MODE,
+            unlink_on_drop: false,
+            ready_timeout: DEFAULT_READY_TIMEOUT,
+        }
+    }
+
+    /// Size of the primitive's data area (at creation).
+    pub fn data_size(mut self, bytes: u64) -> Self {
+        self.data_size = bytes;
+        self
+    }
+
+    /// Creation parameter `i` (at creation; `i < 8`).
+    pub fn param(mut self, i: usize, value: u64) -> Self {
+        self.params[i] = value;
+        self
+    }
+
+    /// The payload type written at creation and required on open.
+    pub fn payload(mut self, desc: TypeDesc) -> Self {
+        self.payload = desc;
+        self
+    }
+
+    /// Open without checking the payload type (for tools and raw access).
+    pub fn any_payload(mut self) -> Self {
+        self.check_payload = false;
+        self
+    }
+
+    /// Permission bits of a new segment (default `0o600`), applied exactly (the
+    /// umask is not applied).
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode & 0o777;
+        self
+    }
+
+    /// Unlink the name when this handle is dropped (default: no).
+    pub fn unlink_on_drop(mut self, yes: bool) -> Self {
+        self.unlink_on_drop = yes;
+        self
+    }
+
+    /// How long `open` waits for a segment still being initialised (default 5 s).
+    pub fn ready_timeout(mut self, timeout: Duration) -> Self {
+        self.ready_timeout = timeout;
+        self
+    }
+
+    /// Creates the named segment with zeroed data; `AlreadyExists` if the name is
+    /// taken.
+    pub fn create(&self, name: &str) -> Result<Segment> {
+        self.create_with(name, |_, _| Ok(()))
+    }
+
+    /// Creates the named segment and runs `init` on its (zeroed) data area before
+    /// publishing it as ready. If `init` fails, the name is unlinked again.
+    pub fn create_with(
+        &self,
+        name: &str,
+        init: impl FnOnce(NonNull<u8>, usize) -> Result<()>,
+    ) -> Result<Segment> {
+        validate_name(name)?;
+        let fd = sys::shm::shm_open(name, OpenMode::CreateExclusive, self.mode)
+            .map_err(|e| Error::from_io(name, "shm_open", e))?;
+        let seg = self.initialise(Some(name), fd, init);
+        if seg.is_err() {
+            let _ = sys::shm::shm_unlink(name);
+        }
+        seg
+    }
+
+    /// Opens the named segment and validates its header against this builder's
+    /// kind and payload type.
+    pub fn open(&self, name: &str) -> Result<Segment> {
+        validate_name(name)?;
+        let fd = sys::shm::shm_open(name, OpenMode::ReadWrite, 0)
+            .map_err(|e| Error::from_io(name, "shm_open", e))?;
+        self.attach(name, fd)
+    }
+
+    /// Opens the segment if it exists, else creates it (running `init`). Under any
+    /// race exactly one caller creates; the others wait for it to be ready.
+    pub fn open_or_create_with(
+        &self,
+        name: &str,
+        init: impl FnOnce(NonNull<u8>, usize) -> Result<()>,
+    ) -> Result<(Segment, Disposition)> {
+        validate_name(name)?;
+        let mut init = Some(init);
+        // Each round either creates, opens, or sees the name vanish between the
+        // two (someone unlinked it), which is rare; bound the retries anyway.
+        for _ in 0..64 {
+            match sys::shm::shm_open(name, OpenMode::CreateExclusive, self.mode) {
+                Ok(fd) => {
+                    let init = init.take().expect("init is used at most once");
+                    let seg = self.initialise(Some(name), fd, init);
+                    if seg.is_err() {
+                        let _ = sys::shm::shm_unlink(name);
+                    }
+                    return seg.map(|s| (s, Disposition::Created));
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                Err(e) => return Err(Error::from_io(name, "shm_open", e)),
+            }
+            match sys::shm::shm_open(name, OpenMode::ReadWrite, 0) {
+                Ok(fd) => return self.attach(name, fd).map(|s| (s, Disposition::Opened)),
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                Err(e) => return Err(Error::from_io(name, "shm_open", e)),
+            }
+        }
+        Err(Error::Io {
+            name: name.to_owned(),
+            op: "open_or_create",
+            source: std::io::Error::other("the name kept appearing and vanishing"),
+        })
+    }
+
+    /// [`open_or_create_with`](Self::open_or_create_with) with zeroed data.
+    pub fn open_or_create(&self, name: &str) -> Result<(Segment, Disposition)> {
+        self.open_or_create_with(name, |_, _| Ok(()))
+    }
+
+    /// Creates an anonymous segment (`memfd_create`): no name, shared with
+    /// children forked after this call, freed when the last mapping goes.
+    pub fn anonymous_with(
+        &self,
+        init: impl FnOnce(NonNull<u8>, usize) -> Result<()>,
+    ) -> Result<Segment> {
+        let fd = sys::shm::memfd_create("shmprim")
+            .map_err(|e| Error::from_io(ANON, "memfd_create", e))?;
+        self.initialise(None, fd, init)
+    }
+
+    /// [`anonymous_with`](Self::anonymous_with) with zeroed data.
+    pub fn anonymous(&self) -> Result<Segment> {
+        self.anonymous_with(|_, _| Ok(()))
+    }
+
+    fn total_size(&self) -> Result<u64> {
+        let page = page_size();
+        self.data_size
+            .checked_add(page - 1)
+            .map(|n| n / page * page)
+            .and_then(|n| n.checked_add(HEADER_SIZE as u64))
+            .filter(|&n| n <= isize::MAX as u64)
+            .ok_or_else(|| {
+                Error::invalid_argument(format!("data size {} is too large", self.data_size))
+            })
+    }
+
+    /// The creator's side of the protocol, on a freshly created, empty file.
+    fn initialise(
+        &self,
+        name: Option<&str>,
+        fd: OwnedFd,
+        init: impl FnOnce(NonNull<u8>, usize) -> Result<()>,
+    ) -> Result<Segment> {
+        let label = name.unwrap_or(ANON);
+        let io = |op| move |e| Error::from_io(label, op, e);
+        let total = self.total_size()?;
+        // Lock the creator byte *before* the file gets a size: an opener that sees a
+        // sized, unready file with this byte unlocked knows the creator died.
+        if !sys::lock::try_lock_byte(fd.as_fd(), CREATOR_LOCK_BYTE).map_err(io("fcntl"))? {
+            return Err(Error::corrupted(
+                label,
+                "creator lock already held on a new file",
+            ));
+        }
+        sys::shm::ftruncate(&fd, total).map_err(io("ftruncate"))?;
+        let map = Mapping::map(&fd, total, true).map_err(io("mmap"))?;
+        let info = HeaderInfo {
+            magic: MAGIC,
+            version: LAYOUT_VERSION,
+            kind: self.kind as u32,
+            header_size: HEADER_SIZE as u32,
+            slot_count: MAX_PARTICIPANTS as u32,
+            total_size: total,
+            data_offset: HEADER_SIZE as u64,
+            data_size: self.data_size,
+            params: self.params,
+            payload: self.payload,
+            creator_pid: sys::getpid(),
+            flags: 0,
+            created_at_ns: sys::time::realtime_ns(),
+        };
+        let header = map.as_ptr().cast::<Header>();
+        // SAFETY: the mapping is `total >= HEADER_SIZE` bytes, page aligned, and no
+        // opener reads `info` before `state` is READY (published below).
+        unsafe { std::ptr::addr_of_mut!((*header).info).write(info) };
+        let data =
+            NonNull::new(map.as_ptr().wrapping_add(HEADER_SIZE)).expect("mapping is not null");
+        init(data, self.data_size as usize)?;
+        let mut seg = Segment {
+            name: name.map(Into::into),
+            fd,
+            map,
+            info,
+            slot: None,
+            unlink_on_drop: self.unlink_on_drop,
+        };
+        // Release: pairs with the Acquire load of `state` in `attach`, publishing
+        // `info` and everything `init` wrote.
+        seg.header().state.store(STATE_READY, Ordering::Release);
+        seg.slot = Some(seg.claim_slot()?);
+        sys::lock::unlock_byte(seg.fd.as_fd(), CREATOR_LOCK_BYTE).map_err(io("fcntl"))?;
+        Ok(seg)
+    }
+
+    /// The opener's side of the protocol.
+    fn attach(&self, name: &str, fd: OwnedFd) -> Result<Segment> {
+        let io = |op| move |e| Error::from_io(name, op, e);
+        let deadline = crate::Deadline::after(self.ready_timeout);
+        let creator_alive = |fd: &OwnedFd| -> Result<bool> {
+            sys::lock::is_byte_locked_by_other(fd.as_fd(), CREATOR_LOCK_BYTE).map_err(io("fcntl"))
+        };
+        let size = loop {
+            let size = sys::shm::fstat(&fd).map_err(io("fstat"))?.size;
+            if size >= HEADER_SIZE as u64 {
+                break size;
+            }
+            if size != 0 {
+                return Err(Error::TooSmall {
+                    name: name.to_owned(),
+                    size,
+                    min: HEADER_SIZE as u64,
+                });
+            }
+            // Size 0: the creator may be between O_EXCL and ftruncate.
+            if deadline.has_passed() {
+                return Err(if creator_alive(&fd)? {
+                    Error::NotReady {
+                        name: name.to_owned(),
+                    }
+                } else {
+                    Error::CreatorDied {
+                        name: name.to_owned(),
+                    }
+                });
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        };
+        let map = Mapping::map(&fd, size, true).map_err(io("mmap"))?;
+        let info = wait_ready(name, &map, deadline, || creator_alive(&fd))?;
+        validate_info(name, &info, size)?;
+        if info.kind != self.kind as u32 {
+            return Err(Error::Incompatible {
+                name: name.to_owned(),
+                what: Mismatch::Kind,
+                expected: self.kind.name().into(),
+                found: kind_name(info.kind),
+            });
+        }
+        if self.check_payload && !info.payload.is_compatible_with(&self.payload) {
+            return Err(Error::Incompatible {
+                name: name.to_owned(),
+                what: Mismatch::Payload,
+                expected: self.payload.to_string(),
+                found: info.payload.to_string(),
+            });
+        }
+        let mut seg = Segment {
+            name: Some(name.into()),
+            fd,
+            map,
+            info,
+            slot: None,
+            unlink_on_drop: self.unlink_on_drop,
+        };
+        seg.slot = Some(seg.claim_slot()?);
+        Ok(seg)
+    }
+}
+
+const ANON: &str = "<anonymous>";
+
+/// Waits (bounded) for `state == READY`, then returns a copy of the header info.
+/// Checks the magic first, so a foreign file is `NotShmprim` at once.
+fn wait_ready(
+    name: &str,
+    map: &Mapping,
+    deadline: crate::Deadline,
+    creator_alive: impl Fn() -> Result<bool>,
+) -> Result<HeaderInfo> {
+    let header = map.as_ptr().cast::<Header>();
+    loop {
+        // SAFETY: the mapping covers at least HEADER_SIZE bytes, so `state` is in
+        // bounds and 4-byte aligned; it is only accessed atomically.
+        let state = unsafe { &(*header).state }.load(Ordering::Acquire);
+        // SAFETY: in bounds as above. `HeaderInfo` is Pod, so any bytes are a valid
+        // value; another process may write it concurrently (untrusted memory), and
+        // we validate this private copy, never the shared original.
+        let info: HeaderInfo =
+            unsafe { std::ptr::read_volatile(std::ptr::addr_of!((*header).info)) };
+        if info.magic != MAGIC && info.magic != [0; 8] {
+            return Err(Error::NotShmprim {
+                name: name.to_owned(),
+            });
+        }
+        if state == STATE_READY {
+            if info.magic != MAGIC {
+                return Err(Error::NotShmprim {
+                    name: name.to_owned(),
+                });
+            }
+            return Ok(info);
+        }
+        if state != STATE_INITIALISING {
+            return Err(if info.magic == MAGIC {
+                Error::corrupted(name, format!("unknown segment state {state:#x}"))
+            } else {
+                Error::NotShmprim {
+                    name: name.to_owned(),
+                }
+            });
+        }
+        if !creator_alive()? {
+            // The creator sets READY before unlocking; look once more.
+            // SAFETY: as above.
+            if unsafe { &(*header).state }.load(Ordering::Acquire) == STATE_READY {
+                continue;
+            }
+            return Err(Error::CreatorDied {
+                name: name.to_owned(),
+            });
+        }
+        if deadline.has_passed() {
+            return Err(Error::NotReady {
+                name: name.to_owned(),
+            });
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+/// Checks a copied header against this build and the file's real size.
+fn validate_info(name: &str, info: &HeaderInfo, file_size: u64) -> Result<()> {
+    if info.version != LAYOUT_VERSION {
+        return Err(Error::Incompatible {
+            name: name.to_owned(),
+            what: Mismatch::Version,
+            expected: LAYOUT_VERSION.to_string(),
+            found: info.version.to_string(),
+        });
+    }
+    let bad = |detail: String| Err(Error::corrupted(name, detail));
+    if info.header_size != HEADER_SIZE as u32 {
+        return bad(format!(
+            "header size {} (expected {HEADER_SIZE})",
+            info.header_size
+        ));
+    }
+    if info.slot_count == 0 || info.slot_count as usize > MAX_PARTICIPANTS {
+        return bad(format!("participant slot count {}", info.slot_count));
+    }
+    if info.total_size > file_size {
+        return Err(Error::Truncated {
+            name: name.to_owned(),
+            size: file_size,
+            claimed: info.total_size,
+        });
+    }
+    let data_end = info.data_offset.checked_add(info.data_size);
+    if info.data_offset < HEADER_SIZE as u64
+        || info.data_offset % 64 != 0
+        || data_end.is_none_or(|end| end > info.total_size)
+    {
+        return bad(format!(
+            "data area {}+{} does not fit in {} bytes",
+            info.data_offset, info.data_size, info.total_size
+        ));
+    }
+    if Kind::from_code(info.kind).is_none() {
+        return bad(format!("unknown kind {}", info.kind));
+    }
+    Ok(())
+}
+
+/// A mapped shared-memory segment: a validated header, a participant slot held
+/// for the handle's lifetime, and a data area for one primitive's state.
+///
+/// Used directly, a segment of [`Kind::Raw`] is a block of shared bytes, like
+/// Python's `SharedMemory`:
+///
+/// ```
+/// use shmprim::Segment;
+/// # let name = format!("doc-segment-{}", std::process::id());
+/// let seg = Segment::create(&name, 64)?;
+/// seg.write(0, b"hello")?;
+/// let other = Segment::open(&name)?; // another process would do this
+/// let mut buf = [0u8; 5];
+/// other.read(0, &mut buf)?;
+/// assert_eq!(&buf, b"hello");
+/// Segment::unlink(&name)?;
+/// # Ok::<(), shmprim::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Segment {
+    name: Option<Box<str>>,
+    fd: OwnedFd,
+    map: Mapping,
+    info: HeaderInfo,
+    slot: Option<u32>,
+    unlink_on_drop: bool,
+}
+
+impl Segment {
+    /// Creates a raw segment with `size` bytes of zeroed data; `AlreadyExists` if
+    /// the name is taken.
+    pub fn create(name: &str, size: usize) -> Result<Segment> {
+        SegmentBuilder::new(Kind::Raw)
+            .data_size(size as u64)
+            .create(name)
+    }
+
+    /// Opens an existing raw segment.
+    pub fn open(name: &str) -> Result<Segment> {
+        SegmentBuilder::new(Kind::Raw).open(name)
+    }
+
+    /// Opens a raw segment, or creates it with `size` bytes if it does not exist.
+    pub fn open_or_create(name: &str, size: usize) -> Result<(Segment, Disposition)> {
+        SegmentBuilder::new(Kind::Raw)
+            .data_size(size as u64)
+            .open_or_create(name)
+    }
+
+    /// An anonymous raw segment of `size` bytes, inherited by forked children.
+    pub fn anonymous(size: usize) -> Result<Segment> {
+        SegmentBuilder::new(Kind::Raw)
+            .data_size(size as u64)
+            .anonymous()
+    }
+
+    /// Removes the name. Processes that have it open keep their mapping.
+    pub fn unlink(name: &str) -> Result<()> {
+        validate_name(name)?;
+        sys::shm::shm_unlink(name).map_err(|e| Error::from_io(name, "shm_unlink", e))
+    }
+
+    /// The name, or `None` for an anonymous segment.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// The name for messages (`<anonymous>` when there is none).
+    pub fn display_name(&self) -> &str {
+        self.name.as_deref().unwrap_or(ANON)
+    }
+
+    /// The kind of primitive it holds.
+    pub fn kind(&self) -> Kind {
+        Kind::from_code(self.info.kind).expect("validated on open")
+    }
+
+    /// The validated copy of the header taken when the segment was opened.
+    pub fn info(&self) -> &HeaderInfo {
+        &self.info
+    }
+
+    /// Creation parameter `i`.
+    pub fn param(&self, i: usize) -> u64 {
+        self.info.params[i]
+    }
+
+    /// Fails with `Incompatible { what: Parameter }` unless parameter `i` is
+    /// `expected`; `what` names it in the message.
+    pub fn expect_param(&self, i: usize, expected: u64, what: &str) -> Result<()> {
+        let found = self.info.params[i];
+        if found == expected {
+            Ok(())
+        } else {
+            Err(Error::Incompatible {
+                name: self.display_name().to_owned(),
+                what: Mismatch::Parameter,
+                expected: format!("{what} {expected}"),
+                found: format!("{what} {found}"),
+            })
+        }
+    }
+
+    /// Fails with `Corrupted` unless the data area holds at least `needed` bytes.
+    pub fn expect_data_size(&self, needed: u64) -> Result<()> {
+        if self.info.data_size >= needed {
+            Ok(())
+        } else {
+            Err(Error::corrupted(
+                self.display_name(),
+                format!(
+                    "data area is {} bytes, {} needed",
+                    self.info.data_size, needed
+                ),
+            ))
+        }
+    }
+
+    /// Start of the data area (4096-byte aligned).
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.map
+            .as_ptr()
+            .wrapping_add(self.info.data_offset as usize)
+    }
+
+    /// Size of the data area, in bytes.
+    pub fn len(&self) -> usize {
+        self.info.data_size as usize
+    }
+
+    /// Whether the data area is empty.
+    pub fn is_empty(&self) -> bool {
+        self.info.data_size == 0
+    }
+
+    /// Copies `buf.len()` bytes at `offset` of the data area into `buf`. Not
+    /// synchronised with writers: pair it with a primitive for ordering.
+    pub fn read(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
+        self.check_range(offset, buf.len())?;
+        // SAFETY: the range is within the mapped data area (checked above) and
+        // `buf` is a distinct, writable local buffer.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.as_ptr().add(offset), buf.as_mut_ptr(), buf.len())
+        };
+        Ok(())
+    }
+
+    /// Copies `data` to `offset` of the data area. Not synchronised with readers.
+    pub fn write(&self, offset: usize, data: &[u8]) -> Result<()> {
+        self.check_range(offset, data.len())?;
+        // SAFETY: the range is within the mapped, writable data area (checked
+        // above) and `data` is a distinct local buffer.
+        unsafe {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), self.as_ptr().add(offset), data.len())
+        };
+        Ok(())
+    }
+
+    fn check_range(&self, offset: usize, len: usize) -> Result<()> {
+        match offset.checked_add(len) {
+            Some(end) if end <= self.len() => Ok(()),
+            _ => Err(Error::IndexOutOfRange {
+                index: offset.saturating_add(len),
+                len: self.len(),
+            }),
+        }
+    }
+
+    fn header(&self) -> &Header {
+        // SAFETY: the mapping is at least HEADER_SIZE bytes and page aligned; the
+        // header's mutable fields are atomics, and `info` is only read through our
+        // private copy.
+        unsafe { &*self.map.as_ptr().cast::<Header>() }
+    }
+
+    fn slot(&self, i: u32) -> &Slot {
+        &self.header().slots[i as usize]
+    }
+
+    /// Takes the first slot whose byte no live process has locked.
+    fn claim_slot(&self) -> Result<u32> {
+        let name = self.display_name();
+        for i in 0..self.info.slot_count {
+            let taken = sys::lock::try_lock_byte(self.fd.as_fd(), slot_lock_byte(i))
+                .map_err(|e| Error::from_io(name, "fcntl", e))?;
+            if taken {
+                let slot = self.slot(i);
+                slot.generation.fetch_add(1, Ordering::Relaxed);
+                slot.since_ns
+                    .store(sys::time::realtime_ns(), Ordering::Relaxed);
+                slot.pid.store(sys::getpid(), Ordering::Relaxed);
+                // Release: pairs with the Acquire load in `participants`, so a
+                // reader that sees ACTIVE sees this tenure's pid and time.
+                slot.status.store(SLOT_ACTIVE, Ordering::Release);
+                return Ok(i);
+            }
+        }
+        Err(Error::TooManyParticipants {
+            name: name.to_owned(),
+            slots: self.info.slot_count,
+        })
+    }
+
+    /// This handle's participant id.
+    pub fn participant_id(&self) -> ParticipantId {
+        let slot = self.slot.expect("every handle holds a slot");
+        ParticipantId {
+            slot,
+            generation: self.slot(slot).generation.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Whether the participant `id` still has the segment open. Never reports a
+    /// live participant dead; may report a dead one alive for the instant in which
+    /// a newcomer is re-taking its slot.
+    pub fn is_alive(&self, id: ParticipantId) -> bool {
+        if id.slot >= self.info.slot_count {
+            return false;
+        }
+        if self.slot == Some(id.slot) {
+            return self.participant_id() == id;
+        }
+        let slot = self.slot(id.slot);
+        if slot.generation.load(Ordering::Relaxed) != id.generation {
+            return false;
+        }
+        sys::lock::is_byte_locked_by_other(self.fd.as_fd(), slot_lock_byte(id.slot)).unwrap_or(true)
+    }
+
+    /// The participant table: every slot that was ever taken, with whether its
+    /// holder is alive. Makes one `fcntl` per used slot.
+    pub fn participants(&self) -> Result<Vec<Participant>> {
+        participants_of(
+            self.display_name(),
+            self.header(),
+            &self.fd,
+            self.info.slot_count,
+            self.slot,
+        )
+    }
+}
+
+fn participants_of(
+    name: &str,
+    header: &Header,
+    fd: &OwnedFd,
+    slot_count: u32,
+    own: Option<u32>,
+) -> Result<Vec<Participant>> {
+    let mut out = Vec::new();
+    for i in 0..slot_count.min(MAX_PARTICIPANTS as u32) {
+        let slot = &header.slots[i as usize];
+        // Acquire: pairs with the Release store of ACTIVE in `claim_slot`.
+        let status = slot.status.load(Ordering::Acquire);
+        if status == SLOT_UNUSED {
+            continue;
+        }
+        let is_self = own == Some(i);
+        let alive = is_self
+            || sys::lock::is_byte_locked_by_other(fd.as_fd(), slot_lock_byte(i))
+                .map_err(|e| Error::from_io(name, "fcntl", e))?;
+        let since_ns = slot.since_ns.load(Ordering::Relaxed);
+        out.push(Participant {
+            id: ParticipantId {
+                slot: i,
+                generation: slot.generation.load(Ordering::Relaxed),
+            },
+            pid: slot.pid.load(Ordering::Relaxed),
+            alive,
+            left: status == SLOT_LEFT && !alive,
+            is_self,
+            since: UNIX_EPOCH + Duration::from_nanos(since_ns),
+        });
+    }
+    Ok(out)
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        if let Some(i) = self.slot {
+            self.slot(i).status.store(SLOT_LEFT, Ordering::Release);
+            // The lock would go with the descriptor and the mapping anyway; drop it
+            // now so the slot reads as free at once.
+            let _ = sys::lock::unlock_byte(self.fd.as_fd(), slot_lock_byte(i));
+        }
+        if self.unlink_on_drop {
+            if let Some(name) = &self.name {
+                let _ = sys::shm::shm_unlink(name);
+            }
+        }
+    }
+}
+
+// SAFETY: a Segment owns its descriptor and mapping; everything it exposes from
+// shared memory is atomics or raw pointers, so sharing it between threads adds no
+// data race that sharing it between processes does not already have to handle.
+unsafe impl Send for Segment {}
+// SAFETY: as above; `&Segment` methods only perform atomic operations, system
+// calls and bounds-checked copies.
+unsafe impl Sync for Segment {}

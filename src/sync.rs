@@ -1,0 +1,66 @@
+//! The loom shim: the only module that names `std` or `loom` atomics, `UnsafeCell`
+//! and thread helpers. Everything else imports them from here, so that building
+//! with `RUSTFLAGS="--cfg shmprim_loom"` swaps in loom's model-checked versions.
+//!
+//! Under loom the state structs are only ever placed on the heap (loom's atomics
+//! are not plain memory and must never be mapped into a segment); the named
+//! handles still compile but loom tests never run them.
+
+#[cfg(not(shmprim_loom))]
+pub(crate) mod atomic {
+    #[allow(unused_imports)]
+    pub use std::sync::atomic::{
+        AtomicBool, AtomicI32, AtomicU8, AtomicU16, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+        fence,
+    };
+}
+
+#[cfg(shmprim_loom)]
+pub(crate) mod atomic {
+    #[allow(unused_imports)]
+    pub use loom::sync::atomic::{
+        AtomicBool, AtomicI32, AtomicU8, AtomicU16, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+        fence,
+    };
+}
+
+/// Hint to the CPU that we are in a spin loop; under loom, a yield so the model
+/// checker can schedule the thread we wait for.
+#[inline]
+pub(crate) fn spin_hint() {
+    #[cfg(not(shmprim_loom))]
+    std::hint::spin_loop();
+    #[cfg(shmprim_loom)]
+    loom::thread::yield_now();
+}
+
+/// An `UnsafeCell` with loom's closure-based API, so the same code compiles
+/// against both.
+#[cfg(not(shmprim_loom))]
+#[derive(Debug, Default)]
+#[repr(transparent)]
+pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+#[cfg(not(shmprim_loom))]
+#[allow(dead_code)]
+impl<T> UnsafeCell<T> {
+    pub(crate) const fn new(value: T) -> Self {
+        Self(std::cell::UnsafeCell::new(value))
+    }
+
+    /// Runs `f` with a shared raw pointer to the value.
+    #[inline]
+    pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+        f(self.0.get())
+    }
+
+    /// Runs `f` with a mutable raw pointer to the value.
+    #[inline]
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        f(self.0.get())
+    }
+}
+
+#[cfg(shmprim_loom)]
+#[allow(unused_imports)]
+pub(crate) use loom::cell::UnsafeCell;
