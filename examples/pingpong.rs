@@ -32,7 +32,8 @@ fn play(seg: &Segment, rounds: u32, first: u32) -> shmprim::Result<()> {
         while ball.load(Ordering::Acquire) != mine {
             let seen = ball.load(Ordering::Acquire);
             if seen != mine {
-                wait_while_eq(ball, sleepers, seen, deadline()).map_err(|_| shmprim::Error::Timeout)?;
+                wait_while_eq(ball, sleepers, seen, deadline())
+                    .map_err(|_| shmprim::Error::Timeout)?;
             }
         }
         ball.store(mine + 1, Ordering::Release);

@@ -35,8 +35,8 @@ pub mod wait;
 
 pub use error::{Error, Mismatch, Result};
 pub use segment::{
-    Disposition, HeaderInfo, Kind, Participant, ParticipantId, Segment, SegmentBuilder, TypeCode,
-    TypeDesc,
+    Disposition, HeaderInfo, Kind, Options, Participant, ParticipantId, Segment, SegmentBuilder,
+    TypeCode, TypeDesc,
 };
 pub use wait::Deadline;
 

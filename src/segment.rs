@@ -467,6 +467,55 @@ pub struct Participant {
     pub since: SystemTime,
 }
 
+/// Options every named handle accepts: permission bits of a new segment, whether
+/// the handle unlinks the name when dropped, and how long `open` waits for a
+/// segment still being initialised.
+///
+/// ```
+/// use std::time::Duration;
+/// let opts = shmprim::Options::default().mode(0o640).unlink_on_drop(true);
+/// assert_eq!(opts.mode, 0o640);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Permission bits of a new segment (default `0o600`).
+    pub mode: u32,
+    /// Unlink the name when the handle is dropped (default `false`).
+    pub unlink_on_drop: bool,
+    /// Bound on waiting for a segment being initialised (default 5 s).
+    pub ready_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            mode: DEFAULT_MODE,
+            unlink_on_drop: false,
+            ready_timeout: DEFAULT_READY_TIMEOUT,
+        }
+    }
+}
+
+impl Options {
+    /// Sets the permission bits of a new segment.
+    pub fn mode(mut self, mode: u32) -> Options {
+        self.mode = mode & 0o777;
+        self
+    }
+
+    /// Sets whether the handle unlinks the name when dropped.
+    pub fn unlink_on_drop(mut self, yes: bool) -> Options {
+        self.unlink_on_drop = yes;
+        self
+    }
+
+    /// Sets how long `open` waits for a segment still being initialised.
+    pub fn ready_timeout(mut self, timeout: Duration) -> Options {
+        self.ready_timeout = timeout;
+        self
+    }
+}
+
 /// How to create or open a segment: its kind, size, parameters and payload type,
 /// and handle options. Primitives build one and call [`create_with`].
 ///
@@ -523,6 +572,14 @@ impl SegmentBuilder {
     /// The payload type written at creation and required on open.
     pub fn payload(mut self, desc: TypeDesc) -> Self {
         self.payload = desc;
+        self
+    }
+
+    /// Applies handle [`Options`] (mode, unlink on drop, ready timeout).
+    pub fn options(mut self, opts: &Options) -> Self {
+        self.mode = opts.mode;
+        self.unlink_on_drop = opts.unlink_on_drop;
+        self.ready_timeout = opts.ready_timeout;
         self
     }
 
