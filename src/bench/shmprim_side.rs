@@ -1,0 +1,166 @@
+//! The shmprim runners: what is measured for shmprim itself.
+//!
+//! Today only the foundation is on `main`, so two figures have a shmprim side:
+//! a busy-polling ping-pong over a word of a [`Segment`], and a ping-pong that
+//! sleeps with [`crate::wait`] (spin, then a shared futex, woken only when a
+//! waiter count says someone sleeps) over a [`Segment`]. Each primitive adds its
+//! runners here in the same shape: the parent creates the object under a name
+//! from `unique_name` (registered for Ctrl-C cleanup), starts the peer with
+//! [`Session::start`], measures from [`Session::go`], and checks what it got.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use super::Res;
+use super::proc::{
+    ChildCtx, CleanupKind, Session, Spawn, register_name, unique_name, unregister_name,
+};
+use super::refs::{ns_per, spin_until_eq};
+use crate::bench::Ctx;
+use crate::bench::figures::{FUTEX_ROUND_TRIPS, SPIN_ROUND_TRIPS};
+use crate::wait::{wait_while_eq, wake};
+use crate::{Deadline, Kind, Segment, SegmentBuilder};
+
+/// A named raw segment for a run, unlinked on drop (and by the Ctrl-C handler).
+struct NamedSegment {
+    seg: Segment,
+    reg: Option<usize>,
+}
+
+impl NamedSegment {
+    fn create(tag: &str) -> Res<NamedSegment> {
+        let name = unique_name(tag);
+        let reg = register_name(CleanupKind::Shm, &name);
+        let seg = SegmentBuilder::new(Kind::Raw)
+            .data_size(64)
+            .unlink_on_drop(true)
+            .create(&name)
+            .map_err(|e| {
+                unregister_name(reg);
+                e.to_string()
+            })?;
+        Ok(NamedSegment { seg, reg })
+    }
+
+    fn name(&self) -> String {
+        self.seg.name().unwrap_or_default().to_owned()
+    }
+}
+
+impl Drop for NamedSegment {
+    fn drop(&mut self) {
+        unregister_name(self.reg);
+    }
+}
+
+/// Word 0 (the ball) and word 1 (sleepers) of a segment's data area.
+fn words(seg: &Segment) -> Res<(&AtomicU32, &AtomicU32)> {
+    if seg.len() < 8 {
+        return Err("segment too small".into());
+    }
+    // SAFETY: the data area is page aligned and at least 8 bytes (checked); both
+    // words are only ever accessed atomically, by both processes.
+    unsafe {
+        let p = seg.as_ptr().cast::<AtomicU32>();
+        Ok((&*p, &*p.add(1)))
+    }
+}
+
+/// Busy-polling ping-pong over a word of a shmprim `Segment`: ns per round trip.
+pub(crate) fn spin_pingpong(ctx: &Ctx) -> Res<f64> {
+    let n = ctx.n(SPIN_ROUND_TRIPS);
+    let seg = NamedSegment::create("seg-spin")?;
+    let (ball, _) = words(&seg.seg)?;
+    let mut s = Session::start(vec![Spawn::pinned(
+        "shmprim-spin-pong",
+        vec![seg.name(), n.to_string()],
+    )])?;
+    let t0 = s.go();
+    for i in 0..n as u32 {
+        // Release: pairs with the child's Acquire spin.
+        ball.store(2 * i + 1, Ordering::Release);
+        spin_until_eq(ball, 2 * i + 2, t0)?;
+    }
+    let dt = t0.elapsed();
+    s.wait_done()?;
+    s.finish()?;
+    Ok(ns_per(dt, n))
+}
+
+/// Child of [`spin_pingpong`].
+pub(crate) fn spin_pong_child(c: &ChildCtx) -> Res<()> {
+    let seg = Segment::open(c.str_arg(0)?).map_err(|e| e.to_string())?;
+    let n: u64 = c.arg(1)?;
+    let (ball, _) = words(&seg)?;
+    c.ready()?;
+    let t0 = Instant::now();
+    for i in 0..n as u32 {
+        spin_until_eq(ball, 2 * i + 1, t0)?;
+        // Release: pairs with the parent's Acquire spin.
+        ball.store(2 * i + 2, Ordering::Release);
+    }
+    c.done();
+    Ok(())
+}
+
+/// Waits with `shmprim::wait` until the ball is `want`, then serves `want + 1`.
+fn volley(ball: &AtomicU32, sleepers: &AtomicU32, want: u32) -> Res<()> {
+    let deadline = Deadline::after(Duration::from_secs(20));
+    loop {
+        // Acquire: pairs with the peer's Release store before its wake.
+        let seen = ball.load(Ordering::Acquire);
+        if seen == want {
+            break;
+        }
+        wait_while_eq(ball, sleepers, seen, deadline).map_err(|_| "peer timed out")?;
+    }
+    // Release: pairs with the peer's Acquire load after its wait.
+    ball.store(want + 1, Ordering::Release);
+    wake(ball, sleepers, 1);
+    Ok(())
+}
+
+/// Ping-pong where each side waits with `shmprim::wait::wait_while_eq` and
+/// serves with `wake`, over a shmprim `Segment`: ns per round trip.
+pub(crate) fn wait_pingpong(ctx: &Ctx) -> Res<f64> {
+    let n = ctx.n(FUTEX_ROUND_TRIPS);
+    let seg = NamedSegment::create("seg-wait")?;
+    let (ball, sleepers) = words(&seg.seg)?;
+    let mut s = Session::start(vec![Spawn::pinned(
+        "shmprim-wait-pong",
+        vec![seg.name(), n.to_string()],
+    )])?;
+    let t0 = s.go();
+    // The parent serves 0 -> 1 and waits for 2, serves 2 -> 3, ...
+    ball.store(1, Ordering::Release);
+    wake(ball, sleepers, 1);
+    for i in 1..n as u32 {
+        volley(ball, sleepers, 2 * i)?;
+    }
+    // Wait for the child's last answer.
+    let last = 2 * n as u32;
+    let deadline = Deadline::after(Duration::from_secs(20));
+    while ball.load(Ordering::Acquire) != last {
+        let seen = ball.load(Ordering::Acquire);
+        if seen != last {
+            wait_while_eq(ball, sleepers, seen, deadline).map_err(|_| "peer timed out")?;
+        }
+    }
+    let dt = t0.elapsed();
+    s.wait_done()?;
+    s.finish()?;
+    Ok(ns_per(dt, n))
+}
+
+/// Child of [`wait_pingpong`]: answers every odd value.
+pub(crate) fn wait_pong_child(c: &ChildCtx) -> Res<()> {
+    let seg = Segment::open(c.str_arg(0)?).map_err(|e| e.to_string())?;
+    let n: u64 = c.arg(1)?;
+    let (ball, sleepers) = words(&seg)?;
+    c.ready()?;
+    for i in 0..n as u32 {
+        volley(ball, sleepers, 2 * i + 1)?;
+    }
+    c.done();
+    Ok(())
+}
