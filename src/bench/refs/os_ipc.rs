@@ -108,6 +108,7 @@ pub(crate) fn socket(ctx: &Ctx) -> Res<f64> {
     let (parent, child) = raw_socketpair()?;
     // SAFETY: dup of an open descriptor; the copy is owned by the OwnedFd.
     let parent2 = unsafe { libc::dup(std::os::fd::AsRawFd::as_raw_fd(&parent)) };
+    // SAFETY: as above.
     let child2 = unsafe { libc::dup(std::os::fd::AsRawFd::as_raw_fd(&child)) };
     if parent2 < 0 || child2 < 0 {
         return Err(os_err("dup"));
