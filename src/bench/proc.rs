@@ -212,6 +212,38 @@ pub(crate) fn unique_name(tag: &str) -> String {
     format!("{}{n}-{tag}", name_prefix())
 }
 
+/// A fresh shared-memory name for one run, recorded for the Ctrl-C handler and
+/// unlinked on drop (ignoring "not found"): give it to any shmprim primitive's
+/// `create` and the run cleans up after itself whatever happens.
+pub(crate) struct ShmNameGuard {
+    name: String,
+    reg: Option<usize>,
+}
+
+impl ShmNameGuard {
+    /// A name `shmprim-bench-<pid>-<n>-<tag>`.
+    pub(crate) fn new(tag: &str) -> ShmNameGuard {
+        let name = unique_name(tag);
+        let reg = register_name(CleanupKind::Shm, &name);
+        ShmNameGuard { name, reg }
+    }
+
+    /// The name (no leading `/`).
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for ShmNameGuard {
+    fn drop(&mut self) {
+        if let Ok(c) = CString::new(format!("/{}", self.name)) {
+            // SAFETY: valid NUL-terminated string.
+            unsafe { libc::shm_unlink(c.as_ptr()) };
+        }
+        unregister_name(self.reg);
+    }
+}
+
 /// A `shm_open` + `mmap` mapping, independent of shmprim's `Segment` so that the
 /// references share no code with the library. The creator unlinks it on drop.
 pub(crate) struct RawShm {

@@ -4,17 +4,37 @@
 //! a busy-polling ping-pong over a word of a [`Segment`], and a ping-pong that
 //! sleeps with [`crate::wait`] (spin, then a shared futex, woken only when a
 //! waiter count says someone sleeps) over a [`Segment`]. Each primitive adds its
-//! runners here in the same shape: the parent creates the object under a name
-//! from `unique_name` (registered for Ctrl-C cleanup), starts the peer with
+//! runners here in the same shape: the parent creates the object under the name
+//! of a `ShmNameGuard` (unlinked on drop and on Ctrl-C), starts the peer with
 //! [`Session::start`], measures from [`Session::go`], and checks what it got.
+//!
+//! For example, once `SpscRing<u64>` is merged, figure `spsc-u64` needs:
+//!
+//! ```text
+//! pub(crate) fn spsc_u64(ctx: &Ctx) -> Res<f64> {
+//!     let n = ctx.n(SPSC_U64_MSGS);
+//!     let name = ShmNameGuard::new("spsc");   // unlinked on drop and on Ctrl-C
+//!     let ring = SpscRing::<u64>::create(name.name(), SPSC_U64_CAPACITY).map_err(|e| e.to_string())?;
+//!     let s = Session::start(vec![Spawn::pinned("shmprim-spsc-producer", vec![name.name().into(), n.to_string()])])?;
+//!     let t0 = s.go();
+//!     let mut sum = 0;
+//!     for _ in 0..n { sum += busy_pop(&ring, t0)?; }       // spin on try_pop, bounded
+//!     let dt = t0.elapsed();
+//!     s.finish()?;
+//!     if sum != n * (n + 1) / 2 { return Err("wrong checksum".into()); }
+//!     Ok(mmsgs(dt, n))
+//! }
+//! // + a child role `("shmprim-spsc-producer", shmprim_side::spsc_producer_child)` in
+//! //   `ROLES` (open by name, `c.ready()?`, push 1..=n, `c.done()`),
+//! // + `shmprim: Some(Impl { name: "SpscRing<u64>", run: shmprim_side::spsc_u64, .. })`
+//! //   on the figure in figures.rs.
+//! ```
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use super::Res;
-use super::proc::{
-    ChildCtx, CleanupKind, Session, Spawn, register_name, unique_name, unregister_name,
-};
+use super::proc::{ChildCtx, Session, ShmNameGuard, Spawn};
 use super::refs::{ns_per, spin_until_eq};
 use crate::bench::Ctx;
 use crate::bench::figures::{FUTEX_ROUND_TRIPS, SPIN_ROUND_TRIPS};
@@ -24,32 +44,21 @@ use crate::{Deadline, Kind, Segment, SegmentBuilder};
 /// A named raw segment for a run, unlinked on drop (and by the Ctrl-C handler).
 struct NamedSegment {
     seg: Segment,
-    reg: Option<usize>,
+    name: ShmNameGuard,
 }
 
 impl NamedSegment {
     fn create(tag: &str) -> Res<NamedSegment> {
-        let name = unique_name(tag);
-        let reg = register_name(CleanupKind::Shm, &name);
+        let name = ShmNameGuard::new(tag);
         let seg = SegmentBuilder::new(Kind::Raw)
             .data_size(64)
-            .unlink_on_drop(true)
-            .create(&name)
-            .map_err(|e| {
-                unregister_name(reg);
-                e.to_string()
-            })?;
-        Ok(NamedSegment { seg, reg })
+            .create(name.name())
+            .map_err(|e| e.to_string())?;
+        Ok(NamedSegment { seg, name })
     }
 
     fn name(&self) -> String {
-        self.seg.name().unwrap_or_default().to_owned()
-    }
-}
-
-impl Drop for NamedSegment {
-    fn drop(&mut self) {
-        unregister_name(self.reg);
+        self.name.name().to_owned()
     }
 }
 
