@@ -260,13 +260,18 @@ impl RawShm {
         let name = unique_name(tag);
         let reg = register_name(CleanupKind::Shm, &name);
         match Self::map(&name, len, true) {
-            Ok(ptr) => Ok(RawShm {
-                name,
-                ptr,
-                len,
-                owner: true,
-                reg,
-            }),
+            Ok(ptr) => {
+                // Touch every page now so that no page fault lands in a measurement.
+                // SAFETY: `ptr` maps `len` writable bytes that nobody else uses yet.
+                unsafe { std::ptr::write_bytes(ptr, 0, len) };
+                Ok(RawShm {
+                    name,
+                    ptr,
+                    len,
+                    owner: true,
+                    reg,
+                })
+            }
             Err(e) => {
                 unregister_name(reg);
                 Err(e)
