@@ -21,7 +21,8 @@ def pin(cpu):
 def echo(ping, pong, n):
     pin(1)
     for _ in range(n):
-        pong.put(ping.get() + 1)
+        # Bounded, so that the child ends on its own if the parent is killed.
+        pong.put(ping.get(timeout=20) + 1)
 
 
 def main():

@@ -130,14 +130,16 @@ pub(crate) fn unregister_name(slot: Option<usize>) {
     }
 }
 
-fn register_pid(pid: u32) -> Option<usize> {
+/// Records a child pid for the signal handler to kill; returns the slot to release.
+pub(crate) fn register_pid(pid: u32) -> Option<usize> {
     PIDS.iter().position(|p| {
         p.compare_exchange(0, pid, Ordering::Relaxed, Ordering::Relaxed)
             .is_ok()
     })
 }
 
-fn unregister_pid(slot: Option<usize>) {
+/// Forgets a pid recorded by [`register_pid`].
+pub(crate) fn unregister_pid(slot: Option<usize>) {
     if let Some(i) = slot {
         PIDS[i].store(0, Ordering::Relaxed);
     }

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use super::super::Res;
-use super::super::proc::PEER_TIMEOUT;
+use super::super::proc::{PEER_TIMEOUT, register_pid, unregister_pid};
 use crate::bench::Ctx;
 use crate::bench::figures::PYTHON_ROUND_TRIPS;
 
@@ -31,13 +31,22 @@ pub(crate) fn available() -> bool {
 /// `multiprocessing.Queue` round trip: ns.
 pub(crate) fn mp_queue(ctx: &Ctx) -> Res<f64> {
     let n = ctx.n(PYTHON_ROUND_TRIPS);
-    let mut child = Command::new("python3")
+    let child = Command::new("python3")
         .args(["-c", SCRIPT, &n.to_string()])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .map_err(|e| format!("python3: {e}"))?;
+    // Killed by the Ctrl-C handler like every other child (its own child ends by
+    // itself: every get in the script has a timeout).
+    let reg = register_pid(child.id());
+    let result = wait_and_parse(child);
+    unregister_pid(reg);
+    result
+}
+
+fn wait_and_parse(mut child: std::process::Child) -> Res<f64> {
     let started = Instant::now();
     loop {
         match child.try_wait() {
