@@ -234,9 +234,11 @@ fn mq_deadline() -> libc::timespec {
     }
 }
 
-/// Whether POSIX message queues work here (`mq_open` may be missing in a sandbox).
+/// Whether POSIX message queues work here (`mq_open` may be missing in a
+/// sandbox); probed once.
 pub(crate) fn mq_available() -> bool {
-    Mq::create("mq-probe").is_ok()
+    static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OK.get_or_init(|| Mq::create("mq-probe").is_ok())
 }
 
 /// Two POSIX message queues: ns per round trip.
