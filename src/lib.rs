@@ -28,6 +28,7 @@
 
 pub mod error;
 pub mod ffi;
+pub mod inspect;
 pub mod segment;
 pub(crate) mod sync;
 pub(crate) mod sys;

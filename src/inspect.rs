@@ -1,0 +1,371 @@
+//! Seeing inside segments without touching them: what `shmprim ls`, `stat`, `rm`,
+//! `gc` and `watch` show, available to programs that monitor themselves.
+//!
+//! Inspection maps a segment **read-only**, takes no participant slot and no
+//! lock, and never writes: it only loads. A segment being initialised, truncated,
+//! foreign or corrupted is reported as such ([`Health`]), never a crash.
+//!
+//! ```
+//! use shmprim::{Segment, inspect};
+//! # let name = format!("doc-inspect-{}", std::process::id());
+//! let seg = Segment::create(&name, 64)?;
+//! let report = inspect::inspect(&name)?;
+//! assert_eq!(report.health, inspect::Health::Ready);
+//! assert_eq!(report.live_participants(), 1); // `seg` itself
+//! # drop(seg);
+//! # Segment::unlink(&name)?;
+//! # Ok::<(), shmprim::Error>(())
+//! ```
+
+use std::os::fd::AsFd;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::error::{Error, Result};
+use crate::segment::{
+    CREATOR_LOCK_BYTE, HEADER_SIZE, HeaderInfo, Kind, MAGIC, Participant, STATE_INITIALISING,
+    STATE_READY, header_of, header_snapshot, participants_of, validate_info, validate_name,
+};
+use crate::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use crate::sys;
+use crate::sys::shm::{Mapping, OpenMode};
+
+/// What shape a segment is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// Valid header, state ready.
+    Ready,
+    /// Being initialised by a live creator.
+    Initialising,
+    /// Not ready and its creator is gone.
+    CreatorDied,
+    /// The file is smaller than a header (or empty).
+    TooSmall,
+    /// The file is smaller than its header claims.
+    Truncated,
+    /// Written by another layout version.
+    OtherVersion(u32),
+    /// A valid magic, but fields that break the header's invariants.
+    Corrupted(String),
+}
+
+impl Health {
+    /// A short word for tables and JSON.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Health::Ready => "ready",
+            Health::Initialising => "initialising",
+            Health::CreatorDied => "creator-died",
+            Health::TooSmall => "too-small",
+            Health::Truncated => "truncated",
+            Health::OtherVersion(_) => "other-version",
+            Health::Corrupted(_) => "corrupted",
+        }
+    }
+}
+
+/// One value in a state summary.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Field {
+    /// An unsigned integer.
+    U64(u64),
+    /// A signed integer.
+    I64(i64),
+    /// A float.
+    F64(f64),
+    /// A flag.
+    Bool(bool),
+    /// Text.
+    Str(String),
+}
+
+impl std::fmt::Display for Field {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Field::U64(v) => write!(f, "{v}"),
+            Field::I64(v) => write!(f, "{v}"),
+            Field::F64(v) => write!(f, "{v}"),
+            Field::Bool(v) => write!(f, "{v}"),
+            Field::Str(v) => f.write_str(v),
+        }
+    }
+}
+
+/// A primitive's state, as a one-line description plus named fields.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StateSummary {
+    /// One line for `ls` ("depth 3/1024, open").
+    pub line: String,
+    /// Every field, for `stat` and JSON.
+    pub fields: Vec<(&'static str, Field)>,
+}
+
+/// Everything inspection found about one segment.
+#[derive(Debug, Clone)]
+pub struct Inspection {
+    /// The segment's name.
+    pub name: String,
+    /// Size of the file in bytes.
+    pub file_size: u64,
+    /// Permission bits.
+    pub mode: u32,
+    /// Owner's uid.
+    pub uid: u32,
+    /// The segment's shape.
+    pub health: Health,
+    /// The header (when the magic was valid and the file held a header).
+    pub info: Option<HeaderInfo>,
+    /// The participant table (when the header was readable).
+    pub participants: Vec<Participant>,
+    /// The primitive's state (when ready and the kind has a summariser).
+    pub state: Option<StateSummary>,
+}
+
+impl Inspection {
+    /// The kind, when the header names a known one.
+    pub fn kind(&self) -> Option<Kind> {
+        self.info.and_then(|i| Kind::from_code(i.kind))
+    }
+
+    /// Number of participants that still hold the segment open.
+    pub fn live_participants(&self) -> usize {
+        self.participants.iter().filter(|p| p.alive).count()
+    }
+
+    /// Number of participants that died without closing their handle.
+    pub fn dead_participants(&self) -> usize {
+        self.participants
+            .iter()
+            .filter(|p| !p.alive && !p.left)
+            .count()
+    }
+
+    /// The creator's pid, from the header.
+    pub fn creator_pid(&self) -> Option<u32> {
+        self.info.map(|i| i.creator_pid)
+    }
+
+    /// When the segment was created.
+    pub fn created(&self) -> Option<SystemTime> {
+        self.info
+            .map(|i| UNIX_EPOCH + Duration::from_nanos(i.created_at_ns))
+    }
+
+    /// Whether `gc` may remove it: no live participant, and its creator process
+    /// is gone (or it never became ready and its creator died).
+    pub fn is_garbage(&self) -> bool {
+        if self.info.is_none() || self.live_participants() > 0 {
+            return false;
+        }
+        match self.health {
+            Health::Initialising => false,
+            Health::CreatorDied => true,
+            _ => self.creator_pid().is_none_or(|pid| !sys::pid_exists(pid)),
+        }
+    }
+}
+
+/// Bounds-checked, load-only access to a primitive's data area, for summarisers.
+/// Every accessor returns `None` when the range falls outside the area.
+pub struct StateView<'a> {
+    data: &'a [u8],
+}
+
+impl<'a> StateView<'a> {
+    fn range(&self, offset: usize, len: usize, align: usize) -> Option<*const u8> {
+        let end = offset.checked_add(len)?;
+        (end <= self.data.len() && offset % align == 0)
+            .then(|| self.data.as_ptr().wrapping_add(offset))
+    }
+
+    /// Size of the data area.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Whether the data area is empty.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// An atomic `u8` load at `offset`.
+    pub fn u8(&self, offset: usize) -> Option<u8> {
+        let p = self.range(offset, 1, 1)?;
+        // SAFETY: in bounds (checked); atomic loads are allowed on read-only memory.
+        Some(unsafe { &*p.cast::<AtomicU8>() }.load(Ordering::Relaxed))
+    }
+
+    /// An atomic `u32` load at `offset` (must be 4-aligned).
+    pub fn u32(&self, offset: usize) -> Option<u32> {
+        let p = self.range(offset, 4, 4)?;
+        // SAFETY: in bounds and aligned (checked; the area is page aligned);
+        // atomic loads are allowed on read-only memory.
+        Some(unsafe { &*p.cast::<AtomicU32>() }.load(Ordering::Relaxed))
+    }
+
+    /// An atomic `u64` load at `offset` (must be 8-aligned).
+    pub fn u64(&self, offset: usize) -> Option<u64> {
+        let p = self.range(offset, 8, 8)?;
+        // SAFETY: in bounds and aligned (checked); atomic loads are allowed on
+        // read-only memory.
+        Some(unsafe { &*p.cast::<AtomicU64>() }.load(Ordering::Relaxed))
+    }
+
+    /// A byte-wise copy of `len` bytes at `offset` (each byte loaded atomically,
+    /// so a concurrent writer can tear the copy but not cause a data race).
+    pub fn bytes(&self, offset: usize, len: usize) -> Option<Vec<u8>> {
+        self.range(offset, len, 1)?;
+        (offset..offset + len).map(|o| self.u8(o)).collect()
+    }
+}
+
+/// Summarises a ready segment's state by kind. Primitives add their arm here.
+fn summarize(kind: Kind, info: &HeaderInfo, view: &StateView<'_>) -> Option<StateSummary> {
+    match kind {
+        Kind::Raw => Some(StateSummary {
+            line: format!("{} bytes", info.data_size),
+            fields: vec![("bytes", Field::U64(info.data_size))],
+        }),
+        _ => {
+            let _ = view;
+            None
+        }
+    }
+}
+
+/// Inspects the named segment: read-only, no slot, no lock, no writes.
+/// `NotFound` if there is no such name, `NotShmprim` if its magic is wrong; every
+/// other problem is reported in [`Inspection::health`].
+pub fn inspect(name: &str) -> Result<Inspection> {
+    validate_name(name)?;
+    let io = |op| move |e| Error::from_io(name, op, e);
+    let fd = sys::shm::shm_open(name, OpenMode::ReadOnly, 0).map_err(io("shm_open"))?;
+    let st = sys::shm::fstat(&fd).map_err(io("fstat"))?;
+    let mut out = Inspection {
+        name: name.to_owned(),
+        file_size: st.size,
+        mode: st.mode,
+        uid: st.uid,
+        health: Health::TooSmall,
+        info: None,
+        participants: Vec::new(),
+        state: None,
+    };
+    if st.size < HEADER_SIZE as u64 {
+        if st.size >= 8 {
+            let mut magic = [0u8; 8];
+            let file = std::fs::File::from(fd.try_clone().map_err(io("dup"))?);
+            std::os::unix::fs::FileExt::read_exact_at(&file, &mut magic, 0).map_err(io("pread"))?;
+            if magic != MAGIC {
+                return Err(Error::NotShmprim {
+                    name: name.to_owned(),
+                });
+            }
+        }
+        return Ok(out);
+    }
+    let map = Mapping::map(&fd, st.size, false).map_err(io("mmap"))?;
+    let (state, info) = header_snapshot(&map);
+    if info.magic != MAGIC {
+        if info.magic == [0; 8] && state == STATE_INITIALISING {
+            let creator = sys::lock::is_byte_locked_by_other(fd.as_fd(), CREATOR_LOCK_BYTE)
+                .map_err(io("fcntl"))?;
+            out.health = if creator {
+                Health::Initialising
+            } else {
+                Health::CreatorDied
+            };
+            return Ok(out);
+        }
+        return Err(Error::NotShmprim {
+            name: name.to_owned(),
+        });
+    }
+    out.info = Some(info);
+    // SAFETY: the mapping covers at least HEADER_SIZE bytes (checked above).
+    let header = unsafe { header_of(&map) };
+    out.participants = participants_of(name, header, &fd, info.slot_count, None)?;
+    out.health = match state {
+        STATE_READY => match validate_info(name, &info, st.size) {
+            Ok(()) => Health::Ready,
+            Err(Error::Incompatible { .. }) => Health::OtherVersion(info.version),
+            Err(Error::Truncated { .. }) => Health::Truncated,
+            Err(e) => Health::Corrupted(e.to_string()),
+        },
+        STATE_INITIALISING => {
+            let creator = sys::lock::is_byte_locked_by_other(fd.as_fd(), CREATOR_LOCK_BYTE)
+                .map_err(io("fcntl"))?;
+            if creator {
+                Health::Initialising
+            } else {
+                Health::CreatorDied
+            }
+        }
+        other => Health::Corrupted(format!("unknown segment state {other:#x}")),
+    };
+    if out.health == Health::Ready {
+        let kind = Kind::from_code(info.kind).expect("validated");
+        // SAFETY: validate_info checked data_offset + data_size <= total_size <=
+        // file size, the length of the mapping.
+        let data = unsafe {
+            std::slice::from_raw_parts(
+                map.as_ptr().add(info.data_offset as usize).cast_const(),
+                info.data_size as usize,
+            )
+        };
+        out.state = summarize(kind, &info, &StateView { data });
+    }
+    Ok(out)
+}
+
+/// Every shmprim segment on the machine (files in `/dev/shm` whose header carries
+/// the shmprim magic; a file still empty or without its magic cannot be told
+/// from a foreign one and is skipped), sorted by name. Foreign files are skipped; a file that vanishes while listed is
+/// skipped too.
+pub fn list() -> Result<Vec<Inspection>> {
+    let names = sys::shm::list_shm_names().map_err(|e| Error::from_io("/dev/shm", "readdir", e))?;
+    let mut out = Vec::new();
+    for name in names {
+        if validate_name(&name).is_err() {
+            continue;
+        }
+        match inspect(&name) {
+            Ok(ins) if ins.info.is_some() => out.push(ins),
+            Ok(_) => {}
+            Err(
+                Error::NotShmprim { .. } | Error::NotFound { .. } | Error::PermissionDenied { .. },
+            ) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+/// Unlinks the named segment after checking it is a shmprim segment
+/// (`NotShmprim` for any other file, which is left alone).
+pub fn remove(name: &str) -> Result<()> {
+    let ins = inspect(name)?;
+    if ins.info.is_none() {
+        return Err(Error::NotShmprim {
+            name: name.to_owned(),
+        });
+    }
+    crate::Segment::unlink(name)
+}
+
+/// Segments that [`Inspection::is_garbage`] says nobody uses; removes them unless
+/// `dry_run`. Returns what was (or would be) removed.
+pub fn gc(dry_run: bool) -> Result<Vec<Inspection>> {
+    let mut removed = Vec::new();
+    for ins in list()? {
+        if ins.is_garbage() {
+            if !dry_run {
+                match crate::Segment::unlink(&ins.name) {
+                    Ok(()) | Err(Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            removed.push(ins);
+        }
+    }
+    Ok(removed)
+}

@@ -1,0 +1,177 @@
+//! Inspection: read-only, reports every shape a segment can be in, and drives
+//! `rm` and `gc` safely.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::{ShmName, spawn, wait_until, word};
+use shmprim::inspect::{self, Health};
+use shmprim::segment::{HEADER_SIZE, MAGIC};
+use shmprim::{Error, Kind, Segment, SegmentBuilder};
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+#[test]
+#[ignore = "entry point for child processes started by the other tests"]
+fn child_entry() {
+    let Some((role, args)) = common::child_role() else {
+        return;
+    };
+    match role.as_str() {
+        // Creates (or opens) the segment, says so in word 1, then waits to be killed.
+        "create_and_hold" => {
+            let seg = Segment::open_or_create(&args[0], 64).unwrap().0;
+            word(&seg, 1).store(1, Ordering::Release);
+            std::thread::sleep(LIMIT);
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+#[test]
+fn inspection_reports_a_ready_segment_and_takes_no_slot_and_writes_nothing() {
+    let name = ShmName::new("inspect_ready");
+    let seg = SegmentBuilder::new(Kind::Event)
+        .data_size(128)
+        .create(&name)
+        .unwrap();
+    let before = std::fs::read(name.path()).unwrap();
+    let report = inspect::inspect(&name).unwrap();
+    assert_eq!(report.health, Health::Ready);
+    assert_eq!(report.kind(), Some(Kind::Event));
+    assert_eq!(report.creator_pid(), Some(std::process::id()));
+    assert_eq!(
+        report.live_participants(),
+        1,
+        "only `seg`: inspection takes no slot"
+    );
+    assert_eq!(report.mode, 0o600);
+    assert_eq!(
+        std::fs::read(name.path()).unwrap(),
+        before,
+        "inspection wrote to the segment"
+    );
+    assert_eq!(seg.participants().unwrap().len(), 1);
+}
+
+#[test]
+fn a_corrupted_segment_is_listed_as_corrupted() {
+    let name = ShmName::new("inspect_corrupt");
+    let mut bytes: Vec<u8> = (0..2 * HEADER_SIZE)
+        .map(|i| (i * 7919 % 251) as u8)
+        .collect();
+    bytes[..8].copy_from_slice(&MAGIC);
+    std::fs::write(name.path(), &bytes).unwrap();
+    let listed = inspect::list().unwrap();
+    let entry = listed
+        .iter()
+        .find(|i| i.name == name.as_str())
+        .expect("a file with the magic is listed");
+    assert!(
+        matches!(entry.health, Health::Corrupted(_)),
+        "{:?}",
+        entry.health
+    );
+    // Opening it for use is refused too.
+    assert!(Segment::open(&name).is_err());
+}
+
+#[test]
+fn foreign_files_are_not_listed_and_rm_refuses_them() {
+    let name = ShmName::new("inspect_foreign");
+    std::fs::write(name.path(), vec![0u8; 2 * HEADER_SIZE]).unwrap();
+    assert!(
+        inspect::list()
+            .unwrap()
+            .iter()
+            .all(|i| i.name != name.as_str())
+    );
+    let err = inspect::remove(&name).unwrap_err();
+    assert!(matches!(err, Error::NotShmprim { .. }), "{err}");
+    assert!(
+        std::path::Path::new(&name.path()).exists(),
+        "rm must leave a foreign file alone"
+    );
+    let small = ShmName::new("inspect_foreign_small");
+    std::fs::write(small.path(), b"hello world").unwrap();
+    assert!(matches!(
+        inspect::remove(&small),
+        Err(Error::NotShmprim { .. })
+    ));
+    assert!(std::path::Path::new(&small.path()).exists());
+}
+
+#[test]
+fn rm_removes_a_shmprim_segment() {
+    let name = ShmName::new("inspect_rm");
+    drop(Segment::create(&name, 8).unwrap());
+    inspect::remove(&name).unwrap();
+    assert!(!std::path::Path::new(&name.path()).exists());
+}
+
+#[test]
+fn gc_removes_exactly_the_segments_whose_participants_are_all_dead() {
+    // Orphan: created by a child that is then killed; nobody else has it open.
+    let orphan = ShmName::new("gc_orphan");
+    let mut c1 = spawn("create_and_hold", &[&orphan]);
+    // Held: created by a child that stays alive.
+    let held = ShmName::new("gc_held");
+    let mut c2 = spawn("create_and_hold", &[&held]);
+    // Ours: created by this (live) process, handle closed: the creator is alive.
+    let ours = ShmName::new("gc_ours");
+    drop(Segment::create(&ours, 64).unwrap());
+    for n in [&orphan, &held] {
+        assert!(wait_until(LIMIT, || {
+            Segment::open(n).is_ok_and(|s| word(&s, 1).load(Ordering::Acquire) == 1)
+        }));
+    }
+    c1.kill();
+
+    let dry = inspect::gc(true).unwrap();
+    let names: Vec<&str> = dry.iter().map(|i| i.name.as_str()).collect();
+    assert!(names.contains(&orphan.as_str()), "{names:?}");
+    assert!(
+        !names.contains(&held.as_str()) && !names.contains(&ours.as_str()),
+        "{names:?}"
+    );
+    assert!(
+        std::path::Path::new(&orphan.path()).exists(),
+        "--dry-run removed something"
+    );
+
+    let removed = inspect::gc(false).unwrap();
+    assert!(removed.iter().any(|i| i.name == orphan.as_str()));
+    assert!(!std::path::Path::new(&orphan.path()).exists());
+    assert!(std::path::Path::new(&held.path()).exists());
+    assert!(std::path::Path::new(&ours.path()).exists());
+    c2.kill();
+}
+
+#[test]
+fn inspection_reports_a_dead_participant() {
+    let name = ShmName::new("inspect_dead");
+    let seg = Segment::create(&name, 64).unwrap();
+    let mut child = spawn("create_and_hold", &[&name]);
+    assert!(wait_until(LIMIT, || word(&seg, 1).load(Ordering::Acquire) == 1));
+    assert_eq!(inspect::inspect(&name).unwrap().live_participants(), 2);
+    child.kill();
+    let report = inspect::inspect(&name).unwrap();
+    assert_eq!(report.live_participants(), 1);
+    assert_eq!(report.dead_participants(), 1);
+    assert!(!report.is_garbage(), "a live participant remains");
+}
+
+#[test]
+fn inspection_of_a_truncated_segment_says_so() {
+    let name = ShmName::new("inspect_truncated");
+    drop(Segment::create(&name, 3 * 4096).unwrap());
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(name.path())
+        .unwrap()
+        .set_len(2 * 4096)
+        .unwrap();
+    assert_eq!(inspect::inspect(&name).unwrap().health, Health::Truncated);
+}
