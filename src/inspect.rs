@@ -369,3 +369,251 @@ pub fn gc(dry_run: bool) -> Result<Vec<Inspection>> {
     }
     Ok(removed)
 }
+
+/// Escapes `s` as a JSON string literal.
+fn json_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn json_field(f: &Field) -> String {
+    match f {
+        Field::U64(v) => v.to_string(),
+        Field::I64(v) => v.to_string(),
+        Field::F64(v) if v.is_finite() => v.to_string(),
+        Field::F64(_) => "null".into(),
+        Field::Bool(v) => v.to_string(),
+        Field::Str(s) => json_str(s),
+    }
+}
+
+fn secs_since_epoch(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+impl Inspection {
+    /// Age of the segment (zero when unknown or in the future).
+    pub fn age(&self) -> Duration {
+        self.created()
+            .and_then(|c| SystemTime::now().duration_since(c).ok())
+            .unwrap_or_default()
+    }
+
+    /// The one-line state for `ls`: the primitive's summary, or the health.
+    pub fn state_line(&self) -> String {
+        match (&self.health, &self.state) {
+            (Health::Ready, Some(s)) => s.line.clone(),
+            (Health::Ready, None) => "ready".into(),
+            (Health::Corrupted(why), _) => format!("corrupted: {why}"),
+            (Health::OtherVersion(v), _) => format!(
+                "layout version {v} (this build reads {})",
+                crate::segment::LAYOUT_VERSION
+            ),
+            (h, _) => h.as_str().into(),
+        }
+    }
+
+    /// Everything as one JSON object (`stat --json`; `ls --json` lists these).
+    pub fn to_json(&self) -> String {
+        let mut o = vec![
+            format!("\"name\":{}", json_str(&self.name)),
+            format!("\"health\":{}", json_str(self.health.as_str())),
+            format!("\"file_size\":{}", self.file_size),
+            format!("\"mode\":{}", json_str(&format!("{:o}", self.mode))),
+            format!("\"uid\":{}", self.uid),
+        ];
+        if let Health::Corrupted(why) = &self.health {
+            o.push(format!("\"problem\":{}", json_str(why)));
+        }
+        if let Some(info) = &self.info {
+            let kind = Kind::from_code(info.kind).map_or("unknown", Kind::name);
+            o.push(format!("\"kind\":{}", json_str(kind)));
+            o.push(format!("\"version\":{}", info.version));
+            o.push(format!("\"total_size\":{}", info.total_size));
+            o.push(format!("\"data_size\":{}", info.data_size));
+            o.push(format!(
+                "\"params\":[{}]",
+                info.params
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ));
+            o.push(format!(
+                "\"payload\":{{\"name\":{},\"code\":{},\"size\":{},\"align\":{}}}",
+                json_str(&info.payload.name_str()),
+                info.payload.code,
+                info.payload.size,
+                info.payload.align
+            ));
+            o.push(format!("\"creator_pid\":{}", info.creator_pid));
+            o.push(format!(
+                "\"created_at\":{:.3}",
+                info.created_at_ns as f64 / 1e9
+            ));
+            o.push(format!("\"age_seconds\":{:.3}", self.age().as_secs_f64()));
+        }
+        o.push(format!(
+            "\"live_participants\":{}",
+            self.live_participants()
+        ));
+        o.push(format!(
+            "\"dead_participants\":{}",
+            self.dead_participants()
+        ));
+        let parts: Vec<String> = self
+            .participants
+            .iter()
+            .map(|p| {
+                let status = if p.alive { "alive" } else if p.left { "left" } else { "dead" };
+                format!(
+                    "{{\"slot\":{},\"generation\":{},\"pid\":{},\"status\":\"{status}\",\"since\":{:.3}}}",
+                    p.id.slot,
+                    p.id.generation,
+                    p.pid,
+                    secs_since_epoch(p.since)
+                )
+            })
+            .collect();
+        o.push(format!("\"participants\":[{}]", parts.join(",")));
+        o.push(format!("\"state_line\":{}", json_str(&self.state_line())));
+        if let Some(s) = &self.state {
+            let fields: Vec<String> = s
+                .fields
+                .iter()
+                .map(|(k, v)| format!("{}:{}", json_str(k), json_field(v)))
+                .collect();
+            o.push(format!("\"state\":{{{}}}", fields.join(",")));
+        }
+        format!("{{{}}}", o.join(","))
+    }
+
+    /// A human-readable report: header, state fields, participant table.
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write;
+        let mut t = String::new();
+        let _ = writeln!(t, "name:          {}", self.name);
+        let _ = writeln!(t, "health:        {}", self.state_line_or_health());
+        let _ = writeln!(
+            t,
+            "file:          {} bytes, mode {:o}, uid {}",
+            self.file_size, self.mode, self.uid
+        );
+        if let Some(info) = &self.info {
+            let kind = Kind::from_code(info.kind).map_or("unknown", Kind::name);
+            let _ = writeln!(t, "kind:          {kind} (layout version {})", info.version);
+            let _ = writeln!(
+                t,
+                "data:          {} bytes at offset {}",
+                info.data_size, info.data_offset
+            );
+            let _ = writeln!(t, "params:        {:?}", info.params);
+            let _ = writeln!(t, "payload:       {}", info.payload);
+            let _ = writeln!(
+                t,
+                "creator:       pid {}, {:.1} s ago",
+                info.creator_pid,
+                self.age().as_secs_f64()
+            );
+        }
+        if let Some(s) = &self.state {
+            let _ = writeln!(t, "state:         {}", s.line);
+            for (k, v) in &s.fields {
+                let _ = writeln!(t, "  {k:<18} {v}");
+            }
+        }
+        let _ = writeln!(
+            t,
+            "participants:  {} live, {} dead",
+            self.live_participants(),
+            self.dead_participants()
+        );
+        for p in &self.participants {
+            let status = if p.alive {
+                "alive"
+            } else if p.left {
+                "left"
+            } else {
+                "DEAD"
+            };
+            let ago = SystemTime::now()
+                .duration_since(p.since)
+                .unwrap_or_default();
+            let _ = writeln!(
+                t,
+                "  slot {:>3} gen {:>4}  pid {:>8}  {status:<5}  since {:.1} s ago",
+                p.id.slot,
+                p.id.generation,
+                p.pid,
+                ago.as_secs_f64()
+            );
+        }
+        t
+    }
+
+    fn state_line_or_health(&self) -> String {
+        match &self.health {
+            Health::Ready => "ready".into(),
+            _ => self.state_line(),
+        }
+    }
+}
+
+/// The `ls` table: one line per segment.
+pub fn render_table(list: &[Inspection]) -> String {
+    use std::fmt::Write;
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "{:<32} {:<14} {:>10} {:>8} {:>8} {:>10}  STATE",
+        "NAME", "KIND", "SIZE", "AGE", "CREATOR", "LIVE/DEAD"
+    );
+    for i in list {
+        let kind = i.kind().map_or("?", Kind::name);
+        let age = i.age().as_secs();
+        let age = if age < 120 {
+            format!("{age}s")
+        } else if age < 7200 {
+            format!("{}m", age / 60)
+        } else {
+            format!("{}h", age / 3600)
+        };
+        let _ = writeln!(
+            t,
+            "{:<32} {:<14} {:>10} {:>8} {:>8} {:>10}  {}",
+            i.name,
+            kind,
+            i.file_size,
+            age,
+            i.creator_pid().map_or("-".into(), |p| p.to_string()),
+            format!("{}/{}", i.live_participants(), i.dead_participants()),
+            i.state_line()
+        );
+    }
+    t
+}
+
+/// `ls --json`: a JSON array of [`Inspection::to_json`] objects.
+pub fn render_json(list: &[Inspection]) -> String {
+    format!(
+        "[{}]",
+        list.iter()
+            .map(Inspection::to_json)
+            .collect::<Vec<_>>()
+            .join(",")
+    )
+}
