@@ -181,12 +181,20 @@ fn inspection_of_a_truncated_segment_says_so() {
 fn python_eval(json: &str, expr: &str) -> String {
     use std::io::Write;
     let mut child = std::process::Command::new("python3")
-        .args(["-c", &format!("import json,sys; d=json.load(sys.stdin); print({expr})")])
+        .args([
+            "-c",
+            &format!("import json,sys; d=json.load(sys.stdin); print({expr})"),
+        ])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("python3 is available");
-    child.stdin.take().unwrap().write_all(json.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(json.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "invalid JSON: {json}");
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
@@ -198,12 +206,23 @@ fn json_reports_are_valid_and_carry_the_state() {
     let _seg = Segment::create(&name, 64).unwrap();
     let one = inspect::inspect(&name).unwrap().to_json();
     assert_eq!(
-        python_eval(&one, "(d['kind'], d['health'], d['live_participants'], d['mode'], d['state']['bytes'])"),
+        python_eval(
+            &one,
+            "(d['kind'], d['health'], d['live_participants'], d['mode'], d['state']['bytes'])"
+        ),
         "('raw', 'ready', 1, '600', 64)"
     );
     let all = inspect::render_json(&inspect::list().unwrap());
-    let expr = format!("[x['participants'][0]['status'] for x in d if x['name'] == '{}']", name.as_str());
+    let expr = format!(
+        "[x['participants'][0]['status'] for x in d if x['name'] == '{}']",
+        name.as_str()
+    );
     assert_eq!(python_eval(&all, &expr), "['alive']");
     let table = inspect::render_table(&inspect::list().unwrap());
-    assert!(table.lines().any(|l| l.starts_with(name.as_str()) && l.contains("raw")), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(name.as_str()) && l.contains("raw")),
+        "{table}"
+    );
 }
