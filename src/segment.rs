@@ -758,6 +758,7 @@ impl SegmentBuilder {
             map,
             info,
             slot: None,
+            owner_pid: sys::getpid(),
             unlink_on_drop: self.unlink_on_drop,
         };
         // Release: pairs with the Acquire load of `state` in `attach`, publishing
@@ -826,6 +827,7 @@ impl SegmentBuilder {
             map,
             info,
             slot: None,
+            owner_pid: sys::getpid(),
             unlink_on_drop: self.unlink_on_drop,
         };
         seg.slot = Some(seg.claim_slot()?);
@@ -985,6 +987,10 @@ pub struct Segment {
     map: Mapping,
     info: HeaderInfo,
     slot: Option<u32>,
+    /// Pid of the process that claimed `slot`. A child forked with this handle
+    /// shares its open file description, and with it the slot's lock: only the
+    /// claiming process may release the slot.
+    owner_pid: u32,
     unlink_on_drop: bool,
 }
 
@@ -1239,7 +1245,7 @@ pub(crate) fn participants_of(
 
 impl Drop for Segment {
     fn drop(&mut self) {
-        if let Some(i) = self.slot {
+        if let Some(i) = self.slot.filter(|_| self.owner_pid == sys::getpid()) {
             self.slot(i).status.store(SLOT_LEFT, Ordering::Release);
             // The lock would go with the descriptor and the mapping anyway; drop it
             // now so the slot reads as free at once.
