@@ -97,3 +97,42 @@ fn every_example_in_ffi_examples_compiles_cleanly() {
         }
     }
 }
+
+#[test]
+fn pkg_config_file_builds_a_working_program_and_has_the_crate_version() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let pc = std::fs::read_to_string(root.join("shmprim.pc")).unwrap();
+    assert!(
+        pc.lines()
+            .any(|l| l == format!("Version: {}", env!("CARGO_PKG_VERSION"))),
+        "shmprim.pc's Version must be the crate version"
+    );
+    let flags = Command::new("pkg-config")
+        .env("PKG_CONFIG_PATH", root)
+        .arg(format!("--define-variable=libdir={}", lib_dir().display()))
+        .args(["--cflags", "--libs", "shmprim"])
+        .output()
+        .expect("pkg-config is installed");
+    assert!(
+        flags.status.success(),
+        "{}",
+        String::from_utf8_lossy(&flags.stderr)
+    );
+    let flags = String::from_utf8(flags.stdout).unwrap();
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ffi-pkgconfig-segment");
+    let built = Command::new("cc")
+        .args(["-Wall", "-Wextra", "-Werror", "-std=c11", "-D_GNU_SOURCE"])
+        .arg(examples_dir().join("segment_share.c"))
+        .args(flags.split_whitespace())
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    // Dynamically linked against libshmprim.so, found through the rpath.
+    assert!(run_example(&out, &[]).contains("segment_share: ok"));
+}
