@@ -28,12 +28,14 @@
 
 pub mod error;
 pub mod ffi;
+pub mod mutex;
 pub mod segment;
 pub(crate) mod sync;
 pub(crate) mod sys;
 pub mod wait;
 
 pub use error::{Error, Mismatch, Result};
+pub use mutex::{LockStatus, MutexOptions, RawMutex};
 pub use segment::{
     Disposition, HeaderInfo, Kind, Options, Participant, ParticipantId, Segment, SegmentBuilder,
     TypeCode, TypeDesc,
