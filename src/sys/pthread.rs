@@ -32,7 +32,6 @@ pub(crate) struct PthreadMutex(UnsafeCell<libc::pthread_mutex_t>);
 
 /// How a mutex behaves when its owner locks it again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code)] // `Recursive` is used by the reentrant mutex
 pub(crate) enum MutexType {
     /// Relocking by the owner fails with `EDEADLK` (robust mutexes record their
     /// owner anyway, so this costs nothing over a normal robust mutex).
@@ -70,7 +69,6 @@ pub(crate) enum LockFailed {
 
 /// Why an unlock failed.
 #[derive(Debug)]
-#[allow(dead_code)] // read by the reentrant mutex
 pub(crate) enum UnlockFailed {
     /// The caller does not hold the mutex (`EPERM`).
     NotOwner,
@@ -93,10 +91,8 @@ const FUTEX_WORD_OFFSET: usize = 4;
 /// A tag for the C library whose `pthread_mutex_t` layout a segment was made with,
 /// recorded in segment headers so that a glibc and a musl process never share one.
 #[cfg(not(target_env = "musl"))]
-#[allow(dead_code)] // used by the named handles
 pub(crate) const LIBC_TAG: u64 = 1;
 #[cfg(target_env = "musl")]
-#[allow(dead_code)] // used by the named handles
 pub(crate) const LIBC_TAG: u64 = 2;
 
 /// Turns a pthread return code (0 or an errno value) into a `Result`; `_what`
