@@ -32,6 +32,26 @@
 //! `notify_one` meant for another; the sequence wraps after 2³² notifies), so
 //! waits loop on a predicate ([`Condvar::wait_while`]). A notify with no
 //! sleeper makes no system call.
+//!
+//! # Example
+//!
+//! A consumer waits until a producer (here a thread; usually another process
+//! that opened both objects by name) has put something in the slot:
+//!
+//! ```
+//! use shmprim::{Condvar, Mutex};
+//! let slot = Mutex::anonymous(0u32)?;
+//! let cv = Condvar::anonymous()?;
+//! std::thread::scope(|s| {
+//!     s.spawn(|| {
+//!         *slot.lock().unwrap() = 42;
+//!         cv.notify_one();
+//!     });
+//!     let guard = cv.wait_while(slot.lock().unwrap(), |v| *v == 0).unwrap();
+//!     assert_eq!(*guard, 42);
+//! });
+//! # Ok::<(), shmprim::Error>(())
+//! ```
 
 use std::time::Duration;
 
@@ -392,6 +412,42 @@ mod loom_tests {
                 .collect();
             *s.flag.lock().unwrap() = true;
             s.cv.notify_all();
+            for w in waiters {
+                w.join().unwrap();
+            }
+        });
+    }
+
+    /// Two waiters each take one token; two notify_one calls, each after adding
+    /// a token, let both finish (the futex model wakes every sleeper of a
+    /// bucket, so this checks the sequence protocol, not the kernel's choice of
+    /// which sleeper a single wake picks).
+    #[test]
+    fn loom_condvar_two_notify_one_release_two_waiters() {
+        loom::model(|| {
+            let s = Arc::new((RawCondvar::new(), LoomMutex::new(0u32)));
+            let waiters: Vec<_> = (0..2)
+                .map(|_| {
+                    let s = s.clone();
+                    loom::thread::spawn(move || {
+                        let (cv, tokens) = &*s;
+                        let mut g = tokens.lock().unwrap();
+                        while *g == 0 {
+                            let (g2, _) = cv.wait_with(
+                                move || drop(g),
+                                || tokens.lock().unwrap(),
+                                Deadline::never(),
+                            );
+                            g = g2;
+                        }
+                        *g -= 1;
+                    })
+                })
+                .collect();
+            for _ in 0..2 {
+                *s.1.lock().unwrap() += 1;
+                s.0.notify_one();
+            }
             for w in waiters {
                 w.join().unwrap();
             }

@@ -18,18 +18,53 @@
 //!
 //! # States
 //!
-//! The state is glibc's futex word inside the `pthread_mutex_t` (the kernel's
-//! robust-futex ABI):
+//! The state is the `pthread_mutex_t`: its futex word (the kernel's robust-futex
+//! ABI) and glibc's `__owner` field.
 //!
-//! | word                           | meaning                      | next lock returns          |
-//! |--------------------------------|------------------------------|----------------------------|
-//! | `0`                            | free                         | `Acquired`                 |
-//! | `tid` (`\| WAITERS`)           | held by thread `tid`         | waits                      |
-//! | `OWNER_DIED` (set by kernel)   | owner died holding it        | `OwnerDied` (now held)     |
-//! | `NOTRECOVERABLE` (glibc)       | unlocked without consistent  | `Err(Unrecoverable)`       |
+//! | futex word            | `__owner`        | meaning                     | next lock returns       |
+//! |-----------------------|------------------|-----------------------------|-------------------------|
+//! | `0`                   | `0`              | free                        | `Acquired`              |
+//! | `tid` (`\| WAITERS`)  | `tid`            | held by thread `tid`        | waits                   |
+//! | `OWNER_DIED`          | `tid` (dead)     | owner died holding it (set by the kernel) | `OwnerDied`, now held |
+//! | `tid`                 | `INCONSISTENT`   | held after `OwnerDied`      | waits                   |
+//! | `0`                   | `NOTRECOVERABLE` | released without `mark_consistent` | `Err(Unrecoverable)` |
 //!
-//! Blocking locks spin briefly (reading the word, not writing it) before
-//! sleeping in the kernel; an unlock with no sleeper makes no system call.
+//! `mark_consistent` turns `INCONSISTENT` back into a normal owner. Blocking
+//! locks try once, spin briefly reading the futex word (never writing it), then
+//! sleep in the kernel; an unlock with no sleeper makes no system call (glibc
+//! enters the kernel only when the word's `WAITERS` bit is set).
+//!
+//! # Differences from Python's `Lock`
+//!
+//! The lock must be released by the thread that took it (the guard is not
+//! `Send`), where Python lets any thread release a `Lock`; and a thread that
+//! locks a mutex it already holds gets [`Error::InvalidArgument`] instead of
+//! deadlocking (use [`ReentrantMutex`](crate::ReentrantMutex) for recursion).
+//!
+//! # Example
+//!
+//! ```
+//! use shmprim::{LockError, Mutex};
+//! # let name = format!("doc-mutex-mod-{}", std::process::id());
+//! // One process creates it; others open it by name.
+//! let hits = Mutex::create(&name, 0u64)?;
+//! let same = Mutex::<u64>::open(&name)?;
+//! *hits.lock().unwrap() += 1;
+//! let mut guard = match same.lock() {
+//!     Ok(guard) => guard,
+//!     // The last holder died mid-update: check or repair, then keep the lock.
+//!     Err(LockError::OwnerDied(guard)) => {
+//!         guard.mark_consistent()?;
+//!         guard
+//!     }
+//!     Err(LockError::Failed(e)) => return Err(e),
+//! };
+//! *guard += 1;
+//! assert_eq!(*guard, 2);
+//! drop(guard);
+//! Mutex::<u64>::unlink(&name)?;
+//! # Ok::<(), shmprim::Error>(())
+//! ```
 //!
 //! # Errors and names
 //!
@@ -60,7 +95,8 @@ pub struct MutexOptions {
     /// boosted while a higher-priority thread waits, for real-time users. Where
     /// the kernel or C library does not support it, creation fails with
     /// [`Error::InvalidArgument`]. Uncontended locking stays in user space; a
-    /// contended lock or unlock always enters the kernel (no spinning).
+    /// contended lock sleeps with `FUTEX_LOCK_PI` and the owner's unlock then
+    /// hands the lock over in the kernel.
     pub priority_inheritance: bool,
 }
 
@@ -492,7 +528,7 @@ impl<G> std::error::Error for LockError<G> {
 /// # let name = format!("doc-mutex-{}", std::process::id());
 /// let counter = Mutex::create(&name, 0u64)?;
 /// let other = Mutex::<u64>::open(&name)?; // in another process, typically
-/// *counter.lock().map_err(|e| e.error().unwrap().to_string()).unwrap() += 1;
+/// *counter.lock().unwrap() += 1;
 /// match other.lock() {
 ///     Ok(mut n) => *n += 1,
 ///     // The previous owner died while holding the lock: repair, then keep it.

@@ -33,6 +33,28 @@
 //! `Cell`: [`get`](ReentrantMutexGuard::get) copies the value out,
 //! [`set`](ReentrantMutexGuard::set) copies one in, and no reference into the
 //! shared value ever escapes.
+//!
+//! # Example
+//!
+//! ```
+//! use shmprim::{Error, ReentrantMutex};
+//! # let name = format!("doc-rmutex-mod-{}", std::process::id());
+//! let m = ReentrantMutex::create(&name, 0u32)?;
+//! fn bump(m: &ReentrantMutex<u32>) {
+//!     let g = m.lock().unwrap(); // nested inside the caller's lock: fine
+//!     g.set(g.get() + 1);
+//! }
+//! let g = m.lock().unwrap();
+//! bump(&m);
+//! bump(&m);
+//! assert_eq!(g.get(), 2);
+//! drop(g);
+//! // Releasing what one does not hold is an error, as in Python:
+//! let raw = shmprim::RawReentrantMutex::new(&Default::default())?;
+//! assert!(matches!(raw.unlock(), Err(Error::NotOwner)));
+//! ReentrantMutex::<u32>::unlink(&name)?;
+//! # Ok::<(), shmprim::Error>(())
+//! ```
 
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;

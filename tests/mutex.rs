@@ -126,7 +126,11 @@ fn owner_killed_holding_the_lock_is_reported_then_consistent_or_unrecoverable_10
             ));
         }
     }
-    assert!(start.elapsed() < Duration::from_secs(60));
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "100 iterations took {:?}",
+        start.elapsed()
+    );
 }
 
 // ---------------------------------------------------------------- try and timeout
@@ -294,6 +298,15 @@ fn dropping_a_handle_whose_guard_was_leaked_keeps_the_process_sound() {
     let _a = Mutex::create(&first, 0u32).unwrap();
     let _b = Mutex::create(&second, 0u32).unwrap();
     spawn("leak_guard", &[&first, &second]).expect_success(LIMIT);
+}
+
+#[test]
+fn handles_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Mutex<u64>>();
+    check::<shmprim::ReentrantMutex<u64>>();
+    check::<Condvar>();
+    check::<RawMutex>();
 }
 
 #[test]
