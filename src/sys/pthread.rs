@@ -16,10 +16,16 @@
 //! access to the segment can therefore break the lock itself (make it look held
 //! forever, or free, or of another type), and because the robust list is linked
 //! through the mutexes' own `__list` fields, overwriting those while a thread
-//! holds the lock can make glibc follow a forged pointer on unlock. shmprim's Rust
-//! code never interprets these bytes except for one aligned atomic load of the
-//! futex word (see [`PthreadMutex::owner_tid`]); keep hostile processes out with
-//! the segment's file mode (default `0600`).
+//! holds the lock can make glibc follow a forged pointer on unlock (memory
+//! corruption inside the C library, which no Rust-side check can prevent).
+//! shmprim's Rust code itself only ever touches these bytes through aligned
+//! atomic accesses to the futex word ([`PthreadMutex::owner_tid`] and the
+//! trylock workaround in [`PthreadMutex::try_lock`]), so whatever they hold, it
+//! hits no undefined behaviour of its own. Keep hostile processes out with the
+//! segment's file mode (default `0600`).
+//!
+//! The `UnsafeCell` and `AtomicU32` here are std's even under loom: this memory
+//! belongs to the C library and the kernel, and is never model-checked.
 
 use std::cell::UnsafeCell;
 use std::io;
