@@ -39,3 +39,4 @@ fn cvt(rc: libc::c_int) -> std::io::Result<libc::c_int> {
         Ok(rc)
     }
 }
+pub(crate) mod pthread;
