@@ -9,6 +9,9 @@
 //! | Python `multiprocessing`      | shmprim            |
 //! |-------------------------------|--------------------|
 //! | `shared_memory.SharedMemory`  | [`Segment`]        |
+//! | `Semaphore`, `BoundedSemaphore` | [`Semaphore`]    |
+//! | `Event`                       | [`Event`]          |
+//! | `Barrier(parties)`            | [`Barrier`]        |
 //!
 //! The foundation every primitive stands on:
 //!
@@ -26,18 +29,24 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod barrier;
 pub mod error;
+pub mod event;
 pub mod ffi;
 pub mod segment;
+pub mod semaphore;
 pub(crate) mod sync;
 pub(crate) mod sys;
 pub mod wait;
 
+pub use barrier::Barrier;
 pub use error::{Error, Mismatch, Result};
+pub use event::Event;
 pub use segment::{
     Disposition, HeaderInfo, Kind, Options, Participant, ParticipantId, Segment, SegmentBuilder,
     TypeCode, TypeDesc,
 };
+pub use semaphore::Semaphore;
 pub use wait::Deadline;
 
 /// Crate version, as `major.minor.patch`.
