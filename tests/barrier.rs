@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::{ShmName, spawn, wait_until, word};
 use shmprim::barrier::MAX_PARTIES;
+use shmprim::segment::HEADER_SIZE;
 use shmprim::{Barrier, Error, Mismatch, Segment, Semaphore};
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -271,4 +272,41 @@ fn zero_or_too_many_parties_are_invalid_arguments() {
         Barrier::anonymous(MAX_PARTIES).unwrap().parties(),
         MAX_PARTIES
     );
+}
+
+/// Overwrites bytes of the segment file, as a buggy or hostile process could.
+fn patch(name: &ShmName, offset: usize, bytes: &[u8]) {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(name.path())
+        .unwrap();
+    f.seek(SeekFrom::Start(offset as u64)).unwrap();
+    f.write_all(bytes).unwrap();
+}
+
+#[test]
+fn corrupted_state_is_reported_never_trusted() {
+    // State layout: word at 0, waiters at 4, parties at 8 of the data area.
+    const WORD: usize = HEADER_SIZE;
+    const PARTIES: usize = HEADER_SIZE + 8;
+    let name = ShmName::new("barrier_corrupt");
+    let barrier = Barrier::create(&name, 3).unwrap();
+    let is_corrupted = |r: &shmprim::Result<usize>| matches!(r, Err(e @ Error::Corrupted { .. }) if e.to_string().contains(name.as_str()));
+
+    patch(&name, PARTIES, &7u32.to_ne_bytes());
+    let err = Barrier::open(&name).unwrap_err();
+    assert!(matches!(err, Error::Corrupted { .. }), "{err}");
+
+    patch(&name, PARTIES, &0u32.to_ne_bytes());
+    let r = barrier.wait_timeout(Duration::from_millis(10));
+    assert!(is_corrupted(&r), "{r:?}");
+
+    patch(&name, PARTIES, &3u32.to_ne_bytes());
+    patch(&name, WORD, &4000u32.to_ne_bytes()); // count 4000 of 3 parties
+    let r = barrier.wait_timeout(Duration::from_millis(10));
+    assert!(is_corrupted(&r), "{r:?}");
+
+    barrier.reset();
+    run_one_generation(&barrier);
 }

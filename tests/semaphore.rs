@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::{ShmName, spawn, wait_until, word};
 use proptest::prelude::*;
+use shmprim::segment::HEADER_SIZE;
 use shmprim::semaphore::{SemaphoreState, UNBOUNDED};
 use shmprim::{Deadline, Error, Event, Mismatch, Segment, Semaphore};
 
@@ -140,6 +141,29 @@ fn release_from_another_thread_wakes_a_blocked_acquirer() {
 }
 
 #[test]
+fn release_of_two_wakes_two_blocked_acquirers() {
+    let sem = Semaphore::anonymous(0, UNBOUNDED).unwrap();
+    std::thread::scope(|s| {
+        let start = Instant::now();
+        let ts: Vec<_> = (0..2)
+            .map(|_| s.spawn(|| sem.acquire_timeout(Duration::from_secs(5))))
+            .collect();
+        std::thread::sleep(Duration::from_millis(50)); // both asleep by now
+        sem.release(2).unwrap();
+        for t in ts {
+            assert!(t.join().unwrap().is_ok());
+        }
+        // Had only one been woken, the other would have slept to its timeout.
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+    });
+    assert_eq!(sem.value(), 0);
+}
+
+#[test]
 fn try_acquire_takes_only_available_permits() {
     let sem = Semaphore::anonymous(2, UNBOUNDED).unwrap();
     assert!(sem.try_acquire());
@@ -256,6 +280,23 @@ fn opening_an_event_as_a_semaphore_is_incompatible() {
     );
     let err = Semaphore::open_or_create(&name, 1, UNBOUNDED).unwrap_err();
     assert!(matches!(err, Error::Incompatible { .. }), "{err}");
+}
+
+#[test]
+fn open_refuses_a_bound_that_differs_from_the_header() {
+    use std::io::{Seek, SeekFrom, Write};
+    let name = ShmName::new("sem_corrupt");
+    let _sem = Semaphore::create(&name, 1).unwrap();
+    // State layout: count at 0, waiters at 4, bound at 8 of the data area.
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(name.path())
+        .unwrap();
+    f.seek(SeekFrom::Start(HEADER_SIZE as u64 + 8)).unwrap();
+    f.write_all(&5u32.to_ne_bytes()).unwrap();
+    let err = Semaphore::open(&name).unwrap_err();
+    assert!(matches!(err, Error::Corrupted { .. }), "{err}");
+    assert!(err.to_string().contains(name.as_str()), "{err}");
 }
 
 // ---------------------------------------------------------------- model
