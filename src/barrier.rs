@@ -56,7 +56,9 @@
 //! later generations already ran. A waiter that sleeps through more than 8
 //! generation ends (possible only if more processes than `parties` use the
 //! barrier, or others abort and reset it repeatedly meanwhile) cannot tell and
-//! reports `BrokenBarrier`. `parties` is at most [`MAX_PARTIES`].
+//! reports `BrokenBarrier`; one that sleeps through a multiple of 2048 would
+//! mistake a later generation for its own (the price of fitting everything in
+//! one futex word). `parties` is at most [`MAX_PARTIES`].
 //!
 //! # Example
 //!
@@ -485,9 +487,24 @@ impl Barrier {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(shmprim_loom)))]
 mod tests {
     use super::*;
+    use crate::semaphore::tests::until_asleep;
+
+    /// Sleepers register and deregister, so a release with nobody asleep makes
+    /// no syscall afterwards.
+    #[test]
+    fn sleeper_count_returns_to_zero_after_a_release() {
+        let b = BarrierState::new(2).unwrap();
+        std::thread::scope(|s| {
+            let t = s.spawn(|| b.wait(Deadline::after(Duration::from_secs(10))));
+            until_asleep(&b.waiters);
+            assert!(b.wait(Deadline::never()).is_ok());
+            assert!(t.join().unwrap().is_ok());
+        });
+        assert_eq!(b.waiters.load(Ordering::Relaxed), 0);
+    }
 
     #[test]
     fn outcome_reads_the_history_of_the_waiters_generation() {

@@ -270,6 +270,26 @@ impl Event {
     }
 }
 
+#[cfg(all(test, not(shmprim_loom)))]
+mod tests {
+    use super::*;
+    use crate::semaphore::tests::until_asleep;
+
+    /// Sleepers register and deregister, so `set` with nobody asleep makes no
+    /// syscall afterwards.
+    #[test]
+    fn sleeper_count_returns_to_zero_after_a_wake() {
+        let ev = EventState::new();
+        std::thread::scope(|s| {
+            let t = s.spawn(|| ev.wait(Deadline::after(Duration::from_secs(10))));
+            until_asleep(&ev.waiters);
+            ev.set();
+            assert!(t.join().unwrap());
+        });
+        assert_eq!(ev.waiters.load(Ordering::Relaxed), 0);
+    }
+}
+
 #[cfg(all(test, shmprim_loom))]
 mod loom_tests {
     use super::*;

@@ -373,6 +373,35 @@ impl Semaphore {
     }
 }
 
+#[cfg(all(test, not(shmprim_loom)))]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Spins (bounded) until `waiters` says someone sleeps.
+    pub(crate) fn until_asleep(waiters: &AtomicU32) {
+        let end = std::time::Instant::now() + Duration::from_secs(10);
+        while waiters.load(Ordering::Relaxed) == 0 {
+            assert!(std::time::Instant::now() < end, "nobody fell asleep");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// A blocked acquirer registers as a sleeper and deregisters once woken, so
+    /// the sleeper count that gates `futex_wake` goes back to zero and later
+    /// releases make no syscall.
+    #[test]
+    fn sleeper_count_returns_to_zero_after_a_wake() {
+        let sem = SemaphoreState::new(0, UNBOUNDED).unwrap();
+        std::thread::scope(|s| {
+            let t = s.spawn(|| sem.acquire(Deadline::after(Duration::from_secs(10))));
+            until_asleep(&sem.waiters);
+            sem.release(1).unwrap();
+            t.join().unwrap().unwrap();
+        });
+        assert_eq!(sem.waiters.load(Ordering::Relaxed), 0);
+    }
+}
+
 #[cfg(all(test, shmprim_loom))]
 mod loom_tests {
     use super::*;
