@@ -434,6 +434,31 @@ mod loom_tests {
         });
     }
 
+    /// Three threads and two permits: never more than two inside at once, and
+    /// every thread gets through.
+    #[test]
+    fn loom_semaphore_two_permits_three_threads_never_three_inside() {
+        loom::model(|| {
+            let sem = Arc::new(SemaphoreState::new(2, 2).unwrap());
+            let inside = Arc::new(AtomicUsize::new(0));
+            let threads: Vec<_> = (0..3)
+                .map(|_| {
+                    let (sem, inside) = (sem.clone(), inside.clone());
+                    loom::thread::spawn(move || {
+                        sem.acquire(Deadline::never()).unwrap();
+                        assert!(inside.fetch_add(1, Ordering::Relaxed) < 2, "third inside");
+                        inside.fetch_sub(1, Ordering::Relaxed);
+                        sem.release(1).unwrap();
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap();
+            }
+            assert_eq!(sem.value(), 2);
+        });
+    }
+
     /// Two blocked acquirers and one `release(2)`: both get through. (The
     /// modelled futex wakes every sleeper, so that `release(n)` passes `n` to
     /// the kernel is checked by the integration test
