@@ -177,8 +177,12 @@ pub fn figures() -> Vec<Figure> {
             group: "latency",
             title: "Event ping-pong wake latency (two Events, set/wait/clear), 2 processes",
             unit: Unit::Ns,
-            // plug in: two Events, each side waits on one and sets the other.
-            shmprim: None,
+            shmprim: Some(Impl {
+                name: "two Events (set / wait / clear)",
+                run: shmprim_side::event_rtt,
+                goal: None,
+                available: always,
+            }),
             hook: "Event",
             references: vec![bare_futex(Some(Goal::RatioAtMost(1.0)))],
         },
@@ -267,8 +271,12 @@ pub fn figures() -> Vec<Figure> {
             group: "lock",
             title: "Mutex lock+unlock, uncontended, in shared memory",
             unit: Unit::Ns,
-            // plug in: Mutex<u64>, lock, increment, unlock.
-            shmprim: None,
+            shmprim: Some(Impl {
+                name: "Mutex<u64>",
+                run: shmprim_side::mutex_uncontended,
+                goal: None,
+                available: always,
+            }),
             hook: "Mutex<u64>",
             references: vec![
                 reference(
@@ -284,8 +292,12 @@ pub fn figures() -> Vec<Figure> {
             group: "lock",
             title: "Mutex lock+unlock, contended by 2 processes (time per pair)",
             unit: Unit::Ns,
-            // plug in: Mutex<u64>, the child and the parent each lock, increment, unlock.
-            shmprim: None,
+            shmprim: Some(Impl {
+                name: "Mutex<u64>",
+                run: shmprim_side::mutex_contended,
+                goal: None,
+                available: always,
+            }),
             hook: "Mutex<u64>",
             references: vec![
                 reference(
@@ -301,8 +313,12 @@ pub fn figures() -> Vec<Figure> {
             group: "lock",
             title: "Semaphore round trip (release one, acquire the other), 2 processes",
             unit: Unit::Ns,
-            // plug in: two Semaphores(0), each side acquires one and releases the other.
-            shmprim: None,
+            shmprim: Some(Impl {
+                name: "two Semaphores(0)",
+                run: shmprim_side::semaphore_rtt,
+                goal: None,
+                available: always,
+            }),
             hook: "Semaphore",
             references: vec![
                 reference("POSIX sem_t pshared (2 procs)", pthread::sem, None),
@@ -314,8 +330,12 @@ pub fn figures() -> Vec<Figure> {
             group: "lock",
             title: "Barrier(2) round, one party per process",
             unit: Unit::Ns,
-            // plug in: Barrier(2), both processes wait n times.
-            shmprim: None,
+            shmprim: Some(Impl {
+                name: "Barrier(2)",
+                run: shmprim_side::barrier_round,
+                goal: None,
+                available: always,
+            }),
             hook: "Barrier",
             references: vec![reference(
                 "pthread_barrier pshared (2 procs)",

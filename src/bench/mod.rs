@@ -289,6 +289,13 @@ pub(crate) const ROLES: &[(&str, Role)] = &[
     ("raw-sync-contender", refs::raw_sync_mutex::contender_child),
     ("shmprim-wait-pong", shmprim_side::wait_pong_child),
     ("shmprim-spin-pong", shmprim_side::spin_pong_child),
+    (
+        "shmprim-mutex-contender",
+        shmprim_side::mutex_contender_child,
+    ),
+    ("shmprim-event-pong", shmprim_side::event_pong_child),
+    ("shmprim-semaphore-pong", shmprim_side::semaphore_pong_child),
+    ("shmprim-barrier-peer", shmprim_side::barrier_peer_child),
 ];
 
 /// If this process was started as a benchmark child ([`ROLE_VAR`] set), plays

@@ -46,6 +46,15 @@ fn fmt_value(v: f64) -> String {
     }
 }
 
+/// Two decimals, or three significant digits below 0.1 (so no ratio reads 0.00x).
+fn fmt_ratio(r: f64) -> String {
+    if r >= 0.1 {
+        format!("{r:.2}x")
+    } else {
+        format!("{r:.2e}x")
+    }
+}
+
 fn fmt_stats(s: &Stats) -> String {
     format!(
         "{} [{}-{}]",
@@ -109,7 +118,7 @@ pub(crate) fn table(report: &Report) -> String {
                 if i == 0 { shm.clone() } else { String::new() },
                 (*name).into(),
                 fmt_outcome(outcome),
-                ratio.map_or_else(|| "-".into(), |r| format!("{r:.2}x")),
+                ratio.map_or_else(|| "-".into(), fmt_ratio),
                 goal.map_or_else(|| "(info)".into(), |g| g.text()),
                 met.into(),
             ]);

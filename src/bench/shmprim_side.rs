@@ -1,9 +1,10 @@
 //! The shmprim runners: what is measured for shmprim itself.
 //!
-//! Today only the foundation is on `main`, so two figures have a shmprim side:
-//! a busy-polling ping-pong over a word of a [`Segment`], and a ping-pong that
-//! sleeps with [`crate::wait`] (spin, then a shared futex, woken only when a
-//! waiter count says someone sleeps) over a [`Segment`]. Each primitive adds its
+//! Measured today: a busy-polling ping-pong over a word of a [`Segment`]; a
+//! ping-pong that sleeps with [`crate::wait`] (spin, then a shared futex, woken
+//! only when a waiter count says someone sleeps) over a [`Segment`]; `Mutex<u64>`
+//! uncontended and contended; `Event`, `Semaphore` and `Barrier` round trips.
+//! The rings, queues and `Value` are still to come. Each primitive adds its
 //! runners here in the same shape: the parent creates the object under the name
 //! of a `ShmNameGuard` (unlinked on drop and on Ctrl-C), starts the peer with
 //! [`Session::start`], measures from [`Session::go`], and checks what it got.
@@ -37,9 +38,12 @@ use super::Res;
 use super::proc::{ChildCtx, Session, ShmNameGuard, Spawn};
 use super::refs::{ns_per, spin_until_eq};
 use crate::bench::Ctx;
-use crate::bench::figures::{FUTEX_ROUND_TRIPS, SPIN_ROUND_TRIPS};
+use crate::bench::figures::{
+    BARRIER_ROUNDS, FUTEX_ROUND_TRIPS, MUTEX_CONTENDED_OPS, MUTEX_UNCONTENDED_OPS, SEM_ROUND_TRIPS,
+    SPIN_ROUND_TRIPS,
+};
 use crate::wait::{wait_while_eq, wake};
-use crate::{Deadline, Kind, Segment, SegmentBuilder};
+use crate::{Barrier, Deadline, Event, Kind, Mutex, Segment, SegmentBuilder, Semaphore};
 
 /// A named raw segment for a run, unlinked on drop (and by the Ctrl-C handler).
 struct NamedSegment {
@@ -169,6 +173,191 @@ pub(crate) fn wait_pong_child(c: &ChildCtx) -> Res<()> {
     c.ready()?;
     for i in 0..n as u32 {
         volley(ball, sleepers, 2 * i + 1)?;
+    }
+    c.done();
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Mutex, Event, Semaphore, Barrier (issue 3)
+// ---------------------------------------------------------------------------
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+/// A deadline far enough for any peer, so that a dead one gives an error.
+fn peer_deadline() -> Deadline {
+    Deadline::after(super::proc::PEER_TIMEOUT)
+}
+
+/// Locks, increments the counter, unlocks, `n` times.
+fn bump(m: &Mutex<u64>, n: u64) -> Res<()> {
+    for _ in 0..n {
+        let mut g = m.lock().map_err(err)?;
+        *g += 1;
+        drop(g);
+    }
+    Ok(())
+}
+
+fn counter(m: &Mutex<u64>) -> Res<u64> {
+    Ok(*m.lock().map_err(err)?)
+}
+
+/// `Mutex<u64>` lock, increment, unlock with nobody else: ns per pair.
+pub(crate) fn mutex_uncontended(ctx: &Ctx) -> Res<f64> {
+    let n = ctx.n(MUTEX_UNCONTENDED_OPS);
+    let name = ShmNameGuard::new("mutex");
+    let m = Mutex::<u64>::create(name.name(), 0).map_err(err)?;
+    let t0 = Instant::now();
+    bump(&m, n)?;
+    let dt = t0.elapsed();
+    if counter(&m)? != n {
+        return Err("lost increments".into());
+    }
+    Ok(ns_per(dt, n))
+}
+
+/// `Mutex<u64>` contended by two processes: ns per lock+unlock pair over both.
+pub(crate) fn mutex_contended(ctx: &Ctx) -> Res<f64> {
+    let n = ctx.n(MUTEX_CONTENDED_OPS);
+    let name = ShmNameGuard::new("mutex-c");
+    let m = Mutex::<u64>::create(name.name(), 0).map_err(err)?;
+    let mut s = Session::start(vec![Spawn::pinned(
+        "shmprim-mutex-contender",
+        vec![name.name().into(), n.to_string()],
+    )])?;
+    let t0 = s.go();
+    bump(&m, n)?;
+    s.wait_done()?;
+    let dt = t0.elapsed();
+    s.finish()?;
+    if counter(&m)? != 2 * n {
+        return Err("lost increments".into());
+    }
+    Ok(ns_per(dt, 2 * n))
+}
+
+/// Child of [`mutex_contended`].
+pub(crate) fn mutex_contender_child(c: &ChildCtx) -> Res<()> {
+    let m = Mutex::<u64>::open(c.str_arg(0)?).map_err(err)?;
+    let n: u64 = c.arg(1)?;
+    c.ready()?;
+    bump(&m, n)?;
+    c.done();
+    Ok(())
+}
+
+/// Two `Event`s: the parent sets `ping` and waits for `pong`; the child waits
+/// for `ping`, clears it and sets `pong`. ns per round trip.
+pub(crate) fn event_rtt(ctx: &Ctx) -> Res<f64> {
+    let n = ctx.n(FUTEX_ROUND_TRIPS);
+    let (ping_name, pong_name) = (ShmNameGuard::new("ev-ping"), ShmNameGuard::new("ev-pong"));
+    let ping = Event::create(ping_name.name()).map_err(err)?;
+    let pong = Event::create(pong_name.name()).map_err(err)?;
+    let s = Session::start(vec![Spawn::pinned(
+        "shmprim-event-pong",
+        vec![
+            ping_name.name().into(),
+            pong_name.name().into(),
+            n.to_string(),
+        ],
+    )])?;
+    let t0 = s.go();
+    for _ in 0..n {
+        ping.set();
+        if !pong.wait_deadline(peer_deadline()) {
+            return Err("peer timed out".into());
+        }
+        pong.clear();
+    }
+    let dt = t0.elapsed();
+    s.finish()?;
+    Ok(ns_per(dt, n))
+}
+
+/// Child of [`event_rtt`].
+pub(crate) fn event_pong_child(c: &ChildCtx) -> Res<()> {
+    let ping = Event::open(c.str_arg(0)?).map_err(err)?;
+    let pong = Event::open(c.str_arg(1)?).map_err(err)?;
+    let n: u64 = c.arg(2)?;
+    c.ready()?;
+    for _ in 0..n {
+        if !ping.wait_deadline(peer_deadline()) {
+            return Err("peer timed out".into());
+        }
+        ping.clear();
+        pong.set();
+    }
+    c.done();
+    Ok(())
+}
+
+/// Two `Semaphore`s at 0: the parent releases `ping` and acquires `pong`; the
+/// child acquires `ping` and releases `pong`. ns per round trip.
+pub(crate) fn semaphore_rtt(ctx: &Ctx) -> Res<f64> {
+    let n = ctx.n(SEM_ROUND_TRIPS);
+    let (ping_name, pong_name) = (ShmNameGuard::new("sem-ping"), ShmNameGuard::new("sem-pong"));
+    let ping = Semaphore::create(ping_name.name(), 0).map_err(err)?;
+    let pong = Semaphore::create(pong_name.name(), 0).map_err(err)?;
+    let s = Session::start(vec![Spawn::pinned(
+        "shmprim-semaphore-pong",
+        vec![
+            ping_name.name().into(),
+            pong_name.name().into(),
+            n.to_string(),
+        ],
+    )])?;
+    let t0 = s.go();
+    for _ in 0..n {
+        ping.release(1).map_err(err)?;
+        pong.acquire_deadline(peer_deadline()).map_err(err)?;
+    }
+    let dt = t0.elapsed();
+    s.finish()?;
+    Ok(ns_per(dt, n))
+}
+
+/// Child of [`semaphore_rtt`].
+pub(crate) fn semaphore_pong_child(c: &ChildCtx) -> Res<()> {
+    let ping = Semaphore::open(c.str_arg(0)?).map_err(err)?;
+    let pong = Semaphore::open(c.str_arg(1)?).map_err(err)?;
+    let n: u64 = c.arg(2)?;
+    c.ready()?;
+    for _ in 0..n {
+        ping.acquire_deadline(peer_deadline()).map_err(err)?;
+        pong.release(1).map_err(err)?;
+    }
+    c.done();
+    Ok(())
+}
+
+/// `Barrier(2)`, one party per process, `n` rounds: ns per round.
+pub(crate) fn barrier_round(ctx: &Ctx) -> Res<f64> {
+    let n = ctx.n(BARRIER_ROUNDS);
+    let name = ShmNameGuard::new("barrier");
+    let b = Barrier::create(name.name(), 2).map_err(err)?;
+    let s = Session::start(vec![Spawn::pinned(
+        "shmprim-barrier-peer",
+        vec![name.name().into(), n.to_string()],
+    )])?;
+    let t0 = s.go();
+    for _ in 0..n {
+        b.wait_deadline(peer_deadline()).map_err(err)?;
+    }
+    let dt = t0.elapsed();
+    s.finish()?;
+    Ok(ns_per(dt, n))
+}
+
+/// Child of [`barrier_round`].
+pub(crate) fn barrier_peer_child(c: &ChildCtx) -> Res<()> {
+    let b = Barrier::open(c.str_arg(0)?).map_err(err)?;
+    let n: u64 = c.arg(1)?;
+    c.ready()?;
+    for _ in 0..n {
+        b.wait_deadline(peer_deadline()).map_err(err)?;
     }
     c.done();
     Ok(())
