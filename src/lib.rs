@@ -9,6 +9,8 @@
 //! | Python `multiprocessing`      | shmprim            |
 //! |-------------------------------|--------------------|
 //! | `shared_memory.SharedMemory`  | [`Segment`]        |
+//! | `Value(typecode, v, lock)`    | [`Value<T>`]       |
+//! | `Array(typecode, n, lock)`    | [`Array<T>`]       |
 //!
 //! The foundation every primitive stands on:
 //!
@@ -26,6 +28,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod cell;
 pub mod error;
 pub mod ffi;
 pub mod mutex;
@@ -34,6 +37,7 @@ pub(crate) mod sync;
 pub(crate) mod sys;
 pub mod wait;
 
+pub use cell::{Array, Value};
 pub use error::{Error, Mismatch, Result};
 pub use mutex::{LockStatus, MutexOptions, RawMutex};
 pub use segment::{
