@@ -419,3 +419,53 @@ fn a_writer_dead_mid_write_is_reported_by_get_and_repaired_by_set() {
     assert_eq!(v.get().unwrap().fields, [4; 8]);
     assert_eq!(seq.load(std::sync::atomic::Ordering::SeqCst) % 2, 0);
 }
+
+// ------------------------------------------------------------- C's view
+
+#[test]
+fn the_header_records_what_c_needs_to_check_the_type_and_find_the_payload() {
+    use shmprim::cell::{Bool, CellLayout};
+    use shmprim::{TypeCode, TypeDesc};
+    let name = ShmName::new("c_view_u32");
+    let v = Value::<u32>::create_unlocked(&name, 7).unwrap();
+    let info = v.segment().info();
+    assert_eq!(info.payload.code, TypeCode::U32 as u32);
+    assert_eq!((info.payload.size, info.payload.align), (4, 4));
+    assert_eq!(info.params[0], 1, "length");
+    assert_eq!(info.params[1], 0, "no lock");
+    let offset = info.params[2] as usize;
+    assert_eq!(
+        offset,
+        CellLayout::of::<u32>(1, false).unwrap().payload_offset
+    );
+    let mut raw = [0u8; 4];
+    v.segment().read(offset, &mut raw).unwrap();
+    assert_eq!(
+        u32::from_ne_bytes(raw),
+        7,
+        "the payload is where params[2] says"
+    );
+    // C opening with "bytes of size 4, align 4" is compatible; f32 is not.
+    let bytes = TypeDesc::new(TypeCode::Bytes, 4, 4, "");
+    assert!(info.payload.is_compatible_with(&bytes));
+    assert!(!info.payload.is_compatible_with(&f32::type_desc()));
+
+    let name = ShmName::new("c_view_wide");
+    let w = Value::<Wide>::create(&name, Wide { fields: [0; 8] }).unwrap();
+    let d = w.segment().info().payload;
+    assert_eq!(d.code, TypeCode::Struct as u32);
+    assert_eq!((d.size, d.align), (64, 8));
+    assert!(d.name_str().ends_with("Wide"), "{}", d.name_str());
+    assert_eq!(w.segment().info().params[1], 1, "has a lock");
+
+    let name = ShmName::new("c_view_bool");
+    let b = Value::<Bool>::create(&name, Bool::TRUE).unwrap();
+    let d = b.segment().info().payload;
+    assert_eq!(
+        (d.code, d.size, d.name_str().as_str()),
+        (TypeCode::Bool as u32, 1, "bool")
+    );
+    assert!(b.get().unwrap().get());
+    b.set(false.into()).unwrap();
+    assert!(!bool::from(b.get().unwrap()));
+}

@@ -13,9 +13,9 @@
 //! `Struct`s identified by size, alignment and `std::any::type_name`. C opens a
 //! cell of any type as `Bytes` of the right size and alignment.
 //!
-//! `bool` is not `Pod` (only 0 and 1 are valid), so Rust has no `Value<bool>`:
-//! use `Value<u8>` holding 0 or 1. C may create a cell of code `Bool` (one byte);
-//! Rust opens it as raw bytes (`[u8; 1]`).
+//! `bool` is not `Pod` (only 0 and 1 are valid bytes), so Rust has no
+//! `Value<bool>`: use [`Bool`], a byte recorded with code `Bool` (what C's
+//! `bool` cells use), read as `true` when nonzero, so no byte is invalid.
 //!
 //! # Operations
 //!
@@ -91,10 +91,12 @@
 //! ```
 
 mod array;
+mod bool_type;
 mod lock;
 mod value;
 
 pub use array::{Array, ArrayGuard};
+pub use bool_type::Bool;
 pub use value::{Value, ValueGuard};
 
 use crate::error::{Error, Result};
@@ -693,43 +695,106 @@ fn backoff() {
     loom::thread::yield_now();
 }
 
-/// Layout of a cell's data area for `len` elements of `T`.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Layout {
-    pub(crate) payload_offset: usize,
-    pub(crate) data_size: usize,
+/// Where things are in a cell's memory (the data area of its segment, or any
+/// region a caller owns): the [`CellState`] at offset 0, the mutex at offset 64
+/// if there is one, and the payload at `payload_offset`.
+///
+/// ```
+/// use shmprim::cell::CellLayout;
+/// let l = CellLayout::new(8, 8, 1000, false)?;
+/// assert_eq!(l.payload_offset, 64);
+/// assert_eq!(l.size, 64 + 8000);
+/// # Ok::<(), shmprim::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CellLayout {
+    /// Offset of the first element (a multiple of 64 and of the alignment).
+    pub payload_offset: usize,
+    /// Bytes the whole cell takes.
+    pub size: usize,
 }
 
-impl Layout {
-    pub(crate) fn of<T>(len: usize, with_lock: bool) -> Result<Layout> {
-        let align = std::mem::align_of::<T>().max(64);
-        if align > 4096 {
+impl CellLayout {
+    /// The layout of `len` elements of `elem_size` bytes aligned to `elem_align`
+    /// (a power of two, at most 4096), with or without a mutex.
+    pub fn new(elem_size: usize, elem_align: usize, len: usize, with_lock: bool) -> Result<Self> {
+        if !elem_align.is_power_of_two() || elem_align > 4096 {
             return Err(Error::invalid_argument(format!(
-                "alignment {align} of the element type is above the page size"
+                "element alignment {elem_align} is not a power of two up to 4096"
             )));
         }
+        let align = elem_align.max(64);
         let lock = if with_lock {
             lock::SIZE.next_multiple_of(64)
         } else {
             0
         };
         let payload_offset = (CellState::SIZE + lock).next_multiple_of(align);
-        let bytes = std::mem::size_of::<T>()
+        let size = elem_size
             .checked_mul(len)
             .and_then(|b| b.checked_add(payload_offset))
-            // Room for a whole 8-byte word past the end is not needed: copies
-            // never touch bytes outside the payload.
             .filter(|&b| b <= isize::MAX as usize / 2)
             .ok_or_else(|| {
-                Error::invalid_argument(format!(
-                    "{len} elements of {} bytes is too large",
-                    std::mem::size_of::<T>()
-                ))
+                Error::invalid_argument(format!("{len} elements of {elem_size} bytes is too large"))
             })?;
-        Ok(Layout {
+        Ok(CellLayout {
             payload_offset,
-            data_size: bytes,
+            size,
         })
+    }
+
+    /// The layout of `len` elements of `T`.
+    pub fn of<T>(len: usize, with_lock: bool) -> Result<Self> {
+        CellLayout::new(
+            std::mem::size_of::<T>(),
+            std::mem::align_of::<T>(),
+            len,
+            with_lock,
+        )
+    }
+
+    /// Writes a fresh cell in place: the state, the mutex if `with_lock`, and a
+    /// zeroed payload (the C API's `shmprim_value_init(void *mem)` will call
+    /// this).
+    ///
+    /// # Safety
+    /// `ptr` is valid for writes of `self.size` bytes, aligned to 64 and to the
+    /// element alignment, and not in use by any thread or process.
+    pub unsafe fn init(
+        &self,
+        ptr: *mut u8,
+        elem_size: usize,
+        len: usize,
+        with_lock: bool,
+    ) -> Result<()> {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.init_control(ptr, elem_size, len, with_lock)? };
+        // SAFETY: the payload lies inside the region (layout) and is unshared.
+        unsafe { std::ptr::write_bytes(ptr.add(self.payload_offset), 0, elem_size * len) };
+        Ok(())
+    }
+
+    /// [`init`](Self::init) without zeroing the payload (a new segment is
+    /// already zero, and touching 8 MB of it would cost page faults for nothing).
+    ///
+    /// # Safety
+    /// As [`init`](Self::init).
+    unsafe fn init_control(
+        &self,
+        ptr: *mut u8,
+        elem_size: usize,
+        len: usize,
+        with_lock: bool,
+    ) -> Result<()> {
+        let flags = if with_lock { FLAG_LOCK } else { 0 };
+        // SAFETY: the caller guarantees `ptr` is valid, aligned and unshared;
+        // the state takes the first 64 bytes of `self.size`.
+        unsafe { CellState::init(ptr.cast(), elem_size as u64, len as u64, flags) };
+        if with_lock {
+            // SAFETY: offset 64 is 64-aligned and inside the region (layout).
+            unsafe { lock::init(ptr.add(CellState::SIZE))? };
+        }
+        Ok(())
     }
 }
 
@@ -743,7 +808,8 @@ pub(crate) struct RawCell {
     seg: std::mem::ManuallyDrop<crate::Segment>,
     len: usize,
     has_lock: bool,
-    payload_offset: usize,
+    /// Start of the payload in this handle's mapping.
+    payload: *mut u8,
     me: u64,
 }
 
@@ -766,35 +832,22 @@ impl RawCell {
         fill: impl FnOnce(&mut [T]),
     ) -> Result<(RawCell, crate::Disposition)> {
         use crate::Disposition;
-        let layout = Layout::of::<T>(len, with_lock)?;
+        let layout = CellLayout::of::<T>(len, with_lock)?;
         let builder = crate::SegmentBuilder::new(kind)
-            .data_size(layout.data_size as u64)
+            .data_size(layout.size as u64)
             .param(PARAM_LEN, len as u64)
             .param(PARAM_LOCK, with_lock as u64)
             .param(PARAM_PAYLOAD_OFFSET, layout.payload_offset as u64)
             .payload(T::type_desc())
             .options(opts);
         let init = |ptr: std::ptr::NonNull<u8>, size: usize| -> Result<()> {
-            if size < layout.data_size {
+            if size < layout.size {
                 return Err(Error::invalid_argument("data area smaller than asked for"));
             }
             let base = ptr.as_ptr();
-            let flags = if with_lock { FLAG_LOCK } else { 0 };
-            // SAFETY: the data area is page aligned, `data_size >= 64` bytes, and
+            // SAFETY: the data area is page aligned, `layout.size` bytes long, and
             // not yet visible to any other process.
-            unsafe {
-                CellState::init(
-                    base.cast(),
-                    std::mem::size_of::<T>() as u64,
-                    len as u64,
-                    flags,
-                )
-            };
-            if with_lock {
-                // SAFETY: offset 64 is 64-aligned, within the data area (layout),
-                // and not yet shared.
-                unsafe { lock::init(base.add(CellState::SIZE))? };
-            }
+            unsafe { layout.init_control(base, std::mem::size_of::<T>(), len, with_lock)? };
             // SAFETY: the payload lies within the data area (layout), is aligned
             // for `T`, and nobody else can see it before the segment is ready.
             let payload = unsafe {
@@ -836,7 +889,7 @@ impl RawCell {
             1 => true,
             other => return Err(Error::corrupted(&name, format!("lock flag {other}"))),
         };
-        let layout = Layout::of::<T>(len, has_lock)
+        let layout = CellLayout::of::<T>(len, has_lock)
             .map_err(|_| Error::corrupted(&name, format!("length {len} is impossible")))?;
         if seg.param(PARAM_PAYLOAD_OFFSET) != layout.payload_offset as u64 {
             return Err(Error::corrupted(
@@ -848,14 +901,15 @@ impl RawCell {
                 ),
             ));
         }
-        seg.expect_data_size(layout.data_size as u64)?;
+        seg.expect_data_size(layout.size as u64)?;
         let flags = if has_lock { FLAG_LOCK } else { 0 };
         let me = seg.participant_id().to_u64();
+        let payload = seg.as_ptr().wrapping_add(layout.payload_offset);
         let cell = RawCell {
             seg: std::mem::ManuallyDrop::new(seg),
             len,
             has_lock,
-            payload_offset: layout.payload_offset,
+            payload,
             me,
         };
         cell.state()
@@ -888,7 +942,7 @@ impl RawCell {
     /// Start of the payload: aligned to `max(64, align_of::<T>())`, followed by
     /// `len * size_of::<T>()` bytes of the mapping (checked by `validate`).
     pub(crate) fn payload(&self) -> *mut u8 {
-        self.seg.as_ptr().wrapping_add(self.payload_offset)
+        self.payload
     }
 
     /// Address of element `i` of `T`s (`i <= len`).
@@ -947,7 +1001,7 @@ impl RawCell {
     pub(crate) fn torn_error(&self) -> Error {
         Error::corrupted(
             self.name(),
-            "a writer died while writing the value; set a new value to repair it",
+            "a writer died while writing; write the whole value (set, write_from) to repair it",
         )
     }
 

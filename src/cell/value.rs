@@ -218,12 +218,15 @@ impl<T: ShmType> Value<T> {
     }
 
     fn guard<'a>(&'a self, held: Held<'a>) -> Result<ValueGuard<'a, T>> {
-        // A torn value (a writer died mid-write) reads as zeroes here, not as an
-        // error: the guard holder is the one who repairs it by writing.
-        let copy = match self.get() {
-            Ok(v) => v,
-            Err(_) => T::zeroed(),
-        };
+        // A torn value (a set died mid-write, so the lock also reports
+        // OwnerDied) is handed over as it is, not as an error: the guard holder
+        // is the one who repairs it by writing.
+        let copy = self.get().unwrap_or_else(|_| {
+            let mut raw = T::zeroed();
+            // SAFETY: the payload holds one `T`; atomic loads only.
+            unsafe { copy_out(self.cell.payload(), bytemuck::bytes_of_mut(&mut raw)) };
+            raw
+        });
         Ok(ValueGuard {
             value: self,
             copy,
