@@ -24,7 +24,7 @@
 //! | `load`, `store`, `swap`, `compare_exchange`, `fetch_*` (1/2/4/8-byte ints, `f32`, `f64`) | one atomic instruction (float add: CAS loop) | `Value`: never; `Array`: only if it has a lock |
 //! | `Value::get`                                      | atomic load, or seqlock read (retries) | never             |
 //! | `Value::set`, `Value::update`                     | atomic store / CAS loop, or seqlock write | if it has a lock |
-//! | `Array::get`, `set`, `read_*`, `write_*`          | seqlock (no lock), or under the lock | if it has a lock  |
+//! | `Array::get`, `set`, `read_*`, `write_*`          | atomic load/store of one 1/2/4/8-byte element, else seqlock; or under the lock | if it has a lock |
 //! | `lock()`                                          | the robust process-shared mutex      | yes                |
 //!
 //! Types of 1, 2, 4 or 8 bytes are read and written with one atomic instruction
@@ -58,17 +58,42 @@
 //! [`ParticipantId`](crate::ParticipantId), so they are serialised among
 //! themselves with or without a lock.
 //!
+//! # The lock
+//!
+//! A cell created with a lock (the default, as Python's `lock=True`) has a
+//! robust process-shared mutex; `lock()` returns a guard ([`ValueGuard`],
+//! [`ArrayGuard`]) carrying the owner-died status, as Python's `get_lock()`
+//! does for compound updates. The mutex is not reentrant: an operation that
+//! takes it, called by the thread holding a guard, fails with `InvalidArgument`
+//! instead of deadlocking. A cell created without a lock (`create_unlocked`,
+//! Python's `lock=False`) answers `lock()` with `InvalidArgument`.
+//!
+//! - `Value`: the guard works on a private copy, written back through the
+//!   seqlock when it drops. `set` and `update` take the lock; `get` and the
+//!   lock-free atomic operations never do (so a guard's write-back replaces what
+//!   they did meanwhile).
+//! - `Array`: the guard is a zero-copy `&mut [T]` over the elements, so every
+//!   operation on an array with a lock takes the lock, atomic ones included.
+//!
 //! # When a participant dies
 //!
-//! - Holding the lock: the next locker gets it with an owner-died indication (see
-//!   [`mutex`](crate::mutex)); the payload holds whatever the dead holder wrote.
+//! - Holding a `Value`'s lock: the next locker gets it with an owner-died
+//!   indication (see [`mutex`](crate::mutex)); the value is unchanged, since the
+//!   dead holder's copy was never written back.
+//! - Holding an `Array`'s lock: the next `lock()` reports owner-died, and the
+//!   elements hold whatever the holder wrote before dying; the guard holder
+//!   checks them and calls `mark_consistent`, else the lock becomes
+//!   unrecoverable. A plain operation (`get`, `set`, ...) that acquires a lock
+//!   whose owner died marks it consistent and proceeds: it makes no claim
+//!   about relations between elements.
 //! - In the middle of a seqlock write: `seq` stays odd. A reader that has waited
 //!   (spinning, then yielding) for a while checks `writer` against the segment's
-//!   liveness table; if the writer is dead, `get` fails with
+//!   liveness table; if the writer is dead, the read fails with
 //!   [`Error::Corrupted`] ("a writer died while writing") instead of spinning
-//!   forever. The next `set` or `update` sees the dead writer's claim, takes it
-//!   over, stores a whole value and makes `seq` even again: the cell is repaired.
-//!   (`update` then runs its closure on the torn value: use `set` to repair.)
+//!   forever. The next whole write (`Value::set`, `Array::write_from`) takes the
+//!   dead writer's claim over, stores a whole value and makes `seq` even again:
+//!   the cell is repaired. Partial writes and `update` (which would compute from
+//!   a torn value) fail with the same error until then.
 //! - The lock-free atomic operations leave nothing half done.
 //!
 //! # Example
@@ -482,7 +507,7 @@ const YIELDS_PER_CHECK: u32 = if cfg!(shmprim_loom) { 4 } else { 1024 };
 /// | `writer`    | `ParticipantId::to_u64` of the writer owning the write side, 0 if none |
 /// | `elem_size` | `size_of::<T>()`, checked against the header on open        |
 /// | `len`       | number of elements (1 for a `Value`)                        |
-/// | `flags`     | [`FLAG_LOCK`] if a mutex follows                            |
+/// | `flags`     | bit 0: a mutex follows at offset 64                         |
 #[repr(C)]
 pub struct CellState {
     seq: AtomicU64,
