@@ -41,6 +41,14 @@ fn child_entry() {
                 a.fetch_sub(5, 1).unwrap();
             }
         }
+        "die_holding_guard" => {
+            let a = Array::<u64>::open(&args[0]).unwrap();
+            let mut g = a.lock().unwrap();
+            g[0] = 111; // half of a two-element update, then death
+            let flag = Value::<u32>::open(&args[1]).unwrap();
+            flag.store(1);
+            std::thread::sleep(LIMIT);
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -182,6 +190,29 @@ fn the_guard_is_a_zero_copy_view_that_excludes_other_operations() {
     let mut out = [0; 4];
     b.read_into(&mut out).unwrap();
     assert_eq!(out, [1, 2, 30, 4]);
+}
+
+#[test]
+fn a_guard_holder_killed_mid_update_is_reported_to_the_next_locker() {
+    let name = ShmName::new("arr_owner_died");
+    let flag_name = ShmName::new("arr_owner_died_flag");
+    let a = Array::<u64>::create(&name, 2).unwrap();
+    let flag = Value::<u32>::create(&flag_name, 0).unwrap();
+    let mut child = spawn("die_holding_guard", &[&name, &flag_name]);
+    assert!(common::wait_until(LIMIT, || flag.load() == 1));
+    child.kill();
+    let mut g = a.lock_timeout(LIMIT).unwrap();
+    assert!(g.owner_died());
+    assert_eq!(
+        &g[..],
+        &[111, 0],
+        "zero-copy: the half-done update is visible"
+    );
+    g[1] = 111;
+    g.mark_consistent().unwrap();
+    drop(g);
+    assert_eq!(a.get(1).unwrap(), 111);
+    assert!(!a.lock().unwrap().owner_died());
 }
 
 #[test]
