@@ -675,8 +675,8 @@ impl WriteSide<'_> {
     pub(crate) fn publish(&self, store: impl FnOnce()) {
         let seq = &self.state.seq;
         let s = seq.load(Ordering::Relaxed);
-        // A dead writer left `seq` odd: keep it odd (readers keep retrying) and
-        // move it on, so no reader that began before can match the final value.
+        // A dead writer left `seq` odd: keep it odd (readers keep retrying) while
+        // repairing, and still move it on, so every write changes `seq`.
         let odd = if s & 1 == 1 {
             s.wrapping_add(2)
         } else {
@@ -1131,6 +1131,46 @@ mod loom_tests {
             assert!(a <= 2, "value {a} was never written");
             writer.join().unwrap();
             assert_eq!(m.get(), (2, 2));
+        });
+    }
+
+    /// A writer (id 7) dies with `seq` odd and half a value stored. A reader
+    /// never spins forever and never returns the torn value: it either gives up
+    /// with `WriterDied` or, after a repairing writer (id 8) took the dead
+    /// claim over and stored a whole value, returns that value.
+    #[test]
+    fn loom_dead_writer_is_detected_and_repaired() {
+        loom::model(|| {
+            let m = Model::new();
+            let dead = m.state.claim(7, |_| true);
+            m.state.seq.store(1, Ordering::Relaxed);
+            m.words[0].store(5, Ordering::Relaxed);
+            std::mem::forget(dead);
+            let m2 = m.clone();
+            let reader = loom::thread::spawn(move || {
+                m2.state.read(
+                    || {
+                        (
+                            m2.words[0].load(Ordering::Relaxed),
+                            m2.words[1].load(Ordering::Relaxed),
+                        )
+                    },
+                    |id| id != 7,
+                )
+            });
+            let side = m.state.claim(8, |id| id != 7);
+            assert!(side.torn());
+            side.publish(|| {
+                for w in &m.words {
+                    w.store(6, Ordering::Relaxed);
+                }
+            });
+            drop(side);
+            match reader.join().unwrap() {
+                Ok(v) => assert_eq!(v, (6, 6), "a read returned a torn value"),
+                Err(ReadError::WriterDied) => {}
+            }
+            assert_eq!(m.get(), (6, 6));
         });
     }
 
