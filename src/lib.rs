@@ -9,6 +9,9 @@
 //! | Python `multiprocessing`      | shmprim            |
 //! |-------------------------------|--------------------|
 //! | `shared_memory.SharedMemory`  | [`Segment`]        |
+//! | `Lock`                        | [`Mutex<T>`] (robust), [`RawMutex`] |
+//! | `RLock`                       | [`ReentrantMutex<T>`] (robust), [`RawReentrantMutex`] |
+//! | `Condition`                   | [`Condvar`] (pairs with [`Mutex`]), [`RawCondvar`] |
 //! | `Value(typecode, v, lock)`    | [`Value<T>`]       |
 //! | `Array(typecode, n, lock)`    | [`Array<T>`]       |
 //!
@@ -29,17 +32,21 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod cell;
+pub mod condvar;
 pub mod error;
 pub mod ffi;
 pub mod mutex;
+pub mod reentrant_mutex;
 pub mod segment;
 pub(crate) mod sync;
 pub(crate) mod sys;
 pub mod wait;
 
 pub use cell::{Array, Value};
+pub use condvar::{Condvar, RawCondvar, WaitTimeoutResult};
 pub use error::{Error, Mismatch, Result};
-pub use mutex::{LockStatus, MutexOptions, RawMutex};
+pub use mutex::{LockError, LockResult, LockStatus, Mutex, MutexGuard, MutexOptions, RawMutex};
+pub use reentrant_mutex::{RawReentrantMutex, ReentrantMutex, ReentrantMutexGuard};
 pub use segment::{
     Disposition, HeaderInfo, Kind, Options, Participant, ParticipantId, Segment, SegmentBuilder,
     TypeCode, TypeDesc,

@@ -18,18 +18,53 @@
 //!
 //! # States
 //!
-//! The state is glibc's futex word inside the `pthread_mutex_t` (the kernel's
-//! robust-futex ABI):
+//! The state is the `pthread_mutex_t`: its futex word (the kernel's robust-futex
+//! ABI) and glibc's `__owner` field.
 //!
-//! | word                           | meaning                      | next lock returns          |
-//! |--------------------------------|------------------------------|----------------------------|
-//! | `0`                            | free                         | `Acquired`                 |
-//! | `tid` (`\| WAITERS`)           | held by thread `tid`         | waits                      |
-//! | `OWNER_DIED` (set by kernel)   | owner died holding it        | `OwnerDied` (now held)     |
-//! | `NOTRECOVERABLE` (glibc)       | unlocked without consistent  | `Err(Unrecoverable)`       |
+//! | futex word            | `__owner`        | meaning                     | next lock returns       |
+//! |-----------------------|------------------|-----------------------------|-------------------------|
+//! | `0`                   | `0`              | free                        | `Acquired`              |
+//! | `tid` (`\| WAITERS`)  | `tid`            | held by thread `tid`        | waits                   |
+//! | `OWNER_DIED`          | `tid` (dead)     | owner died holding it (set by the kernel) | `OwnerDied`, now held |
+//! | `tid`                 | `INCONSISTENT`   | held after `OwnerDied`      | waits                   |
+//! | `0`                   | `NOTRECOVERABLE` | released without `mark_consistent` | `Err(Unrecoverable)` |
 //!
-//! Blocking locks spin briefly (reading the word, not writing it) before
-//! sleeping in the kernel; an unlock with no sleeper makes no system call.
+//! `mark_consistent` turns `INCONSISTENT` back into a normal owner. Blocking
+//! locks try once, spin briefly reading the futex word (never writing it), then
+//! sleep in the kernel; an unlock with no sleeper makes no system call (glibc
+//! enters the kernel only when the word's `WAITERS` bit is set).
+//!
+//! # Differences from Python's `Lock`
+//!
+//! The lock must be released by the thread that took it (the guard is not
+//! `Send`), where Python lets any thread release a `Lock`; and a thread that
+//! locks a mutex it already holds gets [`Error::InvalidArgument`] instead of
+//! deadlocking (use [`ReentrantMutex`](crate::ReentrantMutex) for recursion).
+//!
+//! # Example
+//!
+//! ```
+//! use shmprim::{LockError, Mutex};
+//! # let name = format!("doc-mutex-mod-{}", std::process::id());
+//! // One process creates it; others open it by name.
+//! let hits = Mutex::create(&name, 0u64)?;
+//! let same = Mutex::<u64>::open(&name)?;
+//! *hits.lock().unwrap() += 1;
+//! let mut guard = match same.lock() {
+//!     Ok(guard) => guard,
+//!     // The last holder died mid-update: check or repair, then keep the lock.
+//!     Err(LockError::OwnerDied(guard)) => {
+//!         guard.mark_consistent()?;
+//!         guard
+//!     }
+//!     Err(LockError::Failed(e)) => return Err(e),
+//! };
+//! *guard += 1;
+//! assert_eq!(*guard, 2);
+//! drop(guard);
+//! Mutex::<u64>::unlink(&name)?;
+//! # Ok::<(), shmprim::Error>(())
+//! ```
 //!
 //! # Errors and names
 //!
@@ -37,7 +72,15 @@
 //! errors it returns carry an empty name; the named handles ([`Mutex`]) fill in
 //! their segment's name before returning them.
 
+use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
+use std::ptr::NonNull;
+use std::time::Duration;
+
+use bytemuck::Pod;
+
 use crate::error::{Error, Result};
+use crate::segment::{Disposition, Kind, Options, Segment, SegmentBuilder, TypeCode, TypeDesc};
 use crate::sys::pthread::{LockFailed, Locked, MutexType, PthreadMutex, UnlockFailed};
 use crate::wait::Deadline;
 
@@ -52,7 +95,8 @@ pub struct MutexOptions {
     /// boosted while a higher-priority thread waits, for real-time users. Where
     /// the kernel or C library does not support it, creation fails with
     /// [`Error::InvalidArgument`]. Uncontended locking stays in user space; a
-    /// contended lock or unlock always enters the kernel (no spinning).
+    /// contended lock sleeps with `FUTEX_LOCK_PI` and the owner's unlock then
+    /// hands the lock over in the kernel.
     pub priority_inheritance: bool,
 }
 
@@ -94,7 +138,6 @@ pub(crate) fn lock_error(f: LockFailed) -> Error {
 }
 
 /// Fills in `name` where a raw lock left the segment name empty.
-#[allow(dead_code)] // used by the named handles
 pub(crate) fn with_name(err: Error, name: &str) -> Error {
     match err {
         Error::Unrecoverable { name: n } if n.is_empty() => Error::Unrecoverable {
@@ -311,13 +354,421 @@ pub(crate) fn init_error(source: std::io::Error) -> Error {
 }
 
 /// Maps a failed unlock of a lock the caller claims to hold.
-#[allow(dead_code)] // used by the reentrant mutex
 pub(crate) fn unlock_error(f: UnlockFailed) -> Error {
     match f {
         UnlockFailed::NotOwner => Error::NotOwner,
         UnlockFailed::Os(e) => {
             Error::corrupted("", format!("pthread mutex refused to unlock: {e}"))
         }
+    }
+}
+
+// ---------------------------------------------------------------- named handle
+
+/// Header parameter: the C library tag (`pthread_mutex_t` layouts differ).
+const PARAM_LIBC: usize = 0;
+/// Header parameter: size of the lock state in bytes.
+const PARAM_LOCK_SIZE: usize = 1;
+/// Header parameter: offset of the value from the start of the data area.
+const PARAM_VALUE_OFFSET: usize = 2;
+/// Header parameter: 1 if created with priority inheritance (informational).
+const PARAM_PRIORITY_INHERITANCE: usize = 3;
+
+/// Where a value of type `T` sits after a lock state of `lock_size` bytes.
+pub(crate) fn value_offset<T>(lock_size: usize) -> usize {
+    lock_size.next_multiple_of(std::mem::align_of::<T>())
+}
+
+/// The segment builder shared by [`Mutex`] and the reentrant mutex: kind,
+/// layout parameters, payload type and options. The lock state is always at
+/// offset 0 of the (page-aligned) data area, the value at `value_offset`.
+pub(crate) fn lock_builder<T: Pod>(
+    kind: Kind,
+    lock_size: usize,
+    mopts: &MutexOptions,
+    opts: &Options,
+) -> Result<SegmentBuilder> {
+    if std::mem::align_of::<T>() > crate::segment::HEADER_SIZE {
+        return Err(Error::invalid_argument(format!(
+            "the value's alignment {} exceeds a page",
+            std::mem::align_of::<T>()
+        )));
+    }
+    let offset = value_offset::<T>(lock_size);
+    Ok(SegmentBuilder::new(kind)
+        .data_size((offset + std::mem::size_of::<T>()) as u64)
+        .param(PARAM_LIBC, crate::sys::pthread::LIBC_TAG)
+        .param(PARAM_LOCK_SIZE, lock_size as u64)
+        .param(PARAM_VALUE_OFFSET, offset as u64)
+        .param(
+            PARAM_PRIORITY_INHERITANCE,
+            mopts.priority_inheritance as u64,
+        )
+        .payload(TypeDesc::of::<T>(TypeCode::Struct))
+        .options(opts))
+}
+
+/// Checks an opened lock segment's layout parameters and size.
+pub(crate) fn check_lock_segment<T>(seg: &Segment, lock_size: usize) -> Result<()> {
+    seg.expect_param(PARAM_LIBC, crate::sys::pthread::LIBC_TAG, "C library tag")?;
+    seg.expect_param(PARAM_LOCK_SIZE, lock_size as u64, "lock size")?;
+    let offset = value_offset::<T>(lock_size);
+    seg.expect_param(PARAM_VALUE_OFFSET, offset as u64, "value offset")?;
+    seg.expect_data_size((offset + std::mem::size_of::<T>()) as u64)
+}
+
+/// Writes `value` at its offset in a fresh data area.
+///
+/// # Safety
+/// `data` must be the start of a writable data area of at least
+/// `value_offset::<T>(lock_size) + size_of::<T>()` bytes, page aligned.
+pub(crate) unsafe fn write_value<T: Pod>(data: NonNull<u8>, lock_size: usize, value: T) {
+    // SAFETY: in bounds and aligned by the caller's guarantee and `value_offset`.
+    unsafe {
+        data.as_ptr()
+            .add(value_offset::<T>(lock_size))
+            .cast::<T>()
+            .write(value)
+    };
+}
+
+/// The result of locking: the guard, or a [`LockError`].
+pub type LockResult<G> = std::result::Result<G, LockError<G>>;
+
+/// Why a lock call did not simply return its guard.
+///
+/// Like `std::sync::PoisonError`, [`LockError::OwnerDied`] carries the guard:
+/// the lock *is* held, but its previous owner died holding it, so the data may
+/// be half-updated. Check or repair it, then call the guard's
+/// `mark_consistent`; dropping the guard without doing so makes the lock
+/// unrecoverable. Every other failure is a [`crate::Error`].
+///
+/// C status codes: `OwnerDied` is `SHMPRIM_OWNER_DIED` (locked, with a
+/// warning); `Failed(e)` is `e`'s status (`SHMPRIM_TIMEOUT`,
+/// `SHMPRIM_UNRECOVERABLE`, ...).
+pub enum LockError<G> {
+    /// Locked, but the previous owner died holding the lock.
+    OwnerDied(G),
+    /// Not locked.
+    Failed(Error),
+}
+
+impl<G> LockError<G> {
+    /// The guard of an owner-died lock; `None` if the lock failed.
+    pub fn into_guard(self) -> Option<G> {
+        match self {
+            LockError::OwnerDied(g) => Some(g),
+            LockError::Failed(_) => None,
+        }
+    }
+
+    /// Whether the lock was acquired after its owner died.
+    pub fn is_owner_died(&self) -> bool {
+        matches!(self, LockError::OwnerDied(_))
+    }
+
+    /// The error of a failed lock; `None` for owner-died.
+    pub fn error(&self) -> Option<&Error> {
+        match self {
+            LockError::OwnerDied(_) => None,
+            LockError::Failed(e) => Some(e),
+        }
+    }
+
+    /// Applies `f` to the guard of an owner-died lock.
+    pub fn map<H>(self, f: impl FnOnce(G) -> H) -> LockError<H> {
+        match self {
+            LockError::OwnerDied(g) => LockError::OwnerDied(f(g)),
+            LockError::Failed(e) => LockError::Failed(e),
+        }
+    }
+}
+
+impl<G> From<Error> for LockError<G> {
+    fn from(e: Error) -> LockError<G> {
+        LockError::Failed(e)
+    }
+}
+
+impl<G> std::fmt::Debug for LockError<G> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LockError::OwnerDied(_) => f.write_str("OwnerDied(..)"),
+            LockError::Failed(e) => f.debug_tuple("Failed").field(e).finish(),
+        }
+    }
+}
+
+impl<G> std::fmt::Display for LockError<G> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LockError::OwnerDied(_) => f.write_str(
+                "lock acquired, but its previous owner died holding it: the data may be inconsistent",
+            ),
+            LockError::Failed(e) => e.fmt(f),
+        }
+    }
+}
+
+impl<G> std::error::Error for LockError<G> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LockError::OwnerDied(_) => None,
+            LockError::Failed(e) => Some(e),
+        }
+    }
+}
+
+/// A robust mutex in a named (or anonymous) shared-memory segment, guarding a
+/// plain-data value of type `T`: Python's `multiprocessing.Lock` with a value,
+/// used like `std::sync::Mutex<T>`.
+///
+/// ```
+/// use shmprim::{LockError, Mutex};
+/// # let name = format!("doc-mutex-{}", std::process::id());
+/// let counter = Mutex::create(&name, 0u64)?;
+/// let other = Mutex::<u64>::open(&name)?; // in another process, typically
+/// *counter.lock().unwrap() += 1;
+/// match other.lock() {
+///     Ok(mut n) => *n += 1,
+///     // The previous owner died while holding the lock: repair, then keep it.
+///     Err(LockError::OwnerDied(mut n)) => {
+///         *n = 0;
+///         n.mark_consistent()?;
+///     }
+///     Err(LockError::Failed(e)) => return Err(e),
+/// }
+/// assert_eq!(*counter.try_lock().ok().unwrap(), 2);
+/// Mutex::<u64>::unlink(&name)?;
+/// # Ok::<(), shmprim::Error>(())
+/// ```
+pub struct Mutex<T: Pod> {
+    seg: ManuallyDrop<Segment>,
+    _value: PhantomData<T>,
+}
+
+/// Holds a [`Mutex`] locked; gives `&mut T`; unlocks when dropped.
+///
+/// Not `Send`: a pthread mutex must be unlocked by the thread that locked it.
+pub struct MutexGuard<'a, T: Pod> {
+    mutex: &'a Mutex<T>,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl<T: Pod> Mutex<T> {
+    /// Creates the named mutex holding `value`; `AlreadyExists` if the name is
+    /// taken.
+    pub fn create(name: &str, value: T) -> Result<Mutex<T>> {
+        Mutex::create_with_options(name, value, &MutexOptions::default(), &Options::default())
+    }
+
+    /// [`create`](Self::create) with mutex options (priority inheritance) and
+    /// handle options.
+    pub fn create_with_options(
+        name: &str,
+        value: T,
+        mopts: &MutexOptions,
+        opts: &Options,
+    ) -> Result<Mutex<T>> {
+        let seg = lock_builder::<T>(Kind::Mutex, RawMutex::SIZE, mopts, opts)?
+            .create_with(name, |data, _| Self::init_data(data, value, mopts))?;
+        Ok(Mutex::from_segment(seg))
+    }
+
+    /// Opens an existing mutex; `Incompatible` if it holds another kind or
+    /// another `T`.
+    pub fn open(name: &str) -> Result<Mutex<T>> {
+        Mutex::open_with_options(name, &Options::default())
+    }
+
+    /// [`open`](Self::open) with handle options.
+    pub fn open_with_options(name: &str, opts: &Options) -> Result<Mutex<T>> {
+        let seg = lock_builder::<T>(Kind::Mutex, RawMutex::SIZE, &MutexOptions::default(), opts)?
+            .open(name)?;
+        check_lock_segment::<T>(&seg, RawMutex::SIZE)?;
+        Ok(Mutex::from_segment(seg))
+    }
+
+    /// Opens the mutex, or creates it holding `value` if it does not exist
+    /// (exactly one caller creates under any race).
+    pub fn open_or_create(name: &str, value: T) -> Result<Mutex<T>> {
+        let mopts = MutexOptions::default();
+        let (seg, how) =
+            lock_builder::<T>(Kind::Mutex, RawMutex::SIZE, &mopts, &Options::default())?
+                .open_or_create_with(name, |data, _| Self::init_data(data, value, &mopts))?;
+        if how == Disposition::Opened {
+            check_lock_segment::<T>(&seg, RawMutex::SIZE)?;
+        }
+        Ok(Mutex::from_segment(seg))
+    }
+
+    /// An anonymous mutex holding `value`, shared with children forked later.
+    pub fn anonymous(value: T) -> Result<Mutex<T>> {
+        let mopts = MutexOptions::default();
+        let seg = lock_builder::<T>(Kind::Mutex, RawMutex::SIZE, &mopts, &Options::default())?
+            .anonymous_with(|data, _| Self::init_data(data, value, &mopts))?;
+        Ok(Mutex::from_segment(seg))
+    }
+
+    /// Removes the name; processes that have it open keep using it.
+    pub fn unlink(name: &str) -> Result<()> {
+        Segment::unlink(name)
+    }
+
+    /// The segment holding the mutex.
+    pub fn segment(&self) -> &Segment {
+        &self.seg
+    }
+
+    fn init_data(data: NonNull<u8>, value: T, mopts: &MutexOptions) -> Result<()> {
+        // SAFETY: the data area is fresh, page aligned and at least
+        // `RawMutex::SIZE` bytes (the builder's data size); nobody else can see
+        // it before the segment is published as ready.
+        unsafe { RawMutex::init(data.as_ptr().cast::<RawMutex>(), mopts)? };
+        // SAFETY: the data area holds the value at `value_offset` (builder size).
+        unsafe { write_value(data, RawMutex::SIZE, value) };
+        Ok(())
+    }
+
+    fn from_segment(seg: Segment) -> Mutex<T> {
+        Mutex {
+            seg: ManuallyDrop::new(seg),
+            _value: PhantomData,
+        }
+    }
+
+    fn raw(&self) -> &RawMutex {
+        // SAFETY: the data area starts with an initialised RawMutex (created by
+        // `init_data`, size checked on open) and is mapped while `self` lives.
+        unsafe { &*self.seg.as_ptr().cast::<RawMutex>() }
+    }
+
+    fn value_ptr(&self) -> *mut T {
+        self.seg
+            .as_ptr()
+            .wrapping_add(value_offset::<T>(RawMutex::SIZE))
+            .cast::<T>()
+    }
+
+    /// Locks, waiting as long as it takes.
+    ///
+    /// `Err(LockError::OwnerDied(guard))`: locked, but the previous owner died
+    /// holding it; `Err(LockError::Failed(Unrecoverable))`: a previous
+    /// owner-died lock was released without `mark_consistent`.
+    pub fn lock(&self) -> LockResult<MutexGuard<'_, T>> {
+        self.lock_until(Deadline::never())
+    }
+
+    /// Locks if no one holds it; `Failed(Error::Timeout)` if someone does.
+    pub fn try_lock(&self) -> LockResult<MutexGuard<'_, T>> {
+        self.lock_until(Deadline::now())
+    }
+
+    /// Locks, waiting at most `timeout`; `Failed(Error::Timeout)` after that.
+    pub fn lock_timeout(&self, timeout: Duration) -> LockResult<MutexGuard<'_, T>> {
+        self.lock_until(Deadline::after(timeout))
+    }
+
+    /// Locks, waiting until `deadline`.
+    pub fn lock_until(&self, deadline: Deadline) -> LockResult<MutexGuard<'_, T>> {
+        match self.raw().lock(deadline) {
+            Ok(status) => self.guard(status),
+            Err(e) => Err(LockError::Failed(with_name(e, self.seg.display_name()))),
+        }
+    }
+
+    /// Wraps a lock this thread now holds into a guard.
+    pub(crate) fn guard(&self, status: LockStatus) -> LockResult<MutexGuard<'_, T>> {
+        let guard = MutexGuard {
+            mutex: self,
+            _not_send: PhantomData,
+        };
+        match status {
+            LockStatus::Acquired => Ok(guard),
+            LockStatus::OwnerDied => Err(LockError::OwnerDied(guard)),
+        }
+    }
+}
+
+impl<T: Pod> Drop for Mutex<T> {
+    fn drop(&mut self) {
+        if self.raw().held_by_current_process() {
+            // A guard was leaked (`mem::forget`) and its thread still holds the
+            // lock: the C library's robust list points into this mapping, so
+            // it must stay mapped. Leak the segment rather than unmap it.
+            return;
+        }
+        // SAFETY: `seg` is dropped exactly once, here, and never used again.
+        unsafe { ManuallyDrop::drop(&mut self.seg) };
+    }
+}
+
+impl<T: Pod> std::fmt::Debug for Mutex<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mutex")
+            .field("name", &self.seg.display_name())
+            .field("raw", self.raw())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, T: Pod> MutexGuard<'a, T> {
+    /// Declares the data consistent after an owner-died lock, so that the
+    /// mutex stays usable once this guard is dropped. Does nothing on a guard
+    /// from a normal lock.
+    pub fn mark_consistent(&self) -> Result<()> {
+        self.mutex
+            .raw()
+            .mark_consistent()
+            .map_err(|e| with_name(e, self.mutex.seg.display_name()))
+    }
+
+    /// The mutex this guard holds.
+    pub fn mutex(&self) -> &'a Mutex<T> {
+        self.mutex
+    }
+
+    /// Releases the lock without dropping the borrow of the mutex, for
+    /// [`crate::Condvar`]: returns the mutex.
+    pub(crate) fn unlock_into_mutex(self) -> &'a Mutex<T> {
+        let m = self.mutex;
+        std::mem::forget(self);
+        // SAFETY: this guard held the lock (taken by this thread, the guard is
+        // not Send) and is gone, so no reference to the value remains.
+        unsafe { m.raw().unlock() };
+        m
+    }
+}
+
+impl<T: Pod> std::ops::Deref for MutexGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the value is initialised, aligned and in bounds (checked on
+        // open); this thread holds the lock, so no cooperating process writes
+        // it; `T: Pod` makes any bytes a hostile writer leaves a valid `T`.
+        unsafe { &*self.mutex.value_ptr() }
+    }
+}
+
+impl<T: Pod> std::ops::DerefMut for MutexGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as in `deref`; `&mut self` makes this the only reference made
+        // through the guard.
+        unsafe { &mut *self.mutex.value_ptr() }
+    }
+}
+
+impl<T: Pod> Drop for MutexGuard<'_, T> {
+    fn drop(&mut self) {
+        // SAFETY: the guard exists only while this thread holds the lock, and
+        // the references it handed out end with it.
+        unsafe { self.mutex.raw().unlock() };
+    }
+}
+
+impl<T: Pod + std::fmt::Debug> std::fmt::Debug for MutexGuard<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&**self, f)
     }
 }
 

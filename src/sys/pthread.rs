@@ -16,10 +16,16 @@
 //! access to the segment can therefore break the lock itself (make it look held
 //! forever, or free, or of another type), and because the robust list is linked
 //! through the mutexes' own `__list` fields, overwriting those while a thread
-//! holds the lock can make glibc follow a forged pointer on unlock. shmprim's Rust
-//! code never interprets these bytes except for one aligned atomic load of the
-//! futex word (see [`PthreadMutex::owner_tid`]); keep hostile processes out with
-//! the segment's file mode (default `0600`).
+//! holds the lock can make glibc follow a forged pointer on unlock (memory
+//! corruption inside the C library, which no Rust-side check can prevent).
+//! shmprim's Rust code itself only ever touches these bytes through aligned
+//! atomic accesses to the futex word ([`PthreadMutex::owner_tid`] and the
+//! trylock workaround in [`PthreadMutex::try_lock`]), so whatever they hold, it
+//! hits no undefined behaviour of its own. Keep hostile processes out with the
+//! segment's file mode (default `0600`).
+//!
+//! The `UnsafeCell` and `AtomicU32` here are std's even under loom: this memory
+//! belongs to the C library and the kernel, and is never model-checked.
 
 use std::cell::UnsafeCell;
 use std::io;
@@ -32,7 +38,6 @@ pub(crate) struct PthreadMutex(UnsafeCell<libc::pthread_mutex_t>);
 
 /// How a mutex behaves when its owner locks it again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code)] // `Recursive` is used by the reentrant mutex
 pub(crate) enum MutexType {
     /// Relocking by the owner fails with `EDEADLK` (robust mutexes record their
     /// owner anyway, so this costs nothing over a normal robust mutex).
@@ -70,7 +75,6 @@ pub(crate) enum LockFailed {
 
 /// Why an unlock failed.
 #[derive(Debug)]
-#[allow(dead_code)] // read by the reentrant mutex
 pub(crate) enum UnlockFailed {
     /// The caller does not hold the mutex (`EPERM`).
     NotOwner,
@@ -93,10 +97,8 @@ const FUTEX_WORD_OFFSET: usize = 4;
 /// A tag for the C library whose `pthread_mutex_t` layout a segment was made with,
 /// recorded in segment headers so that a glibc and a musl process never share one.
 #[cfg(not(target_env = "musl"))]
-#[allow(dead_code)] // used by the named handles
 pub(crate) const LIBC_TAG: u64 = 1;
 #[cfg(target_env = "musl")]
-#[allow(dead_code)] // used by the named handles
 pub(crate) const LIBC_TAG: u64 = 2;
 
 /// Turns a pthread return code (0 or an errno value) into a `Result`; `_what`
