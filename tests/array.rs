@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{ShmName, spawn};
-use shmprim::{Array, Error, Mismatch, Value};
+use shmprim::{Array, Error, LockError, Mismatch, Value};
 
 const LIMIT: Duration = Duration::from_secs(30);
 const BIG: usize = 1_000_000;
@@ -169,8 +169,7 @@ fn the_guard_is_a_zero_copy_view_that_excludes_other_operations() {
     let name = ShmName::new("guard");
     let a = Array::<u64>::create(&name, 4).unwrap();
     let b = Array::<u64>::open(&name).unwrap();
-    let mut g = a.lock().unwrap();
-    assert!(!g.owner_died());
+    let mut g = a.lock().expect("a fresh lock is acquired normally");
     assert_eq!(g.as_ptr().cast::<u8>(), {
         let p = a.segment().as_ptr();
         p.wrapping_add(a.segment().info().params[2] as usize) as *const u8
@@ -180,7 +179,11 @@ fn the_guard_is_a_zero_copy_view_that_excludes_other_operations() {
         let reader = s.spawn(|| b.get(2).unwrap());
         std::thread::sleep(Duration::from_millis(50));
         assert!(!reader.is_finished(), "get waits for the guard");
-        assert!(s.spawn(|| b.try_lock().unwrap().is_none()).join().unwrap());
+        let busy = s
+            .spawn(|| matches!(b.try_lock(), Err(LockError::Failed(Error::Timeout))))
+            .join()
+            .unwrap();
+        assert!(busy, "try_lock from another thread finds the lock held");
         // The lock is not reentrant: the holder's own thread gets an error.
         assert!(matches!(b.set(0, 1), Err(Error::InvalidArgument { .. })));
         g[2] = 30;
@@ -201,8 +204,11 @@ fn a_guard_holder_killed_mid_update_is_reported_to_the_next_locker() {
     let mut child = spawn("die_holding_guard", &[&name, &flag_name]);
     assert!(common::wait_until(LIMIT, || flag.load() == 1));
     child.kill();
-    let mut g = a.lock_timeout(LIMIT).unwrap();
-    assert!(g.owner_died());
+    let g = match a.lock_timeout(LIMIT) {
+        Err(LockError::OwnerDied(g)) => g,
+        other => panic!("expected OwnerDied, got {:?}", other.map(|_| ())),
+    };
+    let mut g = g;
     assert_eq!(
         &g[..],
         &[111, 0],
@@ -212,14 +218,18 @@ fn a_guard_holder_killed_mid_update_is_reported_to_the_next_locker() {
     g.mark_consistent().unwrap();
     drop(g);
     assert_eq!(a.get(1).unwrap(), 111);
-    assert!(!a.lock().unwrap().owner_died());
+    assert!(a.lock().is_ok(), "marked consistent: a normal lock again");
 }
 
 #[test]
 fn an_array_without_a_lock_refuses_lock_and_never_blocks() {
     let name = ShmName::new("nolock");
     let a = Array::<[u8; 3]>::create_unlocked(&name, 5).unwrap();
-    let err = a.lock().unwrap_err();
+    let err = a.lock().map(|_| ()).unwrap_err();
+    assert!(
+        matches!(err, LockError::Failed(Error::InvalidArgument { .. })),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("without a lock"), "{err}");
     a.write_range(1, &[[1, 2, 3], [4, 5, 6]]).unwrap();
     assert_eq!(a.get(2).unwrap(), [4, 5, 6]);

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::{ShmName, spawn, wait_until};
 use shmprim::cell::ShmType;
-use shmprim::{Array, Error, LockStatus, Mismatch, ParticipantId, Value};
+use shmprim::{Array, Error, LockError, Mismatch, ParticipantId, Value};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -253,8 +253,7 @@ fn guard_changes_are_written_back_and_set_waits_for_the_guard() {
     let name = ShmName::new("guard");
     let v = Value::<Wide>::create(&name, Wide { fields: [1; 8] }).unwrap();
     let other = Value::<Wide>::open(&name).unwrap();
-    let mut g = v.lock().unwrap();
-    assert_eq!(g.status(), LockStatus::Acquired);
+    let mut g = v.lock().expect("a fresh lock is acquired normally");
     g.fields = [5; 8];
     std::thread::scope(|s| {
         let setter = s.spawn(|| {
@@ -277,10 +276,7 @@ fn guard_changes_are_written_back_and_set_waits_for_the_guard() {
         g.fields[0] = 8;
     }
     assert_eq!(other.get().unwrap().fields[0], 8);
-    assert!(
-        v.try_lock().unwrap().is_some(),
-        "free lock is taken by try_lock"
-    );
+    assert!(v.try_lock().is_ok(), "a free lock is taken by try_lock");
 }
 
 #[test]
@@ -288,8 +284,11 @@ fn lock_on_a_cell_created_without_lock_is_an_error() {
     let name = ShmName::new("nolock");
     let v = Value::<u64>::create_unlocked(&name, 3).unwrap();
     assert!(!v.has_lock());
-    let err = v.lock().unwrap_err();
-    assert!(matches!(err, Error::InvalidArgument { .. }), "{err:?}");
+    let err = v.lock().map(|_| ()).unwrap_err();
+    assert!(
+        matches!(err, LockError::Failed(Error::InvalidArgument { .. })),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("without a lock"), "{err}");
     v.set(4).unwrap();
     assert_eq!(v.update(|x| x + 1).unwrap(), 4);
@@ -304,16 +303,21 @@ fn lock_holder_killed_gives_the_next_locker_owner_died_and_an_unchanged_value() 
     let flag = Value::<u32>::create(&flag_name, 0).unwrap();
     let mut child = spawn("hold_guard", &[&name, &flag_name]);
     assert!(wait_until(LIMIT, || flag.load() == 1));
-    assert!(v.lock_timeout(Duration::from_millis(20)).is_err());
+    assert!(matches!(
+        v.lock_timeout(Duration::from_millis(20)).map(|_| ()),
+        Err(LockError::Failed(Error::Timeout))
+    ));
     child.kill();
-    let mut g = v.lock_timeout(LIMIT).unwrap();
-    assert!(g.owner_died());
+    let mut g = match v.lock_timeout(LIMIT) {
+        Err(LockError::OwnerDied(g)) => g,
+        other => panic!("expected OwnerDied, got {:?}", other.map(|_| ())),
+    };
     assert_eq!(*g, 41, "the dead holder's copy was never written back");
     g.mark_consistent().unwrap();
     *g += 1;
     drop(g);
     assert_eq!(v.get().unwrap(), 42);
-    assert_eq!(v.lock().unwrap().status(), LockStatus::Acquired);
+    assert!(v.lock().is_ok(), "marked consistent: a normal lock again");
 }
 
 // ------------------------------------------------------------- open checks

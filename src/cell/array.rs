@@ -10,7 +10,7 @@ use super::{
     word_width,
 };
 use crate::error::{Error, Result};
-use crate::mutex::LockStatus;
+use crate::mutex::{LockError, LockResult, LockStatus};
 use crate::sync::atomic::Ordering;
 use crate::{Deadline, Disposition, Kind, Options, Segment};
 
@@ -41,7 +41,7 @@ use crate::{Deadline, Disposition, Kind, Options, Segment};
 /// let a = Array::<u32>::create(&name, 3)?;
 /// a.write_from(&[1, 2, 3])?;
 /// {
-///     let mut g = a.lock()?; // zero-copy &mut [u32] while held
+///     let mut g = a.lock().unwrap(); // zero-copy &mut [u32] while held
 ///     g.reverse();
 /// }
 /// let mut out = [0; 3];
@@ -250,31 +250,35 @@ impl<T: ShmType> Array<T> {
     }
 
     /// Locks the array and gives zero-copy access to all of it, waiting as long
-    /// as it takes. Fails with `InvalidArgument` if the array has no lock or this
-    /// thread already holds it, `Unrecoverable` if an owner died and nobody
-    /// marked it consistent.
-    pub fn lock(&self) -> Result<ArrayGuard<'_, T>> {
+    /// as it takes, like [`Mutex::lock`](crate::Mutex::lock):
+    /// `Err(LockError::OwnerDied(guard))` if the previous holder died holding
+    /// it, possibly half way through changing the elements;
+    /// `Err(LockError::Failed(e))` with `InvalidArgument` if the array has no
+    /// lock or this thread already holds it, `Unrecoverable` if an owner died
+    /// and nobody marked it consistent.
+    pub fn lock(&self) -> LockResult<ArrayGuard<'_, T>> {
         self.lock_until(Deadline::never())
     }
 
-    /// [`lock`](Array::lock), giving up with `Timeout` after `timeout`.
-    pub fn lock_timeout(&self, timeout: Duration) -> Result<ArrayGuard<'_, T>> {
+    /// Locks if nobody holds the lock; `Failed(Error::Timeout)` if somebody does.
+    pub fn try_lock(&self) -> LockResult<ArrayGuard<'_, T>> {
+        self.lock_until(Deadline::now())
+    }
+
+    /// [`lock`](Array::lock), giving up with `Failed(Timeout)` after `timeout`.
+    pub fn lock_timeout(&self, timeout: Duration) -> LockResult<ArrayGuard<'_, T>> {
         self.lock_until(Deadline::after(timeout))
     }
 
-    /// [`lock`](Array::lock), giving up with `Timeout` at `deadline`.
-    pub fn lock_until(&self, deadline: Deadline) -> Result<ArrayGuard<'_, T>> {
+    /// [`lock`](Array::lock), giving up with `Failed(Timeout)` at `deadline`.
+    pub fn lock_until(&self, deadline: Deadline) -> LockResult<ArrayGuard<'_, T>> {
         let held = self.cell.lock_for_guard(deadline)?;
-        Ok(self.guard(held))
-    }
-
-    /// Locks if nobody holds the lock: `Ok(None)` if somebody does.
-    pub fn try_lock(&self) -> Result<Option<ArrayGuard<'_, T>>> {
-        Ok(self.cell.try_lock_for_guard()?.map(|h| self.guard(h)))
-    }
-
-    fn guard<'a>(&'a self, held: Held<'a>) -> ArrayGuard<'a, T> {
-        ArrayGuard { array: self, held }
+        let status = held.status();
+        let guard = ArrayGuard { array: self, held };
+        match status {
+            LockStatus::Acquired => Ok(guard),
+            LockStatus::OwnerDied => Err(LockError::OwnerDied(guard)),
+        }
     }
 }
 
@@ -335,34 +339,21 @@ impl<T: AtomicInteger> Array<T> {
 }
 
 /// The array's lock, held: `Deref`/`DerefMut` give the elements themselves in
-/// shared memory (zero-copy `&[T]` / `&mut [T]`). Carries the lock's owner-died
-/// status.
+/// shared memory (zero-copy `&[T]` / `&mut [T]`). An owner-died lock hands it
+/// over inside [`LockError::OwnerDied`].
 pub struct ArrayGuard<'a, T: ShmType> {
     array: &'a Array<T>,
     held: Held<'a>,
 }
 
 impl<T: ShmType> ArrayGuard<'_, T> {
-    /// How the lock was acquired: [`LockStatus::OwnerDied`] if its previous
-    /// holder died holding it, possibly half way through changing the elements.
-    /// Check or repair them and call [`mark_consistent`](Self::mark_consistent)
-    /// before dropping the guard, or the lock becomes unrecoverable.
-    pub fn status(&self) -> LockStatus {
-        self.held.status()
-    }
-
-    /// Whether the previous holder died holding the lock.
-    pub fn owner_died(&self) -> bool {
-        self.held.status() == LockStatus::OwnerDied
-    }
-
-    /// Declares the elements consistent after an owner died, so the lock stays
-    /// usable.
-    pub fn mark_consistent(&mut self) -> Result<()> {
-        let name = self.array.cell.name().to_owned();
+    /// Declares the elements consistent after an owner-died lock, so the lock
+    /// stays usable once this guard drops (else it becomes unrecoverable). Does
+    /// nothing on a guard from a normal lock.
+    pub fn mark_consistent(&self) -> Result<()> {
         self.held
             .mark_consistent()
-            .map_err(|e| crate::mutex::with_name(e, &name))
+            .map_err(|e| crate::mutex::with_name(e, self.array.cell.name()))
     }
 }
 
@@ -392,7 +383,6 @@ impl<T: ShmType + std::fmt::Debug> std::fmt::Debug for ArrayGuard<'_, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ArrayGuard")
             .field("len", &self.array.len())
-            .field("status", &self.held.status())
             .finish()
     }
 }

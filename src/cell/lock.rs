@@ -46,15 +46,6 @@ impl<'a> CellLock<'a> {
         }
     }
 
-    /// Locks if free (`Ok(None)` if held elsewhere).
-    pub(crate) fn try_lock(self, name: &str) -> Result<Option<Held<'a>>> {
-        match self.raw.try_lock() {
-            Ok(Some(status)) => Ok(Some(Held::new(self, status))),
-            Ok(None) => Ok(None),
-            Err(e) => Err(crate::mutex::with_name(e, name)),
-        }
-    }
-
     /// Whether a thread of this process holds it (a leaked guard): the mapping
     /// must then stay mapped, since the C library follows its robust list.
     pub(crate) fn held_by_current_process(self) -> bool {
@@ -63,6 +54,10 @@ impl<'a> CellLock<'a> {
 }
 
 /// The mutex, held; unlocked on drop.
+///
+/// Wrapped into the guards' `LockResult`
+/// ([`LockError::OwnerDied`](crate::LockError::OwnerDied) when the status says
+/// so), as [`Mutex`](crate::Mutex) does.
 pub(crate) struct Held<'a> {
     lock: CellLock<'a>,
     status: LockStatus,
@@ -85,11 +80,9 @@ impl<'a> Held<'a> {
     }
 
     /// Declares the data consistent after an owner died, so the lock stays
-    /// usable after this hold.
-    pub(crate) fn mark_consistent(&mut self) -> Result<()> {
-        self.lock.raw.mark_consistent()?;
-        self.status = LockStatus::Acquired;
-        Ok(())
+    /// usable after this hold (does nothing after a normal lock).
+    pub(crate) fn mark_consistent(&self) -> Result<()> {
+        self.lock.raw.mark_consistent()
     }
 }
 

@@ -62,11 +62,15 @@
 //!
 //! A cell created with a lock (the default, as Python's `lock=True`) has a
 //! robust process-shared mutex; `lock()` returns a guard ([`ValueGuard`],
-//! [`ArrayGuard`]) carrying the owner-died status, as Python's `get_lock()`
-//! does for compound updates. The mutex is not reentrant: an operation that
+//! [`ArrayGuard`]) for compound updates, as Python's `get_lock()` does, in a
+//! [`LockResult`](crate::LockResult) exactly as [`Mutex::lock`](crate::Mutex::lock)
+//! does (`Err(LockError::OwnerDied(guard))` when the previous holder died
+//! holding it; `mark_consistent` on the guard keeps the lock usable). The
+//! mutex is not reentrant: an operation that
 //! takes it, called by the thread holding a guard, fails with `InvalidArgument`
 //! instead of deadlocking. A cell created without a lock (`create_unlocked`,
-//! Python's `lock=False`) answers `lock()` with `InvalidArgument`.
+//! Python's `lock=False`) answers `lock()` with
+//! `LockError::Failed(InvalidArgument)`.
 //!
 //! - `Value`: the guard works on a private copy, written back through the
 //!   seqlock when it drops. `set` and `update` take the lock; `get` and the
@@ -987,7 +991,7 @@ impl RawCell {
         match self.lock_word() {
             None => Ok(None),
             Some(l) => {
-                let mut held = l.lock(crate::Deadline::never(), self.name())?;
+                let held = l.lock(crate::Deadline::never(), self.name())?;
                 if held.status() == crate::mutex::LockStatus::OwnerDied {
                     held.mark_consistent()
                         .map_err(|e| crate::mutex::with_name(e, self.name()))?;
@@ -1002,14 +1006,6 @@ impl RawCell {
         match self.lock_word() {
             None => Err(lock::no_lock(self.name())),
             Some(l) => l.lock(deadline, self.name()),
-        }
-    }
-
-    /// Like `lock_for_guard`, without waiting.
-    pub(crate) fn try_lock_for_guard(&self) -> Result<Option<lock::Held<'_>>> {
-        match self.lock_word() {
-            None => Err(lock::no_lock(self.name())),
-            Some(l) => l.try_lock(self.name()),
         }
     }
 

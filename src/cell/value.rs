@@ -9,7 +9,7 @@ use super::{
     store_word, word_width,
 };
 use crate::error::Result;
-use crate::mutex::LockStatus;
+use crate::mutex::{LockError, LockResult, LockStatus};
 use crate::sync::atomic::Ordering;
 use crate::{Deadline, Disposition, Kind, Options, Segment};
 
@@ -37,7 +37,7 @@ use crate::{Deadline, Disposition, Kind, Options, Segment};
 /// let v = Value::<[u32; 4]>::create(&name, [0; 4])?;
 /// v.set([1, 2, 3, 4])?;
 /// {
-///     let mut g = v.lock()?; // compound update, like `with v.get_lock():`
+///     let mut g = v.lock().unwrap(); // compound update, like `with v.get_lock():`
 ///     g[0] += g[3];
 /// }
 /// assert_eq!(v.get()?, [5, 2, 3, 4]);
@@ -191,33 +191,29 @@ impl<T: ShmType> Value<T> {
     }
 
     /// Locks the cell for a compound update (Python's `get_lock()`), waiting as
-    /// long as it takes. Fails with `InvalidArgument` if the cell has no lock or
-    /// this thread already holds it, `Unrecoverable` if an owner died and nobody
-    /// marked it consistent.
-    pub fn lock(&self) -> Result<ValueGuard<'_, T>> {
+    /// long as it takes, like [`Mutex::lock`](crate::Mutex::lock):
+    /// `Err(LockError::OwnerDied(guard))` if the previous holder died holding
+    /// it (the value itself is intact: see [`ValueGuard`]);
+    /// `Err(LockError::Failed(e))` with `InvalidArgument` if the cell has no
+    /// lock or this thread already holds it, `Unrecoverable` if an owner died
+    /// and nobody marked it consistent.
+    pub fn lock(&self) -> LockResult<ValueGuard<'_, T>> {
         self.lock_until(Deadline::never())
     }
 
-    /// [`lock`](Value::lock), giving up with `Timeout` after `timeout`.
-    pub fn lock_timeout(&self, timeout: Duration) -> Result<ValueGuard<'_, T>> {
+    /// Locks if nobody holds the lock; `Failed(Error::Timeout)` if somebody does.
+    pub fn try_lock(&self) -> LockResult<ValueGuard<'_, T>> {
+        self.lock_until(Deadline::now())
+    }
+
+    /// [`lock`](Value::lock), giving up with `Failed(Timeout)` after `timeout`.
+    pub fn lock_timeout(&self, timeout: Duration) -> LockResult<ValueGuard<'_, T>> {
         self.lock_until(Deadline::after(timeout))
     }
 
-    /// [`lock`](Value::lock), giving up with `Timeout` at `deadline`.
-    pub fn lock_until(&self, deadline: Deadline) -> Result<ValueGuard<'_, T>> {
+    /// [`lock`](Value::lock), giving up with `Failed(Timeout)` at `deadline`.
+    pub fn lock_until(&self, deadline: Deadline) -> LockResult<ValueGuard<'_, T>> {
         let held = self.cell.lock_for_guard(deadline)?;
-        self.guard(held)
-    }
-
-    /// Locks if nobody holds the lock: `Ok(None)` if somebody does.
-    pub fn try_lock(&self) -> Result<Option<ValueGuard<'_, T>>> {
-        match self.cell.try_lock_for_guard()? {
-            Some(held) => self.guard(held).map(Some),
-            None => Ok(None),
-        }
-    }
-
-    fn guard<'a>(&'a self, held: Held<'a>) -> Result<ValueGuard<'a, T>> {
         // A torn value (a set died mid-write, so the lock also reports
         // OwnerDied) is handed over as it is, not as an error: the guard holder
         // is the one who repairs it by writing.
@@ -227,12 +223,17 @@ impl<T: ShmType> Value<T> {
             unsafe { copy_out(self.cell.payload(), bytemuck::bytes_of_mut(&mut raw)) };
             raw
         });
-        Ok(ValueGuard {
+        let status = held.status();
+        let guard = ValueGuard {
             value: self,
             copy,
             dirty: false,
             held,
-        })
+        };
+        match status {
+            LockStatus::Acquired => Ok(guard),
+            LockStatus::OwnerDied => Err(LockError::OwnerDied(guard)),
+        }
     }
 }
 
@@ -316,7 +317,8 @@ pub(super) fn update_word<T: bytemuck::Pod>(p: *mut u8, mut f: impl FnMut(T) -> 
 
 /// The cell's lock, held, with a private copy of the value: `Deref`/`DerefMut`
 /// reach the copy, and a changed copy is written back when the guard drops
-/// (before unlocking). Carries the lock's owner-died status.
+/// (before unlocking). An owner-died lock hands it over inside
+/// [`LockError::OwnerDied`].
 pub struct ValueGuard<'a, T: ShmType> {
     value: &'a Value<T>,
     copy: T,
@@ -325,27 +327,15 @@ pub struct ValueGuard<'a, T: ShmType> {
 }
 
 impl<T: ShmType> ValueGuard<'_, T> {
-    /// How the lock was acquired: [`LockStatus::OwnerDied`] if its previous
-    /// holder died holding it. The value itself is never half updated (guards
-    /// write back atomically), but an update spanning several cells may be. Call
-    /// [`mark_consistent`](Self::mark_consistent) before dropping the guard, or
-    /// the lock becomes unrecoverable.
-    pub fn status(&self) -> LockStatus {
-        self.held.status()
-    }
-
-    /// Whether the previous holder died holding the lock.
-    pub fn owner_died(&self) -> bool {
-        self.held.status() == LockStatus::OwnerDied
-    }
-
-    /// Declares the state consistent after an owner died, so the lock stays
-    /// usable.
-    pub fn mark_consistent(&mut self) -> Result<()> {
-        let name = self.value.cell.name().to_owned();
+    /// Declares the state consistent after an owner-died lock, so the lock stays
+    /// usable once this guard drops (else it becomes unrecoverable). Does nothing
+    /// on a guard from a normal lock. The value itself is never half updated
+    /// (guards write back atomically), but an update spanning several cells may
+    /// be.
+    pub fn mark_consistent(&self) -> Result<()> {
         self.held
             .mark_consistent()
-            .map_err(|e| crate::mutex::with_name(e, &name))
+            .map_err(|e| crate::mutex::with_name(e, self.value.cell.name()))
     }
 }
 
@@ -377,7 +367,6 @@ impl<T: ShmType + std::fmt::Debug> std::fmt::Debug for ValueGuard<'_, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ValueGuard")
             .field("value", &self.copy)
-            .field("status", &self.held.status())
             .finish()
     }
 }
