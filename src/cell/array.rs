@@ -100,17 +100,19 @@ impl<T: ShmType> Array<T> {
     /// Opens the named array, of whatever length; `Incompatible` unless it
     /// holds `T`s.
     pub fn open(name: &str) -> Result<Self> {
-        let cell = RawCell::open::<T>(name, Kind::Array, None)?;
-        Ok(Array {
-            cell,
-            _t: PhantomData,
-        })
+        Self::open_with_options(name, None, &Options::default())
     }
 
     /// Opens the named array, checking it has exactly `len` elements
     /// (`Incompatible { what: Parameter }` otherwise).
     pub fn open_with_len(name: &str, len: usize) -> Result<Self> {
-        let cell = RawCell::open::<T>(name, Kind::Array, Some(len))?;
+        Self::open_with_options(name, Some(len), &Options::default())
+    }
+
+    /// Opens the named array, checking its length if `len` is given, with
+    /// handle options (unlink on drop, ready timeout).
+    pub fn open_with_options(name: &str, len: Option<usize>, opts: &Options) -> Result<Self> {
+        let cell = RawCell::open::<T>(name, Kind::Array, len, opts)?;
         Ok(Array {
             cell,
             _t: PhantomData,

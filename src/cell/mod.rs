@@ -898,9 +898,11 @@ impl RawCell {
         name: &str,
         kind: crate::Kind,
         len: Option<usize>,
+        opts: &crate::Options,
     ) -> Result<RawCell> {
         let seg = crate::SegmentBuilder::new(kind)
             .payload(T::type_desc())
+            .options(opts)
             .open(name)?;
         RawCell::validate::<T>(seg, len)
     }

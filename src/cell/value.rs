@@ -92,7 +92,12 @@ impl<T: ShmType> Value<T> {
 
     /// Opens the named cell; `Incompatible` unless it holds a `T`.
     pub fn open(name: &str) -> Result<Self> {
-        let cell = RawCell::open::<T>(name, Kind::Value, Some(1))?;
+        Self::open_with_options(name, &Options::default())
+    }
+
+    /// [`open`](Value::open) with handle options (unlink on drop, ready timeout).
+    pub fn open_with_options(name: &str, opts: &Options) -> Result<Self> {
+        let cell = RawCell::open::<T>(name, Kind::Value, Some(1), opts)?;
         Ok(Value {
             cell,
             _t: PhantomData,
