@@ -229,7 +229,7 @@ impl<T: ShmType> Array<T> {
             out[0] = unsafe { load_word::<T>(src, Ordering::SeqCst) };
             return Ok(());
         }
-        self.cell.read_bytes(src, bytemuck::cast_slice_mut(out))
+        self.cell.read_elems(src, out)
     }
 
     /// Writes `data` to elements `start..start + data.len()`.
@@ -247,8 +247,7 @@ impl<T: ShmType> Array<T> {
             return Ok(());
         }
         let whole = start == 0 && data.len() == self.len();
-        self.cell
-            .write_bytes(dst, bytemuck::cast_slice(data), whole)
+        self.cell.write_elems(dst, data, whole)
     }
 
     /// Locks the array and gives zero-copy access to all of it, waiting as long

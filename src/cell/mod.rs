@@ -33,8 +33,11 @@
 //! payload, and makes it even again; a reader copies the payload between two
 //! loads of the sequence word and retries if they differ or were odd. Every copy
 //! in or out of shared memory is a sequence of relaxed atomic loads or stores
-//! (8-byte words, single bytes at unaligned edges), so a concurrent writer, or
-//! another process scribbling on the payload, is never a data race.
+//! (one per element of 1/2/4/8 bytes, the width the atomic operations use, so
+//! accesses to an element never mix sizes; else 8-byte words, with single bytes
+//! at unaligned edges), so a concurrent writer, or another process scribbling
+//! on the payload, is never a data race. (An array with a lock copies with
+//! `memcpy` under the lock instead.)
 //!
 //! # State layout
 //!
@@ -1028,13 +1031,13 @@ impl RawCell {
         )
     }
 
-    /// Seqlock read of `dst.len()` bytes at `src` (inside the payload).
-    pub(crate) fn read_bytes(&self, src: *const u8, dst: &mut [u8]) -> Result<()> {
+    /// Seqlock read of `dst.len()` elements at `src` (inside the payload).
+    pub(crate) fn read_elems<T: bytemuck::Pod>(&self, src: *mut u8, dst: &mut [T]) -> Result<()> {
         self.state()
             .read(
-                // SAFETY: callers pass a range inside the payload; the payload is
-                // only accessed atomically (or under the lock).
-                || unsafe { copy_out(src, dst) },
+                // SAFETY: callers pass a range inside the payload, only accessed
+                // atomically outside the lock.
+                || unsafe { copy_elems_out(src, dst) },
                 |w| self.writer_alive(w),
             )
             .map_err(|ReadError::WriterDied| self.torn_error())
@@ -1042,15 +1045,57 @@ impl RawCell {
 
     /// Seqlock write of `src` to `dst` (inside the payload); repairs a torn
     /// payload only if `src` covers all of it (`whole`).
-    pub(crate) fn write_bytes(&self, dst: *mut u8, src: &[u8], whole: bool) -> Result<()> {
+    pub(crate) fn write_elems<T: bytemuck::Pod>(
+        &self,
+        dst: *mut u8,
+        src: &[T],
+        whole: bool,
+    ) -> Result<()> {
         let side = self.state().claim(self.me, |w| self.writer_alive(w));
         if side.torn() && !whole {
             side.abandon();
             return Err(self.torn_error());
         }
         // SAFETY: callers pass a range inside the payload; atomic stores only.
-        side.publish(|| unsafe { copy_in(dst, src) });
+        side.publish(|| unsafe { copy_elems_in(dst, src) });
         Ok(())
+    }
+}
+
+/// Copies `dst.len()` elements from shared memory at `src` with relaxed atomic
+/// loads: one per element for 1/2/4/8-byte types (the same width as the
+/// per-element atomic operations, so accesses to an element never mix sizes),
+/// else by [`copy_out`].
+///
+/// # Safety
+/// As [`copy_out`], and `src` is aligned for `T`'s width.
+pub(crate) unsafe fn copy_elems_out<T: bytemuck::Pod>(src: *mut u8, dst: &mut [T]) {
+    if word_width::<T>().is_some() {
+        let size = std::mem::size_of::<T>();
+        for (i, d) in dst.iter_mut().enumerate() {
+            // SAFETY: element `i` is in bounds and aligned (caller).
+            *d = unsafe { load_word::<T>(src.add(i * size), Ordering::Relaxed) };
+        }
+    } else {
+        // SAFETY: forwarded from the caller.
+        unsafe { copy_out(src, bytemuck::cast_slice_mut(dst)) }
+    }
+}
+
+/// Stores `src` into shared memory at `dst`, as [`copy_elems_out`] loads.
+///
+/// # Safety
+/// As [`copy_in`], and `dst` is aligned for `T`'s width.
+pub(crate) unsafe fn copy_elems_in<T: bytemuck::Pod>(dst: *mut u8, src: &[T]) {
+    if word_width::<T>().is_some() {
+        let size = std::mem::size_of::<T>();
+        for (i, &v) in src.iter().enumerate() {
+            // SAFETY: element `i` is in bounds and aligned (caller).
+            unsafe { store_word::<T>(dst.add(i * size), v, Ordering::Relaxed) };
+        }
+    } else {
+        // SAFETY: forwarded from the caller.
+        unsafe { copy_in(dst, bytemuck::cast_slice(src)) }
     }
 }
 

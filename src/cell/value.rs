@@ -145,7 +145,7 @@ impl<T: ShmType> Value<T> {
             return Ok(unsafe { load_word::<T>(p, Ordering::SeqCst) });
         }
         let mut out = T::zeroed();
-        self.cell.read_bytes(p, bytemuck::bytes_of_mut(&mut out))?;
+        self.cell.read_elems(p, std::slice::from_mut(&mut out))?;
         Ok(out)
     }
 
@@ -163,7 +163,7 @@ impl<T: ShmType> Value<T> {
             unsafe { store_word::<T>(p, v, Ordering::SeqCst) };
             return Ok(());
         }
-        self.cell.write_bytes(p, bytemuck::bytes_of(&v), true)
+        self.cell.write_elems(p, &[v], true)
     }
 
     /// Replaces the value with `f(value)` atomically with respect to other
