@@ -39,6 +39,16 @@
 //! on the payload, is never a data race. (An array with a lock copies with
 //! `memcpy` under the lock instead.)
 //!
+//! # Costs (what the benchmarks compare)
+//!
+//! - `Value<u64>::load` / `fetch_add`: one load or one locked instruction on the
+//!   mapped word, as a bare `AtomicU64` in a mapping (the handle caches the
+//!   payload's address).
+//! - `Value<[u64; 8]>::get` (64 bytes): two loads of `seq` and eight word loads,
+//!   no store, so readers never contend with each other; the Python `lock=True`
+//!   way (`*value.lock()`, or a `Mutex<[u64; 8]>`) costs two atomic
+//!   read-modify-writes on the mutex per read and serialises readers.
+//!
 //! # State layout
 //!
 //! ```text
