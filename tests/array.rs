@@ -332,3 +332,15 @@ mod model {
         }
     }
 }
+
+#[test]
+fn an_anonymous_array_works_without_a_name() {
+    let a = Array::<i16>::anonymous(3, false).unwrap();
+    assert_eq!(a.segment().name(), None);
+    a.write_from(&[-1, -2, -3]).unwrap();
+    assert_eq!(a.fetch_add(1, 10).unwrap(), -2);
+    assert_eq!(a.get(1).unwrap(), 8);
+    let b = Array::<i16>::anonymous(2, true).unwrap();
+    b.lock().unwrap().copy_from_slice(&[4, 5]);
+    assert_eq!(b.get(1).unwrap(), 5);
+}

@@ -473,3 +473,14 @@ fn the_header_records_what_c_needs_to_check_the_type_and_find_the_payload() {
     b.set(false.into()).unwrap();
     assert!(!bool::from(b.get().unwrap()));
 }
+
+#[test]
+fn an_anonymous_value_works_without_a_name() {
+    let v = Value::<i32>::anonymous(-3, true).unwrap();
+    assert_eq!(v.segment().name(), None);
+    assert_eq!(v.fetch_add(5), -3);
+    *v.lock().unwrap() += 10;
+    assert_eq!(v.get().unwrap(), 12);
+    let w = Value::<Wide>::anonymous(Wide { fields: [2; 8] }, false).unwrap();
+    assert_eq!(w.update(|x| x).unwrap().fields, [2; 8]);
+}
