@@ -171,7 +171,12 @@ pub trait ShmType: bytemuck::Pod + Send + Sync {
 impl<T: ShmType, const N: usize> ShmType for [T; N] where [T; N]: bytemuck::Pod {}
 
 mod private {
+    /// Seals [`Word`](super::Word).
     pub trait Sealed {}
+    /// Seals [`AtomicValue`](super::AtomicValue): the atomic operations cast the
+    /// payload to `Bits`' atomic type, which is only sound when `Bits` has the
+    /// element's exact size.
+    pub trait SealedValue {}
 }
 
 /// An unsigned integer of 1, 2, 4 or 8 bytes: the bit pattern behind an
@@ -240,7 +245,7 @@ word!(u64, AtomicU64);
 /// A type of 1, 2, 4 or 8 bytes with lock-free `load`, `store`, `swap`,
 /// `compare_exchange` and `fetch_add`/`fetch_sub` in a cell: the fixed-width
 /// integers and `f32`/`f64`. Sealed.
-pub trait AtomicValue: ShmType {
+pub trait AtomicValue: ShmType + private::SealedValue {
     /// The unsigned integer of the same size.
     #[doc(hidden)]
     type Bits: Word;
@@ -269,6 +274,7 @@ macro_rules! atomic_int {
         impl ShmType for $t {
             const CODE: TypeCode = TypeCode::$code;
         }
+        impl private::SealedValue for $t {}
         impl AtomicValue for $t {
             type Bits = $bits;
             fn to_bits(self) -> $bits {
@@ -304,6 +310,7 @@ macro_rules! atomic_float {
         impl ShmType for $t {
             const CODE: TypeCode = TypeCode::$code;
         }
+        impl private::SealedValue for $t {}
         impl AtomicValue for $t {
             type Bits = $bits;
             fn to_bits(self) -> $bits {
@@ -335,6 +342,7 @@ atomic_float! {
 /// `ptr` is aligned to `size_of::<T>()`, points into a live mapping that
 /// outlives `'a`, and the memory there is only ever accessed atomically.
 unsafe fn atomic_at<'a, T: AtomicValue>(ptr: *mut u8) -> &'a <T::Bits as Word>::Atomic {
+    const { assert!(std::mem::size_of::<T>() == std::mem::size_of::<T::Bits>()) };
     // SAFETY: the caller guarantees alignment, liveness and atomic-only access;
     // the std atomic of a width has the size and alignment of its integer.
     unsafe { &*ptr.cast::<<T::Bits as Word>::Atomic>() }

@@ -334,9 +334,9 @@ pub struct ValueGuard<'a, T: ShmType> {
 impl<T: ShmType> ValueGuard<'_, T> {
     /// Declares the state consistent after an owner-died lock, so the lock stays
     /// usable once this guard drops (else it becomes unrecoverable). Does nothing
-    /// on a guard from a normal lock. The value itself is never half updated
-    /// (guards write back atomically), but an update spanning several cells may
-    /// be.
+    /// on a guard from a normal lock. Readers never see the value half updated
+    /// (guards write back through the seqlock), but an update spanning several
+    /// cells may be.
     pub fn mark_consistent(&self) -> Result<()> {
         self.held
             .mark_consistent()
