@@ -317,3 +317,30 @@ fn raw_mutex_layout_is_a_pthread_mutex() {
         std::mem::align_of::<libc::pthread_mutex_t>()
     );
 }
+
+/// glibc trusts the `pthread_mutex_t` bytes: garbage cannot be repaired, but
+/// with a timeout it yields an error (`EINVAL` → `Corrupted`, or a lock that
+/// looks held → `Timeout`), never a crash or a hang.
+#[test]
+fn garbage_in_the_mutex_bytes_gives_an_error_within_the_timeout_not_a_crash() {
+    for pattern in [0xFFu8, 0x55, 0x80] {
+        let name = ShmName::new(&format!("mutex_garbage_{pattern}"));
+        let m = Mutex::create(&name, 0u64).unwrap();
+        // A hostile or buggy process overwrites the lock state.
+        let raw = shmprim::SegmentBuilder::new(shmprim::Kind::Mutex)
+            .any_payload()
+            .open(&name)
+            .unwrap();
+        raw.write(0, &[pattern; RawMutex::SIZE]).unwrap();
+        let t = Instant::now();
+        let r = m.lock_timeout(Duration::from_millis(100));
+        assert!(
+            matches!(
+                r,
+                Err(LockError::Failed(Error::Corrupted { .. } | Error::Timeout))
+            ),
+            "pattern {pattern:#x}: {r:?}"
+        );
+        assert!(t.elapsed() < Duration::from_secs(2));
+    }
+}
