@@ -484,3 +484,23 @@ fn an_anonymous_value_works_without_a_name() {
     let w = Value::<Wide>::anonymous(Wide { fields: [2; 8] }, false).unwrap();
     assert_eq!(w.update(|x| x).unwrap().fields, [2; 8]);
 }
+
+#[test]
+fn inspection_shows_a_cells_value_length_and_lock() {
+    let name = ShmName::new("inspect_value");
+    let v = Value::<u64>::create(&name, 42).unwrap();
+    let state = shmprim::inspect::inspect(&name)
+        .unwrap()
+        .state
+        .expect("a summary");
+    assert_eq!(state.line, "= 42, lock");
+    v.store(43);
+    let state = shmprim::inspect::inspect(&name).unwrap().state.unwrap();
+    assert_eq!(state.line, "= 43, lock");
+
+    let name = ShmName::new("inspect_array");
+    let a = Array::<f64>::create_unlocked(&name, 6).unwrap();
+    a.write_from(&[1.5, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
+    let state = shmprim::inspect::inspect(&name).unwrap().state.unwrap();
+    assert_eq!(state.line, "6 × [1.5, 2, 3, 4, …], no lock");
+}

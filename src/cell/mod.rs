@@ -1262,3 +1262,48 @@ mod loom_tests {
         });
     }
 }
+
+/// The state of a `Value` or `Array` for inspection (`shmprim ls` / `stat`):
+/// loads only, bounds-checked by the view; `None` if a field lies outside it.
+pub(crate) fn summarize(
+    kind: crate::Kind,
+    info: &crate::HeaderInfo,
+    view: &crate::inspect::StateView<'_>,
+) -> Option<crate::inspect::StateSummary> {
+    use crate::inspect::{Field, StateSummary, format_value};
+    let seq = view.u64(std::mem::offset_of!(CellState, seq))?;
+    let writer = view.u64(std::mem::offset_of!(CellState, writer))?;
+    let len = info.params[PARAM_LEN];
+    let lock = info.params[PARAM_LOCK] == 1;
+    let offset = usize::try_from(info.params[PARAM_PAYLOAD_OFFSET]).ok()?;
+    let size = usize::try_from(info.payload.size).ok()?;
+    let writing = seq & 1 == 1;
+    let shown = len.min(if kind == crate::Kind::Value { 1 } else { 4 }) as usize;
+    let values: Vec<String> = (0..shown)
+        .map(|i| {
+            view.bytes(offset.checked_add(i.checked_mul(size)?)?, size)
+                .map(|b| format_value(&info.payload, &b))
+        })
+        .collect::<Option<_>>()?;
+    let mut line = if kind == crate::Kind::Value {
+        format!("= {}", values.join(""))
+    } else {
+        let more = if len as usize > shown { ", …" } else { "" };
+        format!("{len} × [{}{more}]", values.join(", "))
+    };
+    line.push_str(if lock { ", lock" } else { ", no lock" });
+    if writing {
+        line.push_str(", being written");
+    }
+    Some(StateSummary {
+        line,
+        fields: vec![
+            ("len", Field::U64(len)),
+            ("lock", Field::Bool(lock)),
+            ("seq", Field::U64(seq)),
+            ("writing", Field::Bool(writing)),
+            ("writer", Field::U64(writer)),
+            ("values", Field::Str(values.join(", "))),
+        ],
+    })
+}
