@@ -1235,6 +1235,29 @@ mod loom_tests {
         });
     }
 
+    /// Two writers (serialised by the claim) and a reader: the reader sees a
+    /// whole value some writer wrote, and the last write wins whole.
+    #[test]
+    fn loom_two_writers_and_a_reader_never_mix_values() {
+        loom::model(|| {
+            let m = Model::new();
+            let writers: Vec<_> = (1..=2u64)
+                .map(|me| {
+                    let m = m.clone();
+                    loom::thread::spawn(move || m.set(me, me))
+                })
+                .collect();
+            let (a, b) = m.get();
+            assert_eq!(a, b, "torn read");
+            assert!(a <= 2);
+            for w in writers {
+                w.join().unwrap();
+            }
+            let (a, b) = m.get();
+            assert!(a == b && (a == 1 || a == 2), "final value ({a}, {b})");
+        });
+    }
+
     /// Two writers each increment the payload under the write side (as
     /// `update` does): the claim serialises them, so no increment is lost.
     #[test]
