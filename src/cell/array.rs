@@ -30,7 +30,9 @@ use crate::{Deadline, Disposition, Kind, Options, Segment};
 ///   `read_*` and `write_*` (and `get`/`set` of larger elements) use one seqlock
 ///   over the whole array: a read returns the range as one `write_*`/`set` left
 ///   it, never a mix of two (per-element atomic operations of small elements are
-///   not ordered with it: they are individually atomic).
+///   not ordered with it: they are individually atomic). A read retries while
+///   writes overlap it, so a long read under a steady stream of writes can be
+///   delayed for as long as they keep coming: give a large, busy array a lock.
 ///
 /// Indices are checked: an index or range outside `0..len` is
 /// [`Error::IndexOutOfRange`], never a panic.
