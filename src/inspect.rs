@@ -231,6 +231,7 @@ fn summarize(kind: Kind, info: &HeaderInfo, view: &StateView<'_>) -> Option<Stat
         Kind::Event => crate::event::summarize(view),
         Kind::Condvar => crate::condvar::summarize(view),
         Kind::Barrier => crate::barrier::summarize(view),
+        Kind::Value | Kind::Array => crate::cell::summarize(kind, info, view),
         _ => None,
     }
 }

@@ -15,6 +15,8 @@
 //! | `Semaphore`, `BoundedSemaphore` | [`Semaphore`]    |
 //! | `Event`                       | [`Event`]          |
 //! | `Barrier(parties)`            | [`Barrier`]        |
+//! | `Value(typecode, v, lock)`    | [`Value<T>`]       |
+//! | `Array(typecode, n, lock)`    | [`Array<T>`]       |
 //!
 //! The foundation every primitive stands on:
 //!
@@ -36,6 +38,7 @@ pub mod barrier;
 #[cfg(feature = "bench")]
 #[doc(hidden)]
 pub mod bench;
+pub mod cell;
 pub mod condvar;
 pub mod error;
 pub mod event;
@@ -50,6 +53,7 @@ pub(crate) mod sys;
 pub mod wait;
 
 pub use barrier::Barrier;
+pub use cell::{Array, Value};
 pub use condvar::{Condvar, RawCondvar, WaitTimeoutResult};
 pub use error::{Error, Mismatch, Result};
 pub use event::Event;

@@ -297,3 +297,31 @@ fn inspection_reports_semaphore_event_and_barrier_states() {
     );
     assert!(report.to_json().contains("\"broken\":true"));
 }
+
+#[test]
+fn inspection_reports_a_values_type_and_current_value() {
+    let name = ShmName::new("inspect_value");
+    let v = shmprim::Value::<i64>::create(&name, -42).unwrap();
+    let report = inspect::inspect(&name).unwrap();
+    assert!(
+        report.state_line().starts_with("= -42"),
+        "{}",
+        report.state_line()
+    );
+    assert_eq!(report.info.unwrap().payload.name_str(), "i64");
+    v.store(7);
+    assert!(
+        inspect::inspect(&name)
+            .unwrap()
+            .state_line()
+            .starts_with("= 7")
+    );
+    let json = inspect::inspect(&name).unwrap().to_json();
+    assert_eq!(
+        python_eval(
+            &json,
+            "(d['kind'], d['payload']['name'], d['state_line'].split(',')[0])"
+        ),
+        "('value', 'i64', '= 7')"
+    );
+}
