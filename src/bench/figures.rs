@@ -349,8 +349,12 @@ pub fn figures() -> Vec<Figure> {
             group: "value",
             title: "Value<u64> fetch_add, uncontended",
             unit: Unit::Ns,
-            // plug in: Value<u64>::fetch_add(1).
-            shmprim: None,
+            shmprim: Some(Impl {
+                name: "Value<u64>::fetch_add",
+                run: shmprim_side::value_fetch_add,
+                goal: None,
+                available: always,
+            }),
             hook: "Value<u64>",
             references: vec![reference(
                 "AtomicU64 in a mapping",
@@ -363,8 +367,12 @@ pub fn figures() -> Vec<Figure> {
             group: "value",
             title: "Value<u64> get, uncontended",
             unit: Unit::Ns,
-            // plug in: Value<u64>::get().
-            shmprim: None,
+            shmprim: Some(Impl {
+                name: "Value<u64>::get",
+                run: shmprim_side::value_get,
+                goal: None,
+                available: always,
+            }),
             hook: "Value<u64>",
             references: vec![reference("AtomicU64 in a mapping", atomics::load, None)],
         },
@@ -373,9 +381,13 @@ pub fn figures() -> Vec<Figure> {
             group: "value",
             title: "64-byte Value get while another process keeps setting it",
             unit: Unit::Ns,
-            // plug in: Value<[u8; 64]>::get() in the parent, set() in a loop in a child.
-            shmprim: None,
-            hook: "Value<[u8; 64]>",
+            shmprim: Some(Impl {
+                name: "Value<[u64; 8]>::get",
+                run: shmprim_side::value_64b_get,
+                goal: None,
+                available: always,
+            }),
+            hook: "Value<[u64; 8]>",
             references: vec![reference(
                 "pthread-mutex-protected copy (2 procs)",
                 pthread::mutex_copy_get,

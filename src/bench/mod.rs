@@ -296,6 +296,7 @@ pub(crate) const ROLES: &[(&str, Role)] = &[
     ("shmprim-event-pong", shmprim_side::event_pong_child),
     ("shmprim-semaphore-pong", shmprim_side::semaphore_pong_child),
     ("shmprim-barrier-peer", shmprim_side::barrier_peer_child),
+    ("shmprim-value-writer", shmprim_side::value_writer_child),
 ];
 
 /// If this process was started as a benchmark child ([`ROLE_VAR`] set), plays

@@ -3,8 +3,8 @@
 //! Measured today: a busy-polling ping-pong over a word of a [`Segment`]; a
 //! ping-pong that sleeps with [`crate::wait`] (spin, then a shared futex, woken
 //! only when a waiter count says someone sleeps) over a [`Segment`]; `Mutex<u64>`
-//! uncontended and contended; `Event`, `Semaphore` and `Barrier` round trips.
-//! The rings, queues and `Value` are still to come. Each primitive adds its
+//! uncontended and contended; `Event`, `Semaphore` and `Barrier` round trips;
+//! `Value<u64>` and a 64-byte `Value`. The rings and queues are still to come. Each primitive adds its
 //! runners here in the same shape: the parent creates the object under the name
 //! of a `ShmNameGuard` (unlinked on drop and on Ctrl-C), starts the peer with
 //! [`Session::start`], measures from [`Session::go`], and checks what it got.
@@ -40,10 +40,10 @@ use super::refs::{ns_per, spin_until_eq};
 use crate::bench::Ctx;
 use crate::bench::figures::{
     BARRIER_ROUNDS, FUTEX_ROUND_TRIPS, MUTEX_CONTENDED_OPS, MUTEX_UNCONTENDED_OPS, SEM_ROUND_TRIPS,
-    SPIN_ROUND_TRIPS,
+    SPIN_ROUND_TRIPS, VALUE_OPS,
 };
 use crate::wait::{wait_while_eq, wake};
-use crate::{Barrier, Deadline, Event, Kind, Mutex, Segment, SegmentBuilder, Semaphore};
+use crate::{Barrier, Deadline, Event, Kind, Mutex, Segment, SegmentBuilder, Semaphore, Value};
 
 /// A named raw segment for a run, unlinked on drop (and by the Ctrl-C handler).
 struct NamedSegment {
@@ -358,6 +358,88 @@ pub(crate) fn barrier_peer_child(c: &ChildCtx) -> Res<()> {
     c.ready()?;
     for _ in 0..n {
         b.wait_deadline(peer_deadline()).map_err(err)?;
+    }
+    c.done();
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Value (issue 5)
+// ---------------------------------------------------------------------------
+
+/// `Value<u64>::fetch_add(1)`, uncontended: ns per operation.
+pub(crate) fn value_fetch_add(ctx: &Ctx) -> Res<f64> {
+    let n = ctx.n(VALUE_OPS);
+    let name = ShmNameGuard::new("value");
+    let v = Value::<u64>::create(name.name(), 0).map_err(err)?;
+    let t0 = Instant::now();
+    for _ in 0..n {
+        v.fetch_add(1);
+    }
+    let dt = t0.elapsed();
+    if v.get().map_err(err)? != n {
+        return Err("lost increments".into());
+    }
+    Ok(ns_per(dt, n))
+}
+
+/// `Value<u64>::get()`, uncontended: ns per operation.
+pub(crate) fn value_get(ctx: &Ctx) -> Res<f64> {
+    let n = ctx.n(VALUE_OPS);
+    let name = ShmNameGuard::new("value");
+    let v = Value::<u64>::create(name.name(), 7).map_err(err)?;
+    let t0 = Instant::now();
+    let mut sum = 0u64;
+    for _ in 0..n {
+        sum = sum.wrapping_add(std::hint::black_box(&v).get().map_err(err)?);
+    }
+    let dt = t0.elapsed();
+    if sum != n.wrapping_mul(7) {
+        return Err("wrong sum".into());
+    }
+    Ok(ns_per(dt, n))
+}
+
+/// `Value<[u64; 8]>::get()` (64 bytes) while a child process keeps calling
+/// `set`: ns per get. Checks that no read is torn (all eight words equal).
+pub(crate) fn value_64b_get(ctx: &Ctx) -> Res<f64> {
+    let n = ctx.n(VALUE_OPS);
+    let (name, stop_name) = (
+        ShmNameGuard::new("value64"),
+        ShmNameGuard::new("value64-stop"),
+    );
+    let v = Value::<[u64; 8]>::create(name.name(), [0; 8]).map_err(err)?;
+    let stop = Event::create(stop_name.name()).map_err(err)?;
+    let s = Session::start(vec![Spawn::pinned(
+        "shmprim-value-writer",
+        vec![name.name().into(), stop_name.name().into()],
+    )])?;
+    let t0 = s.go();
+    for _ in 0..n {
+        let got = v.get().map_err(err)?;
+        if got.iter().any(|w| *w != got[0]) {
+            return Err("torn read".into());
+        }
+    }
+    let dt = t0.elapsed();
+    stop.set();
+    s.finish()?;
+    Ok(ns_per(dt, n))
+}
+
+/// Child of [`value_64b_get`]: sets the value over and over until `stop` is set.
+pub(crate) fn value_writer_child(c: &ChildCtx) -> Res<()> {
+    let v = Value::<[u64; 8]>::open(c.str_arg(0)?).map_err(err)?;
+    let stop = Event::open(c.str_arg(1)?).map_err(err)?;
+    c.ready()?;
+    let t0 = Instant::now();
+    let mut k = 0u64;
+    while !stop.is_set() {
+        k += 1;
+        v.set([k; 8]).map_err(err)?;
+        if t0.elapsed() > super::proc::PEER_TIMEOUT {
+            return Err("never told to stop".into());
+        }
     }
     c.done();
     Ok(())
