@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod inspect;
 
 /// Inter-process primitives in named shared memory: inspect, demonstrate and
 /// benchmark them.
@@ -27,6 +28,23 @@ enum Command {
     /// Everything it creates in /dev/shm is removed, also on Ctrl-C.
     /// Needs the `bench` feature: `cargo run --release --features bench -- bench`.
     Bench(bench::Args),
+    /// List every shmprim segment on this machine, one line each.
+    ///
+    /// Segments are recognised by their header (other files in /dev/shm are
+    /// ignored): name, kind, size, age, creator pid, live/dead participants, and
+    /// the primitive's state (queue depth, mutex holder or dead owner, semaphore
+    /// value, event flag, barrier waiting/parties/broken, value and type...).
+    /// Read-only: takes no slot and no lock.
+    Ls(inspect::LsArgs),
+    /// Show everything about one segment: header, state and participant table.
+    Stat(inspect::StatArgs),
+    /// Unlink segments by name, refusing files that are not shmprim segments.
+    Rm(inspect::RmArgs),
+    /// Remove segments that no live process has open and whose creator is gone.
+    Gc(inspect::GcArgs),
+    /// Show one segment's state live, refreshed every second, with rates of its
+    /// counters; ends with Ctrl-C (or after --count refreshes).
+    Watch(inspect::WatchArgs),
 }
 
 fn main() {
@@ -37,6 +55,11 @@ fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Bench(args) => bench::run(args),
+        Command::Ls(args) => inspect::ls(args),
+        Command::Stat(args) => inspect::stat(args),
+        Command::Rm(args) => inspect::rm(args),
+        Command::Gc(args) => inspect::gc(args),
+        Command::Watch(args) => inspect::watch(args),
     };
     std::process::exit(code);
 }
