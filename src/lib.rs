@@ -9,6 +9,8 @@
 //! | Python `multiprocessing`      | shmprim            |
 //! |-------------------------------|--------------------|
 //! | `shared_memory.SharedMemory`  | [`Segment`]        |
+//! | `Pipe(duplex)`                | [`Pipe`] ([`PipeEnd`] A and B, two SPSC byte rings) |
+//! | (no counterpart: SPSC rings)  | [`SpscRing<T>`], [`SpscByteRing`] |
 //!
 //! The foundation every primitive stands on:
 //!
@@ -28,12 +30,16 @@
 
 pub mod error;
 pub mod ffi;
+pub mod pipe;
+pub mod ring;
 pub mod segment;
 pub(crate) mod sync;
 pub(crate) mod sys;
 pub mod wait;
 
 pub use error::{Error, Mismatch, Result};
+pub use pipe::{Pipe, PipeEnd};
+pub use ring::spsc::{SpscByteRing, SpscRing};
 pub use segment::{
     Disposition, HeaderInfo, Kind, Options, Participant, ParticipantId, Segment, SegmentBuilder,
     TypeCode, TypeDesc,
