@@ -673,3 +673,96 @@ fn scribbled_indices_and_lengths_make_byte_ring_operations_fail_cleanly() {
         "only {corrupted} operations saw corruption"
     );
 }
+
+fn is_corrupted<T: std::fmt::Debug>(r: Result<T, Error>) -> bool {
+    matches!(r, Err(Error::Corrupted { .. }))
+}
+
+#[test]
+fn each_kind_of_bad_record_or_index_is_reported_as_corrupted() {
+    let name = ShmName::new("spsc_corrupt_kinds");
+    let ring = SpscByteRing::create(&name, 256, 40).unwrap();
+    assert_eq!(ring.capacity(), 256);
+    let base = ring.segment().unwrap().as_ptr();
+    let header = |pos: usize| word64(base, DATA_OFFSET + pos);
+    let mut tx = ring.producer().unwrap();
+    let mut rx = ring.consumer().unwrap();
+
+    // Padding at the very start of the buffer (the producer never writes one).
+    tx.try_send(b"").unwrap(); // at 0
+    header(0).store(u64::MAX, Ordering::SeqCst);
+    assert!(is_corrupted(rx.try_recv()));
+    header(0).store(0, Ordering::SeqCst);
+    assert_eq!(rx.try_recv().unwrap(), b"");
+
+    // A length above the maximum.
+    tx.try_send(b"abc").unwrap(); // at 8
+    header(8).store(41, Ordering::SeqCst);
+    assert!(is_corrupted(rx.next_len()));
+    assert!(is_corrupted(rx.try_recv()));
+    header(8).store(3, Ordering::SeqCst);
+    assert_eq!(rx.try_recv().unwrap(), b"abc");
+
+    // A length that runs past the end of the buffer (but not past the tail).
+    for _ in 0..4 {
+        tx.try_send(&[0; 40]).unwrap();
+        rx.try_recv().unwrap();
+    }
+    tx.try_send(&[0; 16]).unwrap(); // 24 + 4 * 48 + 24 = 240
+    let msgs: [&[u8]; 3] = [b"", b"", &[5; 40]]; // at 240, 248, then 0
+    assert_eq!(tx.try_send_many(&msgs).unwrap(), 3);
+    rx.try_recv().unwrap(); // the 16-byte message
+    // 64 bytes are queued from 240 on, but only 16 remain before the end.
+    header(240).store(40, Ordering::SeqCst);
+    assert!(is_corrupted(rx.try_recv()));
+    header(240).store(0, Ordering::SeqCst);
+    rx.try_recv().unwrap();
+    header(248).store(0, Ordering::SeqCst);
+    rx.try_recv().unwrap();
+    assert_eq!(rx.try_recv().unwrap(), [5; 40]);
+
+    // A length within the maximum that runs past the tail.
+    tx.try_send(&[6; 8]).unwrap(); // at 48, 16 bytes queued
+    header(48).store(40, Ordering::SeqCst);
+    assert!(is_corrupted(rx.try_recv()));
+    header(48).store(8, Ordering::SeqCst);
+    assert_eq!(rx.try_recv().unwrap(), [6; 8]);
+
+    // Indices further apart than the capacity, seen by either end.
+    let head = word32(base, HEAD_OFFSET).load(Ordering::SeqCst);
+    word32(base, TAIL_OFFSET).store(head + 256 + 8, Ordering::SeqCst);
+    assert!(is_corrupted(rx.try_recv()));
+    word32(base, HEAD_OFFSET).store(head.wrapping_sub(1000) & 0x7fff_ffff, Ordering::SeqCst);
+    let mut sent = 0;
+    let r = loop {
+        match tx.try_send(&[1; 40]) {
+            Ok(()) => sent += 1,
+            r => break r,
+        }
+        assert!(sent < 10);
+    };
+    assert!(matches!(r, Err(Error::Corrupted { .. })), "{r:?}");
+    drop((tx, rx));
+    assert!(is_corrupted(ring.consumer()));
+}
+
+#[test]
+fn element_indices_further_apart_than_the_capacity_are_corrupted() {
+    let name = ShmName::new("spsc_corrupt_elems");
+    let ring = SpscRing::<u64>::create(&name, 4).unwrap();
+    let base = ring.segment().unwrap().as_ptr();
+    let mut tx = ring.producer().unwrap();
+    let mut rx = ring.consumer().unwrap();
+    tx.try_push(1).unwrap();
+    word32(base, TAIL_OFFSET).store(6, Ordering::SeqCst);
+    assert!(is_corrupted(rx.try_pop()));
+    assert!(is_corrupted(rx.pop_into(&mut [0; 2])));
+    word32(base, TAIL_OFFSET).store(1, Ordering::SeqCst);
+    assert_eq!(rx.try_pop().unwrap(), 1);
+    for v in 0..4 {
+        tx.try_push(v).unwrap();
+    }
+    word32(base, HEAD_OFFSET).store(0x7fff_fff0, Ordering::SeqCst);
+    assert!(is_corrupted(tx.try_push(9)));
+    assert!(is_corrupted(tx.push_slice(&[9])));
+}
