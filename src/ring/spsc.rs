@@ -62,7 +62,7 @@
 //! [`Producer::push`], [`Consumer::pop`] and the byte forms sleep with
 //! [`crate::wait`]: a consumer that found the ring empty sleeps on the `tail` word
 //! (expecting the value it read), a producer that found it full on the `head`
-//! word. After publishing, a blocking push runs [`wait::wake`](crate::wait::wake)
+//! word. After publishing, a blocking push runs [`wait::wake`]
 //! (a `SeqCst` fence, then a syscall only if the waiter count says someone
 //! sleeps): the fence pair of `wait.rs` makes a lost wake-up impossible. That
 //! fence cannot be avoided soundly: the waker's store of the index and its load
