@@ -278,3 +278,36 @@ fn threads_exchange_many_messages_through_a_small_pipe() {
     }
     t.join().unwrap();
 }
+
+#[test]
+fn sends_to_a_killed_peer_fail_with_closed_within_a_bounded_number_of_messages() {
+    let name = ShmName::new("pipe_kill_send");
+    let pipe = Pipe::create(&name, 64 * 1024, 64).unwrap();
+    let mut a = pipe.end_a().unwrap();
+    let mut child = spawn("hold", &[&name]);
+    assert_eq!(a.recv_timeout(LIMIT).unwrap(), b"ready");
+    child.kill();
+    // Without ever receiving, the sender notices within 256 messages (its
+    // periodic liveness check), long before the 64 KiB ring is full.
+    let mut sent = 0;
+    let r = loop {
+        match a.send_timeout(&[0u8; 8], LIMIT) {
+            Ok(()) => sent += 1,
+            Err(e) => break e,
+        }
+        assert!(sent <= 256, "still sending after {sent} messages");
+    };
+    assert!(matches!(r, Error::Closed), "{r:?}");
+}
+
+#[test]
+fn opening_a_pipe_whose_header_was_overwritten_is_corrupted() {
+    let name = ShmName::new("pipe_bad_header");
+    let pipe = Pipe::create(&name, 1024, 64).unwrap();
+    let base = pipe.segment().unwrap().as_ptr();
+    // SAFETY: the pipe's header starts the data area; its capacity field is
+    // the third u32 (see the layout in `shmprim::pipe`), and nobody uses the
+    // pipe concurrently.
+    unsafe { base.add(8).cast::<u32>().write_volatile(1 << 20) };
+    assert!(matches!(Pipe::open(&name), Err(Error::Corrupted { .. })));
+}

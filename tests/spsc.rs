@@ -766,3 +766,23 @@ fn element_indices_further_apart_than_the_capacity_are_corrupted() {
     assert!(is_corrupted(tx.try_push(9)));
     assert!(is_corrupted(tx.push_slice(&[9])));
 }
+
+#[test]
+fn opening_a_ring_whose_header_disagrees_with_its_parameters_is_corrupted() {
+    let name = ShmName::new("spsc_bad_meta");
+    let ring = SpscRing::<u64>::create(&name, 8).unwrap();
+    let base = ring.segment().unwrap().as_ptr();
+    // meta.capacity is the third u32 of the ring state.
+    word32(base, 8).store(1 << 20, Ordering::SeqCst);
+    assert!(matches!(
+        SpscRing::<u64>::open(&name),
+        Err(Error::Corrupted { .. })
+    ));
+    let name2 = ShmName::new("spsc_bad_meta_bytes");
+    let ring2 = SpscByteRing::create(&name2, 256, 16).unwrap();
+    word32(ring2.segment().unwrap().as_ptr(), 0).store(0, Ordering::SeqCst);
+    assert!(matches!(
+        SpscByteRing::open(&name2),
+        Err(Error::Corrupted { .. })
+    ));
+}
