@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{ShmName, spawn};
 use proptest::prelude::*;
-use shmprim::ring::spsc::{SpscByteRing, SpscRing, record_size};
+use shmprim::ring::spsc::{SpscByteRing, SpscRing, TryError, record_size};
 use shmprim::{Error, Mismatch};
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -102,13 +102,13 @@ proptest! {
                         prop_assert!(r.is_ok());
                         model.push_back(v);
                     } else {
-                        prop_assert!(matches!(r, Err(Error::Full)), "{:?}", r);
+                        prop_assert_eq!(r, Err(TryError::Full));
                     }
                 }
                 Op::Pop => {
                     match (rx.try_pop(), model.pop_front()) {
                         (Ok(v), Some(m)) => prop_assert_eq!(v, m),
-                        (Err(Error::Empty), None) => {}
+                        (Err(TryError::Empty), None) => {}
                         (r, m) => prop_assert!(false, "ring {:?}, model {:?}", r, m),
                     }
                 }
@@ -397,7 +397,7 @@ fn pop_times_out_on_an_empty_ring_and_push_on_a_full_one() {
     assert!(t0.elapsed() >= Duration::from_millis(30));
     tx.try_push(1).unwrap();
     tx.try_push(2).unwrap();
-    assert!(matches!(tx.try_push(3), Err(Error::Full)));
+    assert_eq!(tx.try_push(3), Err(TryError::Full));
     assert!(matches!(
         tx.push_timeout(3, Duration::from_millis(30)),
         Err(Error::Timeout)
@@ -416,13 +416,13 @@ fn dropping_the_producer_makes_the_consumer_drain_then_see_closed() {
     assert_eq!(rx.try_pop().unwrap(), 1);
     assert_eq!(rx.pop().unwrap(), 2);
     assert_eq!(rx.try_pop().unwrap(), 3);
-    assert!(matches!(rx.try_pop(), Err(Error::Closed)));
+    assert_eq!(rx.try_pop(), Err(TryError::Closed));
     assert!(matches!(rx.pop(), Err(Error::Closed)));
     // A new producer reopens the ring.
     let mut tx = ring.producer().unwrap();
     tx.try_push(4).unwrap();
     assert_eq!(rx.try_pop().unwrap(), 4);
-    assert!(matches!(rx.try_pop(), Err(Error::Empty)));
+    assert_eq!(rx.try_pop(), Err(TryError::Empty));
 }
 
 #[test]
@@ -585,10 +585,10 @@ fn scribbled_indices_make_element_ring_operations_fail_cleanly() {
         }
         for _ in 0..20 {
             let results = [
-                tx.try_push(7).map(|_| ()),
-                tx.push_slice(&[1; 20]).map(|_| ()),
-                rx.try_pop().map(|_| ()),
-                rx.pop_into(&mut [0; 20]).map(|_| ()),
+                tx.try_push(7).map_err(Error::from),
+                tx.push_slice(&[1; 20]).map(|_| ()).map_err(Error::from),
+                rx.try_pop().map(|_| ()).map_err(Error::from),
+                rx.pop_into(&mut [0; 20]).map(|_| ()).map_err(Error::from),
                 rx.len().map(|_| ()),
                 tx.len().map(|_| ()),
                 rx.pop_timeout(Duration::ZERO).map(|_| ()),
@@ -755,16 +755,23 @@ fn element_indices_further_apart_than_the_capacity_are_corrupted() {
     let mut rx = ring.consumer().unwrap();
     tx.try_push(1).unwrap();
     word32(base, TAIL_OFFSET).store(6, Ordering::SeqCst);
-    assert!(is_corrupted(rx.try_pop()));
-    assert!(is_corrupted(rx.pop_into(&mut [0; 2])));
+    assert_eq!(rx.try_pop(), Err(TryError::Corrupted));
+    assert_eq!(rx.pop_into(&mut [0; 2]), Err(TryError::Corrupted));
+    assert!(is_corrupted(rx.len()));
+    assert!(is_corrupted(rx.pop()));
     word32(base, TAIL_OFFSET).store(1, Ordering::SeqCst);
     assert_eq!(rx.try_pop().unwrap(), 1);
     for v in 0..4 {
         tx.try_push(v).unwrap();
     }
     word32(base, HEAD_OFFSET).store(0x7fff_fff0, Ordering::SeqCst);
-    assert!(is_corrupted(tx.try_push(9)));
-    assert!(is_corrupted(tx.push_slice(&[9])));
+    assert_eq!(tx.try_push(9), Err(TryError::Corrupted));
+    assert_eq!(tx.push_slice(&[9]), Err(TryError::Corrupted));
+    assert!(is_corrupted(tx.push(9)));
+    assert!(matches!(
+        Error::from(TryError::Corrupted),
+        Error::Corrupted { .. }
+    ));
 }
 
 #[test]

@@ -91,7 +91,7 @@
 //! # Example
 //!
 //! ```
-//! use shmprim::ring::spsc::SpscRing;
+//! use shmprim::ring::spsc::{SpscRing, TryError};
 //! # let name = format!("doc-spsc-{}", std::process::id());
 //! let ring = SpscRing::<u64>::create(&name, 1024)?;
 //! let mut tx = ring.producer()?;
@@ -102,9 +102,9 @@
 //! let mut out = [0u64; 8];
 //! assert_eq!(rx.pop_into(&mut out)?, 4);
 //! assert_eq!(&out[..4], &[1, 2, 3, 4]);
-//! assert!(matches!(rx.try_pop(), Err(shmprim::Error::Empty)));
+//! assert_eq!(rx.try_pop(), Err(TryError::Empty));
 //! drop(tx);
-//! assert!(matches!(rx.try_pop(), Err(shmprim::Error::Closed)));
+//! assert_eq!(rx.try_pop(), Err(TryError::Closed));
 //! SpscRing::<u64>::unlink(&name)?;
 //! # Ok::<(), shmprim::Error>(())
 //! ```
@@ -1049,6 +1049,68 @@ impl ConsumerCore {
     }
 }
 
+/// Why a non-blocking operation of an element ring ([`Producer::try_push`],
+/// [`Producer::push_slice`], [`Consumer::try_pop`], [`Consumer::pop_into`]) did
+/// not complete.
+///
+/// It is `Copy` and owns nothing, so dropping a `Result<_, TryError>` costs
+/// nothing: a hot loop such as `while tx.try_push(v).is_err() {}` compiles to
+/// the bare ring operation. (Dropping a `Result` carrying the crate's [`Error`],
+/// which owns strings, calls its drop glue whenever the compiler cannot see the
+/// variant, which would cost more than the push itself.) It converts into
+/// [`Error`] with `?`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TryError {
+    /// No free slot ([`Error::Full`]).
+    Full,
+    /// Nothing queued ([`Error::Empty`]).
+    Empty,
+    /// The other end was closed ([`Error::Closed`]): for a consumer, once drained.
+    Closed,
+    /// The indices read from shared memory are inconsistent ([`Error::Corrupted`];
+    /// the blocking forms and `len` report the details).
+    Corrupted,
+}
+
+impl TryError {
+    #[cold]
+    fn from_error(e: Error) -> TryError {
+        match e {
+            Error::Full => TryError::Full,
+            Error::Empty => TryError::Empty,
+            Error::Closed => TryError::Closed,
+            _ => TryError::Corrupted,
+        }
+    }
+}
+
+impl From<TryError> for Error {
+    fn from(e: TryError) -> Error {
+        match e {
+            TryError::Full => Error::Full,
+            TryError::Empty => Error::Empty,
+            TryError::Closed => Error::Closed,
+            TryError::Corrupted => Error::corrupted(
+                "<spsc ring>",
+                "head and tail are further apart than the capacity",
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for TryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TryError::Full => "full",
+            TryError::Empty => "empty",
+            TryError::Closed => "closed",
+            TryError::Corrupted => "corrupted ring indices",
+        })
+    }
+}
+
+impl std::error::Error for TryError {}
+
 // ------------------------------------------------------------------ handles
 
 /// What every ring handle shares: the memory and the validated geometry.
@@ -1339,10 +1401,14 @@ impl<T: Pod> Producer<T> {
     /// Pushes `value` if there is room: `Full` if not, `Closed` if the
     /// consumer end was closed (seen when the ring looks full).
     #[inline]
-    pub fn try_push(&mut self, value: T) -> Result<()> {
-        self.push_quiet(value)?;
-        self.core.wake_hint();
-        Ok(())
+    pub fn try_push(&mut self, value: T) -> Result<(), TryError> {
+        match self.push_quiet(value) {
+            Ok(()) => {
+                self.core.wake_hint();
+                Ok(())
+            }
+            Err(e) => Err(TryError::from_error(e)),
+        }
     }
 
     #[inline]
@@ -1362,11 +1428,12 @@ impl<T: Pod> Producer<T> {
 
     /// Pushes as many of `values` as fit, in order, publishing once; returns how
     /// many (0 when full).
-    pub fn push_slice(&mut self, values: &[T]) -> Result<usize> {
+    #[inline]
+    pub fn push_slice(&mut self, values: &[T]) -> Result<usize, TryError> {
         let c = &mut self.core;
         let tail = c.tail;
         let want = values.len().min(c.ring.cap as usize) as u32;
-        let free = c.reserve(tail, want)?;
+        let free = c.reserve(tail, want).map_err(TryError::from_error)?;
         let n = free.min(want) as usize;
         if n == 0 {
             return Ok(0);
@@ -1456,10 +1523,14 @@ impl<T: Pod> Consumer<T> {
     /// Pops the oldest element: `Empty` if there is none, `Closed` if there is
     /// none and the producer end was closed.
     #[inline]
-    pub fn try_pop(&mut self) -> Result<T> {
-        let v = self.pop_quiet()?;
-        self.core.wake_hint();
-        Ok(v)
+    pub fn try_pop(&mut self) -> Result<T, TryError> {
+        match self.pop_quiet() {
+            Ok(v) => {
+                self.core.wake_hint();
+                Ok(v)
+            }
+            Err(e) => Err(TryError::from_error(e)),
+        }
     }
 
     #[inline]
@@ -1482,7 +1553,8 @@ impl<T: Pod> Consumer<T> {
 
     /// Pops up to `out.len()` elements into `out`, publishing once; returns how
     /// many (0 when empty, `Closed` when empty and the producer closed).
-    pub fn pop_into(&mut self, out: &mut [T]) -> Result<usize> {
+    #[inline]
+    pub fn pop_into(&mut self, out: &mut [T]) -> Result<usize, TryError> {
         if out.is_empty() {
             return Ok(0);
         }
@@ -1492,7 +1564,7 @@ impl<T: Pod> Consumer<T> {
         let avail = match c.available(head, want) {
             Ok(n) => n,
             Err(Error::Empty) => return Ok(0),
-            Err(e) => return Err(e),
+            Err(e) => return Err(TryError::from_error(e)),
         };
         let n = avail.min(want) as usize;
         let start = (head & c.ring.mask) as usize;
@@ -1943,7 +2015,7 @@ mod loom_tests {
                 while next <= 3 {
                     match tx.try_push(next) {
                         Ok(()) => next += 1,
-                        Err(Error::Full) => loom::thread::yield_now(),
+                        Err(TryError::Full) => loom::thread::yield_now(),
                         Err(e) => panic!("{e}"),
                     }
                 }
@@ -1955,7 +2027,7 @@ mod loom_tests {
                         assert_eq!(v, expect);
                         expect += 1;
                     }
-                    Err(Error::Empty) => loom::thread::yield_now(),
+                    Err(TryError::Empty) => loom::thread::yield_now(),
                     Err(e) => panic!("{e}"),
                 }
             }
