@@ -13,7 +13,9 @@
 //! read-modify-write, no division (capacities are powers of two). The consumer
 //! is symmetric. Batch forms ([`Producer::push_slice`], [`Consumer::pop_into`],
 //! [`ByteProducer::try_send_many`], [`ByteConsumer::try_recv_many`]) publish the
-//! index once per batch.
+//! index once per batch. The element ring's non-blocking forms return a
+//! [`TryError`], which owns nothing, so that ignoring or testing the result
+//! (`is_ok()`) adds no drop glue to the loop.
 //!
 //! # Layout
 //!
