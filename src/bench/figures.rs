@@ -78,8 +78,12 @@ pub fn figures() -> Vec<Figure> {
             group: "spsc",
             title: "SPSC ring throughput, u64 messages, producer and consumer in 2 processes",
             unit: Unit::Mmsgs,
-            // plug in: SpscRing<u64> (capacity SPSC_U64_CAPACITY), producer child, consumer parent.
-            shmprim: None,
+            shmprim: Some(Impl {
+                name: "SpscRing<u64>, try_push / try_pop one at a time, spinning",
+                run: shmprim_side::spsc_u64,
+                goal: None,
+                available: always,
+            }),
             hook: "SpscRing<u64>",
             references: vec![
                 c_ring(c_ring::u64s),
@@ -92,9 +96,13 @@ pub fn figures() -> Vec<Figure> {
             group: "spsc",
             title: "SPSC ring throughput, 64-byte messages, 2 processes",
             unit: Unit::Mmsgs,
-            // plug in: SpscByteRing (or Pipe) with 64-byte messages, SPSC_BYTES_CAPACITY slots.
-            shmprim: None,
-            hook: "SpscByteRing / Pipe",
+            shmprim: Some(Impl {
+                name: "SpscByteRing (16 KiB), try_send / try_recv_into, spinning",
+                run: shmprim_side::spsc_bytes_64,
+                goal: None,
+                available: always,
+            }),
+            hook: "SpscByteRing",
             references: vec![
                 reference("C ring, cached idx (2 procs)", c_ring::bytes64, None),
                 reference("rtrb [u8; 64] (2 threads)", threads::rtrb_64b, None),
@@ -110,9 +118,13 @@ pub fn figures() -> Vec<Figure> {
             group: "spsc",
             title: "SPSC ring throughput, 4-KiB messages, 2 processes",
             unit: Unit::Mmsgs,
-            // plug in: SpscByteRing (or Pipe) with 4096-byte messages, SPSC_BYTES_CAPACITY slots.
-            shmprim: None,
-            hook: "SpscByteRing / Pipe",
+            shmprim: Some(Impl {
+                name: "SpscByteRing (1 MiB), try_send / try_recv_into, spinning",
+                run: shmprim_side::spsc_bytes_4k,
+                goal: None,
+                available: always,
+            }),
+            hook: "SpscByteRing",
             references: vec![
                 reference("C ring, cached idx (2 procs)", c_ring::bytes4k, None),
                 reference("rtrb [u8; 4096] (2 threads)", threads::rtrb_4k, None),
@@ -129,8 +141,12 @@ pub fn figures() -> Vec<Figure> {
             group: "latency",
             title: "busy-polling round trip over two SPSC rings, 2 processes",
             unit: Unit::Ns,
-            // plug in: two SpscRing<u64> (one each way), both sides busy-polling try_pop.
-            shmprim: None,
+            shmprim: Some(Impl {
+                name: "two SpscRing<u64>, try_push / busy-polling try_pop",
+                run: shmprim_side::spsc_pingpong,
+                goal: None,
+                available: always,
+            }),
             hook: "SpscRing<u64> x2",
             references: vec![reference(
                 "raw atomic ping-pong (2 procs)",

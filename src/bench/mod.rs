@@ -297,6 +297,12 @@ pub(crate) const ROLES: &[(&str, Role)] = &[
     ("shmprim-semaphore-pong", shmprim_side::semaphore_pong_child),
     ("shmprim-barrier-peer", shmprim_side::barrier_peer_child),
     ("shmprim-value-writer", shmprim_side::value_writer_child),
+    ("shmprim-spsc-producer", shmprim_side::spsc_producer_child),
+    (
+        "shmprim-spsc-byte-producer",
+        shmprim_side::spsc_byte_producer_child,
+    ),
+    ("shmprim-spsc-pong", shmprim_side::spsc_pong_child),
 ];
 
 /// If this process was started as a benchmark child ([`ROLE_VAR`] set), plays

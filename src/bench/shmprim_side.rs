@@ -4,12 +4,13 @@
 //! ping-pong that sleeps with [`crate::wait`] (spin, then a shared futex, woken
 //! only when a waiter count says someone sleeps) over a [`Segment`]; `Mutex<u64>`
 //! uncontended and contended; `Event`, `Semaphore` and `Barrier` round trips;
-//! `Value<u64>` and a 64-byte `Value`. The rings and queues are still to come. Each primitive adds its
+//! `Value<u64>` and a 64-byte `Value`; `SpscRing<u64>` and `SpscByteRing`
+//! throughput and a ping-pong over two `SpscRing<u64>`. Each primitive adds its
 //! runners here in the same shape: the parent creates the object under the name
 //! of a `ShmNameGuard` (unlinked on drop and on Ctrl-C), starts the peer with
 //! [`Session::start`], measures from [`Session::go`], and checks what it got.
 //!
-//! For example, once `SpscRing<u64>` is merged, figure `spsc-u64` needs:
+//! For example, figure `spsc-u64` (`spsc_u64` below) is, in outline:
 //!
 //! ```text
 //! pub(crate) fn spsc_u64(ctx: &Ctx) -> Res<f64> {
@@ -36,14 +37,19 @@ use std::time::{Duration, Instant};
 
 use super::Res;
 use super::proc::{ChildCtx, Session, ShmNameGuard, Spawn};
-use super::refs::{ns_per, spin_until_eq};
+use super::refs::{mmsgs, ns_per, spin_until_eq};
 use crate::bench::Ctx;
 use crate::bench::figures::{
     BARRIER_ROUNDS, FUTEX_ROUND_TRIPS, MUTEX_CONTENDED_OPS, MUTEX_UNCONTENDED_OPS, SEM_ROUND_TRIPS,
-    SPIN_ROUND_TRIPS, VALUE_OPS,
+    SPIN_ROUND_TRIPS, SPSC_4K_MSGS, SPSC_64B_MSGS, SPSC_BYTES_CAPACITY, SPSC_U64_CAPACITY,
+    SPSC_U64_MSGS, VALUE_OPS,
 };
+use crate::ring::spsc::{Consumer, Producer, TryError};
 use crate::wait::{wait_while_eq, wake};
-use crate::{Barrier, Deadline, Event, Kind, Mutex, Segment, SegmentBuilder, Semaphore, Value};
+use crate::{
+    Barrier, Deadline, Error, Event, Kind, Mutex, Segment, SegmentBuilder, Semaphore, SpscByteRing,
+    SpscRing, Value,
+};
 
 /// A named raw segment for a run, unlinked on drop (and by the Ctrl-C handler).
 struct NamedSegment {
@@ -440,6 +446,232 @@ pub(crate) fn value_writer_child(c: &ChildCtx) -> Res<()> {
         if t0.elapsed() > super::proc::PEER_TIMEOUT {
             return Err("never told to stop".into());
         }
+    }
+    c.done();
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// SPSC rings (issue 4)
+// ---------------------------------------------------------------------------
+
+/// Called after a non-blocking ring operation found nothing to do: a CPU hint,
+/// like the C ring's wait loops; every 64 Ki tries, `Err` once the peer timeout
+/// has passed since `t0`, so that a dead peer gives an error instead of a hang.
+#[inline(always)]
+fn relax(tries: &mut u32, t0: Instant) -> Res<()> {
+    *tries = tries.wrapping_add(1);
+    if *tries & 0xffff == 0 && t0.elapsed() > super::proc::PEER_TIMEOUT {
+        return Err(stalled());
+    }
+    std::hint::spin_loop();
+    Ok(())
+}
+
+#[cold]
+fn stalled() -> String {
+    "peer made no progress in time".into()
+}
+
+/// Busy-polls `try_pop` until an element arrives.
+#[inline(always)]
+fn busy_pop(rx: &mut Consumer<u64>, tries: &mut u32, t0: Instant) -> Res<u64> {
+    loop {
+        match rx.try_pop() {
+            Ok(v) => return Ok(v),
+            Err(TryError::Empty) => relax(tries, t0)?,
+            Err(e) => return Err(format!("try_pop: {e}")),
+        }
+    }
+}
+
+/// Busy-polls `try_push` until `v` is in.
+#[inline(always)]
+fn busy_push(tx: &mut Producer<u64>, v: u64, tries: &mut u32, t0: Instant) -> Res<()> {
+    loop {
+        match tx.try_push(v) {
+            Ok(()) => return Ok(()),
+            Err(TryError::Full) => relax(tries, t0)?,
+            Err(e) => return Err(format!("try_push: {e}")),
+        }
+    }
+}
+
+/// `SpscRing<u64>` of `SPSC_U64_CAPACITY` slots, producer in a child process
+/// (`try_push` of 1..=n, spinning while full), consumer here (`try_pop`,
+/// spinning while empty), one element per call as the C ring does: Mmsg/s.
+pub(crate) fn spsc_u64(ctx: &Ctx) -> Res<f64> {
+    let n = ctx.n(SPSC_U64_MSGS);
+    let name = ShmNameGuard::new("spsc");
+    let ring = SpscRing::<u64>::create(name.name(), SPSC_U64_CAPACITY as usize).map_err(err)?;
+    let mut rx = ring.consumer().map_err(err)?;
+    let s = Session::start(vec![Spawn::pinned(
+        "shmprim-spsc-producer",
+        vec![name.name().into(), n.to_string()],
+    )])?;
+    let t0 = s.go();
+    let mut tries = 0;
+    let mut sum = 0u64;
+    for _ in 0..n {
+        sum = sum.wrapping_add(busy_pop(&mut rx, &mut tries, t0)?);
+    }
+    let dt = t0.elapsed();
+    s.finish()?;
+    if sum != n * (n + 1) / 2 {
+        return Err("SpscRing delivered a wrong sum".into());
+    }
+    Ok(mmsgs(dt, n))
+}
+
+/// Child of [`spsc_u64`]: pushes 1..=n.
+pub(crate) fn spsc_producer_child(c: &ChildCtx) -> Res<()> {
+    let ring = SpscRing::<u64>::open(c.str_arg(0)?).map_err(err)?;
+    let n: u64 = c.arg(1)?;
+    let mut tx = ring.producer().map_err(err)?;
+    c.ready()?;
+    let t0 = Instant::now();
+    let mut tries = 0;
+    for i in 1..=n {
+        busy_push(&mut tx, i, &mut tries, t0)?;
+    }
+    c.done();
+    Ok(())
+}
+
+/// Byte capacity of the shmprim byte ring for `msg_size`-byte messages: the
+/// same buffer as the C ring's `SPSC_BYTES_CAPACITY` slots of `msg_size` bytes
+/// (16 KiB or 1 MiB). With its 8-byte record headers it then holds slightly
+/// fewer messages (227 of 64 B, 255 of 4 KiB) than the C ring's 256.
+fn byte_ring_capacity(msg_size: usize) -> usize {
+    SPSC_BYTES_CAPACITY as usize * msg_size
+}
+
+/// `SpscByteRing`, `msg_size`-byte messages, producer child (`try_send` from a
+/// private buffer whose first 8 bytes carry the message number), consumer here
+/// (`try_recv_into` a private buffer), spinning on `Full`/`Empty`: Mmsg/s.
+fn spsc_bytes(msgs: u64, msg_size: usize) -> Res<f64> {
+    let name = ShmNameGuard::new("spsc-bytes");
+    let ring =
+        SpscByteRing::create(name.name(), byte_ring_capacity(msg_size), msg_size).map_err(err)?;
+    let mut rx = ring.consumer().map_err(err)?;
+    let s = Session::start(vec![Spawn::pinned(
+        "shmprim-spsc-byte-producer",
+        vec![name.name().into(), msgs.to_string(), msg_size.to_string()],
+    )])?;
+    let mut buf = vec![0u8; msg_size];
+    let t0 = s.go();
+    let mut tries = 0;
+    let mut sum = 0u64;
+    for _ in 0..msgs {
+        loop {
+            match rx.try_recv_into(&mut buf) {
+                Ok(len) if len == msg_size => break,
+                Ok(len) => return Err(format!("received {len} bytes, sent {msg_size}")),
+                Err(Error::Empty) => relax(&mut tries, t0)?,
+                Err(e) => return Err(format!("try_recv_into: {e}")),
+            }
+        }
+        let tag: [u8; 8] = buf[..8].try_into().map_err(err)?;
+        sum = sum.wrapping_add(u64::from_ne_bytes(tag));
+    }
+    let dt = t0.elapsed();
+    s.finish()?;
+    if sum != msgs * (msgs + 1) / 2 {
+        return Err("SpscByteRing delivered a wrong sum".into());
+    }
+    if buf[8..].iter().any(|b| *b != 0xa5) {
+        return Err("SpscByteRing delivered a corrupted payload".into());
+    }
+    Ok(mmsgs(dt, msgs))
+}
+
+/// Child of [`spsc_bytes`]: sends messages 1..=n.
+pub(crate) fn spsc_byte_producer_child(c: &ChildCtx) -> Res<()> {
+    let ring = SpscByteRing::open(c.str_arg(0)?).map_err(err)?;
+    let n: u64 = c.arg(1)?;
+    let msg_size: usize = c.arg(2)?;
+    if msg_size < 8 {
+        return Err("messages carry an 8-byte number".into());
+    }
+    let mut tx = ring.producer().map_err(err)?;
+    let mut msg = vec![0xa5u8; msg_size];
+    c.ready()?;
+    let t0 = Instant::now();
+    let mut tries = 0;
+    for i in 1..=n {
+        msg[..8].copy_from_slice(&i.to_ne_bytes());
+        loop {
+            match tx.try_send(&msg) {
+                Ok(()) => break,
+                Err(Error::Full) => relax(&mut tries, t0)?,
+                Err(e) => return Err(format!("try_send: {e}")),
+            }
+        }
+    }
+    c.done();
+    Ok(())
+}
+
+/// `SpscByteRing`, 64-byte messages: Mmsg/s.
+pub(crate) fn spsc_bytes_64(ctx: &Ctx) -> Res<f64> {
+    spsc_bytes(ctx.n(SPSC_64B_MSGS), 64)
+}
+
+/// `SpscByteRing`, 4-KiB messages: Mmsg/s.
+pub(crate) fn spsc_bytes_4k(ctx: &Ctx) -> Res<f64> {
+    spsc_bytes(ctx.n(SPSC_4K_MSGS), 4096)
+}
+
+/// Two `SpscRing<u64>` (ping: here to the child, pong: back), both sides
+/// busy-polling `try_pop`: the parent pushes `i`, the child answers `i + 1`,
+/// checked on every round trip. ns per round trip.
+pub(crate) fn spsc_pingpong(ctx: &Ctx) -> Res<f64> {
+    let n = ctx.n(SPIN_ROUND_TRIPS);
+    let (ping_name, pong_name) = (
+        ShmNameGuard::new("spsc-ping"),
+        ShmNameGuard::new("spsc-pong"),
+    );
+    let ping =
+        SpscRing::<u64>::create(ping_name.name(), SPSC_U64_CAPACITY as usize).map_err(err)?;
+    let pong =
+        SpscRing::<u64>::create(pong_name.name(), SPSC_U64_CAPACITY as usize).map_err(err)?;
+    let mut tx = ping.producer().map_err(err)?;
+    let mut rx = pong.consumer().map_err(err)?;
+    let mut s = Session::start(vec![Spawn::pinned(
+        "shmprim-spsc-pong",
+        vec![
+            ping_name.name().into(),
+            pong_name.name().into(),
+            n.to_string(),
+        ],
+    )])?;
+    let t0 = s.go();
+    let mut tries = 0;
+    for i in 0..n {
+        busy_push(&mut tx, i, &mut tries, t0)?;
+        if busy_pop(&mut rx, &mut tries, t0)? != i + 1 {
+            return Err("wrong answer".into());
+        }
+    }
+    let dt = t0.elapsed();
+    s.wait_done()?;
+    s.finish()?;
+    Ok(ns_per(dt, n))
+}
+
+/// Child of [`spsc_pingpong`]: answers every `v` with `v + 1`.
+pub(crate) fn spsc_pong_child(c: &ChildCtx) -> Res<()> {
+    let ping = SpscRing::<u64>::open(c.str_arg(0)?).map_err(err)?;
+    let pong = SpscRing::<u64>::open(c.str_arg(1)?).map_err(err)?;
+    let n: u64 = c.arg(2)?;
+    let mut rx = ping.consumer().map_err(err)?;
+    let mut tx = pong.producer().map_err(err)?;
+    c.ready()?;
+    let t0 = Instant::now();
+    let mut tries = 0;
+    for _ in 0..n {
+        let v = busy_pop(&mut rx, &mut tries, t0)?;
+        busy_push(&mut tx, v + 1, &mut tries, t0)?;
     }
     c.done();
     Ok(())
