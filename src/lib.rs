@@ -9,6 +9,7 @@
 //! | Python `multiprocessing`      | shmprim            |
 //! |-------------------------------|--------------------|
 //! | `shared_memory.SharedMemory`  | [`Segment`]        |
+//! | `Queue(maxsize)`              | [`Queue<T>`], [`ByteQueue`] |
 //!
 //! The foundation every primitive stands on:
 //!
@@ -28,12 +29,16 @@
 
 pub mod error;
 pub mod ffi;
+pub mod queue;
+/// Lock-free rings in shared memory, the buffers behind the queues and pipes.
+pub mod ring;
 pub mod segment;
 pub(crate) mod sync;
 pub(crate) mod sys;
 pub mod wait;
 
 pub use error::{Error, Mismatch, Result};
+pub use queue::{ByteQueue, Queue};
 pub use segment::{
     Disposition, HeaderInfo, Kind, Options, Participant, ParticipantId, Segment, SegmentBuilder,
     TypeCode, TypeDesc,
