@@ -142,23 +142,33 @@ fn threads_sharing_one_handle_deliver_everything_once() {
     let q: Queue<u64> = Queue::anonymous(8).unwrap();
     let seen = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|s| {
-        for p in 0..3u64 {
-            let q = &q;
-            s.spawn(move || {
-                for i in 0..2000 {
-                    q.put(p << 32 | i).unwrap();
-                }
-            });
-        }
+        let producers: Vec<_> = (0..3u64)
+            .map(|p| {
+                let q = &q;
+                s.spawn(move || {
+                    for i in 0..2000 {
+                        q.put(p << 32 | i).unwrap();
+                    }
+                })
+            })
+            .collect();
         for _ in 0..2 {
             s.spawn(|| {
                 let mut mine = Vec::new();
-                while let Ok(v) = q.get_timeout(Duration::from_millis(300)) {
-                    mine.push(v);
+                loop {
+                    match q.get() {
+                        Ok(v) => mine.push(v),
+                        Err(Error::Closed) => break,
+                        Err(e) => panic!("{e}"),
+                    }
                 }
                 seen.lock().unwrap().extend(mine);
             });
         }
+        for p in producers {
+            p.join().unwrap();
+        }
+        q.close();
     });
     let mut seen = seen.into_inner().unwrap();
     seen.sort();
