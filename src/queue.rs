@@ -20,9 +20,10 @@
 //!   the one it was putting (or the batch of `put_many`), or the one it had taken
 //!   but not yet returned to its caller (or the batch of `get_many`).
 //!
-//! Each handle holds one in-flight record of the ring; threads sharing a handle
-//! take a spare record while another thread uses it (`MAX_RECORDS` = 256 per
-//! queue).
+//! Each handle claims in-flight records of the ring lazily, one per lane of up
+//! to 8 threads using it at once (`MAX_RECORDS` = 256 per queue); a thread that
+//! finds every lane busy takes a temporary record for the one operation. For the
+//! best throughput, give each thread its own handle or keep to a few threads.
 //!
 //! ```
 //! use std::time::Duration;
@@ -58,7 +59,7 @@ use crate::ring::mpmc::{Agent, Liveness, MpmcRing, MpmcState};
 use crate::segment::{
     Disposition, Kind, Options, ParticipantId, Segment, SegmentBuilder, TypeCode, TypeDesc,
 };
-use crate::sync::atomic::{AtomicBool, Ordering};
+use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::wait::Deadline;
 
 /// Parameter index of the capacity in the segment header.
@@ -75,13 +76,36 @@ impl Liveness for SegmentLiveness<'_> {
     }
 }
 
+/// Lanes of in-flight records per handle: threads sharing a handle pick a lane
+/// by a hash of their thread-local storage address, so that each usually finds
+/// its lane free, on its own cache line.
+const LANES: usize = 8;
+/// `Lane::record` before the lane has claimed a record.
+const NO_RECORD: usize = usize::MAX;
+
+/// One lane: a ring record claimed on first use, and whether a thread is using it.
+#[repr(C, align(128))]
+struct Lane {
+    busy: AtomicBool,
+    record: AtomicUsize,
+}
+
+thread_local! {
+    static LANE_KEY: u8 = const { 0 };
+}
+
+/// This thread's preferred lane.
+fn preferred_lane() -> usize {
+    let addr = LANE_KEY.with(|k| k as *const u8 as usize) as u64;
+    (addr.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize % LANES
+}
+
 /// What `Queue` and `ByteQueue` share: a segment, a ring view into it and this
-/// handle's in-flight record.
+/// handle's in-flight records.
 struct Core {
     ring: MpmcRing,
-    record: usize,
     id: u64,
-    busy: AtomicBool,
+    lanes: Box<[Lane; LANES]>,
     seg: Segment,
 }
 
@@ -125,43 +149,69 @@ impl Core {
         // and only accessed through rings.
         let ring = unsafe { MpmcRing::from_raw(seg.as_ptr(), seg.len(), capacity, slot, &name)? };
         let id = seg.participant_id().to_u64();
-        let agent = ring.register(id, &SegmentLiveness(&seg))?;
+        // Claim the first lane's record now, so that a queue with no free record
+        // fails at open rather than at its first operation.
+        let first = ring.register(id, &SegmentLiveness(&seg))?;
+        let lanes = Box::new(std::array::from_fn(|i| Lane {
+            busy: AtomicBool::new(false),
+            record: AtomicUsize::new(if i == 0 { first.index } else { NO_RECORD }),
+        }));
         Ok(Core {
-            record: agent.index,
             id,
             ring,
-            busy: AtomicBool::new(false),
+            lanes,
             seg,
         })
     }
 
-    /// Runs `f` with an in-flight record: this handle's own, or a spare one when
-    /// another thread is using it.
+    /// Runs `f` with an in-flight record: the one of this thread's lane (or of
+    /// the next free lane), claimed from the ring on first use; a temporary one
+    /// when every lane is busy.
     fn with_agent<R>(
         &self,
         f: impl FnOnce(&MpmcRing, &Agent, &dyn Liveness) -> Result<R>,
     ) -> Result<R> {
         let live = SegmentLiveness(&self.seg);
-        // Acquire: pairs with the Release below; the record is ours alone.
-        if !self.busy.swap(true, Ordering::Acquire) {
-            let agent = Agent::from_parts(self.record, self.id);
-            let r = f(&self.ring, &agent, &live);
-            // Release: hands the record to the next thread of this handle.
-            self.busy.store(false, Ordering::Release);
-            r
-        } else {
-            let agent = self.ring.register(self.id, &live)?;
-            let r = f(&self.ring, &agent, &live);
-            self.ring.unregister(agent);
-            r
+        let start = preferred_lane();
+        for j in 0..LANES {
+            let lane = &self.lanes[(start + j) % LANES];
+            // Acquire: pairs with the Release below; the lane is ours alone.
+            if lane.busy.swap(true, Ordering::Acquire) {
+                continue;
+            }
+            let mut record = lane.record.load(Ordering::Relaxed);
+            if record == NO_RECORD {
+                match self.ring.register(self.id, &live) {
+                    Ok(agent) => {
+                        record = agent.index;
+                        lane.record.store(record, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        lane.busy.store(false, Ordering::Release);
+                        return Err(e);
+                    }
+                }
+            }
+            let r = f(&self.ring, &Agent::from_parts(record, self.id), &live);
+            // Release: hands the lane to the next thread of this handle.
+            lane.busy.store(false, Ordering::Release);
+            return r;
         }
+        let agent = self.ring.register(self.id, &live)?;
+        let r = f(&self.ring, &agent, &live);
+        self.ring.unregister(agent);
+        r
     }
 }
 
 impl Drop for Core {
     fn drop(&mut self) {
-        self.ring
-            .unregister(Agent::from_parts(self.record, self.id));
+        for lane in self.lanes.iter() {
+            let record = lane.record.load(Ordering::Relaxed);
+            if record != NO_RECORD {
+                self.ring.unregister(Agent::from_parts(record, self.id));
+            }
+        }
     }
 }
 
@@ -295,13 +345,13 @@ impl<T: Pod> Queue<T> {
 
     /// Puts `value` if there is room now, else fails with `Full`.
     pub fn try_put(&self, value: T) -> Result<()> {
-        self.put_deadline_raw(&value, Deadline::now(), true)
+        self.put_deadline_raw(&value, Deadline::never(), true)
     }
 
     /// Puts as many of `values` as there is room for now, in order, claiming up to
     /// 63 slots per atomic step; returns how many. `Full` if none fits.
     pub fn put_many(&self, values: &[T]) -> Result<usize> {
-        self.put_many_deadline(values, Deadline::now(), true)
+        self.put_many_deadline(values, Deadline::never(), true)
     }
 
     /// Like [`put_many`](Self::put_many), but waits until `deadline` for room for
@@ -357,13 +407,13 @@ impl<T: Pod> Queue<T> {
 
     /// Takes the oldest value if there is one now, else fails with `Empty`.
     pub fn try_get(&self) -> Result<T> {
-        self.get_raw(Deadline::now(), true)
+        self.get_raw(Deadline::never(), true)
     }
 
     /// Takes as many values as are there now, up to `buf.len()`, into the start of
     /// `buf`; returns how many. `Empty` if there is none.
     pub fn get_many(&self, buf: &mut [T]) -> Result<usize> {
-        self.get_many_deadline(buf, Deadline::now(), true)
+        self.get_many_deadline(buf, Deadline::never(), true)
     }
 
     /// Like [`get_many`](Self::get_many), but waits until `deadline` for the
@@ -545,14 +595,14 @@ impl ByteQueue {
 
     /// Puts `msg` if there is room now, else fails with `Full`.
     pub fn try_put(&self, msg: &[u8]) -> Result<()> {
-        self.put_raw(msg, Deadline::now(), true)
+        self.put_raw(msg, Deadline::never(), true)
     }
 
     /// Puts as many of `msgs` as there is room for now, in order; returns how
     /// many. `Full` if none fits.
     pub fn put_many(&self, msgs: &[&[u8]]) -> Result<usize> {
         self.core.with_agent(|ring, a, live| {
-            ring.push_with(a, live, msgs.len(), |i| msgs[i], Deadline::now(), true)
+            ring.push_with(a, live, msgs.len(), |i| msgs[i], Deadline::never(), true)
         })
     }
 
@@ -585,7 +635,7 @@ impl ByteQueue {
 
     /// Takes the oldest message if there is one now, else fails with `Empty`.
     pub fn try_get(&self) -> Result<Vec<u8>> {
-        self.get_vec(Deadline::now(), true)
+        self.get_vec(Deadline::never(), true)
     }
 
     /// Takes the oldest message into the start of `buf`, waiting until
@@ -617,7 +667,7 @@ impl ByteQueue {
                 max,
                 None,
                 |_, b| out.push(b.to_vec()),
-                Deadline::now(),
+                Deadline::never(),
                 true,
             )
         })?;

@@ -1000,7 +1000,9 @@ impl MpmcRing {
     }
 
     /// Pushes up to `n` items, `item(i)` giving each one's bytes, waiting until
-    /// `deadline` for room for the first; returns how many were pushed (at least
+    /// `deadline` for room for the first (with `try_once`, not waiting at all:
+    /// `Full`; the deadline is then ignored, so pass [`Deadline::never`] and
+    /// save a clock read); returns how many were pushed (at least
     /// one, and all that fit). `Full` replaced by `Timeout` when the deadline is
     /// not now, `Closed` after [`close`](Self::close).
     pub fn push_with<'s>(
@@ -1140,7 +1142,9 @@ impl MpmcRing {
             // that could go on for a very long time, so it is bounded by the
             // deadline (and a try gives up after a lap's worth).
             idle_rounds += 1;
-            if idle_rounds > 2 * self.cap + 2 * MAX_RECORDS as u64 && deadline.has_passed() {
+            if idle_rounds > 2 * self.cap + 2 * MAX_RECORDS as u64
+                && (try_once || deadline.has_passed())
+            {
                 return Err(if try_once {
                     Error::Empty
                 } else {
@@ -1252,7 +1256,7 @@ impl MpmcRing {
     /// none; returns its length. A message longer than `buf` stays in the ring
     /// (`InvalidArgument` naming its size).
     pub fn try_pop(&self, agent: &Agent, live: &dyn Liveness, buf: &mut [u8]) -> Result<usize> {
-        self.pop(agent, live, buf, Deadline::now(), true)
+        self.pop(agent, live, buf, Deadline::never(), true)
     }
 
     /// Pops one message into `buf`, waiting until `deadline` (`Timeout`).
