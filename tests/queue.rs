@@ -180,6 +180,43 @@ fn threads_sharing_one_handle_deliver_everything_once() {
 }
 
 #[test]
+fn more_threads_than_lanes_on_one_handle_still_deliver_everything_once() {
+    // 16 threads on one handle: more than its 8 lanes, so some operations run on
+    // temporary records taken from the ring's table.
+    let q: Queue<u64> = Queue::anonymous(4).unwrap();
+    let total = std::sync::atomic::AtomicU64::new(0);
+    std::thread::scope(|s| {
+        for t in 0..16u64 {
+            let (q, total) = (&q, &total);
+            s.spawn(move || {
+                for i in 0..500 {
+                    q.put(t << 32 | i).unwrap();
+                    let v = q.get().unwrap();
+                    total.fetch_add(v, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    let want: u64 = (0..16u64)
+        .map(|t| (0..500).map(|i| t << 32 | i).sum::<u64>())
+        .sum();
+    assert_eq!(total.into_inner(), want);
+    assert!(q.is_empty());
+}
+
+#[test]
+fn opening_and_dropping_many_handles_never_exhausts_the_records() {
+    let name = ShmName::new("records_back");
+    let q: Queue<u8> = Queue::create(&name, 2).unwrap();
+    // Far more handles than the ring has records (256), one after the other.
+    for i in 0..600u32 {
+        let h: Queue<u8> = Queue::open(&name).unwrap();
+        h.put(i as u8).unwrap();
+        assert_eq!(q.get().unwrap(), i as u8);
+    }
+}
+
+#[test]
 fn open_checks_the_element_type_and_open_or_create_the_capacity() {
     let name = ShmName::new("open_checks");
     let q: Queue<u64> = Queue::create(&name, 4).unwrap();
