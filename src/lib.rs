@@ -9,6 +9,14 @@
 //! | Python `multiprocessing`      | shmprim            |
 //! |-------------------------------|--------------------|
 //! | `shared_memory.SharedMemory`  | [`Segment`]        |
+//! | `Lock`                        | [`Mutex<T>`] (robust), [`RawMutex`] |
+//! | `RLock`                       | [`ReentrantMutex<T>`] (robust), [`RawReentrantMutex`] |
+//! | `Condition`                   | [`Condvar`] (pairs with [`Mutex`]), [`RawCondvar`] |
+//! | `Semaphore`, `BoundedSemaphore` | [`Semaphore`]    |
+//! | `Event`                       | [`Event`]          |
+//! | `Barrier(parties)`            | [`Barrier`]        |
+//! | `Value(typecode, v, lock)`    | [`Value<T>`]       |
+//! | `Array(typecode, n, lock)`    | [`Array<T>`]       |
 //! | `Queue(maxsize)`              | [`Queue<T>`], [`ByteQueue`] |
 //!
 //! The foundation every primitive stands on:
@@ -27,22 +35,40 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod barrier;
+#[cfg(feature = "bench")]
+#[doc(hidden)]
+pub mod bench;
+pub mod cell;
+pub mod condvar;
 pub mod error;
+pub mod event;
 pub mod ffi;
+pub mod inspect;
+pub mod mutex;
 pub mod queue;
+pub mod reentrant_mutex;
 /// Lock-free rings in shared memory, the buffers behind the queues and pipes.
 pub mod ring;
 pub mod segment;
+pub mod semaphore;
 pub(crate) mod sync;
 pub(crate) mod sys;
 pub mod wait;
 
+pub use barrier::Barrier;
+pub use cell::{Array, Value};
+pub use condvar::{Condvar, RawCondvar, WaitTimeoutResult};
 pub use error::{Error, Mismatch, Result};
+pub use event::Event;
+pub use mutex::{LockError, LockResult, LockStatus, Mutex, MutexGuard, MutexOptions, RawMutex};
 pub use queue::{ByteQueue, Queue};
+pub use reentrant_mutex::{RawReentrantMutex, ReentrantMutex, ReentrantMutexGuard};
 pub use segment::{
     Disposition, HeaderInfo, Kind, Options, Participant, ParticipantId, Segment, SegmentBuilder,
     TypeCode, TypeDesc,
 };
+pub use semaphore::Semaphore;
 pub use wait::Deadline;
 
 /// Crate version, as `major.minor.patch`.

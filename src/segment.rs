@@ -72,8 +72,8 @@ pub const DEFAULT_MODE: u32 = 0o600;
 /// Default bound on how long `open` waits for a segment being initialised.
 pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(5);
 
-const STATE_INITIALISING: u32 = 0;
-const STATE_READY: u32 = 0x5245_4459; // "REDY"
+pub(crate) const STATE_INITIALISING: u32 = 0;
+pub(crate) const STATE_READY: u32 = 0x5245_4459; // "REDY"
 
 const SLOT_UNUSED: u32 = 0;
 const SLOT_ACTIVE: u32 = 1;
@@ -361,7 +361,7 @@ struct Slot {
 }
 
 #[repr(C)]
-struct Header {
+pub(crate) struct Header {
     info: HeaderInfo,
     /// `STATE_INITIALISING`, then `STATE_READY` (Release store by the creator,
     /// Acquire load by openers: publishes `info` and the primitive's state).
@@ -379,7 +379,7 @@ const _: () = {
 };
 
 /// Byte of the file locked by the creator while it initialises the segment.
-const CREATOR_LOCK_BYTE: u64 = std::mem::offset_of!(Header, state) as u64;
+pub(crate) const CREATOR_LOCK_BYTE: u64 = std::mem::offset_of!(Header, state) as u64;
 
 /// Byte of the file locked by the holder of participant slot `i`.
 fn slot_lock_byte(i: u32) -> u64 {
@@ -758,6 +758,7 @@ impl SegmentBuilder {
             map,
             info,
             slot: None,
+            owner_pid: sys::getpid(),
             unlink_on_drop: self.unlink_on_drop,
         };
         // Release: pairs with the Acquire load of `state` in `attach`, publishing
@@ -826,6 +827,7 @@ impl SegmentBuilder {
             map,
             info,
             slot: None,
+            owner_pid: sys::getpid(),
             unlink_on_drop: self.unlink_on_drop,
         };
         seg.slot = Some(seg.claim_slot()?);
@@ -894,8 +896,31 @@ fn wait_ready(
     }
 }
 
+/// Reads the state word and a private copy of the header info from a mapping of
+/// at least `HEADER_SIZE` bytes (read-only mappings included: loads only).
+pub(crate) fn header_snapshot(map: &Mapping) -> (u32, HeaderInfo) {
+    let header = map.as_ptr().cast::<Header>();
+    // SAFETY: callers map at least HEADER_SIZE bytes, so `state` is in bounds and
+    // aligned; an atomic load is allowed on read-only memory.
+    let state = unsafe { &(*header).state }.load(Ordering::Acquire);
+    // SAFETY: in bounds as above; HeaderInfo is Pod, so any bytes are valid, and we
+    // only ever use this private copy.
+    let info = unsafe { std::ptr::read_volatile(std::ptr::addr_of!((*header).info)) };
+    (state, info)
+}
+
+/// The header of a mapping of at least `HEADER_SIZE` bytes.
+///
+/// # Safety
+/// `map` must cover at least `HEADER_SIZE` bytes.
+pub(crate) unsafe fn header_of(map: &Mapping) -> &Header {
+    // SAFETY: the caller guarantees the size; the mapping is page aligned; all
+    // mutable fields are atomics, read with loads only by inspection.
+    unsafe { &*map.as_ptr().cast::<Header>() }
+}
+
 /// Checks a copied header against this build and the file's real size.
-fn validate_info(name: &str, info: &HeaderInfo, file_size: u64) -> Result<()> {
+pub(crate) fn validate_info(name: &str, info: &HeaderInfo, file_size: u64) -> Result<()> {
     if info.version != LAYOUT_VERSION {
         return Err(Error::Incompatible {
             name: name.to_owned(),
@@ -962,6 +987,10 @@ pub struct Segment {
     map: Mapping,
     info: HeaderInfo,
     slot: Option<u32>,
+    /// Pid of the process that claimed `slot`. A child forked with this handle
+    /// shares its open file description, and with it the slot's lock: only the
+    /// claiming process may release the slot.
+    owner_pid: u32,
     unlink_on_drop: bool,
 }
 
@@ -1179,7 +1208,7 @@ impl Segment {
     }
 }
 
-fn participants_of(
+pub(crate) fn participants_of(
     name: &str,
     header: &Header,
     fd: &OwnedFd,
@@ -1216,7 +1245,7 @@ fn participants_of(
 
 impl Drop for Segment {
     fn drop(&mut self) {
-        if let Some(i) = self.slot {
+        if let Some(i) = self.slot.filter(|_| self.owner_pid == sys::getpid()) {
             self.slot(i).status.store(SLOT_LEFT, Ordering::Release);
             // The lock would go with the descriptor and the mapping anyway; drop it
             // now so the slot reads as free at once.

@@ -35,6 +35,7 @@ fn child_entry() {
         "hold_open" => child_hold_open(&args[0]),
         "die_initialising" => child_die_initialising(&args[0]),
         "memfd_fork" => child_memfd_fork(),
+        "fork_drop" => child_fork_drop(&args[0]),
         other => panic!("unknown role {other}"),
     }
 }
@@ -86,6 +87,46 @@ fn child_memfd_fork() {
         42,
         "forked child's write not visible"
     );
+}
+
+fn child_fork_drop(name: &str) {
+    let seg = Segment::open(name).unwrap();
+    let id = seg.participant_id();
+    // SAFETY: libtest keeps a second (idle) thread even with --test-threads=1, so
+    // the forked process does only what is safe after fork in a multi-threaded
+    // process: it drops the inherited handle (atomic store, fcntl, munmap, close,
+    // and one free(), which glibc makes fork-safe with its atfork handlers) and
+    // calls _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        drop(seg); // the inherited handle: must not release the parent's slot
+        // SAFETY: _exit never returns.
+        unsafe { libc::_exit(0) };
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child; `status` is writable.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    word(&seg, 0).store(id.slot + 1, Ordering::Release);
+    assert!(wait_until(LIMIT, || word(&seg, 1).load(Ordering::Acquire) == 1));
+}
+
+#[test]
+fn a_forked_child_dropping_an_inherited_handle_does_not_release_the_parents_slot() {
+    let name = ShmName::new("fork_drop");
+    let seg = Segment::create(&name, 64).unwrap();
+    let mut child = spawn("fork_drop", &[&name]);
+    assert!(wait_until(LIMIT, || word(&seg, 0).load(Ordering::Acquire) != 0));
+    let slot = word(&seg, 0).load(Ordering::Acquire) - 1;
+    let p = seg
+        .participants()
+        .unwrap()
+        .into_iter()
+        .find(|p| p.id.slot == slot)
+        .unwrap();
+    assert!(p.alive && !p.left, "the child's slot must stay held: {p:?}");
+    word(&seg, 1).store(1, Ordering::Release);
+    child.expect_success(LIMIT);
 }
 
 #[test]

@@ -20,6 +20,17 @@ pub(crate) fn getpid() -> u32 {
     pid as u32
 }
 
+/// Whether a process with this pid exists (it may be a zombie, or an unrelated
+/// process that reused the pid: a hint, used only where nothing better exists).
+pub(crate) fn pid_exists(pid: u32) -> bool {
+    if pid == 0 || pid > i32::MAX as u32 {
+        return false;
+    }
+    // SAFETY: kill with signal 0 sends nothing; it only checks for existence.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
 /// Converts a libc return value into a `Result`, reading `errno` on `-1`.
 fn cvt(rc: libc::c_int) -> std::io::Result<libc::c_int> {
     if rc == -1 {
@@ -28,3 +39,4 @@ fn cvt(rc: libc::c_int) -> std::io::Result<libc::c_int> {
         Ok(rc)
     }
 }
+pub(crate) mod pthread;

@@ -13,6 +13,8 @@ pub(crate) enum OpenMode {
     CreateExclusive,
     /// `O_RDWR`.
     ReadWrite,
+    /// `O_RDONLY`, for inspection.
+    ReadOnly,
 }
 
 fn object_path(name: &str) -> io::Result<CString> {
@@ -27,6 +29,7 @@ pub(crate) fn shm_open(name: &str, how: OpenMode, mode: u32) -> io::Result<Owned
         | match how {
             OpenMode::CreateExclusive => libc::O_CREAT | libc::O_EXCL | libc::O_RDWR,
             OpenMode::ReadWrite => libc::O_RDWR,
+            OpenMode::ReadOnly => libc::O_RDONLY,
         };
     // SAFETY: `path` is a valid NUL-terminated string alive for the call.
     let fd = cvt(unsafe { libc::shm_open(path.as_ptr(), flags, mode as libc::mode_t) })?;
@@ -77,6 +80,10 @@ pub(crate) fn ftruncate(fd: impl AsFd, size: u64) -> io::Result<()> {
 pub(crate) struct FileStat {
     /// Size in bytes.
     pub size: u64,
+    /// Permission bits (`st_mode & 0o7777`).
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
 }
 
 /// `fstat` on a descriptor.
@@ -87,7 +94,25 @@ pub(crate) fn fstat(fd: impl AsFd) -> io::Result<FileStat> {
     cvt(unsafe { libc::fstat(fd.as_fd().as_raw_fd(), &mut st) })?;
     Ok(FileStat {
         size: st.st_size.max(0) as u64,
+        mode: st.st_mode & 0o7777,
+        uid: st.st_uid,
     })
+}
+
+/// Names of the regular files in `/dev/shm`, where Linux keeps POSIX shared
+/// memory objects.
+pub(crate) fn list_shm_names() -> io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir("/dev/shm")? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            if let Ok(name) = entry.file_name().into_string() {
+                names.push(name);
+            }
+        }
+    }
+    names.sort();
+    Ok(names)
 }
 
 /// A shared mapping of a whole file.

@@ -1,0 +1,488 @@
+//! A condition variable for [`Mutex`]: Python's `multiprocessing.Condition`,
+//! used like `std::sync::Condvar`.
+//!
+//! It is not a pthread condvar: its state is a sequence word and a count of
+//! sleepers, waited on with the crate's shared futex ([`crate::wait`]), so it
+//! pairs with any [`Mutex`] guard, from any process.
+//!
+//! # When a participant dies
+//!
+//! The condvar owns nothing: a process that dies while waiting leaves no
+//! state behind that others wait for, so nothing wedges. (Its registration in
+//! the sleeper count stays, which only costs later `notify` calls a futile
+//! `futex_wake` system call.) A notifier that dies before notifying simply
+//! does not notify: waiters should use timeouts or predicates, as always. If
+//! the *mutex* owner dies, a waiter re-locking it inside `wait` gets
+//! [`LockError::OwnerDied`](crate::LockError::OwnerDied), like a direct lock.
+//!
+//! # Protocol
+//!
+//! | waiter (holds the mutex)                  | notifier                                  |
+//! |-------------------------------------------|-------------------------------------------|
+//! | `s = seq` (still under the mutex)         | change the predicate under the mutex      |
+//! | unlock the mutex                          | `seq += 1` (Release)                      |
+//! | wait while `seq == s` (spin, then futex)  | wake 1 / all sleepers if `waiters > 0`    |
+//! | re-lock the mutex, re-check the predicate |                                           |
+//!
+//! A notification that follows the predicate change (which was made under the
+//! mutex after the waiter read `s` and released the mutex) bumps `seq` past
+//! `s`, so the waiter either sees the change before sleeping or the kernel
+//! refuses to sleep on a stale `s` (the futex compares atomically): no lost
+//! wake-up. Wake-ups may be spurious (a spinning waiter also sees a
+//! `notify_one` meant for another; the sequence wraps after 2³² notifies), so
+//! waits loop on a predicate ([`Condvar::wait_while`]). A notify with no
+//! sleeper makes no system call.
+//!
+//! # Example
+//!
+//! A consumer waits until a producer (here a thread; usually another process
+//! that opened both objects by name) has put something in the slot:
+//!
+//! ```
+//! use shmprim::{Condvar, Mutex};
+//! let slot = Mutex::anonymous(0u32)?;
+//! let cv = Condvar::anonymous()?;
+//! std::thread::scope(|s| {
+//!     s.spawn(|| {
+//!         *slot.lock().unwrap() = 42;
+//!         cv.notify_one();
+//!     });
+//!     let guard = cv.wait_while(slot.lock().unwrap(), |v| *v == 0).unwrap();
+//!     assert_eq!(*guard, 42);
+//! });
+//! # Ok::<(), shmprim::Error>(())
+//! ```
+
+use std::time::Duration;
+
+use bytemuck::Pod;
+
+use crate::error::Result;
+use crate::mutex::{LockResult, Mutex, MutexGuard};
+use crate::segment::{Disposition, Kind, Options, Segment, SegmentBuilder};
+use crate::sync::atomic::{AtomicU32, Ordering};
+use crate::wait::{self, Deadline};
+
+/// The condvar state in shared memory: `seq` counts notifications, `waiters`
+/// counts processes that may be asleep on `seq`.
+///
+/// The wait is generic over how the paired lock is released and re-taken, so
+/// the same state machine runs with a pthread [`Mutex`] and, under loom, with
+/// a model mutex.
+#[repr(C)]
+#[derive(Debug)]
+pub struct RawCondvar {
+    /// Bumped by every notify (wrapping).
+    seq: AtomicU32,
+    /// Sleepers on `seq` (see [`crate::wait`]).
+    waiters: AtomicU32,
+}
+
+impl RawCondvar {
+    /// Size of the state in bytes.
+    pub const SIZE: usize = std::mem::size_of::<RawCondvar>();
+    /// Alignment of the state.
+    pub const ALIGN: usize = std::mem::align_of::<RawCondvar>();
+
+    /// A fresh condvar (on the heap or the stack; for tests and loom).
+    pub fn new() -> RawCondvar {
+        RawCondvar {
+            seq: AtomicU32::new(0),
+            waiters: AtomicU32::new(0),
+        }
+    }
+
+    /// Writes a fresh condvar at `ptr`.
+    ///
+    /// # Safety
+    /// `ptr` must be valid for writes of [`RawCondvar::SIZE`] bytes, aligned to
+    /// [`RawCondvar::ALIGN`], and not in use.
+    pub unsafe fn init(ptr: *mut RawCondvar) {
+        // SAFETY: guaranteed by the caller.
+        unsafe { ptr.write(RawCondvar::new()) };
+    }
+
+    /// Waits for a notification. The caller holds the paired lock; `unlock`
+    /// releases it, `relock` takes it again (whatever happens) and its result
+    /// is returned, with whether `deadline` passed first.
+    pub fn wait_with<R>(
+        &self,
+        unlock: impl FnOnce(),
+        relock: impl FnOnce() -> R,
+        deadline: Deadline,
+    ) -> (R, bool) {
+        // Relaxed: the caller holds the lock, and a notifier changes the
+        // predicate only after taking the lock we are about to release, so its
+        // `seq` increment comes later in `seq`'s modification order than the
+        // value read here (coherence along the lock's happens-before).
+        let seq = self.seq.load(Ordering::Relaxed);
+        unlock();
+        let timed_out = wait::wait_while_eq(&self.seq, &self.waiters, seq, deadline).is_err();
+        (relock(), timed_out)
+    }
+
+    /// Wakes one waiter (perhaps more: wake-ups may be spurious).
+    pub fn notify_one(&self) {
+        self.notify(1);
+    }
+
+    /// Wakes every waiter.
+    pub fn notify_all(&self) {
+        self.notify(u32::MAX);
+    }
+
+    fn notify(&self, n: u32) {
+        // Release: pairs with the Acquire load of `seq` in `wait_while_eq`; the
+        // data itself is published by the paired mutex.
+        self.seq.fetch_add(1, Ordering::Release);
+        wait::wake(&self.seq, &self.waiters, n);
+    }
+}
+
+impl Default for RawCondvar {
+    fn default() -> RawCondvar {
+        RawCondvar::new()
+    }
+}
+
+/// Whether a timed wait returned because its timeout elapsed (as std's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitTimeoutResult(bool);
+
+impl WaitTimeoutResult {
+    /// Whether the timeout elapsed before a notification was seen.
+    pub fn timed_out(&self) -> bool {
+        self.0
+    }
+}
+
+/// A condition variable in a named (or anonymous) shared-memory segment,
+/// paired with any [`Mutex`]: Python's `multiprocessing.Condition`.
+///
+/// ```
+/// use std::time::Duration;
+/// use shmprim::{Condvar, Mutex};
+/// # let m_name = format!("doc-cv-m-{}", std::process::id());
+/// # let c_name = format!("doc-cv-c-{}", std::process::id());
+/// let ready = Mutex::create(&m_name, 0u32)?;
+/// let cv = Condvar::create(&c_name)?;
+/// std::thread::scope(|s| {
+///     s.spawn(|| {
+///         // Another process would open both by name.
+///         let ready = Mutex::<u32>::open(&m_name).unwrap();
+///         let cv = Condvar::open(&c_name).unwrap();
+///         *ready.lock().unwrap() = 1;
+///         cv.notify_all();
+///     });
+///     let guard = ready.lock().unwrap();
+///     let (guard, timeout) = cv
+///         .wait_timeout_while(guard, Duration::from_secs(10), |r| *r == 0)
+///         .unwrap();
+///     assert!(!timeout.timed_out());
+///     assert_eq!(*guard, 1);
+/// });
+/// Mutex::<u32>::unlink(&m_name)?;
+/// Condvar::unlink(&c_name)?;
+/// # Ok::<(), shmprim::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Condvar {
+    seg: Segment,
+}
+
+impl Condvar {
+    /// Creates the named condvar; `AlreadyExists` if the name is taken.
+    pub fn create(name: &str) -> Result<Condvar> {
+        Condvar::create_with_options(name, &Options::default())
+    }
+
+    /// [`create`](Self::create) with handle options.
+    pub fn create_with_options(name: &str, opts: &Options) -> Result<Condvar> {
+        let seg = builder(opts).create_with(name, |data, _| {
+            // SAFETY: the fresh data area is page aligned and RawCondvar::SIZE
+            // bytes long; nobody sees it before it is published.
+            unsafe { RawCondvar::init(data.as_ptr().cast()) };
+            Ok(())
+        })?;
+        Ok(Condvar { seg })
+    }
+
+    /// Opens an existing condvar; `Incompatible` if the segment holds another
+    /// kind.
+    pub fn open(name: &str) -> Result<Condvar> {
+        Condvar::open_with_options(name, &Options::default())
+    }
+
+    /// [`open`](Self::open) with handle options.
+    pub fn open_with_options(name: &str, opts: &Options) -> Result<Condvar> {
+        let seg = builder(opts).open(name)?;
+        seg.expect_data_size(RawCondvar::SIZE as u64)?;
+        Ok(Condvar { seg })
+    }
+
+    /// Opens the condvar, or creates it if it does not exist.
+    pub fn open_or_create(name: &str) -> Result<Condvar> {
+        let (seg, how) = builder(&Options::default()).open_or_create_with(name, |data, _| {
+            // SAFETY: as in `create_with_options`.
+            unsafe { RawCondvar::init(data.as_ptr().cast()) };
+            Ok(())
+        })?;
+        if how == Disposition::Opened {
+            seg.expect_data_size(RawCondvar::SIZE as u64)?;
+        }
+        Ok(Condvar { seg })
+    }
+
+    /// An anonymous condvar, shared with children forked later.
+    pub fn anonymous() -> Result<Condvar> {
+        let seg = builder(&Options::default()).anonymous_with(|data, _| {
+            // SAFETY: as in `create_with_options`.
+            unsafe { RawCondvar::init(data.as_ptr().cast()) };
+            Ok(())
+        })?;
+        Ok(Condvar { seg })
+    }
+
+    /// Removes the name; processes that have it open keep using it.
+    pub fn unlink(name: &str) -> Result<()> {
+        Segment::unlink(name)
+    }
+
+    /// The segment holding the condvar.
+    pub fn segment(&self) -> &Segment {
+        &self.seg
+    }
+
+    fn raw(&self) -> &RawCondvar {
+        // SAFETY: the data area holds an initialised RawCondvar (size checked on
+        // open; any bytes are a valid pair of atomics), mapped while `self`
+        // lives and only accessed atomically.
+        unsafe { &*self.seg.as_ptr().cast::<RawCondvar>() }
+    }
+
+    /// Releases `guard`'s mutex, waits for a notification, and locks the mutex
+    /// again. Wake-ups may be spurious: re-check the condition (or use
+    /// [`wait_while`](Self::wait_while)). If the mutex's owner died meanwhile,
+    /// the guard comes back as [`LockError::OwnerDied`](crate::LockError::OwnerDied).
+    pub fn wait<'a, T: Pod>(&self, guard: MutexGuard<'a, T>) -> LockResult<MutexGuard<'a, T>> {
+        self.wait_until(guard, Deadline::never())
+            .map(|(g, _)| g)
+            .map_err(|e| e.map(|(g, _)| g))
+    }
+
+    /// [`wait`](Self::wait) for at most `timeout`; the mutex is locked again
+    /// either way.
+    pub fn wait_timeout<'a, T: Pod>(
+        &self,
+        guard: MutexGuard<'a, T>,
+        timeout: Duration,
+    ) -> LockResult<(MutexGuard<'a, T>, WaitTimeoutResult)> {
+        self.wait_until(guard, Deadline::after(timeout))
+    }
+
+    /// [`wait`](Self::wait) until `deadline`.
+    pub fn wait_until<'a, T: Pod>(
+        &self,
+        guard: MutexGuard<'a, T>,
+        deadline: Deadline,
+    ) -> LockResult<(MutexGuard<'a, T>, WaitTimeoutResult)> {
+        let mutex: &'a Mutex<T> = guard.mutex();
+        let mut guard = Some(guard);
+        let (relocked, timed_out) = self.raw().wait_with(
+            || {
+                let g = guard.take().expect("the guard is released once");
+                g.unlock_into_mutex();
+            },
+            || mutex.lock(),
+            deadline,
+        );
+        let timeout = WaitTimeoutResult(timed_out);
+        match relocked {
+            Ok(g) => Ok((g, timeout)),
+            Err(e) => Err(e.map(|g| (g, timeout))),
+        }
+    }
+
+    /// Waits while `condition` holds for the guarded value, re-checking it after
+    /// every wake-up; returns with the mutex locked and the condition false.
+    pub fn wait_while<'a, T: Pod>(
+        &self,
+        mut guard: MutexGuard<'a, T>,
+        mut condition: impl FnMut(&mut T) -> bool,
+    ) -> LockResult<MutexGuard<'a, T>> {
+        while condition(&mut guard) {
+            guard = self.wait(guard)?;
+        }
+        Ok(guard)
+    }
+
+    /// [`wait_while`](Self::wait_while) for at most `timeout`; on timeout the
+    /// condition may still hold (see the result's `timed_out`).
+    pub fn wait_timeout_while<'a, T: Pod>(
+        &self,
+        mut guard: MutexGuard<'a, T>,
+        timeout: Duration,
+        mut condition: impl FnMut(&mut T) -> bool,
+    ) -> LockResult<(MutexGuard<'a, T>, WaitTimeoutResult)> {
+        let deadline = Deadline::after(timeout);
+        while condition(&mut guard) {
+            let (g, t) = self.wait_until(guard, deadline)?;
+            guard = g;
+            if t.timed_out() {
+                let still = condition(&mut guard);
+                return Ok((guard, WaitTimeoutResult(still)));
+            }
+        }
+        Ok((guard, WaitTimeoutResult(false)))
+    }
+
+    /// Wakes one waiting thread (in any process); no system call if none sleeps.
+    pub fn notify_one(&self) {
+        self.raw().notify_one();
+    }
+
+    /// Wakes every waiting thread (in any process); no system call if none
+    /// sleeps.
+    pub fn notify_all(&self) {
+        self.raw().notify_all();
+    }
+}
+
+fn builder(opts: &Options) -> SegmentBuilder {
+    SegmentBuilder::new(Kind::Condvar)
+        .data_size(RawCondvar::SIZE as u64)
+        .options(opts)
+}
+
+#[cfg(all(test, shmprim_loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::{Arc, Mutex as LoomMutex};
+
+    struct Shared {
+        cv: RawCondvar,
+        flag: LoomMutex<bool>,
+    }
+
+    /// The waiter of `std::sync::Condvar::wait_while`, written against the raw
+    /// condvar and a loom mutex.
+    fn wait_for_flag(s: &Shared) {
+        let mut guard = s.flag.lock().unwrap();
+        while !*guard {
+            let (g, _) = s.cv.wait_with(
+                move || drop(guard),
+                || s.flag.lock().unwrap(),
+                Deadline::never(),
+            );
+            guard = g;
+        }
+    }
+
+    fn shared() -> Arc<Shared> {
+        Arc::new(Shared {
+            cv: RawCondvar::new(),
+            flag: LoomMutex::new(false),
+        })
+    }
+
+    /// A waiter checking the flag concurrently with a notify_one: it always
+    /// returns (a lost wake-up is a loom deadlock).
+    #[test]
+    fn loom_condvar_notify_one_is_not_lost() {
+        loom::model(|| {
+            let s = shared();
+            let s2 = s.clone();
+            let waiter = loom::thread::spawn(move || wait_for_flag(&s2));
+            *s.flag.lock().unwrap() = true;
+            s.cv.notify_one();
+            waiter.join().unwrap();
+        });
+    }
+
+    /// Two waiters and a notify_all: both return.
+    #[test]
+    fn loom_condvar_notify_all_reaches_every_waiter() {
+        loom::model(|| {
+            let s = shared();
+            let waiters: Vec<_> = (0..2)
+                .map(|_| {
+                    let s = s.clone();
+                    loom::thread::spawn(move || wait_for_flag(&s))
+                })
+                .collect();
+            *s.flag.lock().unwrap() = true;
+            s.cv.notify_all();
+            for w in waiters {
+                w.join().unwrap();
+            }
+        });
+    }
+
+    /// Two waiters each take one token; two notify_one calls, each after adding
+    /// a token, let both finish (the futex model wakes every sleeper of a
+    /// bucket, so this checks the sequence protocol, not the kernel's choice of
+    /// which sleeper a single wake picks).
+    #[test]
+    fn loom_condvar_two_notify_one_release_two_waiters() {
+        loom::model(|| {
+            let s = Arc::new((RawCondvar::new(), LoomMutex::new(0u32)));
+            let waiters: Vec<_> = (0..2)
+                .map(|_| {
+                    let s = s.clone();
+                    loom::thread::spawn(move || {
+                        let (cv, tokens) = &*s;
+                        let mut g = tokens.lock().unwrap();
+                        while *g == 0 {
+                            let (g2, _) = cv.wait_with(
+                                move || drop(g),
+                                || tokens.lock().unwrap(),
+                                Deadline::never(),
+                            );
+                            g = g2;
+                        }
+                        *g -= 1;
+                    })
+                })
+                .collect();
+            for _ in 0..2 {
+                *s.1.lock().unwrap() += 1;
+                s.0.notify_one();
+            }
+            for w in waiters {
+                w.join().unwrap();
+            }
+        });
+    }
+
+    /// A notify issued while still holding the lock also reaches the waiter.
+    #[test]
+    fn loom_condvar_notify_under_the_lock_is_not_lost() {
+        loom::model(|| {
+            let s = shared();
+            let s2 = s.clone();
+            let waiter = loom::thread::spawn(move || wait_for_flag(&s2));
+            {
+                let mut g = s.flag.lock().unwrap();
+                *g = true;
+                s.cv.notify_one();
+            }
+            waiter.join().unwrap();
+        });
+    }
+}
+
+/// The `ls`/`stat` view of a condition variable's state (loads only).
+pub(crate) fn summarize(
+    view: &crate::inspect::StateView<'_>,
+) -> Option<crate::inspect::StateSummary> {
+    use crate::inspect::{Field, StateSummary};
+    let seq = view.u32(std::mem::offset_of!(RawCondvar, seq))?;
+    let waiters = view.u32(std::mem::offset_of!(RawCondvar, waiters))?;
+    Some(StateSummary {
+        line: format!("{waiters} waiting, {seq} notifications"),
+        fields: vec![
+            ("waiters", Field::U64(waiters as u64)),
+            ("notifications", Field::U64(seq as u64)),
+        ],
+    })
+}

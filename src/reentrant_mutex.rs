@@ -1,0 +1,404 @@
+//! A robust, process-shared *reentrant* mutex: Python's
+//! `multiprocessing.RLock`, holding a plain-data value.
+//!
+//! The thread that holds it may lock it again; each lock needs its own
+//! release, and releasing a lock one does not hold is an error
+//! ([`Error::NotOwner`](crate::Error::NotOwner)), as in Python. [`RawReentrantMutex`] is the C-style
+//! state (explicit `lock`/`unlock`); [`ReentrantMutex<T>`] the named handle
+//! with RAII guards.
+//!
+//! # When a participant dies
+//!
+//! As for [`Mutex`](crate::Mutex): if the owner dies holding it (at any
+//! recursion depth), the next locker gets it with an owner-died indication
+//! (at depth 1) and either marks it consistent or lets it become unrecoverable.
+//!
+//! # States
+//!
+//! A `pthread_mutex_t` with `PTHREAD_MUTEX_RECURSIVE`, `PTHREAD_PROCESS_SHARED`
+//! and `PTHREAD_MUTEX_ROBUST`: the futex word holds the owner's thread id as for
+//! [`RawMutex`](crate::RawMutex), and a count the recursion depth.
+//!
+//! | state                 | lock by owner  | lock by other     | unlock by owner      | unlock by other |
+//! |-----------------------|----------------|-------------------|----------------------|-----------------|
+//! | free                  | -              | held, depth 1     | `NotOwner`           | `NotOwner`      |
+//! | held, depth d         | depth d+1      | waits             | depth d-1 (0: free)  | `NotOwner`      |
+//! | owner died            | -              | `OwnerDied`, d=1  | -                    | -               |
+//! | unrecoverable         | `Unrecoverable`| `Unrecoverable`   | -                    | -               |
+//!
+//! # Why the guard gives no `&T`
+//!
+//! Two guards of the same thread can be alive at once, so neither may hand out
+//! `&mut T`; and a `&T` would forbid any writing. The guard works like a
+//! `Cell`: [`get`](ReentrantMutexGuard::get) copies the value out,
+//! [`set`](ReentrantMutexGuard::set) copies one in, and no reference into the
+//! shared value ever escapes.
+//!
+//! # Example
+//!
+//! ```
+//! use shmprim::{Error, ReentrantMutex};
+//! # let name = format!("doc-rmutex-mod-{}", std::process::id());
+//! let m = ReentrantMutex::create(&name, 0u32)?;
+//! fn bump(m: &ReentrantMutex<u32>) {
+//!     let g = m.lock().unwrap(); // nested inside the caller's lock: fine
+//!     g.set(g.get() + 1);
+//! }
+//! let g = m.lock().unwrap();
+//! bump(&m);
+//! bump(&m);
+//! assert_eq!(g.get(), 2);
+//! drop(g);
+//! // Releasing what one does not hold is an error, as in Python:
+//! let raw = shmprim::RawReentrantMutex::new(&Default::default())?;
+//! assert!(matches!(raw.unlock(), Err(Error::NotOwner)));
+//! ReentrantMutex::<u32>::unlink(&name)?;
+//! # Ok::<(), shmprim::Error>(())
+//! ```
+
+use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
+use std::ptr::NonNull;
+use std::time::Duration;
+
+use bytemuck::Pod;
+
+use crate::error::Result;
+use crate::mutex::{
+    LockError, LockResult, LockStatus, MutexOptions, check_lock_segment, consistent_pthread,
+    init_error, lock_builder, lock_pthread, try_lock_pthread, unlock_error, value_offset,
+    with_name, write_value,
+};
+use crate::segment::{Disposition, Kind, Options, Segment};
+use crate::sys::pthread::{MutexType, PthreadMutex};
+use crate::wait::Deadline;
+
+/// A robust, process-shared, reentrant mutex with no payload, placed in shared
+/// memory: a `pthread_mutex_t` with `PTHREAD_MUTEX_RECURSIVE`. Errors carry an
+/// empty segment name (see [`crate::mutex`]).
+///
+/// ```
+/// use shmprim::{Deadline, Error, MutexOptions, RawReentrantMutex};
+/// let m = RawReentrantMutex::new(&MutexOptions::default())?;
+/// m.lock(Deadline::never())?;
+/// m.lock(Deadline::never())?; // again, same thread
+/// m.unlock()?;
+/// m.unlock()?;
+/// assert!(matches!(m.unlock(), Err(Error::NotOwner)));
+/// # Ok::<(), shmprim::Error>(())
+/// ```
+#[repr(C)]
+pub struct RawReentrantMutex {
+    mutex: PthreadMutex,
+}
+
+// SAFETY: the pthread mutex is made to be shared between threads and processes.
+unsafe impl Sync for RawReentrantMutex {}
+// SAFETY: plain bytes; ownership is recorded in them, not in the moving thread.
+unsafe impl Send for RawReentrantMutex {}
+
+impl RawReentrantMutex {
+    /// Size in bytes of the state.
+    pub const SIZE: usize = std::mem::size_of::<RawReentrantMutex>();
+    /// Alignment of the state.
+    pub const ALIGN: usize = std::mem::align_of::<RawReentrantMutex>();
+
+    /// Writes a fresh, unlocked mutex at `ptr`.
+    ///
+    /// # Safety
+    /// `ptr` must be valid for writes of [`Self::SIZE`] bytes, aligned to
+    /// [`Self::ALIGN`], and not in use by any thread or process.
+    pub unsafe fn init(ptr: *mut RawReentrantMutex, opts: &MutexOptions) -> Result<()> {
+        // SAFETY: forwarded from the caller; the struct is `repr(C)` with the
+        // pthread mutex at offset 0.
+        let r = unsafe {
+            PthreadMutex::init(
+                ptr.cast::<PthreadMutex>(),
+                MutexType::Recursive,
+                opts.priority_inheritance,
+            )
+        };
+        r.map_err(init_error)
+    }
+
+    /// A mutex on the heap (for tests and single-process use).
+    pub fn new(opts: &MutexOptions) -> Result<Box<RawReentrantMutex>> {
+        let mut mem = Box::<RawReentrantMutex>::new_uninit();
+        // SAFETY: fresh, aligned, unused heap memory of the right size.
+        unsafe { RawReentrantMutex::init(mem.as_mut_ptr(), opts)? };
+        // SAFETY: initialised just above.
+        Ok(unsafe { mem.assume_init() })
+    }
+
+    /// Locks (again, if this thread holds it), waiting until `deadline`:
+    /// `Ok(Acquired)`, `Ok(OwnerDied)`, `Err(Timeout)`, `Err(Unrecoverable)`.
+    pub fn lock(&self, deadline: Deadline) -> Result<LockStatus> {
+        lock_pthread(&self.mutex, deadline)
+    }
+
+    /// Locks if free or held by this thread; `Ok(None)` when another holds it.
+    pub fn try_lock(&self) -> Result<Option<LockStatus>> {
+        try_lock_pthread(&self.mutex)
+    }
+
+    /// Releases one level of this thread's lock; [`Error::NotOwner`](crate::Error::NotOwner) if this
+    /// thread does not hold it (never held, held by another thread or process,
+    /// or already fully released).
+    pub fn unlock(&self) -> Result<()> {
+        self.mutex.unlock().map_err(unlock_error)
+    }
+
+    /// Declares the data consistent after [`LockStatus::OwnerDied`]; does
+    /// nothing otherwise.
+    pub fn mark_consistent(&self) -> Result<()> {
+        consistent_pthread(&self.mutex)
+    }
+
+    /// Whether a thread of the calling process holds the lock.
+    pub fn held_by_current_process(&self) -> bool {
+        self.mutex.held_by_current_process()
+    }
+}
+
+impl std::fmt::Debug for RawReentrantMutex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawReentrantMutex")
+            .field("owner_tid", &self.mutex.owner_tid())
+            .finish()
+    }
+}
+
+/// A robust reentrant mutex in a named (or anonymous) shared-memory segment,
+/// guarding a plain-data value: Python's `multiprocessing.RLock`.
+///
+/// ```
+/// use shmprim::ReentrantMutex;
+/// # let name = format!("doc-rmutex-{}", std::process::id());
+/// let m = ReentrantMutex::create(&name, 10i32)?;
+/// let outer = m.lock().unwrap();
+/// let inner = m.lock().unwrap(); // same thread: no deadlock
+/// inner.set(inner.get() + 1);
+/// drop(inner);
+/// assert_eq!(outer.get(), 11);
+/// drop(outer);
+/// ReentrantMutex::<i32>::unlink(&name)?;
+/// # Ok::<(), shmprim::Error>(())
+/// ```
+pub struct ReentrantMutex<T: Pod> {
+    seg: ManuallyDrop<Segment>,
+    _value: PhantomData<T>,
+}
+
+/// Holds one level of a [`ReentrantMutex`]; copies the value in and out (see
+/// the module docs); releases that level when dropped. Not `Send`.
+pub struct ReentrantMutexGuard<'a, T: Pod> {
+    mutex: &'a ReentrantMutex<T>,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl<T: Pod> ReentrantMutex<T> {
+    /// Creates the named mutex holding `value`; `AlreadyExists` if taken.
+    pub fn create(name: &str, value: T) -> Result<ReentrantMutex<T>> {
+        Self::create_with_options(name, value, &MutexOptions::default(), &Options::default())
+    }
+
+    /// [`create`](Self::create) with mutex and handle options.
+    pub fn create_with_options(
+        name: &str,
+        value: T,
+        mopts: &MutexOptions,
+        opts: &Options,
+    ) -> Result<ReentrantMutex<T>> {
+        let seg = lock_builder::<T>(Kind::ReentrantMutex, RawReentrantMutex::SIZE, mopts, opts)?
+            .create_with(name, |data, _| Self::init_data(data, value, mopts))?;
+        Ok(Self::from_segment(seg))
+    }
+
+    /// Opens an existing reentrant mutex; `Incompatible` for another kind or `T`.
+    pub fn open(name: &str) -> Result<ReentrantMutex<T>> {
+        Self::open_with_options(name, &Options::default())
+    }
+
+    /// [`open`](Self::open) with handle options.
+    pub fn open_with_options(name: &str, opts: &Options) -> Result<ReentrantMutex<T>> {
+        let seg = lock_builder::<T>(
+            Kind::ReentrantMutex,
+            RawReentrantMutex::SIZE,
+            &MutexOptions::default(),
+            opts,
+        )?
+        .open(name)?;
+        check_lock_segment::<T>(&seg, RawReentrantMutex::SIZE)?;
+        Ok(Self::from_segment(seg))
+    }
+
+    /// Opens the mutex, or creates it holding `value`.
+    pub fn open_or_create(name: &str, value: T) -> Result<ReentrantMutex<T>> {
+        let mopts = MutexOptions::default();
+        let (seg, how) = lock_builder::<T>(
+            Kind::ReentrantMutex,
+            RawReentrantMutex::SIZE,
+            &mopts,
+            &Options::default(),
+        )?
+        .open_or_create_with(name, |data, _| Self::init_data(data, value, &mopts))?;
+        if how == Disposition::Opened {
+            check_lock_segment::<T>(&seg, RawReentrantMutex::SIZE)?;
+        }
+        Ok(Self::from_segment(seg))
+    }
+
+    /// An anonymous reentrant mutex holding `value`, shared with forked children.
+    pub fn anonymous(value: T) -> Result<ReentrantMutex<T>> {
+        let mopts = MutexOptions::default();
+        let seg = lock_builder::<T>(
+            Kind::ReentrantMutex,
+            RawReentrantMutex::SIZE,
+            &mopts,
+            &Options::default(),
+        )?
+        .anonymous_with(|data, _| Self::init_data(data, value, &mopts))?;
+        Ok(Self::from_segment(seg))
+    }
+
+    /// Removes the name; processes that have it open keep using it.
+    pub fn unlink(name: &str) -> Result<()> {
+        Segment::unlink(name)
+    }
+
+    /// The segment holding the mutex.
+    pub fn segment(&self) -> &Segment {
+        &self.seg
+    }
+
+    fn init_data(data: NonNull<u8>, value: T, mopts: &MutexOptions) -> Result<()> {
+        // SAFETY: the fresh data area is page aligned and large enough (builder
+        // data size); nobody sees it before it is published.
+        unsafe { RawReentrantMutex::init(data.as_ptr().cast(), mopts)? };
+        // SAFETY: the value's offset is within the data area (builder size).
+        unsafe { write_value(data, RawReentrantMutex::SIZE, value) };
+        Ok(())
+    }
+
+    fn from_segment(seg: Segment) -> ReentrantMutex<T> {
+        ReentrantMutex {
+            seg: ManuallyDrop::new(seg),
+            _value: PhantomData,
+        }
+    }
+
+    fn raw(&self) -> &RawReentrantMutex {
+        // SAFETY: the data area starts with an initialised RawReentrantMutex
+        // (size checked on open), mapped while `self` lives.
+        unsafe { &*self.seg.as_ptr().cast::<RawReentrantMutex>() }
+    }
+
+    fn value_ptr(&self) -> *mut T {
+        self.seg
+            .as_ptr()
+            .wrapping_add(value_offset::<T>(RawReentrantMutex::SIZE))
+            .cast::<T>()
+    }
+
+    /// Locks (one more level if this thread holds it), waiting as long as it
+    /// takes; owner death and unrecoverability as for [`crate::Mutex::lock`].
+    pub fn lock(&self) -> LockResult<ReentrantMutexGuard<'_, T>> {
+        self.lock_until(Deadline::never())
+    }
+
+    /// Locks if free or held by this thread; `Failed(Error::Timeout)` otherwise.
+    pub fn try_lock(&self) -> LockResult<ReentrantMutexGuard<'_, T>> {
+        self.lock_until(Deadline::now())
+    }
+
+    /// Locks, waiting at most `timeout`.
+    pub fn lock_timeout(&self, timeout: Duration) -> LockResult<ReentrantMutexGuard<'_, T>> {
+        self.lock_until(Deadline::after(timeout))
+    }
+
+    /// Locks, waiting until `deadline`.
+    pub fn lock_until(&self, deadline: Deadline) -> LockResult<ReentrantMutexGuard<'_, T>> {
+        let status = self
+            .raw()
+            .lock(deadline)
+            .map_err(|e| LockError::Failed(with_name(e, self.seg.display_name())))?;
+        let guard = ReentrantMutexGuard {
+            mutex: self,
+            _not_send: PhantomData,
+        };
+        match status {
+            LockStatus::Acquired => Ok(guard),
+            LockStatus::OwnerDied => Err(LockError::OwnerDied(guard)),
+        }
+    }
+}
+
+impl<T: Pod> Drop for ReentrantMutex<T> {
+    fn drop(&mut self) {
+        if self.raw().held_by_current_process() {
+            // A leaked guard's lock is on its thread's robust list: keep the
+            // memory mapped (see `Mutex`'s drop).
+            return;
+        }
+        // SAFETY: dropped exactly once, here.
+        unsafe { ManuallyDrop::drop(&mut self.seg) };
+    }
+}
+
+impl<T: Pod> std::fmt::Debug for ReentrantMutex<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReentrantMutex")
+            .field("name", &self.seg.display_name())
+            .field("raw", self.raw())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Pod> ReentrantMutexGuard<'_, T> {
+    /// A copy of the guarded value.
+    pub fn get(&self) -> T {
+        // SAFETY: in bounds and aligned (checked on open); this thread holds
+        // the lock, and no reference into the value exists (the guard hands out
+        // none), so the read races with no cooperating writer; `T: Pod` makes
+        // any bytes valid.
+        unsafe { self.mutex.value_ptr().read() }
+    }
+
+    /// Replaces the guarded value.
+    pub fn set(&self, value: T) {
+        // SAFETY: as in `get`: no reference into the value exists to be
+        // invalidated, and the guard is not Send, so only this thread writes.
+        unsafe { self.mutex.value_ptr().write(value) };
+    }
+
+    /// Replaces the guarded value with `f` of it; returns the new value.
+    pub fn update(&self, f: impl FnOnce(T) -> T) -> T {
+        let v = f(self.get());
+        self.set(v);
+        v
+    }
+
+    /// Declares the data consistent after an owner-died lock; does nothing
+    /// otherwise.
+    pub fn mark_consistent(&self) -> Result<()> {
+        self.mutex
+            .raw()
+            .mark_consistent()
+            .map_err(|e| with_name(e, self.mutex.seg.display_name()))
+    }
+}
+
+impl<T: Pod> Drop for ReentrantMutexGuard<'_, T> {
+    fn drop(&mut self) {
+        let r = self.mutex.raw().unlock();
+        debug_assert!(r.is_ok(), "guard released a level it did not hold: {r:?}");
+    }
+}
+
+impl<T: Pod + std::fmt::Debug> std::fmt::Debug for ReentrantMutexGuard<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ReentrantMutexGuard")
+            .field(&self.get())
+            .finish()
+    }
+}

@@ -1,0 +1,309 @@
+//! Process-shared, robust pthread mutexes (`PTHREAD_PROCESS_SHARED` +
+//! `PTHREAD_MUTEX_ROBUST`), the lock behind [`crate::mutex::RawMutex`] and
+//! [`crate::reentrant_mutex::RawReentrantMutex`].
+//!
+//! Robustness comes from the kernel's robust futex list: glibc links every robust
+//! mutex a thread holds into a per-thread list registered with
+//! `set_robust_list(2)`, and when the thread dies (however it dies) the kernel
+//! walks that list, sets `FUTEX_OWNER_DIED` in each held mutex's futex word and
+//! wakes one waiter. The next locker gets `EOWNERDEAD`; it may call
+//! `pthread_mutex_consistent`, otherwise unlocking makes the mutex
+//! `ENOTRECOVERABLE` for good.
+//!
+//! # Trust
+//!
+//! glibc trusts the `pthread_mutex_t` bytes it is given. A process with write
+//! access to the segment can therefore break the lock itself (make it look held
+//! forever, or free, or of another type), and because the robust list is linked
+//! through the mutexes' own `__list` fields, overwriting those while a thread
+//! holds the lock can make glibc follow a forged pointer on unlock (memory
+//! corruption inside the C library, which no Rust-side check can prevent).
+//! shmprim's Rust code itself only ever touches these bytes through aligned
+//! atomic accesses to the futex word ([`PthreadMutex::owner_tid`] and the
+//! trylock workaround in [`PthreadMutex::try_lock`]), so whatever they hold, it
+//! hits no undefined behaviour of its own. Keep hostile processes out with the
+//! segment's file mode (default `0600`).
+//!
+//! The `UnsafeCell` and `AtomicU32` here are std's even under loom: this memory
+//! belongs to the C library and the kernel, and is never model-checked.
+
+use std::cell::UnsafeCell;
+use std::io;
+use std::mem::MaybeUninit;
+
+/// A `pthread_mutex_t` placed in (shared) memory. Only ever handed to libc by
+/// pointer; Rust never forms a reference to the inner value.
+#[repr(transparent)]
+pub(crate) struct PthreadMutex(UnsafeCell<libc::pthread_mutex_t>);
+
+/// How a mutex behaves when its owner locks it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MutexType {
+    /// Relocking by the owner fails with `EDEADLK` (robust mutexes record their
+    /// owner anyway, so this costs nothing over a normal robust mutex).
+    ErrorCheck,
+    /// The owner may lock again; each lock needs its unlock.
+    Recursive,
+}
+
+/// The lock was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Locked {
+    /// Normally.
+    Acquired,
+    /// After its previous owner died holding it (`EOWNERDEAD`): the data may be
+    /// inconsistent until `consistent` is called.
+    OwnerDied,
+}
+
+/// The lock was not taken.
+#[derive(Debug)]
+pub(crate) enum LockFailed {
+    /// Held by another thread (trylock: `EBUSY`).
+    Busy,
+    /// The deadline passed (`ETIMEDOUT`).
+    TimedOut,
+    /// A previous owner died and nobody marked it consistent (`ENOTRECOVERABLE`).
+    NotRecoverable,
+    /// The caller already holds this non-recursive mutex (`EDEADLK`).
+    WouldDeadlock,
+    /// A recursive mutex's count would overflow (`EAGAIN`).
+    RecursionLimit,
+    /// Any other error (`EINVAL` on garbage bytes, for instance).
+    Os(io::Error),
+}
+
+/// Why an unlock failed.
+#[derive(Debug)]
+pub(crate) enum UnlockFailed {
+    /// The caller does not hold the mutex (`EPERM`).
+    NotOwner,
+    /// Any other error.
+    Os(io::Error),
+}
+
+/// Mask of the owner's thread id in a robust futex word (`FUTEX_TID_MASK`).
+const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+/// Set in a robust futex word when a thread sleeps on it (`FUTEX_WAITERS`).
+const FUTEX_WAITERS: u32 = 0x8000_0000;
+
+/// Byte offset of the futex word inside `pthread_mutex_t`: glibc's
+/// `__data.__lock` is its first `int`; musl's `_m_lock` is its second.
+#[cfg(not(target_env = "musl"))]
+const FUTEX_WORD_OFFSET: usize = 0;
+#[cfg(target_env = "musl")]
+const FUTEX_WORD_OFFSET: usize = 4;
+
+/// A tag for the C library whose `pthread_mutex_t` layout a segment was made with,
+/// recorded in segment headers so that a glibc and a musl process never share one.
+#[cfg(not(target_env = "musl"))]
+pub(crate) const LIBC_TAG: u64 = 1;
+#[cfg(target_env = "musl")]
+pub(crate) const LIBC_TAG: u64 = 2;
+
+/// Turns a pthread return code (0 or an errno value) into a `Result`; `_what`
+/// names the call for readers of the code.
+fn check(rc: libc::c_int, _what: &str) -> io::Result<()> {
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(rc))
+    }
+}
+
+fn lock_result(rc: libc::c_int) -> Result<Locked, LockFailed> {
+    match rc {
+        0 => Ok(Locked::Acquired),
+        libc::EOWNERDEAD => Ok(Locked::OwnerDied),
+        libc::EBUSY => Err(LockFailed::Busy),
+        libc::ETIMEDOUT => Err(LockFailed::TimedOut),
+        libc::ENOTRECOVERABLE => Err(LockFailed::NotRecoverable),
+        libc::EDEADLK => Err(LockFailed::WouldDeadlock),
+        libc::EAGAIN => Err(LockFailed::RecursionLimit),
+        e => Err(LockFailed::Os(io::Error::from_raw_os_error(e))),
+    }
+}
+
+impl PthreadMutex {
+    fn raw(&self) -> *mut libc::pthread_mutex_t {
+        self.0.get()
+    }
+
+    /// Initialises a process-shared robust mutex of `kind` at `ptr`, with priority
+    /// inheritance if `priority_inheritance`. Fails with `ENOTSUP` where the
+    /// kernel or C library lacks priority-inheriting futexes.
+    ///
+    /// # Safety
+    /// `ptr` must be valid for writes of a `PthreadMutex`, suitably aligned, and
+    /// no thread may be using a mutex there.
+    pub(crate) unsafe fn init(
+        ptr: *mut PthreadMutex,
+        kind: MutexType,
+        priority_inheritance: bool,
+    ) -> io::Result<()> {
+        let mut attr = MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
+        let a = attr.as_mut_ptr();
+        // SAFETY: `a` is writable storage for a pthread_mutexattr_t.
+        let rc = unsafe { libc::pthread_mutexattr_init(a) };
+        check(rc, "pthread_mutexattr_init")?;
+        let kind = match kind {
+            MutexType::ErrorCheck => libc::PTHREAD_MUTEX_ERRORCHECK,
+            MutexType::Recursive => libc::PTHREAD_MUTEX_RECURSIVE,
+        };
+        let result = (|| {
+            // SAFETY: `a` was initialised by pthread_mutexattr_init.
+            let rc = unsafe { libc::pthread_mutexattr_setpshared(a, libc::PTHREAD_PROCESS_SHARED) };
+            check(rc, "pthread_mutexattr_setpshared")?;
+            // SAFETY: as above.
+            let rc = unsafe { libc::pthread_mutexattr_setrobust(a, libc::PTHREAD_MUTEX_ROBUST) };
+            check(rc, "pthread_mutexattr_setrobust")?;
+            // SAFETY: as above.
+            let rc = unsafe { libc::pthread_mutexattr_settype(a, kind) };
+            check(rc, "pthread_mutexattr_settype")?;
+            if priority_inheritance {
+                // SAFETY: as above.
+                let rc =
+                    unsafe { libc::pthread_mutexattr_setprotocol(a, libc::PTHREAD_PRIO_INHERIT) };
+                check(rc, "pthread_mutexattr_setprotocol")?;
+            }
+            // SAFETY: the caller guarantees `ptr` is valid, aligned and unused;
+            // `UnsafeCell` is `repr(transparent)`, so it is a pthread_mutex_t.
+            let rc = unsafe { libc::pthread_mutex_init(ptr.cast::<libc::pthread_mutex_t>(), a) };
+            check(rc, "pthread_mutex_init")
+        })();
+        // SAFETY: `a` was initialised and is no longer used.
+        unsafe { libc::pthread_mutexattr_destroy(a) };
+        result
+    }
+
+    /// `pthread_mutex_lock`: blocks until acquired.
+    pub(crate) fn lock(&self) -> Result<Locked, LockFailed> {
+        // SAFETY: `self` was initialised by `init` (the segment protocol publishes
+        // it only after init); glibc validates the type bits it reads.
+        lock_result(unsafe { libc::pthread_mutex_lock(self.raw()) })
+    }
+
+    /// `pthread_mutex_trylock`: `Busy` when held by another thread.
+    ///
+    /// glibc (2.36 at least) has a bug here: when trylock acquires a mutex that
+    /// is unrecoverable, it returns `ENOTRECOVERABLE` but leaves the futex word
+    /// holding the caller's tid (its release is guarded by `oldval == id`, and
+    /// `oldval` is 0), so the mutex looks held for ever. `lock` does release it.
+    /// Nobody can legitimately hold an unrecoverable mutex, so a word that holds
+    /// our tid after that answer is the leftover, and we release it as glibc's
+    /// own `lll_unlock` would: swap in 0, wake one sleeper if any.
+    pub(crate) fn try_lock(&self) -> Result<Locked, LockFailed> {
+        // SAFETY: as in `lock`.
+        let r = lock_result(unsafe { libc::pthread_mutex_trylock(self.raw()) });
+        if let Err(LockFailed::NotRecoverable) = r {
+            self.release_leftover_of_trylock();
+        }
+        r
+    }
+
+    fn release_leftover_of_trylock(&self) {
+        // SAFETY: gettid has no preconditions.
+        let me = unsafe { libc::gettid() } as u32;
+        let word = self.futex_word_atomic();
+        let old = word.load(std::sync::atomic::Ordering::Relaxed);
+        if old & FUTEX_TID_MASK != me {
+            return;
+        }
+        // Release: pairs with the Acquire of the next locker's CAS, as glibc's
+        // unlock does.
+        let swapped = word.compare_exchange(
+            old,
+            0,
+            std::sync::atomic::Ordering::Release,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        if swapped.is_ok() && old & FUTEX_WAITERS != 0 {
+            // SAFETY: the word is a live, aligned u32 inside the mutex.
+            unsafe { super::futex::futex_wake(word.as_ptr(), 1) };
+        }
+    }
+
+    /// Blocks until acquired or until `deadline_mono_ns` on `CLOCK_MONOTONIC`.
+    ///
+    /// The libc crate does not expose `pthread_mutex_clocklock`, so the monotonic
+    /// deadline is converted to `CLOCK_REALTIME` for `pthread_mutex_timedlock`: a
+    /// step of the wall clock during the wait lengthens or shortens it.
+    pub(crate) fn lock_until(&self, deadline_mono_ns: u64) -> Result<Locked, LockFailed> {
+        let now_mono = super::time::monotonic_ns();
+        let left = deadline_mono_ns.saturating_sub(now_mono);
+        let abs = super::time::realtime_ns().saturating_add(left);
+        let ts = super::time::timespec_from_ns(abs);
+        // SAFETY: as in `lock`; `ts` is a valid timespec alive across the call.
+        lock_result(unsafe { libc::pthread_mutex_timedlock(self.raw(), &ts) })
+    }
+
+    /// `pthread_mutex_unlock`. Robust mutexes always check the owner, so a
+    /// non-owner gets `NotOwner` and changes nothing.
+    pub(crate) fn unlock(&self) -> Result<(), UnlockFailed> {
+        // SAFETY: as in `lock`.
+        match unsafe { libc::pthread_mutex_unlock(self.raw()) } {
+            0 => Ok(()),
+            libc::EPERM => Err(UnlockFailed::NotOwner),
+            e => Err(UnlockFailed::Os(io::Error::from_raw_os_error(e))),
+        }
+    }
+
+    /// `pthread_mutex_consistent`: after `OwnerDied`, before unlocking. `EINVAL`
+    /// when the mutex is not in the owner-died state.
+    pub(crate) fn consistent(&self) -> io::Result<()> {
+        // SAFETY: as in `lock`.
+        check(
+            unsafe { libc::pthread_mutex_consistent(self.raw()) },
+            "pthread_mutex_consistent",
+        )
+    }
+
+    /// The thread id in the futex word (0 when free or when the owner died), read
+    /// with one relaxed atomic load: the word is the kernel's robust-futex ABI
+    /// (owner tid, `FUTEX_WAITERS`, `FUTEX_OWNER_DIED`), and glibc and the kernel
+    /// only ever access it atomically.
+    pub(crate) fn owner_tid(&self) -> u32 {
+        self.futex_word() & FUTEX_TID_MASK
+    }
+
+    /// One relaxed atomic load of the futex word (see `owner_tid`).
+    fn futex_word(&self) -> u32 {
+        self.futex_word_atomic()
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The futex word as an atomic.
+    fn futex_word_atomic(&self) -> &std::sync::atomic::AtomicU32 {
+        // SAFETY: the futex word is a 4-byte aligned int inside the mutex (the
+        // mutex is at least 8-byte aligned) that stays mapped while `self` lives;
+        // it is only ever accessed atomically by everyone.
+        unsafe {
+            &*self
+                .raw()
+                .cast::<u8>()
+                .add(FUTEX_WORD_OFFSET)
+                .cast::<std::sync::atomic::AtomicU32>()
+        }
+    }
+
+    /// Whether a thread of the calling process holds the mutex (as far as its
+    /// futex word says). A thread of this process that holds it has it on its
+    /// robust list, so its memory must stay mapped.
+    pub(crate) fn held_by_current_process(&self) -> bool {
+        let tid = self.owner_tid();
+        if tid == 0 {
+            return false;
+        }
+        // SAFETY: tgkill with signal 0 only checks that `tid` is a thread of our
+        // own thread group; it sends nothing.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_tgkill,
+                libc::getpid(),
+                tid as libc::pid_t,
+                0 as libc::c_int,
+            )
+        };
+        rc == 0
+    }
+}

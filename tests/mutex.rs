@@ -1,0 +1,346 @@
+//! Mutex<T> (Python `Lock`): mutual exclusion across processes, owner death
+//! (owner-died, consistent, unrecoverable), try/timeout, type checks, priority
+//! inheritance, and leaked guards.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use common::{ShmName, spawn, wait_until, word};
+use shmprim::{
+    Condvar, Error, LockError, Mismatch, Mutex, MutexOptions, Options, RawMutex, Segment,
+};
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// Entry point of every child process these tests start.
+#[test]
+#[ignore = "entry point for child processes started by the other tests"]
+fn child_entry() {
+    let Some((role, args)) = common::child_role() else {
+        return;
+    };
+    match role.as_str() {
+        "increment" => child_increment(&args[0], args[1].parse().unwrap()),
+        "lock_and_hang" => child_lock_and_hang(&args[0], &args[1], args[2].parse().unwrap()),
+        "hold_until_told" => child_hold_until_told(&args[0], &args[1]),
+        "leak_guard" => child_leak_guard(&args[0], &args[1]),
+        other => panic!("unknown role {other}"),
+    }
+}
+
+// ---------------------------------------------------------------- exclusion
+
+fn child_increment(name: &str, n: u64) {
+    let m = Mutex::<u64>::open(name).unwrap();
+    for _ in 0..n {
+        let mut g = m.lock().unwrap();
+        // A read, then a write: two processes inside at once would lose updates.
+        let v = std::hint::black_box(*g);
+        *g = v + 1;
+    }
+}
+
+#[test]
+fn four_processes_incrementing_ten_thousand_times_each_give_exactly_forty_thousand() {
+    let name = ShmName::new("mutex_count");
+    let m = Mutex::create(&name, 0u64).unwrap();
+    let mut children: Vec<_> = (0..4)
+        .map(|_| spawn("increment", &[&name, "10000"]))
+        .collect();
+    for c in &mut children {
+        c.expect_success(LIMIT);
+    }
+    assert_eq!(*m.lock().unwrap(), 40_000);
+}
+
+// ---------------------------------------------------------------- owner death
+
+/// Locks, writes `value` to the guarded pair, says so in the control segment,
+/// and hangs until killed.
+fn child_lock_and_hang(name: &str, ctl: &str, value: u64) {
+    let m = Mutex::<[u64; 2]>::open(name).unwrap();
+    let ctl = Segment::open(ctl).unwrap();
+    let mut g = m.lock().unwrap();
+    g[0] = value;
+    g[1] = !value;
+    word(&ctl, 0).store(1, Ordering::Release);
+    std::thread::sleep(LIMIT);
+}
+
+#[test]
+fn owner_killed_holding_the_lock_is_reported_then_consistent_or_unrecoverable_100_times() {
+    let ctl_name = ShmName::new("mutex_death_ctl");
+    let ctl = Segment::create(&ctl_name, 64).unwrap();
+    let start = Instant::now();
+    for i in 0..100u64 {
+        let name = ShmName::new(&format!("mutex_death_{i}"));
+        let m = Mutex::create(&name, [0u64; 2]).unwrap();
+        word(&ctl, 0).store(0, Ordering::Relaxed);
+        let value = 1000 + i;
+        let mut child = spawn("lock_and_hang", &[&name, &ctl_name, &value.to_string()]);
+        assert!(
+            wait_until(LIMIT, || word(&ctl, 0).load(Ordering::Acquire) == 1),
+            "iteration {i}: child never held the lock"
+        );
+        child.kill();
+
+        let t = Instant::now();
+        let guard = match m.lock_timeout(Duration::from_secs(1)) {
+            Err(LockError::OwnerDied(g)) => g,
+            other => panic!("iteration {i}: expected owner-died, got {other:?}"),
+        };
+        assert!(t.elapsed() < Duration::from_secs(1), "iteration {i}");
+        assert_eq!(*guard, [value, !value], "iteration {i}: data lost");
+
+        if i % 2 == 0 {
+            guard.mark_consistent().unwrap();
+            drop(guard);
+            for _ in 0..2 {
+                let mut g = m.lock().expect("consistent mutex keeps working");
+                assert_eq!(*g, [value, !value], "iteration {i}: data changed");
+                g[0] += 1;
+                g[0] -= 1;
+            }
+            assert!(m.try_lock().is_ok());
+        } else {
+            drop(guard); // not marked consistent
+            for r in [
+                m.lock(),
+                m.try_lock(),
+                m.lock_timeout(Duration::from_millis(10)),
+            ] {
+                match r {
+                    Err(LockError::Failed(Error::Unrecoverable { name: n })) => {
+                        assert_eq!(n, name.as_str())
+                    }
+                    other => panic!("iteration {i}: expected unrecoverable, got {other:?}"),
+                }
+            }
+            // Another handle sees the same.
+            let other = Mutex::<[u64; 2]>::open(&name).unwrap();
+            assert!(matches!(
+                other.lock(),
+                Err(LockError::Failed(Error::Unrecoverable { .. }))
+            ));
+        }
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "100 iterations took {:?}",
+        start.elapsed()
+    );
+}
+
+// ---------------------------------------------------------------- try and timeout
+
+/// Locks, says so, and holds the lock until the parent writes 2.
+fn child_hold_until_told(name: &str, ctl: &str) {
+    let m = Mutex::<u32>::open(name).unwrap();
+    let ctl = Segment::open(ctl).unwrap();
+    let mut g = m.lock().unwrap();
+    *g = 7;
+    word(&ctl, 0).store(1, Ordering::Release);
+    assert!(wait_until(LIMIT, || word(&ctl, 0).load(Ordering::Acquire) == 2));
+}
+
+#[test]
+fn try_lock_and_lock_timeout_fail_with_timeout_while_another_process_holds_it() {
+    let name = ShmName::new("mutex_timeout");
+    let ctl_name = ShmName::new("mutex_timeout_ctl");
+    let ctl = Segment::create(&ctl_name, 64).unwrap();
+    let m = Mutex::create(&name, 0u32).unwrap();
+    let mut child = spawn("hold_until_told", &[&name, &ctl_name]);
+    assert!(wait_until(LIMIT, || word(&ctl, 0).load(Ordering::Acquire) == 1));
+
+    assert!(matches!(
+        m.try_lock(),
+        Err(LockError::Failed(Error::Timeout))
+    ));
+    for ms in [50u64, 300] {
+        let t = Instant::now();
+        let r = m.lock_timeout(Duration::from_millis(ms));
+        let took = t.elapsed();
+        assert!(matches!(r, Err(LockError::Failed(Error::Timeout))), "{r:?}");
+        assert!(
+            took >= Duration::from_millis(ms),
+            "returned early: {took:?}"
+        );
+        assert!(
+            took < Duration::from_millis(ms + 500),
+            "returned late: {took:?}"
+        );
+    }
+
+    word(&ctl, 0).store(2, Ordering::Release);
+    let g = m
+        .lock_timeout(LIMIT)
+        .expect("lock is free once the child releases it");
+    assert_eq!(*g, 7);
+    drop(g);
+    child.expect_success(LIMIT);
+}
+
+#[test]
+fn relocking_from_the_owning_thread_is_an_error_not_a_deadlock() {
+    let m = Mutex::anonymous(0u8).unwrap();
+    let _g = m.lock().unwrap();
+    assert!(matches!(
+        m.try_lock(),
+        Err(LockError::Failed(Error::InvalidArgument { .. }))
+    ));
+    assert!(matches!(
+        m.lock_timeout(Duration::from_millis(10)),
+        Err(LockError::Failed(Error::InvalidArgument { .. }))
+    ));
+}
+
+// ---------------------------------------------------------------- types and kinds
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+struct Point {
+    x: i32,
+    y: i32,
+}
+
+#[test]
+fn opening_with_another_value_type_or_kind_is_incompatible() {
+    let name = ShmName::new("mutex_types");
+    let m = Mutex::create(&name, Point { x: 1, y: 2 }).unwrap();
+    match Mutex::<u64>::open(&name) {
+        Err(Error::Incompatible { what, .. }) => assert_eq!(what, Mismatch::Payload),
+        other => panic!("expected Incompatible, got {other:?}"),
+    }
+    match Mutex::<[i32; 2]>::open(&name) {
+        Err(Error::Incompatible { what, .. }) => assert_eq!(what, Mismatch::Payload),
+        other => panic!("expected Incompatible, got {other:?}"),
+    }
+    match Condvar::open(&name) {
+        Err(Error::Incompatible { what, .. }) => assert_eq!(what, Mismatch::Kind),
+        other => panic!("expected Incompatible, got {other:?}"),
+    }
+    let same = Mutex::<Point>::open(&name).unwrap();
+    assert_eq!(*same.lock().unwrap(), Point { x: 1, y: 2 });
+    drop(m);
+}
+
+#[test]
+fn open_or_create_creates_once_and_shares_the_value() {
+    let name = ShmName::new("mutex_ooc");
+    let a = Mutex::open_or_create(&name, 5u32).unwrap();
+    let b = Mutex::open_or_create(&name, 9u32).unwrap();
+    *a.lock().unwrap() += 1;
+    assert_eq!(*b.lock().unwrap(), 6);
+    assert!(matches!(
+        Mutex::create(&name, 0u32),
+        Err(Error::AlreadyExists { .. })
+    ));
+}
+
+// ---------------------------------------------------------------- priority inheritance
+
+#[test]
+fn priority_inheritance_mutex_is_created_and_excludes_across_threads() {
+    let name = ShmName::new("mutex_pi");
+    let opts = MutexOptions {
+        priority_inheritance: true,
+    };
+    let m = Mutex::create_with_options(&name, 0u64, &opts, &Options::default())
+        .expect("Linux supports priority-inheriting futexes");
+    let other = Mutex::<u64>::open(&name).unwrap();
+    std::thread::scope(|s| {
+        for h in [&m, &other] {
+            s.spawn(move || {
+                for _ in 0..2000 {
+                    let mut g = h.lock().unwrap();
+                    let v = std::hint::black_box(*g);
+                    *g = v + 1;
+                }
+            });
+        }
+    });
+    assert_eq!(*m.lock().unwrap(), 4000);
+    let held = m.lock().unwrap();
+    let refused = std::thread::scope(|s| {
+        s.spawn(|| matches!(other.try_lock(), Err(LockError::Failed(Error::Timeout))))
+            .join()
+            .unwrap()
+    });
+    assert!(refused, "a held PI mutex refused another thread's try_lock");
+    drop(held);
+}
+
+// ---------------------------------------------------------------- leaked guards
+
+/// Locks `first`, then `second`, leaks `second`'s guard and drops its handle,
+/// then unlocks `first`. glibc's unlock walks the thread's robust list through
+/// `second`'s memory, so it must still be mapped (else: SIGSEGV).
+fn child_leak_guard(first: &str, second: &str) {
+    let a = Mutex::<u32>::open(first).unwrap();
+    let b = Mutex::<u32>::open(second).unwrap();
+    let ga = a.lock().unwrap();
+    let gb = b.lock().unwrap();
+    std::mem::forget(gb);
+    drop(b);
+    drop(ga);
+    let b2 = Mutex::<u32>::open(second).unwrap();
+    assert!(b2.lock().is_err(), "the leaked guard still holds the lock");
+    let ga = a.lock().unwrap();
+    drop(ga);
+}
+
+#[test]
+fn dropping_a_handle_whose_guard_was_leaked_keeps_the_process_sound() {
+    let first = ShmName::new("mutex_leak_a");
+    let second = ShmName::new("mutex_leak_b");
+    let _a = Mutex::create(&first, 0u32).unwrap();
+    let _b = Mutex::create(&second, 0u32).unwrap();
+    spawn("leak_guard", &[&first, &second]).expect_success(LIMIT);
+}
+
+#[test]
+fn handles_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Mutex<u64>>();
+    check::<shmprim::ReentrantMutex<u64>>();
+    check::<Condvar>();
+    check::<RawMutex>();
+}
+
+#[test]
+fn raw_mutex_layout_is_a_pthread_mutex() {
+    assert_eq!(RawMutex::SIZE, std::mem::size_of::<libc::pthread_mutex_t>());
+    assert_eq!(
+        RawMutex::ALIGN,
+        std::mem::align_of::<libc::pthread_mutex_t>()
+    );
+}
+
+/// glibc trusts the `pthread_mutex_t` bytes: garbage cannot be repaired, but
+/// with a timeout it yields an error (`EINVAL` → `Corrupted`, or a lock that
+/// looks held → `Timeout`), never a crash or a hang.
+#[test]
+fn garbage_in_the_mutex_bytes_gives_an_error_within_the_timeout_not_a_crash() {
+    for pattern in [0xFFu8, 0x55, 0x80] {
+        let name = ShmName::new(&format!("mutex_garbage_{pattern}"));
+        let m = Mutex::create(&name, 0u64).unwrap();
+        // A hostile or buggy process overwrites the lock state.
+        let raw = shmprim::SegmentBuilder::new(shmprim::Kind::Mutex)
+            .any_payload()
+            .open(&name)
+            .unwrap();
+        raw.write(0, &[pattern; RawMutex::SIZE]).unwrap();
+        let t = Instant::now();
+        let r = m.lock_timeout(Duration::from_millis(100));
+        assert!(
+            matches!(
+                r,
+                Err(LockError::Failed(Error::Corrupted { .. } | Error::Timeout))
+            ),
+            "pattern {pattern:#x}: {r:?}"
+        );
+        assert!(t.elapsed() < Duration::from_secs(2));
+    }
+}
