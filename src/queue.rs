@@ -704,3 +704,36 @@ impl ByteQueue {
         self.core.ring.is_closed()
     }
 }
+
+/// The inspection summary of a queue segment (`shmprim ls` / `stat`): depth,
+/// capacity, open or closed, and sleepers. Loads only; a torn or corrupted state
+/// shows as odd numbers, never a crash.
+pub(crate) fn summarize(
+    info: &crate::segment::HeaderInfo,
+    view: &crate::inspect::StateView<'_>,
+) -> Option<crate::inspect::StateSummary> {
+    use crate::inspect::{Field, StateSummary};
+    let capacity = info.params[PARAM_CAPACITY];
+    let head = view.u64(MpmcState::HEAD_OFFSET)?;
+    let tail = view.u64(MpmcState::TAIL_OFFSET)?;
+    let closed = view.u32(MpmcState::CLOSED_OFFSET)? != 0;
+    let getters = view.u32(MpmcState::GET_WAITERS_OFFSET)?;
+    let putters = view.u32(MpmcState::PUT_WAITERS_OFFSET)?;
+    let depth = tail.saturating_sub(head).min(capacity);
+    Some(StateSummary {
+        line: format!(
+            "depth {depth}/{capacity}, {}, {getters} getting, {putters} putting",
+            if closed { "closed" } else { "open" }
+        ),
+        fields: vec![
+            ("depth", Field::U64(depth)),
+            ("capacity", Field::U64(capacity)),
+            ("slot_size", Field::U64(info.params[PARAM_SLOT_SIZE])),
+            ("closed", Field::Bool(closed)),
+            ("head", Field::U64(head)),
+            ("tail", Field::U64(tail)),
+            ("waiting_getters", Field::U64(getters as u64)),
+            ("waiting_putters", Field::U64(putters as u64)),
+        ],
+    })
+}

@@ -259,6 +259,18 @@ fn open_checks_the_element_type_and_open_or_create_the_capacity() {
 }
 
 #[test]
+fn inspection_shows_depth_capacity_and_closed() {
+    let name = ShmName::new("inspect");
+    let q: Queue<u32> = Queue::create(&name, 8).unwrap();
+    q.put_many(&[1, 2, 3]).unwrap();
+    let line = |n: &str| shmprim::inspect::inspect(n).unwrap().state.unwrap().line;
+    assert_eq!(line(&name), "depth 3/8, open, 0 getting, 0 putting");
+    q.get().unwrap();
+    q.close();
+    assert_eq!(line(&name), "depth 2/8, closed, 0 getting, 0 putting");
+}
+
+#[test]
 fn zero_capacity_is_refused() {
     assert!(matches!(
         Queue::<u64>::anonymous(0),

@@ -255,6 +255,16 @@ impl MpmcState {
     /// with its stamp (`u64`) and its length (`u32`, at byte 8).
     pub const SLOTS_OFFSET: usize = std::mem::size_of::<MpmcState>();
 
+    /// Offset of the closed flag (`u32`, non-zero when closed).
+    pub(crate) const CLOSED_OFFSET: usize =
+        std::mem::offset_of!(MpmcState, signals) + std::mem::offset_of!(Signals, closed);
+    /// Offset of the count of consumers registered to sleep (`u32`).
+    pub(crate) const GET_WAITERS_OFFSET: usize =
+        std::mem::offset_of!(MpmcState, signals) + std::mem::offset_of!(Signals, not_empty_waiters);
+    /// Offset of the count of producers registered to sleep (`u32`).
+    pub(crate) const PUT_WAITERS_OFFSET: usize =
+        std::mem::offset_of!(MpmcState, signals) + std::mem::offset_of!(Signals, not_full_waiters);
+
     /// Bytes between consecutive slots in shared memory.
     pub fn slot_stride(slot_size: u64) -> usize {
         stride_of(slot_size) as usize
