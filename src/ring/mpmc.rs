@@ -71,6 +71,10 @@
 //! consumer had claimed and not yet returned to its caller. With batches, the
 //! whole claimed batch of the dead process. Nothing is ever delivered twice.
 //!
+//! A process killed while asleep in a blocking call leaves the sleeper count it
+//! raised behind: nothing is lost or wedged, but later pushes (or pops) then pay
+//! one `futex_wake` system call each, until the ring is created again.
+//!
 //! # Blocking
 //!
 //! | waiter (get on empty; put on full)              | waker (after push; after pop)                  |
