@@ -22,7 +22,7 @@
 //! ```
 //!
 //! Positions (`head`, `tail`) are `u64` counters that only grow (below
-//! 2^56: ten years at 10^8 operations a second); position `p` lives in slot
+//! 2^56: twenty years at 10^8 operations a second); position `p` lives in slot
 //! `p % capacity`. Slots are not padded to a cache line, as in crossbeam: a
 //! producer and a consumer are normally `capacity` slots apart, and packed slots
 //! keep batches cache-friendly.
@@ -40,8 +40,13 @@
 //! claims a run of free slots with one CAS), copies, and publishes `2p + 1`. A
 //! consumer at `head == p` that sees `2p + 1` claims it by a CAS of `head`, copies
 //! out, and releases the slot with `2(p + capacity)`. Stamps are doubled positions,
-//! so even a capacity of 1 is unambiguous. With `head` (or `tail`) unchanged, any
-//! stamp outside the few legal ones is impossible: that is `Corrupted`.
+//! so even a capacity of 1 is unambiguous. With `head` (or `tail`) at `p`, any
+//! stamp outside the few legal ones (the table, or the previous lap's still in
+//! use) is impossible: that is `Corrupted`. Since a plain load may return a stale
+//! value, an odd stamp is confirmed with read-modify-writes of the index (which
+//! read its latest value) around a fresh load of the stamp before it is reported.
+//! Every position read is checked below 2^56 and masked into the slot array; every
+//! length is checked against `slot_size` before a copy.
 //!
 //! # Death of a participant
 //!
