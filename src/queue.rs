@@ -23,7 +23,12 @@
 //! Each handle claims in-flight records of the ring lazily, one per lane of up
 //! to 8 threads using it at once (`MAX_RECORDS` = 256 per queue); a thread that
 //! finds every lane busy takes a temporary record for the one operation. For the
-//! best throughput, give each thread its own handle or keep to a few threads.
+//! best throughput, give each thread its own handle or keep to a few threads. A
+//! handle inherited through `fork` claims fresh records in the child on its first
+//! operation there, so a parent and its children can share an
+//! [`anonymous`](Queue::anonymous) queue; note that they also share the
+//! segment's participant slot, so the death of one is only seen once all of
+//! them have exited.
 //!
 //! ```
 //! use std::time::Duration;
@@ -59,7 +64,7 @@ use crate::ring::mpmc::{Agent, Liveness, MpmcRing, MpmcState};
 use crate::segment::{
     Disposition, Kind, Options, ParticipantId, Segment, SegmentBuilder, TypeCode, TypeDesc,
 };
-use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use crate::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use crate::wait::Deadline;
 
 /// Parameter index of the capacity in the segment header.
@@ -106,6 +111,9 @@ struct Core {
     ring: MpmcRing,
     id: u64,
     lanes: Box<[Lane; LANES]>,
+    /// `sys::fork::fork_generation()` when the lanes' records were claimed: a
+    /// child forked since then must claim its own (see `with_agent`).
+    fork_generation: AtomicU32,
     seg: Segment,
 }
 
@@ -160,6 +168,7 @@ impl Core {
             id,
             ring,
             lanes,
+            fork_generation: AtomicU32::new(crate::sys::fork::fork_generation()),
             seg,
         })
     }
@@ -171,6 +180,10 @@ impl Core {
         &self,
         f: impl FnOnce(&MpmcRing, &Agent, &dyn Liveness) -> Result<R>,
     ) -> Result<R> {
+        let generation = crate::sys::fork::fork_generation();
+        if generation != self.fork_generation.load(Ordering::Relaxed) {
+            self.forget_parent_records(generation);
+        }
         let live = SegmentLiveness(&self.seg);
         let start = preferred_lane();
         for j in 0..LANES {
@@ -204,8 +217,28 @@ impl Core {
     }
 }
 
+impl Core {
+    /// In a child forked after this handle claimed its records: those records
+    /// still serve the parent, and sharing one would let the two overwrite each
+    /// other's claims (a survivor could then recover a slot whose claimer is
+    /// alive). Forget them here; the lanes claim fresh records on first use.
+    /// The parent keeps and releases its own.
+    #[cold]
+    fn forget_parent_records(&self, generation: u32) {
+        for lane in self.lanes.iter() {
+            lane.record.store(NO_RECORD, Ordering::Relaxed);
+            lane.busy.store(false, Ordering::Release);
+        }
+        self.fork_generation.store(generation, Ordering::Relaxed);
+    }
+}
+
 impl Drop for Core {
     fn drop(&mut self) {
+        if crate::sys::fork::fork_generation() != self.fork_generation.load(Ordering::Relaxed) {
+            // Inherited and never used here: the records are the parent's.
+            return;
+        }
         for lane in self.lanes.iter() {
             let record = lane.record.load(Ordering::Relaxed);
             if record != NO_RECORD {

@@ -27,6 +27,7 @@ fn child_entry() {
         "producer" => child_producer(&args[0], &args[1], num(2), num(3)),
         "consumer" => child_consumer(&args[0], &args[1], num(2)),
         "blocked_get" => child_blocked_get(&args[0]),
+        "fork_share" => child_fork_share(),
         other => panic!("unknown role {other}"),
     }
 }
@@ -214,6 +215,34 @@ fn opening_and_dropping_many_handles_never_exhausts_the_records() {
         h.put(i as u8).unwrap();
         assert_eq!(q.get().unwrap(), i as u8);
     }
+}
+
+fn child_fork_share() {
+    const N: u64 = 50_000;
+    let q: Queue<u64> = Queue::anonymous(4).unwrap();
+    q.put(u64::MAX).unwrap(); // the parent's lane claims its record before the fork
+    assert_eq!(q.get().unwrap(), u64::MAX);
+    // SAFETY: the forked child only uses the queue (atomics, futex calls, no
+    // allocation on these paths) and then calls _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let ok = (0..N).all(|i| q.put_timeout(i, LIMIT).is_ok());
+        // SAFETY: _exit is async-signal-safe and never returns.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    for i in 0..N {
+        assert_eq!(q.get_timeout(LIMIT).unwrap(), i, "lost or reordered");
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child; `status` is writable.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+}
+
+#[test]
+fn a_forked_child_and_its_parent_share_an_anonymous_queue() {
+    spawn("fork_share", &[]).expect_success(Duration::from_secs(60));
 }
 
 #[test]
