@@ -233,7 +233,8 @@ fn summarize(kind: Kind, info: &HeaderInfo, view: &StateView<'_>) -> Option<Stat
         Kind::Barrier => crate::barrier::summarize(view),
         Kind::Value | Kind::Array => crate::cell::summarize(kind, info, view),
         Kind::Queue | Kind::ByteQueue => crate::queue::summarize(info, view),
-        _ => None,
+        Kind::SpscRing | Kind::SpscByteRing => crate::ring::spsc::summarize(view),
+        Kind::Pipe => crate::pipe::summarize(view),
     }
 }
 

@@ -18,6 +18,8 @@
 //! | `Value(typecode, v, lock)`    | [`Value<T>`]       |
 //! | `Array(typecode, n, lock)`    | [`Array<T>`]       |
 //! | `Queue(maxsize)`              | [`Queue<T>`], [`ByteQueue`] |
+//! | `Pipe(duplex)`                | [`Pipe`] ([`PipeEnd`] A and B, two SPSC byte rings) |
+//! | (no counterpart: SPSC rings)  | [`SpscRing<T>`], [`SpscByteRing`] |
 //!
 //! The foundation every primitive stands on:
 //!
@@ -46,9 +48,9 @@ pub mod event;
 pub mod ffi;
 pub mod inspect;
 pub mod mutex;
+pub mod pipe;
 pub mod queue;
 pub mod reentrant_mutex;
-/// Lock-free rings in shared memory, the buffers behind the queues and pipes.
 pub mod ring;
 pub mod segment;
 pub mod semaphore;
@@ -62,8 +64,10 @@ pub use condvar::{Condvar, RawCondvar, WaitTimeoutResult};
 pub use error::{Error, Mismatch, Result};
 pub use event::Event;
 pub use mutex::{LockError, LockResult, LockStatus, Mutex, MutexGuard, MutexOptions, RawMutex};
+pub use pipe::{Pipe, PipeEnd};
 pub use queue::{ByteQueue, Queue};
 pub use reentrant_mutex::{RawReentrantMutex, ReentrantMutex, ReentrantMutexGuard};
+pub use ring::spsc::{SpscByteRing, SpscRing};
 pub use segment::{
     Disposition, HeaderInfo, Kind, Options, Participant, ParticipantId, Segment, SegmentBuilder,
     TypeCode, TypeDesc,
