@@ -760,3 +760,35 @@ mod loom_tests {
         });
     }
 }
+
+/// The `ls`/`stat` view of a pipe: bytes pending each way, and closed ends.
+pub(crate) fn summarize(
+    view: &crate::inspect::StateView<'_>,
+) -> Option<crate::inspect::StateSummary> {
+    use crate::inspect::{Field, StateSummary};
+    let duplex = view.u32(4)? != 0;
+    let capacity = view.u32(8)? as usize;
+    let max_message = view.u32(12)? as usize;
+    let ring = RingHeader::memory_size_bytes(capacity, max_message).ok()?;
+    let base = std::mem::size_of::<PipeHeader>();
+    let to_a = crate::ring::spsc::view_ring(view, base)?;
+    let mut fields = vec![
+        ("duplex", Field::Bool(duplex)),
+        ("pending_to_a", Field::U64(to_a.pending)),
+    ];
+    let mut line = format!("{} bytes pending to A", to_a.pending);
+    let mut closed = to_a.producer_closed || to_a.consumer_closed;
+    if duplex {
+        let to_b = crate::ring::spsc::view_ring(view, base.checked_add(ring)?)?;
+        line.push_str(&format!(", {} to B", to_b.pending));
+        fields.push(("pending_to_b", Field::U64(to_b.pending)));
+        closed |= to_b.producer_closed || to_b.consumer_closed;
+    } else {
+        line = format!("{} bytes pending (simplex, B to A)", to_a.pending);
+    }
+    if closed {
+        line.push_str(", an end is closed");
+    }
+    fields.push(("closed", Field::Bool(closed)));
+    Some(StateSummary { line, fields })
+}
