@@ -208,8 +208,12 @@ pub fn figures() -> Vec<Figure> {
             group: "mpmc",
             title: "MPMC queue throughput, 1 producer, 1 consumer (processes)",
             unit: Unit::Mmsgs,
-            // plug in: MPMC ring of u64 (capacity MPMC_CAPACITY), 1 producer + 1 consumer child.
-            shmprim: None,
+            shmprim: Some(Impl {
+                name: "Queue<u64>, try_put / try_get one at a time, spin + yield",
+                run: shmprim_side::mpmc_1,
+                goal: None,
+                available: always,
+            }),
             hook: "MPMC ring / Queue<u64>",
             references: vec![
                 reference(
@@ -225,8 +229,12 @@ pub fn figures() -> Vec<Figure> {
             group: "mpmc",
             title: "MPMC queue throughput, 2 producers, 2 consumers (processes)",
             unit: Unit::Mmsgs,
-            // plug in: MPMC ring of u64, 2 producer + 2 consumer children.
-            shmprim: None,
+            shmprim: Some(Impl {
+                name: "Queue<u64>, try_put / try_get one at a time, spin + yield",
+                run: shmprim_side::mpmc_2,
+                goal: None,
+                available: always,
+            }),
             hook: "MPMC ring / Queue<u64>",
             references: vec![
                 reference(
@@ -242,8 +250,12 @@ pub fn figures() -> Vec<Figure> {
             group: "mpmc",
             title: "MPMC queue throughput, 4 producers, 4 consumers (processes)",
             unit: Unit::Mmsgs,
-            // plug in: MPMC ring of u64, 4 producer + 4 consumer children.
-            shmprim: None,
+            shmprim: Some(Impl {
+                name: "Queue<u64>, try_put / try_get one at a time, spin + yield",
+                run: shmprim_side::mpmc_4,
+                goal: None,
+                available: always,
+            }),
             hook: "MPMC ring / Queue<u64>",
             references: vec![
                 reference(
@@ -260,8 +272,12 @@ pub fn figures() -> Vec<Figure> {
             group: "queue",
             title: "blocking queue round trip (put, peer gets and answers), 2 processes",
             unit: Unit::Ns,
-            // plug in: two Queue<u64> (one each way), blocking put/get.
-            shmprim: None,
+            shmprim: Some(Impl {
+                name: "two Queue<u64>, blocking put / get",
+                run: shmprim_side::queue_rtt,
+                goal: None,
+                available: always,
+            }),
             hook: "Queue<u64>",
             references: vec![
                 bare_futex(Some(Goal::RatioAtMost(1.0))),

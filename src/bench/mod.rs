@@ -303,6 +303,9 @@ pub(crate) const ROLES: &[(&str, Role)] = &[
         shmprim_side::spsc_byte_producer_child,
     ),
     ("shmprim-spsc-pong", shmprim_side::spsc_pong_child),
+    ("shmprim-mpmc-producer", shmprim_side::mpmc_producer_child),
+    ("shmprim-mpmc-consumer", shmprim_side::mpmc_consumer_child),
+    ("shmprim-queue-pong", shmprim_side::queue_pong_child),
 ];
 
 /// If this process was started as a benchmark child ([`ROLE_VAR`] set), plays

@@ -5,7 +5,9 @@
 //! only when a waiter count says someone sleeps) over a [`Segment`]; `Mutex<u64>`
 //! uncontended and contended; `Event`, `Semaphore` and `Barrier` round trips;
 //! `Value<u64>` and a 64-byte `Value`; `SpscRing<u64>` and `SpscByteRing`
-//! throughput and a ping-pong over two `SpscRing<u64>`. Each primitive adds its
+//! throughput and a ping-pong over two `SpscRing<u64>`; `Queue<u64>` throughput
+//! with 1, 2 and 4 producer and consumer processes and a blocking round trip
+//! over two `Queue<u64>`. Each primitive adds its
 //! runners here in the same shape: the parent creates the object under the name
 //! of a `ShmNameGuard` (unlinked on drop and on Ctrl-C), starts the peer with
 //! [`Session::start`], measures from [`Session::go`], and checks what it got.
@@ -32,7 +34,7 @@
 //! //   on the figure in figures.rs.
 //! ```
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::Res;
@@ -40,15 +42,15 @@ use super::proc::{ChildCtx, Session, ShmNameGuard, Spawn};
 use super::refs::{mmsgs, ns_per, spin_until_eq};
 use crate::bench::Ctx;
 use crate::bench::figures::{
-    BARRIER_ROUNDS, FUTEX_ROUND_TRIPS, MUTEX_CONTENDED_OPS, MUTEX_UNCONTENDED_OPS, SEM_ROUND_TRIPS,
-    SPIN_ROUND_TRIPS, SPSC_4K_MSGS, SPSC_64B_MSGS, SPSC_BYTES_CAPACITY, SPSC_U64_CAPACITY,
-    SPSC_U64_MSGS, VALUE_OPS,
+    BARRIER_ROUNDS, FUTEX_ROUND_TRIPS, MPMC_CAPACITY, MPMC_MSGS, MUTEX_CONTENDED_OPS,
+    MUTEX_UNCONTENDED_OPS, QUEUE_ROUND_TRIPS, SEM_ROUND_TRIPS, SPIN_ROUND_TRIPS, SPSC_4K_MSGS,
+    SPSC_64B_MSGS, SPSC_BYTES_CAPACITY, SPSC_U64_CAPACITY, SPSC_U64_MSGS, VALUE_OPS,
 };
 use crate::ring::spsc::{Consumer, Producer, TryError};
 use crate::wait::{wait_while_eq, wake};
 use crate::{
-    Barrier, Deadline, Error, Event, Kind, Mutex, Segment, SegmentBuilder, Semaphore, SpscByteRing,
-    SpscRing, Value,
+    Barrier, Deadline, Error, Event, Kind, Mutex, Queue, Segment, SegmentBuilder, Semaphore,
+    SpscByteRing, SpscRing, Value,
 };
 
 /// A named raw segment for a run, unlinked on drop (and by the Ctrl-C handler).
@@ -672,6 +674,189 @@ pub(crate) fn spsc_pong_child(c: &ChildCtx) -> Res<()> {
     for _ in 0..n {
         let v = busy_pop(&mut rx, &mut tries, t0)?;
         busy_push(&mut tx, v + 1, &mut tries, t0)?;
+    }
+    c.done();
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// MPMC queue and blocking Queue (issue 4)
+// ---------------------------------------------------------------------------
+
+/// Backs off after a non-blocking queue operation found nothing to do, as the
+/// crossbeam reference does: a CPU hint, a yield every 64 tries (processes may
+/// outnumber cores), `Err` once the peer timeout has passed since `t0`.
+#[inline(always)]
+fn backoff(tries: &mut u32, t0: Instant) -> Res<()> {
+    *tries = tries.wrapping_add(1);
+    if *tries % 64 == 0 {
+        std::thread::yield_now();
+        if *tries % 65536 == 0 && t0.elapsed() > super::proc::PEER_TIMEOUT {
+            return Err(stalled());
+        }
+    } else {
+        std::hint::spin_loop();
+    }
+    Ok(())
+}
+
+/// The 64-bit word at the start of a raw segment's data area.
+fn sum_word(seg: &Segment) -> Res<&AtomicU64> {
+    if seg.len() < 8 {
+        return Err("segment too small".into());
+    }
+    // SAFETY: the data area is page aligned and at least 8 bytes (checked); the
+    // word is only ever accessed atomically, by every process.
+    Ok(unsafe { &*seg.as_ptr().cast::<AtomicU64>() })
+}
+
+/// `Queue<u64>` of `MPMC_CAPACITY` with `p` producer and `p` consumer processes
+/// (`try_put` / `try_get` one value at a time, backing off as crossbeam's
+/// reference does): Mmsg/s over all of them. With one of each they are pinned
+/// to cores 1 and 0; with more, they float.
+fn mpmc(ctx: &Ctx, p: u64) -> Res<f64> {
+    let per = ctx.n(MPMC_MSGS) / p;
+    let total = per * p;
+    let name = ShmNameGuard::new("mpmc");
+    let _q = Queue::<u64>::create(name.name(), MPMC_CAPACITY as usize).map_err(err)?;
+    let sums = NamedSegment::create("mpmc-sum")?;
+    let mut spawns = Vec::new();
+    for k in 0..2 * p {
+        let producer = k < p;
+        let (role, args) = if producer {
+            (
+                "shmprim-mpmc-producer",
+                vec![name.name().into(), per.to_string(), (k * per).to_string()],
+            )
+        } else {
+            (
+                "shmprim-mpmc-consumer",
+                vec![name.name().into(), per.to_string(), sums.name()],
+            )
+        };
+        spawns.push(if p == 1 {
+            Spawn {
+                role,
+                args,
+                cpu: Some(if producer { 1 } else { 0 }),
+            }
+        } else {
+            Spawn::free(role, args)
+        });
+    }
+    let mut s = Session::start(spawns)?;
+    let t0 = s.go();
+    s.wait_done()?;
+    let dt = t0.elapsed();
+    s.finish()?;
+    // Acquire: pairs with the consumers' Release fetch_add of their sums.
+    let sum = sum_word(&sums.seg)?.load(Ordering::Acquire);
+    if sum != total * (total + 1) / 2 {
+        return Err("Queue delivered a wrong sum".into());
+    }
+    Ok(mmsgs(dt, total))
+}
+
+/// Child of [`mpmc`]: puts `base+1 ..= base+per`.
+pub(crate) fn mpmc_producer_child(c: &ChildCtx) -> Res<()> {
+    let q = Queue::<u64>::open(c.str_arg(0)?).map_err(err)?;
+    let per: u64 = c.arg(1)?;
+    let base: u64 = c.arg(2)?;
+    c.ready()?;
+    let t0 = Instant::now();
+    let mut tries = 0;
+    for i in 1..=per {
+        loop {
+            match q.try_put(base + i) {
+                Ok(()) => break,
+                Err(Error::Full) => backoff(&mut tries, t0)?,
+                Err(e) => return Err(format!("try_put: {e}")),
+            }
+        }
+    }
+    c.done();
+    Ok(())
+}
+
+/// Child of [`mpmc`]: gets `per` values and adds their sum to the sum word.
+pub(crate) fn mpmc_consumer_child(c: &ChildCtx) -> Res<()> {
+    let q = Queue::<u64>::open(c.str_arg(0)?).map_err(err)?;
+    let per: u64 = c.arg(1)?;
+    let sums = Segment::open(c.str_arg(2)?).map_err(err)?;
+    c.ready()?;
+    let t0 = Instant::now();
+    let mut tries = 0;
+    let mut sum = 0u64;
+    for _ in 0..per {
+        loop {
+            match q.try_get() {
+                Ok(v) => {
+                    sum = sum.wrapping_add(v);
+                    break;
+                }
+                Err(Error::Empty) => backoff(&mut tries, t0)?,
+                Err(e) => return Err(format!("try_get: {e}")),
+            }
+        }
+    }
+    // Release: pairs with the parent's Acquire load once every child is done.
+    sum_word(&sums)?.fetch_add(sum, Ordering::Release);
+    c.done();
+    Ok(())
+}
+
+/// `Queue<u64>`, 1 producer and 1 consumer process.
+pub(crate) fn mpmc_1(ctx: &Ctx) -> Res<f64> {
+    mpmc(ctx, 1)
+}
+/// `Queue<u64>`, 2 producer and 2 consumer processes.
+pub(crate) fn mpmc_2(ctx: &Ctx) -> Res<f64> {
+    mpmc(ctx, 2)
+}
+/// `Queue<u64>`, 4 producer and 4 consumer processes.
+pub(crate) fn mpmc_4(ctx: &Ctx) -> Res<f64> {
+    mpmc(ctx, 4)
+}
+
+/// Two `Queue<u64>` (ping, pong) with blocking `put` / `get` (spin briefly,
+/// then sleep on a futex): the parent puts `i`, the child answers `i + 1`,
+/// checked every time. ns per round trip.
+pub(crate) fn queue_rtt(ctx: &Ctx) -> Res<f64> {
+    let n = ctx.n(QUEUE_ROUND_TRIPS);
+    let (ping_name, pong_name) = (ShmNameGuard::new("q-ping"), ShmNameGuard::new("q-pong"));
+    let ping = Queue::<u64>::create(ping_name.name(), MPMC_CAPACITY as usize).map_err(err)?;
+    let pong = Queue::<u64>::create(pong_name.name(), MPMC_CAPACITY as usize).map_err(err)?;
+    let s = Session::start(vec![Spawn::pinned(
+        "shmprim-queue-pong",
+        vec![
+            ping_name.name().into(),
+            pong_name.name().into(),
+            n.to_string(),
+        ],
+    )])?;
+    let deadline = peer_deadline();
+    let t0 = s.go();
+    for i in 0..n {
+        ping.put_deadline(i, deadline).map_err(err)?;
+        if pong.get_deadline(deadline).map_err(err)? != i + 1 {
+            return Err("wrong answer".into());
+        }
+    }
+    let dt = t0.elapsed();
+    s.finish()?;
+    Ok(ns_per(dt, n))
+}
+
+/// Child of [`queue_rtt`]: answers every `v` with `v + 1`.
+pub(crate) fn queue_pong_child(c: &ChildCtx) -> Res<()> {
+    let ping = Queue::<u64>::open(c.str_arg(0)?).map_err(err)?;
+    let pong = Queue::<u64>::open(c.str_arg(1)?).map_err(err)?;
+    let n: u64 = c.arg(2)?;
+    c.ready()?;
+    let deadline = peer_deadline();
+    for _ in 0..n {
+        let v = ping.get_deadline(deadline).map_err(err)?;
+        pong.put_deadline(v + 1, deadline).map_err(err)?;
     }
     c.done();
     Ok(())
