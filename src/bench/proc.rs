@@ -555,19 +555,27 @@ impl Session {
         t
     }
 
-    /// Spins until every child has marked its measured part done.
+    /// Waits until every child has marked its measured part done.
+    ///
+    /// Sleeps on the `done` word (a shared futex each child wakes after its
+    /// increment) rather than polling: the parent often shares a core with a
+    /// child being measured, and waking up every few microseconds to poll would
+    /// steal that core from it. It still wakes every 10 ms to notice a child
+    /// that died.
     pub(crate) fn wait_done(&mut self) -> Res<()> {
         let n = self.children.len() as u32;
         let done = self.ctl.word(CTL_DONE);
         let start = Instant::now();
-        // Polls with short sleeps rather than spinning: the parent may share a
-        // core with the children it waits for.
-        // Acquire: pairs with the child's Release increment in `done`.
-        while done.load(Ordering::Acquire) < n && !any_failed(&mut self.children) {
+        loop {
+            // Acquire: pairs with the child's Release increment in `done`.
+            let seen = done.load(Ordering::Acquire);
+            if seen >= n || any_failed(&mut self.children) {
+                break;
+            }
             if start.elapsed() > PEER_TIMEOUT {
                 return Err("timed out waiting for children to finish".into());
             }
-            std::thread::sleep(Duration::from_micros(20));
+            super::refs::futex_wait_timeout(done, seen, Duration::from_millis(10));
         }
         if done.load(Ordering::Acquire) < n {
             return Err("a child failed before finishing its part".into());
@@ -655,10 +663,12 @@ impl ChildCtx {
         spin_until("the start signal", || go.load(Ordering::Acquire) != 0)
     }
 
-    /// Marks this child's measured part finished.
+    /// Marks this child's measured part finished and wakes the parent.
     pub(crate) fn done(&self) {
-        // Release: pairs with the Acquire spin in `Session::wait_done`.
-        self.ctl.word(CTL_DONE).fetch_add(1, Ordering::Release);
+        let word = self.ctl.word(CTL_DONE);
+        // Release: pairs with the Acquire load in `Session::wait_done`.
+        word.fetch_add(1, Ordering::Release);
+        super::refs::futex_wake(word);
     }
 }
 

@@ -65,9 +65,14 @@ pub(crate) fn os_err(call: &str) -> String {
 /// so that callers can check for a dead peer. Returns when woken, on timeout, on
 /// `EAGAIN` (word already changed) or `EINTR`: callers re-check the word.
 pub(crate) fn futex_wait(word: &AtomicU32, expected: u32) {
+    futex_wait_timeout(word, expected, std::time::Duration::from_millis(100));
+}
+
+/// [`futex_wait`] with a timeout (below one second).
+pub(crate) fn futex_wait_timeout(word: &AtomicU32, expected: u32, timeout: std::time::Duration) {
     let ts = libc::timespec {
         tv_sec: 0,
-        tv_nsec: 100_000_000,
+        tv_nsec: timeout.subsec_nanos().into(),
     };
     // SAFETY: `word` is a live, aligned u32 in a shared mapping; the timeout is a
     // valid relative timespec.
