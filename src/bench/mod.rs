@@ -276,6 +276,10 @@ pub(crate) type Role = fn(&proc::ChildCtx) -> Res<()>;
 /// Every child role of the suite.
 pub(crate) const ROLES: &[(&str, Role)] = &[
     ("spin-word-pong", refs::pingpong::spin_pong_child),
+    (
+        "spin-two-words-pong",
+        refs::pingpong::spin_two_words_pong_child,
+    ),
     ("futex-pong", refs::pingpong::futex_pong_child),
     ("c-ring-producer", refs::c_ring::producer_child),
     ("pipe-pong", refs::os_ipc::pipe_pong_child),

@@ -1,5 +1,7 @@
 //! Round trips between two processes over one shared word: busy-polling (the
-//! floor for latency) and bare futex (the floor for a sleeping hand-off).
+//! floor for latency) and bare futex (the floor for a sleeping hand-off); and
+//! busy-polling over two words, one per direction (the floor for a pair of
+//! one-way channels).
 //!
 //! The ball is a `u32`: the parent writes odd values, the child even ones.
 
@@ -44,6 +46,46 @@ pub(crate) fn spin_pong_child(c: &ChildCtx) -> Res<()> {
         spin_until_eq(ball, 2 * i + 1, t0)?;
         // Release: pairs with the parent's Acquire spin.
         ball.store(2 * i + 2, Ordering::Release);
+    }
+    c.done();
+    Ok(())
+}
+
+/// Raw atomic ping-pong between two processes over two words on separate
+/// 128-byte lines, one per direction (the parent writes `ping`, the child
+/// `pong`), busy-polling: the floor for any pair of one-way channels, such as
+/// two SPSC rings. ns per round trip.
+pub(crate) fn spin_two_words(ctx: &Ctx) -> Res<f64> {
+    let n = ctx.n(SPIN_ROUND_TRIPS);
+    let shm = RawShm::create("spin2", 4096)?;
+    let (ping, pong) = (shm.word(0), shm.word(128));
+    let mut s = Session::start(vec![Spawn::pinned(
+        "spin-two-words-pong",
+        vec![shm.name().into(), n.to_string()],
+    )])?;
+    let t0 = s.go();
+    for i in 1..=n as u32 {
+        // Release: pairs with the child's Acquire spin on `ping`.
+        ping.store(i, Ordering::Release);
+        spin_until_eq(pong, i, t0)?;
+    }
+    let dt = t0.elapsed();
+    s.wait_done()?;
+    s.finish()?;
+    Ok(ns_per(dt, n))
+}
+
+/// Child of [`spin_two_words`]: answers each `ping` value on `pong`.
+pub(crate) fn spin_two_words_pong_child(c: &ChildCtx) -> Res<()> {
+    let shm = RawShm::open(c.str_arg(0)?, 4096)?;
+    let n: u64 = c.arg(1)?;
+    let (ping, pong) = (shm.word(0), shm.word(128));
+    c.ready()?;
+    let t0 = Instant::now();
+    for i in 1..=n as u32 {
+        spin_until_eq(ping, i, t0)?;
+        // Release: pairs with the parent's Acquire spin on `pong`.
+        pong.store(i, Ordering::Release);
     }
     c.done();
     Ok(())
