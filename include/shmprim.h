@@ -12,6 +12,41 @@
 #include <stdint.h>
 
 /**
+ * The largest number of parties a barrier may have.
+ */
+#define SHMPRIM_BARRIER_MAX_PARTIES 4095
+
+/**
+ * Bytes to reserve for an in-place barrier (`shmprim_barrier_init`).
+ */
+#define SHMPRIM_BARRIER_SIZE 12
+
+/**
+ * Alignment an in-place barrier needs.
+ */
+#define SHMPRIM_BARRIER_ALIGN 4
+
+/**
+ * Bytes to reserve for an in-place condvar (`shmprim_condvar_init`).
+ */
+#define SHMPRIM_CONDVAR_SIZE 8
+
+/**
+ * Alignment an in-place condvar needs.
+ */
+#define SHMPRIM_CONDVAR_ALIGN 4
+
+/**
+ * Bytes to reserve for an in-place event (`shmprim_event_init`).
+ */
+#define SHMPRIM_EVENT_SIZE 8
+
+/**
+ * Alignment an in-place event needs.
+ */
+#define SHMPRIM_EVENT_ALIGN 4
+
+/**
  * Major version of the library (`SHMPRIM_VERSION_MAJOR`).
  */
 #define SHMPRIM_VERSION_MAJOR 0
@@ -25,6 +60,52 @@
  * Patch version of the library.
  */
 #define SHMPRIM_VERSION_PATCH 0
+
+/**
+ * Options flag: unlink the name when the handle is closed.
+ */
+#define SHMPRIM_UNLINK_ON_CLOSE 1
+
+/**
+ * Options flag (mutexes only): priority inheritance (`PTHREAD_PRIO_INHERIT`).
+ */
+#define SHMPRIM_PRIORITY_INHERITANCE 2
+
+/**
+ * Bytes to reserve for an in-place mutex (`shmprim_mutex_init`); at least
+ * the size of the C library's `pthread_mutex_t`.
+ */
+#define SHMPRIM_MUTEX_SIZE 64
+
+/**
+ * Alignment an in-place mutex needs.
+ */
+#define SHMPRIM_MUTEX_ALIGN 8
+
+/**
+ * Bytes to reserve for an in-place reentrant mutex (`shmprim_rmutex_init`).
+ */
+#define SHMPRIM_RMUTEX_SIZE 64
+
+/**
+ * Alignment an in-place reentrant mutex needs.
+ */
+#define SHMPRIM_RMUTEX_ALIGN 8
+
+/**
+ * The `bound` of a semaphore without one.
+ */
+#define SHMPRIM_SEMAPHORE_UNBOUNDED 4294967295
+
+/**
+ * Bytes to reserve for an in-place semaphore (`shmprim_semaphore_init`).
+ */
+#define SHMPRIM_SEMAPHORE_SIZE 12
+
+/**
+ * Alignment an in-place semaphore needs.
+ */
+#define SHMPRIM_SEMAPHORE_ALIGN 4
 
 /**
  * Result of every fallible C function. `SHMPRIM_OK` (0) is success.
@@ -156,13 +237,518 @@ typedef int32_t shmprim_status;
 #endif // __cplusplus
 
 /**
+ * An open named (or anonymous) barrier. Opaque; free it with
+ * `shmprim_barrier_close`. One handle may be used by many threads.
+ */
+typedef struct shmprim_barrier shmprim_barrier;
+
+/**
+ * An open named (or anonymous) condition variable. Opaque; free it with
+ * `shmprim_condvar_close`. One handle may be used by many threads.
+ */
+typedef struct shmprim_condvar shmprim_condvar;
+
+/**
+ * An open named (or anonymous) event. Opaque; free it with
+ * `shmprim_event_close`. One handle may be used by many threads.
+ */
+typedef struct shmprim_event shmprim_event;
+
+/**
+ * An open named (or anonymous) mutex guarding a byte payload. Opaque; free it
+ * with `shmprim_mutex_close`. One handle may be used by many threads.
+ */
+typedef struct shmprim_mutex shmprim_mutex;
+
+/**
+ * An open named (or anonymous) reentrant mutex guarding a byte payload.
+ * Opaque; free it with `shmprim_rmutex_close`.
+ */
+typedef struct shmprim_rmutex shmprim_rmutex;
+
+/**
  * An open raw segment. Opaque; free it with `shmprim_segment_close`.
  */
 typedef struct shmprim_segment shmprim_segment;
 
+/**
+ * An open named (or anonymous) semaphore. Opaque; free it with
+ * `shmprim_semaphore_close`. One handle may be used by many threads.
+ */
+typedef struct shmprim_semaphore shmprim_semaphore;
+
+/**
+ * Options for the `_create` functions; pass `NULL` for the defaults (a
+ * zero-filled struct means the same).
+ */
+typedef struct {
+  /**
+   * Permission bits of the new segment; `0` means `0600`.
+   */
+  uint32_t mode;
+  /**
+   * `SHMPRIM_UNLINK_ON_CLOSE`, and `SHMPRIM_PRIORITY_INHERITANCE` for
+   * mutexes; any other bit is `SHMPRIM_INVALID_ARGUMENT`.
+   */
+  uint32_t flags;
+} shmprim_options;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Creates the named barrier for `parties` parties (1 to `SHMPRIM_BARRIER_MAX_PARTIES`). `opts` may be `NULL` (its only
+ * flag here is `SHMPRIM_UNLINK_ON_CLOSE`). Does not block. Returns
+ * `SHMPRIM_OK` (a new handle in `*out`, owned by the caller, freed with
+ * `shmprim_barrier_close`), `SHMPRIM_ALREADY_EXISTS`, `SHMPRIM_INVALID_NAME`,
+ * `SHMPRIM_INVALID_ARGUMENT` (parties out of range, bad options), `SHMPRIM_NULL_POINTER` or `SHMPRIM_IO`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `opts` null or readable; `out`
+ * valid for a write.
+ */
+shmprim_status shmprim_barrier_create(const char *name,
+                                      uint32_t parties,
+                                      const shmprim_options *opts,
+                                      shmprim_barrier **out);
+
+/**
+ * Opens the existing barrier `name`, waiting up to 5 s for a creator still
+ * initialising it. Does not otherwise block. Returns `SHMPRIM_OK` (a new
+ * handle in `*out`, owned by the caller), `SHMPRIM_NOT_FOUND`,
+ * `SHMPRIM_INCOMPATIBLE` (another kind of object), `SHMPRIM_CORRUPTED`,
+ * `SHMPRIM_INVALID_NAME`, `SHMPRIM_NULL_POINTER` or a header error.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_barrier_open(const char *name, shmprim_barrier **out);
+
+/**
+ * Opens the barrier `name`, or creates it for `parties` parties (1 to `SHMPRIM_BARRIER_MAX_PARTIES`); exactly one of
+ * several racing callers creates it, and an existing one created with other
+ * parameters is `SHMPRIM_INCOMPATIBLE`. Other statuses and ownership as for
+ * `shmprim_barrier_create` and `shmprim_barrier_open`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_barrier_open_or_create(const char *name,
+                                              uint32_t parties,
+                                              shmprim_barrier **out);
+
+/**
+ * Creates an anonymous barrier (no name) for `parties` parties (1 to `SHMPRIM_BARRIER_MAX_PARTIES`), shared with children
+ * forked after this call. Statuses and ownership as for `shmprim_barrier_create`.
+ *
+ * # Safety
+ * `out` must be valid for a write.
+ */
+shmprim_status shmprim_barrier_anonymous(uint32_t parties,
+                                         shmprim_barrier **out);
+
+/**
+ * Closes a handle (null is ignored); the barrier remains until unlinked.
+ *
+ * # Safety
+ * `h` must be null or a handle not yet closed, not in use by another thread.
+ */
+void shmprim_barrier_close(shmprim_barrier *h);
+
+/**
+ * Removes the name `name`; processes that have the barrier open keep it.
+ * Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string.
+ */
+shmprim_status shmprim_barrier_unlink(const char *name);
+
+/**
+ * Waits up to `timeout_ns` (negative: forever; `0`: only if this call
+ * completes the barrier) until all parties have called it. Returns
+ * `SHMPRIM_OK` with the arrival index, `0` to `parties - 1`, in `*index` (may
+ * be `NULL`); `SHMPRIM_BROKEN_BARRIER` if the barrier is or becomes broken or
+ * reset; `SHMPRIM_TIMEOUT` (which breaks the barrier for the others, as in
+ * Python); `SHMPRIM_CORRUPTED`; or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `b` must be null or a live handle; `index` null or valid for a write.
+ */
+shmprim_status shmprim_barrier_wait(const shmprim_barrier *b, int64_t timeout_ns, size_t *index);
+
+/**
+ * Breaks the barrier: waiters and later waits get `SHMPRIM_BROKEN_BARRIER`
+ * until `shmprim_barrier_reset`. Does not block. Returns `SHMPRIM_OK` or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `b` must be null or a live handle.
+ */
+shmprim_status shmprim_barrier_abort(const shmprim_barrier *b);
+
+/**
+ * Returns the barrier to its empty state; parties waiting get
+ * `SHMPRIM_BROKEN_BARRIER`. Does not block. Returns `SHMPRIM_OK` or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `b` must be null or a live handle.
+ */
+shmprim_status shmprim_barrier_reset(const shmprim_barrier *b);
+
+/**
+ * Writes the number of parties (`*parties`), the parties waiting now
+ * (`*n_waiting`) and whether the barrier is broken (`*broken`); each out
+ * pointer may be `NULL`. Does not block. Returns `SHMPRIM_OK` or
+ * `SHMPRIM_NULL_POINTER` (null handle).
+ *
+ * # Safety
+ * `b` must be null or a live handle; each out pointer null or valid for a
+ * write.
+ */
+shmprim_status shmprim_barrier_info(const shmprim_barrier *b,
+                                    uint32_t *parties,
+                                    uint32_t *n_waiting,
+                                    bool *broken);
+
+/**
+ * Writes a fresh barrier for `parties` parties at `mem`
+ * (`SHMPRIM_BARRIER_SIZE` bytes aligned to `SHMPRIM_BARRIER_ALIGN`), as
+ * `pthread_barrier_init` does. Does not block. Returns `SHMPRIM_OK`,
+ * `SHMPRIM_NULL_POINTER` or `SHMPRIM_INVALID_ARGUMENT` (misaligned, parties
+ * out of range).
+ *
+ * # Safety
+ * `mem` must be null or valid for writes of `SHMPRIM_BARRIER_SIZE` bytes and
+ * not in use.
+ */
+shmprim_status shmprim_barrier_init(void *mem, uint32_t parties);
+
+/**
+ * `shmprim_barrier_wait` on an in-place barrier.
+ *
+ * # Safety
+ * `mem` must be null or a barrier made by `shmprim_barrier_init`, mapped;
+ * `index` null or valid for a write.
+ */
+shmprim_status shmprim_barrier_wait_at(void *mem, int64_t timeout_ns, size_t *index);
+
+/**
+ * `shmprim_barrier_abort` on an in-place barrier.
+ *
+ * # Safety
+ * `mem` must be null or a barrier made by `shmprim_barrier_init`, mapped.
+ */
+shmprim_status shmprim_barrier_abort_at(void *mem);
+
+/**
+ * `shmprim_barrier_reset` on an in-place barrier.
+ *
+ * # Safety
+ * `mem` must be null or a barrier made by `shmprim_barrier_init`, mapped.
+ */
+shmprim_status shmprim_barrier_reset_at(void *mem);
+
+/**
+ * Writes whether an in-place barrier is broken to `*broken`. Returns
+ * `SHMPRIM_OK` or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `mem` must be null or a barrier made by `shmprim_barrier_init`, mapped;
+ * `broken` null or valid for a write.
+ */
+shmprim_status shmprim_barrier_is_broken_at(void *mem, bool *broken);
+
+/**
+ * Creates the named condvar. `opts` may be `NULL` (its only
+ * flag here is `SHMPRIM_UNLINK_ON_CLOSE`). Does not block. Returns
+ * `SHMPRIM_OK` (a new handle in `*out`, owned by the caller, freed with
+ * `shmprim_condvar_close`), `SHMPRIM_ALREADY_EXISTS`, `SHMPRIM_INVALID_NAME`,
+ * `SHMPRIM_INVALID_ARGUMENT` (bad options), `SHMPRIM_NULL_POINTER` or `SHMPRIM_IO`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `opts` null or readable; `out`
+ * valid for a write.
+ */
+shmprim_status shmprim_condvar_create(const char *name,
+                                      const shmprim_options *opts,
+                                      shmprim_condvar **out);
+
+/**
+ * Opens the existing condvar `name`, waiting up to 5 s for a creator still
+ * initialising it. Does not otherwise block. Returns `SHMPRIM_OK` (a new
+ * handle in `*out`, owned by the caller), `SHMPRIM_NOT_FOUND`,
+ * `SHMPRIM_INCOMPATIBLE` (another kind of object), `SHMPRIM_CORRUPTED`,
+ * `SHMPRIM_INVALID_NAME`, `SHMPRIM_NULL_POINTER` or a header error.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_condvar_open(const char *name, shmprim_condvar **out);
+
+/**
+ * Opens the condvar `name`, or creates it; exactly one of
+ * several racing callers creates it, and an existing one created with other
+ * parameters is `SHMPRIM_INCOMPATIBLE`. Other statuses and ownership as for
+ * `shmprim_condvar_create` and `shmprim_condvar_open`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_condvar_open_or_create(const char *name, shmprim_condvar **out);
+
+/**
+ * Creates an anonymous condvar (no name), shared with children
+ * forked after this call. Statuses and ownership as for `shmprim_condvar_create`.
+ *
+ * # Safety
+ * `out` must be valid for a write.
+ */
+shmprim_status shmprim_condvar_anonymous(shmprim_condvar **out);
+
+/**
+ * Closes a handle (null is ignored); the condvar remains until unlinked.
+ *
+ * # Safety
+ * `h` must be null or a handle not yet closed, not in use by another thread.
+ */
+void shmprim_condvar_close(shmprim_condvar *h);
+
+/**
+ * Removes the name `name`; processes that have the condvar open keep it.
+ * Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string.
+ */
+shmprim_status shmprim_condvar_unlink(const char *name);
+
+/**
+ * Atomically releases `m` and waits for a notification, up to `timeout_ns`
+ * (negative: forever; `0`: release, look once, relock), then locks `m`
+ * again, waiting as long as that takes. Wake-ups may be spurious: re-check
+ * the condition in a loop. Returns:
+ * - `SHMPRIM_OK`: notified (or spuriously woken), `m` held;
+ * - `SHMPRIM_TIMEOUT`: the timeout passed, `m` held;
+ * - `SHMPRIM_OWNER_DIED`: `m` held, but its owner died meanwhile (see
+ *   `shmprim_mutex_lock`);
+ * - `SHMPRIM_UNRECOVERABLE`: `m` not held;
+ * - `SHMPRIM_NOT_OWNER`: the calling thread did not hold `m`; nothing waited;
+ * - `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `cv` and `m` must each be null or a live handle.
+ */
+shmprim_status shmprim_condvar_wait(const shmprim_condvar *cv,
+                                    const shmprim_mutex *m,
+                                    int64_t timeout_ns);
+
+/**
+ * Wakes one waiting thread, in any process (perhaps more: wake-ups may be
+ * spurious). Does not block; no system call when nobody sleeps. Returns
+ * `SHMPRIM_OK` or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `cv` must be null or a live handle.
+ */
+shmprim_status shmprim_condvar_notify_one(const shmprim_condvar *cv);
+
+/**
+ * Wakes every waiting thread. Does not block. Returns `SHMPRIM_OK` or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `cv` must be null or a live handle.
+ */
+shmprim_status shmprim_condvar_notify_all(const shmprim_condvar *cv);
+
+/**
+ * Writes a fresh condvar at `mem` (`SHMPRIM_CONDVAR_SIZE` bytes aligned to
+ * `SHMPRIM_CONDVAR_ALIGN`), as `pthread_cond_init` does. Does not block.
+ * Returns `SHMPRIM_OK`, `SHMPRIM_NULL_POINTER` or `SHMPRIM_INVALID_ARGUMENT`
+ * (misaligned).
+ *
+ * # Safety
+ * `mem` must be null or valid for writes of `SHMPRIM_CONDVAR_SIZE` bytes and
+ * not in use.
+ */
+shmprim_status shmprim_condvar_init(void *mem);
+
+/**
+ * `shmprim_condvar_wait` on an in-place condvar and an in-place mutex
+ * (`shmprim_mutex_init`); same timeouts and statuses.
+ *
+ * # Safety
+ * `cv_mem` must be null or a condvar made by `shmprim_condvar_init`, and
+ * `mutex_mem` null or a mutex made by `shmprim_mutex_init`, both mapped.
+ */
+shmprim_status shmprim_condvar_wait_at(void *cv_mem, void *mutex_mem, int64_t timeout_ns);
+
+/**
+ * `shmprim_condvar_notify_one` on an in-place condvar.
+ *
+ * # Safety
+ * `mem` must be null or a condvar made by `shmprim_condvar_init`, mapped.
+ */
+shmprim_status shmprim_condvar_notify_one_at(void *mem);
+
+/**
+ * `shmprim_condvar_notify_all` on an in-place condvar.
+ *
+ * # Safety
+ * `mem` must be null or a condvar made by `shmprim_condvar_init`, mapped.
+ */
+shmprim_status shmprim_condvar_notify_all_at(void *mem);
+
+/**
+ * Creates the named event, unset. `opts` may be `NULL` (its only
+ * flag here is `SHMPRIM_UNLINK_ON_CLOSE`). Does not block. Returns
+ * `SHMPRIM_OK` (a new handle in `*out`, owned by the caller, freed with
+ * `shmprim_event_close`), `SHMPRIM_ALREADY_EXISTS`, `SHMPRIM_INVALID_NAME`,
+ * `SHMPRIM_INVALID_ARGUMENT` (bad options), `SHMPRIM_NULL_POINTER` or `SHMPRIM_IO`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `opts` null or readable; `out`
+ * valid for a write.
+ */
+shmprim_status shmprim_event_create(const char *name,
+                                    const shmprim_options *opts,
+                                    shmprim_event **out);
+
+/**
+ * Opens the existing event `name`, waiting up to 5 s for a creator still
+ * initialising it. Does not otherwise block. Returns `SHMPRIM_OK` (a new
+ * handle in `*out`, owned by the caller), `SHMPRIM_NOT_FOUND`,
+ * `SHMPRIM_INCOMPATIBLE` (another kind of object), `SHMPRIM_CORRUPTED`,
+ * `SHMPRIM_INVALID_NAME`, `SHMPRIM_NULL_POINTER` or a header error.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_event_open(const char *name, shmprim_event **out);
+
+/**
+ * Opens the event `name`, or creates it, unset; exactly one of
+ * several racing callers creates it, and an existing one created with other
+ * parameters is `SHMPRIM_INCOMPATIBLE`. Other statuses and ownership as for
+ * `shmprim_event_create` and `shmprim_event_open`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_event_open_or_create(const char *name, shmprim_event **out);
+
+/**
+ * Creates an anonymous event (no name), unset, shared with children
+ * forked after this call. Statuses and ownership as for `shmprim_event_create`.
+ *
+ * # Safety
+ * `out` must be valid for a write.
+ */
+shmprim_status shmprim_event_anonymous(shmprim_event **out);
+
+/**
+ * Closes a handle (null is ignored); the event remains until unlinked.
+ *
+ * # Safety
+ * `h` must be null or a handle not yet closed, not in use by another thread.
+ */
+void shmprim_event_close(shmprim_event *h);
+
+/**
+ * Removes the name `name`; processes that have the event open keep it.
+ * Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string.
+ */
+shmprim_status shmprim_event_unlink(const char *name);
+
+/**
+ * Raises the flag and wakes every waiter. Does not block (no system call
+ * when nobody sleeps). Returns `SHMPRIM_OK` or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `e` must be null or a live handle.
+ */
+shmprim_status shmprim_event_set(const shmprim_event *e);
+
+/**
+ * Lowers the flag. Does not block. Returns `SHMPRIM_OK` or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `e` must be null or a live handle.
+ */
+shmprim_status shmprim_event_clear(const shmprim_event *e);
+
+/**
+ * Writes whether the flag is up to `*is_set`. Does not block. Returns
+ * `SHMPRIM_OK` or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `e` must be null or a live handle; `is_set` null or valid for a write.
+ */
+shmprim_status shmprim_event_is_set(const shmprim_event *e, bool *is_set);
+
+/**
+ * Waits up to `timeout_ns` (negative: forever; `0`: just look) for the flag,
+ * or for a `set` made since the call began. Returns `SHMPRIM_OK` (set),
+ * `SHMPRIM_TIMEOUT` or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `e` must be null or a live handle.
+ */
+shmprim_status shmprim_event_wait(const shmprim_event *e, int64_t timeout_ns);
+
+/**
+ * Writes a fresh, unset event at `mem` (`SHMPRIM_EVENT_SIZE` bytes aligned to
+ * `SHMPRIM_EVENT_ALIGN`). Does not block. Returns `SHMPRIM_OK`,
+ * `SHMPRIM_NULL_POINTER` or `SHMPRIM_INVALID_ARGUMENT` (misaligned).
+ *
+ * # Safety
+ * `mem` must be null or valid for writes of `SHMPRIM_EVENT_SIZE` bytes and
+ * not in use.
+ */
+shmprim_status shmprim_event_init(void *mem);
+
+/**
+ * `shmprim_event_set` on an in-place event.
+ *
+ * # Safety
+ * `mem` must be null or an event made by `shmprim_event_init`, mapped.
+ */
+shmprim_status shmprim_event_set_at(void *mem);
+
+/**
+ * `shmprim_event_clear` on an in-place event.
+ *
+ * # Safety
+ * `mem` must be null or an event made by `shmprim_event_init`, mapped.
+ */
+shmprim_status shmprim_event_clear_at(void *mem);
+
+/**
+ * `shmprim_event_is_set` on an in-place event.
+ *
+ * # Safety
+ * `mem` must be null or an event made by `shmprim_event_init`, mapped;
+ * `is_set` null or valid for a write.
+ */
+shmprim_status shmprim_event_is_set_at(void *mem, bool *is_set);
+
+/**
+ * `shmprim_event_wait` on an in-place event.
+ *
+ * # Safety
+ * `mem` must be null or an event made by `shmprim_event_init`, mapped.
+ */
+shmprim_status shmprim_event_wait_at(void *mem, int64_t timeout_ns);
 
 /**
  * A static, human-readable description of a status code. Unknown codes give
@@ -182,6 +768,815 @@ const char *shmprim_last_error_message(void);
 const char *shmprim_version(void);
 
 /**
+ * Creates the named barrier for `parties` parties (1 to `SHMPRIM_BARRIER_MAX_PARTIES`). `opts` may be `NULL` (its only
+ * flag here is `SHMPRIM_UNLINK_ON_CLOSE`). Does not block. Returns
+ * `SHMPRIM_OK` (a new handle in `*out`, owned by the caller, freed with
+ * `shmprim_barrier_close`), `SHMPRIM_ALREADY_EXISTS`, `SHMPRIM_INVALID_NAME`,
+ * `SHMPRIM_INVALID_ARGUMENT` (parties out of range, bad options), `SHMPRIM_NULL_POINTER` or `SHMPRIM_IO`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `opts` null or readable; `out`
+ * valid for a write.
+ */
+shmprim_status shmprim_barrier_create(const char *name,
+                                      uint32_t parties,
+                                      const shmprim_options *opts,
+                                      shmprim_barrier **out);
+
+/**
+ * Opens the existing barrier `name`, waiting up to 5 s for a creator still
+ * initialising it. Does not otherwise block. Returns `SHMPRIM_OK` (a new
+ * handle in `*out`, owned by the caller), `SHMPRIM_NOT_FOUND`,
+ * `SHMPRIM_INCOMPATIBLE` (another kind of object), `SHMPRIM_CORRUPTED`,
+ * `SHMPRIM_INVALID_NAME`, `SHMPRIM_NULL_POINTER` or a header error.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_barrier_open(const char *name, shmprim_barrier **out);
+
+/**
+ * Opens the barrier `name`, or creates it for `parties` parties (1 to `SHMPRIM_BARRIER_MAX_PARTIES`); exactly one of
+ * several racing callers creates it, and an existing one created with other
+ * parameters is `SHMPRIM_INCOMPATIBLE`. Other statuses and ownership as for
+ * `shmprim_barrier_create` and `shmprim_barrier_open`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_barrier_open_or_create(const char *name,
+                                              uint32_t parties,
+                                              shmprim_barrier **out);
+
+/**
+ * Creates an anonymous barrier (no name) for `parties` parties (1 to `SHMPRIM_BARRIER_MAX_PARTIES`), shared with children
+ * forked after this call. Statuses and ownership as for `shmprim_barrier_create`.
+ *
+ * # Safety
+ * `out` must be valid for a write.
+ */
+shmprim_status shmprim_barrier_anonymous(uint32_t parties,
+                                         shmprim_barrier **out);
+
+/**
+ * Closes a handle (null is ignored); the barrier remains until unlinked.
+ *
+ * # Safety
+ * `h` must be null or a handle not yet closed, not in use by another thread.
+ */
+void shmprim_barrier_close(shmprim_barrier *h);
+
+/**
+ * Removes the name `name`; processes that have the barrier open keep it.
+ * Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string.
+ */
+shmprim_status shmprim_barrier_unlink(const char *name);
+
+/**
+ * Waits up to `timeout_ns` (negative: forever; `0`: only if this call
+ * completes the barrier) until all parties have called it. Returns
+ * `SHMPRIM_OK` with the arrival index, `0` to `parties - 1`, in `*index` (may
+ * be `NULL`); `SHMPRIM_BROKEN_BARRIER` if the barrier is or becomes broken or
+ * reset; `SHMPRIM_TIMEOUT` (which breaks the barrier for the others, as in
+ * Python); `SHMPRIM_CORRUPTED`; or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `b` must be null or a live handle; `index` null or valid for a write.
+ */
+shmprim_status shmprim_barrier_wait(const shmprim_barrier *b, int64_t timeout_ns, size_t *index);
+
+/**
+ * Breaks the barrier: waiters and later waits get `SHMPRIM_BROKEN_BARRIER`
+ * until `shmprim_barrier_reset`. Does not block. Returns `SHMPRIM_OK` or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `b` must be null or a live handle.
+ */
+shmprim_status shmprim_barrier_abort(const shmprim_barrier *b);
+
+/**
+ * Returns the barrier to its empty state; parties waiting get
+ * `SHMPRIM_BROKEN_BARRIER`. Does not block. Returns `SHMPRIM_OK` or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `b` must be null or a live handle.
+ */
+shmprim_status shmprim_barrier_reset(const shmprim_barrier *b);
+
+/**
+ * Writes the number of parties (`*parties`), the parties waiting now
+ * (`*n_waiting`) and whether the barrier is broken (`*broken`); each out
+ * pointer may be `NULL`. Does not block. Returns `SHMPRIM_OK` or
+ * `SHMPRIM_NULL_POINTER` (null handle).
+ *
+ * # Safety
+ * `b` must be null or a live handle; each out pointer null or valid for a
+ * write.
+ */
+shmprim_status shmprim_barrier_info(const shmprim_barrier *b,
+                                    uint32_t *parties,
+                                    uint32_t *n_waiting,
+                                    bool *broken);
+
+/**
+ * Writes a fresh barrier for `parties` parties at `mem`
+ * (`SHMPRIM_BARRIER_SIZE` bytes aligned to `SHMPRIM_BARRIER_ALIGN`), as
+ * `pthread_barrier_init` does. Does not block. Returns `SHMPRIM_OK`,
+ * `SHMPRIM_NULL_POINTER` or `SHMPRIM_INVALID_ARGUMENT` (misaligned, parties
+ * out of range).
+ *
+ * # Safety
+ * `mem` must be null or valid for writes of `SHMPRIM_BARRIER_SIZE` bytes and
+ * not in use.
+ */
+shmprim_status shmprim_barrier_init(void *mem, uint32_t parties);
+
+/**
+ * `shmprim_barrier_wait` on an in-place barrier.
+ *
+ * # Safety
+ * `mem` must be null or a barrier made by `shmprim_barrier_init`, mapped;
+ * `index` null or valid for a write.
+ */
+shmprim_status shmprim_barrier_wait_at(void *mem, int64_t timeout_ns, size_t *index);
+
+/**
+ * `shmprim_barrier_abort` on an in-place barrier.
+ *
+ * # Safety
+ * `mem` must be null or a barrier made by `shmprim_barrier_init`, mapped.
+ */
+shmprim_status shmprim_barrier_abort_at(void *mem);
+
+/**
+ * `shmprim_barrier_reset` on an in-place barrier.
+ *
+ * # Safety
+ * `mem` must be null or a barrier made by `shmprim_barrier_init`, mapped.
+ */
+shmprim_status shmprim_barrier_reset_at(void *mem);
+
+/**
+ * Writes whether an in-place barrier is broken to `*broken`. Returns
+ * `SHMPRIM_OK` or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `mem` must be null or a barrier made by `shmprim_barrier_init`, mapped;
+ * `broken` null or valid for a write.
+ */
+shmprim_status shmprim_barrier_is_broken_at(void *mem, bool *broken);
+
+/**
+ * Creates the named condvar. `opts` may be `NULL` (its only
+ * flag here is `SHMPRIM_UNLINK_ON_CLOSE`). Does not block. Returns
+ * `SHMPRIM_OK` (a new handle in `*out`, owned by the caller, freed with
+ * `shmprim_condvar_close`), `SHMPRIM_ALREADY_EXISTS`, `SHMPRIM_INVALID_NAME`,
+ * `SHMPRIM_INVALID_ARGUMENT` (bad options), `SHMPRIM_NULL_POINTER` or `SHMPRIM_IO`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `opts` null or readable; `out`
+ * valid for a write.
+ */
+shmprim_status shmprim_condvar_create(const char *name,
+                                      const shmprim_options *opts,
+                                      shmprim_condvar **out);
+
+/**
+ * Opens the existing condvar `name`, waiting up to 5 s for a creator still
+ * initialising it. Does not otherwise block. Returns `SHMPRIM_OK` (a new
+ * handle in `*out`, owned by the caller), `SHMPRIM_NOT_FOUND`,
+ * `SHMPRIM_INCOMPATIBLE` (another kind of object), `SHMPRIM_CORRUPTED`,
+ * `SHMPRIM_INVALID_NAME`, `SHMPRIM_NULL_POINTER` or a header error.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_condvar_open(const char *name, shmprim_condvar **out);
+
+/**
+ * Opens the condvar `name`, or creates it; exactly one of
+ * several racing callers creates it, and an existing one created with other
+ * parameters is `SHMPRIM_INCOMPATIBLE`. Other statuses and ownership as for
+ * `shmprim_condvar_create` and `shmprim_condvar_open`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_condvar_open_or_create(const char *name, shmprim_condvar **out);
+
+/**
+ * Creates an anonymous condvar (no name), shared with children
+ * forked after this call. Statuses and ownership as for `shmprim_condvar_create`.
+ *
+ * # Safety
+ * `out` must be valid for a write.
+ */
+shmprim_status shmprim_condvar_anonymous(shmprim_condvar **out);
+
+/**
+ * Closes a handle (null is ignored); the condvar remains until unlinked.
+ *
+ * # Safety
+ * `h` must be null or a handle not yet closed, not in use by another thread.
+ */
+void shmprim_condvar_close(shmprim_condvar *h);
+
+/**
+ * Removes the name `name`; processes that have the condvar open keep it.
+ * Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string.
+ */
+shmprim_status shmprim_condvar_unlink(const char *name);
+
+/**
+ * Atomically releases `m` and waits for a notification, up to `timeout_ns`
+ * (negative: forever; `0`: release, look once, relock), then locks `m`
+ * again, waiting as long as that takes. Wake-ups may be spurious: re-check
+ * the condition in a loop. Returns:
+ * - `SHMPRIM_OK`: notified (or spuriously woken), `m` held;
+ * - `SHMPRIM_TIMEOUT`: the timeout passed, `m` held;
+ * - `SHMPRIM_OWNER_DIED`: `m` held, but its owner died meanwhile (see
+ *   `shmprim_mutex_lock`);
+ * - `SHMPRIM_UNRECOVERABLE`: `m` not held;
+ * - `SHMPRIM_NOT_OWNER`: the calling thread did not hold `m`; nothing waited;
+ * - `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `cv` and `m` must each be null or a live handle.
+ */
+shmprim_status shmprim_condvar_wait(const shmprim_condvar *cv,
+                                    const shmprim_mutex *m,
+                                    int64_t timeout_ns);
+
+/**
+ * Wakes one waiting thread, in any process (perhaps more: wake-ups may be
+ * spurious). Does not block; no system call when nobody sleeps. Returns
+ * `SHMPRIM_OK` or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `cv` must be null or a live handle.
+ */
+shmprim_status shmprim_condvar_notify_one(const shmprim_condvar *cv);
+
+/**
+ * Wakes every waiting thread. Does not block. Returns `SHMPRIM_OK` or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `cv` must be null or a live handle.
+ */
+shmprim_status shmprim_condvar_notify_all(const shmprim_condvar *cv);
+
+/**
+ * Writes a fresh condvar at `mem` (`SHMPRIM_CONDVAR_SIZE` bytes aligned to
+ * `SHMPRIM_CONDVAR_ALIGN`), as `pthread_cond_init` does. Does not block.
+ * Returns `SHMPRIM_OK`, `SHMPRIM_NULL_POINTER` or `SHMPRIM_INVALID_ARGUMENT`
+ * (misaligned).
+ *
+ * # Safety
+ * `mem` must be null or valid for writes of `SHMPRIM_CONDVAR_SIZE` bytes and
+ * not in use.
+ */
+shmprim_status shmprim_condvar_init(void *mem);
+
+/**
+ * `shmprim_condvar_wait` on an in-place condvar and an in-place mutex
+ * (`shmprim_mutex_init`); same timeouts and statuses.
+ *
+ * # Safety
+ * `cv_mem` must be null or a condvar made by `shmprim_condvar_init`, and
+ * `mutex_mem` null or a mutex made by `shmprim_mutex_init`, both mapped.
+ */
+shmprim_status shmprim_condvar_wait_at(void *cv_mem, void *mutex_mem, int64_t timeout_ns);
+
+/**
+ * `shmprim_condvar_notify_one` on an in-place condvar.
+ *
+ * # Safety
+ * `mem` must be null or a condvar made by `shmprim_condvar_init`, mapped.
+ */
+shmprim_status shmprim_condvar_notify_one_at(void *mem);
+
+/**
+ * `shmprim_condvar_notify_all` on an in-place condvar.
+ *
+ * # Safety
+ * `mem` must be null or a condvar made by `shmprim_condvar_init`, mapped.
+ */
+shmprim_status shmprim_condvar_notify_all_at(void *mem);
+
+/**
+ * Creates the named event, unset. `opts` may be `NULL` (its only
+ * flag here is `SHMPRIM_UNLINK_ON_CLOSE`). Does not block. Returns
+ * `SHMPRIM_OK` (a new handle in `*out`, owned by the caller, freed with
+ * `shmprim_event_close`), `SHMPRIM_ALREADY_EXISTS`, `SHMPRIM_INVALID_NAME`,
+ * `SHMPRIM_INVALID_ARGUMENT` (bad options), `SHMPRIM_NULL_POINTER` or `SHMPRIM_IO`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `opts` null or readable; `out`
+ * valid for a write.
+ */
+shmprim_status shmprim_event_create(const char *name,
+                                    const shmprim_options *opts,
+                                    shmprim_event **out);
+
+/**
+ * Opens the existing event `name`, waiting up to 5 s for a creator still
+ * initialising it. Does not otherwise block. Returns `SHMPRIM_OK` (a new
+ * handle in `*out`, owned by the caller), `SHMPRIM_NOT_FOUND`,
+ * `SHMPRIM_INCOMPATIBLE` (another kind of object), `SHMPRIM_CORRUPTED`,
+ * `SHMPRIM_INVALID_NAME`, `SHMPRIM_NULL_POINTER` or a header error.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_event_open(const char *name, shmprim_event **out);
+
+/**
+ * Opens the event `name`, or creates it, unset; exactly one of
+ * several racing callers creates it, and an existing one created with other
+ * parameters is `SHMPRIM_INCOMPATIBLE`. Other statuses and ownership as for
+ * `shmprim_event_create` and `shmprim_event_open`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_event_open_or_create(const char *name, shmprim_event **out);
+
+/**
+ * Creates an anonymous event (no name), unset, shared with children
+ * forked after this call. Statuses and ownership as for `shmprim_event_create`.
+ *
+ * # Safety
+ * `out` must be valid for a write.
+ */
+shmprim_status shmprim_event_anonymous(shmprim_event **out);
+
+/**
+ * Closes a handle (null is ignored); the event remains until unlinked.
+ *
+ * # Safety
+ * `h` must be null or a handle not yet closed, not in use by another thread.
+ */
+void shmprim_event_close(shmprim_event *h);
+
+/**
+ * Removes the name `name`; processes that have the event open keep it.
+ * Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string.
+ */
+shmprim_status shmprim_event_unlink(const char *name);
+
+/**
+ * Raises the flag and wakes every waiter. Does not block (no system call
+ * when nobody sleeps). Returns `SHMPRIM_OK` or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `e` must be null or a live handle.
+ */
+shmprim_status shmprim_event_set(const shmprim_event *e);
+
+/**
+ * Lowers the flag. Does not block. Returns `SHMPRIM_OK` or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `e` must be null or a live handle.
+ */
+shmprim_status shmprim_event_clear(const shmprim_event *e);
+
+/**
+ * Writes whether the flag is up to `*is_set`. Does not block. Returns
+ * `SHMPRIM_OK` or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `e` must be null or a live handle; `is_set` null or valid for a write.
+ */
+shmprim_status shmprim_event_is_set(const shmprim_event *e, bool *is_set);
+
+/**
+ * Waits up to `timeout_ns` (negative: forever; `0`: just look) for the flag,
+ * or for a `set` made since the call began. Returns `SHMPRIM_OK` (set),
+ * `SHMPRIM_TIMEOUT` or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `e` must be null or a live handle.
+ */
+shmprim_status shmprim_event_wait(const shmprim_event *e, int64_t timeout_ns);
+
+/**
+ * Writes a fresh, unset event at `mem` (`SHMPRIM_EVENT_SIZE` bytes aligned to
+ * `SHMPRIM_EVENT_ALIGN`). Does not block. Returns `SHMPRIM_OK`,
+ * `SHMPRIM_NULL_POINTER` or `SHMPRIM_INVALID_ARGUMENT` (misaligned).
+ *
+ * # Safety
+ * `mem` must be null or valid for writes of `SHMPRIM_EVENT_SIZE` bytes and
+ * not in use.
+ */
+shmprim_status shmprim_event_init(void *mem);
+
+/**
+ * `shmprim_event_set` on an in-place event.
+ *
+ * # Safety
+ * `mem` must be null or an event made by `shmprim_event_init`, mapped.
+ */
+shmprim_status shmprim_event_set_at(void *mem);
+
+/**
+ * `shmprim_event_clear` on an in-place event.
+ *
+ * # Safety
+ * `mem` must be null or an event made by `shmprim_event_init`, mapped.
+ */
+shmprim_status shmprim_event_clear_at(void *mem);
+
+/**
+ * `shmprim_event_is_set` on an in-place event.
+ *
+ * # Safety
+ * `mem` must be null or an event made by `shmprim_event_init`, mapped;
+ * `is_set` null or valid for a write.
+ */
+shmprim_status shmprim_event_is_set_at(void *mem, bool *is_set);
+
+/**
+ * `shmprim_event_wait` on an in-place event.
+ *
+ * # Safety
+ * `mem` must be null or an event made by `shmprim_event_init`, mapped.
+ */
+shmprim_status shmprim_event_wait_at(void *mem, int64_t timeout_ns);
+
+/**
+ * Creates the named mutex guarding `data_size` zeroed bytes aligned to
+ * `data_align` (a power of two up to 4096). A Rust `Mutex<T>` with
+ * `size_of::<T>() == data_size` and `align_of::<T>() == data_align` opens
+ * the same object. `opts` may be `NULL`; its flags may include
+ * `SHMPRIM_PRIORITY_INHERITANCE` and `SHMPRIM_UNLINK_ON_CLOSE`.
+ *
+ * Does not block. Returns `SHMPRIM_OK` (and a new handle in `*out`, owned by
+ * the caller, freed with `shmprim_mutex_close`), `SHMPRIM_ALREADY_EXISTS`,
+ * `SHMPRIM_INVALID_NAME`, `SHMPRIM_INVALID_ARGUMENT` (bad alignment, flags
+ * or mode; priority inheritance unsupported), `SHMPRIM_NULL_POINTER`, or
+ * `SHMPRIM_IO`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `opts` null or readable; `out`
+ * valid for a write.
+ */
+shmprim_status shmprim_mutex_create(const char *name,
+                                    size_t data_size,
+                                    size_t data_align,
+                                    const shmprim_options *opts,
+                                    shmprim_mutex **out);
+
+/**
+ * Opens the existing mutex `name`, whatever its payload (see
+ * `shmprim_mutex_data_size`), waiting up to 5 s for a creator still
+ * initialising it. Returns `SHMPRIM_OK` (new handle in `*out`, owned by the
+ * caller), `SHMPRIM_NOT_FOUND`, `SHMPRIM_INCOMPATIBLE` (another kind of
+ * object, or another C library's mutex layout), `SHMPRIM_INVALID_NAME`,
+ * `SHMPRIM_NULL_POINTER`, or a header error.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_mutex_open(const char *name, shmprim_mutex **out);
+
+/**
+ * Opens the mutex `name`, or creates it with `data_size` zeroed bytes aligned
+ * to `data_align`; exactly one of several racing callers creates it. An
+ * existing mutex with another payload size or alignment is
+ * `SHMPRIM_INCOMPATIBLE`. `created` (may be `NULL`) receives whether this
+ * call created it. Ownership of `*out` as for `shmprim_mutex_create`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write; `created`
+ * null or valid for a write.
+ */
+shmprim_status shmprim_mutex_open_or_create(const char *name,
+                                            size_t data_size,
+                                            size_t data_align,
+                                            shmprim_mutex **out,
+                                            bool *created);
+
+/**
+ * Creates an anonymous mutex (no name) guarding `data_size` zeroed bytes,
+ * shared with children forked after this call. Statuses and ownership as for
+ * `shmprim_mutex_create`.
+ *
+ * # Safety
+ * `opts` must be null or readable; `out` valid for a write.
+ */
+shmprim_status shmprim_mutex_anonymous(size_t data_size,
+                                       size_t data_align,
+                                       const shmprim_options *opts,
+                                       shmprim_mutex **out);
+
+/**
+ * Closes a handle (null is ignored). If a thread of this process still holds
+ * the lock, the mapping is kept (the C library's robust list points into it)
+ * and only the handle is freed. The mutex itself remains until unlinked.
+ *
+ * # Safety
+ * `m` must be null or a handle not yet closed, not in use by another thread.
+ */
+void shmprim_mutex_close(shmprim_mutex *m);
+
+/**
+ * Removes the name `name`; processes that have the mutex open keep it.
+ * Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string.
+ */
+shmprim_status shmprim_mutex_unlink(const char *name);
+
+/**
+ * Locks the mutex, waiting up to `timeout_ns` nanoseconds (negative: forever;
+ * `0`: try once). Returns:
+ * - `SHMPRIM_OK`: locked;
+ * - `SHMPRIM_OWNER_DIED`: locked, but the previous owner died holding it; the
+ *   data may be half-updated. Repair it and call `shmprim_mutex_consistent`
+ *   before unlocking, or the mutex becomes unrecoverable;
+ * - `SHMPRIM_TIMEOUT`: not locked (someone else holds it);
+ * - `SHMPRIM_UNRECOVERABLE`: not locked, never again lockable;
+ * - `SHMPRIM_INVALID_ARGUMENT`: this thread already holds it (not reentrant);
+ * - `SHMPRIM_NULL_POINTER`.
+ *
+ * The lock belongs to the calling thread, which must unlock it.
+ *
+ * # Safety
+ * `m` must be null or a live handle.
+ */
+shmprim_status shmprim_mutex_lock(const shmprim_mutex *m, int64_t timeout_ns);
+
+/**
+ * `shmprim_mutex_lock(m, 0)`: locks if free, else `SHMPRIM_TIMEOUT` at once.
+ *
+ * # Safety
+ * `m` must be null or a live handle.
+ */
+shmprim_status shmprim_mutex_trylock(const shmprim_mutex *m);
+
+/**
+ * Unlocks. Does not block. Returns `SHMPRIM_OK`, `SHMPRIM_NOT_OWNER` (the
+ * calling thread does not hold it; nothing changes) or `SHMPRIM_NULL_POINTER`.
+ * Unlocking after `SHMPRIM_OWNER_DIED` without `shmprim_mutex_consistent`
+ * makes the mutex unrecoverable. Pointers from `shmprim_mutex_data` must not
+ * be used until the mutex is locked again.
+ *
+ * # Safety
+ * `m` must be null or a live handle.
+ */
+shmprim_status shmprim_mutex_unlock(const shmprim_mutex *m);
+
+/**
+ * Marks the guarded data consistent after `SHMPRIM_OWNER_DIED`, so the mutex
+ * stays usable once unlocked. Does not block. Returns `SHMPRIM_OK` (also when
+ * the mutex was not in the owner-died state) or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `m` must be null or a live handle.
+ */
+shmprim_status shmprim_mutex_consistent(const shmprim_mutex *m);
+
+/**
+ * The guarded data (`shmprim_mutex_data_size` bytes, aligned as created),
+ * valid until the handle is closed; use it only while holding the lock. Null
+ * for a null handle. The memory belongs to the mutex, not to the caller.
+ *
+ * # Safety
+ * `m` must be null or a live handle.
+ */
+void *shmprim_mutex_data(const shmprim_mutex *m);
+
+/**
+ * Size in bytes of the guarded data; 0 for a null handle.
+ *
+ * # Safety
+ * `m` must be null or a live handle.
+ */
+size_t shmprim_mutex_data_size(const shmprim_mutex *m);
+
+/**
+ * Writes a fresh, unlocked robust process-shared mutex at `mem`
+ * (`SHMPRIM_MUTEX_SIZE` bytes aligned to `SHMPRIM_MUTEX_ALIGN`, in memory
+ * the caller owns: a struct in a `MAP_SHARED` mapping, say), as
+ * `pthread_mutex_init` does. `flags`: `0` or `SHMPRIM_PRIORITY_INHERITANCE`.
+ * Does not block. Returns `SHMPRIM_OK`, `SHMPRIM_NULL_POINTER`, or
+ * `SHMPRIM_INVALID_ARGUMENT` (misaligned `mem`, unknown flags, priority
+ * inheritance unsupported). There is nothing to destroy.
+ *
+ * # Safety
+ * `mem` must be null or valid for writes of `SHMPRIM_MUTEX_SIZE` bytes, and
+ * no thread or process may be using a mutex there.
+ */
+shmprim_status shmprim_mutex_init(void *mem, uint32_t flags);
+
+/**
+ * `shmprim_mutex_lock` on an in-place mutex: same timeouts and statuses
+ * (plus `SHMPRIM_INVALID_ARGUMENT` for a misaligned `mem`).
+ *
+ * # Safety
+ * `mem` must be null or a mutex made by `shmprim_mutex_init`, mapped.
+ */
+shmprim_status shmprim_mutex_lock_at(void *mem, int64_t timeout_ns);
+
+/**
+ * `shmprim_mutex_unlock` on an in-place mutex.
+ *
+ * # Safety
+ * `mem` must be null or a mutex made by `shmprim_mutex_init`, mapped.
+ */
+shmprim_status shmprim_mutex_unlock_at(void *mem);
+
+/**
+ * `shmprim_mutex_consistent` on an in-place mutex.
+ *
+ * # Safety
+ * `mem` must be null or a mutex made by `shmprim_mutex_init`, mapped.
+ */
+shmprim_status shmprim_mutex_consistent_at(void *mem);
+
+/**
+ * Creates the named reentrant mutex guarding `data_size` zeroed bytes aligned
+ * to `data_align`; as `shmprim_mutex_create` in every other respect (a Rust
+ * `ReentrantMutex<T>` of that size and alignment opens it). Does not block.
+ * Returns `SHMPRIM_OK` (new handle in `*out`, owned by the caller),
+ * `SHMPRIM_ALREADY_EXISTS`, `SHMPRIM_INVALID_NAME`,
+ * `SHMPRIM_INVALID_ARGUMENT`, `SHMPRIM_NULL_POINTER` or `SHMPRIM_IO`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `opts` null or readable; `out`
+ * valid for a write.
+ */
+shmprim_status shmprim_rmutex_create(const char *name,
+                                     size_t data_size,
+                                     size_t data_align,
+                                     const shmprim_options *opts,
+                                     shmprim_rmutex **out);
+
+/**
+ * Opens the existing reentrant mutex `name`, whatever its payload. Statuses as
+ * for `shmprim_mutex_open` (`SHMPRIM_INCOMPATIBLE` for a plain mutex).
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_rmutex_open(const char *name, shmprim_rmutex **out);
+
+/**
+ * Opens the reentrant mutex `name`, or creates it; as
+ * `shmprim_mutex_open_or_create`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write; `created`
+ * null or valid for a write.
+ */
+shmprim_status shmprim_rmutex_open_or_create(const char *name,
+                                             size_t data_size,
+                                             size_t data_align,
+                                             shmprim_rmutex **out,
+                                             bool *created);
+
+/**
+ * Creates an anonymous reentrant mutex shared with children forked later; as
+ * `shmprim_mutex_anonymous`.
+ *
+ * # Safety
+ * `opts` must be null or readable; `out` valid for a write.
+ */
+shmprim_status shmprim_rmutex_anonymous(size_t data_size,
+                                        size_t data_align,
+                                        const shmprim_options *opts,
+                                        shmprim_rmutex **out);
+
+/**
+ * Closes a handle (null is ignored); as `shmprim_mutex_close`.
+ *
+ * # Safety
+ * `m` must be null or a handle not yet closed, not in use by another thread.
+ */
+void shmprim_rmutex_close(shmprim_rmutex *m);
+
+/**
+ * Removes the name `name`; as `shmprim_mutex_unlink`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string.
+ */
+shmprim_status shmprim_rmutex_unlink(const char *name);
+
+/**
+ * Locks (one level deeper if this thread holds it), waiting up to
+ * `timeout_ns` (negative: forever; `0`: try once). Returns `SHMPRIM_OK`,
+ * `SHMPRIM_OWNER_DIED` (locked at depth 1; the previous owner died holding
+ * it: call `shmprim_rmutex_consistent` before the last unlock),
+ * `SHMPRIM_TIMEOUT`, `SHMPRIM_UNRECOVERABLE`, `SHMPRIM_INVALID_ARGUMENT`
+ * (recursion depth overflow) or `SHMPRIM_NULL_POINTER`. Each successful lock
+ * needs one `shmprim_rmutex_unlock` by the same thread.
+ *
+ * # Safety
+ * `m` must be null or a live handle.
+ */
+shmprim_status shmprim_rmutex_lock(const shmprim_rmutex *m, int64_t timeout_ns);
+
+/**
+ * `shmprim_rmutex_lock(m, 0)`.
+ *
+ * # Safety
+ * `m` must be null or a live handle.
+ */
+shmprim_status shmprim_rmutex_trylock(const shmprim_rmutex *m);
+
+/**
+ * Releases one level of the calling thread's lock. Does not block. Returns
+ * `SHMPRIM_OK`, `SHMPRIM_NOT_OWNER` (this thread does not hold it, as
+ * Python's `RLock.release` raises) or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `m` must be null or a live handle.
+ */
+shmprim_status shmprim_rmutex_unlock(const shmprim_rmutex *m);
+
+/**
+ * Marks the data consistent after `SHMPRIM_OWNER_DIED`. Does not block.
+ * Returns `SHMPRIM_OK` or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `m` must be null or a live handle.
+ */
+shmprim_status shmprim_rmutex_consistent(const shmprim_rmutex *m);
+
+/**
+ * The guarded data, valid until the handle is closed; use it only while
+ * holding the lock. Null for a null handle. Owned by the mutex.
+ *
+ * # Safety
+ * `m` must be null or a live handle.
+ */
+void *shmprim_rmutex_data(const shmprim_rmutex *m);
+
+/**
+ * Size in bytes of the guarded data; 0 for a null handle.
+ *
+ * # Safety
+ * `m` must be null or a live handle.
+ */
+size_t shmprim_rmutex_data_size(const shmprim_rmutex *m);
+
+/**
+ * Writes a fresh, unlocked robust reentrant mutex at `mem`
+ * (`SHMPRIM_RMUTEX_SIZE` bytes aligned to `SHMPRIM_RMUTEX_ALIGN`). `flags`:
+ * `0` or `SHMPRIM_PRIORITY_INHERITANCE`. Does not block. Returns
+ * `SHMPRIM_OK`, `SHMPRIM_NULL_POINTER` or `SHMPRIM_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `mem` must be null or valid for writes of `SHMPRIM_RMUTEX_SIZE` bytes and
+ * not in use.
+ */
+shmprim_status shmprim_rmutex_init(void *mem, uint32_t flags);
+
+/**
+ * `shmprim_rmutex_lock` on an in-place reentrant mutex.
+ *
+ * # Safety
+ * `mem` must be null or a mutex made by `shmprim_rmutex_init`, mapped.
+ */
+shmprim_status shmprim_rmutex_lock_at(void *mem, int64_t timeout_ns);
+
+/**
+ * `shmprim_rmutex_unlock` on an in-place reentrant mutex.
+ *
+ * # Safety
+ * `mem` must be null or a mutex made by `shmprim_rmutex_init`, mapped.
+ */
+shmprim_status shmprim_rmutex_unlock_at(void *mem);
+
+/**
+ * `shmprim_rmutex_consistent` on an in-place reentrant mutex.
+ *
+ * # Safety
+ * `mem` must be null or a mutex made by `shmprim_rmutex_init`, mapped.
+ */
+shmprim_status shmprim_rmutex_consistent_at(void *mem);
+
+/**
  * Creates the raw segment `name` with `size` bytes of zeroed data and
  * permission bits `mode` (`0` means the default `0600`). Fails with
  * `SHMPRIM_ALREADY_EXISTS` if the name is taken. Does not block.
@@ -272,6 +1667,510 @@ size_t shmprim_segment_size(const shmprim_segment *seg);
 shmprim_status shmprim_segment_live_participants(const shmprim_segment *seg, uint32_t *count);
 
 /**
+ * Creates the named semaphore holding `value` permits, never more than `bound` (`SHMPRIM_SEMAPHORE_UNBOUNDED` for no bound; Python's `BoundedSemaphore(n)` is `value == bound == n`). `opts` may be `NULL` (its only
+ * flag here is `SHMPRIM_UNLINK_ON_CLOSE`). Does not block. Returns
+ * `SHMPRIM_OK` (a new handle in `*out`, owned by the caller, freed with
+ * `shmprim_semaphore_close`), `SHMPRIM_ALREADY_EXISTS`, `SHMPRIM_INVALID_NAME`,
+ * `SHMPRIM_INVALID_ARGUMENT` (`value > bound`, bad options), `SHMPRIM_NULL_POINTER` or `SHMPRIM_IO`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `opts` null or readable; `out`
+ * valid for a write.
+ */
+shmprim_status shmprim_semaphore_create(const char *name,
+                                        uint32_t value,
+                                        uint32_t bound,
+                                        const shmprim_options *opts,
+                                        shmprim_semaphore **out);
+
+/**
+ * Opens the existing semaphore `name`, waiting up to 5 s for a creator still
+ * initialising it. Does not otherwise block. Returns `SHMPRIM_OK` (a new
+ * handle in `*out`, owned by the caller), `SHMPRIM_NOT_FOUND`,
+ * `SHMPRIM_INCOMPATIBLE` (another kind of object), `SHMPRIM_CORRUPTED`,
+ * `SHMPRIM_INVALID_NAME`, `SHMPRIM_NULL_POINTER` or a header error.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_semaphore_open(const char *name, shmprim_semaphore **out);
+
+/**
+ * Opens the semaphore `name`, or creates it holding `value` permits, never more than `bound` (`SHMPRIM_SEMAPHORE_UNBOUNDED` for no bound; Python's `BoundedSemaphore(n)` is `value == bound == n`); exactly one of
+ * several racing callers creates it, and an existing one created with other
+ * parameters is `SHMPRIM_INCOMPATIBLE`. Other statuses and ownership as for
+ * `shmprim_semaphore_create` and `shmprim_semaphore_open`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_semaphore_open_or_create(const char *name,
+                                                uint32_t value,
+                                                uint32_t bound,
+                                                shmprim_semaphore **out);
+
+/**
+ * Creates an anonymous semaphore (no name) holding `value` permits, never more than `bound` (`SHMPRIM_SEMAPHORE_UNBOUNDED` for no bound; Python's `BoundedSemaphore(n)` is `value == bound == n`), shared with children
+ * forked after this call. Statuses and ownership as for `shmprim_semaphore_create`.
+ *
+ * # Safety
+ * `out` must be valid for a write.
+ */
+shmprim_status shmprim_semaphore_anonymous(uint32_t value,
+                                           uint32_t bound,
+                                           shmprim_semaphore **out);
+
+/**
+ * Closes a handle (null is ignored); the semaphore remains until unlinked.
+ *
+ * # Safety
+ * `h` must be null or a handle not yet closed, not in use by another thread.
+ */
+void shmprim_semaphore_close(shmprim_semaphore *h);
+
+/**
+ * Removes the name `name`; processes that have the semaphore open keep it.
+ * Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string.
+ */
+shmprim_status shmprim_semaphore_unlink(const char *name);
+
+/**
+ * Takes a permit, waiting up to `timeout_ns` nanoseconds (negative: forever;
+ * `0`: try once) while there is none. Returns `SHMPRIM_OK`,
+ * `SHMPRIM_TIMEOUT` (no permit taken) or `SHMPRIM_NULL_POINTER`. A permit is
+ * not tied to a thread or process: anyone may release it.
+ *
+ * # Safety
+ * `s` must be null or a live handle.
+ */
+shmprim_status shmprim_semaphore_acquire(const shmprim_semaphore *s, int64_t timeout_ns);
+
+/**
+ * `shmprim_semaphore_acquire(s, 0)`.
+ *
+ * # Safety
+ * `s` must be null or a live handle.
+ */
+shmprim_status shmprim_semaphore_try_acquire(const shmprim_semaphore *s);
+
+/**
+ * Gives back `n` permits, waking up to `n` sleepers. Does not block. Returns
+ * `SHMPRIM_OK`, `SHMPRIM_OVERFLOW` (the bound would be exceeded; nothing
+ * changes), `SHMPRIM_INVALID_ARGUMENT` (`n == 0`) or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `s` must be null or a live handle.
+ */
+shmprim_status shmprim_semaphore_release(const shmprim_semaphore *s, uint32_t n);
+
+/**
+ * Writes the number of permits available now to `*value` (Python's
+ * `get_value()`). Returns `SHMPRIM_OK` or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `s` must be null or a live handle; `value` null or valid for a write.
+ */
+shmprim_status shmprim_semaphore_value(const shmprim_semaphore *s, uint32_t *value);
+
+/**
+ * Writes a fresh semaphore holding `value` permits (at most `bound`) at
+ * `mem` (`SHMPRIM_SEMAPHORE_SIZE` bytes aligned to
+ * `SHMPRIM_SEMAPHORE_ALIGN`, in memory the caller maps), as `sem_init` does.
+ * Does not block. Returns `SHMPRIM_OK`, `SHMPRIM_NULL_POINTER`, or
+ * `SHMPRIM_INVALID_ARGUMENT` (misaligned, `value > bound`).
+ *
+ * # Safety
+ * `mem` must be null or valid for writes of `SHMPRIM_SEMAPHORE_SIZE` bytes
+ * and not in use.
+ */
+shmprim_status shmprim_semaphore_init(void *mem, uint32_t value, uint32_t bound);
+
+/**
+ * `shmprim_semaphore_acquire` on an in-place semaphore.
+ *
+ * # Safety
+ * `mem` must be null or a semaphore made by `shmprim_semaphore_init`, mapped.
+ */
+shmprim_status shmprim_semaphore_acquire_at(void *mem, int64_t timeout_ns);
+
+/**
+ * `shmprim_semaphore_release` on an in-place semaphore.
+ *
+ * # Safety
+ * `mem` must be null or a semaphore made by `shmprim_semaphore_init`, mapped.
+ */
+shmprim_status shmprim_semaphore_release_at(void *mem, uint32_t n);
+
+/**
+ * `shmprim_semaphore_value` on an in-place semaphore.
+ *
+ * # Safety
+ * `mem` must be null or a semaphore made by `shmprim_semaphore_init`,
+ * mapped; `value` null or valid for a write.
+ */
+shmprim_status shmprim_semaphore_value_at(void *mem, uint32_t *value);
+
+/**
+ * Creates the named mutex guarding `data_size` zeroed bytes aligned to
+ * `data_align` (a power of two up to 4096). A Rust `Mutex<T>` with
+ * `size_of::<T>() == data_size` and `align_of::<T>() == data_align` opens
+ * the same object. `opts` may be `NULL`; its flags may include
+ * `SHMPRIM_PRIORITY_INHERITANCE` and `SHMPRIM_UNLINK_ON_CLOSE`.
+ *
+ * Does not block. Returns `SHMPRIM_OK` (and a new handle in `*out`, owned by
+ * the caller, freed with `shmprim_mutex_close`), `SHMPRIM_ALREADY_EXISTS`,
+ * `SHMPRIM_INVALID_NAME`, `SHMPRIM_INVALID_ARGUMENT` (bad alignment, flags
+ * or mode; priority inheritance unsupported), `SHMPRIM_NULL_POINTER`, or
+ * `SHMPRIM_IO`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `opts` null or readable; `out`
+ * valid for a write.
+ */
+shmprim_status shmprim_mutex_create(const char *name,
+                                    size_t data_size,
+                                    size_t data_align,
+                                    const shmprim_options *opts,
+                                    shmprim_mutex **out);
+
+/**
+ * Opens the existing mutex `name`, whatever its payload (see
+ * `shmprim_mutex_data_size`), waiting up to 5 s for a creator still
+ * initialising it. Returns `SHMPRIM_OK` (new handle in `*out`, owned by the
+ * caller), `SHMPRIM_NOT_FOUND`, `SHMPRIM_INCOMPATIBLE` (another kind of
+ * object, or another C library's mutex layout), `SHMPRIM_INVALID_NAME`,
+ * `SHMPRIM_NULL_POINTER`, or a header error.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_mutex_open(const char *name, shmprim_mutex **out);
+
+/**
+ * Opens the mutex `name`, or creates it with `data_size` zeroed bytes aligned
+ * to `data_align`; exactly one of several racing callers creates it. An
+ * existing mutex with another payload size or alignment is
+ * `SHMPRIM_INCOMPATIBLE`. `created` (may be `NULL`) receives whether this
+ * call created it. Ownership of `*out` as for `shmprim_mutex_create`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write; `created`
+ * null or valid for a write.
+ */
+shmprim_status shmprim_mutex_open_or_create(const char *name,
+                                            size_t data_size,
+                                            size_t data_align,
+                                            shmprim_mutex **out,
+                                            bool *created);
+
+/**
+ * Creates an anonymous mutex (no name) guarding `data_size` zeroed bytes,
+ * shared with children forked after this call. Statuses and ownership as for
+ * `shmprim_mutex_create`.
+ *
+ * # Safety
+ * `opts` must be null or readable; `out` valid for a write.
+ */
+shmprim_status shmprim_mutex_anonymous(size_t data_size,
+                                       size_t data_align,
+                                       const shmprim_options *opts,
+                                       shmprim_mutex **out);
+
+/**
+ * Closes a handle (null is ignored). If a thread of this process still holds
+ * the lock, the mapping is kept (the C library's robust list points into it)
+ * and only the handle is freed. The mutex itself remains until unlinked.
+ *
+ * # Safety
+ * `m` must be null or a handle not yet closed, not in use by another thread.
+ */
+void shmprim_mutex_close(shmprim_mutex *m);
+
+/**
+ * Removes the name `name`; processes that have the mutex open keep it.
+ * Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string.
+ */
+shmprim_status shmprim_mutex_unlink(const char *name);
+
+/**
+ * Locks the mutex, waiting up to `timeout_ns` nanoseconds (negative: forever;
+ * `0`: try once). Returns:
+ * - `SHMPRIM_OK`: locked;
+ * - `SHMPRIM_OWNER_DIED`: locked, but the previous owner died holding it; the
+ *   data may be half-updated. Repair it and call `shmprim_mutex_consistent`
+ *   before unlocking, or the mutex becomes unrecoverable;
+ * - `SHMPRIM_TIMEOUT`: not locked (someone else holds it);
+ * - `SHMPRIM_UNRECOVERABLE`: not locked, never again lockable;
+ * - `SHMPRIM_INVALID_ARGUMENT`: this thread already holds it (not reentrant);
+ * - `SHMPRIM_NULL_POINTER`.
+ *
+ * The lock belongs to the calling thread, which must unlock it.
+ *
+ * # Safety
+ * `m` must be null or a live handle.
+ */
+shmprim_status shmprim_mutex_lock(const shmprim_mutex *m, int64_t timeout_ns);
+
+/**
+ * `shmprim_mutex_lock(m, 0)`: locks if free, else `SHMPRIM_TIMEOUT` at once.
+ *
+ * # Safety
+ * `m` must be null or a live handle.
+ */
+shmprim_status shmprim_mutex_trylock(const shmprim_mutex *m);
+
+/**
+ * Unlocks. Does not block. Returns `SHMPRIM_OK`, `SHMPRIM_NOT_OWNER` (the
+ * calling thread does not hold it; nothing changes) or `SHMPRIM_NULL_POINTER`.
+ * Unlocking after `SHMPRIM_OWNER_DIED` without `shmprim_mutex_consistent`
+ * makes the mutex unrecoverable. Pointers from `shmprim_mutex_data` must not
+ * be used until the mutex is locked again.
+ *
+ * # Safety
+ * `m` must be null or a live handle.
+ */
+shmprim_status shmprim_mutex_unlock(const shmprim_mutex *m);
+
+/**
+ * Marks the guarded data consistent after `SHMPRIM_OWNER_DIED`, so the mutex
+ * stays usable once unlocked. Does not block. Returns `SHMPRIM_OK` (also when
+ * the mutex was not in the owner-died state) or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `m` must be null or a live handle.
+ */
+shmprim_status shmprim_mutex_consistent(const shmprim_mutex *m);
+
+/**
+ * The guarded data (`shmprim_mutex_data_size` bytes, aligned as created),
+ * valid until the handle is closed; use it only while holding the lock. Null
+ * for a null handle. The memory belongs to the mutex, not to the caller.
+ *
+ * # Safety
+ * `m` must be null or a live handle.
+ */
+void *shmprim_mutex_data(const shmprim_mutex *m);
+
+/**
+ * Size in bytes of the guarded data; 0 for a null handle.
+ *
+ * # Safety
+ * `m` must be null or a live handle.
+ */
+size_t shmprim_mutex_data_size(const shmprim_mutex *m);
+
+/**
+ * Writes a fresh, unlocked robust process-shared mutex at `mem`
+ * (`SHMPRIM_MUTEX_SIZE` bytes aligned to `SHMPRIM_MUTEX_ALIGN`, in memory
+ * the caller owns: a struct in a `MAP_SHARED` mapping, say), as
+ * `pthread_mutex_init` does. `flags`: `0` or `SHMPRIM_PRIORITY_INHERITANCE`.
+ * Does not block. Returns `SHMPRIM_OK`, `SHMPRIM_NULL_POINTER`, or
+ * `SHMPRIM_INVALID_ARGUMENT` (misaligned `mem`, unknown flags, priority
+ * inheritance unsupported). There is nothing to destroy.
+ *
+ * # Safety
+ * `mem` must be null or valid for writes of `SHMPRIM_MUTEX_SIZE` bytes, and
+ * no thread or process may be using a mutex there.
+ */
+shmprim_status shmprim_mutex_init(void *mem, uint32_t flags);
+
+/**
+ * `shmprim_mutex_lock` on an in-place mutex: same timeouts and statuses
+ * (plus `SHMPRIM_INVALID_ARGUMENT` for a misaligned `mem`).
+ *
+ * # Safety
+ * `mem` must be null or a mutex made by `shmprim_mutex_init`, mapped.
+ */
+shmprim_status shmprim_mutex_lock_at(void *mem, int64_t timeout_ns);
+
+/**
+ * `shmprim_mutex_unlock` on an in-place mutex.
+ *
+ * # Safety
+ * `mem` must be null or a mutex made by `shmprim_mutex_init`, mapped.
+ */
+shmprim_status shmprim_mutex_unlock_at(void *mem);
+
+/**
+ * `shmprim_mutex_consistent` on an in-place mutex.
+ *
+ * # Safety
+ * `mem` must be null or a mutex made by `shmprim_mutex_init`, mapped.
+ */
+shmprim_status shmprim_mutex_consistent_at(void *mem);
+
+/**
+ * Creates the named reentrant mutex guarding `data_size` zeroed bytes aligned
+ * to `data_align`; as `shmprim_mutex_create` in every other respect (a Rust
+ * `ReentrantMutex<T>` of that size and alignment opens it). Does not block.
+ * Returns `SHMPRIM_OK` (new handle in `*out`, owned by the caller),
+ * `SHMPRIM_ALREADY_EXISTS`, `SHMPRIM_INVALID_NAME`,
+ * `SHMPRIM_INVALID_ARGUMENT`, `SHMPRIM_NULL_POINTER` or `SHMPRIM_IO`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `opts` null or readable; `out`
+ * valid for a write.
+ */
+shmprim_status shmprim_rmutex_create(const char *name,
+                                     size_t data_size,
+                                     size_t data_align,
+                                     const shmprim_options *opts,
+                                     shmprim_rmutex **out);
+
+/**
+ * Opens the existing reentrant mutex `name`, whatever its payload. Statuses as
+ * for `shmprim_mutex_open` (`SHMPRIM_INCOMPATIBLE` for a plain mutex).
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_rmutex_open(const char *name, shmprim_rmutex **out);
+
+/**
+ * Opens the reentrant mutex `name`, or creates it; as
+ * `shmprim_mutex_open_or_create`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write; `created`
+ * null or valid for a write.
+ */
+shmprim_status shmprim_rmutex_open_or_create(const char *name,
+                                             size_t data_size,
+                                             size_t data_align,
+                                             shmprim_rmutex **out,
+                                             bool *created);
+
+/**
+ * Creates an anonymous reentrant mutex shared with children forked later; as
+ * `shmprim_mutex_anonymous`.
+ *
+ * # Safety
+ * `opts` must be null or readable; `out` valid for a write.
+ */
+shmprim_status shmprim_rmutex_anonymous(size_t data_size,
+                                        size_t data_align,
+                                        const shmprim_options *opts,
+                                        shmprim_rmutex **out);
+
+/**
+ * Closes a handle (null is ignored); as `shmprim_mutex_close`.
+ *
+ * # Safety
+ * `m` must be null or a handle not yet closed, not in use by another thread.
+ */
+void shmprim_rmutex_close(shmprim_rmutex *m);
+
+/**
+ * Removes the name `name`; as `shmprim_mutex_unlink`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string.
+ */
+shmprim_status shmprim_rmutex_unlink(const char *name);
+
+/**
+ * Locks (one level deeper if this thread holds it), waiting up to
+ * `timeout_ns` (negative: forever; `0`: try once). Returns `SHMPRIM_OK`,
+ * `SHMPRIM_OWNER_DIED` (locked at depth 1; the previous owner died holding
+ * it: call `shmprim_rmutex_consistent` before the last unlock),
+ * `SHMPRIM_TIMEOUT`, `SHMPRIM_UNRECOVERABLE`, `SHMPRIM_INVALID_ARGUMENT`
+ * (recursion depth overflow) or `SHMPRIM_NULL_POINTER`. Each successful lock
+ * needs one `shmprim_rmutex_unlock` by the same thread.
+ *
+ * # Safety
+ * `m` must be null or a live handle.
+ */
+shmprim_status shmprim_rmutex_lock(const shmprim_rmutex *m, int64_t timeout_ns);
+
+/**
+ * `shmprim_rmutex_lock(m, 0)`.
+ *
+ * # Safety
+ * `m` must be null or a live handle.
+ */
+shmprim_status shmprim_rmutex_trylock(const shmprim_rmutex *m);
+
+/**
+ * Releases one level of the calling thread's lock. Does not block. Returns
+ * `SHMPRIM_OK`, `SHMPRIM_NOT_OWNER` (this thread does not hold it, as
+ * Python's `RLock.release` raises) or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `m` must be null or a live handle.
+ */
+shmprim_status shmprim_rmutex_unlock(const shmprim_rmutex *m);
+
+/**
+ * Marks the data consistent after `SHMPRIM_OWNER_DIED`. Does not block.
+ * Returns `SHMPRIM_OK` or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `m` must be null or a live handle.
+ */
+shmprim_status shmprim_rmutex_consistent(const shmprim_rmutex *m);
+
+/**
+ * The guarded data, valid until the handle is closed; use it only while
+ * holding the lock. Null for a null handle. Owned by the mutex.
+ *
+ * # Safety
+ * `m` must be null or a live handle.
+ */
+void *shmprim_rmutex_data(const shmprim_rmutex *m);
+
+/**
+ * Size in bytes of the guarded data; 0 for a null handle.
+ *
+ * # Safety
+ * `m` must be null or a live handle.
+ */
+size_t shmprim_rmutex_data_size(const shmprim_rmutex *m);
+
+/**
+ * Writes a fresh, unlocked robust reentrant mutex at `mem`
+ * (`SHMPRIM_RMUTEX_SIZE` bytes aligned to `SHMPRIM_RMUTEX_ALIGN`). `flags`:
+ * `0` or `SHMPRIM_PRIORITY_INHERITANCE`. Does not block. Returns
+ * `SHMPRIM_OK`, `SHMPRIM_NULL_POINTER` or `SHMPRIM_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `mem` must be null or valid for writes of `SHMPRIM_RMUTEX_SIZE` bytes and
+ * not in use.
+ */
+shmprim_status shmprim_rmutex_init(void *mem, uint32_t flags);
+
+/**
+ * `shmprim_rmutex_lock` on an in-place reentrant mutex.
+ *
+ * # Safety
+ * `mem` must be null or a mutex made by `shmprim_rmutex_init`, mapped.
+ */
+shmprim_status shmprim_rmutex_lock_at(void *mem, int64_t timeout_ns);
+
+/**
+ * `shmprim_rmutex_unlock` on an in-place reentrant mutex.
+ *
+ * # Safety
+ * `mem` must be null or a mutex made by `shmprim_rmutex_init`, mapped.
+ */
+shmprim_status shmprim_rmutex_unlock_at(void *mem);
+
+/**
+ * `shmprim_rmutex_consistent` on an in-place reentrant mutex.
+ *
+ * # Safety
+ * `mem` must be null or a mutex made by `shmprim_rmutex_init`, mapped.
+ */
+shmprim_status shmprim_rmutex_consistent_at(void *mem);
+
+/**
  * Creates the raw segment `name` with `size` bytes of zeroed data and
  * permission bits `mode` (`0` means the default `0600`). Fails with
  * `SHMPRIM_ALREADY_EXISTS` if the name is taken. Does not block.
@@ -360,6 +2259,154 @@ size_t shmprim_segment_size(const shmprim_segment *seg);
  * `seg` must be null or a live handle; `count` must be valid for a write.
  */
 shmprim_status shmprim_segment_live_participants(const shmprim_segment *seg, uint32_t *count);
+
+/**
+ * Creates the named semaphore holding `value` permits, never more than `bound` (`SHMPRIM_SEMAPHORE_UNBOUNDED` for no bound; Python's `BoundedSemaphore(n)` is `value == bound == n`). `opts` may be `NULL` (its only
+ * flag here is `SHMPRIM_UNLINK_ON_CLOSE`). Does not block. Returns
+ * `SHMPRIM_OK` (a new handle in `*out`, owned by the caller, freed with
+ * `shmprim_semaphore_close`), `SHMPRIM_ALREADY_EXISTS`, `SHMPRIM_INVALID_NAME`,
+ * `SHMPRIM_INVALID_ARGUMENT` (`value > bound`, bad options), `SHMPRIM_NULL_POINTER` or `SHMPRIM_IO`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `opts` null or readable; `out`
+ * valid for a write.
+ */
+shmprim_status shmprim_semaphore_create(const char *name,
+                                        uint32_t value,
+                                        uint32_t bound,
+                                        const shmprim_options *opts,
+                                        shmprim_semaphore **out);
+
+/**
+ * Opens the existing semaphore `name`, waiting up to 5 s for a creator still
+ * initialising it. Does not otherwise block. Returns `SHMPRIM_OK` (a new
+ * handle in `*out`, owned by the caller), `SHMPRIM_NOT_FOUND`,
+ * `SHMPRIM_INCOMPATIBLE` (another kind of object), `SHMPRIM_CORRUPTED`,
+ * `SHMPRIM_INVALID_NAME`, `SHMPRIM_NULL_POINTER` or a header error.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_semaphore_open(const char *name, shmprim_semaphore **out);
+
+/**
+ * Opens the semaphore `name`, or creates it holding `value` permits, never more than `bound` (`SHMPRIM_SEMAPHORE_UNBOUNDED` for no bound; Python's `BoundedSemaphore(n)` is `value == bound == n`); exactly one of
+ * several racing callers creates it, and an existing one created with other
+ * parameters is `SHMPRIM_INCOMPATIBLE`. Other statuses and ownership as for
+ * `shmprim_semaphore_create` and `shmprim_semaphore_open`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_semaphore_open_or_create(const char *name,
+                                                uint32_t value,
+                                                uint32_t bound,
+                                                shmprim_semaphore **out);
+
+/**
+ * Creates an anonymous semaphore (no name) holding `value` permits, never more than `bound` (`SHMPRIM_SEMAPHORE_UNBOUNDED` for no bound; Python's `BoundedSemaphore(n)` is `value == bound == n`), shared with children
+ * forked after this call. Statuses and ownership as for `shmprim_semaphore_create`.
+ *
+ * # Safety
+ * `out` must be valid for a write.
+ */
+shmprim_status shmprim_semaphore_anonymous(uint32_t value,
+                                           uint32_t bound,
+                                           shmprim_semaphore **out);
+
+/**
+ * Closes a handle (null is ignored); the semaphore remains until unlinked.
+ *
+ * # Safety
+ * `h` must be null or a handle not yet closed, not in use by another thread.
+ */
+void shmprim_semaphore_close(shmprim_semaphore *h);
+
+/**
+ * Removes the name `name`; processes that have the semaphore open keep it.
+ * Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string.
+ */
+shmprim_status shmprim_semaphore_unlink(const char *name);
+
+/**
+ * Takes a permit, waiting up to `timeout_ns` nanoseconds (negative: forever;
+ * `0`: try once) while there is none. Returns `SHMPRIM_OK`,
+ * `SHMPRIM_TIMEOUT` (no permit taken) or `SHMPRIM_NULL_POINTER`. A permit is
+ * not tied to a thread or process: anyone may release it.
+ *
+ * # Safety
+ * `s` must be null or a live handle.
+ */
+shmprim_status shmprim_semaphore_acquire(const shmprim_semaphore *s, int64_t timeout_ns);
+
+/**
+ * `shmprim_semaphore_acquire(s, 0)`.
+ *
+ * # Safety
+ * `s` must be null or a live handle.
+ */
+shmprim_status shmprim_semaphore_try_acquire(const shmprim_semaphore *s);
+
+/**
+ * Gives back `n` permits, waking up to `n` sleepers. Does not block. Returns
+ * `SHMPRIM_OK`, `SHMPRIM_OVERFLOW` (the bound would be exceeded; nothing
+ * changes), `SHMPRIM_INVALID_ARGUMENT` (`n == 0`) or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `s` must be null or a live handle.
+ */
+shmprim_status shmprim_semaphore_release(const shmprim_semaphore *s, uint32_t n);
+
+/**
+ * Writes the number of permits available now to `*value` (Python's
+ * `get_value()`). Returns `SHMPRIM_OK` or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `s` must be null or a live handle; `value` null or valid for a write.
+ */
+shmprim_status shmprim_semaphore_value(const shmprim_semaphore *s, uint32_t *value);
+
+/**
+ * Writes a fresh semaphore holding `value` permits (at most `bound`) at
+ * `mem` (`SHMPRIM_SEMAPHORE_SIZE` bytes aligned to
+ * `SHMPRIM_SEMAPHORE_ALIGN`, in memory the caller maps), as `sem_init` does.
+ * Does not block. Returns `SHMPRIM_OK`, `SHMPRIM_NULL_POINTER`, or
+ * `SHMPRIM_INVALID_ARGUMENT` (misaligned, `value > bound`).
+ *
+ * # Safety
+ * `mem` must be null or valid for writes of `SHMPRIM_SEMAPHORE_SIZE` bytes
+ * and not in use.
+ */
+shmprim_status shmprim_semaphore_init(void *mem, uint32_t value, uint32_t bound);
+
+/**
+ * `shmprim_semaphore_acquire` on an in-place semaphore.
+ *
+ * # Safety
+ * `mem` must be null or a semaphore made by `shmprim_semaphore_init`, mapped.
+ */
+shmprim_status shmprim_semaphore_acquire_at(void *mem, int64_t timeout_ns);
+
+/**
+ * `shmprim_semaphore_release` on an in-place semaphore.
+ *
+ * # Safety
+ * `mem` must be null or a semaphore made by `shmprim_semaphore_init`, mapped.
+ */
+shmprim_status shmprim_semaphore_release_at(void *mem, uint32_t n);
+
+/**
+ * `shmprim_semaphore_value` on an in-place semaphore.
+ *
+ * # Safety
+ * `mem` must be null or a semaphore made by `shmprim_semaphore_init`,
+ * mapped; `value` null or valid for a write.
+ */
+shmprim_status shmprim_semaphore_value_at(void *mem, uint32_t *value);
 
 #ifdef __cplusplus
 }  // extern "C"

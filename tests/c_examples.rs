@@ -136,3 +136,45 @@ fn pkg_config_file_builds_a_working_program_and_has_the_crate_version() {
     // Dynamically linked against libshmprim.so, found through the rpath.
     assert!(run_example(&out, &[]).contains("segment_share: ok"));
 }
+
+#[test]
+fn mutex_counter_example_counts_exactly_across_four_processes() {
+    let out = run_example(&build_example("mutex_counter.c"), &[]);
+    assert!(out.contains("mutex_counter: total 40000 ok"), "{out}");
+}
+
+#[test]
+fn mutex_owner_died_example_recovers_with_consistent_and_shows_unrecoverable() {
+    let out = run_example(&build_example("mutex_owner_died.c"), &[]);
+    assert!(out.contains("mutex_owner_died: recovered ok"), "{out}");
+}
+
+#[test]
+fn barrier_phases_example_keeps_three_processes_in_step() {
+    let out = run_example(&build_example("barrier_phases.c"), &[]);
+    assert!(
+        out.contains("barrier_phases: 3 phases x 3 processes ok"),
+        "{out}"
+    );
+}
+
+#[test]
+fn in_place_primitives_work_inside_a_c_struct_in_shared_memory() {
+    let out = run_example(&build_example("sync_inplace.c"), &[]);
+    assert!(
+        out.contains("sync_inplace: counter 3000, at most 2 inside ok")
+            || out.contains("sync_inplace: counter 3000, at most 1 inside ok"),
+        "{out}"
+    );
+}
+
+#[test]
+fn bad_calls_from_c_get_the_documented_statuses() {
+    let out = run_example(&build_example("bad_calls.c"), &[]);
+    assert!(!out.contains("FAIL"), "{out}");
+    let last = out.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("bad_calls: ") && last.ends_with(" checks ok"),
+        "{out}"
+    );
+}

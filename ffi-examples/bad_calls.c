@@ -1,0 +1,148 @@
+/*
+ * Bad calls from C are answered with the documented status, never a crash:
+ * null handles, null buffers and out-pointers, misaligned in-place memory,
+ * unknown flags and out-of-range arguments, an unknown status code, a wrong
+ * object kind opened by name, and an unlock by a thread that does not hold
+ * the lock.  Each check prints its line; the last line is
+ * "bad_calls: N checks ok".
+ */
+#include <stdalign.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "shmprim.h"
+
+static int checks, failures;
+
+static void expect(const char *what, shmprim_status got, shmprim_status want) {
+    checks++;
+    if (got != want) {
+        failures++;
+        printf("FAIL %s: got %d (%s), want %d (%s)\n", what, (int)got, shmprim_status_str(got), (int)want,
+               shmprim_status_str(want));
+    } else {
+        printf("ok   %s -> %s\n", what, shmprim_status_str(got));
+    }
+}
+
+#define EXPECT(call, want) expect(#call, (call), (want))
+
+static void expect_true(const char *what, int cond) {
+    checks++;
+    if (!cond) failures++;
+    printf("%s %s\n", cond ? "ok  " : "FAIL", what);
+}
+
+int main(void) {
+    char mname[64], ename[64];
+    snprintf(mname, sizeof mname, "shmprim-example-bad-mutex-%d", (int)getpid());
+    snprintf(ename, sizeof ename, "shmprim-example-bad-event-%d", (int)getpid());
+
+    /* Null handles. */
+    EXPECT(shmprim_mutex_lock(NULL, 0), SHMPRIM_NULL_POINTER);
+    EXPECT(shmprim_mutex_unlock(NULL), SHMPRIM_NULL_POINTER);
+    EXPECT(shmprim_rmutex_lock(NULL, -1), SHMPRIM_NULL_POINTER);
+    EXPECT(shmprim_semaphore_acquire(NULL, -1), SHMPRIM_NULL_POINTER);
+    EXPECT(shmprim_semaphore_release(NULL, 1), SHMPRIM_NULL_POINTER);
+    EXPECT(shmprim_event_set(NULL), SHMPRIM_NULL_POINTER);
+    EXPECT(shmprim_event_wait(NULL, -1), SHMPRIM_NULL_POINTER);
+    EXPECT(shmprim_condvar_notify_all(NULL), SHMPRIM_NULL_POINTER);
+    EXPECT(shmprim_condvar_wait(NULL, NULL, -1), SHMPRIM_NULL_POINTER);
+    EXPECT(shmprim_barrier_wait(NULL, -1, NULL), SHMPRIM_NULL_POINTER);
+    expect_true("shmprim_mutex_data(NULL) is NULL", shmprim_mutex_data(NULL) == NULL);
+    expect_true("shmprim_mutex_data_size(NULL) is 0", shmprim_mutex_data_size(NULL) == 0);
+    shmprim_mutex_close(NULL); /* ignored */
+    shmprim_event_close(NULL);
+
+    /* Null names and out-pointers; nothing is created. */
+    shmprim_mutex *m = NULL;
+    EXPECT(shmprim_mutex_create(NULL, 8, 8, NULL, &m), SHMPRIM_NULL_POINTER);
+    EXPECT(shmprim_mutex_create(mname, 8, 8, NULL, NULL), SHMPRIM_NULL_POINTER);
+    EXPECT(shmprim_mutex_open(mname, &m), SHMPRIM_NOT_FOUND);
+    EXPECT(shmprim_mutex_open("bad/name", &m), SHMPRIM_INVALID_NAME);
+
+    /* Bad sizes, alignments, flags and values. */
+    EXPECT(shmprim_mutex_create(mname, 8, 3, NULL, &m), SHMPRIM_INVALID_ARGUMENT);
+    EXPECT(shmprim_mutex_create(mname, 8, 0, NULL, &m), SHMPRIM_INVALID_ARGUMENT);
+    shmprim_options bad_flags = {.mode = 0, .flags = 0x80};
+    EXPECT(shmprim_mutex_create(mname, 8, 8, &bad_flags, &m), SHMPRIM_INVALID_ARGUMENT);
+    shmprim_options bad_mode = {.mode = 01000, .flags = 0};
+    EXPECT(shmprim_event_create(ename, &bad_mode, NULL), SHMPRIM_NULL_POINTER);
+    shmprim_event *e = NULL;
+    EXPECT(shmprim_event_create(ename, &bad_mode, &e), SHMPRIM_INVALID_ARGUMENT);
+    shmprim_options pi_on_event = {.mode = 0, .flags = SHMPRIM_PRIORITY_INHERITANCE};
+    EXPECT(shmprim_event_create(ename, &pi_on_event, &e), SHMPRIM_INVALID_ARGUMENT);
+    shmprim_semaphore *sem = NULL;
+    EXPECT(shmprim_semaphore_anonymous(3, 2, &sem), SHMPRIM_INVALID_ARGUMENT);
+    shmprim_barrier *b = NULL;
+    EXPECT(shmprim_barrier_anonymous(0, &b), SHMPRIM_INVALID_ARGUMENT);
+    EXPECT(shmprim_barrier_anonymous(SHMPRIM_BARRIER_MAX_PARTIES + 1, &b), SHMPRIM_INVALID_ARGUMENT);
+
+    /* In-place forms: null and misaligned memory, unknown flags. */
+    alignas(8) unsigned char mem[SHMPRIM_MUTEX_SIZE + 8];
+    EXPECT(shmprim_mutex_init(NULL, 0), SHMPRIM_NULL_POINTER);
+    EXPECT(shmprim_mutex_init(mem + 1, 0), SHMPRIM_INVALID_ARGUMENT);
+    EXPECT(shmprim_mutex_init(mem, 0x40), SHMPRIM_INVALID_ARGUMENT);
+    EXPECT(shmprim_event_init(mem + 2), SHMPRIM_INVALID_ARGUMENT);
+    EXPECT(shmprim_semaphore_init(mem, 5, 4), SHMPRIM_INVALID_ARGUMENT);
+    EXPECT(shmprim_barrier_init(mem, 0), SHMPRIM_INVALID_ARGUMENT);
+    EXPECT(shmprim_mutex_lock_at(NULL, 0), SHMPRIM_NULL_POINTER);
+    EXPECT(shmprim_mutex_init(mem, 0), SHMPRIM_OK);
+    EXPECT(shmprim_mutex_unlock_at(mem), SHMPRIM_NOT_OWNER);
+    EXPECT(shmprim_mutex_lock_at(mem, 0), SHMPRIM_OK);
+    EXPECT(shmprim_mutex_lock_at(mem, 0), SHMPRIM_INVALID_ARGUMENT); /* not reentrant */
+    EXPECT(shmprim_mutex_unlock_at(mem), SHMPRIM_OK);
+    EXPECT(shmprim_rmutex_init(mem, 0), SHMPRIM_OK);
+    EXPECT(shmprim_rmutex_unlock_at(mem), SHMPRIM_NOT_OWNER);
+
+    /* Out-pointers for results. */
+    EXPECT(shmprim_semaphore_anonymous(1, SHMPRIM_SEMAPHORE_UNBOUNDED, &sem), SHMPRIM_OK);
+    EXPECT(shmprim_semaphore_value(sem, NULL), SHMPRIM_NULL_POINTER);
+    EXPECT(shmprim_semaphore_release(sem, 0), SHMPRIM_INVALID_ARGUMENT);
+    EXPECT(shmprim_semaphore_try_acquire(sem), SHMPRIM_OK);
+    EXPECT(shmprim_semaphore_try_acquire(sem), SHMPRIM_TIMEOUT);
+    shmprim_semaphore_close(sem);
+
+    /* Unknown status codes have a message too; never NULL. */
+    expect_true("shmprim_status_str(9999) is \"unknown status\"", strcmp(shmprim_status_str(9999), "unknown status") == 0);
+    expect_true("shmprim_status_str(-1) is \"unknown status\"", strcmp(shmprim_status_str(-1), "unknown status") == 0);
+    expect_true("shmprim_status_str(SHMPRIM_OWNER_DIED) names it",
+                strstr(shmprim_status_str(SHMPRIM_OWNER_DIED), "died") != NULL);
+
+    /* A wrong object kind opened by name. */
+    EXPECT(shmprim_event_create(ename, NULL, &e), SHMPRIM_OK);
+    EXPECT(shmprim_mutex_open(ename, &m), SHMPRIM_INCOMPATIBLE);
+    expect_true("the message names the kinds", strstr(shmprim_last_error_message(), "event") != NULL);
+    shmprim_semaphore *wrong = NULL;
+    EXPECT(shmprim_semaphore_open(ename, &wrong), SHMPRIM_INCOMPATIBLE);
+    shmprim_rmutex *rm = NULL;
+    EXPECT(shmprim_rmutex_open(ename, &rm), SHMPRIM_INCOMPATIBLE);
+    shmprim_segment *seg = NULL;
+    EXPECT(shmprim_segment_open(ename, &seg), SHMPRIM_INCOMPATIBLE);
+    shmprim_event *e2 = NULL;
+    EXPECT(shmprim_event_create(ename, NULL, &e2), SHMPRIM_ALREADY_EXISTS);
+    expect_true("a failed create leaves *out alone", e2 == NULL);
+    shmprim_event_close(e);
+    EXPECT(shmprim_event_unlink(ename), SHMPRIM_OK);
+    EXPECT(shmprim_event_unlink(ename), SHMPRIM_NOT_FOUND);
+
+    /* A mutex opened with the payload it was created with; condvar misuse. */
+    EXPECT(shmprim_mutex_create(mname, 8, 8, NULL, &m), SHMPRIM_OK);
+    shmprim_mutex *m2 = NULL;
+    EXPECT(shmprim_mutex_open_or_create(mname, 4, 4, &m2, NULL), SHMPRIM_INCOMPATIBLE);
+    EXPECT(shmprim_mutex_unlock(m), SHMPRIM_NOT_OWNER);
+    shmprim_condvar *cv = NULL;
+    EXPECT(shmprim_condvar_anonymous(&cv), SHMPRIM_OK);
+    EXPECT(shmprim_condvar_wait(cv, m, 0), SHMPRIM_NOT_OWNER); /* must hold the mutex */
+    EXPECT(shmprim_mutex_lock(m, 0), SHMPRIM_OK);
+    EXPECT(shmprim_condvar_wait(cv, m, 1000000), SHMPRIM_TIMEOUT); /* and holds it again */
+    EXPECT(shmprim_mutex_unlock(m), SHMPRIM_OK);
+    shmprim_condvar_close(cv);
+    shmprim_mutex_close(m);
+    EXPECT(shmprim_mutex_unlink(mname), SHMPRIM_OK);
+
+    printf("bad_calls: %d checks %s\n", checks, failures == 0 ? "ok" : "FAILED");
+    return failures == 0 ? 0 : 1;
+}
