@@ -644,3 +644,27 @@ mod loom_tests {
         });
     }
 }
+
+/// The `ls`/`stat` view of a barrier's state (loads only).
+pub(crate) fn summarize(
+    view: &crate::inspect::StateView<'_>,
+) -> Option<crate::inspect::StateSummary> {
+    use crate::inspect::{Field, StateSummary};
+    let word = view.u32(std::mem::offset_of!(BarrierState, word))?;
+    let parties = view.u32(std::mem::offset_of!(BarrierState, parties))?;
+    let broken = word & BROKEN != 0;
+    let waiting = count_of(word);
+    Some(StateSummary {
+        line: format!(
+            "{waiting}/{parties} waiting, generation {}{}",
+            gen_of(word),
+            if broken { ", BROKEN" } else { "" }
+        ),
+        fields: vec![
+            ("waiting", Field::U64(waiting as u64)),
+            ("parties", Field::U64(parties as u64)),
+            ("broken", Field::Bool(broken)),
+            ("generation", Field::U64(gen_of(word) as u64)),
+        ],
+    })
+}

@@ -476,3 +476,19 @@ mod loom_tests {
         });
     }
 }
+
+/// The `ls`/`stat` view of a condition variable's state (loads only).
+pub(crate) fn summarize(
+    view: &crate::inspect::StateView<'_>,
+) -> Option<crate::inspect::StateSummary> {
+    use crate::inspect::{Field, StateSummary};
+    let seq = view.u32(std::mem::offset_of!(RawCondvar, seq))?;
+    let waiters = view.u32(std::mem::offset_of!(RawCondvar, waiters))?;
+    Some(StateSummary {
+        line: format!("{waiters} waiting, {seq} notifications"),
+        fields: vec![
+            ("waiters", Field::U64(waiters as u64)),
+            ("notifications", Field::U64(seq as u64)),
+        ],
+    })
+}

@@ -346,3 +346,20 @@ mod loom_tests {
         });
     }
 }
+
+/// The `ls`/`stat` view of an event's state (loads only).
+pub(crate) fn summarize(
+    view: &crate::inspect::StateView<'_>,
+) -> Option<crate::inspect::StateSummary> {
+    use crate::inspect::{Field, StateSummary};
+    let word = view.u32(std::mem::offset_of!(EventState, word))?;
+    let waiters = view.u32(std::mem::offset_of!(EventState, waiters))?;
+    let set = word & 1 != 0;
+    Some(StateSummary {
+        line: format!("{}, {waiters} waiting", if set { "set" } else { "clear" }),
+        fields: vec![
+            ("set", Field::Bool(set)),
+            ("waiters", Field::U64(waiters as u64)),
+        ],
+    })
+}

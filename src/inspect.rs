@@ -218,18 +218,152 @@ impl<'a> StateView<'a> {
     }
 }
 
-/// Summarises a ready segment's state by kind. Primitives add their arm here.
+/// Summarises a ready segment's state by kind. Each primitive's layout knowledge
+/// stays in its own module (`summarize` next to its state); this only dispatches.
 fn summarize(kind: Kind, info: &HeaderInfo, view: &StateView<'_>) -> Option<StateSummary> {
     match kind {
         Kind::Raw => Some(StateSummary {
             line: format!("{} bytes", info.data_size),
             fields: vec![("bytes", Field::U64(info.data_size))],
         }),
-        _ => {
-            let _ = view;
-            None
-        }
+        Kind::Mutex | Kind::ReentrantMutex => pthread_mutex_summary(kind, info, view),
+        Kind::Semaphore => crate::semaphore::summarize(view),
+        Kind::Event => crate::event::summarize(view),
+        Kind::Condvar => crate::condvar::summarize(view),
+        Kind::Barrier => crate::barrier::summarize(view),
+        Kind::Value | Kind::Array => crate::cell::summarize(kind, info, view),
+        _ => None,
     }
+}
+
+/// Formats a payload value by its type code (integers and floats in native byte
+/// order, anything else as hex, truncated).
+pub(crate) fn format_value(desc: &crate::TypeDesc, bytes: &[u8]) -> String {
+    use crate::TypeCode as T;
+    let int = |n: usize| -> Option<[u8; 8]> {
+        let mut b = [0u8; 8];
+        b[..n].copy_from_slice(bytes.get(..n)?);
+        Some(b)
+    };
+    let mut code = crate::TypeCode::from_code(desc.code);
+    if code == Some(T::Struct) {
+        // A struct code naming a primitive type (as `Mutex<u64>` records it).
+        code = match desc.name_str().as_str() {
+            "bool" => Some(T::Bool),
+            "u8" => Some(T::U8),
+            "i8" => Some(T::I8),
+            "u16" => Some(T::U16),
+            "i16" => Some(T::I16),
+            "u32" => Some(T::U32),
+            "i32" => Some(T::I32),
+            "f32" => Some(T::F32),
+            "u64" => Some(T::U64),
+            "i64" => Some(T::I64),
+            "f64" => Some(T::F64),
+            _ => code,
+        };
+    }
+    let text = match (code, bytes.len()) {
+        (Some(T::Bool), 1) => Some((bytes[0] != 0).to_string()),
+        (Some(T::U8), 1) => Some(bytes[0].to_string()),
+        (Some(T::I8), 1) => Some((bytes[0] as i8).to_string()),
+        (Some(T::U16), 2) => int(2).map(|b| u16::from_ne_bytes([b[0], b[1]]).to_string()),
+        (Some(T::I16), 2) => int(2).map(|b| i16::from_ne_bytes([b[0], b[1]]).to_string()),
+        (Some(T::U32), 4) => {
+            int(4).map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]).to_string())
+        }
+        (Some(T::I32), 4) => {
+            int(4).map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]).to_string())
+        }
+        (Some(T::F32), 4) => {
+            int(4).map(|b| f32::from_ne_bytes([b[0], b[1], b[2], b[3]]).to_string())
+        }
+        (Some(T::U64), 8) => int(8).map(|b| u64::from_ne_bytes(b).to_string()),
+        (Some(T::I64), 8) => int(8).map(|b| i64::from_ne_bytes(b).to_string()),
+        (Some(T::F64), 8) => int(8).map(|b| f64::from_ne_bytes(b).to_string()),
+        _ => None,
+    };
+    text.unwrap_or_else(|| {
+        let shown: Vec<String> = bytes.iter().take(32).map(|b| format!("{b:02x}")).collect();
+        let more = if bytes.len() > 32 { "…" } else { "" };
+        format!("0x{}{more}", shown.join(""))
+    })
+}
+
+/// The pid owning thread `tid`, from `/proc` (None if it is gone or not visible).
+fn pid_of_tid(tid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("Tgid:"))?;
+    line[5..].trim().parse().ok()
+}
+
+/// A glibc robust pthread mutex at the start of the data area: free, held by
+/// which process, owner dead, or unrecoverable; plus the guarded value.
+fn pthread_mutex_summary(
+    kind: Kind,
+    info: &HeaderInfo,
+    view: &StateView<'_>,
+) -> Option<StateSummary> {
+    // Parameter 0 tags the C library whose pthread_mutex_t layout was used; the
+    // offsets below are glibc's (`__lock`, `__count`, `__owner`).
+    const GLIBC: u64 = 1;
+    const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+    const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
+    const FUTEX_WAITERS: u32 = 0x8000_0000;
+    // glibc's `__owner` markers: PTHREAD_MUTEX_INCONSISTENT (INT_MAX) while the
+    // locker of a dead owner's mutex has not marked it consistent, and
+    // PTHREAD_MUTEX_NOTRECOVERABLE (INT_MAX - 1) once it is unrecoverable.
+    const INCONSISTENT: u32 = 0x7fff_ffff;
+    const NOT_RECOVERABLE: u32 = 0x7fff_fffe;
+    let mut fields = Vec::new();
+    let line = if info.params[0] == GLIBC {
+        let word = view.u32(0)?;
+        let count = view.u32(4)?;
+        let owner = view.u32(8)?;
+        let tid = word & FUTEX_TID_MASK;
+        let pid = (tid != 0).then(|| pid_of_tid(tid)).flatten();
+        let state = if owner == NOT_RECOVERABLE {
+            "unrecoverable".to_owned()
+        } else if tid == 0 && word & FUTEX_OWNER_DIED != 0 {
+            "owner died (next locker must recover it)".to_owned()
+        } else if tid != 0 {
+            let who = pid.map_or(format!("tid {tid} (gone)"), |p| format!("pid {p}"));
+            if word & FUTEX_OWNER_DIED != 0 || owner == INCONSISTENT {
+                format!("held by {who}, recovering from an owner's death")
+            } else {
+                format!("held by {who}")
+            }
+        } else {
+            "free".to_owned()
+        };
+        fields.push(("state", Field::Str(state.clone())));
+        fields.push(("owner_tid", Field::U64(tid as u64)));
+        if let Some(p) = pid {
+            fields.push(("owner_pid", Field::U64(p as u64)));
+        }
+        fields.push(("waiters", Field::Bool(word & FUTEX_WAITERS != 0)));
+        if kind == Kind::ReentrantMutex && tid != 0 {
+            fields.push(("depth", Field::U64(count as u64)));
+        }
+        state
+    } else {
+        "lock state not readable (another C library's layout)".to_owned()
+    };
+    let value_offset = usize::try_from(info.params[2]).ok()?;
+    let size = usize::try_from(info.payload.size).ok()?;
+    let value = view
+        .bytes(value_offset, size)
+        .map(|b| format_value(&info.payload, &b));
+    if let Some(v) = &value {
+        fields.push(("value", Field::Str(v.clone())));
+    }
+    Some(StateSummary {
+        line: match value {
+            Some(v) if size > 0 => format!("{line}, value {v}"),
+            _ => line,
+        },
+        fields,
+    })
 }
 
 /// Inspects the named segment: read-only, no slot, no lock, no writes.

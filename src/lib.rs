@@ -15,6 +15,8 @@
 //! | `Semaphore`, `BoundedSemaphore` | [`Semaphore`]    |
 //! | `Event`                       | [`Event`]          |
 //! | `Barrier(parties)`            | [`Barrier`]        |
+//! | `Value(typecode, v, lock)`    | [`Value<T>`]       |
+//! | `Array(typecode, n, lock)`    | [`Array<T>`]       |
 //!
 //! The foundation every primitive stands on:
 //!
@@ -33,6 +35,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod barrier;
+pub mod cell;
 pub mod condvar;
 pub mod error;
 pub mod event;
@@ -47,6 +50,7 @@ pub(crate) mod sys;
 pub mod wait;
 
 pub use barrier::Barrier;
+pub use cell::{Array, Value};
 pub use condvar::{Condvar, RawCondvar, WaitTimeoutResult};
 pub use error::{Error, Mismatch, Result};
 pub use event::Event;

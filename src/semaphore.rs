@@ -497,3 +497,24 @@ mod loom_tests {
         });
     }
 }
+
+/// The `ls`/`stat` view of a semaphore's state (loads only).
+pub(crate) fn summarize(
+    view: &crate::inspect::StateView<'_>,
+) -> Option<crate::inspect::StateSummary> {
+    use crate::inspect::{Field, StateSummary};
+    let value = view.u32(std::mem::offset_of!(SemaphoreState, count))?;
+    let waiters = view.u32(std::mem::offset_of!(SemaphoreState, waiters))?;
+    let bound = view.u32(std::mem::offset_of!(SemaphoreState, bound))?;
+    let mut fields = vec![
+        ("value", Field::U64(value as u64)),
+        ("waiters", Field::U64(waiters as u64)),
+    ];
+    let line = if bound == UNBOUNDED {
+        format!("value {value}, {waiters} waiting")
+    } else {
+        fields.push(("bound", Field::U64(bound as u64)));
+        format!("value {value}/{bound}, {waiters} waiting")
+    };
+    Some(StateSummary { line, fields })
+}

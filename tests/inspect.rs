@@ -26,6 +26,14 @@ fn child_entry() {
             word(&seg, 1).store(1, Ordering::Release);
             std::thread::sleep(LIMIT);
         }
+        // Locks the mutex, sets its value, says so in a flag file, then waits to be killed.
+        "hold_mutex" => {
+            let m = shmprim::Mutex::<u64>::open(&args[0]).unwrap();
+            let mut g = m.lock().unwrap();
+            *g = 77;
+            std::fs::write(&args[1], b"locked").unwrap();
+            std::thread::sleep(LIMIT);
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -224,5 +232,96 @@ fn json_reports_are_valid_and_carry_the_state() {
             .lines()
             .any(|l| l.starts_with(name.as_str()) && l.contains("raw")),
         "{table}"
+    );
+}
+
+fn state_of(name: &str) -> String {
+    let report = inspect::inspect(name).unwrap();
+    assert_eq!(report.health, Health::Ready);
+    report.state_line()
+}
+
+#[test]
+fn inspection_reports_a_mutex_free_held_by_a_pid_and_with_its_owner_dead() {
+    let name = ShmName::new("inspect_mutex");
+    let flag = ShmName::new("inspect_mutex_flag");
+    let m = shmprim::Mutex::<u64>::create(&name, 5).unwrap();
+    assert_eq!(state_of(&name), "free, value 5");
+    let mut child = spawn("hold_mutex", &[&name, &flag.path()]);
+    assert!(wait_until(LIMIT, || std::path::Path::new(&flag.path()).exists()));
+    assert_eq!(
+        state_of(&name),
+        format!("held by pid {}, value 77", child.pid())
+    );
+    child.kill();
+    assert!(
+        state_of(&name).starts_with("owner died"),
+        "{}",
+        state_of(&name)
+    );
+    // The next locker recovers it without marking it consistent: unrecoverable.
+    let err = m.lock().unwrap_err();
+    assert!(err.is_owner_died());
+    drop(err);
+    assert!(
+        state_of(&name).starts_with("unrecoverable"),
+        "{}",
+        state_of(&name)
+    );
+    let json = inspect::inspect(&name).unwrap().to_json();
+    assert!(json.contains("\"state\":\"unrecoverable\""), "{json}");
+}
+
+#[test]
+fn inspection_reports_semaphore_event_and_barrier_states() {
+    let sem = ShmName::new("inspect_sem");
+    let s = shmprim::Semaphore::create_bounded(&sem, 2, 3).unwrap();
+    assert!(s.try_acquire());
+    assert_eq!(state_of(&sem), "value 1/3, 0 waiting");
+
+    let ev = ShmName::new("inspect_event");
+    let e = shmprim::Event::create(&ev).unwrap();
+    assert_eq!(state_of(&ev), "clear, 0 waiting");
+    e.set();
+    assert_eq!(state_of(&ev), "set, 0 waiting");
+
+    let bar = ShmName::new("inspect_barrier");
+    let b = shmprim::Barrier::create(&bar, 3).unwrap();
+    assert_eq!(state_of(&bar), "0/3 waiting, generation 0");
+    assert!(b.wait_timeout(Duration::from_millis(10)).is_err());
+    let report = inspect::inspect(&bar).unwrap();
+    assert!(
+        report.state_line().ends_with("BROKEN"),
+        "{}",
+        report.state_line()
+    );
+    assert!(report.to_json().contains("\"broken\":true"));
+}
+
+#[test]
+fn inspection_reports_a_values_type_and_current_value() {
+    let name = ShmName::new("inspect_value");
+    let v = shmprim::Value::<i64>::create(&name, -42).unwrap();
+    let report = inspect::inspect(&name).unwrap();
+    assert!(
+        report.state_line().starts_with("= -42"),
+        "{}",
+        report.state_line()
+    );
+    assert_eq!(report.info.unwrap().payload.name_str(), "i64");
+    v.store(7);
+    assert!(
+        inspect::inspect(&name)
+            .unwrap()
+            .state_line()
+            .starts_with("= 7")
+    );
+    let json = inspect::inspect(&name).unwrap().to_json();
+    assert_eq!(
+        python_eval(
+            &json,
+            "(d['kind'], d['payload']['name'], d['state_line'].split(',')[0])"
+        ),
+        "('value', 'i64', '= 7')"
     );
 }
