@@ -178,3 +178,12 @@ fn bad_calls_from_c_get_the_documented_statuses() {
         "{out}"
     );
 }
+
+#[test]
+fn cpp_wrapper_example_counts_recovers_and_keeps_phases() {
+    let out = run_example(&build_example("cpp_sync.cpp"), &[]);
+    assert!(
+        out.contains("cpp_sync: counter 20000, recovered, 3 phases ok"),
+        "{out}"
+    );
+}

@@ -1,0 +1,526 @@
+/*
+ * shmprim.hpp: a header-only C++17 wrapper over the C API in shmprim.h.
+ *
+ * - Move-only RAII handles (closed in the destructor): shmprim::segment,
+ *   mutex, rmutex, semaphore, event, condvar, barrier.
+ * - Timeouts as std::chrono durations; shmprim::forever waits without limit.
+ * - Failures throw shmprim::error (a std::system_error whose code() is in
+ *   shmprim::category(), so `e.code() == SHMPRIM_TIMEOUT` works), with the
+ *   library's message for the failing call.
+ * - mutex and rmutex are TimedLockable (std::lock_guard, std::unique_lock,
+ *   std::scoped_lock work); semaphore is BasicLockable (a `with sem:` guard).
+ *
+ * Owner death: when lock() finds that the previous owner died holding the
+ * lock, it returns normally *with the lock held* and owner_died() is true
+ * until unlock: check or repair the data, then call consistent(); unlocking
+ * without it makes the mutex unrecoverable (later locks throw
+ * SHMPRIM_UNRECOVERABLE).
+ */
+#ifndef SHMPRIM_HPP
+#define SHMPRIM_HPP
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+
+#include "shmprim.h"
+
+namespace std {
+/* Lets a shmprim_status compare equal to a std::error_code. */
+template <>
+struct is_error_code_enum<shmprim_status> : true_type {};
+}  // namespace std
+
+namespace shmprim {
+
+/** The error category of shmprim status codes. */
+class status_category : public std::error_category {
+public:
+    const char *name() const noexcept override { return "shmprim"; }
+    std::string message(int code) const override { return shmprim_status_str(code); }
+};
+
+/** The one instance of the category. */
+inline const std::error_category &category() noexcept {
+    static const status_category c;
+    return c;
+}
+
+/** A failed call: code() is the status in category(), what() the message. */
+class error : public std::system_error {
+public:
+    error(shmprim_status status, const std::string &what)
+        : std::system_error(static_cast<int>(status), category(), what), status_(status) {}
+    /** The status the C function returned. */
+    shmprim_status status() const noexcept { return status_; }
+
+private:
+    shmprim_status status_;
+};
+
+/** Wait without limit. */
+inline constexpr std::chrono::nanoseconds forever{-1};
+
+namespace detail {
+
+[[noreturn]] inline void raise(shmprim_status st) {
+    throw error(st, shmprim_last_error_message());
+}
+
+inline void check(shmprim_status st) {
+    if (st != SHMPRIM_OK) raise(st);
+}
+
+/* A C timeout: negative durations wait forever, zero tries once. */
+template <class Rep, class Period>
+int64_t to_ns(std::chrono::duration<Rep, Period> d) {
+    using namespace std::chrono;
+    if (d < duration<Rep, Period>::zero()) return -1;
+    auto ns = duration_cast<nanoseconds>(d).count();
+    return ns < 0 ? INT64_MAX : static_cast<int64_t>(ns);
+}
+
+template <class Clock, class Duration>
+int64_t until_ns(const std::chrono::time_point<Clock, Duration> &t) {
+    auto left = t - Clock::now();
+    return left <= decltype(left)::zero() ? 0 : to_ns(left);
+}
+
+/* Owns a C handle, closing it with Close. Move-only. */
+template <class T, void (*Close)(T *)>
+class handle {
+public:
+    handle() noexcept = default;
+    explicit handle(T *p) noexcept : p_(p) {}
+    handle(handle &&o) noexcept : p_(std::exchange(o.p_, nullptr)) {}
+    handle &operator=(handle &&o) noexcept {
+        if (this != &o) {
+            reset();
+            p_ = std::exchange(o.p_, nullptr);
+        }
+        return *this;
+    }
+    handle(const handle &) = delete;
+    handle &operator=(const handle &) = delete;
+    ~handle() { reset(); }
+    T *get() const noexcept { return p_; }
+    explicit operator bool() const noexcept { return p_ != nullptr; }
+    void reset() noexcept {
+        if (p_) Close(std::exchange(p_, nullptr));
+    }
+
+private:
+    T *p_ = nullptr;
+};
+
+/* Calls a C constructor filling an out-pointer; throws on failure. */
+template <class T, class F>
+T *make(F &&f) {
+    T *out = nullptr;
+    check(f(&out));
+    return out;
+}
+
+}  // namespace detail
+
+/** Options for create(): permission bits and flags (see shmprim_options). */
+struct options {
+    /** Options that unlink the name when the handle is closed. */
+    static options unlink_when_closed() {
+        options o;
+        o.unlink_on_close = true;
+        return o;
+    }
+    uint32_t mode = 0;
+    bool unlink_on_close = false;
+    bool priority_inheritance = false;  // mutexes only
+    shmprim_options c() const noexcept {
+        shmprim_options o{};
+        o.mode = mode;
+        o.flags = (unlink_on_close ? SHMPRIM_UNLINK_ON_CLOSE : 0u) |
+                  (priority_inheritance ? SHMPRIM_PRIORITY_INHERITANCE : 0u);
+        return o;
+    }
+};
+
+/** A raw segment of bytes (Python's SharedMemory). */
+class segment {
+public:
+    static segment create(const std::string &name, std::size_t size, uint32_t mode = 0) {
+        return segment(detail::make<shmprim_segment>(
+            [&](shmprim_segment **o) { return shmprim_segment_create(name.c_str(), size, mode, o); }));
+    }
+    static segment open(const std::string &name) {
+        return segment(detail::make<shmprim_segment>(
+            [&](shmprim_segment **o) { return shmprim_segment_open(name.c_str(), o); }));
+    }
+    static segment anonymous(std::size_t size) {
+        return segment(detail::make<shmprim_segment>(
+            [&](shmprim_segment **o) { return shmprim_segment_anonymous(size, o); }));
+    }
+    static void unlink(const std::string &name) { detail::check(shmprim_segment_unlink(name.c_str())); }
+    void *data() const noexcept { return shmprim_segment_data(h_.get()); }
+    template <class T>
+    T *data_as() const noexcept { return static_cast<T *>(data()); }
+    std::size_t size() const noexcept { return shmprim_segment_size(h_.get()); }
+    shmprim_segment *native_handle() const noexcept { return h_.get(); }
+
+private:
+    explicit segment(shmprim_segment *p) : h_(p) {}
+    detail::handle<shmprim_segment, shmprim_segment_close> h_;
+};
+
+class condvar;
+
+namespace detail {
+
+/* The lock operations mutex and rmutex share (TimedLockable). */
+template <class Derived>
+class lockable {
+public:
+    /** Locks, waiting as long as it takes; see owner_died(). */
+    void lock() { (void)lock_for(forever); }
+    /** Locks if free now. */
+    bool try_lock() { return lock_for(std::chrono::nanoseconds(0)); }
+    /** Locks, waiting at most `d`; false on timeout. */
+    template <class Rep, class Period>
+    bool try_lock_for(std::chrono::duration<Rep, Period> d) { return lock_for(d); }
+    /** Locks, waiting until `t`; false on timeout. */
+    template <class Clock, class Duration>
+    bool try_lock_until(const std::chrono::time_point<Clock, Duration> &t) {
+        return lock_ns(until_ns(t));
+    }
+    /** Unlocks (errors are ignored, as std::mutex does; see unlock_checked). */
+    void unlock() noexcept {
+        owner_died_ = false;
+        (void)self().unlock_status();
+    }
+    /** Unlocks, throwing SHMPRIM_NOT_OWNER if this thread does not hold it. */
+    void unlock_checked() {
+        owner_died_ = false;
+        check(self().unlock_status());
+    }
+    /** Whether the lock this thread holds was taken from an owner that died
+     * holding it (valid while holding it). */
+    bool owner_died() const noexcept { return owner_died_; }
+    /** Declares the data consistent after owner death; the mutex stays usable. */
+    void consistent() {
+        check(self().consistent_status());
+        owner_died_ = false;
+    }
+
+protected:
+    template <class Rep, class Period>
+    bool lock_for(std::chrono::duration<Rep, Period> d) { return lock_ns(to_ns(d)); }
+    bool lock_ns(int64_t ns) {
+        shmprim_status st = self().lock_status(ns);
+        if (st == SHMPRIM_TIMEOUT) return false;
+        if (st != SHMPRIM_OK && st != SHMPRIM_OWNER_DIED) raise(st);
+        owner_died_ = st == SHMPRIM_OWNER_DIED;
+        return true;
+    }
+    /* Written only by the thread holding the lock, so the lock protects it. */
+    bool owner_died_ = false;
+    friend class shmprim::condvar;
+
+private:
+    Derived &self() { return static_cast<Derived &>(*this); }
+};
+
+}  // namespace detail
+
+/** A robust mutex guarding a byte payload (Python's Lock; Rust's Mutex<T>). */
+class mutex : public detail::lockable<mutex> {
+public:
+    /** Creates it with a zeroed payload of `size` bytes aligned to `align`. */
+    static mutex create(const std::string &name, std::size_t size, std::size_t align,
+                        const options &o = {}) {
+        shmprim_options c = o.c();
+        return mutex(detail::make<shmprim_mutex>([&](shmprim_mutex **out) {
+            return shmprim_mutex_create(name.c_str(), size, align, &c, out);
+        }));
+    }
+    /** Creates it with a payload sized and aligned for T (as Rust's Mutex<T>). */
+    template <class T>
+    static mutex create_for(const std::string &name, const options &o = {}) {
+        static_assert(std::is_trivially_copyable_v<T>, "the payload is plain bytes");
+        return create(name, sizeof(T), alignof(T), o);
+    }
+    static mutex open(const std::string &name) {
+        return mutex(detail::make<shmprim_mutex>(
+            [&](shmprim_mutex **out) { return shmprim_mutex_open(name.c_str(), out); }));
+    }
+    static mutex open_or_create(const std::string &name, std::size_t size, std::size_t align) {
+        return mutex(detail::make<shmprim_mutex>([&](shmprim_mutex **out) {
+            return shmprim_mutex_open_or_create(name.c_str(), size, align, out, nullptr);
+        }));
+    }
+    static mutex anonymous(std::size_t size, std::size_t align, const options &o = {}) {
+        shmprim_options c = o.c();
+        return mutex(detail::make<shmprim_mutex>(
+            [&](shmprim_mutex **out) { return shmprim_mutex_anonymous(size, align, &c, out); }));
+    }
+    static void unlink(const std::string &name) { detail::check(shmprim_mutex_unlink(name.c_str())); }
+
+    /** The guarded bytes; use them only while holding the lock. */
+    void *data() const noexcept { return shmprim_mutex_data(h_.get()); }
+    template <class T>
+    T &data_as() const {
+        if (sizeof(T) > data_size()) detail::raise(SHMPRIM_INVALID_ARGUMENT);
+        return *static_cast<T *>(data());
+    }
+    std::size_t data_size() const noexcept { return shmprim_mutex_data_size(h_.get()); }
+    shmprim_mutex *native_handle() const noexcept { return h_.get(); }
+
+private:
+    explicit mutex(shmprim_mutex *p) : h_(p) {}
+    friend class detail::lockable<mutex>;
+    shmprim_status lock_status(int64_t ns) { return shmprim_mutex_lock(h_.get(), ns); }
+    shmprim_status unlock_status() { return shmprim_mutex_unlock(h_.get()); }
+    shmprim_status consistent_status() { return shmprim_mutex_consistent(h_.get()); }
+    detail::handle<shmprim_mutex, shmprim_mutex_close> h_;
+};
+
+/** A robust reentrant mutex (Python's RLock; Rust's ReentrantMutex<T>). */
+class rmutex : public detail::lockable<rmutex> {
+public:
+    static rmutex create(const std::string &name, std::size_t size, std::size_t align,
+                         const options &o = {}) {
+        shmprim_options c = o.c();
+        return rmutex(detail::make<shmprim_rmutex>([&](shmprim_rmutex **out) {
+            return shmprim_rmutex_create(name.c_str(), size, align, &c, out);
+        }));
+    }
+    static rmutex open(const std::string &name) {
+        return rmutex(detail::make<shmprim_rmutex>(
+            [&](shmprim_rmutex **out) { return shmprim_rmutex_open(name.c_str(), out); }));
+    }
+    static rmutex anonymous(std::size_t size, std::size_t align, const options &o = {}) {
+        shmprim_options c = o.c();
+        return rmutex(detail::make<shmprim_rmutex>(
+            [&](shmprim_rmutex **out) { return shmprim_rmutex_anonymous(size, align, &c, out); }));
+    }
+    static void unlink(const std::string &name) { detail::check(shmprim_rmutex_unlink(name.c_str())); }
+    void *data() const noexcept { return shmprim_rmutex_data(h_.get()); }
+    std::size_t data_size() const noexcept { return shmprim_rmutex_data_size(h_.get()); }
+    shmprim_rmutex *native_handle() const noexcept { return h_.get(); }
+
+private:
+    explicit rmutex(shmprim_rmutex *p) : h_(p) {}
+    friend class detail::lockable<rmutex>;
+    shmprim_status lock_status(int64_t ns) { return shmprim_rmutex_lock(h_.get(), ns); }
+    shmprim_status unlock_status() { return shmprim_rmutex_unlock(h_.get()); }
+    shmprim_status consistent_status() { return shmprim_rmutex_consistent(h_.get()); }
+    detail::handle<shmprim_rmutex, shmprim_rmutex_close> h_;
+};
+
+/** A condition variable paired with a shmprim::mutex (Python's Condition). */
+class condvar {
+public:
+    static condvar create(const std::string &name, const options &o = {}) {
+        shmprim_options c = o.c();
+        return condvar(detail::make<shmprim_condvar>(
+            [&](shmprim_condvar **out) { return shmprim_condvar_create(name.c_str(), &c, out); }));
+    }
+    static condvar open(const std::string &name) {
+        return condvar(detail::make<shmprim_condvar>(
+            [&](shmprim_condvar **out) { return shmprim_condvar_open(name.c_str(), out); }));
+    }
+    static condvar anonymous() {
+        return condvar(detail::make<shmprim_condvar>(
+            [&](shmprim_condvar **out) { return shmprim_condvar_anonymous(out); }));
+    }
+    static void unlink(const std::string &name) { detail::check(shmprim_condvar_unlink(name.c_str())); }
+
+    /** Releases the lock, waits for a notification, locks again (wake-ups may
+     * be spurious). */
+    void wait(std::unique_lock<mutex> &lk) { (void)wait_ns(lk, -1); }
+    /** Waits until `pred()` holds. */
+    template <class Pred>
+    void wait(std::unique_lock<mutex> &lk, Pred pred) {
+        while (!pred()) wait(lk);
+    }
+    /** Waits at most `d`; the lock is held again either way. */
+    template <class Rep, class Period>
+    std::cv_status wait_for(std::unique_lock<mutex> &lk, std::chrono::duration<Rep, Period> d) {
+        return wait_ns(lk, detail::to_ns(d));
+    }
+    /** Waits at most `d` for `pred()`; returns `pred()`. */
+    template <class Rep, class Period, class Pred>
+    bool wait_for(std::unique_lock<mutex> &lk, std::chrono::duration<Rep, Period> d, Pred pred) {
+        auto until = std::chrono::steady_clock::now() + d;
+        while (!pred()) {
+            if (wait_ns(lk, detail::until_ns(until)) == std::cv_status::timeout) return pred();
+        }
+        return true;
+    }
+    void notify_one() { detail::check(shmprim_condvar_notify_one(h_.get())); }
+    void notify_all() { detail::check(shmprim_condvar_notify_all(h_.get())); }
+
+private:
+    explicit condvar(shmprim_condvar *p) : h_(p) {}
+    std::cv_status wait_ns(std::unique_lock<mutex> &lk, int64_t ns) {
+        if (!lk.owns_lock()) detail::raise(SHMPRIM_NOT_OWNER);
+        mutex &m = *lk.mutex();
+        shmprim_status st = shmprim_condvar_wait(h_.get(), m.native_handle(), ns);
+        if (st == SHMPRIM_TIMEOUT) return std::cv_status::timeout;
+        if (st == SHMPRIM_OWNER_DIED) {
+            m.owner_died_ = true;
+            return std::cv_status::no_timeout;
+        }
+        if (st == SHMPRIM_UNRECOVERABLE) lk.release(); /* not held any more */
+        detail::check(st);
+        return std::cv_status::no_timeout;
+    }
+    detail::handle<shmprim_condvar, shmprim_condvar_close> h_;
+};
+
+/** A counting semaphore, optionally bounded (Python's Semaphore and
+ * BoundedSemaphore). lock()/unlock() acquire and release one permit, so
+ * std::lock_guard<semaphore> is Python's `with sem:`. */
+class semaphore {
+public:
+    static constexpr uint32_t unbounded = SHMPRIM_SEMAPHORE_UNBOUNDED;
+    static semaphore create(const std::string &name, uint32_t value, uint32_t bound = unbounded,
+                            const options &o = {}) {
+        shmprim_options c = o.c();
+        return semaphore(detail::make<shmprim_semaphore>([&](shmprim_semaphore **out) {
+            return shmprim_semaphore_create(name.c_str(), value, bound, &c, out);
+        }));
+    }
+    static semaphore open(const std::string &name) {
+        return semaphore(detail::make<shmprim_semaphore>(
+            [&](shmprim_semaphore **out) { return shmprim_semaphore_open(name.c_str(), out); }));
+    }
+    static semaphore anonymous(uint32_t value, uint32_t bound = unbounded) {
+        return semaphore(detail::make<shmprim_semaphore>(
+            [&](shmprim_semaphore **out) { return shmprim_semaphore_anonymous(value, bound, out); }));
+    }
+    static void unlink(const std::string &name) {
+        detail::check(shmprim_semaphore_unlink(name.c_str()));
+    }
+    void acquire() { detail::check(shmprim_semaphore_acquire(h_.get(), -1)); }
+    bool try_acquire() { return try_acquire_for(std::chrono::nanoseconds(0)); }
+    template <class Rep, class Period>
+    bool try_acquire_for(std::chrono::duration<Rep, Period> d) {
+        shmprim_status st = shmprim_semaphore_acquire(h_.get(), detail::to_ns(d));
+        if (st == SHMPRIM_TIMEOUT) return false;
+        detail::check(st);
+        return true;
+    }
+    /** Gives back `n` permits; throws SHMPRIM_OVERFLOW beyond the bound. */
+    void release(uint32_t n = 1) { detail::check(shmprim_semaphore_release(h_.get(), n)); }
+    uint32_t value() const {
+        uint32_t v = 0;
+        detail::check(shmprim_semaphore_value(h_.get(), &v));
+        return v;
+    }
+    void lock() { acquire(); }
+    void unlock() noexcept { (void)shmprim_semaphore_release(h_.get(), 1); }
+
+private:
+    explicit semaphore(shmprim_semaphore *p) : h_(p) {}
+    detail::handle<shmprim_semaphore, shmprim_semaphore_close> h_;
+};
+
+/** A flag processes wait on (Python's Event). */
+class event {
+public:
+    static event create(const std::string &name, const options &o = {}) {
+        shmprim_options c = o.c();
+        return event(detail::make<shmprim_event>(
+            [&](shmprim_event **out) { return shmprim_event_create(name.c_str(), &c, out); }));
+    }
+    static event open(const std::string &name) {
+        return event(detail::make<shmprim_event>(
+            [&](shmprim_event **out) { return shmprim_event_open(name.c_str(), out); }));
+    }
+    static event anonymous() {
+        return event(detail::make<shmprim_event>([&](shmprim_event **out) { return shmprim_event_anonymous(out); }));
+    }
+    static void unlink(const std::string &name) { detail::check(shmprim_event_unlink(name.c_str())); }
+    void set() { detail::check(shmprim_event_set(h_.get())); }
+    void clear() { detail::check(shmprim_event_clear(h_.get())); }
+    bool is_set() const {
+        bool s = false;
+        detail::check(shmprim_event_is_set(h_.get(), &s));
+        return s;
+    }
+    void wait() { detail::check(shmprim_event_wait(h_.get(), -1)); }
+    /** Waits at most `d`; whether the event was set. */
+    template <class Rep, class Period>
+    bool wait_for(std::chrono::duration<Rep, Period> d) {
+        shmprim_status st = shmprim_event_wait(h_.get(), detail::to_ns(d));
+        if (st == SHMPRIM_TIMEOUT) return false;
+        detail::check(st);
+        return true;
+    }
+
+private:
+    explicit event(shmprim_event *p) : h_(p) {}
+    detail::handle<shmprim_event, shmprim_event_close> h_;
+};
+
+/** A barrier for a fixed number of parties (Python's Barrier). wait()
+ * throws SHMPRIM_BROKEN_BARRIER when broken, aborted or reset. */
+class barrier {
+public:
+    static barrier create(const std::string &name, uint32_t parties, const options &o = {}) {
+        shmprim_options c = o.c();
+        return barrier(detail::make<shmprim_barrier>(
+            [&](shmprim_barrier **out) { return shmprim_barrier_create(name.c_str(), parties, &c, out); }));
+    }
+    static barrier open(const std::string &name) {
+        return barrier(detail::make<shmprim_barrier>(
+            [&](shmprim_barrier **out) { return shmprim_barrier_open(name.c_str(), out); }));
+    }
+    static barrier anonymous(uint32_t parties) {
+        return barrier(detail::make<shmprim_barrier>(
+            [&](shmprim_barrier **out) { return shmprim_barrier_anonymous(parties, out); }));
+    }
+    static void unlink(const std::string &name) { detail::check(shmprim_barrier_unlink(name.c_str())); }
+    /** Waits for every party; the arrival index, 0 to parties() - 1. */
+    std::size_t wait() { return wait_ns(-1); }
+    /** Waits at most `d`; a timeout throws SHMPRIM_TIMEOUT and breaks the
+     * barrier for the others, as in Python. */
+    template <class Rep, class Period>
+    std::size_t wait_for(std::chrono::duration<Rep, Period> d) { return wait_ns(detail::to_ns(d)); }
+    void abort() { detail::check(shmprim_barrier_abort(h_.get())); }
+    void reset() { detail::check(shmprim_barrier_reset(h_.get())); }
+    uint32_t parties() const { return info().parties; }
+    uint32_t n_waiting() const { return info().n_waiting; }
+    bool broken() const { return info().broken; }
+
+private:
+    explicit barrier(shmprim_barrier *p) : h_(p) {}
+    struct state {
+        uint32_t parties = 0, n_waiting = 0;
+        bool broken = false;
+    };
+    state info() const {
+        state s;
+        detail::check(shmprim_barrier_info(h_.get(), &s.parties, &s.n_waiting, &s.broken));
+        return s;
+    }
+    std::size_t wait_ns(int64_t ns) {
+        std::size_t index = 0;
+        detail::check(shmprim_barrier_wait(h_.get(), ns, &index));
+        return index;
+    }
+    detail::handle<shmprim_barrier, shmprim_barrier_close> h_;
+};
+
+}  // namespace shmprim
+
+/** Found by argument-dependent lookup: a status as a std::error_code. */
+inline std::error_code make_error_code(shmprim_status s) noexcept {
+    return std::error_code(static_cast<int>(s), shmprim::category());
+}
+
+#endif /* SHMPRIM_HPP */
