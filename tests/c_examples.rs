@@ -3,6 +3,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
+
+use shmprim::{Condvar, Mutex};
 
 /// `target/<profile>`, where cargo put `libshmprim.a` for this test run.
 fn lib_dir() -> PathBuf {
@@ -50,12 +53,17 @@ pub fn build_example(file: &str) -> PathBuf {
 
 /// Runs a built example (bounded) and returns its stdout.
 pub fn run_example(bin: &Path, args: &[&str]) -> String {
-    let mut child = Command::new(bin)
+    let child = Command::new(bin)
         .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    finish_example(bin, child)
+}
+
+/// Waits (bounded) for a started example to succeed and returns its stdout.
+pub fn finish_example(bin: &Path, mut child: std::process::Child) -> String {
     let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         if child.try_wait().unwrap().is_some() {
@@ -186,4 +194,123 @@ fn cpp_wrapper_example_counts_recovers_and_keeps_phases() {
         out.contains("cpp_sync: counter 20000, recovered, 3 phases ok"),
         "{out}"
     );
+}
+
+/// A unique segment name for a test, unlinked (if it exists) on drop.
+struct Name(String);
+
+impl Name {
+    fn new(what: &str) -> Name {
+        Name(format!("shmprim-test-c-{what}-{}", std::process::id()))
+    }
+}
+
+impl Drop for Name {
+    fn drop(&mut self) {
+        let _ = shmprim::Segment::unlink(&self.0);
+    }
+}
+
+/// Retries `open` until the other process has created the object (bounded).
+fn open_when_created<T>(mut open: impl FnMut() -> shmprim::Result<T>) -> T {
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        match open() {
+            Ok(v) => return v,
+            Err(shmprim::Error::NotFound { .. }) if Instant::now() < end => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            Err(e) => panic!("open: {e}"),
+        }
+    }
+}
+
+#[test]
+fn c_process_and_rust_process_alternate_strictly_on_one_mutex_guarded_counter() {
+    const ROUNDS: u64 = 500;
+    let bin = build_example("xlang_mutex_peer.c");
+    let (m_name, c_name) = (Name::new("xmutex"), Name::new("xcondvar"));
+    // Rust creates the condvar (C opens it); C creates the mutex (Rust opens it
+    // as a Mutex<u64>): both directions of "the same named object".
+    let cv = Condvar::create(&c_name.0).unwrap();
+    let child = Command::new(&bin)
+        .args([&m_name.0, &c_name.0, &ROUNDS.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let m: Mutex<u64> = open_when_created(|| Mutex::open(&m_name.0));
+    let mut seen = Vec::new();
+    for _ in 0..ROUNDS {
+        let guard = m.lock().unwrap();
+        let (mut guard, t) = cv
+            .wait_timeout_while(guard, Duration::from_secs(10), |v| *v % 2 == 0)
+            .unwrap();
+        assert!(!t.timed_out(), "the C process never took its turn");
+        seen.push(*guard);
+        *guard += 1;
+        drop(guard);
+        cv.notify_all();
+    }
+    let out = finish_example(&bin, child);
+    // Rust saw 1, 3, 5, ...: the C process took every even turn in between.
+    assert_eq!(seen, (0..ROUNDS).map(|i| 2 * i + 1).collect::<Vec<_>>());
+    assert_eq!(*m.lock().unwrap(), 2 * ROUNDS);
+    assert!(
+        out.contains(&format!(
+            "xlang_mutex_peer: {ROUNDS} turns, final {}",
+            2 * ROUNDS
+        )),
+        "{out}"
+    );
+}
+
+/// Runs a built example under valgrind (memcheck, forked children included);
+/// `None` if valgrind is not installed.
+fn run_under_valgrind(bin: &Path) -> Option<String> {
+    if Command::new("valgrind").arg("--version").output().is_err() {
+        return None;
+    }
+    let out = Command::new("valgrind")
+        .args([
+            "--error-exitcode=99",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite",
+            "--trace-children=yes",
+            "-q",
+        ])
+        .arg(bin)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{} is not clean under valgrind ({}):\n{stderr}",
+        bin.display(),
+        out.status
+    );
+    // With -q, valgrind prints only errors: any "==pid==" line is one.
+    assert!(
+        !stderr.lines().any(|l| l.starts_with("==")),
+        "valgrind reported:\n{stderr}"
+    );
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn mutex_and_bad_call_examples_run_clean_under_valgrind() {
+    let cases = [
+        ("mutex_counter.c", "mutex_counter: total 40000 ok"),
+        ("mutex_owner_died.c", "mutex_owner_died: recovered ok"),
+        ("bad_calls.c", "checks ok"),
+    ];
+    for (file, expected) in cases {
+        match run_under_valgrind(&build_example(file)) {
+            Some(out) => assert!(out.contains(expected), "{file}: {out}"),
+            None => {
+                println!("SKIPPED: valgrind is not installed");
+                return;
+            }
+        }
+    }
 }
