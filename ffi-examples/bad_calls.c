@@ -143,6 +143,34 @@ int main(void) {
     shmprim_mutex_close(m);
     EXPECT(shmprim_mutex_unlink(mname), SHMPRIM_OK);
 
+    /* Values and arrays: type codes, sizes, ranges, locks. */
+    char vname[64];
+    snprintf(vname, sizeof vname, "shmprim-example-bad-value-%d", (int)getpid());
+    shmprim_value *v = NULL;
+    EXPECT(shmprim_value_create(vname, 99, NULL, NULL, &v), SHMPRIM_INVALID_ARGUMENT);
+    EXPECT(shmprim_value_create(vname, SHMPRIM_TYPE_ANY, NULL, NULL, &v), SHMPRIM_INVALID_ARGUMENT);
+    shmprim_options no_lock = {.mode = 0, .flags = SHMPRIM_NO_LOCK};
+    EXPECT(shmprim_mutex_create(mname, 8, 8, &no_lock, &m), SHMPRIM_INVALID_ARGUMENT);
+    int32_t seven = 7;
+    EXPECT(shmprim_value_create(vname, SHMPRIM_TYPE_I32, &seven, NULL, &v), SHMPRIM_OK);
+    int64_t wide = 0;
+    EXPECT(shmprim_value_get(v, &wide, sizeof wide), SHMPRIM_INVALID_ARGUMENT);
+    EXPECT(shmprim_value_get(v, NULL, sizeof(int32_t)), SHMPRIM_NULL_POINTER);
+    EXPECT(shmprim_value_update(v, NULL, NULL, NULL), SHMPRIM_NULL_POINTER);
+    shmprim_value *v2 = NULL;
+    EXPECT(shmprim_value_open(vname, SHMPRIM_TYPE_F32, &v2), SHMPRIM_INCOMPATIBLE);
+    shmprim_array *arr = NULL;
+    EXPECT(shmprim_array_open(vname, SHMPRIM_TYPE_ANY, &arr), SHMPRIM_INCOMPATIBLE);
+    shmprim_value_close(v);
+    EXPECT(shmprim_value_unlink(vname), SHMPRIM_OK);
+    EXPECT(shmprim_array_anonymous(SHMPRIM_TYPE_BOOL, 4, &no_lock, &arr), SHMPRIM_OK);
+    bool flags[5] = {0};
+    EXPECT(shmprim_array_read(arr, 2, flags, 3), SHMPRIM_INDEX_OUT_OF_RANGE);
+    EXPECT(shmprim_array_read(arr, 0, NULL, 4), SHMPRIM_NULL_POINTER);
+    EXPECT(shmprim_array_fetch_add(arr, 0, &flags[0], NULL, 1), SHMPRIM_INVALID_ARGUMENT);
+    EXPECT(shmprim_array_with_lock(arr, 0, NULL, NULL), SHMPRIM_NULL_POINTER);
+    shmprim_array_close(arr);
+
     printf("bad_calls: %d checks %s\n", checks, failures == 0 ? "ok" : "FAILED");
     return failures == 0 ? 0 : 1;
 }

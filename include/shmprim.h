@@ -72,6 +72,12 @@
 #define SHMPRIM_PRIORITY_INHERITANCE 2
 
 /**
+ * Options flag (values and arrays only): no lock (Python's `lock=False`,
+ * `RawValue`, `RawArray`).
+ */
+#define SHMPRIM_NO_LOCK 4
+
+/**
  * Bytes to reserve for an in-place mutex (`shmprim_mutex_init`); at least
  * the size of the C library's `pthread_mutex_t`.
  */
@@ -106,6 +112,66 @@
  * Alignment an in-place semaphore needs.
  */
 #define SHMPRIM_SEMAPHORE_ALIGN 4
+
+/**
+ * Element type code: whatever the object holds (`_open` only).
+ */
+#define SHMPRIM_TYPE_ANY 0
+
+/**
+ * Element type code: C `bool` (one byte; nonzero reads as true).
+ */
+#define SHMPRIM_TYPE_BOOL 2
+
+/**
+ * Element type code: `int8_t`.
+ */
+#define SHMPRIM_TYPE_I8 3
+
+/**
+ * Element type code: `uint8_t`.
+ */
+#define SHMPRIM_TYPE_U8 4
+
+/**
+ * Element type code: `int16_t`.
+ */
+#define SHMPRIM_TYPE_I16 5
+
+/**
+ * Element type code: `uint16_t`.
+ */
+#define SHMPRIM_TYPE_U16 6
+
+/**
+ * Element type code: `int32_t`.
+ */
+#define SHMPRIM_TYPE_I32 7
+
+/**
+ * Element type code: `uint32_t`.
+ */
+#define SHMPRIM_TYPE_U32 8
+
+/**
+ * Element type code: `int64_t`.
+ */
+#define SHMPRIM_TYPE_I64 9
+
+/**
+ * Element type code: `uint64_t`.
+ */
+#define SHMPRIM_TYPE_U64 10
+
+/**
+ * Element type code: `float`.
+ */
+#define SHMPRIM_TYPE_F32 11
+
+/**
+ * Element type code: `double`.
+ */
+#define SHMPRIM_TYPE_F64 12
 
 /**
  * Result of every fallible C function. `SHMPRIM_OK` (0) is success.
@@ -237,6 +303,12 @@ typedef int32_t shmprim_status;
 #endif // __cplusplus
 
 /**
+ * An open named (or anonymous) typed array. Opaque; free it with
+ * `shmprim_array_close`. One handle may be used by many threads.
+ */
+typedef struct shmprim_array shmprim_array;
+
+/**
  * An open named (or anonymous) barrier. Opaque; free it with
  * `shmprim_barrier_close`. One handle may be used by many threads.
  */
@@ -278,6 +350,12 @@ typedef struct shmprim_segment shmprim_segment;
 typedef struct shmprim_semaphore shmprim_semaphore;
 
 /**
+ * An open named (or anonymous) typed value. Opaque; free it with
+ * `shmprim_value_close`. One handle may be used by many threads.
+ */
+typedef struct shmprim_value shmprim_value;
+
+/**
  * Options for the `_create` functions; pass `NULL` for the defaults (a
  * zero-filled struct means the same).
  */
@@ -287,15 +365,201 @@ typedef struct {
    */
   uint32_t mode;
   /**
-   * `SHMPRIM_UNLINK_ON_CLOSE`, and `SHMPRIM_PRIORITY_INHERITANCE` for
-   * mutexes; any other bit is `SHMPRIM_INVALID_ARGUMENT`.
+   * `SHMPRIM_UNLINK_ON_CLOSE`; `SHMPRIM_PRIORITY_INHERITANCE` for mutexes;
+   * `SHMPRIM_NO_LOCK` for values and arrays; any other bit is
+   * `SHMPRIM_INVALID_ARGUMENT`.
    */
   uint32_t flags;
 } shmprim_options;
 
+/**
+ * The callback of `shmprim_array_with_lock`: runs holding the array's lock
+ * with the elements themselves (`len` of them, in shared memory) and whether
+ * the previous holder died holding it. Returning nonzero after
+ * `owner_died` declares the elements consistent; returning 0 then leaves
+ * the lock unrecoverable.
+ */
+typedef int32_t (*shmprim_array_fn)(void *elems, size_t len, bool owner_died, void *ctx);
+
+/**
+ * The callback of `shmprim_value_update`: changes the element at `value` (a
+ * private copy) in place.
+ */
+typedef void (*shmprim_update_fn)(void *value, void *ctx);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Creates the named array of `len` zeroed elements of type `elem_type` (a
+ * `SHMPRIM_TYPE_*` code), with a lock unless `opts` has `SHMPRIM_NO_LOCK`
+ * (Python's `lock=False`, `RawArray`). A Rust `Array<T>` of the matching type
+ * opens it. Does not block. Returns `SHMPRIM_OK` (a new handle in `*out`,
+ * owned by the caller, freed with `shmprim_array_close`),
+ * `SHMPRIM_ALREADY_EXISTS`, `SHMPRIM_INVALID_NAME`,
+ * `SHMPRIM_INVALID_ARGUMENT` (unknown type code or flags, too large),
+ * `SHMPRIM_NULL_POINTER` or `SHMPRIM_IO`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `opts` null or readable; `out`
+ * valid for a write.
+ */
+shmprim_status shmprim_array_create(const char *name,
+                                    uint32_t elem_type,
+                                    size_t len,
+                                    const shmprim_options *opts,
+                                    shmprim_array **out);
+
+/**
+ * Opens the existing array `name`, of any length (see `shmprim_array_len`).
+ * `elem_type` is the element type expected (`SHMPRIM_INCOMPATIBLE` if it
+ * holds another), or `SHMPRIM_TYPE_ANY`. Waits up to 5 s for a creator
+ * still initialising it. Returns `SHMPRIM_OK` (a new handle in `*out`, owned
+ * by the caller), `SHMPRIM_NOT_FOUND`, `SHMPRIM_INCOMPATIBLE`,
+ * `SHMPRIM_INVALID_ARGUMENT`, `SHMPRIM_INVALID_NAME`,
+ * `SHMPRIM_NULL_POINTER` or a header error.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_array_open(const char *name, uint32_t elem_type, shmprim_array **out);
+
+/**
+ * Opens the array `name` (which must hold `len` elements of `elem_type`), or
+ * creates it, zeroed, with a lock; exactly one of several racing callers
+ * creates it. `created` (may be `NULL`) receives whether this call did.
+ * Statuses and ownership as for `shmprim_array_create` and
+ * `shmprim_array_open`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write; `created`
+ * null or valid for a write.
+ */
+shmprim_status shmprim_array_open_or_create(const char *name,
+                                            uint32_t elem_type,
+                                            size_t len,
+                                            shmprim_array **out,
+                                            bool *created);
+
+/**
+ * Creates an anonymous array (no name), shared with children forked after
+ * this call; as `shmprim_array_create` otherwise.
+ *
+ * # Safety
+ * `opts` must be null or readable; `out` valid for a write.
+ */
+shmprim_status shmprim_array_anonymous(uint32_t elem_type,
+                                       size_t len,
+                                       const shmprim_options *opts,
+                                       shmprim_array **out);
+
+/**
+ * Closes a handle (null is ignored); the array remains until unlinked.
+ *
+ * # Safety
+ * `a` must be null or a handle not yet closed, not in use by another thread.
+ */
+void shmprim_array_close(shmprim_array *a);
+
+/**
+ * Removes the name `name`; processes that have the array open keep it.
+ * Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string.
+ */
+shmprim_status shmprim_array_unlink(const char *name);
+
+/**
+ * The element type (`SHMPRIM_TYPE_*`); `SHMPRIM_TYPE_ANY` for a null handle.
+ *
+ * # Safety
+ * `a` must be null or a live handle.
+ */
+uint32_t shmprim_array_type(const shmprim_array *a);
+
+/**
+ * The number of elements; 0 for a null handle.
+ *
+ * # Safety
+ * `a` must be null or a live handle.
+ */
+size_t shmprim_array_len(const shmprim_array *a);
+
+/**
+ * The size of one element in bytes; 0 for a null handle.
+ *
+ * # Safety
+ * `a` must be null or a live handle.
+ */
+size_t shmprim_array_elem_size(const shmprim_array *a);
+
+/**
+ * Copies elements `start .. start + count` into `out` (`count` elements of
+ * `shmprim_array_elem_size` bytes). Takes the lock if the array has one
+ * (waiting as long as it takes), else reads a consistent copy. Returns
+ * `SHMPRIM_OK`, `SHMPRIM_INDEX_OUT_OF_RANGE` (nothing copied),
+ * `SHMPRIM_CORRUPTED` (a writer died mid-store), `SHMPRIM_UNRECOVERABLE`,
+ * `SHMPRIM_INVALID_ARGUMENT` (this thread is inside
+ * `shmprim_array_with_lock`) or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `a` must be null or a live handle; `out` null or writable for `count`
+ * elements.
+ */
+shmprim_status shmprim_array_read(const shmprim_array *a, size_t start, void *out, size_t count);
+
+/**
+ * Writes `count` elements from `input` to elements `start .. start + count`.
+ * Takes the lock if the array has one. Statuses as for `shmprim_array_read`.
+ *
+ * # Safety
+ * `a` must be null or a live handle; `input` null or readable for `count`
+ * elements.
+ */
+shmprim_status shmprim_array_write(const shmprim_array *a,
+                                   size_t start,
+                                   const void *input,
+                                   size_t count);
+
+/**
+ * Adds the element at `delta` to element `index` in one atomic step
+ * (wrapping for integers; under the lock if the array has one) and writes
+ * the previous value to `old` (may be `NULL`); `size` is the element's size.
+ * Not for bool arrays. Returns `SHMPRIM_OK`, `SHMPRIM_INDEX_OUT_OF_RANGE`,
+ * `SHMPRIM_INVALID_ARGUMENT` or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `a` must be null or a live handle; `delta` null or readable, `old` null or
+ * writable, for `size` bytes each.
+ */
+shmprim_status shmprim_array_fetch_add(const shmprim_array *a,
+                                       size_t index,
+                                       const void *delta,
+                                       void *old,
+                                       size_t size);
+
+/**
+ * Runs `f` holding the array's lock (Python's `with arr.get_lock():`),
+ * waiting up to `timeout_ns` for it (negative: forever; `0`: try once), with
+ * zero-copy access to the elements. `f` must not call shmprim functions on
+ * this array. Returns `SHMPRIM_OK` (`f` ran), `SHMPRIM_OWNER_DIED` (`f` ran
+ * with `owner_died` set; see `shmprim_array_fn`), `SHMPRIM_TIMEOUT`,
+ * `SHMPRIM_UNRECOVERABLE`, `SHMPRIM_INVALID_ARGUMENT` (the array has no lock,
+ * or this thread holds it already) or `SHMPRIM_NULL_POINTER` (`a` or `f`);
+ * `f` did not run in those last cases.
+ *
+ * # Safety
+ * `a` must be null or a live handle; `f` must be safe to call with the
+ * elements and `ctx`, must not keep the pointer after returning, and must
+ * not unwind or `longjmp`.
+ */
+shmprim_status shmprim_array_with_lock(const shmprim_array *a,
+                                       int64_t timeout_ns,
+                                       shmprim_array_fn f,
+                                       void *ctx);
 
 /**
  * Creates the named barrier for `parties` parties (1 to `SHMPRIM_BARRIER_MAX_PARTIES`). `opts` may be `NULL` (its only
@@ -768,6 +1032,176 @@ const char *shmprim_last_error_message(void);
 const char *shmprim_version(void);
 
 /**
+ * Creates the named array of `len` zeroed elements of type `elem_type` (a
+ * `SHMPRIM_TYPE_*` code), with a lock unless `opts` has `SHMPRIM_NO_LOCK`
+ * (Python's `lock=False`, `RawArray`). A Rust `Array<T>` of the matching type
+ * opens it. Does not block. Returns `SHMPRIM_OK` (a new handle in `*out`,
+ * owned by the caller, freed with `shmprim_array_close`),
+ * `SHMPRIM_ALREADY_EXISTS`, `SHMPRIM_INVALID_NAME`,
+ * `SHMPRIM_INVALID_ARGUMENT` (unknown type code or flags, too large),
+ * `SHMPRIM_NULL_POINTER` or `SHMPRIM_IO`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `opts` null or readable; `out`
+ * valid for a write.
+ */
+shmprim_status shmprim_array_create(const char *name,
+                                    uint32_t elem_type,
+                                    size_t len,
+                                    const shmprim_options *opts,
+                                    shmprim_array **out);
+
+/**
+ * Opens the existing array `name`, of any length (see `shmprim_array_len`).
+ * `elem_type` is the element type expected (`SHMPRIM_INCOMPATIBLE` if it
+ * holds another), or `SHMPRIM_TYPE_ANY`. Waits up to 5 s for a creator
+ * still initialising it. Returns `SHMPRIM_OK` (a new handle in `*out`, owned
+ * by the caller), `SHMPRIM_NOT_FOUND`, `SHMPRIM_INCOMPATIBLE`,
+ * `SHMPRIM_INVALID_ARGUMENT`, `SHMPRIM_INVALID_NAME`,
+ * `SHMPRIM_NULL_POINTER` or a header error.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_array_open(const char *name, uint32_t elem_type, shmprim_array **out);
+
+/**
+ * Opens the array `name` (which must hold `len` elements of `elem_type`), or
+ * creates it, zeroed, with a lock; exactly one of several racing callers
+ * creates it. `created` (may be `NULL`) receives whether this call did.
+ * Statuses and ownership as for `shmprim_array_create` and
+ * `shmprim_array_open`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write; `created`
+ * null or valid for a write.
+ */
+shmprim_status shmprim_array_open_or_create(const char *name,
+                                            uint32_t elem_type,
+                                            size_t len,
+                                            shmprim_array **out,
+                                            bool *created);
+
+/**
+ * Creates an anonymous array (no name), shared with children forked after
+ * this call; as `shmprim_array_create` otherwise.
+ *
+ * # Safety
+ * `opts` must be null or readable; `out` valid for a write.
+ */
+shmprim_status shmprim_array_anonymous(uint32_t elem_type,
+                                       size_t len,
+                                       const shmprim_options *opts,
+                                       shmprim_array **out);
+
+/**
+ * Closes a handle (null is ignored); the array remains until unlinked.
+ *
+ * # Safety
+ * `a` must be null or a handle not yet closed, not in use by another thread.
+ */
+void shmprim_array_close(shmprim_array *a);
+
+/**
+ * Removes the name `name`; processes that have the array open keep it.
+ * Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string.
+ */
+shmprim_status shmprim_array_unlink(const char *name);
+
+/**
+ * The element type (`SHMPRIM_TYPE_*`); `SHMPRIM_TYPE_ANY` for a null handle.
+ *
+ * # Safety
+ * `a` must be null or a live handle.
+ */
+uint32_t shmprim_array_type(const shmprim_array *a);
+
+/**
+ * The number of elements; 0 for a null handle.
+ *
+ * # Safety
+ * `a` must be null or a live handle.
+ */
+size_t shmprim_array_len(const shmprim_array *a);
+
+/**
+ * The size of one element in bytes; 0 for a null handle.
+ *
+ * # Safety
+ * `a` must be null or a live handle.
+ */
+size_t shmprim_array_elem_size(const shmprim_array *a);
+
+/**
+ * Copies elements `start .. start + count` into `out` (`count` elements of
+ * `shmprim_array_elem_size` bytes). Takes the lock if the array has one
+ * (waiting as long as it takes), else reads a consistent copy. Returns
+ * `SHMPRIM_OK`, `SHMPRIM_INDEX_OUT_OF_RANGE` (nothing copied),
+ * `SHMPRIM_CORRUPTED` (a writer died mid-store), `SHMPRIM_UNRECOVERABLE`,
+ * `SHMPRIM_INVALID_ARGUMENT` (this thread is inside
+ * `shmprim_array_with_lock`) or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `a` must be null or a live handle; `out` null or writable for `count`
+ * elements.
+ */
+shmprim_status shmprim_array_read(const shmprim_array *a, size_t start, void *out, size_t count);
+
+/**
+ * Writes `count` elements from `input` to elements `start .. start + count`.
+ * Takes the lock if the array has one. Statuses as for `shmprim_array_read`.
+ *
+ * # Safety
+ * `a` must be null or a live handle; `input` null or readable for `count`
+ * elements.
+ */
+shmprim_status shmprim_array_write(const shmprim_array *a,
+                                   size_t start,
+                                   const void *input,
+                                   size_t count);
+
+/**
+ * Adds the element at `delta` to element `index` in one atomic step
+ * (wrapping for integers; under the lock if the array has one) and writes
+ * the previous value to `old` (may be `NULL`); `size` is the element's size.
+ * Not for bool arrays. Returns `SHMPRIM_OK`, `SHMPRIM_INDEX_OUT_OF_RANGE`,
+ * `SHMPRIM_INVALID_ARGUMENT` or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `a` must be null or a live handle; `delta` null or readable, `old` null or
+ * writable, for `size` bytes each.
+ */
+shmprim_status shmprim_array_fetch_add(const shmprim_array *a,
+                                       size_t index,
+                                       const void *delta,
+                                       void *old,
+                                       size_t size);
+
+/**
+ * Runs `f` holding the array's lock (Python's `with arr.get_lock():`),
+ * waiting up to `timeout_ns` for it (negative: forever; `0`: try once), with
+ * zero-copy access to the elements. `f` must not call shmprim functions on
+ * this array. Returns `SHMPRIM_OK` (`f` ran), `SHMPRIM_OWNER_DIED` (`f` ran
+ * with `owner_died` set; see `shmprim_array_fn`), `SHMPRIM_TIMEOUT`,
+ * `SHMPRIM_UNRECOVERABLE`, `SHMPRIM_INVALID_ARGUMENT` (the array has no lock,
+ * or this thread holds it already) or `SHMPRIM_NULL_POINTER` (`a` or `f`);
+ * `f` did not run in those last cases.
+ *
+ * # Safety
+ * `a` must be null or a live handle; `f` must be safe to call with the
+ * elements and `ctx`, must not keep the pointer after returning, and must
+ * not unwind or `longjmp`.
+ */
+shmprim_status shmprim_array_with_lock(const shmprim_array *a,
+                                       int64_t timeout_ns,
+                                       shmprim_array_fn f,
+                                       void *ctx);
+
+/**
  * Creates the named barrier for `parties` parties (1 to `SHMPRIM_BARRIER_MAX_PARTIES`). `opts` may be `NULL` (its only
  * flag here is `SHMPRIM_UNLINK_ON_CLOSE`). Does not block. Returns
  * `SHMPRIM_OK` (a new handle in `*out`, owned by the caller, freed with
@@ -1815,6 +2249,160 @@ shmprim_status shmprim_semaphore_release_at(void *mem, uint32_t n);
 shmprim_status shmprim_semaphore_value_at(void *mem, uint32_t *value);
 
 /**
+ * Creates the named value of element type `elem_type` (a `SHMPRIM_TYPE_*` code),
+ * holding `*initial` (an element of that type; `NULL` for zero), with a lock
+ * unless `opts` has `SHMPRIM_NO_LOCK` (Python's `lock=False`). A Rust
+ * `Value<T>` of the matching type opens it (`Value<Bool>` for bool). Does not
+ * block. Returns `SHMPRIM_OK` (a new handle in `*out`, owned by the caller,
+ * freed with `shmprim_value_close`), `SHMPRIM_ALREADY_EXISTS`,
+ * `SHMPRIM_INVALID_NAME`, `SHMPRIM_INVALID_ARGUMENT` (unknown type code or
+ * flags), `SHMPRIM_NULL_POINTER` or `SHMPRIM_IO`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `initial` null or readable for one
+ * element; `opts` null or readable; `out` valid for a write.
+ */
+shmprim_status shmprim_value_create(const char *name,
+                                    uint32_t elem_type,
+                                    const void *initial,
+                                    const shmprim_options *opts,
+                                    shmprim_value **out);
+
+/**
+ * Opens the existing value `name`. `elem_type` is the element type expected
+ * (`SHMPRIM_INCOMPATIBLE` if it holds another), or `SHMPRIM_TYPE_ANY` to
+ * take whatever it holds (see `shmprim_value_type`). Waits up to 5 s for a
+ * creator still initialising it. Returns `SHMPRIM_OK` (a new handle in
+ * `*out`, owned by the caller), `SHMPRIM_NOT_FOUND`, `SHMPRIM_INCOMPATIBLE`
+ * (another kind, or another element type), `SHMPRIM_INVALID_ARGUMENT`,
+ * `SHMPRIM_INVALID_NAME`, `SHMPRIM_NULL_POINTER` or a header error.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_value_open(const char *name, uint32_t elem_type, shmprim_value **out);
+
+/**
+ * Opens the value `name` (which must hold `elem_type`), or creates it holding
+ * `*initial` (`NULL`: zero) with a lock; exactly one of several racing
+ * callers creates it. `created` (may be `NULL`) receives whether this call
+ * did. Statuses and ownership as for `shmprim_value_create` and
+ * `shmprim_value_open`.
+ *
+ * # Safety
+ * As `shmprim_value_create`; `created` null or valid for a write.
+ */
+shmprim_status shmprim_value_open_or_create(const char *name,
+                                            uint32_t elem_type,
+                                            const void *initial,
+                                            shmprim_value **out,
+                                            bool *created);
+
+/**
+ * Creates an anonymous value (no name), shared with children forked after
+ * this call; as `shmprim_value_create` otherwise (`opts` may carry
+ * `SHMPRIM_NO_LOCK`).
+ *
+ * # Safety
+ * `initial` must be null or readable for one element; `opts` null or
+ * readable; `out` valid for a write.
+ */
+shmprim_status shmprim_value_anonymous(uint32_t elem_type,
+                                       const void *initial,
+                                       const shmprim_options *opts,
+                                       shmprim_value **out);
+
+/**
+ * Closes a handle (null is ignored); the value remains until unlinked.
+ *
+ * # Safety
+ * `v` must be null or a handle not yet closed, not in use by another thread.
+ */
+void shmprim_value_close(shmprim_value *v);
+
+/**
+ * Removes the name `name`; processes that have the value open keep it.
+ * Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string.
+ */
+shmprim_status shmprim_value_unlink(const char *name);
+
+/**
+ * The element type (`SHMPRIM_TYPE_*`) of the value; `SHMPRIM_TYPE_ANY` (0)
+ * for a null handle.
+ *
+ * # Safety
+ * `v` must be null or a live handle.
+ */
+uint32_t shmprim_value_type(const shmprim_value *v);
+
+/**
+ * Copies the value into `out`, whose `size` must be the element's size
+ * (`SHMPRIM_INVALID_ARGUMENT` otherwise). Never blocks on the lock (a
+ * consistent copy, retried while a writer is storing). Returns `SHMPRIM_OK`,
+ * `SHMPRIM_CORRUPTED` (a writer died mid-store of a large value; the next
+ * `_set` repairs it), `SHMPRIM_INVALID_ARGUMENT` or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `v` must be null or a live handle; `out` null or writable for `size` bytes.
+ */
+shmprim_status shmprim_value_get(const shmprim_value *v, void *out, size_t size);
+
+/**
+ * Replaces the value with the element at `input` (`size` must be the element's
+ * size). Takes the lock if the value has one, waiting as long as it takes
+ * (`SHMPRIM_INVALID_ARGUMENT` if this thread is inside
+ * `shmprim_value_update`'s callback). Returns `SHMPRIM_OK`,
+ * `SHMPRIM_UNRECOVERABLE`, `SHMPRIM_INVALID_ARGUMENT` or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `v` must be null or a live handle; `input` null or readable for `size` bytes.
+ */
+shmprim_status shmprim_value_set(const shmprim_value *v, const void *input, size_t size);
+
+/**
+ * Adds the element at `delta` to the value in one atomic step (wrapping for
+ * integers), without the lock, and writes the previous value to `old` (may
+ * be `NULL`); `size` is the element's size. Not for bool values
+ * (`SHMPRIM_INVALID_ARGUMENT`). Does not block. Returns `SHMPRIM_OK`,
+ * `SHMPRIM_INVALID_ARGUMENT` or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `v` must be null or a live handle; `delta` null or readable, `old` null or
+ * writable, for `size` bytes each.
+ */
+shmprim_status shmprim_value_fetch_add(const shmprim_value *v,
+                                       const void *delta,
+                                       void *old,
+                                       size_t size);
+
+/**
+ * Replaces the value with what `f` makes of it, atomically with respect to
+ * other writers (Python's `with v.get_lock(): v.value = g(v.value)`): `f`
+ * gets a private copy of the element and `ctx`, changes the copy in place,
+ * and the result is stored. Takes the lock if the value has one (waiting as
+ * long as it takes). `f` may run more than once for 1/2/4/8-byte types (a
+ * compare-and-swap loop), so it should compute only from the element; it
+ * must not call shmprim functions on this value. The previous value is
+ * written to `old` (may be `NULL`). Returns `SHMPRIM_OK`,
+ * `SHMPRIM_CORRUPTED` (a writer died mid-store), `SHMPRIM_UNRECOVERABLE`,
+ * `SHMPRIM_INVALID_ARGUMENT` or `SHMPRIM_NULL_POINTER` (`v` or `f`).
+ *
+ * # Safety
+ * `v` must be null or a live handle; `f` must be safe to call with an
+ * element-sized buffer and `ctx`, and must not unwind or `longjmp`; `old`
+ * null or writable for one element.
+ */
+shmprim_status shmprim_value_update(const shmprim_value *v,
+                                    shmprim_update_fn f,
+                                    void *ctx,
+                                    void *old);
+
+/**
  * Creates the named mutex guarding `data_size` zeroed bytes aligned to
  * `data_align` (a power of two up to 4096). A Rust `Mutex<T>` with
  * `size_of::<T>() == data_size` and `align_of::<T>() == data_align` opens
@@ -2407,6 +2995,160 @@ shmprim_status shmprim_semaphore_release_at(void *mem, uint32_t n);
  * mapped; `value` null or valid for a write.
  */
 shmprim_status shmprim_semaphore_value_at(void *mem, uint32_t *value);
+
+/**
+ * Creates the named value of element type `elem_type` (a `SHMPRIM_TYPE_*` code),
+ * holding `*initial` (an element of that type; `NULL` for zero), with a lock
+ * unless `opts` has `SHMPRIM_NO_LOCK` (Python's `lock=False`). A Rust
+ * `Value<T>` of the matching type opens it (`Value<Bool>` for bool). Does not
+ * block. Returns `SHMPRIM_OK` (a new handle in `*out`, owned by the caller,
+ * freed with `shmprim_value_close`), `SHMPRIM_ALREADY_EXISTS`,
+ * `SHMPRIM_INVALID_NAME`, `SHMPRIM_INVALID_ARGUMENT` (unknown type code or
+ * flags), `SHMPRIM_NULL_POINTER` or `SHMPRIM_IO`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `initial` null or readable for one
+ * element; `opts` null or readable; `out` valid for a write.
+ */
+shmprim_status shmprim_value_create(const char *name,
+                                    uint32_t elem_type,
+                                    const void *initial,
+                                    const shmprim_options *opts,
+                                    shmprim_value **out);
+
+/**
+ * Opens the existing value `name`. `elem_type` is the element type expected
+ * (`SHMPRIM_INCOMPATIBLE` if it holds another), or `SHMPRIM_TYPE_ANY` to
+ * take whatever it holds (see `shmprim_value_type`). Waits up to 5 s for a
+ * creator still initialising it. Returns `SHMPRIM_OK` (a new handle in
+ * `*out`, owned by the caller), `SHMPRIM_NOT_FOUND`, `SHMPRIM_INCOMPATIBLE`
+ * (another kind, or another element type), `SHMPRIM_INVALID_ARGUMENT`,
+ * `SHMPRIM_INVALID_NAME`, `SHMPRIM_NULL_POINTER` or a header error.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_value_open(const char *name, uint32_t elem_type, shmprim_value **out);
+
+/**
+ * Opens the value `name` (which must hold `elem_type`), or creates it holding
+ * `*initial` (`NULL`: zero) with a lock; exactly one of several racing
+ * callers creates it. `created` (may be `NULL`) receives whether this call
+ * did. Statuses and ownership as for `shmprim_value_create` and
+ * `shmprim_value_open`.
+ *
+ * # Safety
+ * As `shmprim_value_create`; `created` null or valid for a write.
+ */
+shmprim_status shmprim_value_open_or_create(const char *name,
+                                            uint32_t elem_type,
+                                            const void *initial,
+                                            shmprim_value **out,
+                                            bool *created);
+
+/**
+ * Creates an anonymous value (no name), shared with children forked after
+ * this call; as `shmprim_value_create` otherwise (`opts` may carry
+ * `SHMPRIM_NO_LOCK`).
+ *
+ * # Safety
+ * `initial` must be null or readable for one element; `opts` null or
+ * readable; `out` valid for a write.
+ */
+shmprim_status shmprim_value_anonymous(uint32_t elem_type,
+                                       const void *initial,
+                                       const shmprim_options *opts,
+                                       shmprim_value **out);
+
+/**
+ * Closes a handle (null is ignored); the value remains until unlinked.
+ *
+ * # Safety
+ * `v` must be null or a handle not yet closed, not in use by another thread.
+ */
+void shmprim_value_close(shmprim_value *v);
+
+/**
+ * Removes the name `name`; processes that have the value open keep it.
+ * Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string.
+ */
+shmprim_status shmprim_value_unlink(const char *name);
+
+/**
+ * The element type (`SHMPRIM_TYPE_*`) of the value; `SHMPRIM_TYPE_ANY` (0)
+ * for a null handle.
+ *
+ * # Safety
+ * `v` must be null or a live handle.
+ */
+uint32_t shmprim_value_type(const shmprim_value *v);
+
+/**
+ * Copies the value into `out`, whose `size` must be the element's size
+ * (`SHMPRIM_INVALID_ARGUMENT` otherwise). Never blocks on the lock (a
+ * consistent copy, retried while a writer is storing). Returns `SHMPRIM_OK`,
+ * `SHMPRIM_CORRUPTED` (a writer died mid-store of a large value; the next
+ * `_set` repairs it), `SHMPRIM_INVALID_ARGUMENT` or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `v` must be null or a live handle; `out` null or writable for `size` bytes.
+ */
+shmprim_status shmprim_value_get(const shmprim_value *v, void *out, size_t size);
+
+/**
+ * Replaces the value with the element at `input` (`size` must be the element's
+ * size). Takes the lock if the value has one, waiting as long as it takes
+ * (`SHMPRIM_INVALID_ARGUMENT` if this thread is inside
+ * `shmprim_value_update`'s callback). Returns `SHMPRIM_OK`,
+ * `SHMPRIM_UNRECOVERABLE`, `SHMPRIM_INVALID_ARGUMENT` or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `v` must be null or a live handle; `input` null or readable for `size` bytes.
+ */
+shmprim_status shmprim_value_set(const shmprim_value *v, const void *input, size_t size);
+
+/**
+ * Adds the element at `delta` to the value in one atomic step (wrapping for
+ * integers), without the lock, and writes the previous value to `old` (may
+ * be `NULL`); `size` is the element's size. Not for bool values
+ * (`SHMPRIM_INVALID_ARGUMENT`). Does not block. Returns `SHMPRIM_OK`,
+ * `SHMPRIM_INVALID_ARGUMENT` or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `v` must be null or a live handle; `delta` null or readable, `old` null or
+ * writable, for `size` bytes each.
+ */
+shmprim_status shmprim_value_fetch_add(const shmprim_value *v,
+                                       const void *delta,
+                                       void *old,
+                                       size_t size);
+
+/**
+ * Replaces the value with what `f` makes of it, atomically with respect to
+ * other writers (Python's `with v.get_lock(): v.value = g(v.value)`): `f`
+ * gets a private copy of the element and `ctx`, changes the copy in place,
+ * and the result is stored. Takes the lock if the value has one (waiting as
+ * long as it takes). `f` may run more than once for 1/2/4/8-byte types (a
+ * compare-and-swap loop), so it should compute only from the element; it
+ * must not call shmprim functions on this value. The previous value is
+ * written to `old` (may be `NULL`). Returns `SHMPRIM_OK`,
+ * `SHMPRIM_CORRUPTED` (a writer died mid-store), `SHMPRIM_UNRECOVERABLE`,
+ * `SHMPRIM_INVALID_ARGUMENT` or `SHMPRIM_NULL_POINTER` (`v` or `f`).
+ *
+ * # Safety
+ * `v` must be null or a live handle; `f` must be safe to call with an
+ * element-sized buffer and `ctx`, and must not unwind or `longjmp`; `old`
+ * null or writable for one element.
+ */
+shmprim_status shmprim_value_update(const shmprim_value *v,
+                                    shmprim_update_fn f,
+                                    void *ctx,
+                                    void *old);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -314,3 +314,14 @@ fn mutex_and_bad_call_examples_run_clean_under_valgrind() {
         }
     }
 }
+
+#[test]
+fn value_array_example_shares_a_double_an_int_array_and_a_counter() {
+    let out = run_example(&build_example("value_array.c"), &[]);
+    assert!(
+        out.contains(
+            "value_array: 3.1415927 [0, -1, -2, -3, -4, -5, -6, -7, -8, -9] counter 4000 ok"
+        ),
+        "{out}"
+    );
+}

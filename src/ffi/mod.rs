@@ -13,6 +13,7 @@
 //! - On failure, [`shmprim_last_error_message`] describes the error on this thread.
 #![allow(non_camel_case_types)]
 
+mod array;
 mod barrier;
 mod condvar;
 mod event;
@@ -20,7 +21,9 @@ mod mutex;
 mod rmutex;
 mod segment;
 mod semaphore;
+mod value;
 
+pub use array::*;
 pub use barrier::*;
 pub use condvar::*;
 pub use event::*;
@@ -28,6 +31,7 @@ pub use mutex::*;
 pub use rmutex::*;
 pub use segment::*;
 pub use semaphore::*;
+pub use value::*;
 
 use std::cell::RefCell;
 use std::ffi::{CStr, CString, c_char, c_void};
@@ -297,6 +301,9 @@ pub extern "C" fn shmprim_version() -> *const c_char {
 pub const SHMPRIM_UNLINK_ON_CLOSE: u32 = 1;
 /// Options flag (mutexes only): priority inheritance (`PTHREAD_PRIO_INHERIT`).
 pub const SHMPRIM_PRIORITY_INHERITANCE: u32 = 2;
+/// Options flag (values and arrays only): no lock (Python's `lock=False`,
+/// `RawValue`, `RawArray`).
+pub const SHMPRIM_NO_LOCK: u32 = 4;
 
 /// Options for the `_create` functions; pass `NULL` for the defaults (a
 /// zero-filled struct means the same).
@@ -305,8 +312,9 @@ pub const SHMPRIM_PRIORITY_INHERITANCE: u32 = 2;
 pub struct shmprim_options {
     /// Permission bits of the new segment; `0` means `0600`.
     pub mode: u32,
-    /// `SHMPRIM_UNLINK_ON_CLOSE`, and `SHMPRIM_PRIORITY_INHERITANCE` for
-    /// mutexes; any other bit is `SHMPRIM_INVALID_ARGUMENT`.
+    /// `SHMPRIM_UNLINK_ON_CLOSE`; `SHMPRIM_PRIORITY_INHERITANCE` for mutexes;
+    /// `SHMPRIM_NO_LOCK` for values and arrays; any other bit is
+    /// `SHMPRIM_INVALID_ARGUMENT`.
     pub flags: u32,
 }
 
