@@ -35,6 +35,9 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod barrier;
+#[cfg(feature = "bench")]
+#[doc(hidden)]
+pub mod bench;
 pub mod cell;
 pub mod condvar;
 pub mod error;
