@@ -17,6 +17,8 @@
 //! | `Barrier(parties)`            | [`Barrier`]        |
 //! | `Value(typecode, v, lock)`    | [`Value<T>`]       |
 //! | `Array(typecode, n, lock)`    | [`Array<T>`]       |
+//! | `Pipe(duplex)`                | [`Pipe`] ([`PipeEnd`] A and B, two SPSC byte rings) |
+//! | (no counterpart: SPSC rings)  | [`SpscRing<T>`], [`SpscByteRing`] |
 //!
 //! The foundation every primitive stands on:
 //!
@@ -45,7 +47,9 @@ pub mod event;
 pub mod ffi;
 pub mod inspect;
 pub mod mutex;
+pub mod pipe;
 pub mod reentrant_mutex;
+pub mod ring;
 pub mod segment;
 pub mod semaphore;
 pub(crate) mod sync;
@@ -58,7 +62,9 @@ pub use condvar::{Condvar, RawCondvar, WaitTimeoutResult};
 pub use error::{Error, Mismatch, Result};
 pub use event::Event;
 pub use mutex::{LockError, LockResult, LockStatus, Mutex, MutexGuard, MutexOptions, RawMutex};
+pub use pipe::{Pipe, PipeEnd};
 pub use reentrant_mutex::{RawReentrantMutex, ReentrantMutex, ReentrantMutexGuard};
+pub use ring::spsc::{SpscByteRing, SpscRing};
 pub use segment::{
     Disposition, HeaderInfo, Kind, Options, Participant, ParticipantId, Segment, SegmentBuilder,
     TypeCode, TypeDesc,

@@ -325,3 +325,43 @@ fn inspection_reports_a_values_type_and_current_value() {
         "('value', 'i64', '= 7')"
     );
 }
+
+#[test]
+fn inspection_reports_ring_depth_and_pipe_bytes_pending_each_way() {
+    let ring = ShmName::new("inspect_spsc");
+    let r = shmprim::SpscRing::<u64>::create(&ring, 8).unwrap();
+    let mut p = r.producer().unwrap();
+    for v in 0..3u64 {
+        p.try_push(v).unwrap();
+    }
+    assert_eq!(state_of(&ring), "3/8 messages pending");
+
+    let pipe = ShmName::new("inspect_pipe");
+    let pp = shmprim::Pipe::create(&pipe, 4096, 64).unwrap();
+    let mut a = pp.end_a().unwrap();
+    a.send(&[1u8; 16]).unwrap(); // A → B: one 16-byte message plus framing
+    let line = state_of(&pipe);
+    assert!(
+        line.starts_with("0 bytes pending to A, ") && !line.contains(" 0 to B"),
+        "{line}"
+    );
+    let report = inspect::inspect(&pipe).unwrap();
+    let to_b = report
+        .state
+        .unwrap()
+        .fields
+        .into_iter()
+        .find(|(k, _)| *k == "pending_to_b")
+        .unwrap()
+        .1;
+    assert!(
+        matches!(to_b, inspect::Field::U64(n) if n >= 16),
+        "{to_b:?}"
+    );
+    a.close();
+    assert!(
+        state_of(&pipe).ends_with("an end is closed"),
+        "{}",
+        state_of(&pipe)
+    );
+}

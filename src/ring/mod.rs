@@ -1,0 +1,120 @@
+//! Lock-free rings in shared memory: single-producer single-consumer rings of
+//! fixed-size elements and of byte messages ([`spsc`]). The [`Pipe`](crate::pipe)
+//! is built from two SPSC byte rings.
+
+pub mod spsc;
+
+use std::alloc::Layout;
+use std::ptr::NonNull;
+
+use crate::error::{Error, Result};
+use crate::segment::{ParticipantId, Segment};
+
+/// Alignment of every ring region: two cache lines, so that the adjacent-line
+/// prefetcher of x86 does not pull a neighbour's line along with ours.
+pub(crate) const RING_ALIGN: usize = 128;
+
+/// Two cache lines, so that two fields never share one (nor its prefetch pair).
+#[repr(C, align(128))]
+pub(crate) struct Line<T>(pub(crate) T);
+
+/// Zeroed heap memory aligned to [`RING_ALIGN`], for rings that live in one
+/// process (and for loom models, whose atomics must never be placed in a
+/// segment).
+#[derive(Debug)]
+pub(crate) struct HeapMem {
+    ptr: NonNull<u8>,
+    layout: Layout,
+}
+
+impl HeapMem {
+    /// `size` zeroed bytes (at least one), aligned to `RING_ALIGN`.
+    pub(crate) fn zeroed(size: usize) -> Result<HeapMem> {
+        let layout = Layout::from_size_align(size.max(1), RING_ALIGN)
+            .map_err(|_| Error::invalid_argument(format!("{size} bytes is too large")))?;
+        // SAFETY: the layout has a non-zero size.
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        let ptr = NonNull::new(ptr).ok_or_else(|| {
+            Error::invalid_argument(format!("cannot allocate {size} bytes on the heap"))
+        })?;
+        Ok(HeapMem { ptr, layout })
+    }
+
+    pub(crate) fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+}
+
+// SAFETY: `HeapMem` uniquely owns its allocation, like a `Box<[u8]>`; what is
+// stored in it is accessed through atomics or the rings' hand-over protocol.
+unsafe impl Send for HeapMem {}
+// SAFETY: as above.
+unsafe impl Sync for HeapMem {}
+
+impl Drop for HeapMem {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `zeroed` with this very layout.
+        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), self.layout) };
+    }
+}
+
+/// Where a ring's memory lives: a mapped segment (shared between processes) or
+/// the heap (one process). Ends of a ring are claimed with the segment's
+/// participant ids; on the heap every claim is made by participant `1`, which is
+/// always alive.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one per handle, never moved on a hot path
+pub(crate) enum Backing {
+    /// A named or anonymous segment.
+    Segment(Segment),
+    /// Heap memory of one process.
+    Heap(HeapMem),
+}
+
+/// Claim word value of an end nobody holds.
+pub(crate) const UNCLAIMED: u64 = 0;
+/// The owner id every heap claim uses.
+const HEAP_OWNER: u64 = 1;
+
+impl Backing {
+    /// Start of the primitive's memory.
+    pub(crate) fn base(&self) -> *mut u8 {
+        match self {
+            Backing::Segment(seg) => seg.as_ptr(),
+            Backing::Heap(mem) => mem.as_ptr(),
+        }
+    }
+
+    /// The name used in error messages.
+    pub(crate) fn display_name(&self) -> &str {
+        match self {
+            Backing::Segment(seg) => seg.display_name(),
+            Backing::Heap(_) => "<heap>",
+        }
+    }
+
+    /// The owner id this handle writes into claim words (never `UNCLAIMED`).
+    pub(crate) fn my_id(&self) -> u64 {
+        match self {
+            Backing::Segment(seg) => seg.participant_id().to_u64(),
+            Backing::Heap(_) => HEAP_OWNER,
+        }
+    }
+
+    /// Whether the owner `id` read from a claim word is a live participant.
+    /// Garbage ids read as dead.
+    pub(crate) fn is_alive(&self, id: u64) -> bool {
+        match self {
+            Backing::Segment(seg) => ParticipantId::from_u64(id).is_some_and(|p| seg.is_alive(p)),
+            Backing::Heap(_) => id == HEAP_OWNER,
+        }
+    }
+
+    /// The segment, if the memory is one.
+    pub(crate) fn segment(&self) -> Option<&Segment> {
+        match self {
+            Backing::Segment(seg) => Some(seg),
+            Backing::Heap(_) => None,
+        }
+    }
+}
