@@ -171,6 +171,38 @@ int main(void) {
     EXPECT(shmprim_array_with_lock(arr, 0, NULL, NULL), SHMPRIM_NULL_POINTER);
     shmprim_array_close(arr);
 
+    /* Pipes: a buffer too small for the message reports the size needed. */
+    shmprim_pipe *pipe = NULL;
+    shmprim_pipe_end *pa = NULL, *pb = NULL, *again_a = NULL;
+    EXPECT(shmprim_pipe_anonymous(1024, 64, 2, &pipe), SHMPRIM_INVALID_ARGUMENT);
+    EXPECT(shmprim_pipe_anonymous(1024, 64, 1, &pipe), SHMPRIM_OK);
+    EXPECT(shmprim_pipe_end_a(NULL, &pa), SHMPRIM_NULL_POINTER);
+    EXPECT(shmprim_pipe_end_a(pipe, &pa), SHMPRIM_OK);
+    EXPECT(shmprim_pipe_end_a(pipe, &again_a), SHMPRIM_INVALID_ARGUMENT); /* held by a live process */
+    EXPECT(shmprim_pipe_end_b(pipe, &pb), SHMPRIM_OK);
+    EXPECT(shmprim_pipe_send(NULL, "x", 1, 0), SHMPRIM_NULL_POINTER);
+    EXPECT(shmprim_pipe_send(pa, NULL, 10, 0), SHMPRIM_NULL_POINTER);
+    char big[65] = {0};
+    EXPECT(shmprim_pipe_send(pa, big, sizeof big, 0), SHMPRIM_INVALID_ARGUMENT); /* over max_message */
+    EXPECT(shmprim_pipe_send(pa, "0123456789", 10, 0), SHMPRIM_OK);
+    char small[4];
+    size_t need = 0;
+    EXPECT(shmprim_pipe_recv(pb, small, sizeof small, NULL, 0), SHMPRIM_NULL_POINTER);
+    EXPECT(shmprim_pipe_recv(pb, NULL, 16, &need, 0), SHMPRIM_NULL_POINTER);
+    EXPECT(shmprim_pipe_recv(pb, small, sizeof small, &need, 0), SHMPRIM_BUFFER_TOO_SMALL);
+    expect_true("BUFFER_TOO_SMALL reports the 10 bytes needed", need == 10);
+    char enough[16];
+    size_t got = 0;
+    EXPECT(shmprim_pipe_recv(pb, enough, sizeof enough, &got, 0), SHMPRIM_OK);
+    expect_true("the message stayed queued and arrives whole", got == 10 && memcmp(enough, "0123456789", 10) == 0);
+    EXPECT(shmprim_pipe_recv(pb, enough, sizeof enough, &got, 0), SHMPRIM_TIMEOUT);
+    EXPECT(shmprim_pipe_next_len(pb, &got), SHMPRIM_EMPTY);
+    shmprim_pipe_end_close(pa);
+    EXPECT(shmprim_pipe_recv(pb, enough, sizeof enough, &got, 0), SHMPRIM_CLOSED);
+    EXPECT(shmprim_pipe_send(pb, "x", 1, 0), SHMPRIM_CLOSED);
+    shmprim_pipe_end_close(pb);
+    shmprim_pipe_close(pipe);
+
     printf("bad_calls: %d checks %s\n", checks, failures == 0 ? "ok" : "FAILED");
     return failures == 0 ? 0 : 1;
 }

@@ -333,6 +333,18 @@ typedef struct shmprim_event shmprim_event;
 typedef struct shmprim_mutex shmprim_mutex;
 
 /**
+ * An open named (or anonymous) pipe, from which ends are claimed. Opaque;
+ * free it with `shmprim_pipe_close`.
+ */
+typedef struct shmprim_pipe shmprim_pipe;
+
+/**
+ * One claimed end of a pipe. Opaque; close it with `shmprim_pipe_end_close`
+ * (the peer then reads end-of-file). Use it from one thread at a time.
+ */
+typedef struct shmprim_pipe_end shmprim_pipe_end;
+
+/**
  * An open named (or anonymous) reentrant mutex guarding a byte payload.
  * Opaque; free it with `shmprim_rmutex_close`.
  */
@@ -1223,6 +1235,189 @@ shmprim_status shmprim_mutex_unlock_at(void *mem);
  * `mem` must be null or a mutex made by `shmprim_mutex_init`, mapped.
  */
 shmprim_status shmprim_mutex_consistent_at(void *mem);
+
+/**
+ * Creates the named pipe whose rings hold at least `capacity` bytes each,
+ * for messages of at most `max_message` bytes. `duplex` is `1` (both ends
+ * send and receive) or `0` (simplex: end A only receives, end B only sends,
+ * as Python's `Pipe(False)`). `opts` may be `NULL`. Does not block. Returns
+ * `SHMPRIM_OK` (a new handle in `*out`, owned by the caller, freed with
+ * `shmprim_pipe_close`), `SHMPRIM_ALREADY_EXISTS`, `SHMPRIM_INVALID_NAME`,
+ * `SHMPRIM_INVALID_ARGUMENT` (sizes, `duplex`, flags),
+ * `SHMPRIM_NULL_POINTER` or `SHMPRIM_IO`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `opts` null or readable; `out`
+ * valid for a write.
+ */
+shmprim_status shmprim_pipe_create(const char *name,
+                                   size_t capacity,
+                                   size_t max_message,
+                                   uint32_t duplex,
+                                   const shmprim_options *opts,
+                                   shmprim_pipe **out);
+
+/**
+ * Opens the existing pipe `name`, waiting up to 5 s for a creator still
+ * initialising it. Returns `SHMPRIM_OK` (a new handle in `*out`, owned by
+ * the caller), `SHMPRIM_NOT_FOUND`, `SHMPRIM_INCOMPATIBLE` (another kind),
+ * `SHMPRIM_CORRUPTED`, `SHMPRIM_INVALID_NAME`, `SHMPRIM_NULL_POINTER` or a
+ * header error.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_pipe_open(const char *name, shmprim_pipe **out);
+
+/**
+ * Opens the duplex pipe `name`, or creates it; exactly one of several racing
+ * callers creates it, and an existing one with other sizes (or simplex) is
+ * `SHMPRIM_INCOMPATIBLE`. Statuses and ownership as for
+ * `shmprim_pipe_create` and `shmprim_pipe_open`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_pipe_open_or_create(const char *name,
+                                           size_t capacity,
+                                           size_t max_message,
+                                           shmprim_pipe **out);
+
+/**
+ * Creates an anonymous pipe (no name), shared with children forked after
+ * this call. A forked child shares its parent's liveness slot, so the death
+ * of one is not seen by the other: close ends explicitly. Statuses and
+ * ownership as for `shmprim_pipe_create`.
+ *
+ * # Safety
+ * `out` must be valid for a write.
+ */
+shmprim_status shmprim_pipe_anonymous(size_t capacity,
+                                      size_t max_message,
+                                      uint32_t duplex,
+                                      shmprim_pipe **out);
+
+/**
+ * Closes a pipe handle (null is ignored). Ends claimed from it stay usable
+ * until they are closed themselves.
+ *
+ * # Safety
+ * `p` must be null or a handle not yet closed, not in use by another thread.
+ */
+void shmprim_pipe_close(shmprim_pipe *p);
+
+/**
+ * Removes the name `name`; processes that have the pipe open keep it.
+ * Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string.
+ */
+shmprim_status shmprim_pipe_unlink(const char *name);
+
+/**
+ * The largest message the pipe carries, in bytes; 0 for a null handle.
+ *
+ * # Safety
+ * `p` must be null or a live handle.
+ */
+size_t shmprim_pipe_max_message(const shmprim_pipe *p);
+
+/**
+ * Claims end A (the receiving end of a simplex pipe) for this process. One
+ * process holds an end for the pipe's whole life. Does not block. Returns
+ * `SHMPRIM_OK` (a new end in `*out`, owned by the caller, closed with
+ * `shmprim_pipe_end_close`), `SHMPRIM_INVALID_ARGUMENT` (a live process
+ * holds it), `SHMPRIM_CLOSED` (it was closed, or its holder died) or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `p` must be null or a live handle; `out` valid for a write.
+ */
+shmprim_status shmprim_pipe_end_a(const shmprim_pipe *p, shmprim_pipe_end **out);
+
+/**
+ * Claims end B (the sending end of a simplex pipe); as `shmprim_pipe_end_a`.
+ *
+ * # Safety
+ * `p` must be null or a live handle; `out` valid for a write.
+ */
+shmprim_status shmprim_pipe_end_b(const shmprim_pipe *p, shmprim_pipe_end **out);
+
+/**
+ * Closes an end (null is ignored): the peer receives what was already sent,
+ * then `SHMPRIM_CLOSED`; its sends fail with `SHMPRIM_CLOSED`. An end whose
+ * process dies is closed the same way.
+ *
+ * # Safety
+ * `e` must be null or an end not yet closed, not in use by another thread.
+ */
+void shmprim_pipe_end_close(shmprim_pipe_end *e);
+
+/**
+ * Sends the `len` bytes at `msg` as one message, waiting up to `timeout_ns`
+ * for room (negative: forever; `0`: try once). Returns `SHMPRIM_OK`,
+ * `SHMPRIM_TIMEOUT` (no room; nothing sent), `SHMPRIM_CLOSED` (the peer
+ * closed its end or died), `SHMPRIM_INVALID_ARGUMENT` (longer than the
+ * pipe's maximum, or a receive-only end) or `SHMPRIM_NULL_POINTER` (`e`, or
+ * `msg` with `len > 0`). The bytes are copied; `msg` stays the caller's.
+ *
+ * # Safety
+ * `e` must be null or a live end used by this thread alone; `msg` null or
+ * readable for `len` bytes.
+ */
+shmprim_status shmprim_pipe_send(shmprim_pipe_end *e,
+                                 const void *msg,
+                                 size_t len,
+                                 int64_t timeout_ns);
+
+/**
+ * Receives the next message into `buf` (`cap` bytes), waiting up to
+ * `timeout_ns` (negative: forever; `0`: try once), and writes its length to
+ * `*len`. Returns:
+ * - `SHMPRIM_OK`: received; `*len` bytes of `buf` hold it;
+ * - `SHMPRIM_BUFFER_TOO_SMALL`: the next message has `*len` bytes, more than
+ *   `cap`; it stays queued (call again with a larger buffer);
+ * - `SHMPRIM_TIMEOUT`: nothing arrived;
+ * - `SHMPRIM_CLOSED`: end-of-file (the peer closed or died, and every
+ *   message it sent was received);
+ * - `SHMPRIM_INVALID_ARGUMENT`: a send-only end;
+ * - `SHMPRIM_NULL_POINTER`: `e` or `len`, or `buf` with `cap > 0`.
+ *
+ * # Safety
+ * `e` must be null or a live end used by this thread alone; `buf` null or
+ * writable for `cap` bytes; `len` null or valid for a write.
+ */
+shmprim_status shmprim_pipe_recv(shmprim_pipe_end *e,
+                                 void *buf,
+                                 size_t cap,
+                                 size_t *len,
+                                 int64_t timeout_ns);
+
+/**
+ * Writes the length of the next message to `*len` without taking it. Does
+ * not block. Returns `SHMPRIM_OK`, `SHMPRIM_EMPTY` (none yet),
+ * `SHMPRIM_CLOSED` (none will come), `SHMPRIM_INVALID_ARGUMENT` (a send-only
+ * end) or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `e` must be null or a live end used by this thread alone; `len` null or
+ * valid for a write.
+ */
+shmprim_status shmprim_pipe_next_len(shmprim_pipe_end *e, size_t *len);
+
+/**
+ * Waits up to `timeout_ns` until a receive would return at once (a message
+ * is queued, or end-of-file), writing the answer to `*ready` (Python's
+ * `Connection.poll`). Returns `SHMPRIM_OK`, `SHMPRIM_INVALID_ARGUMENT` (a
+ * send-only end) or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `e` must be null or a live end used by this thread alone; `ready` null or
+ * valid for a write.
+ */
+shmprim_status shmprim_pipe_poll(shmprim_pipe_end *e, int64_t timeout_ns, bool *ready);
 
 /**
  * Creates the named reentrant mutex guarding `data_size` zeroed bytes aligned

@@ -325,3 +325,9 @@ fn value_array_example_shares_a_double_an_int_array_and_a_counter() {
         "{out}"
     );
 }
+
+#[test]
+fn pipe_echo_example_echoes_every_message_and_reports_the_size_a_small_buffer_needs() {
+    let out = run_example(&build_example("pipe_echo.c"), &[]);
+    assert!(out.contains("pipe_echo: 100 messages echoed ok"), "{out}");
+}

@@ -106,6 +106,7 @@ fn header_declares_every_object_of_the_c_api() {
         "barrier",
         "value",
         "array",
+        "pipe",
     ];
     for object in objects {
         for verb in [

@@ -18,6 +18,7 @@ mod barrier;
 mod condvar;
 mod event;
 mod mutex;
+mod pipe;
 mod rmutex;
 mod segment;
 mod semaphore;
@@ -28,6 +29,7 @@ pub use barrier::*;
 pub use condvar::*;
 pub use event::*;
 pub use mutex::*;
+pub use pipe::*;
 pub use rmutex::*;
 pub use segment::*;
 pub use semaphore::*;
@@ -378,6 +380,19 @@ pub(crate) unsafe fn handle<'a, T>(p: *const T, what: &str) -> Result<&'a T, shm
     non_null(p, what)?;
     // SAFETY: non-null, so by the caller's contract a live handle.
     Ok(unsafe { &*p })
+}
+
+/// Borrows a handle passed by C mutably (handles used by one thread at a
+/// time, such as pipe ends), rejecting null.
+///
+/// # Safety
+/// `p` must be null or a live handle of type `T` from this library that no
+/// other thread uses during the call.
+pub(crate) unsafe fn handle_mut<'a, T>(p: *mut T, what: &str) -> Result<&'a mut T, shmprim_status> {
+    non_null(p, what)?;
+    // SAFETY: non-null, so by the caller's contract a live handle used by
+    // this thread alone.
+    Ok(unsafe { &mut *p })
 }
 
 /// Borrows an in-place state of type `T` at `mem`, rejecting null and
