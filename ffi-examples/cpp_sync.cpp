@@ -1,7 +1,8 @@
 // The C++ wrapper doing what the C examples do, idiomatically: RAII handles,
 // std::lock_guard / std::unique_lock over shmprim::mutex, std::chrono
-// timeouts, exceptions carrying the status.  Forked children stand in for
-// other processes.  Prints "cpp_sync: counter 20000, recovered, 3 phases ok".
+// timeouts, exceptions carrying the status; typed values and arrays; a pipe.
+// Forked children stand in for other processes.
+// Prints "cpp_sync: counter 20000, recovered, 3 phases ok".
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -122,7 +123,38 @@ int main() try {
     }
     ok = reap(p1) && reap(p2) && ok;
 
-    // 4. Errors are exceptions with the status as a std::error_code.
+    // 4. A Value, an Array and a Pipe shared with a child.
+    const std::string v_name = unique("num"), a_name = unique("arr"), p_name = unique("pipe");
+    auto num = shmprim::value<double>::create(v_name, 0.0, shmprim::options::unlink_when_closed());
+    auto arr = shmprim::array<int32_t>::create(a_name, 10, shmprim::options::unlink_when_closed());
+    for (int32_t i = 0; i < 10; i++) arr.set(i, i);
+    auto chan = shmprim::pipe::create(p_name, 4096, 512, true, shmprim::options::unlink_when_closed());
+    auto here = chan.end_a();
+    pid_t echo = spawn([&] {
+        shmprim::value<double>::open(v_name).set(3.1415927);
+        shmprim::array<int32_t>::open(a_name).with_lock([](int32_t *a, std::size_t n, bool) {
+            for (std::size_t i = 0; i < n; i++) a[i] = -a[i];
+            return true;
+        });
+        auto there = shmprim::pipe::open(p_name).end_b();
+        try {
+            for (;;) there.send("echo: " + there.recv());
+        } catch (const shmprim::error &e) {
+            return e.status() == SHMPRIM_CLOSED ? 0 : 3;  // end-of-file
+        }
+    });
+    here.send("hello");
+    here.send(std::string(300, 'x'));  // larger than the first receive buffer
+    ok = here.recv() == "echo: hello" && ok;
+    ok = here.recv_for(10s).value_or("") == "echo: " + std::string(300, 'x') && ok;
+    {
+        auto closing = std::move(here);  // destroyed: the child reads end-of-file
+    }
+    ok = reap(echo) && ok;
+    ok = ok && num.get() == 3.1415927 && arr.to_vector()[9] == -9 && arr.size() == 10;
+    ok = ok && num.update([](double x) { return x * 2; }) == 3.1415927 && num.get() == 2 * 3.1415927;
+
+    // 5. Errors are exceptions with the status as a std::error_code.
     try {
         shmprim::semaphore::open(ev_name);  // an event, not a semaphore
         ok = false;

@@ -2,7 +2,8 @@
  * shmprim.hpp: a header-only C++17 wrapper over the C API in shmprim.h.
  *
  * - Move-only RAII handles (closed in the destructor): shmprim::segment,
- *   mutex, rmutex, semaphore, event, condvar, barrier.
+ *   mutex, rmutex, semaphore, event, condvar, barrier, value<T>, array<T>,
+ *   pipe and pipe_end.
  * - Timeouts as std::chrono durations; shmprim::forever waits without limit.
  * - Failures throw shmprim::error (a std::system_error whose code() is in
  *   shmprim::category(), so `e.code() == SHMPRIM_TIMEOUT` works), with the
@@ -23,11 +24,16 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <exception>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "shmprim.h"
 
@@ -514,6 +520,281 @@ private:
         return index;
     }
     detail::handle<shmprim_barrier, shmprim_barrier_close> h_;
+};
+
+
+/** The SHMPRIM_TYPE_* code of an element type of value<T> and array<T>. */
+template <class T>
+struct type_code;
+#define SHMPRIM_HPP_TYPE(T, CODE) \
+    template <>                   \
+    struct type_code<T> {         \
+        static constexpr uint32_t value = CODE; \
+    };
+SHMPRIM_HPP_TYPE(bool, SHMPRIM_TYPE_BOOL)
+SHMPRIM_HPP_TYPE(int8_t, SHMPRIM_TYPE_I8)
+SHMPRIM_HPP_TYPE(uint8_t, SHMPRIM_TYPE_U8)
+SHMPRIM_HPP_TYPE(int16_t, SHMPRIM_TYPE_I16)
+SHMPRIM_HPP_TYPE(uint16_t, SHMPRIM_TYPE_U16)
+SHMPRIM_HPP_TYPE(int32_t, SHMPRIM_TYPE_I32)
+SHMPRIM_HPP_TYPE(uint32_t, SHMPRIM_TYPE_U32)
+SHMPRIM_HPP_TYPE(int64_t, SHMPRIM_TYPE_I64)
+SHMPRIM_HPP_TYPE(uint64_t, SHMPRIM_TYPE_U64)
+SHMPRIM_HPP_TYPE(float, SHMPRIM_TYPE_F32)
+SHMPRIM_HPP_TYPE(double, SHMPRIM_TYPE_F64)
+#undef SHMPRIM_HPP_TYPE
+
+namespace detail {
+/* The bytes an element is stored as: bool as one byte (any nonzero is true),
+ * so bytes another process wrote are never an invalid C++ bool. */
+template <class T>
+using stored_t = std::conditional_t<std::is_same_v<T, bool>, uint8_t, T>;
+template <class T>
+T from_stored(stored_t<T> s) {
+    if constexpr (std::is_same_v<T, bool>) return s != 0;
+    else return s;
+}
+template <class T>
+stored_t<T> to_stored(T v) {
+    return static_cast<stored_t<T>>(v);
+}
+}  // namespace detail
+
+/** A typed value in shared memory (Python's Value(typecode)), with a lock
+ * unless created with no_lock; the same object as a Rust Value<T>. */
+template <class T>
+class value {
+    using S = detail::stored_t<T>;
+    static constexpr uint32_t code = type_code<T>::value;
+
+public:
+    static value create(const std::string &name, T initial = T{}, const options &o = {},
+                        bool no_lock = false) {
+        shmprim_options c = o.c();
+        if (no_lock) c.flags |= SHMPRIM_NO_LOCK;
+        S init = detail::to_stored(initial);
+        return value(detail::make<shmprim_value>([&](shmprim_value **out) {
+            return shmprim_value_create(name.c_str(), code, &init, &c, out);
+        }));
+    }
+    static value open(const std::string &name) {
+        return value(detail::make<shmprim_value>(
+            [&](shmprim_value **out) { return shmprim_value_open(name.c_str(), code, out); }));
+    }
+    static value open_or_create(const std::string &name, T initial = T{}) {
+        S init = detail::to_stored(initial);
+        return value(detail::make<shmprim_value>([&](shmprim_value **out) {
+            return shmprim_value_open_or_create(name.c_str(), code, &init, out, nullptr);
+        }));
+    }
+    static value anonymous(T initial = T{}) {
+        S init = detail::to_stored(initial);
+        return value(detail::make<shmprim_value>(
+            [&](shmprim_value **out) { return shmprim_value_anonymous(code, &init, nullptr, out); }));
+    }
+    static void unlink(const std::string &name) { detail::check(shmprim_value_unlink(name.c_str())); }
+
+    /** A consistent copy (never blocks on the lock). */
+    T get() const {
+        S s{};
+        detail::check(shmprim_value_get(h_.get(), &s, sizeof s));
+        return detail::from_stored<T>(s);
+    }
+    /** Replaces the value (under the lock, if it has one). */
+    void set(T v) {
+        S s = detail::to_stored(v);
+        detail::check(shmprim_value_set(h_.get(), &s, sizeof s));
+    }
+    /** Adds `delta` atomically; the previous value. Not for bool. */
+    T fetch_add(T delta) {
+        static_assert(!std::is_same_v<T, bool>, "no fetch_add on bool");
+        T old{};
+        detail::check(shmprim_value_fetch_add(h_.get(), &delta, &old, sizeof delta));
+        return old;
+    }
+    /** Replaces the value with f(value) atomically with respect to other
+     * writers; returns the previous value. `f` may run more than once and
+     * must not throw (a throw terminates: it cannot cross the C library). */
+    template <class F>
+    T update(F f) {
+        S old{};
+        detail::check(shmprim_value_update(h_.get(), &trampoline<F>, &f, &old));
+        return detail::from_stored<T>(old);
+    }
+    shmprim_value *native_handle() const noexcept { return h_.get(); }
+
+private:
+    explicit value(shmprim_value *p) : h_(p) {}
+    template <class F>
+    static void trampoline(void *v, void *ctx) noexcept {
+        S s;
+        std::memcpy(&s, v, sizeof s);
+        S n = detail::to_stored<T>((*static_cast<F *>(ctx))(detail::from_stored<T>(s)));
+        std::memcpy(v, &n, sizeof n);
+    }
+    detail::handle<shmprim_value, shmprim_value_close> h_;
+};
+
+/** A typed array in shared memory (Python's Array(typecode, n)); the same
+ * object as a Rust Array<T>. */
+template <class T>
+class array {
+    static_assert(!std::is_same_v<T, bool>, "use array<uint8_t> for flags");
+    static constexpr uint32_t code = type_code<T>::value;
+
+public:
+    static array create(const std::string &name, std::size_t len, const options &o = {},
+                        bool no_lock = false) {
+        shmprim_options c = o.c();
+        if (no_lock) c.flags |= SHMPRIM_NO_LOCK;
+        return array(detail::make<shmprim_array>([&](shmprim_array **out) {
+            return shmprim_array_create(name.c_str(), code, len, &c, out);
+        }));
+    }
+    static array open(const std::string &name) {
+        return array(detail::make<shmprim_array>(
+            [&](shmprim_array **out) { return shmprim_array_open(name.c_str(), code, out); }));
+    }
+    static array anonymous(std::size_t len) {
+        return array(detail::make<shmprim_array>(
+            [&](shmprim_array **out) { return shmprim_array_anonymous(code, len, nullptr, out); }));
+    }
+    static void unlink(const std::string &name) { detail::check(shmprim_array_unlink(name.c_str())); }
+    std::size_t size() const noexcept { return shmprim_array_len(h_.get()); }
+    T get(std::size_t i) const {
+        T v{};
+        detail::check(shmprim_array_read(h_.get(), i, &v, 1));
+        return v;
+    }
+    void set(std::size_t i, T v) { detail::check(shmprim_array_write(h_.get(), i, &v, 1)); }
+    void read(std::size_t start, T *out, std::size_t n) const {
+        detail::check(shmprim_array_read(h_.get(), start, out, n));
+    }
+    void write(std::size_t start, const T *in, std::size_t n) {
+        detail::check(shmprim_array_write(h_.get(), start, in, n));
+    }
+    std::vector<T> to_vector() const {
+        std::vector<T> v(size());
+        read(0, v.data(), v.size());
+        return v;
+    }
+    T fetch_add(std::size_t i, T delta) {
+        T old{};
+        detail::check(shmprim_array_fetch_add(h_.get(), i, &delta, &old, sizeof delta));
+        return old;
+    }
+    /** Runs f(T *elems, size_t len, bool owner_died) holding the lock
+     * (Python's `with arr.get_lock():`); after an owner died, f returns
+     * whether the elements are consistent again. Returns whether the
+     * previous holder had died. `f` must not throw. */
+    template <class F, class Rep = int64_t, class Period = std::nano>
+    bool with_lock(F f, std::chrono::duration<Rep, Period> timeout = forever) {
+        shmprim_status st = shmprim_array_with_lock(h_.get(), detail::to_ns(timeout), &trampoline<F>, &f);
+        if (st == SHMPRIM_OWNER_DIED) return true;
+        detail::check(st);
+        return false;
+    }
+    shmprim_array *native_handle() const noexcept { return h_.get(); }
+
+private:
+    explicit array(shmprim_array *p) : h_(p) {}
+    template <class F>
+    static int32_t trampoline(void *elems, std::size_t len, bool died, void *ctx) noexcept {
+        return (*static_cast<F *>(ctx))(static_cast<T *>(elems), len, died) ? 1 : 0;
+    }
+    detail::handle<shmprim_array, shmprim_array_close> h_;
+};
+
+/** One claimed end of a pipe; closing it (destructor) is end-of-file for
+ * the peer. Use it from one thread at a time. */
+class pipe_end {
+public:
+    /** Sends one message, waiting as long as it takes for room. */
+    void send(std::string_view msg) { detail::check(send_ns(msg, -1)); }
+    /** Sends one message, waiting at most `d`; false on timeout. */
+    template <class Rep, class Period>
+    bool send_for(std::string_view msg, std::chrono::duration<Rep, Period> d) {
+        shmprim_status st = send_ns(msg, detail::to_ns(d));
+        if (st == SHMPRIM_TIMEOUT) return false;
+        detail::check(st);
+        return true;
+    }
+    /** Receives the next message; throws SHMPRIM_CLOSED at end-of-file. */
+    std::string recv() { return *recv_ns(-1); }
+    /** Receives the next message, waiting at most `d`; nullopt on timeout. */
+    template <class Rep, class Period>
+    std::optional<std::string> recv_for(std::chrono::duration<Rep, Period> d) {
+        return recv_ns(detail::to_ns(d));
+    }
+    /** Whether recv() would return at once, waiting at most `d`. */
+    template <class Rep, class Period>
+    bool poll(std::chrono::duration<Rep, Period> d) {
+        bool ready = false;
+        detail::check(shmprim_pipe_poll(h_.get(), detail::to_ns(d), &ready));
+        return ready;
+    }
+    shmprim_pipe_end *native_handle() const noexcept { return h_.get(); }
+
+private:
+    friend class pipe;
+    explicit pipe_end(shmprim_pipe_end *p) : h_(p) {}
+    shmprim_status send_ns(std::string_view msg, int64_t ns) {
+        return shmprim_pipe_send(h_.get(), msg.data(), msg.size(), ns);
+    }
+    std::optional<std::string> recv_ns(int64_t ns) {
+        std::string buf(256, '\0');
+        for (;;) {
+            std::size_t len = 0;
+            shmprim_status st = shmprim_pipe_recv(h_.get(), buf.data(), buf.size(), &len, ns);
+            if (st == SHMPRIM_BUFFER_TOO_SMALL) {
+                buf.resize(len);  // the size the message needs; it is still queued
+                continue;
+            }
+            if (st == SHMPRIM_TIMEOUT) return std::nullopt;
+            detail::check(st);
+            buf.resize(len);
+            return buf;
+        }
+    }
+    detail::handle<shmprim_pipe_end, shmprim_pipe_end_close> h_;
+};
+
+/** A pipe between two processes (Python's Pipe(duplex)); each process
+ * claims one end. */
+class pipe {
+public:
+    static pipe create(const std::string &name, std::size_t capacity, std::size_t max_message,
+                       bool duplex = true, const options &o = {}) {
+        shmprim_options c = o.c();
+        return pipe(detail::make<shmprim_pipe>([&](shmprim_pipe **out) {
+            return shmprim_pipe_create(name.c_str(), capacity, max_message, duplex ? 1u : 0u, &c, out);
+        }));
+    }
+    static pipe open(const std::string &name) {
+        return pipe(detail::make<shmprim_pipe>(
+            [&](shmprim_pipe **out) { return shmprim_pipe_open(name.c_str(), out); }));
+    }
+    static pipe anonymous(std::size_t capacity, std::size_t max_message, bool duplex = true) {
+        return pipe(detail::make<shmprim_pipe>([&](shmprim_pipe **out) {
+            return shmprim_pipe_anonymous(capacity, max_message, duplex ? 1u : 0u, out);
+        }));
+    }
+    static void unlink(const std::string &name) { detail::check(shmprim_pipe_unlink(name.c_str())); }
+    /** Claims end A (the receiving end of a simplex pipe). */
+    pipe_end end_a() {
+        return pipe_end(detail::make<shmprim_pipe_end>(
+            [&](shmprim_pipe_end **out) { return shmprim_pipe_end_a(h_.get(), out); }));
+    }
+    /** Claims end B (the sending end of a simplex pipe). */
+    pipe_end end_b() {
+        return pipe_end(detail::make<shmprim_pipe_end>(
+            [&](shmprim_pipe_end **out) { return shmprim_pipe_end_b(h_.get(), out); }));
+    }
+    std::size_t max_message() const noexcept { return shmprim_pipe_max_message(h_.get()); }
+
+private:
+    explicit pipe(shmprim_pipe *p) : h_(p) {}
+    detail::handle<shmprim_pipe, shmprim_pipe_close> h_;
 };
 
 }  // namespace shmprim
