@@ -3,14 +3,28 @@
 //! panic ever crossing the boundary.
 //!
 //! `include/shmprim.h` is generated from this module by cbindgen (`build.rs`); a
-//! test fails when the checked-in copy is stale.
+//! test fails when the checked-in copy is stale. `include/shmprim.hpp` wraps it
+//! for C++.
 //!
 //! Conventions, for every function:
-//! - Constructors fill an out-pointer and return a [`shmprim_status`]; `_close`
-//!   frees a handle (null is ignored); `_unlink` removes a name.
-//! - Null pointers are rejected with `SHMPRIM_NULL_POINTER`, never dereferenced.
+//! - Constructors (`_create`, `_open`, `_open_or_create`, `_anonymous`) fill an
+//!   out-pointer and return a [`shmprim_status`]; `_close` frees a handle (null
+//!   is ignored); `_unlink` removes a name. Creation takes an optional
+//!   [`shmprim_options`] (`NULL` for the defaults).
+//! - Null pointers are rejected with `SHMPRIM_NULL_POINTER`, never dereferenced;
+//!   enum-like integers (flags, type codes, `duplex`) are validated
+//!   (`SHMPRIM_INVALID_ARGUMENT`), never transmuted.
 //! - Timeouts are `int64_t` nanoseconds: negative waits forever, `0` tries once.
 //! - On failure, [`shmprim_last_error_message`] describes the error on this thread.
+//! - Each function is thin: it converts its arguments, calls the Rust API and maps
+//!   the error; the algorithms live in the Rust modules only.
+//! - Synchronization primitives also have in-place forms (`shmprim_mutex_init`,
+//!   `shmprim_mutex_lock_at`, ...) over their `#[repr(C)]` states, for memory the
+//!   program maps itself, with `SHMPRIM_<OBJECT>_SIZE` / `_ALIGN` macros;
+//!   misaligned memory is `SHMPRIM_INVALID_ARGUMENT`.
+//! - A C mutex guards a byte payload (size and alignment given at creation), the
+//!   same object as a Rust `Mutex<T>` of that size and alignment; values and arrays
+//!   name their element type with a `SHMPRIM_TYPE_*` code.
 #![allow(non_camel_case_types)]
 
 mod array;
