@@ -232,9 +232,9 @@ fn summarize(kind: Kind, info: &HeaderInfo, view: &StateView<'_>) -> Option<Stat
         Kind::Condvar => crate::condvar::summarize(view),
         Kind::Barrier => crate::barrier::summarize(view),
         Kind::Value | Kind::Array => crate::cell::summarize(kind, info, view),
+        Kind::Queue | Kind::ByteQueue => crate::queue::summarize(info, view),
         Kind::SpscRing | Kind::SpscByteRing => crate::ring::spsc::summarize(view),
         Kind::Pipe => crate::pipe::summarize(view),
-        _ => None,
     }
 }
 

@@ -17,6 +17,7 @@
 //! | `Barrier(parties)`            | [`Barrier`]        |
 //! | `Value(typecode, v, lock)`    | [`Value<T>`]       |
 //! | `Array(typecode, n, lock)`    | [`Array<T>`]       |
+//! | `Queue(maxsize)`              | [`Queue<T>`], [`ByteQueue`] |
 //! | `Pipe(duplex)`                | [`Pipe`] ([`PipeEnd`] A and B, two SPSC byte rings) |
 //! | (no counterpart: SPSC rings)  | [`SpscRing<T>`], [`SpscByteRing`] |
 //!
@@ -48,6 +49,7 @@ pub mod ffi;
 pub mod inspect;
 pub mod mutex;
 pub mod pipe;
+pub mod queue;
 pub mod reentrant_mutex;
 pub mod ring;
 pub mod segment;
@@ -63,6 +65,7 @@ pub use error::{Error, Mismatch, Result};
 pub use event::Event;
 pub use mutex::{LockError, LockResult, LockStatus, Mutex, MutexGuard, MutexOptions, RawMutex};
 pub use pipe::{Pipe, PipeEnd};
+pub use queue::{ByteQueue, Queue};
 pub use reentrant_mutex::{RawReentrantMutex, ReentrantMutex, ReentrantMutexGuard};
 pub use ring::spsc::{SpscByteRing, SpscRing};
 pub use segment::{

@@ -1,7 +1,10 @@
 //! Lock-free rings in shared memory: single-producer single-consumer rings of
-//! fixed-size elements and of byte messages ([`spsc`]). The [`Pipe`](crate::pipe)
-//! is built from two SPSC byte rings.
+//! fixed-size elements and of byte messages ([`spsc`]), and the bounded
+//! multi-producer multi-consumer ring ([`mpmc`]) behind [`Queue`](crate::Queue)
+//! and [`ByteQueue`](crate::ByteQueue). The [`Pipe`](crate::pipe) is built from
+//! two SPSC byte rings.
 
+pub mod mpmc;
 pub mod spsc;
 
 use std::alloc::Layout;

@@ -6,6 +6,7 @@
 //! callers.
 
 // Under loom, wait.rs models the futex instead of calling it.
+pub(crate) mod fork;
 #[cfg_attr(shmprim_loom, allow(dead_code))]
 pub(crate) mod futex;
 pub(crate) mod lock;

@@ -1,0 +1,772 @@
+//! Multi-producer multi-consumer queues in named shared memory: [`Queue<T>`] of
+//! fixed-size `T: Pod` elements and [`ByteQueue`] of byte messages up to a
+//! maximum length fixed at creation. Python counterpart: `multiprocessing.Queue`
+//! (`put`, `get`, `put_nowait` → [`Queue::try_put`], `get_nowait` →
+//! [`Queue::try_get`], `qsize` → [`Queue::len`], `empty`, `full`, `close`).
+//!
+//! Both are thin handles over the lock-free ring of [`crate::ring::mpmc`], whose
+//! module doc has the slot protocol, the blocking protocol and the crash-recovery
+//! table. In short:
+//!
+//! - Non-blocking operations never sleep; blocking ones spin briefly, then sleep
+//!   on a shared futex, and a put or get with nobody asleep makes no syscall.
+//! - [`close`](Queue::close): later puts fail with [`Error::Closed`]; gets drain
+//!   what is left, then fail with `Closed`; every sleeper is woken. A put racing
+//!   with `close` may still land, and is then drained like the rest.
+//! - **When a participant dies** (even `SIGKILL` between claiming a slot and
+//!   finishing with it), survivors find the dead claimer through the segment's
+//!   liveness table and skip or release its slot: nobody waits forever and nothing
+//!   is delivered twice. Lost are only the dead process's own in-flight messages:
+//!   the one it was putting (or the batch of `put_many`), or the one it had taken
+//!   but not yet returned to its caller (or the batch of `get_many`).
+//!
+//! Each handle claims in-flight records of the ring lazily, one per lane of up
+//! to 8 threads using it at once (`MAX_RECORDS` = 256 per queue); a thread that
+//! finds every lane busy takes a temporary record for the one operation. For the
+//! best throughput, give each thread its own handle or keep to a few threads. A
+//! handle inherited through `fork` claims fresh records in the child on its first
+//! operation there, so a parent and its children can share an
+//! [`anonymous`](Queue::anonymous) queue; note that they also share the
+//! segment's participant slot, so the death of one is only seen once all of
+//! them have exited.
+//!
+//! ```
+//! use std::time::Duration;
+//! use shmprim::{ByteQueue, Error, Queue};
+//! # let name = format!("doc-queue-{}", std::process::id());
+//! let q: Queue<u64> = Queue::create(&name, 8)?;
+//! let other: Queue<u64> = Queue::open(&name)?; // in another process, usually
+//! q.put(7)?;
+//! q.put_many(&[8, 9])?;
+//! assert_eq!(other.len(), 3);
+//! assert_eq!(other.get()?, 7);
+//! let mut buf = [0u64; 4];
+//! assert_eq!(other.get_many(&mut buf)?, 2);
+//! assert!(matches!(other.try_get(), Err(Error::Empty)));
+//! assert!(matches!(other.get_timeout(Duration::from_millis(1)), Err(Error::Timeout)));
+//! q.close();
+//! assert!(matches!(q.put(1), Err(Error::Closed)));
+//! Queue::<u64>::unlink(&name)?;
+//!
+//! let bq = ByteQueue::anonymous(4, 64)?;
+//! bq.put(b"hello")?;
+//! assert_eq!(bq.get()?, b"hello");
+//! # Ok::<(), Error>(())
+//! ```
+
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use bytemuck::Pod;
+
+use crate::error::{Error, Result};
+use crate::ring::mpmc::{Agent, Liveness, MpmcRing, MpmcState};
+use crate::segment::{
+    Disposition, Kind, Options, ParticipantId, Segment, SegmentBuilder, TypeCode, TypeDesc,
+};
+use crate::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use crate::wait::Deadline;
+
+/// Parameter index of the capacity in the segment header.
+const PARAM_CAPACITY: usize = 0;
+/// Parameter index of the slot size (element size, or largest message).
+const PARAM_SLOT_SIZE: usize = 1;
+
+/// Liveness through a segment's participant table.
+struct SegmentLiveness<'a>(&'a Segment);
+
+impl Liveness for SegmentLiveness<'_> {
+    fn is_alive(&self, owner: u64) -> bool {
+        ParticipantId::from_u64(owner).is_some_and(|id| self.0.is_alive(id))
+    }
+}
+
+/// Lanes of in-flight records per handle: threads sharing a handle pick a lane
+/// by a hash of their thread-local storage address, so that each usually finds
+/// its lane free, on its own cache line.
+const LANES: usize = 8;
+/// `Lane::record` before the lane has claimed a record.
+const NO_RECORD: usize = usize::MAX;
+
+/// One lane: a ring record claimed on first use, and whether a thread is using it.
+#[repr(C, align(128))]
+struct Lane {
+    busy: AtomicBool,
+    record: AtomicUsize,
+}
+
+thread_local! {
+    static LANE_KEY: u8 = const { 0 };
+}
+
+/// This thread's preferred lane.
+fn preferred_lane() -> usize {
+    let addr = LANE_KEY.with(|k| k as *const u8 as usize) as u64;
+    (addr.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize % LANES
+}
+
+/// What `Queue` and `ByteQueue` share: a segment, a ring view into it and this
+/// handle's in-flight records.
+struct Core {
+    ring: MpmcRing,
+    id: u64,
+    lanes: Box<[Lane; LANES]>,
+    /// `sys::fork::fork_generation()` when the lanes' records were claimed: a
+    /// child forked since then must claim its own (see `with_agent`).
+    fork_generation: AtomicU32,
+    seg: Segment,
+}
+
+impl Core {
+    fn builder(kind: Kind, capacity: u64, slot: u64, payload: TypeDesc) -> Result<SegmentBuilder> {
+        let size = MpmcState::memory_size(capacity, slot)?;
+        Ok(SegmentBuilder::new(kind)
+            .data_size(size as u64)
+            .param(PARAM_CAPACITY, capacity)
+            .param(PARAM_SLOT_SIZE, slot)
+            .payload(payload))
+    }
+
+    fn init(capacity: u64, slot: u64) -> impl FnOnce(std::ptr::NonNull<u8>, usize) -> Result<()> {
+        move |ptr, len| {
+            debug_assert!(len >= MpmcState::memory_size(capacity, slot)?);
+            // SAFETY: the data area is `len >= memory_size` bytes, page aligned,
+            // and nobody else sees the segment before it is published as ready.
+            unsafe { MpmcState::init(ptr.as_ptr(), capacity, slot) }
+        }
+    }
+
+    /// Builds the handle on a created or opened segment, checking the header's
+    /// parameters (and, with `slot`, that the slot size is the expected one).
+    fn attach(seg: Segment, slot: Option<u64>) -> Result<Core> {
+        let name = seg.display_name().to_owned();
+        if let Some(slot) = slot {
+            seg.expect_param(PARAM_SLOT_SIZE, slot, "element size")?;
+        }
+        let capacity = seg.param(PARAM_CAPACITY);
+        let slot = seg.param(PARAM_SLOT_SIZE);
+        let needed = MpmcState::memory_size(capacity, slot).map_err(|_| {
+            Error::corrupted(
+                &name,
+                format!("queue parameters capacity {capacity}, slot size {slot}"),
+            )
+        })?;
+        seg.expect_data_size(needed as u64)?;
+        // SAFETY: the data area is page aligned, `seg.len()` bytes long, mapped for
+        // as long as `seg` lives (it is dropped after `ring`, see the field order),
+        // and only accessed through rings.
+        let ring = unsafe { MpmcRing::from_raw(seg.as_ptr(), seg.len(), capacity, slot, &name)? };
+        let id = seg.participant_id().to_u64();
+        // Claim the first lane's record now, so that a queue with no free record
+        // fails at open rather than at its first operation.
+        let first = ring.register(id, &SegmentLiveness(&seg))?;
+        let lanes = Box::new(std::array::from_fn(|i| Lane {
+            busy: AtomicBool::new(false),
+            record: AtomicUsize::new(if i == 0 { first.index } else { NO_RECORD }),
+        }));
+        Ok(Core {
+            id,
+            ring,
+            lanes,
+            fork_generation: AtomicU32::new(crate::sys::fork::fork_generation()),
+            seg,
+        })
+    }
+
+    /// Runs `f` with an in-flight record: the one of this thread's lane (or of
+    /// the next free lane), claimed from the ring on first use; a temporary one
+    /// when every lane is busy.
+    fn with_agent<R>(
+        &self,
+        f: impl FnOnce(&MpmcRing, &Agent, &dyn Liveness) -> Result<R>,
+    ) -> Result<R> {
+        let generation = crate::sys::fork::fork_generation();
+        if generation != self.fork_generation.load(Ordering::Relaxed) {
+            self.forget_parent_records(generation);
+        }
+        let live = SegmentLiveness(&self.seg);
+        let start = preferred_lane();
+        for j in 0..LANES {
+            let lane = &self.lanes[(start + j) % LANES];
+            // Acquire: pairs with the Release below; the lane is ours alone.
+            if lane.busy.swap(true, Ordering::Acquire) {
+                continue;
+            }
+            let mut record = lane.record.load(Ordering::Relaxed);
+            if record == NO_RECORD {
+                match self.ring.register(self.id, &live) {
+                    Ok(agent) => {
+                        record = agent.index;
+                        lane.record.store(record, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        lane.busy.store(false, Ordering::Release);
+                        return Err(e);
+                    }
+                }
+            }
+            let r = f(&self.ring, &Agent::from_parts(record, self.id), &live);
+            // Release: hands the lane to the next thread of this handle.
+            lane.busy.store(false, Ordering::Release);
+            return r;
+        }
+        let agent = self.ring.register(self.id, &live)?;
+        let r = f(&self.ring, &agent, &live);
+        self.ring.unregister(agent);
+        r
+    }
+}
+
+impl Core {
+    /// In a child forked after this handle claimed its records: those records
+    /// still serve the parent, and sharing one would let the two overwrite each
+    /// other's claims (a survivor could then recover a slot whose claimer is
+    /// alive). Forget them here; the lanes claim fresh records on first use.
+    /// The parent keeps and releases its own.
+    #[cold]
+    fn forget_parent_records(&self, generation: u32) {
+        for lane in self.lanes.iter() {
+            lane.record.store(NO_RECORD, Ordering::Relaxed);
+            lane.busy.store(false, Ordering::Release);
+        }
+        self.fork_generation.store(generation, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        if crate::sys::fork::fork_generation() != self.fork_generation.load(Ordering::Relaxed) {
+            // Inherited and never used here: the records are the parent's.
+            return;
+        }
+        for lane in self.lanes.iter() {
+            let record = lane.record.load(Ordering::Relaxed);
+            if record != NO_RECORD {
+                self.ring.unregister(Agent::from_parts(record, self.id));
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("name", &self.seg.display_name())
+            .field("capacity", &self.ring.capacity())
+            .field("slot_size", &self.ring.slot_size())
+            .field("len", &self.ring.len())
+            .finish()
+    }
+}
+
+fn capacity_u64(capacity: usize) -> u64 {
+    capacity as u64
+}
+
+/// A multi-producer multi-consumer queue of `T` in shared memory (Python's
+/// `multiprocessing.Queue` for plain-data values). See the [module doc](self).
+///
+/// `T` is `Pod` and so `Copy`: a `try_put` that fails with `Full` leaves the
+/// caller's value with the caller.
+pub struct Queue<T: Pod> {
+    core: Core,
+    _t: PhantomData<fn(T) -> T>,
+}
+
+impl<T: Pod> std::fmt::Debug for Queue<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.core.fmt(f)
+    }
+}
+
+impl<T: Pod> Queue<T> {
+    fn slot() -> u64 {
+        std::mem::size_of::<T>() as u64
+    }
+
+    fn builder(capacity: usize, opts: &Options) -> Result<SegmentBuilder> {
+        Ok(Core::builder(
+            Kind::Queue,
+            capacity_u64(capacity),
+            Self::slot(),
+            TypeDesc::of::<T>(TypeCode::Struct),
+        )?
+        .options(opts))
+    }
+
+    fn wrap(seg: Segment) -> Result<Queue<T>> {
+        Ok(Queue {
+            core: Core::attach(seg, Some(Self::slot()))?,
+            _t: PhantomData,
+        })
+    }
+
+    /// Creates a queue of `capacity` elements (1 to 2^32; any value, powers of two
+    /// are a little faster); `AlreadyExists` if the name is taken.
+    pub fn create(name: &str, capacity: usize) -> Result<Queue<T>> {
+        Self::create_with_options(name, capacity, &Options::default())
+    }
+
+    /// [`create`](Self::create) with handle [`Options`].
+    pub fn create_with_options(name: &str, capacity: usize, opts: &Options) -> Result<Queue<T>> {
+        let init = Core::init(capacity_u64(capacity), Self::slot());
+        Self::wrap(Self::builder(capacity, opts)?.create_with(name, init)?)
+    }
+
+    /// Opens an existing queue of `T` (`Incompatible` for another kind or type).
+    pub fn open(name: &str) -> Result<Queue<T>> {
+        Self::open_with_options(name, &Options::default())
+    }
+
+    /// [`open`](Self::open) with handle [`Options`].
+    pub fn open_with_options(name: &str, opts: &Options) -> Result<Queue<T>> {
+        let seg = SegmentBuilder::new(Kind::Queue)
+            .payload(TypeDesc::of::<T>(TypeCode::Struct))
+            .options(opts)
+            .open(name)?;
+        Self::wrap(seg)
+    }
+
+    /// Opens the queue, or creates it with `capacity` if it does not exist.
+    pub fn open_or_create(name: &str, capacity: usize) -> Result<(Queue<T>, Disposition)> {
+        let init = Core::init(capacity_u64(capacity), Self::slot());
+        let (seg, how) =
+            Self::builder(capacity, &Options::default())?.open_or_create_with(name, init)?;
+        if how == Disposition::Opened {
+            seg.expect_param(PARAM_CAPACITY, capacity_u64(capacity), "capacity")?;
+        }
+        Ok((Self::wrap(seg)?, how))
+    }
+
+    /// An anonymous queue, shared with children forked after this call.
+    pub fn anonymous(capacity: usize) -> Result<Queue<T>> {
+        let init = Core::init(capacity_u64(capacity), Self::slot());
+        Self::wrap(Self::builder(capacity, &Options::default())?.anonymous_with(init)?)
+    }
+
+    /// Removes the name; handles that are open keep working.
+    pub fn unlink(name: &str) -> Result<()> {
+        Segment::unlink(name)
+    }
+
+    /// The segment holding the queue.
+    pub fn segment(&self) -> &Segment {
+        &self.core.seg
+    }
+
+    fn put_deadline_raw(&self, value: &T, deadline: Deadline, try_once: bool) -> Result<()> {
+        let bytes = bytemuck::bytes_of(value);
+        self.core
+            .with_agent(|ring, a, live| ring.push_with(a, live, 1, |_| bytes, deadline, try_once))
+            .map(drop)
+    }
+
+    /// Puts `value`, waiting for room as long as it takes.
+    pub fn put(&self, value: T) -> Result<()> {
+        self.put_deadline_raw(&value, Deadline::never(), false)
+    }
+
+    /// Puts `value`, waiting at most `timeout` for room (`Timeout`).
+    pub fn put_timeout(&self, value: T, timeout: Duration) -> Result<()> {
+        self.put_deadline(value, Deadline::after(timeout))
+    }
+
+    /// Puts `value`, waiting until `deadline` for room (`Timeout`).
+    pub fn put_deadline(&self, value: T, deadline: Deadline) -> Result<()> {
+        self.put_deadline_raw(&value, deadline, false)
+    }
+
+    /// Puts `value` if there is room now, else fails with `Full`.
+    pub fn try_put(&self, value: T) -> Result<()> {
+        self.put_deadline_raw(&value, Deadline::never(), true)
+    }
+
+    /// Puts as many of `values` as there is room for now, in order, claiming up to
+    /// 63 slots per atomic step; returns how many. `Full` if none fits.
+    pub fn put_many(&self, values: &[T]) -> Result<usize> {
+        self.put_many_deadline(values, Deadline::never(), true)
+    }
+
+    /// Like [`put_many`](Self::put_many), but waits until `deadline` for room for
+    /// the first value (`Timeout`).
+    pub fn put_many_timeout(&self, values: &[T], timeout: Duration) -> Result<usize> {
+        self.put_many_deadline(values, Deadline::after(timeout), false)
+    }
+
+    fn put_many_deadline(&self, values: &[T], deadline: Deadline, try_once: bool) -> Result<usize> {
+        self.core.with_agent(|ring, a, live| {
+            ring.push_with(
+                a,
+                live,
+                values.len(),
+                |i| bytemuck::bytes_of(&values[i]),
+                deadline,
+                try_once,
+            )
+        })
+    }
+
+    fn get_raw(&self, deadline: Deadline, try_once: bool) -> Result<T> {
+        let mut out = T::zeroed();
+        self.core.with_agent(|ring, a, live| {
+            ring.pop_with(
+                a,
+                live,
+                1,
+                None,
+                |_, b| b.copy_to(bytemuck::bytes_of_mut(&mut out)),
+                deadline,
+                try_once,
+            )
+        })?;
+        Ok(out)
+    }
+
+    /// Takes the oldest value, waiting as long as it takes; `Closed` once the
+    /// queue is closed and drained.
+    pub fn get(&self) -> Result<T> {
+        self.get_raw(Deadline::never(), false)
+    }
+
+    /// Takes the oldest value, waiting at most `timeout` (`Timeout`).
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
+        self.get_deadline(Deadline::after(timeout))
+    }
+
+    /// Takes the oldest value, waiting until `deadline` (`Timeout`).
+    pub fn get_deadline(&self, deadline: Deadline) -> Result<T> {
+        self.get_raw(deadline, false)
+    }
+
+    /// Takes the oldest value if there is one now, else fails with `Empty`.
+    pub fn try_get(&self) -> Result<T> {
+        self.get_raw(Deadline::never(), true)
+    }
+
+    /// Takes as many values as are there now, up to `buf.len()`, into the start of
+    /// `buf`; returns how many. `Empty` if there is none.
+    pub fn get_many(&self, buf: &mut [T]) -> Result<usize> {
+        self.get_many_deadline(buf, Deadline::never(), true)
+    }
+
+    /// Like [`get_many`](Self::get_many), but waits until `deadline` for the
+    /// first value (`Timeout`).
+    pub fn get_many_timeout(&self, buf: &mut [T], timeout: Duration) -> Result<usize> {
+        self.get_many_deadline(buf, Deadline::after(timeout), false)
+    }
+
+    fn get_many_deadline(
+        &self,
+        buf: &mut [T],
+        deadline: Deadline,
+        try_once: bool,
+    ) -> Result<usize> {
+        let n = buf.len();
+        self.core.with_agent(|ring, a, live| {
+            ring.pop_with(
+                a,
+                live,
+                n,
+                None,
+                |i, b| b.copy_to(bytemuck::bytes_of_mut(&mut buf[i])),
+                deadline,
+                try_once,
+            )
+        })
+    }
+
+    /// Number of values in the queue (Python's `qsize`; a snapshot).
+    pub fn len(&self) -> usize {
+        self.core.ring.len()
+    }
+
+    /// Whether the queue holds no value (a snapshot).
+    pub fn is_empty(&self) -> bool {
+        self.core.ring.is_empty()
+    }
+
+    /// Whether the queue is full (a snapshot).
+    pub fn is_full(&self) -> bool {
+        self.core.ring.is_full()
+    }
+
+    /// Most values the queue holds.
+    pub fn capacity(&self) -> usize {
+        self.core.ring.capacity()
+    }
+
+    /// Closes the queue for every process: puts fail with `Closed`, gets drain
+    /// and then fail with `Closed`, sleepers are woken.
+    pub fn close(&self) {
+        self.core.ring.close();
+    }
+
+    /// Whether the queue was closed.
+    pub fn is_closed(&self) -> bool {
+        self.core.ring.is_closed()
+    }
+}
+
+/// A multi-producer multi-consumer queue of byte messages of up to
+/// `max_message` bytes (Python's `multiprocessing.Queue` of `bytes`). See the
+/// [module doc](self).
+pub struct ByteQueue {
+    core: Core,
+}
+
+impl std::fmt::Debug for ByteQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.core.fmt(f)
+    }
+}
+
+impl ByteQueue {
+    fn builder(capacity: usize, max_message: usize, opts: &Options) -> Result<SegmentBuilder> {
+        Ok(Core::builder(
+            Kind::ByteQueue,
+            capacity_u64(capacity),
+            max_message as u64,
+            TypeDesc::new(TypeCode::U8, 1, 1, "u8"),
+        )?
+        .options(opts))
+    }
+
+    fn wrap(seg: Segment) -> Result<ByteQueue> {
+        Ok(ByteQueue {
+            core: Core::attach(seg, None)?,
+        })
+    }
+
+    /// Creates a queue of `capacity` messages of up to `max_message` bytes each.
+    pub fn create(name: &str, capacity: usize, max_message: usize) -> Result<ByteQueue> {
+        Self::create_with_options(name, capacity, max_message, &Options::default())
+    }
+
+    /// [`create`](Self::create) with handle [`Options`].
+    pub fn create_with_options(
+        name: &str,
+        capacity: usize,
+        max_message: usize,
+        opts: &Options,
+    ) -> Result<ByteQueue> {
+        let init = Core::init(capacity_u64(capacity), max_message as u64);
+        Self::wrap(Self::builder(capacity, max_message, opts)?.create_with(name, init)?)
+    }
+
+    /// Opens an existing byte queue.
+    pub fn open(name: &str) -> Result<ByteQueue> {
+        Self::open_with_options(name, &Options::default())
+    }
+
+    /// [`open`](Self::open) with handle [`Options`].
+    pub fn open_with_options(name: &str, opts: &Options) -> Result<ByteQueue> {
+        let seg = SegmentBuilder::new(Kind::ByteQueue)
+            .payload(TypeDesc::new(TypeCode::U8, 1, 1, "u8"))
+            .options(opts)
+            .open(name)?;
+        Self::wrap(seg)
+    }
+
+    /// Opens the queue, or creates it if it does not exist.
+    pub fn open_or_create(
+        name: &str,
+        capacity: usize,
+        max_message: usize,
+    ) -> Result<(ByteQueue, Disposition)> {
+        let init = Core::init(capacity_u64(capacity), max_message as u64);
+        let (seg, how) = Self::builder(capacity, max_message, &Options::default())?
+            .open_or_create_with(name, init)?;
+        if how == Disposition::Opened {
+            seg.expect_param(PARAM_CAPACITY, capacity_u64(capacity), "capacity")?;
+            seg.expect_param(PARAM_SLOT_SIZE, max_message as u64, "max message")?;
+        }
+        Ok((Self::wrap(seg)?, how))
+    }
+
+    /// An anonymous byte queue, shared with children forked after this call.
+    pub fn anonymous(capacity: usize, max_message: usize) -> Result<ByteQueue> {
+        let init = Core::init(capacity_u64(capacity), max_message as u64);
+        Self::wrap(Self::builder(capacity, max_message, &Options::default())?.anonymous_with(init)?)
+    }
+
+    /// Removes the name; handles that are open keep working.
+    pub fn unlink(name: &str) -> Result<()> {
+        Segment::unlink(name)
+    }
+
+    /// The segment holding the queue.
+    pub fn segment(&self) -> &Segment {
+        &self.core.seg
+    }
+
+    /// Largest message, in bytes.
+    pub fn max_message(&self) -> usize {
+        self.core.ring.slot_size()
+    }
+
+    fn put_raw(&self, msg: &[u8], deadline: Deadline, try_once: bool) -> Result<()> {
+        self.core
+            .with_agent(|ring, a, live| ring.push_with(a, live, 1, |_| msg, deadline, try_once))
+            .map(drop)
+    }
+
+    /// Puts `msg` (at most `max_message` bytes, else `InvalidArgument`), waiting
+    /// for room as long as it takes.
+    pub fn put(&self, msg: &[u8]) -> Result<()> {
+        self.put_raw(msg, Deadline::never(), false)
+    }
+
+    /// Puts `msg`, waiting at most `timeout` for room (`Timeout`).
+    pub fn put_timeout(&self, msg: &[u8], timeout: Duration) -> Result<()> {
+        self.put_deadline(msg, Deadline::after(timeout))
+    }
+
+    /// Puts `msg`, waiting until `deadline` for room (`Timeout`).
+    pub fn put_deadline(&self, msg: &[u8], deadline: Deadline) -> Result<()> {
+        self.put_raw(msg, deadline, false)
+    }
+
+    /// Puts `msg` if there is room now, else fails with `Full`.
+    pub fn try_put(&self, msg: &[u8]) -> Result<()> {
+        self.put_raw(msg, Deadline::never(), true)
+    }
+
+    /// Puts as many of `msgs` as there is room for now, in order; returns how
+    /// many. `Full` if none fits.
+    pub fn put_many(&self, msgs: &[&[u8]]) -> Result<usize> {
+        self.core.with_agent(|ring, a, live| {
+            ring.push_with(a, live, msgs.len(), |i| msgs[i], Deadline::never(), true)
+        })
+    }
+
+    fn get_vec(&self, deadline: Deadline, try_once: bool) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.core.with_agent(|ring, a, live| {
+            ring.pop_with(
+                a,
+                live,
+                1,
+                None,
+                |_, b| out = b.to_vec(),
+                deadline,
+                try_once,
+            )
+        })?;
+        Ok(out)
+    }
+
+    /// Takes the oldest message, waiting as long as it takes; `Closed` once the
+    /// queue is closed and drained.
+    pub fn get(&self) -> Result<Vec<u8>> {
+        self.get_vec(Deadline::never(), false)
+    }
+
+    /// Takes the oldest message, waiting at most `timeout` (`Timeout`).
+    pub fn get_timeout(&self, timeout: Duration) -> Result<Vec<u8>> {
+        self.get_vec(Deadline::after(timeout), false)
+    }
+
+    /// Takes the oldest message if there is one now, else fails with `Empty`.
+    pub fn try_get(&self) -> Result<Vec<u8>> {
+        self.get_vec(Deadline::never(), true)
+    }
+
+    /// Takes the oldest message into the start of `buf`, waiting until
+    /// `deadline`; returns its length. A message longer than `buf` stays in the
+    /// queue and the call fails with `InvalidArgument` naming the size needed.
+    pub fn get_into_deadline(&self, buf: &mut [u8], deadline: Deadline) -> Result<usize> {
+        self.core
+            .with_agent(|ring, a, live| ring.pop_timeout(a, live, buf, deadline))
+    }
+
+    /// [`get_into_deadline`](Self::get_into_deadline) waiting as long as it takes.
+    pub fn get_into(&self, buf: &mut [u8]) -> Result<usize> {
+        self.get_into_deadline(buf, Deadline::never())
+    }
+
+    /// [`get_into_deadline`](Self::get_into_deadline) that does not wait (`Empty`).
+    pub fn try_get_into(&self, buf: &mut [u8]) -> Result<usize> {
+        self.core
+            .with_agent(|ring, a, live| ring.try_pop(a, live, buf))
+    }
+
+    /// Takes up to `max` messages that are there now; `Empty` if there is none.
+    pub fn get_many(&self, max: usize) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        self.core.with_agent(|ring, a, live| {
+            ring.pop_with(
+                a,
+                live,
+                max,
+                None,
+                |_, b| out.push(b.to_vec()),
+                Deadline::never(),
+                true,
+            )
+        })?;
+        Ok(out)
+    }
+
+    /// Number of messages in the queue (a snapshot).
+    pub fn len(&self) -> usize {
+        self.core.ring.len()
+    }
+
+    /// Whether the queue holds no message (a snapshot).
+    pub fn is_empty(&self) -> bool {
+        self.core.ring.is_empty()
+    }
+
+    /// Whether the queue is full (a snapshot).
+    pub fn is_full(&self) -> bool {
+        self.core.ring.is_full()
+    }
+
+    /// Most messages the queue holds.
+    pub fn capacity(&self) -> usize {
+        self.core.ring.capacity()
+    }
+
+    /// Closes the queue for every process (see [`Queue::close`]).
+    pub fn close(&self) {
+        self.core.ring.close();
+    }
+
+    /// Whether the queue was closed.
+    pub fn is_closed(&self) -> bool {
+        self.core.ring.is_closed()
+    }
+}
+
+/// The inspection summary of a queue segment (`shmprim ls` / `stat`): depth,
+/// capacity, open or closed, and sleepers. Loads only; a torn or corrupted state
+/// shows as odd numbers, never a crash.
+pub(crate) fn summarize(
+    info: &crate::segment::HeaderInfo,
+    view: &crate::inspect::StateView<'_>,
+) -> Option<crate::inspect::StateSummary> {
+    use crate::inspect::{Field, StateSummary};
+    let capacity = info.params[PARAM_CAPACITY];
+    let head = view.u64(MpmcState::HEAD_OFFSET)?;
+    let tail = view.u64(MpmcState::TAIL_OFFSET)?;
+    let closed = view.u32(MpmcState::CLOSED_OFFSET)? != 0;
+    let getters = view.u32(MpmcState::GET_WAITERS_OFFSET)?;
+    let putters = view.u32(MpmcState::PUT_WAITERS_OFFSET)?;
+    let depth = tail.saturating_sub(head).min(capacity);
+    Some(StateSummary {
+        line: format!(
+            "depth {depth}/{capacity}, {}, {getters} getting, {putters} putting",
+            if closed { "closed" } else { "open" }
+        ),
+        fields: vec![
+            ("depth", Field::U64(depth)),
+            ("capacity", Field::U64(capacity)),
+            ("slot_size", Field::U64(info.params[PARAM_SLOT_SIZE])),
+            ("closed", Field::Bool(closed)),
+            ("head", Field::U64(head)),
+            ("tail", Field::U64(tail)),
+            ("waiting_getters", Field::U64(getters as u64)),
+            ("waiting_putters", Field::U64(putters as u64)),
+        ],
+    })
+}

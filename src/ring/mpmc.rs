@@ -1,0 +1,1488 @@
+//! A bounded lock-free multi-producer multi-consumer ring (Vyukov's array queue
+//! with per-slot stamps, as crossbeam's `ArrayQueue`) that lives in shared memory
+//! and survives the death of any producer or consumer at any instant. It carries
+//! fixed-size slots of `slot_size` bytes: one `T: Pod` each for [`Queue`], or one
+//! byte message of up to `slot_size` bytes (with its length) for [`ByteQueue`].
+//! Python counterpart: the buffer behind `multiprocessing.Queue`.
+//!
+//! [`Queue`]: crate::Queue
+//! [`ByteQueue`]: crate::ByteQueue
+//!
+//! # Layout
+//!
+//! ```text
+//! MpmcState (128-byte aligned)
+//!   config     capacity, slot_size, stride, record count (written once by init)
+//!   head       next position to pop   (own 128-byte line)
+//!   tail       next position to push  (own 128-byte line)
+//!   signals    closed flag, not-empty and not-full futex words and waiter counts
+//!   records    256 in-flight records, one 64-byte line each: {owner, claim}
+//! slots, `stride` bytes each, right after the state:
+//!   stamp u64 | len u32 | pad u32 | data[slot_size]
+//! ```
+//!
+//! Positions (`head`, `tail`) are `u64` counters that only grow (below
+//! 2^56: twenty years at 10^8 operations a second); position `p` lives in slot
+//! `p % capacity`. Slots are not padded to a cache line, as in crossbeam: a
+//! producer and a consumer are normally `capacity` slots apart, and packed slots
+//! keep batches cache-friendly.
+//!
+//! # Slot stamps
+//!
+//! | stamp of the slot of position `p` | meaning                                          |
+//! |-----------------------------------|--------------------------------------------------|
+//! | `2p`                              | empty, ready for the producer of `p`             |
+//! | `2p + 1`                          | holds the message of `p`                         |
+//! | `2p + 1 \| SKIP`                  | the producer of `p` died: nothing there, move on |
+//! | `2(p + capacity)`                 | released by the consumer of `p`: empty, next lap |
+//!
+//! A producer at `tail == p` that sees `2p` claims `p` by a CAS of `tail` (a batch
+//! claims a run of free slots with one CAS), copies, and publishes `2p + 1`. A
+//! consumer at `head == p` that sees `2p + 1` claims it by a CAS of `head`, copies
+//! out, and releases the slot with `2(p + capacity)`. Stamps are doubled positions,
+//! so even a capacity of 1 is unambiguous. With `head` (or `tail`) at `p`, any
+//! stamp outside the few legal ones (the table, or the previous lap's still in
+//! use) is impossible: that is `Corrupted`. Since a plain load may return a stale
+//! value, an odd stamp is confirmed with read-modify-writes of the index (which
+//! read its latest value) around a fresh load of the stamp before it is reported.
+//! Every position read is checked below 2^56 and masked into the slot array; every
+//! length is checked against `slot_size` before a copy.
+//!
+//! # Death of a participant
+//!
+//! Before claiming, a participant writes `{position, count, operation}` into its
+//! in-flight record (whose `owner` is its liveness id), and clears it after it has
+//! published or released the slots. The claim's CAS is a release, so anyone who
+//! sees the moved `head`/`tail` also sees the record; the clear is a release after
+//! the publication, so anyone who sees the record cleared also sees the stamp.
+//!
+//! | who died, when                                   | seen by                           | recovery                                        |
+//! |--------------------------------------------------|-----------------------------------|-------------------------------------------------|
+//! | producer, intent written, CAS not won            | nobody waits on it                | none needed (record is stale, matches no claim) |
+//! | producer, after winning `tail`, before `2p + 1` (also mid-copy) | consumer at `p`: stamp `2p`, `tail > p` | stamp `2p` → `2p + 1 \| SKIP` (CAS); consumers skip `p` |
+//! | producer, after publishing                       | nobody                            | none: its message is delivered                  |
+//! | consumer, after winning `head`, before releasing | producer at `p + capacity`        | stamp `2p + 1` → `2(p + capacity)` (CAS)        |
+//! | consumer, after releasing                        | nobody                            | none                                            |
+//!
+//! A survivor recovers position `p` only when every record that claims `p`
+//! belongs to a dead participant (or no record claims it any more: the dead
+//! claimer's record was reused) and the stamp is still the one it saw (the CAS
+//! checks that). A live claimer always has a record naming `p` until the stamp has
+//! moved, so a live claimer's slot is never touched. Waiters spin briefly, then
+//! check, then sleep in slices of [`LIVENESS_SLICE`] and check again after each.
+//!
+//! **What is lost**: only the dead process's own in-flight messages: the message a
+//! producer was putting when it died (it never became visible), or the message a
+//! consumer had claimed and not yet returned to its caller. With batches, the
+//! whole claimed batch of the dead process. Nothing is ever delivered twice.
+//!
+//! A process killed while asleep in a blocking call leaves the sleeper count it
+//! raised behind: nothing is lost or wedged, but later pushes (or pops) then pay
+//! one `futex_wake` system call each, until the ring is created again.
+//!
+//! # Blocking
+//!
+//! | waiter (get on empty; put on full)              | waker (after push; after pop)                  |
+//! |-------------------------------------------------|------------------------------------------------|
+//! | `waiters += 1`, `fence(SeqCst)`                 | publish the stamps                             |
+//! | `w = word`, try the operation again             | `fence(SeqCst)`                                |
+//! | still nothing: `futex_wait(word, w)`            | if `waiters > 0`: `word += 1`, `futex_wake`    |
+//! | `waiters -= 1`                                  |                                                |
+//!
+//! The fences make a Dekker pair: either the waker sees the registration and
+//! wakes, or the waiter's retry sees the published stamps. So a put or get with
+//! nobody asleep makes no syscall and no read-modify-write beyond its claim.
+//! `close` sets the flag and bumps and wakes both words unconditionally.
+//!
+//! # Example
+//!
+//! ```
+//! use shmprim::ring::mpmc::{MpmcRing, AlwaysAlive};
+//! let ring = MpmcRing::new(4, 8)?;
+//! let me = ring.register(1, &AlwaysAlive)?;
+//! ring.try_push(&me, &AlwaysAlive, b"hello")?;
+//! let mut buf = [0u8; 8];
+//! let n = ring.try_pop(&me, &AlwaysAlive, &mut buf)?;
+//! assert_eq!(&buf[..n], b"hello");
+//! ring.unregister(me);
+//! # Ok::<(), shmprim::Error>(())
+//! ```
+
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+use crate::wait::Deadline;
+
+/// Number of in-flight records (two per liveness slot, so that a process may run
+/// operations from a few threads at once).
+#[cfg(not(shmprim_loom))]
+pub const MAX_RECORDS: usize = 256;
+/// Number of in-flight records (kept tiny under loom).
+#[cfg(shmprim_loom)]
+pub const MAX_RECORDS: usize = 4;
+
+/// Largest capacity accepted.
+pub const MAX_CAPACITY: u64 = 1 << 32;
+/// Largest slot size accepted, in bytes.
+pub const MAX_SLOT_SIZE: u64 = 1 << 30;
+/// Most positions one batch claims with a single CAS.
+pub const MAX_BATCH: usize = 63;
+/// How long a sleeping waiter sleeps before it checks for dead claimers again.
+pub const LIVENESS_SLICE: Duration = Duration::from_millis(50);
+
+/// Positions stay below this; a larger one read from memory is corruption.
+const POS_LIMIT: u64 = 1 << 56;
+/// Stamp flag: the producer of this position died, there is nothing to deliver.
+const SKIP: u64 = 1 << 63;
+const OP_PUT: u64 = 1;
+const OP_GET: u64 = 2;
+const IDLE: u64 = 0;
+const MAGIC: u64 = 0x4d50_4d43_5249_4e47; // "MPMCRING"
+/// Bytes before a slot's data: stamp, length, padding.
+const SLOT_HEADER: usize = 16;
+/// Failed attempts on an in-flight slot (or a full or empty ring) before
+/// checking the claimer's liveness (or going to sleep).
+const SPIN_TRIES: u32 = if cfg!(shmprim_loom) { 1 } else { 64 };
+
+/// Packs a claim: position (56 bits), count (6 bits), operation (2 bits).
+fn encode_claim(pos: u64, count: usize, op: u64) -> u64 {
+    (pos << 8) | ((count as u64) << 2) | op
+}
+
+/// Whether `claim` covers position `pos` for operation `op`.
+fn claim_covers(claim: u64, op: u64, pos: u64) -> bool {
+    let start = claim >> 8;
+    let count = (claim >> 2) & 63;
+    claim & 3 == op && start <= pos && pos - start < count
+}
+
+/// Tells whether the holder of an in-flight record is alive. The named queues
+/// ask the segment's liveness table; heap rings (tests, loom) use a closure.
+pub trait Liveness {
+    /// Whether the participant with this id (never 0) is alive.
+    fn is_alive(&self, owner: u64) -> bool;
+}
+
+impl<F: Fn(u64) -> bool> Liveness for F {
+    fn is_alive(&self, owner: u64) -> bool {
+        self(owner)
+    }
+}
+
+/// Liveness for rings used inside one process: everybody is alive.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AlwaysAlive;
+
+impl Liveness for AlwaysAlive {
+    fn is_alive(&self, _owner: u64) -> bool {
+        true
+    }
+}
+
+/// A `T` alone on its 128-byte line pair (adjacent-line prefetch included).
+#[repr(C, align(128))]
+struct CachePadded<T>(T);
+
+/// The futex words and flags of the blocking protocol.
+#[repr(C)]
+struct Signals {
+    /// 0 open, 1 closed.
+    closed: AtomicU32,
+    /// Bumped after a push when a consumer may sleep.
+    not_empty: AtomicU32,
+    /// Consumers registered to sleep on `not_empty`.
+    not_empty_waiters: AtomicU32,
+    /// Bumped after a pop when a producer may sleep.
+    not_full: AtomicU32,
+    /// Producers registered to sleep on `not_full`.
+    not_full_waiters: AtomicU32,
+}
+
+/// One participant's in-flight record.
+#[repr(C, align(64))]
+struct Record {
+    /// Liveness id of the holder, 0 when free.
+    owner: AtomicU64,
+    /// `IDLE`, or the packed claim (position, count, operation) in progress.
+    claim: AtomicU64,
+}
+
+/// The header of a slot.
+#[repr(C)]
+struct SlotHeader {
+    /// See the stamp table in the module doc.
+    stamp: AtomicU64,
+    /// Length of the message in bytes (byte form; `slot_size` for elements).
+    len: AtomicU32,
+    _pad: u32,
+}
+
+/// The shared state of a ring, followed in memory by its slots. `#[repr(C)]`,
+/// fixed-width atomics only, no pointers.
+#[repr(C)]
+pub struct MpmcState {
+    // Config, written once by `init` and validated by `from_raw`.
+    magic: u64,
+    capacity: u64,
+    slot_size: u64,
+    stride: u64,
+    records_len: u64,
+    head: CachePadded<AtomicU64>,
+    tail: CachePadded<AtomicU64>,
+    signals: CachePadded<Signals>,
+    records: [Record; MAX_RECORDS],
+}
+
+fn stride_of(slot_size: u64) -> u64 {
+    (SLOT_HEADER as u64 + slot_size).div_ceil(8) * 8
+}
+
+fn check_params(capacity: u64, slot_size: u64) -> Result<()> {
+    if capacity == 0 || capacity > MAX_CAPACITY {
+        return Err(Error::invalid_argument(format!(
+            "capacity {capacity} is not in 1..={MAX_CAPACITY}"
+        )));
+    }
+    if slot_size == 0 || slot_size > MAX_SLOT_SIZE {
+        return Err(Error::invalid_argument(format!(
+            "slot size {slot_size} is not in 1..={MAX_SLOT_SIZE}"
+        )));
+    }
+    Ok(())
+}
+
+impl MpmcState {
+    /// Offset of `head` (a `u64`) from the start of the state, for tools and
+    /// corruption tests.
+    pub const HEAD_OFFSET: usize = std::mem::offset_of!(MpmcState, head);
+    /// Offset of `tail` (a `u64`).
+    pub const TAIL_OFFSET: usize = std::mem::offset_of!(MpmcState, tail);
+    /// Offset of the first slot; slot `i` starts `i * slot_stride` bytes later
+    /// with its stamp (`u64`) and its length (`u32`, at byte 8).
+    pub const SLOTS_OFFSET: usize = std::mem::size_of::<MpmcState>();
+
+    /// Offset of the closed flag (`u32`, non-zero when closed).
+    pub(crate) const CLOSED_OFFSET: usize =
+        std::mem::offset_of!(MpmcState, signals) + std::mem::offset_of!(Signals, closed);
+    /// Offset of the count of consumers registered to sleep (`u32`).
+    pub(crate) const GET_WAITERS_OFFSET: usize =
+        std::mem::offset_of!(MpmcState, signals) + std::mem::offset_of!(Signals, not_empty_waiters);
+    /// Offset of the count of producers registered to sleep (`u32`).
+    pub(crate) const PUT_WAITERS_OFFSET: usize =
+        std::mem::offset_of!(MpmcState, signals) + std::mem::offset_of!(Signals, not_full_waiters);
+
+    /// Bytes between consecutive slots in shared memory.
+    pub fn slot_stride(slot_size: u64) -> usize {
+        stride_of(slot_size) as usize
+    }
+
+    fn new(capacity: u64, slot_size: u64) -> MpmcState {
+        MpmcState {
+            magic: MAGIC,
+            capacity,
+            slot_size,
+            stride: stride_of(slot_size),
+            records_len: MAX_RECORDS as u64,
+            head: CachePadded(AtomicU64::new(0)),
+            tail: CachePadded(AtomicU64::new(0)),
+            signals: CachePadded(Signals {
+                closed: AtomicU32::new(0),
+                not_empty: AtomicU32::new(0),
+                not_empty_waiters: AtomicU32::new(0),
+                not_full: AtomicU32::new(0),
+                not_full_waiters: AtomicU32::new(0),
+            }),
+            records: std::array::from_fn(|_| Record {
+                owner: AtomicU64::new(0),
+                claim: AtomicU64::new(IDLE),
+            }),
+        }
+    }
+
+    /// Bytes needed for a ring of `capacity` slots of `slot_size` bytes (state and
+    /// slots), or `InvalidArgument` when a parameter is out of range.
+    pub fn memory_size(capacity: u64, slot_size: u64) -> Result<usize> {
+        check_params(capacity, slot_size)?;
+        capacity
+            .checked_mul(stride_of(slot_size))
+            .and_then(|s| s.checked_add(std::mem::size_of::<MpmcState>() as u64))
+            .filter(|&s| s <= isize::MAX as u64)
+            .map(|s| s as usize)
+            .ok_or_else(|| Error::invalid_argument("ring size overflows"))
+    }
+
+    /// Alignment the memory must have.
+    pub const fn align() -> usize {
+        std::mem::align_of::<MpmcState>()
+    }
+
+    /// Writes a fresh, empty ring into `ptr`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be valid for writes of `memory_size(capacity, slot_size)` bytes,
+    /// aligned to [`MpmcState::align`], and not in use by anyone else during the
+    /// call.
+    pub unsafe fn init(ptr: *mut u8, capacity: u64, slot_size: u64) -> Result<()> {
+        MpmcState::memory_size(capacity, slot_size)?;
+        let state = ptr.cast::<MpmcState>();
+        // SAFETY: the caller guarantees `ptr` is valid, aligned and exclusive for
+        // the whole ring, which starts with the state.
+        unsafe { state.write(MpmcState::new(capacity, slot_size)) };
+        let stride = stride_of(slot_size) as usize;
+        for i in 0..capacity as usize {
+            // SAFETY: slot `i` lies inside the `memory_size` bytes (checked above)
+            // and is 8-byte aligned (the state's size and the stride are).
+            unsafe {
+                ptr.add(std::mem::size_of::<MpmcState>() + i * stride)
+                    .cast::<SlotHeader>()
+                    .write(SlotHeader {
+                        stamp: AtomicU64::new(2 * i as u64),
+                        len: AtomicU32::new(0),
+                        _pad: 0,
+                    })
+            };
+        }
+        Ok(())
+    }
+}
+
+/// A claimed in-flight record: what a participant uses to push and pop. Used by
+/// one thread at a time (it is `Send` but not `Sync`).
+#[derive(Debug)]
+pub struct Agent {
+    pub(crate) index: usize,
+    pub(crate) id: u64,
+    _not_sync: PhantomData<std::cell::Cell<()>>,
+}
+
+impl Agent {
+    pub(crate) fn from_parts(index: usize, id: u64) -> Agent {
+        Agent {
+            index,
+            id,
+            _not_sync: PhantomData,
+        }
+    }
+
+    /// The liveness id this record is held under.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+/// Outcome of one non-blocking attempt.
+enum Step {
+    /// This many positions were pushed, or this many messages delivered (a pop of
+    /// only skipped positions delivers 0 and counts as progress).
+    Done(usize),
+    Full,
+    Empty,
+    /// The next message is larger than the caller's buffer (byte form).
+    TooBig(usize),
+    /// The position is claimed by someone still working on it.
+    Busy {
+        op: u64,
+        pos: u64,
+        stamp: u64,
+    },
+}
+
+/// Owned memory of a ring placed on the heap.
+struct HeapStorage {
+    _state: Box<MpmcState>,
+    _slots: Vec<SlotHeader>,
+    _data: Vec<u8>,
+}
+
+/// Bytes of one message inside a slot, valid while the caller owns the slot.
+pub struct SlotBytes<'a> {
+    ptr: *const u8,
+    len: usize,
+    _slot: PhantomData<&'a [u8]>,
+}
+
+impl SlotBytes<'_> {
+    /// Length of the message.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the message is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Copies the message into the start of `dst`, which must be at least
+    /// [`len`](Self::len) bytes long (panics otherwise: a caller bug).
+    pub fn copy_to(&self, dst: &mut [u8]) {
+        let dst = &mut dst[..self.len];
+        // SAFETY: `ptr..ptr+len` lies inside a slot this caller has claimed (the
+        // ring checked `len <= slot_size`), and `dst` is a distinct local buffer.
+        unsafe { std::ptr::copy_nonoverlapping(self.ptr, dst.as_mut_ptr(), self.len) };
+    }
+
+    /// The message as a new vector.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut v = vec![0u8; self.len];
+        self.copy_to(&mut v);
+        v
+    }
+}
+
+/// A view of an MPMC ring: in a segment ([`MpmcRing::from_raw`]) or on the heap
+/// ([`MpmcRing::new`]). Every operation takes the caller's [`Agent`] and a
+/// [`Liveness`] oracle.
+pub struct MpmcRing {
+    state: NonNull<MpmcState>,
+    hdr_base: *mut u8,
+    hdr_stride: usize,
+    data_base: *mut u8,
+    data_stride: usize,
+    cap: u64,
+    mask: Option<u64>,
+    slot_size: usize,
+    name: Box<str>,
+    _heap: Option<HeapStorage>,
+}
+
+// SAFETY: the ring is a view of memory that other processes use concurrently
+// anyway: all shared fields are atomics, and slot data is only touched by the
+// participant that has claimed the slot.
+unsafe impl Send for MpmcRing {}
+// SAFETY: as above; `&MpmcRing` methods only do atomic operations and copies into
+// claimed slots.
+unsafe impl Sync for MpmcRing {}
+
+impl std::fmt::Debug for MpmcRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MpmcRing")
+            .field("name", &self.name)
+            .field("capacity", &self.cap)
+            .field("slot_size", &self.slot_size)
+            .finish()
+    }
+}
+
+impl MpmcRing {
+    /// A ring on the heap with `capacity` slots of `slot_size` bytes (for tests,
+    /// loom models and in-process use).
+    pub fn new(capacity: u64, slot_size: u64) -> Result<MpmcRing> {
+        MpmcState::memory_size(capacity, slot_size)?;
+        let mut state = Box::new(MpmcState::new(capacity, slot_size));
+        let mut slots: Vec<SlotHeader> = (0..capacity)
+            .map(|i| SlotHeader {
+                stamp: AtomicU64::new(2 * i),
+                len: AtomicU32::new(0),
+                _pad: 0,
+            })
+            .collect();
+        let mut data = vec![0u8; (capacity * slot_size) as usize];
+        let state_ptr = NonNull::from(&mut *state);
+        let hdr_base = slots.as_mut_ptr().cast::<u8>();
+        let data_base = data.as_mut_ptr();
+        Ok(MpmcRing {
+            state: state_ptr,
+            hdr_base,
+            hdr_stride: std::mem::size_of::<SlotHeader>(),
+            data_base,
+            data_stride: slot_size as usize,
+            cap: capacity,
+            mask: capacity.is_power_of_two().then_some(capacity - 1),
+            slot_size: slot_size as usize,
+            name: "<heap>".into(),
+            _heap: Some(HeapStorage {
+                _state: state,
+                _slots: slots,
+                _data: data,
+            }),
+        })
+    }
+
+    /// A view of a ring that [`MpmcState::init`] wrote at `ptr`, checked against
+    /// the expected `capacity` and `slot_size` (from the segment header): a
+    /// mismatch is `Corrupted`. `name` is used in errors.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be aligned to [`MpmcState::align`] and valid for reads and
+    /// writes of `len` bytes for as long as the ring is used; the memory may be
+    /// shared with other processes but must only be accessed through rings.
+    pub unsafe fn from_raw(
+        ptr: *mut u8,
+        len: usize,
+        capacity: u64,
+        slot_size: u64,
+        name: &str,
+    ) -> Result<MpmcRing> {
+        let needed = MpmcState::memory_size(capacity, slot_size)?;
+        if len < needed {
+            return Err(Error::corrupted(
+                name,
+                format!("ring needs {needed} bytes, has {len}"),
+            ));
+        }
+        let state = ptr.cast::<MpmcState>();
+        // SAFETY: `len >= needed >= size_of::<MpmcState>()` and `ptr` is aligned
+        // (caller), so the plain config fields are in bounds; they are written
+        // once before the segment is published and read here by volatile copies.
+        let (magic, cap, size, stride, recs) = unsafe {
+            (
+                std::ptr::addr_of!((*state).magic).read_volatile(),
+                std::ptr::addr_of!((*state).capacity).read_volatile(),
+                std::ptr::addr_of!((*state).slot_size).read_volatile(),
+                std::ptr::addr_of!((*state).stride).read_volatile(),
+                std::ptr::addr_of!((*state).records_len).read_volatile(),
+            )
+        };
+        if magic != MAGIC
+            || cap != capacity
+            || size != slot_size
+            || stride != stride_of(slot_size)
+            || recs != MAX_RECORDS as u64
+        {
+            return Err(Error::corrupted(
+                name,
+                format!(
+                    "ring header (magic {magic:#x}, capacity {cap}, slot size {size}, stride \
+                     {stride}, records {recs}) does not match capacity {capacity}, slot size \
+                     {slot_size}"
+                ),
+            ));
+        }
+        // SAFETY: `ptr` is valid and non-null (caller).
+        let state = unsafe { NonNull::new_unchecked(state) };
+        let slots = ptr.wrapping_add(std::mem::size_of::<MpmcState>());
+        Ok(MpmcRing {
+            state,
+            hdr_base: slots,
+            hdr_stride: stride as usize,
+            data_base: slots.wrapping_add(SLOT_HEADER),
+            data_stride: stride as usize,
+            cap,
+            mask: cap.is_power_of_two().then_some(cap - 1),
+            slot_size: size as usize,
+            name: name.into(),
+            _heap: None,
+        })
+    }
+
+    /// Number of slots.
+    pub fn capacity(&self) -> usize {
+        self.cap as usize
+    }
+
+    /// Size of a slot's data (the element size, or the largest message).
+    pub fn slot_size(&self) -> usize {
+        self.slot_size
+    }
+
+    fn state(&self) -> &MpmcState {
+        // SAFETY: `state` points at a live MpmcState for the ring's lifetime
+        // (heap box or mapping, see the constructors); all shared fields are atomic.
+        unsafe { self.state.as_ref() }
+    }
+
+    fn signals(&self) -> &Signals {
+        &self.state().signals.0
+    }
+
+    #[inline]
+    fn index(&self, pos: u64) -> usize {
+        (match self.mask {
+            Some(m) => pos & m,
+            None => pos % self.cap,
+        }) as usize
+    }
+
+    #[inline]
+    fn slot(&self, pos: u64) -> &SlotHeader {
+        let i = self.index(pos);
+        // SAFETY: `i < capacity`, so the header lies inside the slot area, which
+        // holds `capacity` initialised, 8-byte aligned slot headers.
+        unsafe { &*self.hdr_base.add(i * self.hdr_stride).cast::<SlotHeader>() }
+    }
+
+    #[inline]
+    fn data(&self, pos: u64) -> *mut u8 {
+        // SAFETY: `index < capacity`, so the slot's `slot_size` data bytes lie
+        // inside the slot area.
+        unsafe { self.data_base.add(self.index(pos) * self.data_stride) }
+    }
+
+    fn corrupted(&self, detail: String) -> Error {
+        Error::corrupted(&self.name, detail)
+    }
+
+    fn record(&self, agent: &Agent) -> &Record {
+        &self.state().records[agent.index]
+    }
+
+    // ------------------------------------------------------------ records
+
+    /// Claims an in-flight record for the participant `id` (non-zero): a free one,
+    /// else one whose owner is dead. `TooManyParticipants` if all are held.
+    pub fn register(&self, id: u64, live: &dyn Liveness) -> Result<Agent> {
+        assert_ne!(id, 0, "participant ids are non-zero");
+        let records = &self.state().records;
+        for free_only in [true, false] {
+            for (i, r) in records.iter().enumerate() {
+                let owner = r.owner.load(Ordering::Relaxed);
+                let takeable = if free_only {
+                    owner == 0
+                } else {
+                    owner != 0 && !live.is_alive(owner)
+                };
+                // Acquire: pairs with the Release clear of the previous holder,
+                // so its last claim is settled before we overwrite it.
+                if takeable
+                    && r.owner
+                        .compare_exchange(owner, id, Ordering::Acquire, Ordering::Relaxed)
+                        .is_ok()
+                {
+                    r.claim.store(IDLE, Ordering::Release);
+                    return Ok(Agent::from_parts(i, id));
+                }
+            }
+        }
+        Err(Error::TooManyParticipants {
+            name: self.name.to_string(),
+            slots: MAX_RECORDS as u32,
+        })
+    }
+
+    /// Gives a record back (it must not be in the middle of an operation).
+    pub fn unregister(&self, agent: Agent) {
+        let r = self.record(&agent);
+        r.claim.store(IDLE, Ordering::Relaxed);
+        // Release: pairs with the Acquire CAS in `register` by the next holder.
+        let _ = r
+            .owner
+            .compare_exchange(agent.id, 0, Ordering::Release, Ordering::Relaxed);
+    }
+
+    // ------------------------------------------------------------ one attempt
+
+    /// One attempt to push up to `n` items (at most [`MAX_BATCH`]); `item(i)` gives
+    /// the bytes of the `i`-th (at most `slot_size`).
+    fn push_step<'s>(
+        &self,
+        agent: &Agent,
+        n: usize,
+        item: &impl Fn(usize) -> &'s [u8],
+    ) -> Result<Step> {
+        let st = self.state();
+        let cap = self.cap;
+        let want = n.min(MAX_BATCH).min(self.cap as usize);
+        loop {
+            let t = st.tail.0.load(Ordering::Relaxed);
+            if t >= POS_LIMIT {
+                return Err(self.corrupted(format!("tail position {t} out of range")));
+            }
+            // Acquire: pairs with the consumer's Release of the slot, so its copy
+            // out of the previous lap happens before our copy in.
+            let s = self.slot(t).stamp.load(Ordering::Acquire);
+            if s == 2 * t {
+                let mut k = 1;
+                while k < want
+                    && self.slot(t + k as u64).stamp.load(Ordering::Acquire) == 2 * (t + k as u64)
+                {
+                    k += 1;
+                }
+                let rec = self.record(agent);
+                rec.claim
+                    .store(encode_claim(t, k, OP_PUT), Ordering::Relaxed);
+                // Release: publishes the claim record above to anyone who sees the
+                // new tail (survivors looking for the claimer of `t`).
+                if st
+                    .tail
+                    .0
+                    .compare_exchange_weak(t, t + k as u64, Ordering::Release, Ordering::Relaxed)
+                    .is_err()
+                {
+                    crate::sync::spin_hint();
+                    continue;
+                }
+                for i in 0..k {
+                    let pos = t + i as u64;
+                    let bytes = item(i);
+                    debug_assert!(bytes.len() <= self.slot_size);
+                    // SAFETY: we own slot `pos` (won the CAS on a free stamp), the
+                    // data area has `slot_size >= bytes.len()` bytes, and `bytes`
+                    // is the caller's own memory.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.data(pos), bytes.len())
+                    };
+                    let slot = self.slot(pos);
+                    slot.len.store(bytes.len() as u32, Ordering::Relaxed);
+                    // Release: pairs with the consumer's Acquire load of the stamp:
+                    // the data and length are visible before the stamp says full.
+                    slot.stamp.store(2 * pos + 1, Ordering::Release);
+                }
+                // Release: a survivor that sees the record cleared sees the stamps.
+                rec.claim.store(IDLE, Ordering::Release);
+                return Ok(Step::Done(k));
+            }
+            if t >= cap && (s & !SKIP == 2 * (t - cap) + 1 || s == 2 * (t - cap)) {
+                // SeqCst fence: as crossbeam, so that `head` is not older than the
+                // stamp we just read.
+                fence(Ordering::SeqCst);
+                // Acquire: pairs with the Release CAS of a consumer that claimed
+                // `t - cap`, so its record is visible to `recover`.
+                let h = st.head.0.load(Ordering::Acquire);
+                if h.saturating_add(cap) <= t {
+                    return Ok(Step::Full);
+                }
+                // The slot is still held by the previous lap: by its producer
+                // (stamp `2(t - cap)`) or its consumer (full stamp, head past it).
+                let op = if s == 2 * (t - cap) { OP_PUT } else { OP_GET };
+                return Ok(Step::Busy {
+                    op,
+                    pos: t - cap,
+                    stamp: s,
+                });
+            }
+            let legit = |s: u64| {
+                s == 2 * t || (t >= cap && (s & !SKIP == 2 * (t - cap) + 1 || s == 2 * (t - cap)))
+            };
+            self.confirm_impossible(&st.tail.0, t, s, legit, "tail")?;
+        }
+    }
+
+    /// Called when stamp `s` of position `pos` looks impossible for the index
+    /// (`head` or `tail`) at `pos`. Loads may return stale values, so this checks
+    /// with read-modify-writes, which read the index's latest value: if the index
+    /// is still `pos` before and after a fresh load of the stamp, and that stamp
+    /// is not `legit`, the ring is corrupted. Returns `Ok` to retry.
+    fn confirm_impossible(
+        &self,
+        index: &AtomicU64,
+        pos: u64,
+        s: u64,
+        legit: impl Fn(u64) -> bool,
+        what: &str,
+    ) -> Result<()> {
+        // Acquire: synchronises with every claim CAS on the index so far (they
+        // form one release sequence), so the stamp load below is not older than
+        // the claims that led to `pos`.
+        if index
+            .compare_exchange(pos, pos, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return Ok(());
+        }
+        // Acquire: as for every stamp load.
+        let s2 = self.slot(pos).stamp.load(Ordering::Acquire);
+        if legit(s2) {
+            return Ok(());
+        }
+        // A stamp moved past `pos` by a claim of `pos` would make this RMW see the
+        // index past `pos` (the claim happens before the stamp we read).
+        if index
+            .compare_exchange(pos, pos, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return Ok(());
+        }
+        Err(self.corrupted(format!(
+            "slot stamp {s2:#x} (first seen {s:#x}) impossible at {what} position {pos}"
+        )))
+    }
+
+    /// One attempt to pop up to `n` messages (at most [`MAX_BATCH`]), handing each
+    /// to `sink(i, bytes)`. With `limit`, a first message longer than `limit` is
+    /// left in place and reported as `TooBig`.
+    fn pop_step(
+        &self,
+        agent: &Agent,
+        n: usize,
+        limit: Option<usize>,
+        sink: &mut impl FnMut(usize, SlotBytes<'_>),
+    ) -> Result<Step> {
+        let st = self.state();
+        let cap = self.cap;
+        let want = n.min(MAX_BATCH).min(self.cap as usize);
+        loop {
+            let h = st.head.0.load(Ordering::Relaxed);
+            if h >= POS_LIMIT {
+                return Err(self.corrupted(format!("head position {h} out of range")));
+            }
+            // Acquire: pairs with the producer's Release publication of the slot.
+            let s = self.slot(h).stamp.load(Ordering::Acquire);
+            if s & !SKIP == 2 * h + 1 {
+                if let Some(limit) = limit {
+                    let len = self.slot(h).len.load(Ordering::Relaxed) as usize;
+                    if s & SKIP == 0 && len > limit && len <= self.slot_size {
+                        return Ok(Step::TooBig(len));
+                    }
+                }
+                let mut k = 1;
+                while k < want
+                    && self.slot(h + k as u64).stamp.load(Ordering::Acquire) & !SKIP
+                        == 2 * (h + k as u64) + 1
+                {
+                    k += 1;
+                }
+                if limit.is_some() {
+                    k = 1;
+                }
+                let rec = self.record(agent);
+                rec.claim
+                    .store(encode_claim(h, k, OP_GET), Ordering::Relaxed);
+                // Release: publishes the claim record to anyone who sees the new
+                // head (producers of the next lap looking for our record).
+                if st
+                    .head
+                    .0
+                    .compare_exchange_weak(h, h + k as u64, Ordering::Release, Ordering::Relaxed)
+                    .is_err()
+                {
+                    crate::sync::spin_hint();
+                    continue;
+                }
+                let mut delivered = 0;
+                let mut bad = None;
+                for i in 0..k {
+                    let pos = h + i as u64;
+                    let slot = self.slot(pos);
+                    // Acquire: as above, for the slots after the first.
+                    let stamp = slot.stamp.load(Ordering::Acquire);
+                    let len = slot.len.load(Ordering::Relaxed) as usize;
+                    if stamp & SKIP == 0 {
+                        if len > self.slot_size || limit.is_some_and(|l| len > l) {
+                            bad = Some(format!(
+                                "message length {len} exceeds slot size {} at position {pos}",
+                                self.slot_size
+                            ));
+                        } else if bad.is_none() {
+                            sink(
+                                delivered,
+                                SlotBytes {
+                                    ptr: self.data(pos),
+                                    len,
+                                    _slot: PhantomData,
+                                },
+                            );
+                            delivered += 1;
+                        }
+                    }
+                    // Release: pairs with the next lap's producer's Acquire load:
+                    // our copy out happens before its copy in.
+                    slot.stamp.store(2 * (pos + cap), Ordering::Release);
+                }
+                // Release: a survivor that sees the record cleared sees the stamps.
+                rec.claim.store(IDLE, Ordering::Release);
+                if let Some(detail) = bad {
+                    return Err(self.corrupted(detail));
+                }
+                return Ok(Step::Done(delivered));
+            }
+            let prev_lap_full = h >= cap && s & !SKIP == 2 * (h - cap) + 1;
+            if s == 2 * h || prev_lap_full {
+                // SeqCst fence: as crossbeam, so `tail` is not older than the stamp.
+                fence(Ordering::SeqCst);
+                // Acquire: pairs with the Release CAS of the producer that claimed
+                // `h`, so its record is visible to `recover`.
+                let t = st.tail.0.load(Ordering::Acquire);
+                if t <= h {
+                    return Ok(Step::Empty);
+                }
+                // Claimed by the producer of `h`, which has not published yet; or
+                // the slot is still held by the consumer of the previous lap.
+                return Ok(if s == 2 * h {
+                    Step::Busy {
+                        op: OP_PUT,
+                        pos: h,
+                        stamp: s,
+                    }
+                } else {
+                    Step::Busy {
+                        op: OP_GET,
+                        pos: h - cap,
+                        stamp: s,
+                    }
+                });
+            }
+            let legit = |s: u64| {
+                s & !SKIP == 2 * h + 1 || s == 2 * h || (h >= cap && s & !SKIP == 2 * (h - cap) + 1)
+            };
+            self.confirm_impossible(&st.head.0, h, s, legit, "head")?;
+        }
+    }
+
+    /// Recovers position `pos` claimed for `op` if every claimer is dead: see the
+    /// module doc. Returns whether this call changed the stamp.
+    fn recover(&self, live: &dyn Liveness, op: u64, pos: u64, stamp: u64) -> bool {
+        for r in &self.state().records {
+            // Acquire: pairs with the Release clear after publication: if the
+            // claim is gone, the stamp CAS below sees the moved stamp and fails.
+            let claim = r.claim.load(Ordering::Acquire);
+            if claim_covers(claim, op, pos) {
+                let owner = r.owner.load(Ordering::Acquire);
+                if owner != 0 && live.is_alive(owner) {
+                    return false;
+                }
+            }
+        }
+        let new = if op == OP_PUT {
+            (2 * pos + 1) | SKIP
+        } else {
+            2 * (pos + self.cap)
+        };
+        // AcqRel: acquires the dead claimer's last writes (nothing we read), and
+        // releases the new stamp to the next claimer, as a publication would.
+        self.slot(pos)
+            .stamp
+            .compare_exchange(stamp, new, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    // ------------------------------------------------------------ signals
+
+    /// After a push or pop: wake sleepers on `word` if any registered.
+    #[inline]
+    fn notify(&self, word: &AtomicU32, waiters: &AtomicU32, n: usize) {
+        // SeqCst fence: pairs with the waiter's fence between its registration
+        // and its retry (see the Blocking table).
+        fence(Ordering::SeqCst);
+        if waiters.load(Ordering::Relaxed) != 0 {
+            // Release: a waiter that sees the bump sees our stamps.
+            word.fetch_add(1, Ordering::Release);
+            crate::wait::wake(word, waiters, n.min(u32::MAX as usize) as u32);
+        }
+    }
+
+    fn notify_pushed(&self, n: usize) {
+        let sig = self.signals();
+        self.notify(&sig.not_empty, &sig.not_empty_waiters, n);
+    }
+
+    fn notify_popped(&self, n: usize) {
+        let sig = self.signals();
+        self.notify(&sig.not_full, &sig.not_full_waiters, n);
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        // Acquire: pairs with the Release store in `close`.
+        self.signals().closed.load(Ordering::Acquire) != 0
+    }
+
+    /// Closes the ring: later pushes fail with `Closed`, pops drain what is left
+    /// and then fail with `Closed`; every sleeper is woken.
+    pub fn close(&self) {
+        let sig = self.signals();
+        // Release: pairs with the Acquire load in `is_closed`.
+        sig.closed.store(1, Ordering::Release);
+        for word in [&sig.not_empty, &sig.not_full] {
+            // Release: a waiter woken by the bump sees `closed`.
+            word.fetch_add(1, Ordering::Release);
+            crate::wait::wake(word, &AtomicU32::new(1), u32::MAX);
+        }
+    }
+
+    /// Number of messages in the ring (a snapshot; in-flight claims count as in).
+    pub fn len(&self) -> usize {
+        let st = self.state();
+        loop {
+            let t = st.tail.0.load(Ordering::SeqCst);
+            let h = st.head.0.load(Ordering::SeqCst);
+            if st.tail.0.load(Ordering::SeqCst) == t {
+                return t.saturating_sub(h).min(self.cap) as usize;
+            }
+        }
+    }
+
+    /// Whether the ring holds no message.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether every slot is taken.
+    pub fn is_full(&self) -> bool {
+        self.len() >= self.capacity()
+    }
+
+    // ------------------------------------------------------------ operations
+
+    fn check_message(&self, len: usize) -> Result<()> {
+        if len > self.slot_size {
+            return Err(Error::invalid_argument(format!(
+                "message of {len} bytes exceeds the maximum of {}",
+                self.slot_size
+            )));
+        }
+        Ok(())
+    }
+
+    /// Pushes up to `n` items, `item(i)` giving each one's bytes, waiting until
+    /// `deadline` for room for the first (with `try_once`, not waiting at all:
+    /// `Full`; the deadline is then ignored, so pass [`Deadline::never`] and
+    /// save a clock read); returns how many were pushed (at least
+    /// one, and all that fit). `Full` replaced by `Timeout` when the deadline is
+    /// not now, `Closed` after [`close`](Self::close).
+    pub fn push_with<'s>(
+        &self,
+        agent: &Agent,
+        live: &dyn Liveness,
+        n: usize,
+        item: impl Fn(usize) -> &'s [u8],
+        deadline: Deadline,
+        try_once: bool,
+    ) -> Result<usize> {
+        for i in 0..n {
+            self.check_message(item(i).len())?;
+        }
+        if n == 0 {
+            return Ok(0);
+        }
+        let sig = self.signals();
+        let mut done = 0;
+        let mut tries = 0u32;
+        loop {
+            if self.is_closed() {
+                return if done > 0 {
+                    Ok(done)
+                } else {
+                    Err(Error::Closed)
+                };
+            }
+            let step = self.push_step(agent, n - done, &|i| item(done + i))?;
+            match step {
+                Step::Done(k) => {
+                    self.notify_pushed(k);
+                    done += k;
+                    if done == n {
+                        return Ok(done);
+                    }
+                    tries = 0;
+                    continue;
+                }
+                _ if done > 0 => return Ok(done),
+                Step::Busy { op, pos, stamp } => {
+                    if tries < SPIN_TRIES {
+                        tries += 1;
+                        crate::sync::spin_hint();
+                        continue;
+                    }
+                    if self.recover(live, op, pos, stamp) {
+                        self.notify_pushed(usize::MAX);
+                        self.notify_popped(usize::MAX);
+                        continue;
+                    }
+                    if try_once {
+                        return Err(Error::Full);
+                    }
+                }
+                Step::Full => {
+                    if try_once {
+                        return Err(Error::Full);
+                    }
+                    if tries < SPIN_TRIES {
+                        tries += 1;
+                        crate::sync::spin_hint();
+                        continue;
+                    }
+                }
+                Step::Empty | Step::TooBig(_) => unreachable!("push never sees these"),
+            }
+            tries = 0;
+            // Sleep until a pop (or close) bumps `not_full`.
+            sig.not_full_waiters.fetch_add(1, Ordering::Relaxed);
+            // SeqCst fence: pairs with the fence in `notify` (Dekker pair).
+            fence(Ordering::SeqCst);
+            let w = sig.not_full.load(Ordering::Acquire);
+            let retry = if self.is_closed() {
+                Err(Error::Closed)
+            } else {
+                self.push_step(agent, n, &item)
+            };
+            let outcome = match retry {
+                Ok(Step::Done(k)) => Some(Ok(k)),
+                Ok(_) => None,
+                Err(e) => Some(Err(e)),
+            };
+            if outcome.is_none() {
+                if deadline.has_passed() {
+                    sig.not_full_waiters.fetch_sub(1, Ordering::Relaxed);
+                    return Err(Error::Timeout);
+                }
+                sleep_slice(&sig.not_full, w, deadline);
+            }
+            sig.not_full_waiters.fetch_sub(1, Ordering::Relaxed);
+            match outcome {
+                Some(Ok(k)) => {
+                    self.notify_pushed(k);
+                    done = k;
+                    if done == n {
+                        return Ok(done);
+                    }
+                }
+                Some(Err(e)) => return Err(e),
+                None => {}
+            }
+        }
+    }
+
+    /// Pops up to `n` messages, handing each to `sink(i, bytes)`, waiting until
+    /// `deadline` for the first; returns how many were delivered (at least one).
+    /// With `limit`, pops one message only if it fits in `limit` bytes, else fails
+    /// with `InvalidArgument` naming the size needed and leaves it in place.
+    #[allow(clippy::too_many_arguments)]
+    pub fn pop_with(
+        &self,
+        agent: &Agent,
+        live: &dyn Liveness,
+        n: usize,
+        limit: Option<usize>,
+        mut sink: impl FnMut(usize, SlotBytes<'_>),
+        deadline: Deadline,
+        try_once: bool,
+    ) -> Result<usize> {
+        if n == 0 {
+            return Ok(0);
+        }
+        let sig = self.signals();
+        let mut done = 0;
+        let mut tries = 0u32;
+        let too_big = |len: usize| {
+            Error::invalid_argument(format!(
+                "receive buffer of {} bytes is too small for the next message of {len} bytes \
+                 (the message stays in the queue)",
+                limit.unwrap_or(0)
+            ))
+        };
+        let mut idle_rounds = 0u64;
+        loop {
+            // Skipping dead producers' slots delivers nothing; on a corrupted ring
+            // that could go on for a very long time, so it is bounded by the
+            // deadline (and a try gives up after a lap's worth).
+            idle_rounds += 1;
+            if idle_rounds > 2 * self.cap + 2 * MAX_RECORDS as u64
+                && (try_once || deadline.has_passed())
+            {
+                return Err(if try_once {
+                    Error::Empty
+                } else {
+                    Error::Timeout
+                });
+            }
+            let step = self.pop_step(agent, n - done, limit, &mut |i, b| sink(done + i, b))?;
+            match step {
+                Step::Done(k) => {
+                    if k > 0 {
+                        idle_rounds = 0;
+                    }
+                    self.notify_popped(k.max(1));
+                    done += k;
+                    if done == n || (done > 0 && limit.is_some()) {
+                        return Ok(done);
+                    }
+                    tries = 0;
+                    continue;
+                }
+                _ if done > 0 => return Ok(done),
+                Step::TooBig(len) => return Err(too_big(len)),
+                Step::Busy { op, pos, stamp } => {
+                    if tries < SPIN_TRIES {
+                        tries += 1;
+                        crate::sync::spin_hint();
+                        continue;
+                    }
+                    if self.recover(live, op, pos, stamp) {
+                        self.notify_pushed(usize::MAX);
+                        self.notify_popped(usize::MAX);
+                        continue;
+                    }
+                    if try_once {
+                        return Err(Error::Empty);
+                    }
+                }
+                Step::Empty => {
+                    if self.is_closed() {
+                        // Drained: `closed` was set before we found it empty.
+                        return Err(Error::Closed);
+                    }
+                    if try_once {
+                        return Err(Error::Empty);
+                    }
+                    if tries < SPIN_TRIES {
+                        tries += 1;
+                        crate::sync::spin_hint();
+                        continue;
+                    }
+                }
+                Step::Full => unreachable!("pop never sees Full"),
+            }
+            tries = 0;
+            // Sleep until a push (or close) bumps `not_empty`.
+            sig.not_empty_waiters.fetch_add(1, Ordering::Relaxed);
+            // SeqCst fence: pairs with the fence in `notify` (Dekker pair).
+            fence(Ordering::SeqCst);
+            let w = sig.not_empty.load(Ordering::Acquire);
+            let closed = self.is_closed();
+            let outcome = match self.pop_step(agent, n, limit, &mut sink) {
+                Ok(Step::Done(k)) => Some(Ok(k)),
+                Ok(Step::TooBig(len)) => Some(Err(too_big(len))),
+                Ok(Step::Empty) if closed => Some(Err(Error::Closed)),
+                Ok(_) => None,
+                Err(e) => Some(Err(e)),
+            };
+            if outcome.is_none() {
+                if deadline.has_passed() {
+                    sig.not_empty_waiters.fetch_sub(1, Ordering::Relaxed);
+                    return Err(Error::Timeout);
+                }
+                sleep_slice(&sig.not_empty, w, deadline);
+            }
+            sig.not_empty_waiters.fetch_sub(1, Ordering::Relaxed);
+            match outcome {
+                Some(Ok(k)) => {
+                    self.notify_popped(k.max(1));
+                    done = k;
+                    if done == n || (done > 0 && limit.is_some()) {
+                        return Ok(done);
+                    }
+                }
+                Some(Err(e)) => return Err(e),
+                None => {}
+            }
+        }
+    }
+
+    /// Pushes one message, failing with `Full` at once when there is no room.
+    pub fn try_push(&self, agent: &Agent, live: &dyn Liveness, msg: &[u8]) -> Result<()> {
+        self.push_with(agent, live, 1, |_| msg, Deadline::never(), true)
+            .map(drop)
+    }
+
+    /// Pushes one message, waiting until `deadline` for room (`Timeout`).
+    pub fn push(
+        &self,
+        agent: &Agent,
+        live: &dyn Liveness,
+        msg: &[u8],
+        deadline: Deadline,
+    ) -> Result<()> {
+        self.push_with(agent, live, 1, |_| msg, deadline, false)
+            .map(drop)
+    }
+
+    /// Pops one message into `buf`, failing with `Empty` at once when there is
+    /// none; returns its length. A message longer than `buf` stays in the ring
+    /// (`InvalidArgument` naming its size).
+    pub fn try_pop(&self, agent: &Agent, live: &dyn Liveness, buf: &mut [u8]) -> Result<usize> {
+        self.pop(agent, live, buf, Deadline::never(), true)
+    }
+
+    /// Pops one message into `buf`, waiting until `deadline` (`Timeout`).
+    pub fn pop_timeout(
+        &self,
+        agent: &Agent,
+        live: &dyn Liveness,
+        buf: &mut [u8],
+        deadline: Deadline,
+    ) -> Result<usize> {
+        self.pop(agent, live, buf, deadline, false)
+    }
+
+    fn pop(
+        &self,
+        agent: &Agent,
+        live: &dyn Liveness,
+        buf: &mut [u8],
+        deadline: Deadline,
+        try_once: bool,
+    ) -> Result<usize> {
+        let mut got = 0;
+        let limit = buf.len();
+        self.pop_with(
+            agent,
+            live,
+            1,
+            Some(limit),
+            |_, b| {
+                b.copy_to(buf);
+                got = b.len();
+            },
+            deadline,
+            try_once,
+        )?;
+        Ok(got)
+    }
+}
+
+/// Sleeps on `word` while it equals `w`, for at most one liveness slice.
+fn sleep_slice(word: &AtomicU32, w: u32, deadline: Deadline) {
+    #[cfg(not(shmprim_loom))]
+    let deadline = deadline.min(Deadline::after(LIVENESS_SLICE));
+    // The registration is ours (in the ring's waiter count); wait_while_eq's own
+    // count is a local that nobody wakes through.
+    let scratch = AtomicU32::new(0);
+    let _ = crate::wait::wait_while_eq(word, &scratch, w, deadline);
+}
+
+#[cfg(all(test, shmprim_loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::Arc;
+
+    fn pop_value(ring: &MpmcRing, agent: &Agent, live: &dyn Liveness) -> u8 {
+        let mut buf = [0u8; 1];
+        let n = ring
+            .pop_timeout(agent, live, &mut buf, Deadline::never())
+            .unwrap();
+        assert_eq!(n, 1);
+        buf[0]
+    }
+
+    /// Two producers (one puts two values, one puts one) and one consumer on a
+    /// ring of capacity 2: every value is delivered exactly once, each producer's
+    /// values in order, and the consumer sleeping on an empty ring (or a producer
+    /// on a full one) is always woken.
+    #[test]
+    fn loom_two_producers_one_consumer_exactly_once_in_order() {
+        loom::model(|| {
+            let ring = Arc::new(MpmcRing::new(2, 1).unwrap());
+            let producers: Vec<_> = [vec![0u8, 1], vec![10u8]]
+                .into_iter()
+                .enumerate()
+                .map(|(p, values)| {
+                    let me = ring.register(p as u64 + 1, &AlwaysAlive).unwrap();
+                    let ring = ring.clone();
+                    loom::thread::spawn(move || {
+                        for v in values {
+                            ring.push(&me, &AlwaysAlive, &[v], Deadline::never())
+                                .unwrap();
+                        }
+                    })
+                })
+                .collect();
+            let me = ring.register(9, &AlwaysAlive).unwrap();
+            let mut got = Vec::new();
+            for _ in 0..3 {
+                got.push(pop_value(&ring, &me, &AlwaysAlive));
+            }
+            let first: Vec<u8> = got.iter().copied().filter(|&v| v < 10).collect();
+            assert_eq!(
+                first,
+                vec![0, 1],
+                "producer 0's values out of order or lost"
+            );
+            assert!(got.contains(&10), "producer 1's value lost");
+            for p in producers {
+                p.join().unwrap();
+            }
+            assert!(ring.is_empty());
+        });
+    }
+
+    /// One producer and two consumers on a ring of capacity 1: each value is
+    /// taken by exactly one consumer, and the producer sleeping on the full ring
+    /// is always woken by a pop.
+    #[test]
+    fn loom_one_producer_two_consumers_full_ring_wakes_producer() {
+        loom::model(|| {
+            let ring = Arc::new(MpmcRing::new(1, 1).unwrap());
+            let consumers: Vec<_> = (0..2u64)
+                .map(|c| {
+                    let me = ring.register(c + 1, &AlwaysAlive).unwrap();
+                    let ring = ring.clone();
+                    loom::thread::spawn(move || pop_value(&ring, &me, &AlwaysAlive))
+                })
+                .collect();
+            let me = ring.register(9, &AlwaysAlive).unwrap();
+            for v in [1u8, 2] {
+                ring.push(&me, &AlwaysAlive, &[v], Deadline::never())
+                    .unwrap();
+            }
+            let mut got: Vec<u8> = consumers.into_iter().map(|c| c.join().unwrap()).collect();
+            got.sort();
+            assert_eq!(got, vec![1, 2]);
+        });
+    }
+
+    /// `close` wakes a consumer asleep on an empty ring and a producer asleep on
+    /// a full one: both return `Closed`.
+    #[test]
+    fn loom_close_wakes_every_sleeper() {
+        loom::model(|| {
+            let full = Arc::new(MpmcRing::new(1, 1).unwrap());
+            let empty = Arc::new(MpmcRing::new(1, 1).unwrap());
+            let me = full.register(9, &AlwaysAlive).unwrap();
+            full.try_push(&me, &AlwaysAlive, &[7]).unwrap();
+            let (producer_agent, consumer_agent) = (
+                full.register(1, &AlwaysAlive).unwrap(),
+                empty.register(1, &AlwaysAlive).unwrap(),
+            );
+            let (f2, e2) = (full.clone(), empty.clone());
+            let producer = loom::thread::spawn(move || {
+                f2.push(&producer_agent, &AlwaysAlive, &[8], Deadline::never())
+            });
+            let consumer = loom::thread::spawn(move || {
+                let mut buf = [0u8; 1];
+                e2.pop_timeout(&consumer_agent, &AlwaysAlive, &mut buf, Deadline::never())
+            });
+            full.close();
+            empty.close();
+            assert!(matches!(producer.join().unwrap(), Err(Error::Closed)));
+            assert!(matches!(consumer.join().unwrap(), Err(Error::Closed)));
+        });
+    }
+
+    /// A producer that died after claiming its slot (modelled: its claim recorded
+    /// and `tail` moved, nothing published) does not block a consumer: the
+    /// consumer skips the slot and takes the live producer's message, whose claim
+    /// it never recovers.
+    #[test]
+    fn loom_dead_producer_slot_is_skipped_live_one_is_not() {
+        loom::model(|| {
+            let ring = Arc::new(MpmcRing::new(2, 1).unwrap());
+            // Participant 5 "dies" after claiming position 0.
+            let dead = ring.register(5, &AlwaysAlive).unwrap();
+            ring.record(&dead)
+                .claim
+                .store(encode_claim(0, 1, OP_PUT), Ordering::Relaxed);
+            ring.state().tail.0.store(1, Ordering::Release);
+            let live = |id: u64| id != 5;
+            let producer_agent = ring.register(1, &AlwaysAlive).unwrap();
+            let r2 = ring.clone();
+            let producer = loom::thread::spawn(move || {
+                r2.push(&producer_agent, &live, &[42], Deadline::never())
+                    .unwrap();
+            });
+            let me = ring.register(2, &live).unwrap();
+            assert_eq!(pop_value(&ring, &me, &live), 42);
+            producer.join().unwrap();
+            assert!(ring.is_empty());
+        });
+    }
+
+    /// A consumer that died after claiming a slot (modelled: claim recorded and
+    /// `head` moved, the slot never released) does not block a producer of the
+    /// next lap: the producer releases the slot (losing only the dead consumer's
+    /// message) and its own message reaches a live consumer.
+    #[test]
+    fn loom_dead_consumer_slot_is_released() {
+        loom::model(|| {
+            let ring = Arc::new(MpmcRing::new(1, 1).unwrap());
+            let me = ring.register(9, &AlwaysAlive).unwrap();
+            ring.try_push(&me, &AlwaysAlive, &[1]).unwrap();
+            // Participant 5 "dies" after claiming position 0.
+            let dead = ring.register(5, &AlwaysAlive).unwrap();
+            ring.record(&dead)
+                .claim
+                .store(encode_claim(0, 1, OP_GET), Ordering::Relaxed);
+            ring.state().head.0.store(1, Ordering::Release);
+            let live = |id: u64| id != 5;
+            let consumer_agent = ring.register(1, &AlwaysAlive).unwrap();
+            let r2 = ring.clone();
+            let consumer = loom::thread::spawn(move || pop_value(&r2, &consumer_agent, &live));
+            ring.push(&me, &live, &[2], Deadline::never()).unwrap();
+            assert_eq!(consumer.join().unwrap(), 2);
+        });
+    }
+}
