@@ -203,6 +203,50 @@ int main(void) {
     shmprim_pipe_end_close(pb);
     shmprim_pipe_close(pipe);
 
+    /* Queues: too-small buffers report the size needed and take nothing. */
+    char qname[64];
+    snprintf(qname, sizeof qname, "shmprim-example-bad-queue-%d", (int)getpid());
+    shmprim_byte_queue *bq = NULL;
+    EXPECT(shmprim_byte_queue_create(qname, 4, 32, NULL, &bq), SHMPRIM_OK);
+    shmprim_queue *eq = NULL;
+    EXPECT(shmprim_queue_open(qname, &eq), SHMPRIM_INCOMPATIBLE); /* a byte queue, not an element queue */
+    EXPECT(shmprim_byte_queue_put(bq, NULL, 3, 0), SHMPRIM_NULL_POINTER);
+    char too_long[33] = {0};
+    EXPECT(shmprim_byte_queue_put(bq, too_long, sizeof too_long, 0), SHMPRIM_INVALID_ARGUMENT);
+    EXPECT(shmprim_byte_queue_put(bq, "twenty bytes of text", 20, 0), SHMPRIM_OK);
+    char eight[8];
+    size_t qneed = 0;
+    EXPECT(shmprim_byte_queue_get(bq, eight, sizeof eight, &qneed, 0), SHMPRIM_BUFFER_TOO_SMALL);
+    expect_true("byte queue BUFFER_TOO_SMALL reports the 20 bytes needed", qneed == 20);
+    char roomy[32];
+    size_t qgot = 0;
+    EXPECT(shmprim_byte_queue_get(bq, roomy, sizeof roomy, &qgot, 0), SHMPRIM_OK);
+    expect_true("the message stayed in the queue and arrives whole",
+                qgot == 20 && memcmp(roomy, "twenty bytes of text", 20) == 0);
+    EXPECT(shmprim_byte_queue_get(bq, roomy, sizeof roomy, &qgot, 0), SHMPRIM_EMPTY);
+    EXPECT(shmprim_byte_queue_get(bq, roomy, sizeof roomy, &qgot, 1000000), SHMPRIM_TIMEOUT);
+    EXPECT(shmprim_byte_queue_shutdown(bq), SHMPRIM_OK);
+    EXPECT(shmprim_byte_queue_put(bq, "x", 1, 0), SHMPRIM_CLOSED);
+    EXPECT(shmprim_byte_queue_get(bq, roomy, sizeof roomy, &qgot, -1), SHMPRIM_CLOSED);
+    shmprim_byte_queue_close(bq);
+    EXPECT(shmprim_byte_queue_unlink(qname), SHMPRIM_OK);
+    EXPECT(shmprim_queue_anonymous(2, sizeof(uint64_t), 3, &eq), SHMPRIM_INVALID_ARGUMENT); /* alignment */
+    EXPECT(shmprim_queue_anonymous(2, sizeof(uint64_t), _Alignof(uint64_t), &eq), SHMPRIM_OK);
+    uint64_t item = 42;
+    uint32_t narrow = 0;
+    EXPECT(shmprim_queue_put(eq, &narrow, sizeof narrow, 0), SHMPRIM_INVALID_ARGUMENT); /* wrong size */
+    EXPECT(shmprim_queue_put(eq, &item, sizeof item, 0), SHMPRIM_OK);
+    EXPECT(shmprim_queue_put(eq, &item, sizeof item, 0), SHMPRIM_OK);
+    EXPECT(shmprim_queue_put(eq, &item, sizeof item, 0), SHMPRIM_FULL);
+    EXPECT(shmprim_queue_put(eq, &item, sizeof item, 1000000), SHMPRIM_TIMEOUT);
+    size_t eneed = 0;
+    EXPECT(shmprim_queue_get(eq, &narrow, sizeof narrow, &eneed, 0), SHMPRIM_BUFFER_TOO_SMALL);
+    expect_true("element queue BUFFER_TOO_SMALL reports the 8 bytes needed", eneed == 8);
+    size_t queued = 0;
+    EXPECT(shmprim_queue_len(eq, &queued, NULL), SHMPRIM_OK);
+    expect_true("nothing was taken", queued == 2);
+    shmprim_queue_close(eq);
+
     printf("bad_calls: %d checks %s\n", checks, failures == 0 ? "ok" : "FAILED");
     return failures == 0 ? 0 : 1;
 }

@@ -154,7 +154,38 @@ int main() try {
     ok = ok && num.get() == 3.1415927 && arr.to_vector()[9] == -9 && arr.size() == 10;
     ok = ok && num.update([](double x) { return x * 2; }) == 3.1415927 && num.get() == 2 * 3.1415927;
 
-    // 5. Errors are exceptions with the status as a std::error_code.
+    // 5. A queue of structs between processes, and a byte queue back.
+    struct job {
+        uint32_t id;
+        uint32_t weight;
+    };
+    const std::string q_name = unique("jobs"), r_name = unique("results");
+    auto jobs = shmprim::queue<job>::create(q_name, 8, shmprim::options::unlink_when_closed());
+    auto results = shmprim::byte_queue::create(r_name, 8, 64, shmprim::options::unlink_when_closed());
+    pid_t worker_proc = spawn([&] {
+        auto in = shmprim::queue<job>::open(q_name);
+        auto outq = shmprim::byte_queue::open(r_name);
+        uint64_t total = 0;
+        try {
+            for (;;) total += in.get().weight;
+        } catch (const shmprim::error &e) {
+            if (e.status() != SHMPRIM_CLOSED) return 3;  // shut and drained
+        }
+        outq.put("total " + std::to_string(total));
+        return 0;
+    });
+    for (uint32_t i = 1; i <= 100; i++) jobs.put(job{i, i});
+    jobs.shutdown();
+    ok = results.get_for(10s).value_or("") == "total 5050" && ok;
+    ok = reap(worker_proc) && ok;
+    try {
+        jobs.put(job{0, 0});
+        ok = false;
+    } catch (const shmprim::error &e) {
+        ok = ok && e.status() == SHMPRIM_CLOSED;
+    }
+
+    // 6. Errors are exceptions with the status as a std::error_code.
     try {
         shmprim::semaphore::open(ev_name);  // an event, not a semaphore
         ok = false;

@@ -315,6 +315,12 @@ typedef struct shmprim_array shmprim_array;
 typedef struct shmprim_barrier shmprim_barrier;
 
 /**
+ * An open named (or anonymous) queue of byte messages. Opaque; free it with
+ * `shmprim_byte_queue_close`. One handle may be used by many threads.
+ */
+typedef struct shmprim_byte_queue shmprim_byte_queue;
+
+/**
  * An open named (or anonymous) condition variable. Opaque; free it with
  * `shmprim_condvar_close`. One handle may be used by many threads.
  */
@@ -343,6 +349,12 @@ typedef struct shmprim_pipe shmprim_pipe;
  * (the peer then reads end-of-file). Use it from one thread at a time.
  */
 typedef struct shmprim_pipe_end shmprim_pipe_end;
+
+/**
+ * An open named (or anonymous) queue of fixed-size elements. Opaque; free it
+ * with `shmprim_queue_close`. One handle may be used by many threads.
+ */
+typedef struct shmprim_queue shmprim_queue;
 
 /**
  * An open named (or anonymous) reentrant mutex guarding a byte payload.
@@ -1418,6 +1430,293 @@ shmprim_status shmprim_pipe_next_len(shmprim_pipe_end *e, size_t *len);
  * valid for a write.
  */
 shmprim_status shmprim_pipe_poll(shmprim_pipe_end *e, int64_t timeout_ns, bool *ready);
+
+/**
+ * Creates the named queue of `capacity` elements of `elem_size` bytes
+ * aligned to `elem_align` (a power of two); a Rust `Queue<T>` with that size
+ * and alignment opens it. `opts` may be `NULL`. Does not block. Returns
+ * `SHMPRIM_OK` (a new handle in `*out`, owned by the caller, freed with
+ * `shmprim_queue_close`), `SHMPRIM_ALREADY_EXISTS`, `SHMPRIM_INVALID_NAME`,
+ * `SHMPRIM_INVALID_ARGUMENT` (sizes, alignment, flags),
+ * `SHMPRIM_NULL_POINTER` or `SHMPRIM_IO`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `opts` null or readable; `out`
+ * valid for a write.
+ */
+shmprim_status shmprim_queue_create(const char *name,
+                                    size_t capacity,
+                                    size_t elem_size,
+                                    size_t elem_align,
+                                    const shmprim_options *opts,
+                                    shmprim_queue **out);
+
+/**
+ * Opens the existing element queue `name`, whatever its element type (see
+ * `shmprim_queue_elem_size`), waiting up to 5 s for a creator still
+ * initialising it. Returns `SHMPRIM_OK` (a new handle in `*out`, owned by the
+ * caller), `SHMPRIM_NOT_FOUND`, `SHMPRIM_INCOMPATIBLE` (another kind, such as
+ * a byte queue), `SHMPRIM_CORRUPTED`, `SHMPRIM_TOO_MANY_PARTICIPANTS`,
+ * `SHMPRIM_INVALID_NAME`, `SHMPRIM_NULL_POINTER` or a header error.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_queue_open(const char *name, shmprim_queue **out);
+
+/**
+ * Opens the element queue `name` (which must have elements of `elem_size`
+ * bytes aligned to `elem_align`), or creates it with `capacity` elements;
+ * exactly one of several racing callers creates it. `created` (may be
+ * `NULL`) receives whether this call did. Statuses and ownership as for
+ * `shmprim_queue_create` and `shmprim_queue_open`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write; `created`
+ * null or valid for a write.
+ */
+shmprim_status shmprim_queue_open_or_create(const char *name,
+                                            size_t capacity,
+                                            size_t elem_size,
+                                            size_t elem_align,
+                                            shmprim_queue **out,
+                                            bool *created);
+
+/**
+ * Creates an anonymous element queue (no name), shared with children forked
+ * after this call. Statuses and ownership as for `shmprim_queue_create`.
+ *
+ * # Safety
+ * `out` must be valid for a write.
+ */
+shmprim_status shmprim_queue_anonymous(size_t capacity,
+                                       size_t elem_size,
+                                       size_t elem_align,
+                                       shmprim_queue **out);
+
+/**
+ * Closes a handle (null is ignored); the queue remains until unlinked. This
+ * does not close the queue for others (see `shmprim_queue_shutdown`).
+ *
+ * # Safety
+ * `q` must be null or a handle not yet closed, not in use by another thread.
+ */
+void shmprim_queue_close(shmprim_queue *q);
+
+/**
+ * Removes the name `name`; processes that have the queue open keep it.
+ * Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string.
+ */
+shmprim_status shmprim_queue_unlink(const char *name);
+
+/**
+ * Size in bytes of one element; 0 for a null handle.
+ *
+ * # Safety
+ * `q` must be null or a live handle.
+ */
+size_t shmprim_queue_elem_size(const shmprim_queue *q);
+
+/**
+ * Puts the element at `elem` (`size` must be the element size), waiting up
+ * to `timeout_ns` for room (negative: forever; `0`: try once). Returns
+ * `SHMPRIM_OK`, `SHMPRIM_FULL` (`0` and no room), `SHMPRIM_TIMEOUT`,
+ * `SHMPRIM_CLOSED` (the queue was shut), `SHMPRIM_INVALID_ARGUMENT` (wrong
+ * size), `SHMPRIM_CORRUPTED` or `SHMPRIM_NULL_POINTER`. The bytes are
+ * copied.
+ *
+ * # Safety
+ * `q` must be null or a live handle; `elem` null or readable for `size`
+ * bytes.
+ */
+shmprim_status shmprim_queue_put(const shmprim_queue *q,
+                                 const void *elem,
+                                 size_t size,
+                                 int64_t timeout_ns);
+
+/**
+ * Takes the oldest element into `out` (`size` bytes, at least the element
+ * size), waiting up to `timeout_ns` (negative: forever; `0`: try once).
+ * Returns `SHMPRIM_OK`, `SHMPRIM_EMPTY` (`0` and none), `SHMPRIM_TIMEOUT`,
+ * `SHMPRIM_CLOSED` (shut and drained), `SHMPRIM_BUFFER_TOO_SMALL` (`size`
+ * is under the element size, written to `*needed` if not `NULL`; nothing is
+ * taken), `SHMPRIM_CORRUPTED` or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `q` must be null or a live handle; `out` null or writable for `size`
+ * bytes; `needed` null or valid for a write.
+ */
+shmprim_status shmprim_queue_get(const shmprim_queue *q,
+                                 void *out,
+                                 size_t size,
+                                 size_t *needed,
+                                 int64_t timeout_ns);
+
+/**
+ * Writes the number of elements queued now (Python's `qsize`, a snapshot)
+ * and the capacity; either pointer may be `NULL`. Returns `SHMPRIM_OK` or
+ * `SHMPRIM_NULL_POINTER` (null handle).
+ *
+ * # Safety
+ * `q` must be null or a live handle; `len` and `capacity` null or valid for
+ * a write.
+ */
+shmprim_status shmprim_queue_len(const shmprim_queue *q, size_t *len, size_t *capacity);
+
+/**
+ * Shuts the queue for every process (Python's `Queue.close` for all): later
+ * puts fail with `SHMPRIM_CLOSED`; gets drain what is left, then report
+ * `SHMPRIM_CLOSED`; sleepers are woken. Does not block. Returns `SHMPRIM_OK`
+ * or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `q` must be null or a live handle.
+ */
+shmprim_status shmprim_queue_shutdown(const shmprim_queue *q);
+
+/**
+ * Creates the named byte queue of `capacity` messages of at most
+ * `max_message` bytes each; a Rust `ByteQueue` opens it. `opts` may be
+ * `NULL`. Does not block. Returns `SHMPRIM_OK` (a new handle in `*out`,
+ * owned by the caller, freed with `shmprim_byte_queue_close`),
+ * `SHMPRIM_ALREADY_EXISTS`, `SHMPRIM_INVALID_NAME`,
+ * `SHMPRIM_INVALID_ARGUMENT`, `SHMPRIM_NULL_POINTER` or `SHMPRIM_IO`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `opts` null or readable; `out`
+ * valid for a write.
+ */
+shmprim_status shmprim_byte_queue_create(const char *name,
+                                         size_t capacity,
+                                         size_t max_message,
+                                         const shmprim_options *opts,
+                                         shmprim_byte_queue **out);
+
+/**
+ * Opens the existing byte queue `name`, waiting up to 5 s for a creator
+ * still initialising it. Returns `SHMPRIM_OK` (a new handle in `*out`, owned
+ * by the caller), `SHMPRIM_NOT_FOUND`, `SHMPRIM_INCOMPATIBLE` (another kind,
+ * such as an element queue), `SHMPRIM_CORRUPTED`,
+ * `SHMPRIM_TOO_MANY_PARTICIPANTS`, `SHMPRIM_INVALID_NAME`,
+ * `SHMPRIM_NULL_POINTER` or a header error.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_byte_queue_open(const char *name, shmprim_byte_queue **out);
+
+/**
+ * Opens the byte queue `name` (which must have this capacity and maximum
+ * message size), or creates it; exactly one of several racing callers
+ * creates it. `created` (may be `NULL`) receives whether this call did.
+ * Statuses and ownership as for `shmprim_byte_queue_create` and
+ * `shmprim_byte_queue_open`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write; `created`
+ * null or valid for a write.
+ */
+shmprim_status shmprim_byte_queue_open_or_create(const char *name,
+                                                 size_t capacity,
+                                                 size_t max_message,
+                                                 shmprim_byte_queue **out,
+                                                 bool *created);
+
+/**
+ * Creates an anonymous byte queue (no name), shared with children forked
+ * after this call. Statuses and ownership as for `shmprim_byte_queue_create`.
+ *
+ * # Safety
+ * `out` must be valid for a write.
+ */
+shmprim_status shmprim_byte_queue_anonymous(size_t capacity,
+                                            size_t max_message,
+                                            shmprim_byte_queue **out);
+
+/**
+ * Closes a handle (null is ignored); the queue remains until unlinked.
+ *
+ * # Safety
+ * `q` must be null or a handle not yet closed, not in use by another thread.
+ */
+void shmprim_byte_queue_close(shmprim_byte_queue *q);
+
+/**
+ * Removes the name `name`; as `shmprim_queue_unlink`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string.
+ */
+shmprim_status shmprim_byte_queue_unlink(const char *name);
+
+/**
+ * The largest message, in bytes; 0 for a null handle.
+ *
+ * # Safety
+ * `q` must be null or a live handle.
+ */
+size_t shmprim_byte_queue_max_message(const shmprim_byte_queue *q);
+
+/**
+ * Puts the `len` bytes at `msg` as one message, waiting up to `timeout_ns`
+ * for room (negative: forever; `0`: try once). Returns `SHMPRIM_OK`,
+ * `SHMPRIM_FULL` (`0` and no room), `SHMPRIM_TIMEOUT`, `SHMPRIM_CLOSED`,
+ * `SHMPRIM_INVALID_ARGUMENT` (longer than the maximum), `SHMPRIM_CORRUPTED`
+ * or `SHMPRIM_NULL_POINTER` (`q`, or `msg` with `len > 0`). The bytes are
+ * copied.
+ *
+ * # Safety
+ * `q` must be null or a live handle; `msg` null or readable for `len` bytes.
+ */
+shmprim_status shmprim_byte_queue_put(const shmprim_byte_queue *q,
+                                      const void *msg,
+                                      size_t len,
+                                      int64_t timeout_ns);
+
+/**
+ * Takes the oldest message into `buf` (`cap` bytes), waiting up to
+ * `timeout_ns` (negative: forever; `0`: try once), and writes its length to
+ * `*len`. Returns:
+ * - `SHMPRIM_OK`: `*len` bytes of `buf` hold the message;
+ * - `SHMPRIM_BUFFER_TOO_SMALL`: the oldest message has `*len` bytes, more
+ *   than `cap`; it stays in the queue (call again with a larger buffer; the
+ *   maximum is `shmprim_byte_queue_max_message`);
+ * - `SHMPRIM_EMPTY` (`0` and none), `SHMPRIM_TIMEOUT`, `SHMPRIM_CLOSED`
+ *   (shut and drained), `SHMPRIM_CORRUPTED`;
+ * - `SHMPRIM_NULL_POINTER`: `q` or `len`, or `buf` with `cap > 0`.
+ *
+ * # Safety
+ * `q` must be null or a live handle; `buf` null or writable for `cap` bytes;
+ * `len` null or valid for a write.
+ */
+shmprim_status shmprim_byte_queue_get(const shmprim_byte_queue *q,
+                                      void *buf,
+                                      size_t cap,
+                                      size_t *len,
+                                      int64_t timeout_ns);
+
+/**
+ * Writes the number of messages queued now (a snapshot) and the capacity;
+ * either pointer may be `NULL`. Returns `SHMPRIM_OK` or
+ * `SHMPRIM_NULL_POINTER` (null handle).
+ *
+ * # Safety
+ * `q` must be null or a live handle; `len` and `capacity` null or valid for
+ * a write.
+ */
+shmprim_status shmprim_byte_queue_len(const shmprim_byte_queue *q, size_t *len, size_t *capacity);
+
+/**
+ * Shuts the byte queue for every process; as `shmprim_queue_shutdown`.
+ *
+ * # Safety
+ * `q` must be null or a live handle.
+ */
+shmprim_status shmprim_byte_queue_shutdown(const shmprim_byte_queue *q);
 
 /**
  * Creates the named reentrant mutex guarding `data_size` zeroed bytes aligned

@@ -2,8 +2,8 @@
  * shmprim.hpp: a header-only C++17 wrapper over the C API in shmprim.h.
  *
  * - Move-only RAII handles (closed in the destructor): shmprim::segment,
- *   mutex, rmutex, semaphore, event, condvar, barrier, value<T>, array<T>,
- *   pipe and pipe_end.
+ *   mutex, rmutex, semaphore, event, condvar, barrier, queue<T>, byte_queue,
+ *   value<T>, array<T>, pipe and pipe_end.
  * - Timeouts as std::chrono durations; shmprim::forever waits without limit.
  * - Failures throw shmprim::error (a std::system_error whose code() is in
  *   shmprim::category(), so `e.code() == SHMPRIM_TIMEOUT` works), with the
@@ -20,6 +20,7 @@
 #ifndef SHMPRIM_HPP
 #define SHMPRIM_HPP
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -703,6 +704,145 @@ private:
         return (*static_cast<F *>(ctx))(static_cast<T *>(elems), len, died) ? 1 : 0;
     }
     detail::handle<shmprim_array, shmprim_array_close> h_;
+};
+
+/** A queue of T between processes (Python's Queue for plain data); the same
+ * object as a Rust Queue<T> of a T with this size and alignment. */
+template <class T>
+class queue {
+    static_assert(std::is_trivially_copyable_v<T>, "elements are copied as bytes");
+
+public:
+    static queue create(const std::string &name, std::size_t capacity, const options &o = {}) {
+        shmprim_options c = o.c();
+        return queue(detail::make<shmprim_queue>([&](shmprim_queue **out) {
+            return shmprim_queue_create(name.c_str(), capacity, sizeof(T), alignof(T), &c, out);
+        }));
+    }
+    static queue open(const std::string &name) {
+        queue q(detail::make<shmprim_queue>(
+            [&](shmprim_queue **out) { return shmprim_queue_open(name.c_str(), out); }));
+        if (shmprim_queue_elem_size(q.h_.get()) != sizeof(T)) detail::raise(SHMPRIM_INCOMPATIBLE);
+        return q;
+    }
+    static queue anonymous(std::size_t capacity) {
+        return queue(detail::make<shmprim_queue>([&](shmprim_queue **out) {
+            return shmprim_queue_anonymous(capacity, sizeof(T), alignof(T), out);
+        }));
+    }
+    static void unlink(const std::string &name) { detail::check(shmprim_queue_unlink(name.c_str())); }
+    /** Puts `v`, waiting for room as long as it takes. */
+    void put(const T &v) { detail::check(shmprim_queue_put(h_.get(), &v, sizeof v, -1)); }
+    /** Puts `v` if there is room now (Python's put_nowait). */
+    bool try_put(const T &v) { return put_status(v, 0); }
+    /** Puts `v`, waiting at most `d` for room. */
+    template <class Rep, class Period>
+    bool put_for(const T &v, std::chrono::duration<Rep, Period> d) {
+        return put_status(v, std::max<int64_t>(1, detail::to_ns(d)));
+    }
+    /** Takes the oldest element; throws SHMPRIM_CLOSED once shut and drained. */
+    T get() { return *get_ns(-1); }
+    /** Takes the oldest element if there is one now (Python's get_nowait). */
+    std::optional<T> try_get() { return get_ns(0); }
+    /** Takes the oldest element, waiting at most `d`. */
+    template <class Rep, class Period>
+    std::optional<T> get_for(std::chrono::duration<Rep, Period> d) {
+        return get_ns(std::max<int64_t>(1, detail::to_ns(d)));
+    }
+    /** Elements queued now (Python's qsize; a snapshot). */
+    std::size_t size() const {
+        std::size_t n = 0;
+        detail::check(shmprim_queue_len(h_.get(), &n, nullptr));
+        return n;
+    }
+    /** Shuts the queue for every process: puts fail, gets drain then fail. */
+    void shutdown() { detail::check(shmprim_queue_shutdown(h_.get())); }
+    shmprim_queue *native_handle() const noexcept { return h_.get(); }
+
+private:
+    explicit queue(shmprim_queue *p) : h_(p) {}
+    bool put_status(const T &v, int64_t ns) {
+        shmprim_status st = shmprim_queue_put(h_.get(), &v, sizeof v, ns);
+        if (st == SHMPRIM_FULL || st == SHMPRIM_TIMEOUT) return false;
+        detail::check(st);
+        return true;
+    }
+    std::optional<T> get_ns(int64_t ns) {
+        T v;
+        shmprim_status st = shmprim_queue_get(h_.get(), &v, sizeof v, nullptr, ns);
+        if (st == SHMPRIM_EMPTY || st == SHMPRIM_TIMEOUT) return std::nullopt;
+        detail::check(st);
+        return v;
+    }
+    detail::handle<shmprim_queue, shmprim_queue_close> h_;
+};
+
+/** A queue of byte messages between processes; the same object as a Rust
+ * ByteQueue. */
+class byte_queue {
+public:
+    static byte_queue create(const std::string &name, std::size_t capacity, std::size_t max_message,
+                             const options &o = {}) {
+        shmprim_options c = o.c();
+        return byte_queue(detail::make<shmprim_byte_queue>([&](shmprim_byte_queue **out) {
+            return shmprim_byte_queue_create(name.c_str(), capacity, max_message, &c, out);
+        }));
+    }
+    static byte_queue open(const std::string &name) {
+        return byte_queue(detail::make<shmprim_byte_queue>(
+            [&](shmprim_byte_queue **out) { return shmprim_byte_queue_open(name.c_str(), out); }));
+    }
+    static byte_queue anonymous(std::size_t capacity, std::size_t max_message) {
+        return byte_queue(detail::make<shmprim_byte_queue>([&](shmprim_byte_queue **out) {
+            return shmprim_byte_queue_anonymous(capacity, max_message, out);
+        }));
+    }
+    static void unlink(const std::string &name) { detail::check(shmprim_byte_queue_unlink(name.c_str())); }
+    void put(std::string_view msg) { detail::check(shmprim_byte_queue_put(h_.get(), msg.data(), msg.size(), -1)); }
+    bool try_put(std::string_view msg) { return put_status(msg, 0); }
+    template <class Rep, class Period>
+    bool put_for(std::string_view msg, std::chrono::duration<Rep, Period> d) {
+        return put_status(msg, std::max<int64_t>(1, detail::to_ns(d)));
+    }
+    /** Takes the oldest message; throws SHMPRIM_CLOSED once shut and drained. */
+    std::string get() { return *get_ns(-1); }
+    std::optional<std::string> try_get() { return get_ns(0); }
+    template <class Rep, class Period>
+    std::optional<std::string> get_for(std::chrono::duration<Rep, Period> d) {
+        return get_ns(std::max<int64_t>(1, detail::to_ns(d)));
+    }
+    std::size_t size() const {
+        std::size_t n = 0;
+        detail::check(shmprim_byte_queue_len(h_.get(), &n, nullptr));
+        return n;
+    }
+    void shutdown() { detail::check(shmprim_byte_queue_shutdown(h_.get())); }
+    shmprim_byte_queue *native_handle() const noexcept { return h_.get(); }
+
+private:
+    explicit byte_queue(shmprim_byte_queue *p) : h_(p) {}
+    bool put_status(std::string_view msg, int64_t ns) {
+        shmprim_status st = shmprim_byte_queue_put(h_.get(), msg.data(), msg.size(), ns);
+        if (st == SHMPRIM_FULL || st == SHMPRIM_TIMEOUT) return false;
+        detail::check(st);
+        return true;
+    }
+    std::optional<std::string> get_ns(int64_t ns) {
+        std::string buf(256, '\0');
+        for (;;) {
+            std::size_t len = 0;
+            shmprim_status st = shmprim_byte_queue_get(h_.get(), buf.data(), buf.size(), &len, ns);
+            if (st == SHMPRIM_BUFFER_TOO_SMALL) {
+                buf.resize(len);  // the message stays queued; another consumer may take it first
+                continue;
+            }
+            if (st == SHMPRIM_EMPTY || st == SHMPRIM_TIMEOUT) return std::nullopt;
+            detail::check(st);
+            buf.resize(len);
+            return buf;
+        }
+    }
+    detail::handle<shmprim_byte_queue, shmprim_byte_queue_close> h_;
 };
 
 /** One claimed end of a pipe; closing it (destructor) is end-of-file for

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use shmprim::{Condvar, Mutex};
+use shmprim::{ByteQueue, Condvar, Mutex, Queue};
 
 /// `target/<profile>`, where cargo put `libshmprim.a` for this test run.
 fn lib_dir() -> PathBuf {
@@ -304,11 +304,15 @@ fn run_under_valgrind(bin: &Path) -> Option<String> {
 }
 
 #[test]
-fn mutex_and_bad_call_examples_run_clean_under_valgrind() {
+fn queue_mutex_and_bad_call_examples_run_clean_under_valgrind() {
     let cases = [
         ("mutex_counter.c", "mutex_counter: total 40000 ok"),
         ("mutex_owner_died.c", "mutex_owner_died: recovered ok"),
         ("bad_calls.c", "checks ok"),
+        (
+            "queue_producer_consumer.c",
+            "queue_producer_consumer: 10000 jobs, sum 50005000 ok",
+        ),
     ];
     for (file, expected) in cases {
         match run_under_valgrind(&build_example(file)) {
@@ -336,4 +340,56 @@ fn value_array_example_shares_a_double_an_int_array_and_a_counter() {
 fn pipe_echo_example_echoes_every_message_and_reports_the_size_a_small_buffer_needs() {
     let out = run_example(&build_example("pipe_echo.c"), &[]);
     assert!(out.contains("pipe_echo: 100 messages echoed ok"), "{out}");
+}
+
+#[test]
+fn queue_producer_consumer_example_delivers_every_job_exactly_once() {
+    let out = run_example(&build_example("queue_producer_consumer.c"), &[]);
+    assert!(
+        out.contains("queue_producer_consumer: 10000 jobs, sum 50005000 ok"),
+        "{out}"
+    );
+}
+
+#[test]
+fn c_producer_and_rust_consumer_share_one_named_queue_and_byte_queue() {
+    const COUNT: u64 = 2000;
+    let bin = build_example("xlang_queue_producer.c");
+    let (q_name, b_name) = (Name::new("xqueue"), Name::new("xbytes"));
+    // Rust creates the element queue (C opens it); C creates the byte queue
+    // (Rust opens it). Small capacities make both sides block in turn.
+    let q: Queue<u64> = Queue::create(&q_name.0, 16).unwrap();
+    let child = Command::new(&bin)
+        .args([&q_name.0, &b_name.0, &COUNT.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let bq: ByteQueue = open_when_created(|| ByteQueue::open(&b_name.0));
+    let (mut values, mut messages) = (Vec::new(), Vec::new());
+    for _ in 0..COUNT {
+        values.push(q.get_timeout(Duration::from_secs(10)).unwrap());
+        messages.push(bq.get_timeout(Duration::from_secs(10)).unwrap());
+    }
+    // The C side shut the byte queue after its last message: end of stream.
+    assert!(matches!(
+        bq.get_timeout(Duration::from_secs(10)),
+        Err(shmprim::Error::Closed)
+    ));
+    let out = finish_example(&bin, child);
+    assert_eq!(
+        values,
+        (1..=COUNT).collect::<Vec<_>>(),
+        "one producer's FIFO order"
+    );
+    let expected: Vec<Vec<u8>> = (1..=COUNT)
+        .map(|i| format!("msg-{i}").into_bytes())
+        .collect();
+    assert_eq!(messages, expected);
+    assert!(
+        out.contains(&format!(
+            "xlang_queue_producer: {COUNT} values and {COUNT} messages put"
+        )),
+        "{out}"
+    );
 }

@@ -107,6 +107,8 @@ fn header_declares_every_object_of_the_c_api() {
         "value",
         "array",
         "pipe",
+        "queue",
+        "byte_queue",
     ];
     for object in objects {
         for verb in [

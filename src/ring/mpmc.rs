@@ -1148,13 +1148,7 @@ impl MpmcRing {
         let sig = self.signals();
         let mut done = 0;
         let mut tries = 0u32;
-        let too_big = |len: usize| {
-            Error::invalid_argument(format!(
-                "receive buffer of {} bytes is too small for the next message of {len} bytes \
-                 (the message stays in the queue)",
-                limit.unwrap_or(0)
-            ))
-        };
+        let too_big = |len: usize| too_small_error(limit.unwrap_or(0), len);
         let mut idle_rounds = 0u64;
         loop {
             // Skipping dead producers' slots delivers nothing; on a corrupted ring
@@ -1323,6 +1317,43 @@ fn sleep_slice(word: &AtomicU32, w: u32, deadline: Deadline) {
     // count is a local that nobody wakes through.
     let scratch = AtomicU32::new(0);
     let _ = crate::wait::wait_while_eq(word, &scratch, w, deadline);
+}
+
+/// The error of a receive into a buffer of `limit` bytes when the next message
+/// has `len`: `InvalidArgument`, the message staying in the queue.
+fn too_small_error(limit: usize, len: usize) -> Error {
+    Error::invalid_argument(format!(
+        "receive buffer of {limit} bytes is too small for the next message of {len} bytes \
+         (the message stays in the queue)"
+    ))
+}
+
+/// The size of the message an error of [`too_small_error`] names, for callers
+/// that report it as a number (the C API's `SHMPRIM_BUFFER_TOO_SMALL`).
+pub(crate) fn too_small_needs(err: &Error) -> Option<usize> {
+    let Error::InvalidArgument { detail } = err else {
+        return None;
+    };
+    let rest = detail.split_once("too small for the next message of ")?.1;
+    let (len, tail) = rest.split_once(" bytes ")?;
+    tail.starts_with("(the message stays in the queue)")
+        .then(|| len.parse().ok())
+        .flatten()
+}
+
+#[cfg(all(test, not(shmprim_loom)))]
+mod too_small_tests {
+    use super::*;
+
+    #[test]
+    fn the_size_a_too_small_error_names_is_read_back_and_other_errors_name_none() {
+        assert_eq!(too_small_needs(&too_small_error(4, 1234)), Some(1234));
+        assert_eq!(
+            too_small_needs(&Error::invalid_argument("of 5 bytes")),
+            None
+        );
+        assert_eq!(too_small_needs(&Error::Timeout), None);
+    }
 }
 
 #[cfg(all(test, shmprim_loom))]
