@@ -80,6 +80,11 @@ namespace detail {
     throw error(st, shmprim_last_error_message());
 }
 
+/* A failure the wrapper itself detects, with its own message. */
+[[noreturn]] inline void raise(shmprim_status st, const char *what) {
+    throw error(st, what);
+}
+
 inline void check(shmprim_status st) {
     if (st != SHMPRIM_OK) raise(st);
 }
@@ -279,7 +284,7 @@ public:
     void *data() const noexcept { return shmprim_mutex_data(h_.get()); }
     template <class T>
     T &data_as() const {
-        if (sizeof(T) > data_size()) detail::raise(SHMPRIM_INVALID_ARGUMENT);
+        if (sizeof(T) > data_size()) detail::raise(SHMPRIM_INVALID_ARGUMENT, "data_as: T is larger than the payload");
         return *static_cast<T *>(data());
     }
     std::size_t data_size() const noexcept { return shmprim_mutex_data_size(h_.get()); }
@@ -373,7 +378,7 @@ public:
 private:
     explicit condvar(shmprim_condvar *p) : h_(p) {}
     std::cv_status wait_ns(std::unique_lock<mutex> &lk, int64_t ns) {
-        if (!lk.owns_lock()) detail::raise(SHMPRIM_NOT_OWNER);
+        if (!lk.owns_lock()) detail::raise(SHMPRIM_NOT_OWNER, "condvar wait: the unique_lock does not own the mutex");
         mutex &m = *lk.mutex();
         shmprim_status st = shmprim_condvar_wait(h_.get(), m.native_handle(), ns);
         if (st == SHMPRIM_TIMEOUT) return std::cv_status::timeout;
@@ -722,7 +727,8 @@ public:
     static queue open(const std::string &name) {
         queue q(detail::make<shmprim_queue>(
             [&](shmprim_queue **out) { return shmprim_queue_open(name.c_str(), out); }));
-        if (shmprim_queue_elem_size(q.h_.get()) != sizeof(T)) detail::raise(SHMPRIM_INCOMPATIBLE);
+        if (shmprim_queue_elem_size(q.h_.get()) != sizeof(T))
+            detail::raise(SHMPRIM_INCOMPATIBLE, "queue<T>::open: the queue's elements are not sizeof(T) bytes");
         return q;
     }
     static queue anonymous(std::size_t capacity) {

@@ -393,3 +393,52 @@ fn c_producer_and_rust_consumer_share_one_named_queue_and_byte_queue() {
         "{out}"
     );
 }
+
+/// The first fenced block of language `lang` in the README's C section.
+fn readme_block(lang: &str) -> String {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .unwrap();
+    let section = readme.split("## Using it from C").nth(1).unwrap();
+    let start = section.find(&format!("```{lang}\n")).unwrap() + lang.len() + 4;
+    let len = section[start..].find("```").unwrap();
+    section[start..start + len].to_owned()
+}
+
+#[test]
+fn the_readme_c_and_cpp_snippets_compile_cleanly() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let include = Path::new(env!("CARGO_MANIFEST_DIR")).join("include");
+    let c = readme_block("c");
+    let (head, body): (Vec<&str>, Vec<&str>) = c.lines().partition(|l| l.starts_with("#include"));
+    let program = format!(
+        "#include <stdint.h>\n#include <stdio.h>\n{}\nint main(void) {{\n{}\nreturn 0;\n}}\n",
+        head.join("\n"),
+        body.join("\n")
+    );
+    let cpp = readme_block("cpp");
+    let (chead, cbody): (Vec<&str>, Vec<&str>) =
+        cpp.lines().partition(|l| l.starts_with("#include"));
+    let cpp_program = format!(
+        "{}\n#include <mutex>\nint main() {{\n{}\nreturn 0;\n}}\n",
+        chead.join("\n"),
+        cbody.join("\n")
+    );
+    for (file, text, compiler, std) in [
+        ("readme_snippet.c", program, "cc", "-std=c11"),
+        ("readme_snippet.cpp", cpp_program, "c++", "-std=c++17"),
+    ] {
+        let path = dir.join(file);
+        std::fs::write(&path, text).unwrap();
+        let out = Command::new(compiler)
+            .args(["-fsyntax-only", "-Wall", "-Wextra", "-Werror", std, "-I"])
+            .arg(&include)
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "the README's {file} does not compile:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
