@@ -2,7 +2,9 @@
  * Producers and consumers over one named Queue (Python's Queue example): 2
  * producer processes put 5000 jobs each, 2 consumer processes take them until
  * the parent shuts the queue, and the totals must come out exact: every job
- * taken exactly once.  A byte queue carries each consumer's report back.
+ * taken exactly once.  A byte queue carries each consumer's report back: the
+ * consumers open the job queue by name, but use the report queue's handle
+ * they inherited through fork (as Python passes a Queue to a Process).
  * Prints "queue_producer_consumer: 10000 jobs, sum 50005000 ok".
  */
 #include <inttypes.h>
@@ -42,13 +44,10 @@ static int producer(const char *qname, uint32_t me) {
     return 0;
 }
 
-static int consumer(const char *qname, const char *rname) {
+static int consumer(const char *qname, shmprim_byte_queue *reports) {
     shmprim_queue *q = NULL;
-    shmprim_byte_queue *reports = NULL;
     shmprim_status st = shmprim_queue_open(qname, &q);
     if (st != SHMPRIM_OK) return fail("consumer open", st);
-    st = shmprim_byte_queue_open(rname, &reports);
-    if (st != SHMPRIM_OK) return fail("reports open", st);
     uint64_t count = 0, sum = 0;
     uint32_t last_seq[PRODUCERS];
     memset(last_seq, 0xff, sizeof last_seq);
@@ -68,7 +67,6 @@ static int consumer(const char *qname, const char *rname) {
     st = shmprim_byte_queue_put(reports, report, (size_t)n, 10000000000LL);
     if (st != SHMPRIM_OK) return fail("report", st);
     shmprim_queue_close(q);
-    shmprim_byte_queue_close(reports);
     return 0;
 }
 
@@ -91,7 +89,7 @@ int main(void) {
 
     pid_t consumers[CONSUMERS], producers[PRODUCERS];
     for (int i = 0; i < CONSUMERS; i++)
-        if ((consumers[i] = fork()) == 0) _exit(consumer(qname, rname));
+        if ((consumers[i] = fork()) == 0) _exit(consumer(qname, reports));
     for (int i = 0; i < PRODUCERS; i++)
         if ((producers[i] = fork()) == 0) _exit(producer(qname, (uint32_t)i));
     int ok = 1;
