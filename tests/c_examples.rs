@@ -4,10 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// `target/<profile>`, where cargo put `libshmprim.a` for this test run.
+/// `target/<profile>/deps`, where `cargo test` builds `libshmprim.a` and
+/// `libshmprim.so` for this very run. (The copies in `target/<profile>` are only
+/// refreshed by `cargo build`, so they can be stale during `cargo test`.)
 fn lib_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().to_path_buf()
+    exe.parent().unwrap().to_path_buf()
 }
 
 fn examples_dir() -> PathBuf {
@@ -135,4 +137,11 @@ fn pkg_config_file_builds_a_working_program_and_has_the_crate_version() {
     );
     // Dynamically linked against libshmprim.so, found through the rpath.
     assert!(run_example(&out, &[]).contains("segment_share: ok"));
+}
+
+#[test]
+fn a_c_program_inspects_its_own_segment() {
+    let bin = build_example("inspect_self.c");
+    let out = run_example(&bin, &[]);
+    assert!(out.contains("inspect_self: ok"), "{out}");
 }

@@ -13,8 +13,10 @@
 //! - On failure, [`shmprim_last_error_message`] describes the error on this thread.
 #![allow(non_camel_case_types)]
 
+mod inspect;
 mod segment;
 
+pub use inspect::*;
 pub use segment::*;
 
 use std::cell::RefCell;
