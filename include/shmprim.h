@@ -1056,6 +1056,42 @@ shmprim_status shmprim_event_is_set_at(void *mem, bool *is_set);
 shmprim_status shmprim_event_wait_at(void *mem, int64_t timeout_ns);
 
 /**
+ * Writes a JSON object describing the segment `name` (health, header, state,
+ * participants: what `shmprim stat --json` prints) into `buf` as a
+ * NUL-terminated string. Read-only: takes no participant slot and no lock.
+ * Does not block.
+ *
+ * `*needed` (if `needed` is not null) receives the size required, NUL
+ * included. Returns `SHMPRIM_BUFFER_TOO_SMALL` (writing nothing) when `len` is
+ * less than that; `SHMPRIM_NOT_FOUND` or `SHMPRIM_NOT_SHMPRIM` when there is no
+ * such segment.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `buf` null or valid for `len` bytes;
+ * `needed` null or valid for a write.
+ */
+shmprim_status shmprim_inspect_json(const char *name, char *buf, size_t len, size_t *needed);
+
+/**
+ * Writes a JSON array describing every shmprim segment on the machine (what
+ * `shmprim ls --json` prints) into `buf`, as [`shmprim_inspect_json`] does for
+ * one segment. Does not block.
+ *
+ * # Safety
+ * `buf` null or valid for `len` bytes; `needed` null or valid for a write.
+ */
+shmprim_status shmprim_inspect_list_json(char *buf, size_t len, size_t *needed);
+
+/**
+ * Number of live participants of the segment `name`, written to `*live`, read
+ * without opening the segment for use. Does not block.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `live` valid for a write.
+ */
+shmprim_status shmprim_inspect_live_participants(const char *name, uint32_t *live);
+
+/**
  * Creates the named mutex guarding `data_size` zeroed bytes aligned to
  * `data_align` (a power of two up to 4096). A Rust `Mutex<T>` with
  * `size_of::<T>() == data_size` and `align_of::<T>() == data_align` opens

@@ -7,10 +7,12 @@ use std::time::{Duration, Instant};
 
 use shmprim::{ByteQueue, Condvar, Mutex, Queue};
 
-/// `target/<profile>`, where cargo put `libshmprim.a` for this test run.
+/// `target/<profile>/deps`, where `cargo test` builds `libshmprim.a` and
+/// `libshmprim.so` for this very run. (The copies in `target/<profile>` are only
+/// refreshed by `cargo build`, so they can be stale during `cargo test`.)
 fn lib_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().to_path_buf()
+    exe.parent().unwrap().to_path_buf()
 }
 
 fn examples_dir() -> PathBuf {
@@ -396,8 +398,8 @@ fn c_producer_and_rust_consumer_share_one_named_queue_and_byte_queue() {
 
 /// The first fenced block of language `lang` in the README's C section.
 fn readme_block(lang: &str) -> String {
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
-        .unwrap();
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
     let section = readme.split("## Using it from C").nth(1).unwrap();
     let start = section.find(&format!("```{lang}\n")).unwrap() + lang.len() + 4;
     let len = section[start..].find("```").unwrap();
@@ -441,4 +443,11 @@ fn the_readme_c_and_cpp_snippets_compile_cleanly() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+#[test]
+fn a_c_program_inspects_its_own_segment() {
+    let bin = build_example("inspect_self.c");
+    let out = run_example(&bin, &[]);
+    assert!(out.contains("inspect_self: ok"), "{out}");
 }
