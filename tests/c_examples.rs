@@ -451,3 +451,19 @@ fn a_c_program_inspects_its_own_segment() {
     let out = run_example(&bin, &[]);
     assert!(out.contains("inspect_self: ok"), "{out}");
 }
+
+#[test]
+fn a_c_process_changes_a_value_and_an_array_a_rust_process_created() {
+    let bin = build_example("xlang_value_peer.c");
+    let (v_name, a_name, s_name) = (Name::new("xvalue"), Name::new("xarray"), Name::new("xpair"));
+    let v = shmprim::Value::<f64>::create(&v_name.0, 1.25).unwrap();
+    let a = shmprim::Array::<i32>::create(&a_name.0, 5).unwrap();
+    a.write_from(&[1, 2, 3, 4, 5]).unwrap();
+    let _pair = shmprim::Value::<[u64; 2]>::create(&s_name.0, [7, 8]).unwrap();
+    let out = run_example(&bin, &[&v_name.0, &a_name.0, &s_name.0]);
+    assert!(out.contains("xlang_value_peer: ok"), "{out}");
+    assert_eq!(v.get().unwrap(), 2.5);
+    let mut elems = [0i32; 5];
+    a.read_into(&mut elems).unwrap();
+    assert_eq!(elems, [-1, -2, -3, -4, -5]);
+}

@@ -188,12 +188,13 @@ pub(crate) fn stored_type(name: &str, kind: Kind) -> Result<TypeCode, shmprim_st
     let seg = check(SegmentBuilder::new(kind).any_payload().open(name))?;
     let code = seg.info().payload.code;
     drop(seg);
-    cell_type(code, false)?.ok_or_else(|| {
-        fail_with(
+    match cell_type(code, false) {
+        Ok(Some(t)) => Ok(t),
+        _ => Err(fail_with(
             shmprim_status::SHMPRIM_INCOMPATIBLE,
-            &format!("{name:?} holds elements C has no type code for ({code})"),
-        )
-    })
+            &format!("{name:?} holds elements C has no type code for (code {code})"),
+        )),
+    }
 }
 
 /// Reads optional options for a cell: handle options and whether it has a lock.
