@@ -459,3 +459,49 @@ pub(crate) unsafe fn free<T>(p: *mut T) {
         drop(unsafe { Box::from_raw(p) });
     }
 }
+
+#[cfg(all(test, not(shmprim_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_inside_the_boundary_becomes_internal_with_a_message() {
+        let status = boundary(|| panic!("a bug"));
+        assert_eq!(status, SHMPRIM_INTERNAL);
+        // SAFETY: the message is a NUL-terminated string owned by this thread.
+        let msg = unsafe { CStr::from_ptr(shmprim_last_error_message()) };
+        assert!(msg.to_str().unwrap().contains("panic"), "{msg:?}");
+    }
+
+    #[test]
+    fn options_reject_unknown_flags_and_mode_bits_and_accept_null() {
+        // SAFETY: null, or pointers to local options.
+        unsafe {
+            assert!(options(std::ptr::null(), 0).is_ok());
+            let bad_flag = shmprim_options { mode: 0, flags: 8 };
+            assert_eq!(options(&bad_flag, 0).unwrap_err(), SHMPRIM_INVALID_ARGUMENT);
+            let pi = shmprim_options {
+                mode: 0,
+                flags: SHMPRIM_PRIORITY_INHERITANCE,
+            };
+            assert_eq!(options(&pi, 0).unwrap_err(), SHMPRIM_INVALID_ARGUMENT);
+            assert_eq!(
+                options(&pi, SHMPRIM_PRIORITY_INHERITANCE).unwrap().1,
+                SHMPRIM_PRIORITY_INHERITANCE
+            );
+            let bad_mode = shmprim_options {
+                mode: 0o4755,
+                flags: 0,
+            };
+            assert_eq!(options(&bad_mode, 0).unwrap_err(), SHMPRIM_INVALID_ARGUMENT);
+        }
+    }
+
+    #[test]
+    fn timeouts_negative_forever_zero_now_positive_after() {
+        assert!(deadline(-1).is_never());
+        assert!(deadline(0).has_passed());
+        let d = deadline(60_000_000_000);
+        assert!(!d.is_never() && !d.has_passed());
+    }
+}
