@@ -1406,7 +1406,8 @@ void shmprim_pipe_end_close(shmprim_pipe_end *e);
 /**
  * Sends the `len` bytes at `msg` as one message, waiting up to `timeout_ns`
  * for room (negative: forever; `0`: try once). Returns `SHMPRIM_OK`,
- * `SHMPRIM_TIMEOUT` (no room; nothing sent), `SHMPRIM_CLOSED` (the peer
+ * `SHMPRIM_FULL` (`0` and no room; nothing sent), `SHMPRIM_TIMEOUT` (no room
+ * in time; nothing sent), `SHMPRIM_CLOSED` (the peer
  * closed its end or died), `SHMPRIM_INVALID_ARGUMENT` (longer than the
  * pipe's maximum, or a receive-only end) or `SHMPRIM_NULL_POINTER` (`e`, or
  * `msg` with `len > 0`). The bytes are copied; `msg` stays the caller's.
@@ -1427,7 +1428,7 @@ shmprim_status shmprim_pipe_send(shmprim_pipe_end *e,
  * - `SHMPRIM_OK`: received; `*len` bytes of `buf` hold it;
  * - `SHMPRIM_BUFFER_TOO_SMALL`: the next message has `*len` bytes, more than
  *   `cap`; it stays queued (call again with a larger buffer);
- * - `SHMPRIM_TIMEOUT`: nothing arrived;
+ * - `SHMPRIM_EMPTY` (`0`) or `SHMPRIM_TIMEOUT`: nothing arrived;
  * - `SHMPRIM_CLOSED`: end-of-file (the peer closed or died, and every
  *   message it sent was received);
  * - `SHMPRIM_INVALID_ARGUMENT`: a send-only end;

@@ -861,7 +861,7 @@ public:
     template <class Rep, class Period>
     bool send_for(std::string_view msg, std::chrono::duration<Rep, Period> d) {
         shmprim_status st = send_ns(msg, detail::to_ns(d));
-        if (st == SHMPRIM_TIMEOUT) return false;
+        if (st == SHMPRIM_TIMEOUT || st == SHMPRIM_FULL) return false;
         detail::check(st);
         return true;
     }
@@ -896,7 +896,7 @@ private:
                 buf.resize(len);  // the size the message needs; it is still queued
                 continue;
             }
-            if (st == SHMPRIM_TIMEOUT) return std::nullopt;
+            if (st == SHMPRIM_TIMEOUT || st == SHMPRIM_EMPTY) return std::nullopt;
             detail::check(st);
             buf.resize(len);
             return buf;

@@ -240,7 +240,8 @@ pub unsafe extern "C" fn shmprim_pipe_end_close(e: *mut shmprim_pipe_end) {
 
 /// Sends the `len` bytes at `msg` as one message, waiting up to `timeout_ns`
 /// for room (negative: forever; `0`: try once). Returns `SHMPRIM_OK`,
-/// `SHMPRIM_TIMEOUT` (no room; nothing sent), `SHMPRIM_CLOSED` (the peer
+/// `SHMPRIM_FULL` (`0` and no room; nothing sent), `SHMPRIM_TIMEOUT` (no room
+/// in time; nothing sent), `SHMPRIM_CLOSED` (the peer
 /// closed its end or died), `SHMPRIM_INVALID_ARGUMENT` (longer than the
 /// pipe's maximum, or a receive-only end) or `SHMPRIM_NULL_POINTER` (`e`, or
 /// `msg` with `len > 0`). The bytes are copied; `msg` stays the caller's.
@@ -260,7 +261,10 @@ pub unsafe extern "C" fn shmprim_pipe_send(
         let e = unsafe { handle_mut(e, "end") }?;
         // SAFETY: null or readable for `len` bytes, by the contract.
         let msg = unsafe { bytes(msg, len, "msg") }?;
-        check(e.inner.send_deadline(msg, deadline(timeout_ns)))
+        check(match timeout_ns {
+            0 => e.inner.try_send(msg),
+            t => e.inner.send_deadline(msg, deadline(t)),
+        })
     })
 }
 
@@ -304,7 +308,7 @@ pub(crate) unsafe fn bytes_mut<'a>(
 /// - `SHMPRIM_OK`: received; `*len` bytes of `buf` hold it;
 /// - `SHMPRIM_BUFFER_TOO_SMALL`: the next message has `*len` bytes, more than
 ///   `cap`; it stays queued (call again with a larger buffer);
-/// - `SHMPRIM_TIMEOUT`: nothing arrived;
+/// - `SHMPRIM_EMPTY` (`0`) or `SHMPRIM_TIMEOUT`: nothing arrived;
 /// - `SHMPRIM_CLOSED`: end-of-file (the peer closed or died, and every
 ///   message it sent was received);
 /// - `SHMPRIM_INVALID_ARGUMENT`: a send-only end;
@@ -333,6 +337,8 @@ pub unsafe extern "C" fn shmprim_pipe_recv(
                 unsafe { len.write(n) };
                 Ok(())
             }
+            // Tried once (Python's `poll()` then nothing): as a queue's get_nowait.
+            Err(Error::Timeout) if timeout_ns == 0 => Err(fail(&Error::Empty)),
             Err(err @ Error::InvalidArgument { .. }) => match e.inner.next_len() {
                 Ok(needed) if needed > cap => {
                     // SAFETY: as above.
