@@ -34,6 +34,16 @@ fn child_entry() {
             std::fs::write(&args[1], b"locked").unwrap();
             std::thread::sleep(LIMIT);
         }
+        // Creates the segment and sleeps inside its initialisation.
+        "stuck_initialising" => {
+            let _ = SegmentBuilder::new(Kind::Raw)
+                .data_size(64)
+                .create_with(&args[0], |_, _| {
+                    std::fs::write(&args[1], b"in init").unwrap();
+                    std::thread::sleep(LIMIT);
+                    Ok(())
+                });
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -364,4 +374,30 @@ fn inspection_reports_ring_depth_and_pipe_bytes_pending_each_way() {
         "{}",
         state_of(&pipe)
     );
+}
+
+#[test]
+fn a_segment_being_initialised_is_reported_as_such_then_as_creator_died() {
+    let name = ShmName::new("inspect_initialising");
+    let flag = ShmName::new("inspect_initialising_flag");
+    let mut child = spawn("stuck_initialising", &[&name, &flag.path()]);
+    assert!(wait_until(LIMIT, || std::path::Path::new(&flag.path()).exists()));
+    assert_eq!(
+        inspect::inspect(&name).unwrap().health,
+        Health::Initialising
+    );
+    let listed = inspect::list().unwrap();
+    let entry = listed
+        .iter()
+        .find(|i| i.name == name.as_str())
+        .expect("listed");
+    assert_eq!(entry.state_line(), "initialising");
+    assert!(
+        !entry.is_garbage(),
+        "gc must not remove a segment being created"
+    );
+    child.kill();
+    let report = inspect::inspect(&name).unwrap();
+    assert_eq!(report.health, Health::CreatorDied);
+    assert!(report.is_garbage());
 }
