@@ -6,7 +6,7 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{ShmName, spawn, wait_until, word};
+use common::{ShmName, python_eval, spawn, wait_until, word};
 use shmprim::inspect::{self, Health};
 use shmprim::segment::{HEADER_SIZE, MAGIC};
 use shmprim::{Error, Kind, Segment, SegmentBuilder};
@@ -192,30 +192,6 @@ fn inspection_of_a_truncated_segment_says_so() {
         .set_len(2 * 4096)
         .unwrap();
     assert_eq!(inspect::inspect(&name).unwrap().health, Health::Truncated);
-}
-
-/// Parses `json` with python3 and evaluates `expr` over it (`d`), returning the
-/// printed result.
-fn python_eval(json: &str, expr: &str) -> String {
-    use std::io::Write;
-    let mut child = std::process::Command::new("python3")
-        .args([
-            "-c",
-            &format!("import json,sys; d=json.load(sys.stdin); print({expr})"),
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 is available");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(json.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "invalid JSON: {json}");
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 #[test]
