@@ -20,8 +20,15 @@ fn examples_dir() -> PathBuf {
 /// compiler's output if it does not compile cleanly.
 pub fn build_example(file: &str) -> PathBuf {
     let src = examples_dir().join(file);
-    let out =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("ffi-{}", file.replace('.', "_")));
+    // One output per build: tests run in parallel and may build the same
+    // example at once (running a binary another build is rewriting fails).
+    static BUILDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = BUILDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "ffi-{}-{}-{n}",
+        file.replace('.', "_"),
+        std::process::id()
+    ));
     let cpp = file.ends_with(".cpp");
     let mut cmd = Command::new(if cpp { "c++" } else { "cc" });
     cmd.args(["-O1", "-g", "-Wall", "-Wextra", "-Werror"])
