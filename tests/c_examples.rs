@@ -23,11 +23,15 @@ fn examples_dir() -> PathBuf {
 /// compiler's output if it does not compile cleanly.
 pub fn build_example(file: &str) -> PathBuf {
     let src = examples_dir().join(file);
-    let out =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("ffi-{}", file.replace('.', "_")));
-    static BUILDS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    // One output per build: tests run in parallel and may build the same
+    // example at once (running a binary another build is rewriting fails).
+    static BUILDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = BUILDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = out.with_extension(format!("tmp{}-{n}", std::process::id()));
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "ffi-{}-{}-{n}",
+        file.replace('.', "_"),
+        std::process::id()
+    ));
     let cpp = file.ends_with(".cpp");
     let mut cmd = Command::new(if cpp { "c++" } else { "cc" });
     cmd.args(["-O1", "-g", "-Wall", "-Wextra", "-Werror"])
@@ -46,16 +50,13 @@ pub fn build_example(file: &str) -> PathBuf {
             "-ldl",
             "-o",
         ])
-        .arg(&tmp);
+        .arg(&out);
     let result = cmd.output().expect("a C compiler (cc) is installed");
     assert!(
         result.status.success(),
         "{file} does not compile cleanly:\n{}",
         String::from_utf8_lossy(&result.stderr)
     );
-    // Tests build the same example concurrently (and one may be running it):
-    // each compiles to its own file and renames it into place atomically.
-    std::fs::rename(&tmp, &out).unwrap();
     out
 }
 

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{ShmName, spawn, wait_until, word};
+use common::{ShmName, python_eval as py, spawn, wait_until, word};
 
 const LIMIT: Duration = Duration::from_secs(20);
 
@@ -44,29 +44,6 @@ fn shmprim(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-/// Evaluates a Python expression over the parsed JSON `d`.
-fn py(json: &str, expr: &str) -> String {
-    use std::io::Write;
-    let mut child = Command::new("python3")
-        .args([
-            "-c",
-            &format!("import json,sys; d=json.load(sys.stdin); print({expr})"),
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 is available");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(json.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "invalid JSON or expression: {json}");
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 #[test]
