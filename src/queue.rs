@@ -681,7 +681,7 @@ impl ByteQueue {
 
     /// Takes the oldest message into the start of `buf`, waiting until
     /// `deadline`; returns its length. A message longer than `buf` stays in the
-    /// queue and the call fails with `InvalidArgument` naming the size needed.
+    /// queue and the call fails with `BufferTooSmall` naming the size needed.
     pub fn get_into_deadline(&self, buf: &mut [u8], deadline: Deadline) -> Result<usize> {
         self.core
             .with_agent(|ring, a, live| ring.pop_timeout(a, live, buf, deadline))

@@ -189,6 +189,7 @@ impl shmprim_status {
             Error::NotOwner => SHMPRIM_NOT_OWNER,
             Error::Overflow { .. } => SHMPRIM_OVERFLOW,
             Error::IndexOutOfRange { .. } => SHMPRIM_INDEX_OUT_OF_RANGE,
+            Error::BufferTooSmall { .. } => SHMPRIM_BUFFER_TOO_SMALL,
             Error::InvalidArgument { .. } => SHMPRIM_INVALID_ARGUMENT,
             Error::Io { .. } => SHMPRIM_IO,
         }

@@ -339,17 +339,11 @@ pub unsafe extern "C" fn shmprim_pipe_recv(
             }
             // Tried once (Python's `poll()` then nothing): as a queue's get_nowait.
             Err(Error::Timeout) if timeout_ns == 0 => Err(fail(&Error::Empty)),
-            Err(err @ Error::InvalidArgument { .. }) => match e.inner.next_len() {
-                Ok(needed) if needed > cap => {
-                    // SAFETY: as above.
-                    unsafe { len.write(needed) };
-                    Err(fail_with(
-                        shmprim_status::SHMPRIM_BUFFER_TOO_SMALL,
-                        &format!("the next message has {needed} bytes; the buffer has {cap}"),
-                    ))
-                }
-                _ => Err(fail(&err)),
-            },
+            Err(err @ Error::BufferTooSmall { needed, .. }) => {
+                // SAFETY: as above.
+                unsafe { len.write(needed) };
+                Err(fail(&err))
+            }
             Err(err) => Err(fail(&err)),
         }
     })

@@ -536,17 +536,12 @@ pub unsafe extern "C" fn shmprim_byte_queue_get(
                 unsafe { len.write(n) };
                 Ok(())
             }
-            Err(e) => match crate::ring::mpmc::too_small_needs(&e) {
-                Some(needed) => {
-                    // SAFETY: as above.
-                    unsafe { len.write(needed) };
-                    Err(fail_with(
-                        shmprim_status::SHMPRIM_BUFFER_TOO_SMALL,
-                        &e.to_string(),
-                    ))
-                }
-                None => Err(fail(&e)),
-            },
+            Err(e @ crate::Error::BufferTooSmall { needed, .. }) => {
+                // SAFETY: as above.
+                unsafe { len.write(needed) };
+                Err(fail(&e))
+            }
+            Err(e) => Err(fail(&e)),
         }
     })
 }

@@ -1130,7 +1130,7 @@ impl MpmcRing {
     /// Pops up to `n` messages, handing each to `sink(i, bytes)`, waiting until
     /// `deadline` for the first; returns how many were delivered (at least one).
     /// With `limit`, pops one message only if it fits in `limit` bytes, else fails
-    /// with `InvalidArgument` naming the size needed and leaves it in place.
+    /// with `BufferTooSmall` naming the size needed and leaves it in place.
     #[allow(clippy::too_many_arguments)]
     pub fn pop_with(
         &self,
@@ -1320,39 +1320,11 @@ fn sleep_slice(word: &AtomicU32, w: u32, deadline: Deadline) {
 }
 
 /// The error of a receive into a buffer of `limit` bytes when the next message
-/// has `len`: `InvalidArgument`, the message staying in the queue.
+/// has `len`: the message stays in the queue.
 fn too_small_error(limit: usize, len: usize) -> Error {
-    Error::invalid_argument(format!(
-        "receive buffer of {limit} bytes is too small for the next message of {len} bytes \
-         (the message stays in the queue)"
-    ))
-}
-
-/// The size of the message an error of [`too_small_error`] names, for callers
-/// that report it as a number (the C API's `SHMPRIM_BUFFER_TOO_SMALL`).
-pub(crate) fn too_small_needs(err: &Error) -> Option<usize> {
-    let Error::InvalidArgument { detail } = err else {
-        return None;
-    };
-    let rest = detail.split_once("too small for the next message of ")?.1;
-    let (len, tail) = rest.split_once(" bytes ")?;
-    tail.starts_with("(the message stays in the queue)")
-        .then(|| len.parse().ok())
-        .flatten()
-}
-
-#[cfg(all(test, not(shmprim_loom)))]
-mod too_small_tests {
-    use super::*;
-
-    #[test]
-    fn the_size_a_too_small_error_names_is_read_back_and_other_errors_name_none() {
-        assert_eq!(too_small_needs(&too_small_error(4, 1234)), Some(1234));
-        assert_eq!(
-            too_small_needs(&Error::invalid_argument("of 5 bytes")),
-            None
-        );
-        assert_eq!(too_small_needs(&Error::Timeout), None);
+    Error::BufferTooSmall {
+        needed: len,
+        available: limit,
     }
 }
 
