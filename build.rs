@@ -18,16 +18,12 @@ fn main() {
 
     let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
         .expect("cbindgen.toml is readable and valid");
-    let mut sources: Vec<PathBuf> = std::fs::read_dir(crate_dir.join("src/ffi"))
-        .expect("src/ffi exists")
-        .map(|e| e.expect("readable directory entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
-        .collect();
-    sources.sort();
-    let mut builder = cbindgen::Builder::new().with_config(config);
-    for src in &sources {
-        builder = builder.with_src(src);
-    }
+    // cbindgen follows the `mod` items of src/ffi/mod.rs into the other
+    // files of src/ffi/, so the module root is the only source to give it
+    // (giving every file as well declared each function twice).
+    let builder = cbindgen::Builder::new()
+        .with_config(config)
+        .with_src(crate_dir.join("src/ffi/mod.rs"));
     builder
         .generate()
         .expect("cbindgen can parse src/ffi")

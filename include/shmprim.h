@@ -27,6 +27,153 @@
 #define SHMPRIM_VERSION_PATCH 0
 
 /**
+ * Options flag: unlink the name when the handle is closed.
+ */
+#define SHMPRIM_UNLINK_ON_CLOSE 1
+
+/**
+ * Options flag (mutexes only): priority inheritance (`PTHREAD_PRIO_INHERIT`).
+ */
+#define SHMPRIM_PRIORITY_INHERITANCE 2
+
+/**
+ * Options flag (values and arrays only): no lock (Python's `lock=False`,
+ * `RawValue`, `RawArray`).
+ */
+#define SHMPRIM_NO_LOCK 4
+
+/**
+ * The largest number of parties a barrier may have.
+ */
+#define SHMPRIM_BARRIER_MAX_PARTIES 4095
+
+/**
+ * Bytes to reserve for an in-place barrier (`shmprim_barrier_init`).
+ */
+#define SHMPRIM_BARRIER_SIZE 12
+
+/**
+ * Alignment an in-place barrier needs.
+ */
+#define SHMPRIM_BARRIER_ALIGN 4
+
+/**
+ * Bytes to reserve for an in-place condvar (`shmprim_condvar_init`).
+ */
+#define SHMPRIM_CONDVAR_SIZE 8
+
+/**
+ * Alignment an in-place condvar needs.
+ */
+#define SHMPRIM_CONDVAR_ALIGN 4
+
+/**
+ * Bytes to reserve for an in-place event (`shmprim_event_init`).
+ */
+#define SHMPRIM_EVENT_SIZE 8
+
+/**
+ * Alignment an in-place event needs.
+ */
+#define SHMPRIM_EVENT_ALIGN 4
+
+/**
+ * Bytes to reserve for an in-place mutex (`shmprim_mutex_init`); at least
+ * the size of the C library's `pthread_mutex_t`.
+ */
+#define SHMPRIM_MUTEX_SIZE 64
+
+/**
+ * Alignment an in-place mutex needs.
+ */
+#define SHMPRIM_MUTEX_ALIGN 8
+
+/**
+ * Bytes to reserve for an in-place reentrant mutex (`shmprim_rmutex_init`).
+ */
+#define SHMPRIM_RMUTEX_SIZE 64
+
+/**
+ * Alignment an in-place reentrant mutex needs.
+ */
+#define SHMPRIM_RMUTEX_ALIGN 8
+
+/**
+ * The `bound` of a semaphore without one.
+ */
+#define SHMPRIM_SEMAPHORE_UNBOUNDED 4294967295
+
+/**
+ * Bytes to reserve for an in-place semaphore (`shmprim_semaphore_init`).
+ */
+#define SHMPRIM_SEMAPHORE_SIZE 12
+
+/**
+ * Alignment an in-place semaphore needs.
+ */
+#define SHMPRIM_SEMAPHORE_ALIGN 4
+
+/**
+ * Element type code: whatever the object holds (`_open` only).
+ */
+#define SHMPRIM_TYPE_ANY 0
+
+/**
+ * Element type code: C `bool` (one byte; nonzero reads as true).
+ */
+#define SHMPRIM_TYPE_BOOL 2
+
+/**
+ * Element type code: `int8_t`.
+ */
+#define SHMPRIM_TYPE_I8 3
+
+/**
+ * Element type code: `uint8_t`.
+ */
+#define SHMPRIM_TYPE_U8 4
+
+/**
+ * Element type code: `int16_t`.
+ */
+#define SHMPRIM_TYPE_I16 5
+
+/**
+ * Element type code: `uint16_t`.
+ */
+#define SHMPRIM_TYPE_U16 6
+
+/**
+ * Element type code: `int32_t`.
+ */
+#define SHMPRIM_TYPE_I32 7
+
+/**
+ * Element type code: `uint32_t`.
+ */
+#define SHMPRIM_TYPE_U32 8
+
+/**
+ * Element type code: `int64_t`.
+ */
+#define SHMPRIM_TYPE_I64 9
+
+/**
+ * Element type code: `uint64_t`.
+ */
+#define SHMPRIM_TYPE_U64 10
+
+/**
+ * Element type code: `float`.
+ */
+#define SHMPRIM_TYPE_F32 11
+
+/**
+ * Element type code: `double`.
+ */
+#define SHMPRIM_TYPE_F64 12
+
+/**
  * Result of every fallible C function. `SHMPRIM_OK` (0) is success.
  */
 enum shmprim_status
@@ -156,9 +303,113 @@ typedef int32_t shmprim_status;
 #endif // __cplusplus
 
 /**
+ * An open named (or anonymous) typed array. Opaque; free it with
+ * `shmprim_array_close`. One handle may be used by many threads.
+ */
+typedef struct shmprim_array shmprim_array;
+
+/**
+ * An open named (or anonymous) barrier. Opaque; free it with
+ * `shmprim_barrier_close`. One handle may be used by many threads.
+ */
+typedef struct shmprim_barrier shmprim_barrier;
+
+/**
+ * An open named (or anonymous) queue of byte messages. Opaque; free it with
+ * `shmprim_byte_queue_close`. One handle may be used by many threads.
+ */
+typedef struct shmprim_byte_queue shmprim_byte_queue;
+
+/**
+ * An open named (or anonymous) condition variable. Opaque; free it with
+ * `shmprim_condvar_close`. One handle may be used by many threads.
+ */
+typedef struct shmprim_condvar shmprim_condvar;
+
+/**
+ * An open named (or anonymous) event. Opaque; free it with
+ * `shmprim_event_close`. One handle may be used by many threads.
+ */
+typedef struct shmprim_event shmprim_event;
+
+/**
+ * An open named (or anonymous) mutex guarding a byte payload. Opaque; free it
+ * with `shmprim_mutex_close`. One handle may be used by many threads.
+ */
+typedef struct shmprim_mutex shmprim_mutex;
+
+/**
+ * An open named (or anonymous) pipe, from which ends are claimed. Opaque;
+ * free it with `shmprim_pipe_close`.
+ */
+typedef struct shmprim_pipe shmprim_pipe;
+
+/**
+ * One claimed end of a pipe. Opaque; close it with `shmprim_pipe_end_close`
+ * (the peer then reads end-of-file). Use it from one thread at a time.
+ */
+typedef struct shmprim_pipe_end shmprim_pipe_end;
+
+/**
+ * An open named (or anonymous) queue of fixed-size elements. Opaque; free it
+ * with `shmprim_queue_close`. One handle may be used by many threads.
+ */
+typedef struct shmprim_queue shmprim_queue;
+
+/**
+ * An open named (or anonymous) reentrant mutex guarding a byte payload.
+ * Opaque; free it with `shmprim_rmutex_close`.
+ */
+typedef struct shmprim_rmutex shmprim_rmutex;
+
+/**
  * An open raw segment. Opaque; free it with `shmprim_segment_close`.
  */
 typedef struct shmprim_segment shmprim_segment;
+
+/**
+ * An open named (or anonymous) semaphore. Opaque; free it with
+ * `shmprim_semaphore_close`. One handle may be used by many threads.
+ */
+typedef struct shmprim_semaphore shmprim_semaphore;
+
+/**
+ * An open named (or anonymous) typed value. Opaque; free it with
+ * `shmprim_value_close`. One handle may be used by many threads.
+ */
+typedef struct shmprim_value shmprim_value;
+
+/**
+ * Options for the `_create` functions; pass `NULL` for the defaults (a
+ * zero-filled struct means the same).
+ */
+typedef struct {
+  /**
+   * Permission bits of the new segment; `0` means `0600`.
+   */
+  uint32_t mode;
+  /**
+   * `SHMPRIM_UNLINK_ON_CLOSE`; `SHMPRIM_PRIORITY_INHERITANCE` for mutexes;
+   * `SHMPRIM_NO_LOCK` for values and arrays; any other bit is
+   * `SHMPRIM_INVALID_ARGUMENT`.
+   */
+  uint32_t flags;
+} shmprim_options;
+
+/**
+ * The callback of `shmprim_array_with_lock`: runs holding the array's lock
+ * with the elements themselves (`len` of them, in shared memory) and whether
+ * the previous holder died holding it. Returning nonzero after
+ * `owner_died` declares the elements consistent; returning 0 then leaves
+ * the lock unrecoverable.
+ */
+typedef int32_t (*shmprim_array_fn)(void *elems, size_t len, bool owner_died, void *ctx);
+
+/**
+ * The callback of `shmprim_value_update`: changes the element at `value` (a
+ * private copy) in place.
+ */
+typedef void (*shmprim_update_fn)(void *value, void *ctx);
 
 #ifdef __cplusplus
 extern "C" {
@@ -182,6 +433,1492 @@ const char *shmprim_last_error_message(void);
 const char *shmprim_version(void);
 
 /**
+ * Creates the named array of `len` zeroed elements of type `elem_type` (a
+ * `SHMPRIM_TYPE_*` code), with a lock unless `opts` has `SHMPRIM_NO_LOCK`
+ * (Python's `lock=False`, `RawArray`). A Rust `Array<T>` of the matching type
+ * opens it. Does not block. Returns `SHMPRIM_OK` (a new handle in `*out`,
+ * owned by the caller, freed with `shmprim_array_close`),
+ * `SHMPRIM_ALREADY_EXISTS`, `SHMPRIM_INVALID_NAME`,
+ * `SHMPRIM_INVALID_ARGUMENT` (unknown type code or flags, too large),
+ * `SHMPRIM_NULL_POINTER` or `SHMPRIM_IO`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `opts` null or readable; `out`
+ * valid for a write.
+ */
+shmprim_status shmprim_array_create(const char *name,
+                                    uint32_t elem_type,
+                                    size_t len,
+                                    const shmprim_options *opts,
+                                    shmprim_array **out);
+
+/**
+ * Opens the existing array `name`, of any length (see `shmprim_array_len`).
+ * `elem_type` is the element type expected (`SHMPRIM_INCOMPATIBLE` if it
+ * holds another), or `SHMPRIM_TYPE_ANY`. Waits up to 5 s for a creator
+ * still initialising it. Returns `SHMPRIM_OK` (a new handle in `*out`, owned
+ * by the caller), `SHMPRIM_NOT_FOUND`, `SHMPRIM_INCOMPATIBLE`,
+ * `SHMPRIM_INVALID_ARGUMENT`, `SHMPRIM_INVALID_NAME`,
+ * `SHMPRIM_NULL_POINTER` or a header error.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_array_open(const char *name, uint32_t elem_type, shmprim_array **out);
+
+/**
+ * Opens the array `name` (which must hold `len` elements of `elem_type`), or
+ * creates it, zeroed, with a lock; exactly one of several racing callers
+ * creates it. `created` (may be `NULL`) receives whether this call did.
+ * Statuses and ownership as for `shmprim_array_create` and
+ * `shmprim_array_open`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write; `created`
+ * null or valid for a write.
+ */
+shmprim_status shmprim_array_open_or_create(const char *name,
+                                            uint32_t elem_type,
+                                            size_t len,
+                                            shmprim_array **out,
+                                            bool *created);
+
+/**
+ * Creates an anonymous array (no name), shared with children forked after
+ * this call; as `shmprim_array_create` otherwise.
+ *
+ * # Safety
+ * `opts` must be null or readable; `out` valid for a write.
+ */
+shmprim_status shmprim_array_anonymous(uint32_t elem_type,
+                                       size_t len,
+                                       const shmprim_options *opts,
+                                       shmprim_array **out);
+
+/**
+ * Closes a handle (null is ignored); the array remains until unlinked.
+ *
+ * # Safety
+ * `a` must be null or a handle not yet closed, not in use by another thread.
+ */
+void shmprim_array_close(shmprim_array *a);
+
+/**
+ * Removes the name `name`; processes that have the array open keep it.
+ * Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string.
+ */
+shmprim_status shmprim_array_unlink(const char *name);
+
+/**
+ * The element type (`SHMPRIM_TYPE_*`); `SHMPRIM_TYPE_ANY` for a null handle.
+ *
+ * # Safety
+ * `a` must be null or a live handle.
+ */
+uint32_t shmprim_array_type(const shmprim_array *a);
+
+/**
+ * The number of elements; 0 for a null handle.
+ *
+ * # Safety
+ * `a` must be null or a live handle.
+ */
+size_t shmprim_array_len(const shmprim_array *a);
+
+/**
+ * The size of one element in bytes; 0 for a null handle.
+ *
+ * # Safety
+ * `a` must be null or a live handle.
+ */
+size_t shmprim_array_elem_size(const shmprim_array *a);
+
+/**
+ * Copies elements `start .. start + count` into `out` (`count` elements of
+ * `shmprim_array_elem_size` bytes). Takes the lock if the array has one
+ * (waiting as long as it takes), else reads a consistent copy. Returns
+ * `SHMPRIM_OK`, `SHMPRIM_INDEX_OUT_OF_RANGE` (nothing copied),
+ * `SHMPRIM_CORRUPTED` (a writer died mid-store), `SHMPRIM_UNRECOVERABLE`,
+ * `SHMPRIM_INVALID_ARGUMENT` (this thread is inside
+ * `shmprim_array_with_lock`) or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `a` must be null or a live handle; `out` null or writable for `count`
+ * elements.
+ */
+shmprim_status shmprim_array_read(const shmprim_array *a, size_t start, void *out, size_t count);
+
+/**
+ * Writes `count` elements from `input` to elements `start .. start + count`.
+ * Takes the lock if the array has one. Statuses as for `shmprim_array_read`.
+ *
+ * # Safety
+ * `a` must be null or a live handle; `input` null or readable for `count`
+ * elements.
+ */
+shmprim_status shmprim_array_write(const shmprim_array *a,
+                                   size_t start,
+                                   const void *input,
+                                   size_t count);
+
+/**
+ * Adds the element at `delta` to element `index` in one atomic step
+ * (wrapping for integers; under the lock if the array has one) and writes
+ * the previous value to `old` (may be `NULL`); `size` is the element's size.
+ * Not for bool arrays. Returns `SHMPRIM_OK`, `SHMPRIM_INDEX_OUT_OF_RANGE`,
+ * `SHMPRIM_INVALID_ARGUMENT` or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `a` must be null or a live handle; `delta` null or readable, `old` null or
+ * writable, for `size` bytes each.
+ */
+shmprim_status shmprim_array_fetch_add(const shmprim_array *a,
+                                       size_t index,
+                                       const void *delta,
+                                       void *old,
+                                       size_t size);
+
+/**
+ * Runs `f` holding the array's lock (Python's `with arr.get_lock():`),
+ * waiting up to `timeout_ns` for it (negative: forever; `0`: try once), with
+ * zero-copy access to the elements. `f` must not call shmprim functions on
+ * this array. Returns `SHMPRIM_OK` (`f` ran), `SHMPRIM_OWNER_DIED` (`f` ran
+ * with `owner_died` set; see `shmprim_array_fn`), `SHMPRIM_TIMEOUT`,
+ * `SHMPRIM_UNRECOVERABLE`, `SHMPRIM_INVALID_ARGUMENT` (the array has no lock,
+ * or this thread holds it already) or `SHMPRIM_NULL_POINTER` (`a` or `f`);
+ * `f` did not run in those last cases.
+ *
+ * # Safety
+ * `a` must be null or a live handle; `f` must be safe to call with the
+ * elements and `ctx`, must not keep the pointer after returning, and must
+ * not unwind or `longjmp`.
+ */
+shmprim_status shmprim_array_with_lock(const shmprim_array *a,
+                                       int64_t timeout_ns,
+                                       shmprim_array_fn f,
+                                       void *ctx);
+
+/**
+ * Creates the named barrier for `parties` parties (1 to `SHMPRIM_BARRIER_MAX_PARTIES`). `opts` may be `NULL` (its only
+ * flag here is `SHMPRIM_UNLINK_ON_CLOSE`). Does not block. Returns
+ * `SHMPRIM_OK` (a new handle in `*out`, owned by the caller, freed with
+ * `shmprim_barrier_close`), `SHMPRIM_ALREADY_EXISTS`, `SHMPRIM_INVALID_NAME`,
+ * `SHMPRIM_INVALID_ARGUMENT` (parties out of range, bad options), `SHMPRIM_NULL_POINTER` or `SHMPRIM_IO`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `opts` null or readable; `out`
+ * valid for a write.
+ */
+shmprim_status shmprim_barrier_create(const char *name,
+                                      uint32_t parties,
+                                      const shmprim_options *opts,
+                                      shmprim_barrier **out);
+
+/**
+ * Opens the existing barrier `name`, waiting up to 5 s for a creator still
+ * initialising it. Does not otherwise block. Returns `SHMPRIM_OK` (a new
+ * handle in `*out`, owned by the caller), `SHMPRIM_NOT_FOUND`,
+ * `SHMPRIM_INCOMPATIBLE` (another kind of object), `SHMPRIM_CORRUPTED`,
+ * `SHMPRIM_INVALID_NAME`, `SHMPRIM_NULL_POINTER` or a header error.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_barrier_open(const char *name, shmprim_barrier **out);
+
+/**
+ * Opens the barrier `name`, or creates it for `parties` parties (1 to `SHMPRIM_BARRIER_MAX_PARTIES`); exactly one of
+ * several racing callers creates it, and an existing one created with other
+ * parameters is `SHMPRIM_INCOMPATIBLE`. Other statuses and ownership as for
+ * `shmprim_barrier_create` and `shmprim_barrier_open`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_barrier_open_or_create(const char *name,
+                                              uint32_t parties,
+                                              shmprim_barrier **out);
+
+/**
+ * Creates an anonymous barrier (no name) for `parties` parties (1 to `SHMPRIM_BARRIER_MAX_PARTIES`), shared with children
+ * forked after this call. Statuses and ownership as for `shmprim_barrier_create`.
+ *
+ * # Safety
+ * `out` must be valid for a write.
+ */
+shmprim_status shmprim_barrier_anonymous(uint32_t parties,
+                                         shmprim_barrier **out);
+
+/**
+ * Closes a handle (null is ignored); the barrier remains until unlinked.
+ *
+ * # Safety
+ * `h` must be null or a handle not yet closed, not in use by another thread.
+ */
+void shmprim_barrier_close(shmprim_barrier *h);
+
+/**
+ * Removes the name `name`; processes that have the barrier open keep it.
+ * Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string.
+ */
+shmprim_status shmprim_barrier_unlink(const char *name);
+
+/**
+ * Waits up to `timeout_ns` (negative: forever; `0`: only if this call
+ * completes the barrier) until all parties have called it. Returns
+ * `SHMPRIM_OK` with the arrival index, `0` to `parties - 1`, in `*index` (may
+ * be `NULL`); `SHMPRIM_BROKEN_BARRIER` if the barrier is or becomes broken or
+ * reset; `SHMPRIM_TIMEOUT` (which breaks the barrier for the others, as in
+ * Python); `SHMPRIM_CORRUPTED`; or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `b` must be null or a live handle; `index` null or valid for a write.
+ */
+shmprim_status shmprim_barrier_wait(const shmprim_barrier *b, int64_t timeout_ns, size_t *index);
+
+/**
+ * Breaks the barrier: waiters and later waits get `SHMPRIM_BROKEN_BARRIER`
+ * until `shmprim_barrier_reset`. Does not block. Returns `SHMPRIM_OK` or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `b` must be null or a live handle.
+ */
+shmprim_status shmprim_barrier_abort(const shmprim_barrier *b);
+
+/**
+ * Returns the barrier to its empty state; parties waiting get
+ * `SHMPRIM_BROKEN_BARRIER`. Does not block. Returns `SHMPRIM_OK` or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `b` must be null or a live handle.
+ */
+shmprim_status shmprim_barrier_reset(const shmprim_barrier *b);
+
+/**
+ * Writes the number of parties (`*parties`), the parties waiting now
+ * (`*n_waiting`) and whether the barrier is broken (`*broken`); each out
+ * pointer may be `NULL`. Does not block. Returns `SHMPRIM_OK` or
+ * `SHMPRIM_NULL_POINTER` (null handle).
+ *
+ * # Safety
+ * `b` must be null or a live handle; each out pointer null or valid for a
+ * write.
+ */
+shmprim_status shmprim_barrier_info(const shmprim_barrier *b,
+                                    uint32_t *parties,
+                                    uint32_t *n_waiting,
+                                    bool *broken);
+
+/**
+ * Writes a fresh barrier for `parties` parties at `mem`
+ * (`SHMPRIM_BARRIER_SIZE` bytes aligned to `SHMPRIM_BARRIER_ALIGN`), as
+ * `pthread_barrier_init` does. Does not block. Returns `SHMPRIM_OK`,
+ * `SHMPRIM_NULL_POINTER` or `SHMPRIM_INVALID_ARGUMENT` (misaligned, parties
+ * out of range).
+ *
+ * # Safety
+ * `mem` must be null or valid for writes of `SHMPRIM_BARRIER_SIZE` bytes and
+ * not in use.
+ */
+shmprim_status shmprim_barrier_init(void *mem, uint32_t parties);
+
+/**
+ * `shmprim_barrier_wait` on an in-place barrier.
+ *
+ * # Safety
+ * `mem` must be null or a barrier made by `shmprim_barrier_init`, mapped;
+ * `index` null or valid for a write.
+ */
+shmprim_status shmprim_barrier_wait_at(void *mem, int64_t timeout_ns, size_t *index);
+
+/**
+ * `shmprim_barrier_abort` on an in-place barrier.
+ *
+ * # Safety
+ * `mem` must be null or a barrier made by `shmprim_barrier_init`, mapped.
+ */
+shmprim_status shmprim_barrier_abort_at(void *mem);
+
+/**
+ * `shmprim_barrier_reset` on an in-place barrier.
+ *
+ * # Safety
+ * `mem` must be null or a barrier made by `shmprim_barrier_init`, mapped.
+ */
+shmprim_status shmprim_barrier_reset_at(void *mem);
+
+/**
+ * Writes whether an in-place barrier is broken to `*broken`. Returns
+ * `SHMPRIM_OK` or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `mem` must be null or a barrier made by `shmprim_barrier_init`, mapped;
+ * `broken` null or valid for a write.
+ */
+shmprim_status shmprim_barrier_is_broken_at(void *mem, bool *broken);
+
+/**
+ * Creates the named condvar. `opts` may be `NULL` (its only
+ * flag here is `SHMPRIM_UNLINK_ON_CLOSE`). Does not block. Returns
+ * `SHMPRIM_OK` (a new handle in `*out`, owned by the caller, freed with
+ * `shmprim_condvar_close`), `SHMPRIM_ALREADY_EXISTS`, `SHMPRIM_INVALID_NAME`,
+ * `SHMPRIM_INVALID_ARGUMENT` (bad options), `SHMPRIM_NULL_POINTER` or `SHMPRIM_IO`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `opts` null or readable; `out`
+ * valid for a write.
+ */
+shmprim_status shmprim_condvar_create(const char *name,
+                                      const shmprim_options *opts,
+                                      shmprim_condvar **out);
+
+/**
+ * Opens the existing condvar `name`, waiting up to 5 s for a creator still
+ * initialising it. Does not otherwise block. Returns `SHMPRIM_OK` (a new
+ * handle in `*out`, owned by the caller), `SHMPRIM_NOT_FOUND`,
+ * `SHMPRIM_INCOMPATIBLE` (another kind of object), `SHMPRIM_CORRUPTED`,
+ * `SHMPRIM_INVALID_NAME`, `SHMPRIM_NULL_POINTER` or a header error.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_condvar_open(const char *name, shmprim_condvar **out);
+
+/**
+ * Opens the condvar `name`, or creates it; exactly one of
+ * several racing callers creates it, and an existing one created with other
+ * parameters is `SHMPRIM_INCOMPATIBLE`. Other statuses and ownership as for
+ * `shmprim_condvar_create` and `shmprim_condvar_open`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_condvar_open_or_create(const char *name, shmprim_condvar **out);
+
+/**
+ * Creates an anonymous condvar (no name), shared with children
+ * forked after this call. Statuses and ownership as for `shmprim_condvar_create`.
+ *
+ * # Safety
+ * `out` must be valid for a write.
+ */
+shmprim_status shmprim_condvar_anonymous(shmprim_condvar **out);
+
+/**
+ * Closes a handle (null is ignored); the condvar remains until unlinked.
+ *
+ * # Safety
+ * `h` must be null or a handle not yet closed, not in use by another thread.
+ */
+void shmprim_condvar_close(shmprim_condvar *h);
+
+/**
+ * Removes the name `name`; processes that have the condvar open keep it.
+ * Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string.
+ */
+shmprim_status shmprim_condvar_unlink(const char *name);
+
+/**
+ * Atomically releases `m` and waits for a notification, up to `timeout_ns`
+ * (negative: forever; `0`: release, look once, relock), then locks `m`
+ * again, waiting as long as that takes. Wake-ups may be spurious: re-check
+ * the condition in a loop. Returns:
+ * - `SHMPRIM_OK`: notified (or spuriously woken), `m` held;
+ * - `SHMPRIM_TIMEOUT`: the timeout passed, `m` held;
+ * - `SHMPRIM_OWNER_DIED`: `m` held, but its owner died meanwhile (see
+ *   `shmprim_mutex_lock`);
+ * - `SHMPRIM_UNRECOVERABLE`: `m` not held;
+ * - `SHMPRIM_NOT_OWNER`: the calling thread did not hold `m`; nothing waited;
+ * - `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `cv` and `m` must each be null or a live handle.
+ */
+shmprim_status shmprim_condvar_wait(const shmprim_condvar *cv,
+                                    const shmprim_mutex *m,
+                                    int64_t timeout_ns);
+
+/**
+ * Wakes one waiting thread, in any process (perhaps more: wake-ups may be
+ * spurious). Does not block; no system call when nobody sleeps. Returns
+ * `SHMPRIM_OK` or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `cv` must be null or a live handle.
+ */
+shmprim_status shmprim_condvar_notify_one(const shmprim_condvar *cv);
+
+/**
+ * Wakes every waiting thread. Does not block. Returns `SHMPRIM_OK` or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `cv` must be null or a live handle.
+ */
+shmprim_status shmprim_condvar_notify_all(const shmprim_condvar *cv);
+
+/**
+ * Writes a fresh condvar at `mem` (`SHMPRIM_CONDVAR_SIZE` bytes aligned to
+ * `SHMPRIM_CONDVAR_ALIGN`), as `pthread_cond_init` does. Does not block.
+ * Returns `SHMPRIM_OK`, `SHMPRIM_NULL_POINTER` or `SHMPRIM_INVALID_ARGUMENT`
+ * (misaligned).
+ *
+ * # Safety
+ * `mem` must be null or valid for writes of `SHMPRIM_CONDVAR_SIZE` bytes and
+ * not in use.
+ */
+shmprim_status shmprim_condvar_init(void *mem);
+
+/**
+ * `shmprim_condvar_wait` on an in-place condvar and an in-place mutex
+ * (`shmprim_mutex_init`); same timeouts and statuses.
+ *
+ * # Safety
+ * `cv_mem` must be null or a condvar made by `shmprim_condvar_init`, and
+ * `mutex_mem` null or a mutex made by `shmprim_mutex_init`, both mapped.
+ */
+shmprim_status shmprim_condvar_wait_at(void *cv_mem, void *mutex_mem, int64_t timeout_ns);
+
+/**
+ * `shmprim_condvar_notify_one` on an in-place condvar.
+ *
+ * # Safety
+ * `mem` must be null or a condvar made by `shmprim_condvar_init`, mapped.
+ */
+shmprim_status shmprim_condvar_notify_one_at(void *mem);
+
+/**
+ * `shmprim_condvar_notify_all` on an in-place condvar.
+ *
+ * # Safety
+ * `mem` must be null or a condvar made by `shmprim_condvar_init`, mapped.
+ */
+shmprim_status shmprim_condvar_notify_all_at(void *mem);
+
+/**
+ * Creates the named event, unset. `opts` may be `NULL` (its only
+ * flag here is `SHMPRIM_UNLINK_ON_CLOSE`). Does not block. Returns
+ * `SHMPRIM_OK` (a new handle in `*out`, owned by the caller, freed with
+ * `shmprim_event_close`), `SHMPRIM_ALREADY_EXISTS`, `SHMPRIM_INVALID_NAME`,
+ * `SHMPRIM_INVALID_ARGUMENT` (bad options), `SHMPRIM_NULL_POINTER` or `SHMPRIM_IO`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `opts` null or readable; `out`
+ * valid for a write.
+ */
+shmprim_status shmprim_event_create(const char *name,
+                                    const shmprim_options *opts,
+                                    shmprim_event **out);
+
+/**
+ * Opens the existing event `name`, waiting up to 5 s for a creator still
+ * initialising it. Does not otherwise block. Returns `SHMPRIM_OK` (a new
+ * handle in `*out`, owned by the caller), `SHMPRIM_NOT_FOUND`,
+ * `SHMPRIM_INCOMPATIBLE` (another kind of object), `SHMPRIM_CORRUPTED`,
+ * `SHMPRIM_INVALID_NAME`, `SHMPRIM_NULL_POINTER` or a header error.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_event_open(const char *name, shmprim_event **out);
+
+/**
+ * Opens the event `name`, or creates it, unset; exactly one of
+ * several racing callers creates it, and an existing one created with other
+ * parameters is `SHMPRIM_INCOMPATIBLE`. Other statuses and ownership as for
+ * `shmprim_event_create` and `shmprim_event_open`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_event_open_or_create(const char *name, shmprim_event **out);
+
+/**
+ * Creates an anonymous event (no name), unset, shared with children
+ * forked after this call. Statuses and ownership as for `shmprim_event_create`.
+ *
+ * # Safety
+ * `out` must be valid for a write.
+ */
+shmprim_status shmprim_event_anonymous(shmprim_event **out);
+
+/**
+ * Closes a handle (null is ignored); the event remains until unlinked.
+ *
+ * # Safety
+ * `h` must be null or a handle not yet closed, not in use by another thread.
+ */
+void shmprim_event_close(shmprim_event *h);
+
+/**
+ * Removes the name `name`; processes that have the event open keep it.
+ * Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string.
+ */
+shmprim_status shmprim_event_unlink(const char *name);
+
+/**
+ * Raises the flag and wakes every waiter. Does not block (no system call
+ * when nobody sleeps). Returns `SHMPRIM_OK` or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `e` must be null or a live handle.
+ */
+shmprim_status shmprim_event_set(const shmprim_event *e);
+
+/**
+ * Lowers the flag. Does not block. Returns `SHMPRIM_OK` or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `e` must be null or a live handle.
+ */
+shmprim_status shmprim_event_clear(const shmprim_event *e);
+
+/**
+ * Writes whether the flag is up to `*is_set`. Does not block. Returns
+ * `SHMPRIM_OK` or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `e` must be null or a live handle; `is_set` null or valid for a write.
+ */
+shmprim_status shmprim_event_is_set(const shmprim_event *e, bool *is_set);
+
+/**
+ * Waits up to `timeout_ns` (negative: forever; `0`: just look) for the flag,
+ * or for a `set` made since the call began. Returns `SHMPRIM_OK` (set),
+ * `SHMPRIM_TIMEOUT` or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `e` must be null or a live handle.
+ */
+shmprim_status shmprim_event_wait(const shmprim_event *e, int64_t timeout_ns);
+
+/**
+ * Writes a fresh, unset event at `mem` (`SHMPRIM_EVENT_SIZE` bytes aligned to
+ * `SHMPRIM_EVENT_ALIGN`). Does not block. Returns `SHMPRIM_OK`,
+ * `SHMPRIM_NULL_POINTER` or `SHMPRIM_INVALID_ARGUMENT` (misaligned).
+ *
+ * # Safety
+ * `mem` must be null or valid for writes of `SHMPRIM_EVENT_SIZE` bytes and
+ * not in use.
+ */
+shmprim_status shmprim_event_init(void *mem);
+
+/**
+ * `shmprim_event_set` on an in-place event.
+ *
+ * # Safety
+ * `mem` must be null or an event made by `shmprim_event_init`, mapped.
+ */
+shmprim_status shmprim_event_set_at(void *mem);
+
+/**
+ * `shmprim_event_clear` on an in-place event.
+ *
+ * # Safety
+ * `mem` must be null or an event made by `shmprim_event_init`, mapped.
+ */
+shmprim_status shmprim_event_clear_at(void *mem);
+
+/**
+ * `shmprim_event_is_set` on an in-place event.
+ *
+ * # Safety
+ * `mem` must be null or an event made by `shmprim_event_init`, mapped;
+ * `is_set` null or valid for a write.
+ */
+shmprim_status shmprim_event_is_set_at(void *mem, bool *is_set);
+
+/**
+ * `shmprim_event_wait` on an in-place event.
+ *
+ * # Safety
+ * `mem` must be null or an event made by `shmprim_event_init`, mapped.
+ */
+shmprim_status shmprim_event_wait_at(void *mem, int64_t timeout_ns);
+
+/**
+ * Writes a JSON object describing the segment `name` (health, header, state,
+ * participants: what `shmprim stat --json` prints) into `buf` as a
+ * NUL-terminated string. Read-only: takes no participant slot and no lock.
+ * Does not block.
+ *
+ * `*needed` (if `needed` is not null) receives the size required, NUL
+ * included. Returns `SHMPRIM_BUFFER_TOO_SMALL` (writing nothing) when `len` is
+ * less than that; `SHMPRIM_NOT_FOUND` or `SHMPRIM_NOT_SHMPRIM` when there is no
+ * such segment.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `buf` null or valid for `len` bytes;
+ * `needed` null or valid for a write.
+ */
+shmprim_status shmprim_inspect_json(const char *name, char *buf, size_t len, size_t *needed);
+
+/**
+ * Writes a JSON array describing every shmprim segment on the machine (what
+ * `shmprim ls --json` prints) into `buf`, as [`shmprim_inspect_json`] does for
+ * one segment. Does not block.
+ *
+ * # Safety
+ * `buf` null or valid for `len` bytes; `needed` null or valid for a write.
+ */
+shmprim_status shmprim_inspect_list_json(char *buf, size_t len, size_t *needed);
+
+/**
+ * Number of live participants of the segment `name`, written to `*live`, read
+ * without opening the segment for use. Does not block.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `live` valid for a write.
+ */
+shmprim_status shmprim_inspect_live_participants(const char *name, uint32_t *live);
+
+/**
+ * Creates the named mutex guarding `data_size` zeroed bytes aligned to
+ * `data_align` (a power of two up to 4096). A Rust `Mutex<T>` with
+ * `size_of::<T>() == data_size` and `align_of::<T>() == data_align` opens
+ * the same object. `opts` may be `NULL`; its flags may include
+ * `SHMPRIM_PRIORITY_INHERITANCE` and `SHMPRIM_UNLINK_ON_CLOSE`.
+ *
+ * Does not block. Returns `SHMPRIM_OK` (and a new handle in `*out`, owned by
+ * the caller, freed with `shmprim_mutex_close`), `SHMPRIM_ALREADY_EXISTS`,
+ * `SHMPRIM_INVALID_NAME`, `SHMPRIM_INVALID_ARGUMENT` (bad alignment, flags
+ * or mode; priority inheritance unsupported), `SHMPRIM_NULL_POINTER`, or
+ * `SHMPRIM_IO`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `opts` null or readable; `out`
+ * valid for a write.
+ */
+shmprim_status shmprim_mutex_create(const char *name,
+                                    size_t data_size,
+                                    size_t data_align,
+                                    const shmprim_options *opts,
+                                    shmprim_mutex **out);
+
+/**
+ * Opens the existing mutex `name`, whatever its payload (see
+ * `shmprim_mutex_data_size`), waiting up to 5 s for a creator still
+ * initialising it. Returns `SHMPRIM_OK` (new handle in `*out`, owned by the
+ * caller), `SHMPRIM_NOT_FOUND`, `SHMPRIM_INCOMPATIBLE` (another kind of
+ * object, or another C library's mutex layout), `SHMPRIM_INVALID_NAME`,
+ * `SHMPRIM_NULL_POINTER`, or a header error.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_mutex_open(const char *name, shmprim_mutex **out);
+
+/**
+ * Opens the mutex `name`, or creates it with `data_size` zeroed bytes aligned
+ * to `data_align`; exactly one of several racing callers creates it. An
+ * existing mutex with another payload size or alignment is
+ * `SHMPRIM_INCOMPATIBLE`. `created` (may be `NULL`) receives whether this
+ * call created it. Ownership of `*out` as for `shmprim_mutex_create`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write; `created`
+ * null or valid for a write.
+ */
+shmprim_status shmprim_mutex_open_or_create(const char *name,
+                                            size_t data_size,
+                                            size_t data_align,
+                                            shmprim_mutex **out,
+                                            bool *created);
+
+/**
+ * Creates an anonymous mutex (no name) guarding `data_size` zeroed bytes,
+ * shared with children forked after this call. Statuses and ownership as for
+ * `shmprim_mutex_create`.
+ *
+ * # Safety
+ * `opts` must be null or readable; `out` valid for a write.
+ */
+shmprim_status shmprim_mutex_anonymous(size_t data_size,
+                                       size_t data_align,
+                                       const shmprim_options *opts,
+                                       shmprim_mutex **out);
+
+/**
+ * Closes a handle (null is ignored). If a thread of this process still holds
+ * the lock, the mapping is kept (the C library's robust list points into it)
+ * and only the handle is freed. The mutex itself remains until unlinked.
+ *
+ * # Safety
+ * `m` must be null or a handle not yet closed, not in use by another thread.
+ */
+void shmprim_mutex_close(shmprim_mutex *m);
+
+/**
+ * Removes the name `name`; processes that have the mutex open keep it.
+ * Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string.
+ */
+shmprim_status shmprim_mutex_unlink(const char *name);
+
+/**
+ * Locks the mutex, waiting up to `timeout_ns` nanoseconds (negative: forever;
+ * `0`: try once). Returns:
+ * - `SHMPRIM_OK`: locked;
+ * - `SHMPRIM_OWNER_DIED`: locked, but the previous owner died holding it; the
+ *   data may be half-updated. Repair it and call `shmprim_mutex_consistent`
+ *   before unlocking, or the mutex becomes unrecoverable;
+ * - `SHMPRIM_TIMEOUT`: not locked (someone else holds it);
+ * - `SHMPRIM_UNRECOVERABLE`: not locked, never again lockable;
+ * - `SHMPRIM_INVALID_ARGUMENT`: this thread already holds it (not reentrant);
+ * - `SHMPRIM_NULL_POINTER`.
+ *
+ * The lock belongs to the calling thread, which must unlock it.
+ *
+ * # Safety
+ * `m` must be null or a live handle.
+ */
+shmprim_status shmprim_mutex_lock(const shmprim_mutex *m, int64_t timeout_ns);
+
+/**
+ * `shmprim_mutex_lock(m, 0)`: locks if free, else `SHMPRIM_TIMEOUT` at once.
+ *
+ * # Safety
+ * `m` must be null or a live handle.
+ */
+shmprim_status shmprim_mutex_trylock(const shmprim_mutex *m);
+
+/**
+ * Unlocks. Does not block. Returns `SHMPRIM_OK`, `SHMPRIM_NOT_OWNER` (the
+ * calling thread does not hold it; nothing changes) or `SHMPRIM_NULL_POINTER`.
+ * Unlocking after `SHMPRIM_OWNER_DIED` without `shmprim_mutex_consistent`
+ * makes the mutex unrecoverable. Pointers from `shmprim_mutex_data` must not
+ * be used until the mutex is locked again.
+ *
+ * # Safety
+ * `m` must be null or a live handle.
+ */
+shmprim_status shmprim_mutex_unlock(const shmprim_mutex *m);
+
+/**
+ * Marks the guarded data consistent after `SHMPRIM_OWNER_DIED`, so the mutex
+ * stays usable once unlocked. Does not block. Returns `SHMPRIM_OK` (also when
+ * the mutex was not in the owner-died state) or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `m` must be null or a live handle.
+ */
+shmprim_status shmprim_mutex_consistent(const shmprim_mutex *m);
+
+/**
+ * The guarded data (`shmprim_mutex_data_size` bytes, aligned as created),
+ * valid until the handle is closed; use it only while holding the lock. Null
+ * for a null handle. The memory belongs to the mutex, not to the caller.
+ *
+ * # Safety
+ * `m` must be null or a live handle.
+ */
+void *shmprim_mutex_data(const shmprim_mutex *m);
+
+/**
+ * Size in bytes of the guarded data; 0 for a null handle.
+ *
+ * # Safety
+ * `m` must be null or a live handle.
+ */
+size_t shmprim_mutex_data_size(const shmprim_mutex *m);
+
+/**
+ * Writes a fresh, unlocked robust process-shared mutex at `mem`
+ * (`SHMPRIM_MUTEX_SIZE` bytes aligned to `SHMPRIM_MUTEX_ALIGN`, in memory
+ * the caller owns: a struct in a `MAP_SHARED` mapping, say), as
+ * `pthread_mutex_init` does. `flags`: `0` or `SHMPRIM_PRIORITY_INHERITANCE`.
+ * Does not block. Returns `SHMPRIM_OK`, `SHMPRIM_NULL_POINTER`, or
+ * `SHMPRIM_INVALID_ARGUMENT` (misaligned `mem`, unknown flags, priority
+ * inheritance unsupported). There is nothing to destroy.
+ *
+ * # Safety
+ * `mem` must be null or valid for writes of `SHMPRIM_MUTEX_SIZE` bytes, and
+ * no thread or process may be using a mutex there.
+ */
+shmprim_status shmprim_mutex_init(void *mem, uint32_t flags);
+
+/**
+ * `shmprim_mutex_lock` on an in-place mutex: same timeouts and statuses
+ * (plus `SHMPRIM_INVALID_ARGUMENT` for a misaligned `mem`).
+ *
+ * # Safety
+ * `mem` must be null or a mutex made by `shmprim_mutex_init`, mapped.
+ */
+shmprim_status shmprim_mutex_lock_at(void *mem, int64_t timeout_ns);
+
+/**
+ * `shmprim_mutex_unlock` on an in-place mutex.
+ *
+ * # Safety
+ * `mem` must be null or a mutex made by `shmprim_mutex_init`, mapped.
+ */
+shmprim_status shmprim_mutex_unlock_at(void *mem);
+
+/**
+ * `shmprim_mutex_consistent` on an in-place mutex.
+ *
+ * # Safety
+ * `mem` must be null or a mutex made by `shmprim_mutex_init`, mapped.
+ */
+shmprim_status shmprim_mutex_consistent_at(void *mem);
+
+/**
+ * Creates the named pipe whose rings hold at least `capacity` bytes each,
+ * for messages of at most `max_message` bytes. `duplex` is `1` (both ends
+ * send and receive) or `0` (simplex: end A only receives, end B only sends,
+ * as Python's `Pipe(False)`). `opts` may be `NULL`. Does not block. Returns
+ * `SHMPRIM_OK` (a new handle in `*out`, owned by the caller, freed with
+ * `shmprim_pipe_close`), `SHMPRIM_ALREADY_EXISTS`, `SHMPRIM_INVALID_NAME`,
+ * `SHMPRIM_INVALID_ARGUMENT` (sizes, `duplex`, flags),
+ * `SHMPRIM_NULL_POINTER` or `SHMPRIM_IO`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `opts` null or readable; `out`
+ * valid for a write.
+ */
+shmprim_status shmprim_pipe_create(const char *name,
+                                   size_t capacity,
+                                   size_t max_message,
+                                   uint32_t duplex,
+                                   const shmprim_options *opts,
+                                   shmprim_pipe **out);
+
+/**
+ * Opens the existing pipe `name`, waiting up to 5 s for a creator still
+ * initialising it. Returns `SHMPRIM_OK` (a new handle in `*out`, owned by
+ * the caller), `SHMPRIM_NOT_FOUND`, `SHMPRIM_INCOMPATIBLE` (another kind),
+ * `SHMPRIM_CORRUPTED`, `SHMPRIM_INVALID_NAME`, `SHMPRIM_NULL_POINTER` or a
+ * header error.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_pipe_open(const char *name, shmprim_pipe **out);
+
+/**
+ * Opens the duplex pipe `name`, or creates it; exactly one of several racing
+ * callers creates it, and an existing one with other sizes (or simplex) is
+ * `SHMPRIM_INCOMPATIBLE`. Statuses and ownership as for
+ * `shmprim_pipe_create` and `shmprim_pipe_open`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_pipe_open_or_create(const char *name,
+                                           size_t capacity,
+                                           size_t max_message,
+                                           shmprim_pipe **out);
+
+/**
+ * Creates an anonymous pipe (no name), shared with children forked after
+ * this call. A forked child shares its parent's liveness slot, so the death
+ * of one is not seen by the other: close ends explicitly. Statuses and
+ * ownership as for `shmprim_pipe_create`.
+ *
+ * # Safety
+ * `out` must be valid for a write.
+ */
+shmprim_status shmprim_pipe_anonymous(size_t capacity,
+                                      size_t max_message,
+                                      uint32_t duplex,
+                                      shmprim_pipe **out);
+
+/**
+ * Closes a pipe handle (null is ignored). Ends claimed from it stay usable
+ * until they are closed themselves.
+ *
+ * # Safety
+ * `p` must be null or a handle not yet closed, not in use by another thread.
+ */
+void shmprim_pipe_close(shmprim_pipe *p);
+
+/**
+ * Removes the name `name`; processes that have the pipe open keep it.
+ * Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string.
+ */
+shmprim_status shmprim_pipe_unlink(const char *name);
+
+/**
+ * The largest message the pipe carries, in bytes; 0 for a null handle.
+ *
+ * # Safety
+ * `p` must be null or a live handle.
+ */
+size_t shmprim_pipe_max_message(const shmprim_pipe *p);
+
+/**
+ * Claims end A (the receiving end of a simplex pipe) for this process. One
+ * process holds an end for the pipe's whole life. Does not block. Returns
+ * `SHMPRIM_OK` (a new end in `*out`, owned by the caller, closed with
+ * `shmprim_pipe_end_close`), `SHMPRIM_INVALID_ARGUMENT` (a live process
+ * holds it), `SHMPRIM_CLOSED` (it was closed, or its holder died) or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `p` must be null or a live handle; `out` valid for a write.
+ */
+shmprim_status shmprim_pipe_end_a(const shmprim_pipe *p, shmprim_pipe_end **out);
+
+/**
+ * Claims end B (the sending end of a simplex pipe); as `shmprim_pipe_end_a`.
+ *
+ * # Safety
+ * `p` must be null or a live handle; `out` valid for a write.
+ */
+shmprim_status shmprim_pipe_end_b(const shmprim_pipe *p, shmprim_pipe_end **out);
+
+/**
+ * Closes an end (null is ignored): the peer receives what was already sent,
+ * then `SHMPRIM_CLOSED`; its sends fail with `SHMPRIM_CLOSED`. An end whose
+ * process dies is closed the same way.
+ *
+ * # Safety
+ * `e` must be null or an end not yet closed, not in use by another thread.
+ */
+void shmprim_pipe_end_close(shmprim_pipe_end *e);
+
+/**
+ * Sends the `len` bytes at `msg` as one message, waiting up to `timeout_ns`
+ * for room (negative: forever; `0`: try once). Returns `SHMPRIM_OK`,
+ * `SHMPRIM_FULL` (`0` and no room; nothing sent), `SHMPRIM_TIMEOUT` (no room
+ * in time; nothing sent), `SHMPRIM_CLOSED` (the peer
+ * closed its end or died), `SHMPRIM_INVALID_ARGUMENT` (longer than the
+ * pipe's maximum, or a receive-only end) or `SHMPRIM_NULL_POINTER` (`e`, or
+ * `msg` with `len > 0`). The bytes are copied; `msg` stays the caller's.
+ *
+ * # Safety
+ * `e` must be null or a live end used by this thread alone; `msg` null or
+ * readable for `len` bytes.
+ */
+shmprim_status shmprim_pipe_send(shmprim_pipe_end *e,
+                                 const void *msg,
+                                 size_t len,
+                                 int64_t timeout_ns);
+
+/**
+ * Receives the next message into `buf` (`cap` bytes), waiting up to
+ * `timeout_ns` (negative: forever; `0`: try once), and writes its length to
+ * `*len`. Returns:
+ * - `SHMPRIM_OK`: received; `*len` bytes of `buf` hold it;
+ * - `SHMPRIM_BUFFER_TOO_SMALL`: the next message has `*len` bytes, more than
+ *   `cap`; it stays queued (call again with a larger buffer);
+ * - `SHMPRIM_EMPTY` (`0`) or `SHMPRIM_TIMEOUT`: nothing arrived;
+ * - `SHMPRIM_CLOSED`: end-of-file (the peer closed or died, and every
+ *   message it sent was received);
+ * - `SHMPRIM_INVALID_ARGUMENT`: a send-only end;
+ * - `SHMPRIM_NULL_POINTER`: `e` or `len`, or `buf` with `cap > 0`.
+ *
+ * # Safety
+ * `e` must be null or a live end used by this thread alone; `buf` null or
+ * writable for `cap` bytes; `len` null or valid for a write.
+ */
+shmprim_status shmprim_pipe_recv(shmprim_pipe_end *e,
+                                 void *buf,
+                                 size_t cap,
+                                 size_t *len,
+                                 int64_t timeout_ns);
+
+/**
+ * Writes the length of the next message to `*len` without taking it. Does
+ * not block. Returns `SHMPRIM_OK`, `SHMPRIM_EMPTY` (none yet),
+ * `SHMPRIM_CLOSED` (none will come), `SHMPRIM_INVALID_ARGUMENT` (a send-only
+ * end) or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `e` must be null or a live end used by this thread alone; `len` null or
+ * valid for a write.
+ */
+shmprim_status shmprim_pipe_next_len(shmprim_pipe_end *e, size_t *len);
+
+/**
+ * Waits up to `timeout_ns` until a receive would return at once (a message
+ * is queued, or end-of-file), writing the answer to `*ready` (Python's
+ * `Connection.poll`). Returns `SHMPRIM_OK`, `SHMPRIM_INVALID_ARGUMENT` (a
+ * send-only end) or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `e` must be null or a live end used by this thread alone; `ready` null or
+ * valid for a write.
+ */
+shmprim_status shmprim_pipe_poll(shmprim_pipe_end *e, int64_t timeout_ns, bool *ready);
+
+/**
+ * Creates the named queue of `capacity` elements of `elem_size` bytes
+ * aligned to `elem_align` (a power of two); a Rust `Queue<T>` with that size
+ * and alignment opens it. `opts` may be `NULL`. Does not block. Returns
+ * `SHMPRIM_OK` (a new handle in `*out`, owned by the caller, freed with
+ * `shmprim_queue_close`), `SHMPRIM_ALREADY_EXISTS`, `SHMPRIM_INVALID_NAME`,
+ * `SHMPRIM_INVALID_ARGUMENT` (sizes, alignment, flags),
+ * `SHMPRIM_NULL_POINTER` or `SHMPRIM_IO`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `opts` null or readable; `out`
+ * valid for a write.
+ */
+shmprim_status shmprim_queue_create(const char *name,
+                                    size_t capacity,
+                                    size_t elem_size,
+                                    size_t elem_align,
+                                    const shmprim_options *opts,
+                                    shmprim_queue **out);
+
+/**
+ * Opens the existing element queue `name`, whatever its element type (see
+ * `shmprim_queue_elem_size`), waiting up to 5 s for a creator still
+ * initialising it. Returns `SHMPRIM_OK` (a new handle in `*out`, owned by the
+ * caller), `SHMPRIM_NOT_FOUND`, `SHMPRIM_INCOMPATIBLE` (another kind, such as
+ * a byte queue), `SHMPRIM_CORRUPTED`, `SHMPRIM_TOO_MANY_PARTICIPANTS`,
+ * `SHMPRIM_INVALID_NAME`, `SHMPRIM_NULL_POINTER` or a header error.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_queue_open(const char *name, shmprim_queue **out);
+
+/**
+ * Opens the element queue `name` (which must have elements of `elem_size`
+ * bytes aligned to `elem_align`), or creates it with `capacity` elements;
+ * exactly one of several racing callers creates it. `created` (may be
+ * `NULL`) receives whether this call did. Statuses and ownership as for
+ * `shmprim_queue_create` and `shmprim_queue_open`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write; `created`
+ * null or valid for a write.
+ */
+shmprim_status shmprim_queue_open_or_create(const char *name,
+                                            size_t capacity,
+                                            size_t elem_size,
+                                            size_t elem_align,
+                                            shmprim_queue **out,
+                                            bool *created);
+
+/**
+ * Creates an anonymous element queue (no name), shared with children forked
+ * after this call. Statuses and ownership as for `shmprim_queue_create`.
+ *
+ * # Safety
+ * `out` must be valid for a write.
+ */
+shmprim_status shmprim_queue_anonymous(size_t capacity,
+                                       size_t elem_size,
+                                       size_t elem_align,
+                                       shmprim_queue **out);
+
+/**
+ * Closes a handle (null is ignored); the queue remains until unlinked. This
+ * does not close the queue for others (see `shmprim_queue_shutdown`).
+ *
+ * # Safety
+ * `q` must be null or a handle not yet closed, not in use by another thread.
+ */
+void shmprim_queue_close(shmprim_queue *q);
+
+/**
+ * Removes the name `name`; processes that have the queue open keep it.
+ * Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string.
+ */
+shmprim_status shmprim_queue_unlink(const char *name);
+
+/**
+ * Size in bytes of one element; 0 for a null handle.
+ *
+ * # Safety
+ * `q` must be null or a live handle.
+ */
+size_t shmprim_queue_elem_size(const shmprim_queue *q);
+
+/**
+ * Puts the element at `elem` (`size` must be the element size), waiting up
+ * to `timeout_ns` for room (negative: forever; `0`: try once). Returns
+ * `SHMPRIM_OK`, `SHMPRIM_FULL` (`0` and no room), `SHMPRIM_TIMEOUT`,
+ * `SHMPRIM_CLOSED` (the queue was shut), `SHMPRIM_INVALID_ARGUMENT` (wrong
+ * size), `SHMPRIM_CORRUPTED` or `SHMPRIM_NULL_POINTER`. The bytes are
+ * copied.
+ *
+ * # Safety
+ * `q` must be null or a live handle; `elem` null or readable for `size`
+ * bytes.
+ */
+shmprim_status shmprim_queue_put(const shmprim_queue *q,
+                                 const void *elem,
+                                 size_t size,
+                                 int64_t timeout_ns);
+
+/**
+ * Takes the oldest element into `out` (`size` bytes, at least the element
+ * size), waiting up to `timeout_ns` (negative: forever; `0`: try once).
+ * Returns `SHMPRIM_OK`, `SHMPRIM_EMPTY` (`0` and none), `SHMPRIM_TIMEOUT`,
+ * `SHMPRIM_CLOSED` (shut and drained), `SHMPRIM_BUFFER_TOO_SMALL` (`size`
+ * is under the element size, written to `*needed` if not `NULL`; nothing is
+ * taken), `SHMPRIM_CORRUPTED` or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `q` must be null or a live handle; `out` null or writable for `size`
+ * bytes; `needed` null or valid for a write.
+ */
+shmprim_status shmprim_queue_get(const shmprim_queue *q,
+                                 void *out,
+                                 size_t size,
+                                 size_t *needed,
+                                 int64_t timeout_ns);
+
+/**
+ * Writes the number of elements queued now (Python's `qsize`, a snapshot)
+ * and the capacity; either pointer may be `NULL`. Returns `SHMPRIM_OK` or
+ * `SHMPRIM_NULL_POINTER` (null handle).
+ *
+ * # Safety
+ * `q` must be null or a live handle; `len` and `capacity` null or valid for
+ * a write.
+ */
+shmprim_status shmprim_queue_len(const shmprim_queue *q, size_t *len, size_t *capacity);
+
+/**
+ * Shuts the queue for every process (Python's `Queue.close` for all): later
+ * puts fail with `SHMPRIM_CLOSED`; gets drain what is left, then report
+ * `SHMPRIM_CLOSED`; sleepers are woken. Does not block. Returns `SHMPRIM_OK`
+ * or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `q` must be null or a live handle.
+ */
+shmprim_status shmprim_queue_shutdown(const shmprim_queue *q);
+
+/**
+ * Creates the named byte queue of `capacity` messages of at most
+ * `max_message` bytes each; a Rust `ByteQueue` opens it. `opts` may be
+ * `NULL`. Does not block. Returns `SHMPRIM_OK` (a new handle in `*out`,
+ * owned by the caller, freed with `shmprim_byte_queue_close`),
+ * `SHMPRIM_ALREADY_EXISTS`, `SHMPRIM_INVALID_NAME`,
+ * `SHMPRIM_INVALID_ARGUMENT`, `SHMPRIM_NULL_POINTER` or `SHMPRIM_IO`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `opts` null or readable; `out`
+ * valid for a write.
+ */
+shmprim_status shmprim_byte_queue_create(const char *name,
+                                         size_t capacity,
+                                         size_t max_message,
+                                         const shmprim_options *opts,
+                                         shmprim_byte_queue **out);
+
+/**
+ * Opens the existing byte queue `name`, waiting up to 5 s for a creator
+ * still initialising it. Returns `SHMPRIM_OK` (a new handle in `*out`, owned
+ * by the caller), `SHMPRIM_NOT_FOUND`, `SHMPRIM_INCOMPATIBLE` (another kind,
+ * such as an element queue), `SHMPRIM_CORRUPTED`,
+ * `SHMPRIM_TOO_MANY_PARTICIPANTS`, `SHMPRIM_INVALID_NAME`,
+ * `SHMPRIM_NULL_POINTER` or a header error.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_byte_queue_open(const char *name, shmprim_byte_queue **out);
+
+/**
+ * Opens the byte queue `name` (which must have this capacity and maximum
+ * message size), or creates it; exactly one of several racing callers
+ * creates it. `created` (may be `NULL`) receives whether this call did.
+ * Statuses and ownership as for `shmprim_byte_queue_create` and
+ * `shmprim_byte_queue_open`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write; `created`
+ * null or valid for a write.
+ */
+shmprim_status shmprim_byte_queue_open_or_create(const char *name,
+                                                 size_t capacity,
+                                                 size_t max_message,
+                                                 shmprim_byte_queue **out,
+                                                 bool *created);
+
+/**
+ * Creates an anonymous byte queue (no name), shared with children forked
+ * after this call. Statuses and ownership as for `shmprim_byte_queue_create`.
+ *
+ * # Safety
+ * `out` must be valid for a write.
+ */
+shmprim_status shmprim_byte_queue_anonymous(size_t capacity,
+                                            size_t max_message,
+                                            shmprim_byte_queue **out);
+
+/**
+ * Closes a handle (null is ignored); the queue remains until unlinked.
+ *
+ * # Safety
+ * `q` must be null or a handle not yet closed, not in use by another thread.
+ */
+void shmprim_byte_queue_close(shmprim_byte_queue *q);
+
+/**
+ * Removes the name `name`; as `shmprim_queue_unlink`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string.
+ */
+shmprim_status shmprim_byte_queue_unlink(const char *name);
+
+/**
+ * The largest message, in bytes; 0 for a null handle.
+ *
+ * # Safety
+ * `q` must be null or a live handle.
+ */
+size_t shmprim_byte_queue_max_message(const shmprim_byte_queue *q);
+
+/**
+ * Puts the `len` bytes at `msg` as one message, waiting up to `timeout_ns`
+ * for room (negative: forever; `0`: try once). Returns `SHMPRIM_OK`,
+ * `SHMPRIM_FULL` (`0` and no room), `SHMPRIM_TIMEOUT`, `SHMPRIM_CLOSED`,
+ * `SHMPRIM_INVALID_ARGUMENT` (longer than the maximum), `SHMPRIM_CORRUPTED`
+ * or `SHMPRIM_NULL_POINTER` (`q`, or `msg` with `len > 0`). The bytes are
+ * copied.
+ *
+ * # Safety
+ * `q` must be null or a live handle; `msg` null or readable for `len` bytes.
+ */
+shmprim_status shmprim_byte_queue_put(const shmprim_byte_queue *q,
+                                      const void *msg,
+                                      size_t len,
+                                      int64_t timeout_ns);
+
+/**
+ * Takes the oldest message into `buf` (`cap` bytes), waiting up to
+ * `timeout_ns` (negative: forever; `0`: try once), and writes its length to
+ * `*len`. Returns:
+ * - `SHMPRIM_OK`: `*len` bytes of `buf` hold the message;
+ * - `SHMPRIM_BUFFER_TOO_SMALL`: the oldest message has `*len` bytes, more
+ *   than `cap`; it stays in the queue (call again with a larger buffer; the
+ *   maximum is `shmprim_byte_queue_max_message`);
+ * - `SHMPRIM_EMPTY` (`0` and none), `SHMPRIM_TIMEOUT`, `SHMPRIM_CLOSED`
+ *   (shut and drained), `SHMPRIM_CORRUPTED`;
+ * - `SHMPRIM_NULL_POINTER`: `q` or `len`, or `buf` with `cap > 0`.
+ *
+ * # Safety
+ * `q` must be null or a live handle; `buf` null or writable for `cap` bytes;
+ * `len` null or valid for a write.
+ */
+shmprim_status shmprim_byte_queue_get(const shmprim_byte_queue *q,
+                                      void *buf,
+                                      size_t cap,
+                                      size_t *len,
+                                      int64_t timeout_ns);
+
+/**
+ * Writes the number of messages queued now (a snapshot) and the capacity;
+ * either pointer may be `NULL`. Returns `SHMPRIM_OK` or
+ * `SHMPRIM_NULL_POINTER` (null handle).
+ *
+ * # Safety
+ * `q` must be null or a live handle; `len` and `capacity` null or valid for
+ * a write.
+ */
+shmprim_status shmprim_byte_queue_len(const shmprim_byte_queue *q, size_t *len, size_t *capacity);
+
+/**
+ * Shuts the byte queue for every process; as `shmprim_queue_shutdown`.
+ *
+ * # Safety
+ * `q` must be null or a live handle.
+ */
+shmprim_status shmprim_byte_queue_shutdown(const shmprim_byte_queue *q);
+
+/**
+ * Creates the named reentrant mutex guarding `data_size` zeroed bytes aligned
+ * to `data_align`; as `shmprim_mutex_create` in every other respect (a Rust
+ * `ReentrantMutex<T>` of that size and alignment opens it). Does not block.
+ * Returns `SHMPRIM_OK` (new handle in `*out`, owned by the caller),
+ * `SHMPRIM_ALREADY_EXISTS`, `SHMPRIM_INVALID_NAME`,
+ * `SHMPRIM_INVALID_ARGUMENT`, `SHMPRIM_NULL_POINTER` or `SHMPRIM_IO`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `opts` null or readable; `out`
+ * valid for a write.
+ */
+shmprim_status shmprim_rmutex_create(const char *name,
+                                     size_t data_size,
+                                     size_t data_align,
+                                     const shmprim_options *opts,
+                                     shmprim_rmutex **out);
+
+/**
+ * Opens the existing reentrant mutex `name`, whatever its payload. Statuses as
+ * for `shmprim_mutex_open` (`SHMPRIM_INCOMPATIBLE` for a plain mutex).
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_rmutex_open(const char *name, shmprim_rmutex **out);
+
+/**
+ * Opens the reentrant mutex `name`, or creates it; as
+ * `shmprim_mutex_open_or_create`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write; `created`
+ * null or valid for a write.
+ */
+shmprim_status shmprim_rmutex_open_or_create(const char *name,
+                                             size_t data_size,
+                                             size_t data_align,
+                                             shmprim_rmutex **out,
+                                             bool *created);
+
+/**
+ * Creates an anonymous reentrant mutex shared with children forked later; as
+ * `shmprim_mutex_anonymous`.
+ *
+ * # Safety
+ * `opts` must be null or readable; `out` valid for a write.
+ */
+shmprim_status shmprim_rmutex_anonymous(size_t data_size,
+                                        size_t data_align,
+                                        const shmprim_options *opts,
+                                        shmprim_rmutex **out);
+
+/**
+ * Closes a handle (null is ignored); as `shmprim_mutex_close`.
+ *
+ * # Safety
+ * `m` must be null or a handle not yet closed, not in use by another thread.
+ */
+void shmprim_rmutex_close(shmprim_rmutex *m);
+
+/**
+ * Removes the name `name`; as `shmprim_mutex_unlink`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string.
+ */
+shmprim_status shmprim_rmutex_unlink(const char *name);
+
+/**
+ * Locks (one level deeper if this thread holds it), waiting up to
+ * `timeout_ns` (negative: forever; `0`: try once). Returns `SHMPRIM_OK`,
+ * `SHMPRIM_OWNER_DIED` (locked at depth 1; the previous owner died holding
+ * it: call `shmprim_rmutex_consistent` before the last unlock),
+ * `SHMPRIM_TIMEOUT`, `SHMPRIM_UNRECOVERABLE`, `SHMPRIM_INVALID_ARGUMENT`
+ * (recursion depth overflow) or `SHMPRIM_NULL_POINTER`. Each successful lock
+ * needs one `shmprim_rmutex_unlock` by the same thread.
+ *
+ * # Safety
+ * `m` must be null or a live handle.
+ */
+shmprim_status shmprim_rmutex_lock(const shmprim_rmutex *m, int64_t timeout_ns);
+
+/**
+ * `shmprim_rmutex_lock(m, 0)`.
+ *
+ * # Safety
+ * `m` must be null or a live handle.
+ */
+shmprim_status shmprim_rmutex_trylock(const shmprim_rmutex *m);
+
+/**
+ * Releases one level of the calling thread's lock. Does not block. Returns
+ * `SHMPRIM_OK`, `SHMPRIM_NOT_OWNER` (this thread does not hold it, as
+ * Python's `RLock.release` raises) or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `m` must be null or a live handle.
+ */
+shmprim_status shmprim_rmutex_unlock(const shmprim_rmutex *m);
+
+/**
+ * Marks the data consistent after `SHMPRIM_OWNER_DIED`. Does not block.
+ * Returns `SHMPRIM_OK` or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `m` must be null or a live handle.
+ */
+shmprim_status shmprim_rmutex_consistent(const shmprim_rmutex *m);
+
+/**
+ * The guarded data, valid until the handle is closed; use it only while
+ * holding the lock. Null for a null handle. Owned by the mutex.
+ *
+ * # Safety
+ * `m` must be null or a live handle.
+ */
+void *shmprim_rmutex_data(const shmprim_rmutex *m);
+
+/**
+ * Size in bytes of the guarded data; 0 for a null handle.
+ *
+ * # Safety
+ * `m` must be null or a live handle.
+ */
+size_t shmprim_rmutex_data_size(const shmprim_rmutex *m);
+
+/**
+ * Writes a fresh, unlocked robust reentrant mutex at `mem`
+ * (`SHMPRIM_RMUTEX_SIZE` bytes aligned to `SHMPRIM_RMUTEX_ALIGN`). `flags`:
+ * `0` or `SHMPRIM_PRIORITY_INHERITANCE`. Does not block. Returns
+ * `SHMPRIM_OK`, `SHMPRIM_NULL_POINTER` or `SHMPRIM_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `mem` must be null or valid for writes of `SHMPRIM_RMUTEX_SIZE` bytes and
+ * not in use.
+ */
+shmprim_status shmprim_rmutex_init(void *mem, uint32_t flags);
+
+/**
+ * `shmprim_rmutex_lock` on an in-place reentrant mutex.
+ *
+ * # Safety
+ * `mem` must be null or a mutex made by `shmprim_rmutex_init`, mapped.
+ */
+shmprim_status shmprim_rmutex_lock_at(void *mem, int64_t timeout_ns);
+
+/**
+ * `shmprim_rmutex_unlock` on an in-place reentrant mutex.
+ *
+ * # Safety
+ * `mem` must be null or a mutex made by `shmprim_rmutex_init`, mapped.
+ */
+shmprim_status shmprim_rmutex_unlock_at(void *mem);
+
+/**
+ * `shmprim_rmutex_consistent` on an in-place reentrant mutex.
+ *
+ * # Safety
+ * `mem` must be null or a mutex made by `shmprim_rmutex_init`, mapped.
+ */
+shmprim_status shmprim_rmutex_consistent_at(void *mem);
+
+/**
  * Creates the raw segment `name` with `size` bytes of zeroed data and
  * permission bits `mode` (`0` means the default `0600`). Fails with
  * `SHMPRIM_ALREADY_EXISTS` if the name is taken. Does not block.
@@ -272,94 +2009,306 @@ size_t shmprim_segment_size(const shmprim_segment *seg);
 shmprim_status shmprim_segment_live_participants(const shmprim_segment *seg, uint32_t *count);
 
 /**
- * Creates the raw segment `name` with `size` bytes of zeroed data and
- * permission bits `mode` (`0` means the default `0600`). Fails with
- * `SHMPRIM_ALREADY_EXISTS` if the name is taken. Does not block.
- *
- * On success `*out` holds a new handle owned by the caller.
- *
- * # Safety
- * `name` must be a NUL-terminated string; `out` must be valid for a write.
- */
-shmprim_status shmprim_segment_create(const char *name,
-                                      size_t size,
-                                      uint32_t mode,
-                                      shmprim_segment **out);
-
-/**
- * Opens the existing raw segment `name`, waiting up to 5 s if its creator is
- * still initialising it. Fails with `SHMPRIM_NOT_FOUND`, `SHMPRIM_INCOMPATIBLE`
- * (another kind), or a header error.
+ * Creates the named semaphore holding `value` permits, never more than `bound` (`SHMPRIM_SEMAPHORE_UNBOUNDED` for no bound; Python's `BoundedSemaphore(n)` is `value == bound == n`). `opts` may be `NULL` (its only
+ * flag here is `SHMPRIM_UNLINK_ON_CLOSE`). Does not block. Returns
+ * `SHMPRIM_OK` (a new handle in `*out`, owned by the caller, freed with
+ * `shmprim_semaphore_close`), `SHMPRIM_ALREADY_EXISTS`, `SHMPRIM_INVALID_NAME`,
+ * `SHMPRIM_INVALID_ARGUMENT` (`value > bound`, bad options), `SHMPRIM_NULL_POINTER` or `SHMPRIM_IO`.
  *
  * # Safety
- * `name` must be a NUL-terminated string; `out` must be valid for a write.
+ * `name` must be a NUL-terminated string; `opts` null or readable; `out`
+ * valid for a write.
  */
-shmprim_status shmprim_segment_open(const char *name, shmprim_segment **out);
+shmprim_status shmprim_semaphore_create(const char *name,
+                                        uint32_t value,
+                                        uint32_t bound,
+                                        const shmprim_options *opts,
+                                        shmprim_semaphore **out);
 
 /**
- * Opens the raw segment `name`, creating it with `size` bytes if it does not
- * exist; exactly one of several racing callers creates it. `created` (may be
- * null) receives whether this call created it.
+ * Opens the existing semaphore `name`, waiting up to 5 s for a creator still
+ * initialising it. Does not otherwise block. Returns `SHMPRIM_OK` (a new
+ * handle in `*out`, owned by the caller), `SHMPRIM_NOT_FOUND`,
+ * `SHMPRIM_INCOMPATIBLE` (another kind of object), `SHMPRIM_CORRUPTED`,
+ * `SHMPRIM_INVALID_NAME`, `SHMPRIM_NULL_POINTER` or a header error.
  *
  * # Safety
- * `name` must be a NUL-terminated string; `out` must be valid for a write;
- * `created` must be null or valid for a write.
+ * `name` must be a NUL-terminated string; `out` valid for a write.
  */
-shmprim_status shmprim_segment_open_or_create(const char *name,
-                                              size_t size,
-                                              shmprim_segment **out,
-                                              bool *created);
+shmprim_status shmprim_semaphore_open(const char *name, shmprim_semaphore **out);
 
 /**
- * Creates an anonymous raw segment (`memfd`) of `size` bytes, shared with
- * children forked afterwards.
+ * Opens the semaphore `name`, or creates it holding `value` permits, never more than `bound` (`SHMPRIM_SEMAPHORE_UNBOUNDED` for no bound; Python's `BoundedSemaphore(n)` is `value == bound == n`); exactly one of
+ * several racing callers creates it, and an existing one created with other
+ * parameters is `SHMPRIM_INCOMPATIBLE`. Other statuses and ownership as for
+ * `shmprim_semaphore_create` and `shmprim_semaphore_open`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_semaphore_open_or_create(const char *name,
+                                                uint32_t value,
+                                                uint32_t bound,
+                                                shmprim_semaphore **out);
+
+/**
+ * Creates an anonymous semaphore (no name) holding `value` permits, never more than `bound` (`SHMPRIM_SEMAPHORE_UNBOUNDED` for no bound; Python's `BoundedSemaphore(n)` is `value == bound == n`), shared with children
+ * forked after this call. Statuses and ownership as for `shmprim_semaphore_create`.
  *
  * # Safety
  * `out` must be valid for a write.
  */
-shmprim_status shmprim_segment_anonymous(size_t size, shmprim_segment **out);
+shmprim_status shmprim_semaphore_anonymous(uint32_t value,
+                                           uint32_t bound,
+                                           shmprim_semaphore **out);
 
 /**
- * Closes a handle (null is ignored). The segment itself remains until unlinked.
+ * Closes a handle (null is ignored); the semaphore remains until unlinked.
  *
  * # Safety
- * `seg` must be null or a handle from this library not yet closed.
+ * `h` must be null or a handle not yet closed, not in use by another thread.
  */
-void shmprim_segment_close(shmprim_segment *seg);
+void shmprim_semaphore_close(shmprim_semaphore *h);
 
 /**
- * Removes the name `name`; processes that have the segment open keep it.
+ * Removes the name `name`; processes that have the semaphore open keep it.
+ * Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or
+ * `SHMPRIM_NULL_POINTER`.
  *
  * # Safety
  * `name` must be a NUL-terminated string.
  */
-shmprim_status shmprim_segment_unlink(const char *name);
+shmprim_status shmprim_semaphore_unlink(const char *name);
 
 /**
- * The segment's data area (page aligned), valid until the handle is closed;
- * null for a null handle.
+ * Takes a permit, waiting up to `timeout_ns` nanoseconds (negative: forever;
+ * `0`: try once) while there is none. Returns `SHMPRIM_OK`,
+ * `SHMPRIM_TIMEOUT` (no permit taken) or `SHMPRIM_NULL_POINTER`. A permit is
+ * not tied to a thread or process: anyone may release it.
  *
  * # Safety
- * `seg` must be null or a live handle.
+ * `s` must be null or a live handle.
  */
-uint8_t *shmprim_segment_data(const shmprim_segment *seg);
+shmprim_status shmprim_semaphore_acquire(const shmprim_semaphore *s, int64_t timeout_ns);
 
 /**
- * Size of the segment's data area in bytes; 0 for a null handle.
+ * `shmprim_semaphore_acquire(s, 0)`.
  *
  * # Safety
- * `seg` must be null or a live handle.
+ * `s` must be null or a live handle.
  */
-size_t shmprim_segment_size(const shmprim_segment *seg);
+shmprim_status shmprim_semaphore_try_acquire(const shmprim_semaphore *s);
 
 /**
- * Number of live participants (processes holding the segment open, this handle
- * included) written to `*count`.
+ * Gives back `n` permits, waking up to `n` sleepers. Does not block. Returns
+ * `SHMPRIM_OK`, `SHMPRIM_OVERFLOW` (the bound would be exceeded; nothing
+ * changes), `SHMPRIM_INVALID_ARGUMENT` (`n == 0`) or `SHMPRIM_NULL_POINTER`.
  *
  * # Safety
- * `seg` must be null or a live handle; `count` must be valid for a write.
+ * `s` must be null or a live handle.
  */
-shmprim_status shmprim_segment_live_participants(const shmprim_segment *seg, uint32_t *count);
+shmprim_status shmprim_semaphore_release(const shmprim_semaphore *s, uint32_t n);
+
+/**
+ * Writes the number of permits available now to `*value` (Python's
+ * `get_value()`). Returns `SHMPRIM_OK` or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `s` must be null or a live handle; `value` null or valid for a write.
+ */
+shmprim_status shmprim_semaphore_value(const shmprim_semaphore *s, uint32_t *value);
+
+/**
+ * Writes a fresh semaphore holding `value` permits (at most `bound`) at
+ * `mem` (`SHMPRIM_SEMAPHORE_SIZE` bytes aligned to
+ * `SHMPRIM_SEMAPHORE_ALIGN`, in memory the caller maps), as `sem_init` does.
+ * Does not block. Returns `SHMPRIM_OK`, `SHMPRIM_NULL_POINTER`, or
+ * `SHMPRIM_INVALID_ARGUMENT` (misaligned, `value > bound`).
+ *
+ * # Safety
+ * `mem` must be null or valid for writes of `SHMPRIM_SEMAPHORE_SIZE` bytes
+ * and not in use.
+ */
+shmprim_status shmprim_semaphore_init(void *mem, uint32_t value, uint32_t bound);
+
+/**
+ * `shmprim_semaphore_acquire` on an in-place semaphore.
+ *
+ * # Safety
+ * `mem` must be null or a semaphore made by `shmprim_semaphore_init`, mapped.
+ */
+shmprim_status shmprim_semaphore_acquire_at(void *mem, int64_t timeout_ns);
+
+/**
+ * `shmprim_semaphore_release` on an in-place semaphore.
+ *
+ * # Safety
+ * `mem` must be null or a semaphore made by `shmprim_semaphore_init`, mapped.
+ */
+shmprim_status shmprim_semaphore_release_at(void *mem, uint32_t n);
+
+/**
+ * `shmprim_semaphore_value` on an in-place semaphore.
+ *
+ * # Safety
+ * `mem` must be null or a semaphore made by `shmprim_semaphore_init`,
+ * mapped; `value` null or valid for a write.
+ */
+shmprim_status shmprim_semaphore_value_at(void *mem, uint32_t *value);
+
+/**
+ * Creates the named value of element type `elem_type` (a `SHMPRIM_TYPE_*` code),
+ * holding `*initial` (an element of that type; `NULL` for zero), with a lock
+ * unless `opts` has `SHMPRIM_NO_LOCK` (Python's `lock=False`). A Rust
+ * `Value<T>` of the matching type opens it (`Value<Bool>` for bool). Does not
+ * block. Returns `SHMPRIM_OK` (a new handle in `*out`, owned by the caller,
+ * freed with `shmprim_value_close`), `SHMPRIM_ALREADY_EXISTS`,
+ * `SHMPRIM_INVALID_NAME`, `SHMPRIM_INVALID_ARGUMENT` (unknown type code or
+ * flags), `SHMPRIM_NULL_POINTER` or `SHMPRIM_IO`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `initial` null or readable for one
+ * element; `opts` null or readable; `out` valid for a write.
+ */
+shmprim_status shmprim_value_create(const char *name,
+                                    uint32_t elem_type,
+                                    const void *initial,
+                                    const shmprim_options *opts,
+                                    shmprim_value **out);
+
+/**
+ * Opens the existing value `name`. `elem_type` is the element type expected
+ * (`SHMPRIM_INCOMPATIBLE` if it holds another), or `SHMPRIM_TYPE_ANY` to
+ * take whatever it holds (see `shmprim_value_type`). Waits up to 5 s for a
+ * creator still initialising it. Returns `SHMPRIM_OK` (a new handle in
+ * `*out`, owned by the caller), `SHMPRIM_NOT_FOUND`, `SHMPRIM_INCOMPATIBLE`
+ * (another kind, or another element type), `SHMPRIM_INVALID_ARGUMENT`,
+ * `SHMPRIM_INVALID_NAME`, `SHMPRIM_NULL_POINTER` or a header error.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_value_open(const char *name, uint32_t elem_type, shmprim_value **out);
+
+/**
+ * Opens the value `name` (which must hold `elem_type`), or creates it holding
+ * `*initial` (`NULL`: zero) with a lock; exactly one of several racing
+ * callers creates it. `created` (may be `NULL`) receives whether this call
+ * did. Statuses and ownership as for `shmprim_value_create` and
+ * `shmprim_value_open`.
+ *
+ * # Safety
+ * As `shmprim_value_create`; `created` null or valid for a write.
+ */
+shmprim_status shmprim_value_open_or_create(const char *name,
+                                            uint32_t elem_type,
+                                            const void *initial,
+                                            shmprim_value **out,
+                                            bool *created);
+
+/**
+ * Creates an anonymous value (no name), shared with children forked after
+ * this call; as `shmprim_value_create` otherwise (`opts` may carry
+ * `SHMPRIM_NO_LOCK`).
+ *
+ * # Safety
+ * `initial` must be null or readable for one element; `opts` null or
+ * readable; `out` valid for a write.
+ */
+shmprim_status shmprim_value_anonymous(uint32_t elem_type,
+                                       const void *initial,
+                                       const shmprim_options *opts,
+                                       shmprim_value **out);
+
+/**
+ * Closes a handle (null is ignored); the value remains until unlinked.
+ *
+ * # Safety
+ * `v` must be null or a handle not yet closed, not in use by another thread.
+ */
+void shmprim_value_close(shmprim_value *v);
+
+/**
+ * Removes the name `name`; processes that have the value open keep it.
+ * Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string.
+ */
+shmprim_status shmprim_value_unlink(const char *name);
+
+/**
+ * The element type (`SHMPRIM_TYPE_*`) of the value; `SHMPRIM_TYPE_ANY` (0)
+ * for a null handle.
+ *
+ * # Safety
+ * `v` must be null or a live handle.
+ */
+uint32_t shmprim_value_type(const shmprim_value *v);
+
+/**
+ * Copies the value into `out`, whose `size` must be the element's size
+ * (`SHMPRIM_INVALID_ARGUMENT` otherwise). Never blocks on the lock (a
+ * consistent copy, retried while a writer is storing). Returns `SHMPRIM_OK`,
+ * `SHMPRIM_CORRUPTED` (a writer died mid-store of a large value; the next
+ * `_set` repairs it), `SHMPRIM_INVALID_ARGUMENT` or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `v` must be null or a live handle; `out` null or writable for `size` bytes.
+ */
+shmprim_status shmprim_value_get(const shmprim_value *v, void *out, size_t size);
+
+/**
+ * Replaces the value with the element at `input` (`size` must be the element's
+ * size). Takes the lock if the value has one, waiting as long as it takes
+ * (`SHMPRIM_INVALID_ARGUMENT` if this thread is inside
+ * `shmprim_value_update`'s callback). Returns `SHMPRIM_OK`,
+ * `SHMPRIM_UNRECOVERABLE`, `SHMPRIM_INVALID_ARGUMENT` or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `v` must be null or a live handle; `input` null or readable for `size` bytes.
+ */
+shmprim_status shmprim_value_set(const shmprim_value *v, const void *input, size_t size);
+
+/**
+ * Adds the element at `delta` to the value in one atomic step (wrapping for
+ * integers), without the lock, and writes the previous value to `old` (may
+ * be `NULL`); `size` is the element's size. Not for bool values
+ * (`SHMPRIM_INVALID_ARGUMENT`). Does not block. Returns `SHMPRIM_OK`,
+ * `SHMPRIM_INVALID_ARGUMENT` or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `v` must be null or a live handle; `delta` null or readable, `old` null or
+ * writable, for `size` bytes each.
+ */
+shmprim_status shmprim_value_fetch_add(const shmprim_value *v,
+                                       const void *delta,
+                                       void *old,
+                                       size_t size);
+
+/**
+ * Replaces the value with what `f` makes of it, atomically with respect to
+ * other writers (Python's `with v.get_lock(): v.value = g(v.value)`): `f`
+ * gets a private copy of the element and `ctx`, changes the copy in place,
+ * and the result is stored. Takes the lock if the value has one (waiting as
+ * long as it takes). `f` may run more than once for 1/2/4/8-byte types (a
+ * compare-and-swap loop), so it should compute only from the element; it
+ * must not call shmprim functions on this value. The previous value is
+ * written to `old` (may be `NULL`). Returns `SHMPRIM_OK`,
+ * `SHMPRIM_CORRUPTED` (a writer died mid-store), `SHMPRIM_UNRECOVERABLE`,
+ * `SHMPRIM_INVALID_ARGUMENT` or `SHMPRIM_NULL_POINTER` (`v` or `f`).
+ *
+ * # Safety
+ * `v` must be null or a live handle; `f` must be safe to call with an
+ * element-sized buffer and `ctx`, and must not unwind or `longjmp`; `old`
+ * null or writable for one element.
+ */
+shmprim_status shmprim_value_update(const shmprim_value *v,
+                                    shmprim_update_fn f,
+                                    void *ctx,
+                                    void *old);
 
 #ifdef __cplusplus
 }  // extern "C"

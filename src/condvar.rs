@@ -253,6 +253,12 @@ impl Condvar {
         &self.seg
     }
 
+    /// The state in the segment (for callers pairing it with a lock of their
+    /// own through [`RawCondvar::wait_with`], such as the C API).
+    pub fn state(&self) -> &RawCondvar {
+        self.raw()
+    }
+
     fn raw(&self) -> &RawCondvar {
         // SAFETY: the data area holds an initialised RawCondvar (size checked on
         // open; any bytes are a valid pair of atomics), mapped while `self`

@@ -152,6 +152,14 @@ pub enum Error {
         /// The length of the array.
         len: usize,
     },
+    /// A receive buffer is smaller than the next message, which stays where it
+    /// was (queued, or in the ring) for a retry with a big enough buffer.
+    BufferTooSmall {
+        /// Size of the next message, in bytes.
+        needed: usize,
+        /// Size of the buffer given, in bytes.
+        available: usize,
+    },
     /// An argument is out of its allowed range (a zero capacity, a size too big).
     InvalidArgument {
         /// What is wrong with it.
@@ -261,6 +269,11 @@ impl fmt::Display for Error {
             Error::IndexOutOfRange { index, len } => {
                 write!(f, "index {index} out of range for length {len}")
             }
+            Error::BufferTooSmall { needed, available } => write!(
+                f,
+                "receive buffer of {available} bytes is too small for the next message of \
+                 {needed} bytes (the message stays queued)"
+            ),
             Error::InvalidArgument { detail } => write!(f, "invalid argument: {detail}"),
             Error::Io { name, op, source } => {
                 write!(f, "{op} failed on segment {name:?}: {source}")

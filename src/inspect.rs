@@ -506,8 +506,8 @@ pub fn gc(dry_run: bool) -> Result<Vec<Inspection>> {
     Ok(removed)
 }
 
-/// Escapes `s` as a JSON string literal.
-fn json_str(s: &str) -> String {
+/// Escapes `s` as a JSON string literal (shared with the benchmark report).
+pub(crate) fn json_str(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

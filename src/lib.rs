@@ -75,5 +75,10 @@ pub use segment::{
 pub use semaphore::Semaphore;
 pub use wait::Deadline;
 
+/// The README's examples, compiled and run as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 /// Crate version, as `major.minor.patch`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -305,6 +305,17 @@ impl RawMutex {
         debug_assert!(r.is_ok(), "unlock of a RawMutex not held: {r:?}");
     }
 
+    /// Unlocks, reporting [`Error::NotOwner`] (and changing nothing) when the
+    /// calling thread does not hold the lock: for callers that cannot promise
+    /// they hold it (the C API).
+    ///
+    /// # Safety
+    /// Nothing may use the data the lock protects through the released lock
+    /// (as for [`unlock`](Self::unlock)).
+    pub unsafe fn unlock_checked(&self) -> Result<()> {
+        self.mutex.unlock().map_err(unlock_error)
+    }
+
     /// Declares the protected data consistent after [`LockStatus::OwnerDied`],
     /// before unlocking, so the lock stays usable. Does nothing (`Ok`) when the
     /// lock is not in the owner-died state.
@@ -318,6 +329,12 @@ impl RawMutex {
     /// follows that link later, so its memory must not be unmapped.
     pub fn held_by_current_process(&self) -> bool {
         self.mutex.held_by_current_process()
+    }
+
+    /// Whether the calling thread holds the lock (the C API checks it before a
+    /// condvar wait releases the lock).
+    pub fn held_by_current_thread(&self) -> bool {
+        self.mutex.held_by_current_thread()
     }
 
     /// A mutex on the heap (for tests and single-process use).
@@ -388,33 +405,73 @@ pub(crate) fn lock_builder<T: Pod>(
     mopts: &MutexOptions,
     opts: &Options,
 ) -> Result<SegmentBuilder> {
-    if std::mem::align_of::<T>() > crate::segment::HEADER_SIZE {
+    lock_builder_for(
+        kind,
+        lock_size,
+        TypeDesc::of::<T>(TypeCode::Struct),
+        mopts,
+        opts,
+    )
+}
+
+/// [`lock_builder`] for a payload described at run time (the C API, which
+/// has no `T`: it passes a size and an alignment as a `Bytes` payload, which
+/// a Rust `Mutex<T>` of the same size and alignment opens).
+pub(crate) fn lock_builder_for(
+    kind: Kind,
+    lock_size: usize,
+    payload: TypeDesc,
+    mopts: &MutexOptions,
+    opts: &Options,
+) -> Result<SegmentBuilder> {
+    let align = payload.align as usize;
+    if !align.is_power_of_two() || align > crate::segment::HEADER_SIZE {
         return Err(Error::invalid_argument(format!(
-            "the value's alignment {} exceeds a page",
-            std::mem::align_of::<T>()
+            "the value's alignment {align} is not a power of two up to a page"
         )));
     }
-    let offset = value_offset::<T>(lock_size);
+    let offset = lock_size.next_multiple_of(align) as u64;
+    let data_size = offset
+        .checked_add(payload.size)
+        .ok_or_else(|| Error::invalid_argument("the value's size is too large"))?;
     Ok(SegmentBuilder::new(kind)
-        .data_size((offset + std::mem::size_of::<T>()) as u64)
+        .data_size(data_size)
         .param(PARAM_LIBC, crate::sys::pthread::LIBC_TAG)
         .param(PARAM_LOCK_SIZE, lock_size as u64)
-        .param(PARAM_VALUE_OFFSET, offset as u64)
+        .param(PARAM_VALUE_OFFSET, offset)
         .param(
             PARAM_PRIORITY_INHERITANCE,
             mopts.priority_inheritance as u64,
         )
-        .payload(TypeDesc::of::<T>(TypeCode::Struct))
+        .payload(payload)
         .options(opts))
 }
 
 /// Checks an opened lock segment's layout parameters and size.
 pub(crate) fn check_lock_segment<T>(seg: &Segment, lock_size: usize) -> Result<()> {
+    check_lock_segment_for(
+        seg,
+        lock_size,
+        std::mem::size_of::<T>() as u64,
+        std::mem::align_of::<T>(),
+    )
+    .map(|_| ())
+}
+
+/// [`check_lock_segment`] for a value of `size` bytes aligned to `align` (a
+/// power of two up to a page); returns the value's offset in the data area.
+pub(crate) fn check_lock_segment_for(
+    seg: &Segment,
+    lock_size: usize,
+    size: u64,
+    align: usize,
+) -> Result<usize> {
     seg.expect_param(PARAM_LIBC, crate::sys::pthread::LIBC_TAG, "C library tag")?;
     seg.expect_param(PARAM_LOCK_SIZE, lock_size as u64, "lock size")?;
-    let offset = value_offset::<T>(lock_size);
+    let offset = lock_size.next_multiple_of(align);
     seg.expect_param(PARAM_VALUE_OFFSET, offset as u64, "value offset")?;
-    seg.expect_data_size((offset + std::mem::size_of::<T>()) as u64)
+    seg.expect_data_size((offset as u64).saturating_add(size))?;
+    Ok(offset)
 }
 
 /// Writes `value` at its offset in a fresh data area.

@@ -628,7 +628,7 @@ impl PipeEnd {
 
     /// Receives the next message into `buf`, waiting until `deadline`; returns
     /// its length. If `buf` is too small the message stays queued and the error
-    /// is `InvalidArgument`: [`next_len`](Self::next_len) tells the size needed.
+    /// is `BufferTooSmall`, naming the size needed (as does [`next_len`](Self::next_len)).
     pub fn recv_into_deadline(&mut self, buf: &mut [u8], deadline: Deadline) -> Result<usize> {
         self.recv_with(deadline, |rx| rx.try_recv_into(buf))
     }

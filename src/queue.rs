@@ -107,8 +107,8 @@ fn preferred_lane() -> usize {
 
 /// What `Queue` and `ByteQueue` share: a segment, a ring view into it and this
 /// handle's in-flight records.
-struct Core {
-    ring: MpmcRing,
+pub(crate) struct Core {
+    pub(crate) ring: MpmcRing,
     id: u64,
     lanes: Box<[Lane; LANES]>,
     /// `sys::fork::fork_generation()` when the lanes' records were claimed: a
@@ -118,7 +118,12 @@ struct Core {
 }
 
 impl Core {
-    fn builder(kind: Kind, capacity: u64, slot: u64, payload: TypeDesc) -> Result<SegmentBuilder> {
+    pub(crate) fn builder(
+        kind: Kind,
+        capacity: u64,
+        slot: u64,
+        payload: TypeDesc,
+    ) -> Result<SegmentBuilder> {
         let size = MpmcState::memory_size(capacity, slot)?;
         Ok(SegmentBuilder::new(kind)
             .data_size(size as u64)
@@ -127,7 +132,10 @@ impl Core {
             .payload(payload))
     }
 
-    fn init(capacity: u64, slot: u64) -> impl FnOnce(std::ptr::NonNull<u8>, usize) -> Result<()> {
+    pub(crate) fn init(
+        capacity: u64,
+        slot: u64,
+    ) -> impl FnOnce(std::ptr::NonNull<u8>, usize) -> Result<()> {
         move |ptr, len| {
             debug_assert!(len >= MpmcState::memory_size(capacity, slot)?);
             // SAFETY: the data area is `len >= memory_size` bytes, page aligned,
@@ -138,7 +146,7 @@ impl Core {
 
     /// Builds the handle on a created or opened segment, checking the header's
     /// parameters (and, with `slot`, that the slot size is the expected one).
-    fn attach(seg: Segment, slot: Option<u64>) -> Result<Core> {
+    pub(crate) fn attach(seg: Segment, slot: Option<u64>) -> Result<Core> {
         let name = seg.display_name().to_owned();
         if let Some(slot) = slot {
             seg.expect_param(PARAM_SLOT_SIZE, slot, "element size")?;
@@ -176,7 +184,7 @@ impl Core {
     /// Runs `f` with an in-flight record: the one of this thread's lane (or of
     /// the next free lane), claimed from the ring on first use; a temporary one
     /// when every lane is busy.
-    fn with_agent<R>(
+    pub(crate) fn with_agent<R>(
         &self,
         f: impl FnOnce(&MpmcRing, &Agent, &dyn Liveness) -> Result<R>,
     ) -> Result<R> {
@@ -673,7 +681,7 @@ impl ByteQueue {
 
     /// Takes the oldest message into the start of `buf`, waiting until
     /// `deadline`; returns its length. A message longer than `buf` stays in the
-    /// queue and the call fails with `InvalidArgument` naming the size needed.
+    /// queue and the call fails with `BufferTooSmall` naming the size needed.
     pub fn get_into_deadline(&self, buf: &mut [u8], deadline: Deadline) -> Result<usize> {
         self.core
             .with_agent(|ring, a, live| ring.pop_timeout(a, live, buf, deadline))

@@ -3,11 +3,16 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
-/// `target/<profile>`, where cargo put `libshmprim.a` for this test run.
+use shmprim::{ByteQueue, Condvar, Mutex, Queue};
+
+/// `target/<profile>/deps`, where `cargo test` builds `libshmprim.a` and
+/// `libshmprim.so` for this very run. (The copies in `target/<profile>` are only
+/// refreshed by `cargo build`, so they can be stale during `cargo test`.)
 fn lib_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().to_path_buf()
+    exe.parent().unwrap().to_path_buf()
 }
 
 fn examples_dir() -> PathBuf {
@@ -18,8 +23,15 @@ fn examples_dir() -> PathBuf {
 /// compiler's output if it does not compile cleanly.
 pub fn build_example(file: &str) -> PathBuf {
     let src = examples_dir().join(file);
-    let out =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("ffi-{}", file.replace('.', "_")));
+    // One output per build: tests run in parallel and may build the same
+    // example at once (running a binary another build is rewriting fails).
+    static BUILDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = BUILDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "ffi-{}-{}-{n}",
+        file.replace('.', "_"),
+        std::process::id()
+    ));
     let cpp = file.ends_with(".cpp");
     let mut cmd = Command::new(if cpp { "c++" } else { "cc" });
     cmd.args(["-O1", "-g", "-Wall", "-Wextra", "-Werror"])
@@ -50,12 +62,17 @@ pub fn build_example(file: &str) -> PathBuf {
 
 /// Runs a built example (bounded) and returns its stdout.
 pub fn run_example(bin: &Path, args: &[&str]) -> String {
-    let mut child = Command::new(bin)
+    let child = Command::new(bin)
         .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    finish_example(bin, child)
+}
+
+/// Waits (bounded) for a started example to succeed and returns its stdout.
+pub fn finish_example(bin: &Path, mut child: std::process::Child) -> String {
     let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         if child.try_wait().unwrap().is_some() {
@@ -135,4 +152,319 @@ fn pkg_config_file_builds_a_working_program_and_has_the_crate_version() {
     );
     // Dynamically linked against libshmprim.so, found through the rpath.
     assert!(run_example(&out, &[]).contains("segment_share: ok"));
+}
+
+#[test]
+fn mutex_counter_example_counts_exactly_across_four_processes() {
+    let out = run_example(&build_example("mutex_counter.c"), &[]);
+    assert!(out.contains("mutex_counter: total 40000 ok"), "{out}");
+}
+
+#[test]
+fn mutex_owner_died_example_recovers_with_consistent_and_shows_unrecoverable() {
+    let out = run_example(&build_example("mutex_owner_died.c"), &[]);
+    assert!(out.contains("mutex_owner_died: recovered ok"), "{out}");
+}
+
+#[test]
+fn barrier_phases_example_keeps_three_processes_in_step() {
+    let out = run_example(&build_example("barrier_phases.c"), &[]);
+    assert!(
+        out.contains("barrier_phases: 3 phases x 3 processes ok"),
+        "{out}"
+    );
+}
+
+#[test]
+fn in_place_primitives_work_inside_a_c_struct_in_shared_memory() {
+    let out = run_example(&build_example("sync_inplace.c"), &[]);
+    assert!(
+        out.contains("sync_inplace: counter 3000, at most 2 inside ok")
+            || out.contains("sync_inplace: counter 3000, at most 1 inside ok"),
+        "{out}"
+    );
+}
+
+#[test]
+fn bad_calls_from_c_get_the_documented_statuses() {
+    let out = run_example(&build_example("bad_calls.c"), &[]);
+    assert!(!out.contains("FAIL"), "{out}");
+    let last = out.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("bad_calls: ") && last.ends_with(" checks ok"),
+        "{out}"
+    );
+}
+
+#[test]
+fn cpp_wrapper_example_counts_recovers_and_keeps_phases() {
+    let out = run_example(&build_example("cpp_sync.cpp"), &[]);
+    assert!(
+        out.contains("cpp_sync: counter 20000, recovered, 3 phases ok"),
+        "{out}"
+    );
+}
+
+/// A unique segment name for a test, unlinked (if it exists) on drop.
+struct Name(String);
+
+impl Name {
+    fn new(what: &str) -> Name {
+        Name(format!("shmprim-test-c-{what}-{}", std::process::id()))
+    }
+}
+
+impl Drop for Name {
+    fn drop(&mut self) {
+        let _ = shmprim::Segment::unlink(&self.0);
+    }
+}
+
+/// Retries `open` until the other process has created the object (bounded).
+fn open_when_created<T>(mut open: impl FnMut() -> shmprim::Result<T>) -> T {
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        match open() {
+            Ok(v) => return v,
+            Err(shmprim::Error::NotFound { .. }) if Instant::now() < end => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            Err(e) => panic!("open: {e}"),
+        }
+    }
+}
+
+#[test]
+fn c_process_and_rust_process_alternate_strictly_on_one_mutex_guarded_counter() {
+    const ROUNDS: u64 = 500;
+    let bin = build_example("xlang_mutex_peer.c");
+    let (m_name, c_name) = (Name::new("xmutex"), Name::new("xcondvar"));
+    // Rust creates the condvar (C opens it); C creates the mutex (Rust opens it
+    // as a Mutex<u64>): both directions of "the same named object".
+    let cv = Condvar::create(&c_name.0).unwrap();
+    let child = Command::new(&bin)
+        .args([&m_name.0, &c_name.0, &ROUNDS.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let m: Mutex<u64> = open_when_created(|| Mutex::open(&m_name.0));
+    let mut seen = Vec::new();
+    for _ in 0..ROUNDS {
+        let guard = m.lock().unwrap();
+        let (mut guard, t) = cv
+            .wait_timeout_while(guard, Duration::from_secs(10), |v| *v % 2 == 0)
+            .unwrap();
+        assert!(!t.timed_out(), "the C process never took its turn");
+        seen.push(*guard);
+        *guard += 1;
+        drop(guard);
+        cv.notify_all();
+    }
+    let out = finish_example(&bin, child);
+    // Rust saw 1, 3, 5, ...: the C process took every even turn in between.
+    assert_eq!(seen, (0..ROUNDS).map(|i| 2 * i + 1).collect::<Vec<_>>());
+    assert_eq!(*m.lock().unwrap(), 2 * ROUNDS);
+    assert!(
+        out.contains(&format!(
+            "xlang_mutex_peer: {ROUNDS} turns, final {}",
+            2 * ROUNDS
+        )),
+        "{out}"
+    );
+}
+
+/// Runs a built example under valgrind (memcheck, forked children included);
+/// `None` if valgrind is not installed.
+fn run_under_valgrind(bin: &Path) -> Option<String> {
+    if Command::new("valgrind").arg("--version").output().is_err() {
+        return None;
+    }
+    let out = Command::new("valgrind")
+        .args([
+            "--error-exitcode=99",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite",
+            "--trace-children=yes",
+            "-q",
+        ])
+        .arg(bin)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{} is not clean under valgrind ({}):\n{stderr}",
+        bin.display(),
+        out.status
+    );
+    // With -q, valgrind prints only errors: any "==pid==" line is one.
+    assert!(
+        !stderr.lines().any(|l| l.starts_with("==")),
+        "valgrind reported:\n{stderr}"
+    );
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn queue_mutex_and_bad_call_examples_run_clean_under_valgrind() {
+    let cases = [
+        ("mutex_counter.c", "mutex_counter: total 40000 ok"),
+        ("mutex_owner_died.c", "mutex_owner_died: recovered ok"),
+        ("bad_calls.c", "checks ok"),
+        (
+            "queue_producer_consumer.c",
+            "queue_producer_consumer: 10000 jobs, sum 50005000 ok",
+        ),
+    ];
+    for (file, expected) in cases {
+        match run_under_valgrind(&build_example(file)) {
+            Some(out) => assert!(out.contains(expected), "{file}: {out}"),
+            None => {
+                println!("SKIPPED: valgrind is not installed");
+                return;
+            }
+        }
+    }
+}
+
+#[test]
+fn value_array_example_shares_a_double_an_int_array_and_a_counter() {
+    let out = run_example(&build_example("value_array.c"), &[]);
+    assert!(
+        out.contains(
+            "value_array: 3.1415927 [0, -1, -2, -3, -4, -5, -6, -7, -8, -9] counter 4000 ok"
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn pipe_echo_example_echoes_every_message_and_reports_the_size_a_small_buffer_needs() {
+    let out = run_example(&build_example("pipe_echo.c"), &[]);
+    assert!(out.contains("pipe_echo: 100 messages echoed ok"), "{out}");
+}
+
+#[test]
+fn queue_producer_consumer_example_delivers_every_job_exactly_once() {
+    let out = run_example(&build_example("queue_producer_consumer.c"), &[]);
+    assert!(
+        out.contains("queue_producer_consumer: 10000 jobs, sum 50005000 ok"),
+        "{out}"
+    );
+}
+
+#[test]
+fn c_producer_and_rust_consumer_share_one_named_queue_and_byte_queue() {
+    const COUNT: u64 = 2000;
+    let bin = build_example("xlang_queue_producer.c");
+    let (q_name, b_name) = (Name::new("xqueue"), Name::new("xbytes"));
+    // Rust creates the element queue (C opens it); C creates the byte queue
+    // (Rust opens it). Small capacities make both sides block in turn.
+    let q: Queue<u64> = Queue::create(&q_name.0, 16).unwrap();
+    let child = Command::new(&bin)
+        .args([&q_name.0, &b_name.0, &COUNT.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let bq: ByteQueue = open_when_created(|| ByteQueue::open(&b_name.0));
+    let (mut values, mut messages) = (Vec::new(), Vec::new());
+    for _ in 0..COUNT {
+        values.push(q.get_timeout(Duration::from_secs(10)).unwrap());
+        messages.push(bq.get_timeout(Duration::from_secs(10)).unwrap());
+    }
+    // The C side shut the byte queue after its last message: end of stream.
+    assert!(matches!(
+        bq.get_timeout(Duration::from_secs(10)),
+        Err(shmprim::Error::Closed)
+    ));
+    let out = finish_example(&bin, child);
+    assert_eq!(
+        values,
+        (1..=COUNT).collect::<Vec<_>>(),
+        "one producer's FIFO order"
+    );
+    let expected: Vec<Vec<u8>> = (1..=COUNT)
+        .map(|i| format!("msg-{i}").into_bytes())
+        .collect();
+    assert_eq!(messages, expected);
+    assert!(
+        out.contains(&format!(
+            "xlang_queue_producer: {COUNT} values and {COUNT} messages put"
+        )),
+        "{out}"
+    );
+}
+
+/// The first fenced block of language `lang` in the README's C section.
+fn readme_block(lang: &str) -> String {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = readme.split("## Using it from C").nth(1).unwrap();
+    let start = section.find(&format!("```{lang}\n")).unwrap() + lang.len() + 4;
+    let len = section[start..].find("```").unwrap();
+    section[start..start + len].to_owned()
+}
+
+#[test]
+fn the_readme_c_and_cpp_snippets_compile_cleanly() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let include = Path::new(env!("CARGO_MANIFEST_DIR")).join("include");
+    let c = readme_block("c");
+    let (head, body): (Vec<&str>, Vec<&str>) = c.lines().partition(|l| l.starts_with("#include"));
+    let program = format!(
+        "#include <stdint.h>\n#include <stdio.h>\n{}\nint main(void) {{\n{}\nreturn 0;\n}}\n",
+        head.join("\n"),
+        body.join("\n")
+    );
+    let cpp = readme_block("cpp");
+    let (chead, cbody): (Vec<&str>, Vec<&str>) =
+        cpp.lines().partition(|l| l.starts_with("#include"));
+    let cpp_program = format!(
+        "{}\n#include <mutex>\nint main() {{\n{}\nreturn 0;\n}}\n",
+        chead.join("\n"),
+        cbody.join("\n")
+    );
+    for (file, text, compiler, std) in [
+        ("readme_snippet.c", program, "cc", "-std=c11"),
+        ("readme_snippet.cpp", cpp_program, "c++", "-std=c++17"),
+    ] {
+        let path = dir.join(file);
+        std::fs::write(&path, text).unwrap();
+        let out = Command::new(compiler)
+            .args(["-fsyntax-only", "-Wall", "-Wextra", "-Werror", std, "-I"])
+            .arg(&include)
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "the README's {file} does not compile:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn a_c_program_inspects_its_own_segment() {
+    let bin = build_example("inspect_self.c");
+    let out = run_example(&bin, &[]);
+    assert!(out.contains("inspect_self: ok"), "{out}");
+}
+
+#[test]
+fn a_c_process_changes_a_value_and_an_array_a_rust_process_created() {
+    let bin = build_example("xlang_value_peer.c");
+    let (v_name, a_name, s_name) = (Name::new("xvalue"), Name::new("xarray"), Name::new("xpair"));
+    let v = shmprim::Value::<f64>::create(&v_name.0, 1.25).unwrap();
+    let a = shmprim::Array::<i32>::create(&a_name.0, 5).unwrap();
+    a.write_from(&[1, 2, 3, 4, 5]).unwrap();
+    let _pair = shmprim::Value::<[u64; 2]>::create(&s_name.0, [7, 8]).unwrap();
+    let out = run_example(&bin, &[&v_name.0, &a_name.0, &s_name.0]);
+    assert!(out.contains("xlang_value_peer: ok"), "{out}");
+    assert_eq!(v.get().unwrap(), 2.5);
+    let mut elems = [0i32; 5];
+    a.read_into(&mut elems).unwrap();
+    assert_eq!(elems, [-1, -2, -3, -4, -5]);
 }

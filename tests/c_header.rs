@@ -50,3 +50,141 @@ fn version_macros_match_the_crate_version() {
         v(env!("CARGO_PKG_VERSION_PATCH"))
     );
 }
+
+/// The names of the functions the header declares, in order, each with
+/// whether a doc comment (`*/`) ends on the line before its declaration.
+fn declared_functions(header: &str) -> Vec<(String, bool)> {
+    let mut out = Vec::new();
+    let mut prev = "";
+    for line in header.lines() {
+        let declaration = !line.starts_with([' ', '#', '*', '/']) && !line.starts_with("typedef");
+        if let Some(paren) = line.find('(').filter(|_| declaration) {
+            // The identifier just before the first parenthesis.
+            let name: String = line[..paren]
+                .chars()
+                .rev()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            if name.starts_with("shmprim_") {
+                out.push((name, prev.trim_end().ends_with("*/")));
+            }
+        }
+        if !line.trim().is_empty() {
+            prev = line;
+        }
+    }
+    out
+}
+
+#[test]
+fn every_function_is_declared_once_with_a_doc_comment() {
+    let header =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/include/shmprim.h")).unwrap();
+    let functions = declared_functions(&header);
+    assert!(functions.len() > 100, "found only {}", functions.len());
+    let mut seen = std::collections::HashSet::new();
+    for (name, documented) in &functions {
+        assert!(seen.insert(name.clone()), "{name} is declared twice");
+        assert!(documented, "{name} has no doc comment in the header");
+    }
+}
+
+#[test]
+fn header_declares_every_object_of_the_c_api() {
+    let header =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/include/shmprim.h")).unwrap();
+    let objects = [
+        "segment",
+        "mutex",
+        "rmutex",
+        "semaphore",
+        "event",
+        "condvar",
+        "barrier",
+        "value",
+        "array",
+        "pipe",
+        "queue",
+        "byte_queue",
+    ];
+    for object in objects {
+        for verb in [
+            "create",
+            "open",
+            "open_or_create",
+            "anonymous",
+            "close",
+            "unlink",
+        ] {
+            let f = format!("shmprim_{object}_{verb}(");
+            assert!(header.contains(&f), "include/shmprim.h lacks {f}");
+        }
+        let handle = format!("typedef struct shmprim_{object} shmprim_{object};");
+        assert!(header.contains(&handle), "lacks the opaque {handle}");
+    }
+    for object in [
+        "mutex",
+        "rmutex",
+        "semaphore",
+        "event",
+        "condvar",
+        "barrier",
+    ] {
+        for item in [
+            format!("shmprim_{object}_init("),
+            format!("#define SHMPRIM_{}_SIZE ", object.to_uppercase()),
+            format!("#define SHMPRIM_{}_ALIGN ", object.to_uppercase()),
+        ] {
+            assert!(header.contains(&item), "include/shmprim.h lacks {item:?}");
+        }
+    }
+}
+
+/// The sizes and alignments the header promises for the in-place forms hold
+/// for the states the library writes there.
+#[test]
+fn in_place_size_and_align_macros_fit_the_rust_states() {
+    use shmprim::ffi::*;
+    let fits = |size: usize, align: usize, need: usize, need_align: usize| {
+        size >= need && align >= need_align && align % need_align == 0
+    };
+    assert!(fits(
+        SHMPRIM_MUTEX_SIZE,
+        SHMPRIM_MUTEX_ALIGN,
+        shmprim::RawMutex::SIZE,
+        shmprim::RawMutex::ALIGN
+    ));
+    assert!(fits(
+        SHMPRIM_RMUTEX_SIZE,
+        SHMPRIM_RMUTEX_ALIGN,
+        shmprim::RawReentrantMutex::SIZE,
+        shmprim::RawReentrantMutex::ALIGN
+    ));
+    assert!(fits(
+        SHMPRIM_CONDVAR_SIZE,
+        SHMPRIM_CONDVAR_ALIGN,
+        shmprim::RawCondvar::SIZE,
+        shmprim::RawCondvar::ALIGN
+    ));
+    assert!(fits(
+        SHMPRIM_SEMAPHORE_SIZE,
+        SHMPRIM_SEMAPHORE_ALIGN,
+        shmprim::semaphore::SemaphoreState::SIZE,
+        shmprim::semaphore::SemaphoreState::ALIGN
+    ));
+    assert!(fits(
+        SHMPRIM_EVENT_SIZE,
+        SHMPRIM_EVENT_ALIGN,
+        shmprim::event::EventState::SIZE,
+        shmprim::event::EventState::ALIGN
+    ));
+    assert!(fits(
+        SHMPRIM_BARRIER_SIZE,
+        SHMPRIM_BARRIER_ALIGN,
+        shmprim::barrier::BarrierState::SIZE,
+        shmprim::barrier::BarrierState::ALIGN
+    ));
+}

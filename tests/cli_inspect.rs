@@ -7,7 +7,7 @@ use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{ShmName, spawn, wait_until, word};
+use common::{ShmName, python_eval as py, spawn, wait_until, word};
 
 const LIMIT: Duration = Duration::from_secs(20);
 
@@ -46,29 +46,6 @@ fn shmprim(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// Evaluates a Python expression over the parsed JSON `d`.
-fn py(json: &str, expr: &str) -> String {
-    use std::io::Write;
-    let mut child = Command::new("python3")
-        .args([
-            "-c",
-            &format!("import json,sys; d=json.load(sys.stdin); print({expr})"),
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 is available");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(json.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "invalid JSON or expression: {json}");
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
 #[test]
 fn ls_and_stat_json_report_each_primitives_state() {
     let mutex = ShmName::new("cli_mutex");
@@ -82,6 +59,12 @@ fn ls_and_stat_json_report_each_primitives_state() {
     let b = shmprim::Barrier::create(&barrier, 2).unwrap();
     b.abort();
     let _v = shmprim::Value::<f64>::create(&value, 2.5).unwrap();
+    let queue = ShmName::new("cli_queue");
+    let q = shmprim::Queue::<u32>::create(&queue, 16).unwrap();
+    for i in 0..5 {
+        q.put(i).unwrap();
+    }
+    q.close();
 
     let (code, ls, err) = shmprim(&["ls", "--json"]);
     assert_eq!(code, 0, "{err}");
@@ -101,6 +84,18 @@ fn ls_and_stat_json_report_each_primitives_state() {
     assert_eq!(pick(&barrier, "['state']['parties']"), "[2]");
     assert_eq!(pick(&value, "['payload']['name']"), "['f64']");
     assert_eq!(pick(&value, "['state_line'].split(',')[0]"), "['= 2.5']");
+    assert_eq!(pick(&queue, "['kind']"), "['queue']");
+    let q_state = format!(
+        "[(x['state']['depth'], x['state']['capacity'], x['state']['closed']) for x in d if x['name'] == '{}']",
+        queue.as_str()
+    );
+    assert_eq!(py(&ls, &q_state), "[(5, 16, True)]");
+    let (code, qstat, _) = shmprim(&["stat", "--json", &queue]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        py(&qstat, "(d['state']['depth'], d['payload']['size'])"),
+        "(5, 4)"
+    );
 
     let (code, stat, err) = shmprim(&["stat", "--json", &mutex]);
     assert_eq!(code, 0, "{err}");

@@ -6,7 +6,7 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{ShmName, spawn, wait_until, word};
+use common::{ShmName, python_eval, spawn, wait_until, word};
 use shmprim::inspect::{self, Health};
 use shmprim::segment::{HEADER_SIZE, MAGIC};
 use shmprim::{Error, Kind, Segment, SegmentBuilder};
@@ -33,6 +33,16 @@ fn child_entry() {
             *g = 77;
             std::fs::write(&args[1], b"locked").unwrap();
             std::thread::sleep(LIMIT);
+        }
+        // Creates the segment and sleeps inside its initialisation.
+        "stuck_initialising" => {
+            let _ = SegmentBuilder::new(Kind::Raw)
+                .data_size(64)
+                .create_with(&args[0], |_, _| {
+                    std::fs::write(&args[1], b"in init").unwrap();
+                    std::thread::sleep(LIMIT);
+                    Ok(())
+                });
         }
         other => panic!("unknown role {other}"),
     }
@@ -182,30 +192,6 @@ fn inspection_of_a_truncated_segment_says_so() {
         .set_len(2 * 4096)
         .unwrap();
     assert_eq!(inspect::inspect(&name).unwrap().health, Health::Truncated);
-}
-
-/// Parses `json` with python3 and evaluates `expr` over it (`d`), returning the
-/// printed result.
-fn python_eval(json: &str, expr: &str) -> String {
-    use std::io::Write;
-    let mut child = std::process::Command::new("python3")
-        .args([
-            "-c",
-            &format!("import json,sys; d=json.load(sys.stdin); print({expr})"),
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 is available");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(json.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "invalid JSON: {json}");
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 #[test]
@@ -364,4 +350,30 @@ fn inspection_reports_ring_depth_and_pipe_bytes_pending_each_way() {
         "{}",
         state_of(&pipe)
     );
+}
+
+#[test]
+fn a_segment_being_initialised_is_reported_as_such_then_as_creator_died() {
+    let name = ShmName::new("inspect_initialising");
+    let flag = ShmName::new("inspect_initialising_flag");
+    let mut child = spawn("stuck_initialising", &[&name, &flag.path()]);
+    assert!(wait_until(LIMIT, || std::path::Path::new(&flag.path()).exists()));
+    assert_eq!(
+        inspect::inspect(&name).unwrap().health,
+        Health::Initialising
+    );
+    let listed = inspect::list().unwrap();
+    let entry = listed
+        .iter()
+        .find(|i| i.name == name.as_str())
+        .expect("listed");
+    assert_eq!(entry.state_line(), "initialising");
+    assert!(
+        !entry.is_garbage(),
+        "gc must not remove a segment being created"
+    );
+    child.kill();
+    let report = inspect::inspect(&name).unwrap();
+    assert_eq!(report.health, Health::CreatorDied);
+    assert!(report.is_garbage());
 }

@@ -334,7 +334,13 @@ fn byte_queue_keeps_a_message_too_big_for_the_receive_buffer() {
     let mut small = [0u8; 8];
     let err = q.try_get_into(&mut small).unwrap_err();
     assert!(
-        matches!(&err, Error::InvalidArgument { detail } if detail.contains("24 bytes")),
+        matches!(
+            err,
+            Error::BufferTooSmall {
+                needed: 24,
+                available: 8
+            }
+        ),
         "{err}"
     );
     assert_eq!(q.len(), 1, "the message stays queued");

@@ -230,7 +230,10 @@ proptest! {
                     if len > 0 {
                         let mut small = vec![0u8; len - 1];
                         let r = rx.try_recv_into(&mut small);
-                        prop_assert!(matches!(r, Err(Error::InvalidArgument { .. })), "{:?}", r);
+                        prop_assert!(
+                            matches!(r, Err(Error::BufferTooSmall { needed, available }) if needed == len && available == len - 1),
+                            "{:?}", r
+                        );
                     }
                     let mut exact = vec![0u8; len];
                     prop_assert_eq!(rx.try_recv_into(&mut exact).unwrap(), len);
@@ -561,6 +564,7 @@ fn is_allowed(r: &Result<impl Sized, Error>) -> bool {
             | Err(Error::Empty)
             | Err(Error::Closed)
             | Err(Error::InvalidArgument { .. })
+            | Err(Error::BufferTooSmall { .. })
             | Err(Error::Timeout)
     )
 }

@@ -208,7 +208,10 @@ pub fn figures() -> Vec<Figure> {
                 available: always,
             }),
             hook: "Event",
-            references: vec![bare_futex(Some(Goal::RatioAtMost(1.0)))],
+            references: vec![
+                bare_futex(Some(Goal::RatioAtMost(1.0))),
+                reference("Unix pipe (2 procs)", os_ipc::pipe, None),
+            ],
         },
         // ---- MPMC throughput (issue 4) ----
         Figure {

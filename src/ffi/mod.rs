@@ -3,25 +3,64 @@
 //! panic ever crossing the boundary.
 //!
 //! `include/shmprim.h` is generated from this module by cbindgen (`build.rs`); a
-//! test fails when the checked-in copy is stale.
+//! test fails when the checked-in copy is stale. `include/shmprim.hpp` wraps it
+//! for C++.
 //!
 //! Conventions, for every function:
-//! - Constructors fill an out-pointer and return a [`shmprim_status`]; `_close`
-//!   frees a handle (null is ignored); `_unlink` removes a name.
-//! - Null pointers are rejected with `SHMPRIM_NULL_POINTER`, never dereferenced.
+//! - Constructors (`_create`, `_open`, `_open_or_create`, `_anonymous`) fill an
+//!   out-pointer and return a [`shmprim_status`]; `_close` frees a handle (null
+//!   is ignored); `_unlink` removes a name. Creation takes an optional
+//!   [`shmprim_options`] (`NULL` for the defaults).
+//! - Null pointers are rejected with `SHMPRIM_NULL_POINTER`, never dereferenced;
+//!   enum-like integers (flags, type codes, `duplex`) are validated
+//!   (`SHMPRIM_INVALID_ARGUMENT`), never transmuted.
 //! - Timeouts are `int64_t` nanoseconds: negative waits forever, `0` tries once.
 //! - On failure, [`shmprim_last_error_message`] describes the error on this thread.
+//! - Each function is thin: it converts its arguments, calls the Rust API and maps
+//!   the error; the algorithms live in the Rust modules only.
+//! - Synchronization primitives also have in-place forms (`shmprim_mutex_init`,
+//!   `shmprim_mutex_lock_at`, ...) over their `#[repr(C)]` states, for memory the
+//!   program maps itself, with `SHMPRIM_<OBJECT>_SIZE` / `_ALIGN` macros;
+//!   misaligned memory is `SHMPRIM_INVALID_ARGUMENT`.
+//! - A C mutex guards a byte payload (size and alignment given at creation), the
+//!   same object as a Rust `Mutex<T>` of that size and alignment; values and arrays
+//!   name their element type with a `SHMPRIM_TYPE_*` code.
 #![allow(non_camel_case_types)]
 
+mod array;
+mod barrier;
+mod condvar;
+mod event;
+mod inspect;
+mod mutex;
+mod pipe;
+mod queue;
+mod rmutex;
 mod segment;
+mod semaphore;
+mod value;
 
+pub use array::*;
+pub use barrier::*;
+pub use condvar::*;
+pub use event::*;
+pub use inspect::*;
+pub use mutex::*;
+pub use pipe::*;
+pub use queue::*;
+pub use rmutex::*;
 pub use segment::*;
+pub use semaphore::*;
+pub use value::*;
 
 use std::cell::RefCell;
-use std::ffi::{CStr, CString, c_char};
+use std::ffi::{CStr, CString, c_char, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Duration;
 
 use crate::error::Error;
+use crate::segment::Options;
+use crate::wait::Deadline;
 
 /// Major version of the library (`SHMPRIM_VERSION_MAJOR`).
 pub const SHMPRIM_VERSION_MAJOR: u32 = 0;
@@ -150,6 +189,7 @@ impl shmprim_status {
             Error::NotOwner => SHMPRIM_NOT_OWNER,
             Error::Overflow { .. } => SHMPRIM_OVERFLOW,
             Error::IndexOutOfRange { .. } => SHMPRIM_INDEX_OUT_OF_RANGE,
+            Error::BufferTooSmall { .. } => SHMPRIM_BUFFER_TOO_SMALL,
             Error::InvalidArgument { .. } => SHMPRIM_INVALID_ARGUMENT,
             Error::Io { .. } => SHMPRIM_IO,
         }
@@ -276,4 +316,193 @@ pub extern "C" fn shmprim_version() -> *const c_char {
             Err(_) => panic!("version has no interior NUL"),
         };
     V.as_ptr()
+}
+
+/// Options flag: unlink the name when the handle is closed.
+pub const SHMPRIM_UNLINK_ON_CLOSE: u32 = 1;
+/// Options flag (mutexes only): priority inheritance (`PTHREAD_PRIO_INHERIT`).
+pub const SHMPRIM_PRIORITY_INHERITANCE: u32 = 2;
+/// Options flag (values and arrays only): no lock (Python's `lock=False`,
+/// `RawValue`, `RawArray`).
+pub const SHMPRIM_NO_LOCK: u32 = 4;
+
+/// Options for the `_create` functions; pass `NULL` for the defaults (a
+/// zero-filled struct means the same).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct shmprim_options {
+    /// Permission bits of the new segment; `0` means `0600`.
+    pub mode: u32,
+    /// `SHMPRIM_UNLINK_ON_CLOSE`; `SHMPRIM_PRIORITY_INHERITANCE` for mutexes;
+    /// `SHMPRIM_NO_LOCK` for values and arrays; any other bit is
+    /// `SHMPRIM_INVALID_ARGUMENT`.
+    pub flags: u32,
+}
+
+/// Reads optional C options: the Rust [`Options`] and the flags, rejecting
+/// any flag outside `allowed` (besides `SHMPRIM_UNLINK_ON_CLOSE`).
+///
+/// # Safety
+/// `p` must be null or point to a readable `shmprim_options`.
+pub(crate) unsafe fn options(
+    p: *const shmprim_options,
+    allowed: u32,
+) -> Result<(Options, u32), shmprim_status> {
+    // SAFETY: null or readable, by the caller's contract.
+    let o = unsafe { p.as_ref() }.copied().unwrap_or_default();
+    let allowed = allowed | SHMPRIM_UNLINK_ON_CLOSE;
+    if o.flags & !allowed != 0 {
+        return Err(fail_with(
+            SHMPRIM_INVALID_ARGUMENT,
+            &format!(
+                "unknown or unsupported option flags {:#x}",
+                o.flags & !allowed
+            ),
+        ));
+    }
+    if o.mode & !0o777 != 0 {
+        return Err(fail_with(
+            SHMPRIM_INVALID_ARGUMENT,
+            &format!("mode {:#o} has bits outside 0777", o.mode),
+        ));
+    }
+    let mut opts = Options::default().unlink_on_drop(o.flags & SHMPRIM_UNLINK_ON_CLOSE != 0);
+    if o.mode != 0 {
+        opts = opts.mode(o.mode);
+    }
+    Ok((opts, o.flags))
+}
+
+/// The deadline of a C timeout: negative waits forever, `0` tries once.
+pub(crate) fn deadline(timeout_ns: i64) -> Deadline {
+    match timeout_ns {
+        t if t < 0 => Deadline::never(),
+        0 => Deadline::now(),
+        t => Deadline::after(Duration::from_nanos(t as u64)),
+    }
+}
+
+/// Boxes `value` and hands it to C through `out` (checked non-null first).
+pub(crate) fn put<T>(out: *mut *mut T, value: T) -> Result<(), shmprim_status> {
+    non_null(out, "out")?;
+    // SAFETY: non-null, and by every constructor's contract valid for a write;
+    // C owns the box from now on and frees it with the matching `_close`.
+    unsafe { out.write(Box::into_raw(Box::new(value))) };
+    Ok(())
+}
+
+/// Borrows a handle passed by C, rejecting null.
+///
+/// # Safety
+/// `p` must be null or a live handle of type `T` from this library.
+pub(crate) unsafe fn handle<'a, T>(p: *const T, what: &str) -> Result<&'a T, shmprim_status> {
+    non_null(p, what)?;
+    // SAFETY: non-null, so by the caller's contract a live handle.
+    Ok(unsafe { &*p })
+}
+
+/// Borrows a handle passed by C mutably (handles used by one thread at a
+/// time, such as pipe ends), rejecting null.
+///
+/// # Safety
+/// `p` must be null or a live handle of type `T` from this library that no
+/// other thread uses during the call.
+pub(crate) unsafe fn handle_mut<'a, T>(p: *mut T, what: &str) -> Result<&'a mut T, shmprim_status> {
+    non_null(p, what)?;
+    // SAFETY: non-null, so by the caller's contract a live handle used by
+    // this thread alone.
+    Ok(unsafe { &mut *p })
+}
+
+/// Borrows an in-place state of type `T` at `mem`, rejecting null and
+/// misaligned pointers.
+///
+/// # Safety
+/// `mem` must be null or point to a `T` initialised by the matching `_init`
+/// and valid for as long as the borrow is used.
+pub(crate) unsafe fn at<'a, T>(mem: *const c_void, what: &str) -> Result<&'a T, shmprim_status> {
+    let p = aligned::<T>(mem.cast_mut(), what)?;
+    // SAFETY: non-null and aligned; initialised and live by the caller's contract.
+    Ok(unsafe { &*p })
+}
+
+/// `mem` as a `*mut T`, rejecting null and misaligned pointers.
+pub(crate) fn aligned<T>(mem: *mut c_void, what: &str) -> Result<*mut T, shmprim_status> {
+    non_null(mem, what)?;
+    let align = std::mem::align_of::<T>();
+    if mem as usize % align != 0 {
+        return Err(fail_with(
+            SHMPRIM_INVALID_ARGUMENT,
+            &format!("{what} is not aligned to {align} bytes"),
+        ));
+    }
+    Ok(mem.cast())
+}
+
+/// Writes `value` through an optional C out-pointer (null is skipped).
+///
+/// # Safety
+/// `out` must be null or valid for a write of a `T`.
+pub(crate) unsafe fn write_opt<T>(out: *mut T, value: T) {
+    if !out.is_null() {
+        // SAFETY: non-null, so valid for a write by the caller's contract.
+        unsafe { out.write(value) };
+    }
+}
+
+/// Frees a handle C got from `put` (null is ignored).
+///
+/// # Safety
+/// `p` must be null or a handle from `put` not yet freed.
+pub(crate) unsafe fn free<T>(p: *mut T) {
+    if !p.is_null() {
+        // SAFETY: by the contract it came from Box::into_raw and is freed once.
+        drop(unsafe { Box::from_raw(p) });
+    }
+}
+
+#[cfg(all(test, not(shmprim_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_inside_the_boundary_becomes_internal_with_a_message() {
+        let status = boundary(|| panic!("a bug"));
+        assert_eq!(status, SHMPRIM_INTERNAL);
+        // SAFETY: the message is a NUL-terminated string owned by this thread.
+        let msg = unsafe { CStr::from_ptr(shmprim_last_error_message()) };
+        assert!(msg.to_str().unwrap().contains("panic"), "{msg:?}");
+    }
+
+    #[test]
+    fn options_reject_unknown_flags_and_mode_bits_and_accept_null() {
+        // SAFETY: null, or pointers to local options.
+        unsafe {
+            assert!(options(std::ptr::null(), 0).is_ok());
+            let bad_flag = shmprim_options { mode: 0, flags: 8 };
+            assert_eq!(options(&bad_flag, 0).unwrap_err(), SHMPRIM_INVALID_ARGUMENT);
+            let pi = shmprim_options {
+                mode: 0,
+                flags: SHMPRIM_PRIORITY_INHERITANCE,
+            };
+            assert_eq!(options(&pi, 0).unwrap_err(), SHMPRIM_INVALID_ARGUMENT);
+            assert_eq!(
+                options(&pi, SHMPRIM_PRIORITY_INHERITANCE).unwrap().1,
+                SHMPRIM_PRIORITY_INHERITANCE
+            );
+            let bad_mode = shmprim_options {
+                mode: 0o4755,
+                flags: 0,
+            };
+            assert_eq!(options(&bad_mode, 0).unwrap_err(), SHMPRIM_INVALID_ARGUMENT);
+        }
+    }
+
+    #[test]
+    fn timeouts_negative_forever_zero_now_positive_after() {
+        assert!(deadline(-1).is_never());
+        assert!(deadline(0).has_passed());
+        let d = deadline(60_000_000_000);
+        assert!(!d.is_never() && !d.has_passed());
+    }
 }

@@ -1130,7 +1130,7 @@ impl MpmcRing {
     /// Pops up to `n` messages, handing each to `sink(i, bytes)`, waiting until
     /// `deadline` for the first; returns how many were delivered (at least one).
     /// With `limit`, pops one message only if it fits in `limit` bytes, else fails
-    /// with `InvalidArgument` naming the size needed and leaves it in place.
+    /// with `BufferTooSmall` naming the size needed and leaves it in place.
     #[allow(clippy::too_many_arguments)]
     pub fn pop_with(
         &self,
@@ -1148,13 +1148,7 @@ impl MpmcRing {
         let sig = self.signals();
         let mut done = 0;
         let mut tries = 0u32;
-        let too_big = |len: usize| {
-            Error::invalid_argument(format!(
-                "receive buffer of {} bytes is too small for the next message of {len} bytes \
-                 (the message stays in the queue)",
-                limit.unwrap_or(0)
-            ))
-        };
+        let too_big = |len: usize| too_small_error(limit.unwrap_or(0), len);
         let mut idle_rounds = 0u64;
         loop {
             // Skipping dead producers' slots delivers nothing; on a corrupted ring
@@ -1323,6 +1317,15 @@ fn sleep_slice(word: &AtomicU32, w: u32, deadline: Deadline) {
     // count is a local that nobody wakes through.
     let scratch = AtomicU32::new(0);
     let _ = crate::wait::wait_while_eq(word, &scratch, w, deadline);
+}
+
+/// The error of a receive into a buffer of `limit` bytes when the next message
+/// has `len`: the message stays in the queue.
+fn too_small_error(limit: usize, len: usize) -> Error {
+    Error::BufferTooSmall {
+        needed: len,
+        available: limit,
+    }
 }
 
 #[cfg(all(test, shmprim_loom))]

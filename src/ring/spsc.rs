@@ -995,11 +995,10 @@ impl ConsumerCore {
         let mut pending = self.head;
         let (off, len, rec) = self.peek_record(&mut pending)?;
         if len > buf.len() {
-            return Err(Error::invalid_argument(format!(
-                "buffer of {} bytes is too small for the next message of {len} bytes \
-                 (left in the ring)",
-                buf.len()
-            )));
+            return Err(Error::BufferTooSmall {
+                needed: len,
+                available: buf.len(),
+            });
         }
         // SAFETY: `peek_record` checked that the payload lies in bounds and in
         // the published part of the buffer.
@@ -1917,7 +1916,7 @@ impl ByteConsumer {
     }
 
     /// Takes the next message into `buf` and returns its length. If `buf` is
-    /// too small the message stays queued and the error is `InvalidArgument`;
+    /// too small the message stays queued and the error is `BufferTooSmall` (with the size needed);
     /// [`next_len`](Self::next_len) tells the size needed.
     pub fn try_recv_into(&mut self, buf: &mut [u8]) -> Result<usize> {
         let n = self.core.try_recv_into(buf)?;

@@ -286,6 +286,13 @@ impl PthreadMutex {
         }
     }
 
+    /// Whether the calling thread holds the mutex (its tid is in the futex word).
+    pub(crate) fn held_by_current_thread(&self) -> bool {
+        // SAFETY: gettid has no preconditions.
+        let me = unsafe { libc::gettid() } as u32;
+        self.owner_tid() == me
+    }
+
     /// Whether a thread of the calling process holds the mutex (as far as its
     /// futex word says). A thread of this process that holds it has it on its
     /// robust list, so its memory must stay mapped.

@@ -152,3 +152,27 @@ pub fn word(seg: &shmprim::Segment, index: usize) -> &std::sync::atomic::AtomicU
             .add(index)
     }
 }
+
+/// Parses `json` with python3 and prints the Python expression `expr` evaluated
+/// over it (as `d`): a JSON check with no JSON crate in the dependencies.
+pub fn python_eval(json: &str, expr: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new("python3")
+        .args([
+            "-c",
+            &format!("import json,sys; d=json.load(sys.stdin); print({expr})"),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 is available");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(json.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "invalid JSON or expression: {json}");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}

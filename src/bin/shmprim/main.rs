@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod demo;
 mod inspect;
 
 /// Inter-process primitives in named shared memory: inspect, demonstrate and
@@ -17,6 +18,21 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Watch processes cooperate through every primitive (the classic
+    /// multiprocessing worker pool).
+    ///
+    /// Re-executes itself as worker processes: a producer feeds tasks into a
+    /// ByteQueue, workers compute and put results into a Queue, a Mutex-guarded
+    /// tally and a Value counter track progress (the progress bar), each worker
+    /// logs to the parent through a Pipe, a Barrier separates the processing and
+    /// summary phases, an Array collects per-worker summaries, and an Event tells
+    /// the workers to stop. Checks that every task was done exactly once and exits
+    /// non-zero if not. Leaves nothing in /dev/shm, also on Ctrl-C or when a
+    /// worker is killed.
+    Demo(demo::Args),
+    /// A demo worker process (started by `shmprim demo`).
+    #[command(hide = true)]
+    DemoWorker(demo::WorkerArgs),
     /// Run the cross-process benchmark suite and print one table.
     ///
     /// For each figure: shmprim's value and each reference measured beside it in
@@ -55,6 +71,8 @@ fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Bench(args) => bench::run(args),
+        Command::Demo(args) => demo::run(args),
+        Command::DemoWorker(args) => demo::worker(args),
         Command::Ls(args) => inspect::ls(args),
         Command::Stat(args) => inspect::stat(args),
         Command::Rm(args) => inspect::rm(args),

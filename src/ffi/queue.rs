@@ -1,0 +1,587 @@
+//! C functions for the MPMC queues, Python's `multiprocessing.Queue`:
+//! `shmprim_queue_*` (element form: fixed-size elements, the same object as a
+//! Rust [`Queue<T>`](crate::Queue) whose `T` has that size and alignment) and
+//! `shmprim_byte_queue_*` (byte messages up to a maximum length, the same
+//! object as a Rust [`ByteQueue`]).
+//!
+//! Timeouts: negative waits forever; `0` tries once and reports
+//! `SHMPRIM_FULL` / `SHMPRIM_EMPTY` (Python's `put_nowait` / `get_nowait`);
+//! a positive timeout that passes reports `SHMPRIM_TIMEOUT`.
+
+use std::ffi::{c_char, c_void};
+
+use super::pipe::{bytes, bytes_mut};
+use super::{
+    boundary, c_str, check, deadline, fail, fail_with, free, handle, non_null, options, put,
+    shmprim_options, shmprim_status, write_opt,
+};
+use crate::queue::{ByteQueue, Core};
+use crate::segment::{Disposition, Kind, Segment, SegmentBuilder, TypeCode, TypeDesc};
+
+/// An open named (or anonymous) queue of fixed-size elements. Opaque; free it
+/// with `shmprim_queue_close`. One handle may be used by many threads.
+pub struct shmprim_queue {
+    core: Core,
+}
+
+/// An open named (or anonymous) queue of byte messages. Opaque; free it with
+/// `shmprim_byte_queue_close`. One handle may be used by many threads.
+pub struct shmprim_byte_queue {
+    inner: ByteQueue,
+}
+
+/// `(deadline, try_once)` of a C timeout.
+fn wait_mode(timeout_ns: i64) -> (crate::Deadline, bool) {
+    if timeout_ns == 0 {
+        (crate::Deadline::never(), true)
+    } else {
+        (deadline(timeout_ns), false)
+    }
+}
+
+fn elem_payload(elem_size: usize, elem_align: usize) -> Result<TypeDesc, shmprim_status> {
+    if !elem_align.is_power_of_two() || elem_align > 4096 {
+        return Err(fail_with(
+            shmprim_status::SHMPRIM_INVALID_ARGUMENT,
+            &format!("elem_align {elem_align} is not a power of two up to 4096"),
+        ));
+    }
+    Ok(TypeDesc::new(
+        TypeCode::Bytes,
+        elem_size as u64,
+        elem_align as u32,
+        "",
+    ))
+}
+
+/// Creates the named queue of `capacity` elements of `elem_size` bytes
+/// aligned to `elem_align` (a power of two); a Rust `Queue<T>` with that size
+/// and alignment opens it. `opts` may be `NULL`. Does not block. Returns
+/// `SHMPRIM_OK` (a new handle in `*out`, owned by the caller, freed with
+/// `shmprim_queue_close`), `SHMPRIM_ALREADY_EXISTS`, `SHMPRIM_INVALID_NAME`,
+/// `SHMPRIM_INVALID_ARGUMENT` (sizes, alignment, flags),
+/// `SHMPRIM_NULL_POINTER` or `SHMPRIM_IO`.
+///
+/// # Safety
+/// `name` must be a NUL-terminated string; `opts` null or readable; `out`
+/// valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_queue_create(
+    name: *const c_char,
+    capacity: usize,
+    elem_size: usize,
+    elem_align: usize,
+    opts: *const shmprim_options,
+    out: *mut *mut shmprim_queue,
+) -> shmprim_status {
+    boundary(|| {
+        non_null(out, "out")?;
+        // SAFETY: the caller passes a NUL-terminated string or null.
+        let name = unsafe { c_str(name, "name") }?;
+        // SAFETY: null or readable, by the contract.
+        let (opts, _) = unsafe { options(opts, 0) }?;
+        let payload = elem_payload(elem_size, elem_align)?;
+        let (cap, slot) = (capacity as u64, elem_size as u64);
+        let seg = check(
+            Core::builder(Kind::Queue, cap, slot, payload)
+                .and_then(|b| b.options(&opts).create_with(name, Core::init(cap, slot))),
+        )?;
+        let core = check(Core::attach(seg, Some(slot)))?;
+        put(out, shmprim_queue { core })
+    })
+}
+
+/// Opens the existing element queue `name`, whatever its element type (see
+/// `shmprim_queue_elem_size`), waiting up to 5 s for a creator still
+/// initialising it. Returns `SHMPRIM_OK` (a new handle in `*out`, owned by the
+/// caller), `SHMPRIM_NOT_FOUND`, `SHMPRIM_INCOMPATIBLE` (another kind, such as
+/// a byte queue), `SHMPRIM_CORRUPTED`, `SHMPRIM_TOO_MANY_PARTICIPANTS`,
+/// `SHMPRIM_INVALID_NAME`, `SHMPRIM_NULL_POINTER` or a header error.
+///
+/// # Safety
+/// `name` must be a NUL-terminated string; `out` valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_queue_open(
+    name: *const c_char,
+    out: *mut *mut shmprim_queue,
+) -> shmprim_status {
+    boundary(|| {
+        non_null(out, "out")?;
+        // SAFETY: the caller passes a NUL-terminated string or null.
+        let name = unsafe { c_str(name, "name") }?;
+        let seg = check(SegmentBuilder::new(Kind::Queue).any_payload().open(name))?;
+        let core = check(Core::attach(seg, None))?;
+        put(out, shmprim_queue { core })
+    })
+}
+
+/// Opens the element queue `name` (which must have elements of `elem_size`
+/// bytes aligned to `elem_align`), or creates it with `capacity` elements;
+/// exactly one of several racing callers creates it. `created` (may be
+/// `NULL`) receives whether this call did. Statuses and ownership as for
+/// `shmprim_queue_create` and `shmprim_queue_open`.
+///
+/// # Safety
+/// `name` must be a NUL-terminated string; `out` valid for a write; `created`
+/// null or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_queue_open_or_create(
+    name: *const c_char,
+    capacity: usize,
+    elem_size: usize,
+    elem_align: usize,
+    out: *mut *mut shmprim_queue,
+    created: *mut bool,
+) -> shmprim_status {
+    boundary(|| {
+        non_null(out, "out")?;
+        // SAFETY: the caller passes a NUL-terminated string or null.
+        let name = unsafe { c_str(name, "name") }?;
+        let payload = elem_payload(elem_size, elem_align)?;
+        let (cap, slot) = (capacity as u64, elem_size as u64);
+        let (seg, how) = check(
+            Core::builder(Kind::Queue, cap, slot, payload)
+                .and_then(|b| b.open_or_create_with(name, Core::init(cap, slot))),
+        )?;
+        let core = check(Core::attach(seg, Some(slot)))?;
+        // SAFETY: null or valid for a write, by the contract.
+        unsafe { write_opt(created, how == Disposition::Created) };
+        put(out, shmprim_queue { core })
+    })
+}
+
+/// Creates an anonymous element queue (no name), shared with children forked
+/// after this call. Statuses and ownership as for `shmprim_queue_create`.
+///
+/// # Safety
+/// `out` must be valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_queue_anonymous(
+    capacity: usize,
+    elem_size: usize,
+    elem_align: usize,
+    out: *mut *mut shmprim_queue,
+) -> shmprim_status {
+    boundary(|| {
+        non_null(out, "out")?;
+        let payload = elem_payload(elem_size, elem_align)?;
+        let (cap, slot) = (capacity as u64, elem_size as u64);
+        let seg = check(
+            Core::builder(Kind::Queue, cap, slot, payload)
+                .and_then(|b| b.anonymous_with(Core::init(cap, slot))),
+        )?;
+        let core = check(Core::attach(seg, Some(slot)))?;
+        put(out, shmprim_queue { core })
+    })
+}
+
+/// Closes a handle (null is ignored); the queue remains until unlinked. This
+/// does not close the queue for others (see `shmprim_queue_shutdown`).
+///
+/// # Safety
+/// `q` must be null or a handle not yet closed, not in use by another thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_queue_close(q: *mut shmprim_queue) {
+    // SAFETY: forwarded contract.
+    unsafe { free(q) }
+}
+
+/// Removes the name `name`; processes that have the queue open keep it.
+/// Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or
+/// `SHMPRIM_NULL_POINTER`.
+///
+/// # Safety
+/// `name` must be a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_queue_unlink(name: *const c_char) -> shmprim_status {
+    boundary(|| {
+        // SAFETY: the caller passes a NUL-terminated string or null.
+        let name = unsafe { c_str(name, "name") }?;
+        check(Segment::unlink(name))
+    })
+}
+
+/// Size in bytes of one element; 0 for a null handle.
+///
+/// # Safety
+/// `q` must be null or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_queue_elem_size(q: *const shmprim_queue) -> usize {
+    // SAFETY: null or live, by the contract.
+    unsafe { q.as_ref() }.map_or(0, |q| q.core.ring.slot_size())
+}
+
+/// Puts the element at `elem` (`size` must be the element size), waiting up
+/// to `timeout_ns` for room (negative: forever; `0`: try once). Returns
+/// `SHMPRIM_OK`, `SHMPRIM_FULL` (`0` and no room), `SHMPRIM_TIMEOUT`,
+/// `SHMPRIM_CLOSED` (the queue was shut), `SHMPRIM_INVALID_ARGUMENT` (wrong
+/// size), `SHMPRIM_CORRUPTED` or `SHMPRIM_NULL_POINTER`. The bytes are
+/// copied.
+///
+/// # Safety
+/// `q` must be null or a live handle; `elem` null or readable for `size`
+/// bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_queue_put(
+    q: *const shmprim_queue,
+    elem: *const c_void,
+    size: usize,
+    timeout_ns: i64,
+) -> shmprim_status {
+    boundary(|| {
+        // SAFETY: null or live, by the contract.
+        let q = unsafe { handle(q, "queue") }?;
+        let slot = q.core.ring.slot_size();
+        if size != slot {
+            return Err(fail_with(
+                shmprim_status::SHMPRIM_INVALID_ARGUMENT,
+                &format!("element of {size} bytes for a queue of {slot}-byte elements"),
+            ));
+        }
+        non_null(elem, "elem")?;
+        // SAFETY: non-null and readable for `size` bytes, by the contract.
+        let msg = unsafe { bytes(elem, size, "elem") }?;
+        let (dl, try_once) = wait_mode(timeout_ns);
+        check(
+            q.core
+                .with_agent(|ring, a, live| ring.push_with(a, live, 1, |_| msg, dl, try_once)),
+        )
+        .map(drop)
+    })
+}
+
+/// Takes the oldest element into `out` (`size` bytes, at least the element
+/// size), waiting up to `timeout_ns` (negative: forever; `0`: try once).
+/// Returns `SHMPRIM_OK`, `SHMPRIM_EMPTY` (`0` and none), `SHMPRIM_TIMEOUT`,
+/// `SHMPRIM_CLOSED` (shut and drained), `SHMPRIM_BUFFER_TOO_SMALL` (`size`
+/// is under the element size, written to `*needed` if not `NULL`; nothing is
+/// taken), `SHMPRIM_CORRUPTED` or `SHMPRIM_NULL_POINTER`.
+///
+/// # Safety
+/// `q` must be null or a live handle; `out` null or writable for `size`
+/// bytes; `needed` null or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_queue_get(
+    q: *const shmprim_queue,
+    out: *mut c_void,
+    size: usize,
+    needed: *mut usize,
+    timeout_ns: i64,
+) -> shmprim_status {
+    boundary(|| {
+        // SAFETY: null or live, by the contract.
+        let q = unsafe { handle(q, "queue") }?;
+        let slot = q.core.ring.slot_size();
+        if size < slot {
+            // SAFETY: null or valid for a write, by the contract.
+            unsafe { write_opt(needed, slot) };
+            return Err(fail_with(
+                shmprim_status::SHMPRIM_BUFFER_TOO_SMALL,
+                &format!("buffer of {size} bytes for {slot}-byte elements"),
+            ));
+        }
+        non_null(out, "out")?;
+        // SAFETY: non-null and writable for `size` bytes, by the contract.
+        let buf = unsafe { bytes_mut(out, size, "out") }?;
+        let (dl, try_once) = wait_mode(timeout_ns);
+        check(q.core.with_agent(|ring, a, live| {
+            ring.pop_with(a, live, 1, None, |_, b| b.copy_to(buf), dl, try_once)
+        }))
+        .map(drop)
+    })
+}
+
+/// Writes the number of elements queued now (Python's `qsize`, a snapshot)
+/// and the capacity; either pointer may be `NULL`. Returns `SHMPRIM_OK` or
+/// `SHMPRIM_NULL_POINTER` (null handle).
+///
+/// # Safety
+/// `q` must be null or a live handle; `len` and `capacity` null or valid for
+/// a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_queue_len(
+    q: *const shmprim_queue,
+    len: *mut usize,
+    capacity: *mut usize,
+) -> shmprim_status {
+    boundary(|| {
+        // SAFETY: null or live, by the contract.
+        let q = unsafe { handle(q, "queue") }?;
+        // SAFETY: each null or valid for a write, by the contract.
+        unsafe {
+            write_opt(len, q.core.ring.len());
+            write_opt(capacity, q.core.ring.capacity());
+        }
+        Ok(())
+    })
+}
+
+/// Shuts the queue for every process (Python's `Queue.close` for all): later
+/// puts fail with `SHMPRIM_CLOSED`; gets drain what is left, then report
+/// `SHMPRIM_CLOSED`; sleepers are woken. Does not block. Returns `SHMPRIM_OK`
+/// or `SHMPRIM_NULL_POINTER`.
+///
+/// # Safety
+/// `q` must be null or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_queue_shutdown(q: *const shmprim_queue) -> shmprim_status {
+    boundary(|| {
+        // SAFETY: null or live, by the contract.
+        unsafe { handle(q, "queue") }?.core.ring.close();
+        Ok(())
+    })
+}
+
+// ------------------------------------------------------------------ byte queue
+
+/// Creates the named byte queue of `capacity` messages of at most
+/// `max_message` bytes each; a Rust `ByteQueue` opens it. `opts` may be
+/// `NULL`. Does not block. Returns `SHMPRIM_OK` (a new handle in `*out`,
+/// owned by the caller, freed with `shmprim_byte_queue_close`),
+/// `SHMPRIM_ALREADY_EXISTS`, `SHMPRIM_INVALID_NAME`,
+/// `SHMPRIM_INVALID_ARGUMENT`, `SHMPRIM_NULL_POINTER` or `SHMPRIM_IO`.
+///
+/// # Safety
+/// `name` must be a NUL-terminated string; `opts` null or readable; `out`
+/// valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_byte_queue_create(
+    name: *const c_char,
+    capacity: usize,
+    max_message: usize,
+    opts: *const shmprim_options,
+    out: *mut *mut shmprim_byte_queue,
+) -> shmprim_status {
+    boundary(|| {
+        non_null(out, "out")?;
+        // SAFETY: the caller passes a NUL-terminated string or null.
+        let name = unsafe { c_str(name, "name") }?;
+        // SAFETY: null or readable, by the contract.
+        let (opts, _) = unsafe { options(opts, 0) }?;
+        let inner = check(ByteQueue::create_with_options(
+            name,
+            capacity,
+            max_message,
+            &opts,
+        ))?;
+        put(out, shmprim_byte_queue { inner })
+    })
+}
+
+/// Opens the existing byte queue `name`, waiting up to 5 s for a creator
+/// still initialising it. Returns `SHMPRIM_OK` (a new handle in `*out`, owned
+/// by the caller), `SHMPRIM_NOT_FOUND`, `SHMPRIM_INCOMPATIBLE` (another kind,
+/// such as an element queue), `SHMPRIM_CORRUPTED`,
+/// `SHMPRIM_TOO_MANY_PARTICIPANTS`, `SHMPRIM_INVALID_NAME`,
+/// `SHMPRIM_NULL_POINTER` or a header error.
+///
+/// # Safety
+/// `name` must be a NUL-terminated string; `out` valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_byte_queue_open(
+    name: *const c_char,
+    out: *mut *mut shmprim_byte_queue,
+) -> shmprim_status {
+    boundary(|| {
+        non_null(out, "out")?;
+        // SAFETY: the caller passes a NUL-terminated string or null.
+        let name = unsafe { c_str(name, "name") }?;
+        let inner = check(ByteQueue::open(name))?;
+        put(out, shmprim_byte_queue { inner })
+    })
+}
+
+/// Opens the byte queue `name` (which must have this capacity and maximum
+/// message size), or creates it; exactly one of several racing callers
+/// creates it. `created` (may be `NULL`) receives whether this call did.
+/// Statuses and ownership as for `shmprim_byte_queue_create` and
+/// `shmprim_byte_queue_open`.
+///
+/// # Safety
+/// `name` must be a NUL-terminated string; `out` valid for a write; `created`
+/// null or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_byte_queue_open_or_create(
+    name: *const c_char,
+    capacity: usize,
+    max_message: usize,
+    out: *mut *mut shmprim_byte_queue,
+    created: *mut bool,
+) -> shmprim_status {
+    boundary(|| {
+        non_null(out, "out")?;
+        // SAFETY: the caller passes a NUL-terminated string or null.
+        let name = unsafe { c_str(name, "name") }?;
+        let (inner, how) = check(ByteQueue::open_or_create(name, capacity, max_message))?;
+        // SAFETY: null or valid for a write, by the contract.
+        unsafe { write_opt(created, how == Disposition::Created) };
+        put(out, shmprim_byte_queue { inner })
+    })
+}
+
+/// Creates an anonymous byte queue (no name), shared with children forked
+/// after this call. Statuses and ownership as for `shmprim_byte_queue_create`.
+///
+/// # Safety
+/// `out` must be valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_byte_queue_anonymous(
+    capacity: usize,
+    max_message: usize,
+    out: *mut *mut shmprim_byte_queue,
+) -> shmprim_status {
+    boundary(|| {
+        non_null(out, "out")?;
+        let inner = check(ByteQueue::anonymous(capacity, max_message))?;
+        put(out, shmprim_byte_queue { inner })
+    })
+}
+
+/// Closes a handle (null is ignored); the queue remains until unlinked.
+///
+/// # Safety
+/// `q` must be null or a handle not yet closed, not in use by another thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_byte_queue_close(q: *mut shmprim_byte_queue) {
+    // SAFETY: forwarded contract.
+    unsafe { free(q) }
+}
+
+/// Removes the name `name`; as `shmprim_queue_unlink`.
+///
+/// # Safety
+/// `name` must be a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_byte_queue_unlink(name: *const c_char) -> shmprim_status {
+    boundary(|| {
+        // SAFETY: the caller passes a NUL-terminated string or null.
+        let name = unsafe { c_str(name, "name") }?;
+        check(ByteQueue::unlink(name))
+    })
+}
+
+/// The largest message, in bytes; 0 for a null handle.
+///
+/// # Safety
+/// `q` must be null or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_byte_queue_max_message(q: *const shmprim_byte_queue) -> usize {
+    // SAFETY: null or live, by the contract.
+    unsafe { q.as_ref() }.map_or(0, |q| q.inner.max_message())
+}
+
+/// Puts the `len` bytes at `msg` as one message, waiting up to `timeout_ns`
+/// for room (negative: forever; `0`: try once). Returns `SHMPRIM_OK`,
+/// `SHMPRIM_FULL` (`0` and no room), `SHMPRIM_TIMEOUT`, `SHMPRIM_CLOSED`,
+/// `SHMPRIM_INVALID_ARGUMENT` (longer than the maximum), `SHMPRIM_CORRUPTED`
+/// or `SHMPRIM_NULL_POINTER` (`q`, or `msg` with `len > 0`). The bytes are
+/// copied.
+///
+/// # Safety
+/// `q` must be null or a live handle; `msg` null or readable for `len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_byte_queue_put(
+    q: *const shmprim_byte_queue,
+    msg: *const c_void,
+    len: usize,
+    timeout_ns: i64,
+) -> shmprim_status {
+    boundary(|| {
+        // SAFETY: null or live, by the contract.
+        let q = unsafe { handle(q, "queue") }?;
+        // SAFETY: null or readable for `len` bytes, by the contract.
+        let msg = unsafe { bytes(msg, len, "msg") }?;
+        check(match timeout_ns {
+            0 => q.inner.try_put(msg),
+            t => q.inner.put_deadline(msg, deadline(t)),
+        })
+    })
+}
+
+/// Takes the oldest message into `buf` (`cap` bytes), waiting up to
+/// `timeout_ns` (negative: forever; `0`: try once), and writes its length to
+/// `*len`. Returns:
+/// - `SHMPRIM_OK`: `*len` bytes of `buf` hold the message;
+/// - `SHMPRIM_BUFFER_TOO_SMALL`: the oldest message has `*len` bytes, more
+///   than `cap`; it stays in the queue (call again with a larger buffer; the
+///   maximum is `shmprim_byte_queue_max_message`);
+/// - `SHMPRIM_EMPTY` (`0` and none), `SHMPRIM_TIMEOUT`, `SHMPRIM_CLOSED`
+///   (shut and drained), `SHMPRIM_CORRUPTED`;
+/// - `SHMPRIM_NULL_POINTER`: `q` or `len`, or `buf` with `cap > 0`.
+///
+/// # Safety
+/// `q` must be null or a live handle; `buf` null or writable for `cap` bytes;
+/// `len` null or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_byte_queue_get(
+    q: *const shmprim_byte_queue,
+    buf: *mut c_void,
+    cap: usize,
+    len: *mut usize,
+    timeout_ns: i64,
+) -> shmprim_status {
+    boundary(|| {
+        // SAFETY: null or live, by the contract.
+        let q = unsafe { handle(q, "queue") }?;
+        non_null(len, "len")?;
+        // SAFETY: null or writable for `cap` bytes, by the contract.
+        let buf = unsafe { bytes_mut(buf, cap, "buf") }?;
+        let r = match timeout_ns {
+            0 => q.inner.try_get_into(buf),
+            t => q.inner.get_into_deadline(buf, deadline(t)),
+        };
+        match r {
+            Ok(n) => {
+                // SAFETY: non-null and valid for a write, by the contract.
+                unsafe { len.write(n) };
+                Ok(())
+            }
+            Err(e @ crate::Error::BufferTooSmall { needed, .. }) => {
+                // SAFETY: as above.
+                unsafe { len.write(needed) };
+                Err(fail(&e))
+            }
+            Err(e) => Err(fail(&e)),
+        }
+    })
+}
+
+/// Writes the number of messages queued now (a snapshot) and the capacity;
+/// either pointer may be `NULL`. Returns `SHMPRIM_OK` or
+/// `SHMPRIM_NULL_POINTER` (null handle).
+///
+/// # Safety
+/// `q` must be null or a live handle; `len` and `capacity` null or valid for
+/// a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_byte_queue_len(
+    q: *const shmprim_byte_queue,
+    len: *mut usize,
+    capacity: *mut usize,
+) -> shmprim_status {
+    boundary(|| {
+        // SAFETY: null or live, by the contract.
+        let q = unsafe { handle(q, "queue") }?;
+        // SAFETY: each null or valid for a write, by the contract.
+        unsafe {
+            write_opt(len, q.inner.len());
+            write_opt(capacity, q.inner.capacity());
+        }
+        Ok(())
+    })
+}
+
+/// Shuts the byte queue for every process; as `shmprim_queue_shutdown`.
+///
+/// # Safety
+/// `q` must be null or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_byte_queue_shutdown(
+    q: *const shmprim_byte_queue,
+) -> shmprim_status {
+    boundary(|| {
+        // SAFETY: null or live, by the contract.
+        unsafe { handle(q, "queue") }?.inner.close();
+        Ok(())
+    })
+}
