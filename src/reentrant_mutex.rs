@@ -357,10 +357,10 @@ impl<T: Pod> std::fmt::Debug for ReentrantMutex<T> {
 impl<T: Pod> ReentrantMutexGuard<'_, T> {
     /// A copy of the guarded value.
     pub fn get(&self) -> T {
-        // SAFETY: in bounds and aligned (checked on open); this thread holds
-        // the lock, and no reference into the value exists (the guard hands out
-        // none), so the read races with no cooperating writer; `T: Pod` makes
-        // any bytes valid.
+        // The guard hands out no reference into the value, so this read races
+        // with no cooperating writer while this thread holds the lock.
+        // SAFETY: in bounds and aligned (checked on open); `T: Pod` makes any
+        // bytes valid; the lock is held (see above).
         unsafe { self.mutex.value_ptr().read() }
     }
 

@@ -850,10 +850,10 @@ fn wait_ready(
         // SAFETY: the mapping covers at least HEADER_SIZE bytes, so `state` is in
         // bounds and 4-byte aligned; it is only accessed atomically.
         let state = unsafe { &(*header).state }.load(Ordering::Acquire);
-        // SAFETY: in bounds as above. `HeaderInfo` is Pod, so any bytes are a valid
-        // value; another process may write it concurrently (untrusted memory), and
-        // we validate this private copy, never the shared original.
+        // Another process may write the header concurrently (untrusted memory): we
+        // validate this private copy, never the shared original.
         let info: HeaderInfo =
+            // SAFETY: in bounds as above; `HeaderInfo` is Pod, so any bytes are valid.
             unsafe { std::ptr::read_volatile(std::ptr::addr_of!((*header).info)) };
         if info.magic != MAGIC && info.magic != [0; 8] {
             return Err(Error::NotShmprim {
