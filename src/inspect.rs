@@ -307,30 +307,24 @@ fn pthread_mutex_summary(
     view: &StateView<'_>,
 ) -> Option<StateSummary> {
     // Parameter 0 tags the C library whose pthread_mutex_t layout was used; the
-    // offsets below are glibc's (`__lock`, `__count`, `__owner`).
-    const GLIBC: u64 = 1;
-    const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
-    const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
-    const FUTEX_WAITERS: u32 = 0x8000_0000;
-    // glibc's `__owner` markers: PTHREAD_MUTEX_INCONSISTENT (INT_MAX) while the
-    // locker of a dead owner's mutex has not marked it consistent, and
-    // PTHREAD_MUTEX_NOTRECOVERABLE (INT_MAX - 1) once it is unrecoverable.
-    const INCONSISTENT: u32 = 0x7fff_ffff;
-    const NOT_RECOVERABLE: u32 = 0x7fff_fffe;
+    // words are read only when it is this build's (the layout is sys's business).
     let mut fields = Vec::new();
-    let line = if info.params[0] == GLIBC {
-        let word = view.u32(0)?;
-        let count = view.u32(4)?;
-        let owner = view.u32(8)?;
-        let tid = word & FUTEX_TID_MASK;
-        let pid = (tid != 0).then(|| pid_of_tid(tid)).flatten();
-        let state = if owner == NOT_RECOVERABLE {
+    let words = crate::sys::pthread::INSPECTABLE_WORDS
+        .filter(|_| info.params[0] == crate::sys::pthread::LIBC_TAG);
+    let line = if let Some([lock, count, owner]) = words {
+        let m = crate::sys::pthread::decode_mutex_words(
+            view.u32(lock)?,
+            view.u32(count)?,
+            view.u32(owner)?,
+        );
+        let pid = (m.tid != 0).then(|| pid_of_tid(m.tid)).flatten();
+        let state = if m.unrecoverable {
             "unrecoverable".to_owned()
-        } else if tid == 0 && word & FUTEX_OWNER_DIED != 0 {
+        } else if m.tid == 0 && m.owner_died {
             "owner died (next locker must recover it)".to_owned()
-        } else if tid != 0 {
-            let who = pid.map_or(format!("tid {tid} (gone)"), |p| format!("pid {p}"));
-            if word & FUTEX_OWNER_DIED != 0 || owner == INCONSISTENT {
+        } else if m.tid != 0 {
+            let who = pid.map_or(format!("tid {} (gone)", m.tid), |p| format!("pid {p}"));
+            if m.owner_died || m.inconsistent {
                 format!("held by {who}, recovering from an owner's death")
             } else {
                 format!("held by {who}")
@@ -339,13 +333,13 @@ fn pthread_mutex_summary(
             "free".to_owned()
         };
         fields.push(("state", Field::Str(state.clone())));
-        fields.push(("owner_tid", Field::U64(tid as u64)));
+        fields.push(("owner_tid", Field::U64(m.tid as u64)));
         if let Some(p) = pid {
             fields.push(("owner_pid", Field::U64(p as u64)));
         }
-        fields.push(("waiters", Field::Bool(word & FUTEX_WAITERS != 0)));
-        if kind == Kind::ReentrantMutex && tid != 0 {
-            fields.push(("depth", Field::U64(count as u64)));
+        fields.push(("waiters", Field::Bool(m.waiters)));
+        if kind == Kind::ReentrantMutex && m.tid != 0 {
+            fields.push(("depth", Field::U64(m.depth as u64)));
         }
         state
     } else {

@@ -136,11 +136,38 @@ fn anonymous_segment_is_shared_with_a_forked_child() {
 
 #[test]
 fn anonymous_segment_is_not_named_and_leaves_nothing_in_dev_shm() {
-    let before = std::fs::read_dir("/dev/shm").unwrap().count();
+    let names = || -> std::collections::BTreeSet<String> {
+        std::fs::read_dir("/dev/shm")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect()
+    };
+    let before = names();
     let seg = Segment::anonymous(100).unwrap();
     assert_eq!(seg.name(), None);
     assert_eq!(seg.len(), 100);
-    assert_eq!(std::fs::read_dir("/dev/shm").unwrap().count(), before);
+    // Other tests of this process create and remove their own names meanwhile;
+    // anything else that appeared would be the anonymous segment's.
+    let ours = format!("shmprim-test-{}-", std::process::id());
+    let appeared: Vec<String> = names()
+        .difference(&before)
+        .filter(|n| !n.starts_with(&ours))
+        .cloned()
+        .collect();
+    assert!(
+        appeared.is_empty(),
+        "an anonymous segment made {appeared:?}"
+    );
+    // Its memory really is shared memory: a memfd, not a private mapping.
+    let fds: Vec<String> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        fds.iter().any(|l| l.starts_with("/memfd:shmprim")),
+        "{fds:?}"
+    );
 }
 
 // ---------------------------------------------------------------- creation race

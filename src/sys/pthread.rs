@@ -94,6 +94,53 @@ const FUTEX_WORD_OFFSET: usize = 0;
 #[cfg(target_env = "musl")]
 const FUTEX_WORD_OFFSET: usize = 4;
 
+/// Set in a robust futex word by the kernel when the owner died (`FUTEX_OWNER_DIED`).
+const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
+/// glibc's `__owner` while the locker of a dead owner's mutex has not yet marked
+/// it consistent (`PTHREAD_MUTEX_INCONSISTENT`, `INT_MAX`).
+const GLIBC_OWNER_INCONSISTENT: u32 = 0x7fff_ffff;
+/// glibc's `__owner` once the mutex is unrecoverable
+/// (`PTHREAD_MUTEX_NOTRECOVERABLE`, `INT_MAX - 1`).
+const GLIBC_OWNER_NOT_RECOVERABLE: u32 = 0x7fff_fffe;
+
+/// Byte offsets of glibc's `__lock`, `__count` and `__owner` in
+/// `pthread_mutex_t`, for inspection (`None` when built for another C library,
+/// whose layout inspection does not read).
+#[cfg(not(target_env = "musl"))]
+pub(crate) const INSPECTABLE_WORDS: Option<[usize; 3]> = Some([FUTEX_WORD_OFFSET, 4, 8]);
+#[cfg(target_env = "musl")]
+pub(crate) const INSPECTABLE_WORDS: Option<[usize; 3]> = None;
+
+/// What a robust mutex's words say about its state (read by inspection with
+/// plain loads, never through the mutex itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MutexWords {
+    /// Thread id of the holder, 0 when free or when the holder died.
+    pub tid: u32,
+    /// The kernel recorded the holder's death and nobody has locked it since.
+    pub owner_died: bool,
+    /// A locker of a dead owner's mutex holds it and has not marked it consistent.
+    pub inconsistent: bool,
+    /// Nobody marked it consistent: every lock now fails.
+    pub unrecoverable: bool,
+    /// Some thread sleeps on it.
+    pub waiters: bool,
+    /// Recursion depth (`__count`; meaningful for a held recursive mutex).
+    pub depth: u32,
+}
+
+/// Decodes the `__lock`, `__count` and `__owner` words of a glibc robust mutex.
+pub(crate) fn decode_mutex_words(lock: u32, count: u32, owner: u32) -> MutexWords {
+    MutexWords {
+        tid: lock & FUTEX_TID_MASK,
+        owner_died: lock & FUTEX_OWNER_DIED != 0,
+        inconsistent: owner == GLIBC_OWNER_INCONSISTENT,
+        unrecoverable: owner == GLIBC_OWNER_NOT_RECOVERABLE,
+        waiters: lock & FUTEX_WAITERS != 0,
+        depth: count,
+    }
+}
+
 /// A tag for the C library whose `pthread_mutex_t` layout a segment was made with,
 /// recorded in segment headers so that a glibc and a musl process never share one.
 #[cfg(not(target_env = "musl"))]

@@ -195,7 +195,7 @@ fn run_parent(args: &Args, names: &Names) -> Result<(), String> {
         .map_err(e("task queue"))?;
     let results =
         Queue::<TaskResult>::create(&names.results(), QUEUE_CAPACITY).map_err(e("result queue"))?;
-    let _tally = Mutex::create(&names.tally(), Tally::default()).map_err(e("tally"))?;
+    let tally = Mutex::create(&names.tally(), Tally::default()).map_err(e("tally"))?;
     let done = Value::<u64>::create(&names.done(), 0).map_err(e("counter"))?;
     let phase = Barrier::create(&names.phase(), workers + 1).map_err(e("barrier"))?;
     let stop = Event::create(&names.stop()).map_err(e("stop event"))?;
@@ -304,7 +304,7 @@ fn run_parent(args: &Args, names: &Names) -> Result<(), String> {
     }
 
     // Check everything agrees.
-    let tally = *_tally
+    let totals = *tally
         .lock()
         .map_err(|err| format!("tally: {:?}", err.error()))?;
     let mut problems = Vec::new();
@@ -315,14 +315,14 @@ fn run_parent(args: &Args, names: &Names) -> Result<(), String> {
             "{missing} tasks missing, {duplicated} done more than once"
         ));
     }
-    if tally.tasks != n_tasks || done.load() != n_tasks {
+    if totals.tasks != n_tasks || done.load() != n_tasks {
         problems.push(format!(
             "tally {} and counter {} != {n_tasks}",
-            tally.tasks,
+            totals.tasks,
             done.load()
         ));
     }
-    if tally.checksum_xor != expected_xor {
+    if totals.checksum_xor != expected_xor {
         problems.push("checksums do not match the tasks".into());
     }
     let per_worker: Vec<u64> = entries.chunks(SUMMARY_FIELDS).map(|c| c[0]).collect();
