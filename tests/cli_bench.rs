@@ -95,8 +95,16 @@ fn quick_bench_of_one_figure_prints_its_row_writes_json_and_leaves_dev_shm_clean
     assert_eq!(leftovers_of(pid), Vec::<String>::new());
 }
 
+/// SIGINT at several moments of the start-up (children being spawned, the
+/// measurement running): each time every object and child is gone afterwards.
 #[test]
 fn sigint_mid_run_removes_every_object_and_child() {
+    for delay_ms in [0, 1, 2, 5, 20, 100] {
+        sigint_after(Duration::from_millis(delay_ms));
+    }
+}
+
+fn sigint_after(delay: Duration) {
     let mut child = Command::new(EXE)
         .args(["bench", "--filter", "mpmc-4p4c", "--runs", "50"])
         .stdin(Stdio::null())
@@ -113,6 +121,7 @@ fn sigint_mid_run_removes_every_object_and_child() {
         let _ = child.wait();
         panic!("the run never created a segment and children");
     }
+    std::thread::sleep(delay);
     let sent = Command::new("kill")
         .args(["-INT", &pid.to_string()])
         .status()
@@ -126,7 +135,7 @@ fn sigint_mid_run_removes_every_object_and_child() {
         if Instant::now() > end {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("shmprim did not exit after SIGINT");
+            panic!("shmprim did not exit after SIGINT ({delay:?} after the start)");
         }
         std::thread::sleep(Duration::from_millis(5));
     };
@@ -134,7 +143,25 @@ fn sigint_mid_run_removes_every_object_and_child() {
     assert_eq!(leftovers_of(pid), Vec::<String>::new());
     assert!(
         wait_until(Duration::from_secs(5), || children_of_run(pid).is_empty()),
-        "children still running: {:?}",
+        "children still running {delay:?} after the start: {:?}",
         children_of_run(pid)
     );
+}
+
+/// A benchmark child whose parent is not the process named in its
+/// environment (its parent died before it started) exits at once with status 3
+/// instead of running on as an orphan.
+#[test]
+fn bench_child_started_after_its_parent_died_exits_at_once() {
+    let not_my_parent = std::process::id() + 1;
+    let out = Command::new(EXE)
+        .env("SHMPRIM_BENCH_ROLE", "spin-word-pong")
+        .env("SHMPRIM_BENCH_ARGS", "shmprim-no-such-control")
+        .env("SHMPRIM_BENCH_PARENT", not_my_parent.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run shmprim");
+    assert_eq!(out.code(), Some(3));
 }

@@ -30,7 +30,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 pub use figures::figures;
-pub use proc::{ARGS_VAR, CPU_VAR, ROLE_VAR, name_prefix};
+pub use proc::{ARGS_VAR, CPU_VAR, PARENT_VAR, ROLE_VAR, name_prefix};
 
 /// Result of one measurement or setup step; the error is a message for the table.
 pub(crate) type Res<T> = std::result::Result<T, String>;

@@ -42,6 +42,9 @@ pub const ROLE_VAR: &str = "SHMPRIM_BENCH_ROLE";
 pub const ARGS_VAR: &str = "SHMPRIM_BENCH_ARGS";
 /// Environment variable naming the core a child pins itself to (absent: no pinning).
 pub const CPU_VAR: &str = "SHMPRIM_BENCH_CPU";
+/// Environment variable carrying the parent's pid, so a child whose parent is
+/// already gone exits instead of running on as an orphan.
+pub const PARENT_VAR: &str = "SHMPRIM_BENCH_PARENT";
 
 /// How long any side waits for another before giving up with an error.
 pub(crate) const PEER_TIMEOUT: Duration = Duration::from_secs(20);
@@ -176,6 +179,56 @@ extern "C" fn on_signal(_sig: libc::c_int) {
     cleanup_all();
     // SAFETY: _exit is async-signal-safe and ends the process at once.
     unsafe { libc::_exit(130) };
+}
+
+/// Blocks SIGINT and SIGTERM in the calling thread while alive; a signal sent
+/// meanwhile is delivered when it is dropped.
+struct CleanupSignalsBlocked {
+    old: libc::sigset_t,
+}
+
+impl CleanupSignalsBlocked {
+    fn new() -> Self {
+        // SAFETY: both sets are plain values initialised by sigemptyset (and
+        // pthread_sigmask, which fills `old`) before they are read.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGINT);
+            libc::sigaddset(&mut set, libc::SIGTERM);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
+            CleanupSignalsBlocked { old }
+        }
+    }
+}
+
+impl Drop for CleanupSignalsBlocked {
+    fn drop(&mut self) {
+        // SAFETY: `old` is the mask pthread_sigmask returned in `new`.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut()) };
+    }
+}
+
+/// In a child: asks the kernel to SIGKILL this process when its parent dies,
+/// then exits at once if the parent named by [`PARENT_VAR`] is already gone
+/// (it died before the request took effect).
+fn die_with_parent() {
+    let Some(parent) = std::env::var(PARENT_VAR)
+        .ok()
+        .and_then(|p| p.parse::<libc::pid_t>().ok())
+    else {
+        return;
+    };
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and no pointers;
+    // getppid has no preconditions.
+    let orphaned = unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+        libc::getppid() != parent
+    };
+    if orphaned {
+        std::process::exit(3);
+    }
 }
 
 static HANDLER_INSTALLED: AtomicBool = AtomicBool::new(false);
@@ -526,10 +579,16 @@ impl Session {
                 Some(c) => cmd.env(CPU_VAR, c.to_string()),
                 None => cmd.env_remove(CPU_VAR),
             };
-            let child = cmd
-                .spawn()
-                .map_err(|e| format!("spawn {}: {e}", exe.display()))?;
-            let reg = register_pid(child.id());
+            cmd.env(PARENT_VAR, std::process::id().to_string());
+            // The cleanup signals stay blocked from before the fork until the
+            // child's pid is registered: a SIGINT in between would otherwise
+            // leave a child the handler does not know of. (std resets the
+            // child's signal mask before exec.)
+            let blocked = CleanupSignalsBlocked::new();
+            let spawned = cmd.spawn();
+            let reg = spawned.as_ref().ok().and_then(|c| register_pid(c.id()));
+            drop(blocked);
+            let child = spawned.map_err(|e| format!("spawn {}: {e}", exe.display()))?;
             session.children.push(ChildGuard {
                 child: Some(child),
                 reg,
@@ -675,6 +734,7 @@ impl ChildCtx {
 /// In a child: opens the control block named by the first argument and pins the
 /// process as asked.
 pub(crate) fn child_ctx_from_env() -> Res<ChildCtx> {
+    die_with_parent();
     let raw = std::env::var(ARGS_VAR).unwrap_or_default();
     let mut args: Vec<String> = raw.split('\x1f').map(str::to_owned).collect();
     if args.is_empty() || args[0].is_empty() {
