@@ -64,7 +64,7 @@ use crate::ring::mpmc::{Agent, Liveness, MpmcRing, MpmcState};
 use crate::segment::{
     Disposition, Kind, Options, ParticipantId, Segment, SegmentBuilder, TypeCode, TypeDesc,
 };
-use crate::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use crate::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering, compiler_fence};
 use crate::wait::Deadline;
 
 /// Parameter index of the capacity in the segment header.
@@ -81,12 +81,17 @@ impl Liveness for SegmentLiveness<'_> {
     }
 }
 
-/// Lanes of in-flight records per handle: threads sharing a handle pick a lane
-/// by a hash of their thread-local storage address, so that each usually finds
-/// its lane free, on its own cache line.
+/// Lanes of in-flight records per handle. Lane 0 belongs to one thread, the
+/// first to use the handle (usually the only one): it takes its record with
+/// plain loads and stores. Other threads sharing the handle pick one of the
+/// other lanes by a hash of their thread-local storage address and take it
+/// with an atomic swap, so that each usually finds its lane free, on its own
+/// cache line.
 const LANES: usize = 8;
 /// `Lane::record` before the lane has claimed a record.
 const NO_RECORD: usize = usize::MAX;
+/// `Core::owner` before any thread has used the handle.
+const NO_OWNER: usize = 0;
 
 /// One lane: a ring record claimed on first use, and whether a thread is using it.
 #[repr(C, align(128))]
@@ -99,10 +104,16 @@ thread_local! {
     static LANE_KEY: u8 = const { 0 };
 }
 
-/// This thread's preferred lane.
-fn preferred_lane() -> usize {
-    let addr = LANE_KEY.with(|k| k as *const u8 as usize) as u64;
-    (addr.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize % LANES
+/// This thread's key: the address of its thread-local `LANE_KEY`, distinct
+/// among live threads and never 0.
+#[inline]
+fn thread_key() -> usize {
+    LANE_KEY.with(|k| k as *const u8 as usize)
+}
+
+/// The first of the shared lanes (1..LANES) a thread with `key` tries.
+fn preferred_shared_lane(key: usize) -> usize {
+    ((key as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize % (LANES - 1)
 }
 
 /// What `Queue` and `ByteQueue` share: a segment, a ring view into it and this
@@ -110,6 +121,8 @@ fn preferred_lane() -> usize {
 pub(crate) struct Core {
     pub(crate) ring: MpmcRing,
     id: u64,
+    /// The thread key of lane 0's owner, or `NO_OWNER`.
+    owner: AtomicUsize,
     lanes: Box<[Lane; LANES]>,
     /// `sys::fork::fork_generation()` when the lanes' records were claimed: a
     /// child forked since then must claim its own (see `with_agent`).
@@ -175,17 +188,54 @@ impl Core {
         Ok(Core {
             id,
             ring,
+            owner: AtomicUsize::new(NO_OWNER),
             lanes,
             fork_generation: AtomicU32::new(crate::sys::fork::fork_generation()),
             seg,
         })
     }
 
-    /// Runs `f` with an in-flight record: the one of this thread's lane (or of
-    /// the next free lane), claimed from the ring on first use; a temporary one
-    /// when every lane is busy.
+    /// Runs `f` with an in-flight record: lane 0's if this thread owns it, else
+    /// the one of this thread's shared lane (or of the next free one), each
+    /// claimed from the ring on first use; a temporary one when every lane is
+    /// busy.
+    #[inline]
     pub(crate) fn with_agent<R>(
         &self,
+        f: impl FnOnce(&MpmcRing, &Agent, &dyn Liveness) -> Result<R>,
+    ) -> Result<R> {
+        let me = thread_key();
+        let lane = &self.lanes[0];
+        // Lane 0 is only ever used by its owner thread, so plain loads and
+        // stores suffice; `busy` guards against a signal handler on this
+        // thread re-entering between them.
+        if self.owner.load(Ordering::Relaxed) == me
+            && self.fork_generation.load(Ordering::Relaxed) == crate::sys::fork::fork_generation()
+            && !lane.busy.load(Ordering::Relaxed)
+        {
+            let record = lane.record.load(Ordering::Relaxed);
+            if record != NO_RECORD {
+                lane.busy.store(true, Ordering::Relaxed);
+                compiler_fence(Ordering::SeqCst);
+                let r = f(
+                    &self.ring,
+                    &Agent::from_parts(record, self.id),
+                    &SegmentLiveness(&self.seg),
+                );
+                compiler_fence(Ordering::SeqCst);
+                lane.busy.store(false, Ordering::Relaxed);
+                return r;
+            }
+        }
+        self.with_agent_slow(me, f)
+    }
+
+    /// [`with_agent`](Self::with_agent) for everything but an owner thread
+    /// whose lane 0 is ready: after a fork, the first use, other threads.
+    #[inline(never)]
+    fn with_agent_slow<R>(
+        &self,
+        me: usize,
         f: impl FnOnce(&MpmcRing, &Agent, &dyn Liveness) -> Result<R>,
     ) -> Result<R> {
         let generation = crate::sys::fork::fork_generation();
@@ -193,28 +243,34 @@ impl Core {
             self.forget_parent_records(generation);
         }
         let live = SegmentLiveness(&self.seg);
-        let start = preferred_lane();
-        for j in 0..LANES {
-            let lane = &self.lanes[(start + j) % LANES];
+        // Load first: a failed CAS would still take the line holding the ring's
+        // view away from the owner thread on every call of the other threads.
+        if self.owner.load(Ordering::Relaxed) == NO_OWNER {
+            let _ = self
+                .owner
+                .compare_exchange(NO_OWNER, me, Ordering::Relaxed, Ordering::Relaxed);
+        }
+        if self.owner.load(Ordering::Relaxed) == me {
+            let lane = &self.lanes[0];
+            if !lane.busy.load(Ordering::Relaxed) {
+                lane.busy.store(true, Ordering::Relaxed);
+                compiler_fence(Ordering::SeqCst);
+                let r = self.with_lane_record(lane, &live, f);
+                compiler_fence(Ordering::SeqCst);
+                lane.busy.store(false, Ordering::Relaxed);
+                return r;
+            }
+        }
+        let start = preferred_shared_lane(me);
+        for j in 0..LANES - 1 {
+            let lane = &self.lanes[1 + (start + j) % (LANES - 1)];
             // Acquire: pairs with the Release below; the lane is ours alone.
             if lane.busy.swap(true, Ordering::Acquire) {
                 continue;
             }
-            let mut record = lane.record.load(Ordering::Relaxed);
-            if record == NO_RECORD {
-                match self.ring.register(self.id, &live) {
-                    Ok(agent) => {
-                        record = agent.index;
-                        lane.record.store(record, Ordering::Relaxed);
-                    }
-                    Err(e) => {
-                        lane.busy.store(false, Ordering::Release);
-                        return Err(e);
-                    }
-                }
-            }
-            let r = f(&self.ring, &Agent::from_parts(record, self.id), &live);
-            // Release: hands the lane to the next thread of this handle.
+            let r = self.with_lane_record(lane, &live, f);
+            // Release: hands the lane (and its record's last claim) to the next
+            // thread of this handle.
             lane.busy.store(false, Ordering::Release);
             return r;
         }
@@ -222,6 +278,22 @@ impl Core {
         let r = f(&self.ring, &agent, &live);
         self.ring.unregister(agent);
         r
+    }
+
+    /// Runs `f` with `lane`'s record (held busy by the caller), claiming one
+    /// from the ring first if the lane has none.
+    fn with_lane_record<R>(
+        &self,
+        lane: &Lane,
+        live: &SegmentLiveness<'_>,
+        f: impl FnOnce(&MpmcRing, &Agent, &dyn Liveness) -> Result<R>,
+    ) -> Result<R> {
+        let mut record = lane.record.load(Ordering::Relaxed);
+        if record == NO_RECORD {
+            record = self.ring.register(self.id, live)?.index;
+            lane.record.store(record, Ordering::Relaxed);
+        }
+        f(&self.ring, &Agent::from_parts(record, self.id), live)
     }
 }
 
@@ -237,6 +309,7 @@ impl Core {
             lane.record.store(NO_RECORD, Ordering::Relaxed);
             lane.busy.store(false, Ordering::Release);
         }
+        self.owner.store(NO_OWNER, Ordering::Relaxed);
         self.fork_generation.store(generation, Ordering::Relaxed);
     }
 }
@@ -362,11 +435,10 @@ impl<T: Pod> Queue<T> {
         &self.core.seg
     }
 
+    #[inline]
     fn put_deadline_raw(&self, value: &T, deadline: Deadline, try_once: bool) -> Result<()> {
-        let bytes = bytemuck::bytes_of(value);
         self.core
-            .with_agent(|ring, a, live| ring.push_with(a, live, 1, |_| bytes, deadline, try_once))
-            .map(drop)
+            .with_agent(|ring, a, live| ring.push_value(a, live, value, deadline, try_once))
     }
 
     /// Puts `value`, waiting for room as long as it takes.
@@ -414,20 +486,10 @@ impl<T: Pod> Queue<T> {
         })
     }
 
+    #[inline]
     fn get_raw(&self, deadline: Deadline, try_once: bool) -> Result<T> {
-        let mut out = T::zeroed();
-        self.core.with_agent(|ring, a, live| {
-            ring.pop_with(
-                a,
-                live,
-                1,
-                None,
-                |_, b| b.copy_to(bytemuck::bytes_of_mut(&mut out)),
-                deadline,
-                try_once,
-            )
-        })?;
-        Ok(out)
+        self.core
+            .with_agent(|ring, a, live| ring.pop_value(a, live, deadline, try_once))
     }
 
     /// Takes the oldest value, waiting as long as it takes; `Closed` once the
@@ -470,17 +532,35 @@ impl<T: Pod> Queue<T> {
         try_once: bool,
     ) -> Result<usize> {
         let n = buf.len();
-        self.core.with_agent(|ring, a, live| {
+        let size = std::mem::size_of::<T>();
+        let mut wrong_len = None;
+        let got = self.core.with_agent(|ring, a, live| {
             ring.pop_with(
                 a,
                 live,
                 n,
                 None,
-                |i, b| b.copy_to(bytemuck::bytes_of_mut(&mut buf[i])),
+                |i, b| {
+                    if b.len() == size {
+                        b.copy_to(bytemuck::bytes_of_mut(&mut buf[i]));
+                    } else {
+                        wrong_len.get_or_insert(b.len());
+                    }
+                },
                 deadline,
                 try_once,
             )
-        })
+        })?;
+        match wrong_len {
+            // Every slot of a `Queue<T>` holds exactly one `T`: another length
+            // read from the segment is corruption (the batch is reported, not
+            // delivered with a hole in it).
+            Some(len) => Err(Error::corrupted(
+                self.core.seg.display_name(),
+                format!("message of {len} bytes in a queue of {size}-byte values"),
+            )),
+            None => Ok(got),
+        }
     }
 
     /// Number of values in the queue (Python's `qsize`; a snapshot).

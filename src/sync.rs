@@ -11,7 +11,7 @@ pub(crate) mod atomic {
     #[allow(unused_imports)]
     pub use std::sync::atomic::{
         AtomicBool, AtomicI32, AtomicU8, AtomicU16, AtomicU32, AtomicU64, AtomicUsize, Ordering,
-        fence,
+        compiler_fence, fence,
     };
 }
 
@@ -22,6 +22,9 @@ pub(crate) mod atomic {
         AtomicBool, AtomicI32, AtomicU8, AtomicU16, AtomicU32, AtomicU64, AtomicUsize, Ordering,
         fence,
     };
+    // A compiler fence has no effect at run time, so std's serves loom too
+    // (loom's `Ordering` is std's).
+    pub use std::sync::atomic::compiler_fence;
 }
 
 /// Hint to the CPU that we are in a spin loop; under loom, a yield so the model

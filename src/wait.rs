@@ -198,8 +198,11 @@ fn sleep(word: &AtomicU32, expected: u32, deadline: Deadline) -> bool {
     r == crate::sys::futex::FutexWait::TimedOut
 }
 
+/// Wakes up to `n` sleepers on `word` unconditionally (one `futex_wake`), for
+/// callers that decided themselves that somebody may sleep. The caller must
+/// have changed `word` before calling this.
 #[cfg(not(shmprim_loom))]
-fn wake_sleepers(word: &AtomicU32, n: u32) {
+pub(crate) fn wake_sleepers(word: &AtomicU32, n: u32) {
     // SAFETY: `word` is a live, aligned AtomicU32 borrowed for the whole call.
     unsafe { crate::sys::futex::futex_wake(word.as_ptr(), n) };
 }
@@ -230,8 +233,9 @@ fn sleep(word: &AtomicU32, expected: u32, deadline: Deadline) -> bool {
     false
 }
 
+/// The loom model of `wake_sleepers` above.
 #[cfg(shmprim_loom)]
-fn wake_sleepers(_word: &AtomicU32, _n: u32) {
+pub(crate) fn wake_sleepers(_word: &AtomicU32, _n: u32) {
     let (lock, cond) = &*model::BUCKET;
     let _guard = lock.lock().unwrap();
     cond.notify_all();

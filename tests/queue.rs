@@ -903,6 +903,39 @@ fn a_length_beyond_the_maximum_is_corrupted_and_the_queue_goes_on() {
     assert_eq!(q.try_get().unwrap(), b"second");
 }
 
+/// A `Queue<u64>` slot whose length is not 8 (too short or too long) is
+/// reported as corrupted, whether the get takes the one-element fast path
+/// (`try_get`) or the general one (`get_many`); the next value still arrives.
+#[test]
+fn a_typed_slot_with_a_wrong_length_is_corrupted_and_the_queue_goes_on() {
+    let stride = MpmcState::slot_stride(8);
+    for wrong in [0u64, 4, 9, 1_000_000] {
+        let q: Queue<u64> = Queue::anonymous(4).unwrap();
+        q.put_many(&[1, 2, 3, 4]).unwrap();
+        scribble(q.segment(), MpmcState::SLOTS_OFFSET + 8, wrong, 4);
+        let r = q.try_get();
+        assert!(
+            matches!(r, Err(Error::Corrupted { .. })),
+            "len {wrong}: {r:?}"
+        );
+        assert_eq!(q.try_get().unwrap(), 2);
+        scribble(
+            q.segment(),
+            MpmcState::SLOTS_OFFSET + 2 * stride + 8,
+            wrong,
+            4,
+        );
+        let mut buf = [0u64; 2];
+        let r = q.get_many(&mut buf);
+        assert!(
+            matches!(r, Err(Error::Corrupted { .. })),
+            "len {wrong}: {r:?}"
+        );
+        q.put(5).unwrap();
+        assert!(q.try_get().is_ok());
+    }
+}
+
 #[test]
 fn a_tail_beyond_the_position_limit_is_corrupted() {
     let q: Queue<u64> = Queue::anonymous(4).unwrap();

@@ -82,17 +82,33 @@
 //!
 //! # Blocking
 //!
-//! | waiter (get on empty; put on full)              | waker (after push; after pop)                  |
-//! |-------------------------------------------------|------------------------------------------------|
-//! | `waiters += 1`, `fence(SeqCst)`                 | publish the stamps                             |
-//! | `w = word`, try the operation again             | `fence(SeqCst)`                                |
-//! | still nothing: `futex_wait(word, w)`            | if `waiters > 0`: `word += 1`, `futex_wake`    |
-//! | `waiters -= 1`                                  |                                                |
+//! | waiter (get on empty; put on full)              | waker (a push; a pop)                              |
+//! |-------------------------------------------------|----------------------------------------------------|
+//! | `waiters += 1`, `fence(SeqCst)`                 | claim: SeqCst CAS of `tail` (push) or `head` (pop) |
+//! | `w = word`, try the operation again             | `sleepers = waiters > 0` (SeqCst load)             |
+//! | empty (full): `futex_wait(word, w)`, ≤ 50 ms    | publish (release) the claimed slots                |
+//! | slot claimed, not yet published (released): poll| if `sleepers`: `word += 1`, `futex_wake`           |
+//! | `waiters -= 1`                                  |                                                    |
 //!
-//! The fences make a Dekker pair: either the waker sees the registration and
-//! wakes, or the waiter's retry sees the published stamps. So a put or get with
-//! nobody asleep makes no syscall and no read-modify-write beyond its claim.
-//! `close` sets the flag and bumps and wakes both words unconditionally.
+//! The waiter's fence and the waker's SeqCst claim and load make a Dekker pair
+//! (the argument is at `sleepers_after_claim`): either the waker sees the
+//! registration and wakes after publishing, or the waiter's retry sees the
+//! claim. In that second case the waiter finds the slot claimed but not yet
+//! published (or released) and is owed no wake-up, so it polls: a few yields,
+//! then sleeps of 20 µs doubling to 1 ms, each ended early by any bump of the
+//! word. The window between a claim and its publication is a few instructions
+//! unless the claimer is descheduled.
+//!
+//! Checking at claim time rather than after publication is what keeps the
+//! common put and get cheap: no fence after the slot's stores (which would wait
+//! for them to reach the other cores), and on x86-64 no instruction beyond the
+//! claim's locked CAS. A put or get with nobody asleep makes no syscall and no
+//! read-modify-write beyond its claim. `close` sets the flag and bumps and
+//! wakes both words unconditionally; a survivor that recovers a slot wakes
+//! every sleeper.
+//!
+//! The loom models check this table with a modelled futex (a lost wake-up is a
+//! deadlock there) and model the polling as a wait that any stamp change ends.
 //!
 //! # Example
 //!
@@ -111,6 +127,8 @@
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 use std::time::Duration;
+
+use bytemuck::Pod;
 
 use crate::error::{Error, Result};
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
@@ -135,6 +153,11 @@ pub const LIVENESS_SLICE: Duration = Duration::from_millis(50);
 
 /// Positions stay below this; a larger one read from memory is corruption.
 const POS_LIMIT: u64 = 1 << 56;
+/// Ordering of the CAS that claims positions on `head` or `tail`: SeqCst, so
+/// that together with the SeqCst load in `MpmcRing::sleepers_after_claim` it
+/// orders the claim before the check for sleepers (the Blocking table). It is
+/// also a Release, publishing the claim record to whoever sees the new index.
+const CLAIM: Ordering = Ordering::SeqCst;
 /// Stamp flag: the producer of this position died, there is nothing to deliver.
 const SKIP: u64 = 1 << 63;
 const OP_PUT: u64 = 1;
@@ -695,17 +718,23 @@ impl MpmcRing {
                 let rec = self.record(agent);
                 rec.claim
                     .store(encode_claim(t, k, OP_PUT), Ordering::Relaxed);
-                // Release: publishes the claim record above to anyone who sees the
-                // new tail (survivors looking for the claimer of `t`).
+                // CLAIM (SeqCst, so Release): publishes the claim record above to
+                // anyone who sees the new tail (survivors looking for the claimer
+                // of `t`); SeqCst for the sleeper check, see `sleepers_after_claim`.
                 if st
                     .tail
                     .0
-                    .compare_exchange_weak(t, t + k as u64, Ordering::Release, Ordering::Relaxed)
+                    .compare_exchange_weak(t, t + k as u64, CLAIM, Ordering::Relaxed)
                     .is_err()
                 {
+                    // The claim names a position we did not win: clear it, or a
+                    // survivor could take it for the claim of the live winner's
+                    // position and never recover that one if its winner dies.
+                    rec.claim.store(IDLE, Ordering::Relaxed);
                     crate::sync::spin_hint();
                     continue;
                 }
+                let sleepers = self.sleepers_after_claim(&self.signals().not_empty_waiters);
                 for i in 0..k {
                     let pos = t + i as u64;
                     let bytes = item(i);
@@ -720,10 +749,14 @@ impl MpmcRing {
                     slot.len.store(bytes.len() as u32, Ordering::Relaxed);
                     // Release: pairs with the consumer's Acquire load of the stamp:
                     // the data and length are visible before the stamp says full.
-                    slot.stamp.store(2 * pos + 1, Ordering::Release);
+                    publish_stamp(&slot.stamp, 2 * pos + 1);
                 }
                 // Release: a survivor that sees the record cleared sees the stamps.
                 rec.claim.store(IDLE, Ordering::Release);
+                if sleepers {
+                    let sig = self.signals();
+                    wake_up(&sig.not_empty, k);
+                }
                 return Ok(Step::Done(k));
             }
             if t >= cap && (s & !SKIP == 2 * (t - cap) + 1 || s == 2 * (t - cap)) {
@@ -832,17 +865,21 @@ impl MpmcRing {
                 let rec = self.record(agent);
                 rec.claim
                     .store(encode_claim(h, k, OP_GET), Ordering::Relaxed);
-                // Release: publishes the claim record to anyone who sees the new
-                // head (producers of the next lap looking for our record).
+                // CLAIM (SeqCst, so Release): publishes the claim record to anyone
+                // who sees the new head (producers of the next lap looking for our
+                // record); SeqCst for the sleeper check, see `sleepers_after_claim`.
                 if st
                     .head
                     .0
-                    .compare_exchange_weak(h, h + k as u64, Ordering::Release, Ordering::Relaxed)
+                    .compare_exchange_weak(h, h + k as u64, CLAIM, Ordering::Relaxed)
                     .is_err()
                 {
+                    // As in `push_step`: a lost claim must not stay on record.
+                    rec.claim.store(IDLE, Ordering::Relaxed);
                     crate::sync::spin_hint();
                     continue;
                 }
+                let sleepers = self.sleepers_after_claim(&self.signals().not_full_waiters);
                 let mut delivered = 0;
                 let mut bad = None;
                 for i in 0..k {
@@ -871,10 +908,14 @@ impl MpmcRing {
                     }
                     // Release: pairs with the next lap's producer's Acquire load:
                     // our copy out happens before its copy in.
-                    slot.stamp.store(2 * (pos + cap), Ordering::Release);
+                    publish_stamp(&slot.stamp, 2 * (pos + cap));
                 }
                 // Release: a survivor that sees the record cleared sees the stamps.
                 rec.claim.store(IDLE, Ordering::Release);
+                if sleepers {
+                    let sig = self.signals();
+                    wake_up(&sig.not_full, k);
+                }
                 if let Some(detail) = bad {
                     return Err(self.corrupted(detail));
                 }
@@ -934,38 +975,69 @@ impl MpmcRing {
         };
         // AcqRel: acquires the dead claimer's last writes (nothing we read), and
         // releases the new stamp to the next claimer, as a publication would.
-        self.slot(pos)
+        let changed = self
+            .slot(pos)
             .stamp
             .compare_exchange(stamp, new, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
+            .is_ok();
+        #[cfg(shmprim_loom)]
+        busy_model::stamp_changed();
+        changed
     }
 
     // ------------------------------------------------------------ signals
 
-    /// After a push or pop: wake sleepers on `word` if any registered.
+    /// Called right after winning a claim of the index (`tail` for a push,
+    /// `head` for a pop) with a [`CLAIM`] (SeqCst) CAS: whether a sleeper
+    /// registered on `waiters` must be woken once the claimed slots are
+    /// published or released. See the Blocking table: either the waiter's retry
+    /// sees our claim (and then polls the slot rather than sleep), or we see its
+    /// registration here.
+    ///
+    /// Why no fence is needed (C++20 [atomics.order] p4, which Rust follows):
+    /// call the claim CAS `B`, this load `L` (both SeqCst, so `B` precedes `L` in
+    /// the single order S), the waiter's registration `R`, its SeqCst fence `X`
+    /// and its later load of the index `T`. If `L` missed `R`, `L` is
+    /// coherence-ordered before `R`, which happens before `X`: `L` precedes `X`
+    /// in S (rule 4.2). If `T` missed `B`, `X` happens before `T`, which is
+    /// coherence-ordered before `B`: `X` precedes `B` (rule 4.3). Both at once
+    /// would give `B < L < X < B` in S, a cycle. On x86-64 the CAS is a locked
+    /// instruction and the load a plain one: the sleeper check costs nothing.
+    ///
+    /// Loom treats SeqCst accesses as AcqRel (it does model SeqCst fences), so
+    /// under loom an explicit fence stands in here for that rule; the models
+    /// then check the rest of the protocol (claim-time check, polling a claimed
+    /// slot), and fail if this fence is removed.
     #[inline]
-    fn notify(&self, word: &AtomicU32, waiters: &AtomicU32, n: usize) {
-        // SeqCst fence: pairs with the waiter's fence between its registration
-        // and its retry (see the Blocking table).
+    fn sleepers_after_claim(&self, waiters: &AtomicU32) -> bool {
+        // SeqCst fence (loom only): pairs with the waiter's fence between its
+        // registration and its retry, standing in for the rule above.
+        #[cfg(shmprim_loom)]
         fence(Ordering::SeqCst);
-        if waiters.load(Ordering::Relaxed) != 0 {
-            // Release: a waiter that sees the bump sees our stamps.
-            word.fetch_add(1, Ordering::Release);
-            crate::wait::wake(word, waiters, n.min(u32::MAX as usize) as u32);
+        // SeqCst: with the SeqCst claim CAS, the waker's half of the Dekker pair
+        // with the waiter's registration and fence (see above).
+        waiters.load(Ordering::SeqCst) != 0
+    }
+
+    /// After a recovery changed a stamp: wake every sleeper on both words (the
+    /// claim-time check above does not cover a stamp changed by a survivor).
+    fn notify_recovered(&self) {
+        let sig = self.signals();
+        // SeqCst fence: pairs with the waiter's fence between its registration
+        // and its retry.
+        fence(Ordering::SeqCst);
+        for (word, waiters) in [
+            (&sig.not_empty, &sig.not_empty_waiters),
+            (&sig.not_full, &sig.not_full_waiters),
+        ] {
+            if waiters.load(Ordering::Relaxed) != 0 {
+                wake_up(word, usize::MAX);
+            }
         }
     }
 
-    fn notify_pushed(&self, n: usize) {
-        let sig = self.signals();
-        self.notify(&sig.not_empty, &sig.not_empty_waiters, n);
-    }
-
-    fn notify_popped(&self, n: usize) {
-        let sig = self.signals();
-        self.notify(&sig.not_full, &sig.not_full_waiters, n);
-    }
-
     /// Whether [`close`](Self::close) was called.
+    #[inline]
     pub fn is_closed(&self) -> bool {
         // Acquire: pairs with the Release store in `close`.
         self.signals().closed.load(Ordering::Acquire) != 0
@@ -1042,6 +1114,7 @@ impl MpmcRing {
         let sig = self.signals();
         let mut done = 0;
         let mut tries = 0u32;
+        let mut busy_rounds = 0u32;
         loop {
             if self.is_closed() {
                 return if done > 0 {
@@ -1053,7 +1126,6 @@ impl MpmcRing {
             let step = self.push_step(agent, n - done, &|i| item(done + i))?;
             match step {
                 Step::Done(k) => {
-                    self.notify_pushed(k);
                     done += k;
                     if done == n {
                         return Ok(done);
@@ -1069,8 +1141,7 @@ impl MpmcRing {
                         continue;
                     }
                     if self.recover(live, op, pos, stamp) {
-                        self.notify_pushed(usize::MAX);
-                        self.notify_popped(usize::MAX);
+                        self.notify_recovered();
                         continue;
                     }
                     if try_once {
@@ -1100,8 +1171,13 @@ impl MpmcRing {
             } else {
                 self.push_step(agent, n, &item)
             };
+            let mut busy = None;
             let outcome = match retry {
                 Ok(Step::Done(k)) => Some(Ok(k)),
+                Ok(Step::Busy { pos, stamp, .. }) => {
+                    busy = Some((pos, stamp));
+                    None
+                }
                 Ok(_) => None,
                 Err(e) => Some(Err(e)),
             };
@@ -1110,12 +1186,19 @@ impl MpmcRing {
                     sig.not_full_waiters.fetch_sub(1, Ordering::Relaxed);
                     return Err(Error::Timeout);
                 }
-                sleep_slice(&sig.not_full, w, deadline);
+                if let Some((pos, stamp)) = busy {
+                    // A consumer has claimed the slot and not released it yet; it
+                    // may have checked for sleepers before we registered, so no
+                    // wake-up is owed: poll.
+                    self.busy_pause(&sig.not_full, w, deadline, &mut busy_rounds, pos, stamp);
+                } else {
+                    busy_rounds = 0;
+                    sleep_slice(&sig.not_full, w, deadline);
+                }
             }
             sig.not_full_waiters.fetch_sub(1, Ordering::Relaxed);
             match outcome {
                 Some(Ok(k)) => {
-                    self.notify_pushed(k);
                     done = k;
                     if done == n {
                         return Ok(done);
@@ -1150,6 +1233,7 @@ impl MpmcRing {
         let mut tries = 0u32;
         let too_big = |len: usize| too_small_error(limit.unwrap_or(0), len);
         let mut idle_rounds = 0u64;
+        let mut busy_rounds = 0u32;
         loop {
             // Skipping dead producers' slots delivers nothing; on a corrupted ring
             // that could go on for a very long time, so it is bounded by the
@@ -1170,7 +1254,6 @@ impl MpmcRing {
                     if k > 0 {
                         idle_rounds = 0;
                     }
-                    self.notify_popped(k.max(1));
                     done += k;
                     if done == n || (done > 0 && limit.is_some()) {
                         return Ok(done);
@@ -1187,8 +1270,7 @@ impl MpmcRing {
                         continue;
                     }
                     if self.recover(live, op, pos, stamp) {
-                        self.notify_pushed(usize::MAX);
-                        self.notify_popped(usize::MAX);
+                        self.notify_recovered();
                         continue;
                     }
                     if try_once {
@@ -1218,10 +1300,15 @@ impl MpmcRing {
             fence(Ordering::SeqCst);
             let w = sig.not_empty.load(Ordering::Acquire);
             let closed = self.is_closed();
+            let mut busy = None;
             let outcome = match self.pop_step(agent, n, limit, &mut sink) {
                 Ok(Step::Done(k)) => Some(Ok(k)),
                 Ok(Step::TooBig(len)) => Some(Err(too_big(len))),
                 Ok(Step::Empty) if closed => Some(Err(Error::Closed)),
+                Ok(Step::Busy { pos, stamp, .. }) => {
+                    busy = Some((pos, stamp));
+                    None
+                }
                 Ok(_) => None,
                 Err(e) => Some(Err(e)),
             };
@@ -1230,12 +1317,19 @@ impl MpmcRing {
                     sig.not_empty_waiters.fetch_sub(1, Ordering::Relaxed);
                     return Err(Error::Timeout);
                 }
-                sleep_slice(&sig.not_empty, w, deadline);
+                if let Some((pos, stamp)) = busy {
+                    // A producer has claimed the slot and not published it yet;
+                    // it may have checked for sleepers before we registered, so
+                    // no wake-up is owed: poll.
+                    self.busy_pause(&sig.not_empty, w, deadline, &mut busy_rounds, pos, stamp);
+                } else {
+                    busy_rounds = 0;
+                    sleep_slice(&sig.not_empty, w, deadline);
+                }
             }
             sig.not_empty_waiters.fetch_sub(1, Ordering::Relaxed);
             match outcome {
                 Some(Ok(k)) => {
-                    self.notify_popped(k.max(1));
                     done = k;
                     if done == n || (done > 0 && limit.is_some()) {
                         return Ok(done);
@@ -1245,6 +1339,176 @@ impl MpmcRing {
                 None => {}
             }
         }
+    }
+
+    // ------------------------------------------------------------ one element
+
+    /// Pushes one `T` (the ring's slots must be `size_of::<T>()` bytes, as in
+    /// [`Queue`](crate::Queue)), waiting until `deadline` for room unless
+    /// `try_once` (`Full` at once). The same as [`push_with`](Self::push_with) of
+    /// its bytes, with the common case (room at `tail`, no contention) done
+    /// inline: one claim CAS, a typed store, the stamp.
+    #[inline]
+    pub fn push_value<T: Pod>(
+        &self,
+        agent: &Agent,
+        live: &dyn Liveness,
+        value: &T,
+        deadline: Deadline,
+        try_once: bool,
+    ) -> Result<()> {
+        if self.push_value_fast(agent, value) {
+            return Ok(());
+        }
+        self.push_with(
+            agent,
+            live,
+            1,
+            |_| bytemuck::bytes_of(value),
+            deadline,
+            try_once,
+        )
+        .map(drop)
+    }
+
+    /// One uncontended attempt at [`push_value`](Self::push_value); `false`
+    /// leaves everything else (full, busy, closed, contention, corruption) to
+    /// the general path, with nothing changed but a cleared claim record.
+    #[inline]
+    fn push_value_fast<T: Pod>(&self, agent: &Agent, value: &T) -> bool {
+        let size = std::mem::size_of::<T>();
+        if size != self.slot_size || self.is_closed() {
+            return false;
+        }
+        let st = self.state();
+        let t = st.tail.0.load(Ordering::Relaxed);
+        if t >= POS_LIMIT {
+            return false;
+        }
+        let slot = self.slot(t);
+        // Acquire: pairs with the consumer's Release of the slot, as in `push_step`.
+        if slot.stamp.load(Ordering::Acquire) != 2 * t {
+            return false;
+        }
+        let rec = self.record(agent);
+        rec.claim
+            .store(encode_claim(t, 1, OP_PUT), Ordering::Relaxed);
+        // CLAIM: as in `push_step`.
+        if st
+            .tail
+            .0
+            .compare_exchange(t, t + 1, CLAIM, Ordering::Relaxed)
+            .is_err()
+        {
+            // Not ours: the claim must not stay on record (see `push_step`).
+            rec.claim.store(IDLE, Ordering::Relaxed);
+            return false;
+        }
+        let sleepers = self.sleepers_after_claim(&self.signals().not_empty_waiters);
+        // SAFETY: we own slot `t` (won the CAS on its free stamp); its data area
+        // has `slot_size == size_of::<T>()` bytes; unaligned because slot data
+        // is only 8-byte aligned.
+        unsafe { std::ptr::write_unaligned(self.data(t).cast::<T>(), *value) };
+        slot.len.store(size as u32, Ordering::Relaxed);
+        // Release: pairs with the consumer's Acquire load of the stamp.
+        publish_stamp(&slot.stamp, 2 * t + 1);
+        // Release: a survivor that sees the record cleared sees the stamp.
+        rec.claim.store(IDLE, Ordering::Release);
+        if sleepers {
+            wake_up(&self.signals().not_empty, 1);
+        }
+        true
+    }
+
+    /// Pops one `T` (the ring's slots must be `size_of::<T>()` bytes), waiting
+    /// until `deadline` unless `try_once` (`Empty` at once); `Closed` once closed
+    /// and drained. The common case (a message at `head`, no contention) is done
+    /// inline, as in [`push_value`](Self::push_value).
+    #[inline]
+    pub fn pop_value<T: Pod>(
+        &self,
+        agent: &Agent,
+        live: &dyn Liveness,
+        deadline: Deadline,
+        try_once: bool,
+    ) -> Result<T> {
+        if let Some(r) = self.pop_value_fast(agent) {
+            return r;
+        }
+        let mut out = T::zeroed();
+        let mut got = 0;
+        self.pop_with(
+            agent,
+            live,
+            1,
+            None,
+            |_, b| {
+                got = b.len();
+                b.copy_to(bytemuck::bytes_of_mut(&mut out));
+            },
+            deadline,
+            try_once,
+        )?;
+        if got != std::mem::size_of::<T>() {
+            return Err(self.corrupted(format!(
+                "message of {got} bytes in a ring of {}-byte values",
+                std::mem::size_of::<T>()
+            )));
+        }
+        Ok(out)
+    }
+
+    /// One uncontended attempt at [`pop_value`](Self::pop_value); `None` leaves
+    /// the rest to the general path.
+    #[inline]
+    fn pop_value_fast<T: Pod>(&self, agent: &Agent) -> Option<Result<T>> {
+        let size = std::mem::size_of::<T>();
+        if size != self.slot_size {
+            return None;
+        }
+        let st = self.state();
+        let h = st.head.0.load(Ordering::Relaxed);
+        if h >= POS_LIMIT {
+            return None;
+        }
+        let slot = self.slot(h);
+        // Acquire: pairs with the producer's Release publication, as in `pop_step`.
+        if slot.stamp.load(Ordering::Acquire) != 2 * h + 1 {
+            return None;
+        }
+        let rec = self.record(agent);
+        rec.claim
+            .store(encode_claim(h, 1, OP_GET), Ordering::Relaxed);
+        // CLAIM: as in `pop_step`.
+        if st
+            .head
+            .0
+            .compare_exchange(h, h + 1, CLAIM, Ordering::Relaxed)
+            .is_err()
+        {
+            // Not ours: the claim must not stay on record (see `push_step`).
+            rec.claim.store(IDLE, Ordering::Relaxed);
+            return None;
+        }
+        let sleepers = self.sleepers_after_claim(&self.signals().not_full_waiters);
+        let len = slot.len.load(Ordering::Relaxed) as usize;
+        // SAFETY: we own slot `h` (won the CAS on its full stamp); its data area
+        // has `slot_size == size_of::<T>()` bytes, and any bytes are a valid `T`
+        // (Pod). Unaligned: slot data is only 8-byte aligned.
+        let value = unsafe { std::ptr::read_unaligned(self.data(h).cast::<T>()) };
+        // Release: pairs with the next lap's producer's Acquire load of the stamp.
+        publish_stamp(&slot.stamp, 2 * (h + self.cap));
+        // Release: a survivor that sees the record cleared sees the stamp.
+        rec.claim.store(IDLE, Ordering::Release);
+        if sleepers {
+            wake_up(&self.signals().not_full, 1);
+        }
+        if len != size {
+            return Some(Err(self.corrupted(format!(
+                "message length {len} in a ring of {size}-byte values at position {h}"
+            ))));
+        }
+        Some(Ok(value))
     }
 
     /// Pushes one message, failing with `Full` at once when there is no room.
@@ -1306,6 +1570,94 @@ impl MpmcRing {
             try_once,
         )?;
         Ok(got)
+    }
+}
+
+/// Bumps `word` and wakes up to `n` of its sleepers (the caller saw some
+/// registered).
+fn wake_up(word: &AtomicU32, n: usize) {
+    // Release: a waiter that sees the bump sees the stamps published before it.
+    word.fetch_add(1, Ordering::Release);
+    crate::wait::wake_sleepers(word, n.min(u32::MAX as usize) as u32);
+}
+
+/// Stores a slot's new stamp: a publication (full) or a release (empty for the
+/// next lap).
+#[inline]
+fn publish_stamp(stamp: &AtomicU64, value: u64) {
+    // Release: pairs with the Acquire load of the stamp by the next claimer (a
+    // consumer after a publication, the next lap's producer after a release):
+    // the copy in or out happens before its own.
+    stamp.store(value, Ordering::Release);
+    #[cfg(shmprim_loom)]
+    busy_model::stamp_changed();
+}
+
+/// Under loom: polling a claimed slot until its stamp moves is modelled as a
+/// wait that every stamp change ends (a poller with a timeout sees the change
+/// eventually; loom cannot express "eventually" and would explore a poller
+/// that never looks again). Sleeps on `not_empty` / `not_full` are not
+/// touched by this: their wake-ups are checked as they are.
+#[cfg(shmprim_loom)]
+mod busy_model {
+    use crate::sync::atomic::{AtomicU64, Ordering};
+
+    loom::lazy_static! {
+        static ref BUCKET: (loom::sync::Mutex<()>, loom::sync::Condvar) =
+            (loom::sync::Mutex::new(()), loom::sync::Condvar::new());
+    }
+
+    /// After any stamp store or CAS.
+    pub(super) fn stamp_changed() {
+        let (lock, cond) = &*BUCKET;
+        let _guard = lock.lock().unwrap();
+        cond.notify_all();
+    }
+
+    /// Returns once `stamp` is no longer `seen`.
+    pub(super) fn wait_while(stamp: &AtomicU64, seen: u64) {
+        let (lock, cond) = &*BUCKET;
+        let mut guard = lock.lock().unwrap();
+        while stamp.load(Ordering::Acquire) == seen {
+            guard = cond.wait(guard).unwrap();
+        }
+    }
+}
+
+impl MpmcRing {
+    /// Waits a little for slot `pos`, claimed by someone, to be published or
+    /// released (its stamp moving from `stamp`): yields at first (the claimer
+    /// may be waiting for this core), then sleeps on `word` for 20 µs, doubling
+    /// each round up to 1 ms, never past `deadline`. No wake-up is owed to us
+    /// here (the claimer may have looked for sleepers before we registered), so
+    /// this polls.
+    fn busy_pause(
+        &self,
+        word: &AtomicU32,
+        w: u32,
+        deadline: Deadline,
+        rounds: &mut u32,
+        pos: u64,
+        stamp: u64,
+    ) {
+        *rounds = rounds.saturating_add(1);
+        #[cfg(shmprim_loom)]
+        {
+            let _ = (word, w, deadline);
+            busy_model::wait_while(&self.slot(pos).stamp, stamp);
+        }
+        #[cfg(not(shmprim_loom))]
+        {
+            let _ = (pos, stamp);
+            if *rounds <= 4 {
+                std::thread::yield_now();
+                return;
+            }
+            let micros = 20u64 << (*rounds - 5).min(6);
+            let nap = Deadline::after(Duration::from_micros(micros.min(1000)));
+            let scratch = AtomicU32::new(0);
+            let _ = crate::wait::wait_while_eq(word, &scratch, w, deadline.min(nap));
+        }
     }
 }
 
@@ -1433,6 +1785,84 @@ mod loom_tests {
             empty.close();
             assert!(matches!(producer.join().unwrap(), Err(Error::Closed)));
             assert!(matches!(consumer.join().unwrap(), Err(Error::Closed)));
+        });
+    }
+
+    /// The typed one-element path (`push_value` / `pop_value`, whose fast path
+    /// checks for sleepers at claim time): a producer putting two values into a
+    /// ring of one slot and two consumers taking one each, all blocking. Every
+    /// value arrives once and every sleeper (consumer on empty, producer on full)
+    /// is woken or finds the slot claimed and polls it.
+    #[test]
+    fn loom_typed_values_blocking_no_lost_wakeup() {
+        loom::model(|| {
+            let ring = Arc::new(MpmcRing::new(1, 1).unwrap());
+            let consumers: Vec<_> = (0..2u64)
+                .map(|c| {
+                    let me = ring.register(c + 1, &AlwaysAlive).unwrap();
+                    let ring = ring.clone();
+                    loom::thread::spawn(move || {
+                        ring.pop_value::<u8>(&me, &AlwaysAlive, Deadline::never(), false)
+                            .unwrap()
+                    })
+                })
+                .collect();
+            let me = ring.register(9, &AlwaysAlive).unwrap();
+            for v in [1u8, 2] {
+                ring.push_value(&me, &AlwaysAlive, &v, Deadline::never(), false)
+                    .unwrap();
+            }
+            let mut got: Vec<u8> = consumers.into_iter().map(|c| c.join().unwrap()).collect();
+            got.sort();
+            assert_eq!(got, vec![1, 2]);
+        });
+    }
+
+    /// A producer that loses the race for a position must not leave its claim
+    /// on record: here producer 5 wins position 0 and dies before publishing
+    /// (modelled by hand), while producer 1 may lose the CAS for 0 and then find
+    /// the ring full. The live loser's stale claim would make the dead winner's
+    /// slot look still claimed by a live process, so it would never be
+    /// recovered; with the claim cleared, a consumer skips the slot and the live
+    /// producer's next put goes through.
+    #[test]
+    fn loom_lost_claim_does_not_shield_a_dead_winner() {
+        loom::model(|| {
+            let ring = Arc::new(MpmcRing::new(1, 1).unwrap());
+            let dead = ring.register(5, &AlwaysAlive).unwrap();
+            let live = |id: u64| id != 5;
+            let loser = ring.register(1, &AlwaysAlive).unwrap();
+            let r2 = ring.clone();
+            let winner = loom::thread::spawn(move || {
+                r2.record(&dead)
+                    .claim
+                    .store(encode_claim(0, 1, OP_PUT), Ordering::Relaxed);
+                r2.state()
+                    .tail
+                    .0
+                    .compare_exchange(0, 1, Ordering::Release, Ordering::Relaxed)
+                    .is_ok()
+            });
+            let first = ring.try_push(&loser, &live, &[7]);
+            let dead_won = winner.join().unwrap();
+            let me = ring.register(2, &live).unwrap();
+            let mut buf = [0u8; 1];
+            if dead_won {
+                assert!(matches!(first, Err(Error::Full)), "{first:?}");
+                // The consumer finds position 0 claimed by the dead producer
+                // only, skips it, and the ring is empty again.
+                assert!(matches!(
+                    ring.try_pop(&me, &live, &mut buf),
+                    Err(Error::Empty)
+                ));
+                ring.try_push(&loser, &live, &[8]).unwrap();
+                assert_eq!(ring.try_pop(&me, &live, &mut buf).unwrap(), 1);
+                assert_eq!(buf[0], 8);
+            } else {
+                first.unwrap();
+                assert_eq!(ring.try_pop(&me, &live, &mut buf).unwrap(), 1);
+                assert_eq!(buf[0], 7);
+            }
         });
     }
 

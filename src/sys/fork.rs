@@ -18,6 +18,7 @@ extern "C" fn bump_in_child() {
 /// How many forks separate this process from the one that first called this
 /// function (0 there; 1 in a child forked after that call, and so on). Cheap:
 /// one load once the handler is registered.
+#[inline]
 pub(crate) fn fork_generation() -> u32 {
     REGISTER.call_once(|| {
         // SAFETY: registers a child handler that only does an atomic add; the
