@@ -1357,8 +1357,8 @@ impl MpmcRing {
         deadline: Deadline,
         try_once: bool,
     ) -> Result<()> {
-        if self.push_value_fast(agent, value) {
-            return Ok(());
+        if let Some(done) = self.push_value_fast(agent, value, try_once) {
+            return done;
         }
         self.push_with(
             agent,
@@ -1371,24 +1371,41 @@ impl MpmcRing {
         .map(drop)
     }
 
-    /// One uncontended attempt at [`push_value`](Self::push_value); `false`
-    /// leaves everything else (full, busy, closed, contention, corruption) to
-    /// the general path, with nothing changed but a cleared claim record.
+    /// One uncontended attempt at [`push_value`](Self::push_value): `Some` when
+    /// it pushed, or (with `try_once`) found the ring plainly full; `None`
+    /// leaves everything else (busy, closed, contention, corruption) to the
+    /// general path, with nothing changed but a cleared claim record.
     #[inline]
-    fn push_value_fast<T: Pod>(&self, agent: &Agent, value: &T) -> bool {
+    fn push_value_fast<T: Pod>(
+        &self,
+        agent: &Agent,
+        value: &T,
+        try_once: bool,
+    ) -> Option<Result<()>> {
         let size = std::mem::size_of::<T>();
         if size != self.slot_size || self.is_closed() {
-            return false;
+            return None;
         }
         let st = self.state();
         let t = st.tail.0.load(Ordering::Relaxed);
         if t >= POS_LIMIT {
-            return false;
+            return None;
         }
         let slot = self.slot(t);
         // Acquire: pairs with the consumer's Release of the slot, as in `push_step`.
-        if slot.stamp.load(Ordering::Acquire) != 2 * t {
-            return false;
+        let s = slot.stamp.load(Ordering::Acquire);
+        if s != 2 * t {
+            let cap = self.cap;
+            if try_once && t >= cap && s == 2 * (t - cap) + 1 {
+                // The previous lap's message is still there: full, unless its
+                // consumer has claimed it. SeqCst fence: as in `push_step`.
+                fence(Ordering::SeqCst);
+                // Acquire: as in `push_step`.
+                if st.head.0.load(Ordering::Acquire).saturating_add(cap) <= t {
+                    return Some(Err(Error::Full));
+                }
+            }
+            return None;
         }
         let rec = self.record(agent);
         rec.claim
@@ -1402,7 +1419,7 @@ impl MpmcRing {
         {
             // Not ours: the claim must not stay on record (see `push_step`).
             rec.claim.store(IDLE, Ordering::Relaxed);
-            return false;
+            return None;
         }
         let sleepers = self.sleepers_after_claim(&self.signals().not_empty_waiters);
         // SAFETY: we own slot `t` (won the CAS on its free stamp); its data area
@@ -1417,7 +1434,7 @@ impl MpmcRing {
         if sleepers {
             wake_up(&self.signals().not_empty, 1);
         }
-        true
+        Some(Ok(()))
     }
 
     /// Pops one `T` (the ring's slots must be `size_of::<T>()` bytes), waiting
@@ -1432,7 +1449,7 @@ impl MpmcRing {
         deadline: Deadline,
         try_once: bool,
     ) -> Result<T> {
-        if let Some(r) = self.pop_value_fast(agent) {
+        if let Some(r) = self.pop_value_fast(agent, try_once) {
             return r;
         }
         let mut out = T::zeroed();
@@ -1458,10 +1475,11 @@ impl MpmcRing {
         Ok(out)
     }
 
-    /// One uncontended attempt at [`pop_value`](Self::pop_value); `None` leaves
+    /// One uncontended attempt at [`pop_value`](Self::pop_value): `Some` when it
+    /// popped, or (with `try_once`) found the ring plainly empty; `None` leaves
     /// the rest to the general path.
     #[inline]
-    fn pop_value_fast<T: Pod>(&self, agent: &Agent) -> Option<Result<T>> {
+    fn pop_value_fast<T: Pod>(&self, agent: &Agent, try_once: bool) -> Option<Result<T>> {
         let size = std::mem::size_of::<T>();
         if size != self.slot_size {
             return None;
@@ -1473,7 +1491,22 @@ impl MpmcRing {
         }
         let slot = self.slot(h);
         // Acquire: pairs with the producer's Release publication, as in `pop_step`.
-        if slot.stamp.load(Ordering::Acquire) != 2 * h + 1 {
+        let s = slot.stamp.load(Ordering::Acquire);
+        if s != 2 * h + 1 {
+            if try_once && s == 2 * h {
+                // Nothing published at `head`: empty, unless a producer has
+                // claimed it. SeqCst fence: as in `pop_step`.
+                fence(Ordering::SeqCst);
+                // Acquire: as in `pop_step`.
+                if st.tail.0.load(Ordering::Acquire) <= h {
+                    // As the general path: drained once closed.
+                    return Some(Err(if self.is_closed() {
+                        Error::Closed
+                    } else {
+                        Error::Empty
+                    }));
+                }
+            }
             return None;
         }
         let rec = self.record(agent);
