@@ -213,19 +213,7 @@ impl Core {
             && self.fork_generation.load(Ordering::Relaxed) == crate::sys::fork::fork_generation()
             && !lane.busy.load(Ordering::Relaxed)
         {
-            let record = lane.record.load(Ordering::Relaxed);
-            if record != NO_RECORD {
-                lane.busy.store(true, Ordering::Relaxed);
-                compiler_fence(Ordering::SeqCst);
-                let r = f(
-                    &self.ring,
-                    &Agent::from_parts(record, self.id),
-                    &SegmentLiveness(&self.seg),
-                );
-                compiler_fence(Ordering::SeqCst);
-                lane.busy.store(false, Ordering::Relaxed);
-                return r;
-            }
+            return self.on_own_lane(lane, &SegmentLiveness(&self.seg), f);
         }
         self.with_agent_slow(me, f)
     }
@@ -253,12 +241,7 @@ impl Core {
         if self.owner.load(Ordering::Relaxed) == me {
             let lane = &self.lanes[0];
             if !lane.busy.load(Ordering::Relaxed) {
-                lane.busy.store(true, Ordering::Relaxed);
-                compiler_fence(Ordering::SeqCst);
-                let r = self.with_lane_record(lane, &live, f);
-                compiler_fence(Ordering::SeqCst);
-                lane.busy.store(false, Ordering::Relaxed);
-                return r;
+                return self.on_own_lane(lane, &live, f);
             }
         }
         let start = preferred_shared_lane(me);
@@ -280,8 +263,28 @@ impl Core {
         r
     }
 
+    /// Runs `f` on lane 0, which the caller (its owner thread) found free:
+    /// marks it busy with plain stores, which only this thread makes.
+    #[inline]
+    fn on_own_lane<R>(
+        &self,
+        lane: &Lane,
+        live: &SegmentLiveness<'_>,
+        f: impl FnOnce(&MpmcRing, &Agent, &dyn Liveness) -> Result<R>,
+    ) -> Result<R> {
+        lane.busy.store(true, Ordering::Relaxed);
+        // Keeps the compiler from moving the lane's use outside the busy span
+        // (a signal handler on this thread must see it busy).
+        compiler_fence(Ordering::SeqCst);
+        let r = self.with_lane_record(lane, live, f);
+        compiler_fence(Ordering::SeqCst);
+        lane.busy.store(false, Ordering::Relaxed);
+        r
+    }
+
     /// Runs `f` with `lane`'s record (held busy by the caller), claiming one
     /// from the ring first if the lane has none.
+    #[inline]
     fn with_lane_record<R>(
         &self,
         lane: &Lane,
