@@ -60,7 +60,7 @@ use std::time::Duration;
 use bytemuck::Pod;
 
 use crate::error::{Error, Result};
-use crate::ring::mpmc::{Agent, Liveness, MpmcRing, MpmcState};
+use crate::ring::mpmc::{Agent, Liveness, MpmcRing, MpmcState, SlotForm};
 use crate::segment::{
     Disposition, Kind, Options, ParticipantId, Segment, SegmentBuilder, TypeCode, TypeDesc,
 };
@@ -71,6 +71,16 @@ use crate::wait::Deadline;
 const PARAM_CAPACITY: usize = 0;
 /// Parameter index of the slot size (element size, or largest message).
 const PARAM_SLOT_SIZE: usize = 1;
+
+/// The slot form of a queue segment's ring: `ByteQueue`s keep each message's
+/// length, `Queue`s (Rust and C) have fixed-size elements.
+fn form_of(kind: Kind) -> SlotForm {
+    if kind == Kind::ByteQueue {
+        SlotForm::Bytes
+    } else {
+        SlotForm::Fixed
+    }
+}
 
 /// Liveness through a segment's participant table.
 struct SegmentLiveness<'a>(&'a Segment);
@@ -137,7 +147,7 @@ impl Core {
         slot: u64,
         payload: TypeDesc,
     ) -> Result<SegmentBuilder> {
-        let size = MpmcState::memory_size(capacity, slot)?;
+        let size = MpmcState::memory_size(capacity, slot, form_of(kind))?;
         Ok(SegmentBuilder::new(kind)
             .data_size(size as u64)
             .param(PARAM_CAPACITY, capacity)
@@ -146,14 +156,16 @@ impl Core {
     }
 
     pub(crate) fn init(
+        kind: Kind,
         capacity: u64,
         slot: u64,
     ) -> impl FnOnce(std::ptr::NonNull<u8>, usize) -> Result<()> {
+        let form = form_of(kind);
         move |ptr, len| {
-            debug_assert!(len >= MpmcState::memory_size(capacity, slot)?);
+            debug_assert!(len >= MpmcState::memory_size(capacity, slot, form)?);
             // SAFETY: the data area is `len >= memory_size` bytes, page aligned,
             // and nobody else sees the segment before it is published as ready.
-            unsafe { MpmcState::init(ptr.as_ptr(), capacity, slot) }
+            unsafe { MpmcState::init(ptr.as_ptr(), capacity, slot, form) }
         }
     }
 
@@ -166,7 +178,8 @@ impl Core {
         }
         let capacity = seg.param(PARAM_CAPACITY);
         let slot = seg.param(PARAM_SLOT_SIZE);
-        let needed = MpmcState::memory_size(capacity, slot).map_err(|_| {
+        let form = form_of(seg.kind());
+        let needed = MpmcState::memory_size(capacity, slot, form).map_err(|_| {
             Error::corrupted(
                 &name,
                 format!("queue parameters capacity {capacity}, slot size {slot}"),
@@ -176,7 +189,8 @@ impl Core {
         // SAFETY: the data area is page aligned, `seg.len()` bytes long, mapped for
         // as long as `seg` lives (it is dropped after `ring`, see the field order),
         // and only accessed through rings.
-        let ring = unsafe { MpmcRing::from_raw(seg.as_ptr(), seg.len(), capacity, slot, &name)? };
+        let ring =
+            unsafe { MpmcRing::from_raw(seg.as_ptr(), seg.len(), capacity, slot, form, &name)? };
         let id = seg.participant_id().to_u64();
         // Claim the first lane's record now, so that a queue with no free record
         // fails at open rather than at its first operation.
@@ -393,7 +407,7 @@ impl<T: Pod> Queue<T> {
 
     /// [`create`](Self::create) with handle [`Options`].
     pub fn create_with_options(name: &str, capacity: usize, opts: &Options) -> Result<Queue<T>> {
-        let init = Core::init(capacity_u64(capacity), Self::slot());
+        let init = Core::init(Kind::Queue, capacity_u64(capacity), Self::slot());
         Self::wrap(Self::builder(capacity, opts)?.create_with(name, init)?)
     }
 
@@ -413,7 +427,7 @@ impl<T: Pod> Queue<T> {
 
     /// Opens the queue, or creates it with `capacity` if it does not exist.
     pub fn open_or_create(name: &str, capacity: usize) -> Result<(Queue<T>, Disposition)> {
-        let init = Core::init(capacity_u64(capacity), Self::slot());
+        let init = Core::init(Kind::Queue, capacity_u64(capacity), Self::slot());
         let (seg, how) =
             Self::builder(capacity, &Options::default())?.open_or_create_with(name, init)?;
         if how == Disposition::Opened {
@@ -424,7 +438,7 @@ impl<T: Pod> Queue<T> {
 
     /// An anonymous queue, shared with children forked after this call.
     pub fn anonymous(capacity: usize) -> Result<Queue<T>> {
-        let init = Core::init(capacity_u64(capacity), Self::slot());
+        let init = Core::init(Kind::Queue, capacity_u64(capacity), Self::slot());
         Self::wrap(Self::builder(capacity, &Options::default())?.anonymous_with(init)?)
     }
 
@@ -640,7 +654,7 @@ impl ByteQueue {
         max_message: usize,
         opts: &Options,
     ) -> Result<ByteQueue> {
-        let init = Core::init(capacity_u64(capacity), max_message as u64);
+        let init = Core::init(Kind::ByteQueue, capacity_u64(capacity), max_message as u64);
         Self::wrap(Self::builder(capacity, max_message, opts)?.create_with(name, init)?)
     }
 
@@ -664,7 +678,7 @@ impl ByteQueue {
         capacity: usize,
         max_message: usize,
     ) -> Result<(ByteQueue, Disposition)> {
-        let init = Core::init(capacity_u64(capacity), max_message as u64);
+        let init = Core::init(Kind::ByteQueue, capacity_u64(capacity), max_message as u64);
         let (seg, how) = Self::builder(capacity, max_message, &Options::default())?
             .open_or_create_with(name, init)?;
         if how == Disposition::Opened {
@@ -676,7 +690,7 @@ impl ByteQueue {
 
     /// An anonymous byte queue, shared with children forked after this call.
     pub fn anonymous(capacity: usize, max_message: usize) -> Result<ByteQueue> {
-        let init = Core::init(capacity_u64(capacity), max_message as u64);
+        let init = Core::init(Kind::ByteQueue, capacity_u64(capacity), max_message as u64);
         Self::wrap(Self::builder(capacity, max_message, &Options::default())?.anonymous_with(init)?)
     }
 

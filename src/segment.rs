@@ -58,7 +58,8 @@ use crate::sys::shm::{Mapping, OpenMode};
 /// The first eight bytes of every shmprim segment.
 pub const MAGIC: [u8; 8] = *b"SHMPRIM\0";
 /// Version of the header and state layouts this build reads and writes.
-pub const LAYOUT_VERSION: u32 = 1;
+/// 2: the slots of a `Queue`'s ring (fixed-size elements) have no length word.
+pub const LAYOUT_VERSION: u32 = 2;
 /// Bytes reserved for the header; the primitive's data starts here.
 pub const HEADER_SIZE: usize = 4096;
 /// Number of participant slots in every segment.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{ChildProc, ShmName, spawn, wait_until};
 use proptest::prelude::*;
-use shmprim::ring::mpmc::MpmcState;
+use shmprim::ring::mpmc::{MpmcState, SlotForm};
 use shmprim::{ByteQueue, Deadline, Error, Mismatch, Queue, Segment};
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -844,7 +844,7 @@ fn exercise(q: &ByteQueue, rng: &mut Rng) -> Vec<String> {
 fn scribbled_indices_stamps_and_lengths_give_errors_never_crashes() {
     const CAP: usize = 8;
     const MAX: usize = 16;
-    let stride = MpmcState::slot_stride(MAX as u64);
+    let stride = MpmcState::slot_stride(MAX as u64, SlotForm::Bytes);
     let slot = |i: usize| MpmcState::SLOTS_OFFSET + i * stride;
     let mut rng = Rng(0x1234_5678_9abc_def1);
     let mut corrupted_seen = 0;
@@ -903,37 +903,86 @@ fn a_length_beyond_the_maximum_is_corrupted_and_the_queue_goes_on() {
     assert_eq!(q.try_get().unwrap(), b"second");
 }
 
-/// A `Queue<u64>` slot whose length is not 8 (too short or too long) is
-/// reported as corrupted, whether the get takes the one-element fast path
-/// (`try_get`) or the general one (`get_many`); the next value still arrives.
+/// A `Queue<T>` slot is its stamp and the value, nothing else (16 bytes for a
+/// `u64`, as crossbeam's `ArrayQueue`): the segment is exactly that big, and
+/// the value of position `i` is the 8 bytes after slot `i`'s stamp.
 #[test]
-fn a_typed_slot_with_a_wrong_length_is_corrupted_and_the_queue_goes_on() {
-    let stride = MpmcState::slot_stride(8);
-    for wrong in [0u64, 4, 9, 1_000_000] {
-        let q: Queue<u64> = Queue::anonymous(4).unwrap();
-        q.put_many(&[1, 2, 3, 4]).unwrap();
-        scribble(q.segment(), MpmcState::SLOTS_OFFSET + 8, wrong, 4);
-        let r = q.try_get();
-        assert!(
-            matches!(r, Err(Error::Corrupted { .. })),
-            "len {wrong}: {r:?}"
-        );
-        assert_eq!(q.try_get().unwrap(), 2);
-        scribble(
-            q.segment(),
-            MpmcState::SLOTS_OFFSET + 2 * stride + 8,
-            wrong,
-            4,
-        );
-        let mut buf = [0u64; 2];
-        let r = q.get_many(&mut buf);
-        assert!(
-            matches!(r, Err(Error::Corrupted { .. })),
-            "len {wrong}: {r:?}"
-        );
-        q.put(5).unwrap();
-        assert!(q.try_get().is_ok());
+fn a_typed_queue_slot_is_its_stamp_and_its_value() {
+    const CAP: usize = 4;
+    let stride = MpmcState::slot_stride(8, SlotForm::Fixed);
+    assert_eq!(stride, 16);
+    let q: Queue<u64> = Queue::anonymous(CAP).unwrap();
+    assert_eq!(q.segment().len(), MpmcState::SLOTS_OFFSET + CAP * stride);
+    q.put_many(&[1, 2, 3]).unwrap();
+    scribble(q.segment(), MpmcState::SLOTS_OFFSET + stride + 8, 99, 8);
+    let mut got = [0u64; 3];
+    assert_eq!(q.get_many(&mut got).unwrap(), 3);
+    assert_eq!(got, [1, 99, 3]);
+    // A 12-byte element rounds up to 8 + 16 bytes.
+    assert_eq!(MpmcState::slot_stride(12, SlotForm::Fixed), 24);
+    assert_eq!(MpmcState::slot_stride(12, SlotForm::Bytes), 32);
+}
+
+/// The typed form has no length to scribble, but its indices and stamps are as
+/// untrusted as the byte form's: every typed operation on a scribbled ring
+/// returns within its deadline, and many report `Corrupted`.
+#[test]
+fn a_scribbled_typed_queue_gives_errors_never_crashes() {
+    const CAP: usize = 8;
+    let stride = MpmcState::slot_stride(8, SlotForm::Fixed);
+    let slot = |i: u64| MpmcState::SLOTS_OFFSET + i as usize * stride;
+    let mut rng = Rng(0x0fed_cba9_8765_4321);
+    let mut corrupted_seen = 0;
+    for _ in 0..300 {
+        let q: Queue<u64> = Queue::anonymous(CAP).unwrap();
+        for i in 0..rng.below(20) {
+            let _ = q.try_put(i);
+            if rng.below(2) == 0 {
+                let _ = q.try_get();
+            }
+        }
+        let value = match rng.below(3) {
+            0 => rng.next(),
+            1 => rng.below(64),
+            _ => 1 << (56 + rng.below(8)),
+        };
+        let off = match rng.below(3) {
+            0 => MpmcState::HEAD_OFFSET,
+            1 => MpmcState::TAIL_OFFSET,
+            _ => slot(rng.below(CAP as u64)),
+        };
+        scribble(q.segment(), off, value, 8);
+        let mut buf = [0u64; 5];
+        for _ in 0..20 {
+            let t = Instant::now();
+            let r = match rng.below(6) {
+                0 => q.try_put(7).map(|_| 0),
+                1 => q.try_get().map(|_| 1),
+                2 => q
+                    .put_deadline(8, Deadline::after(Duration::from_millis(2)))
+                    .map(|_| 0),
+                3 => q
+                    .get_deadline(Deadline::after(Duration::from_millis(2)))
+                    .map(|_| 1),
+                4 => q.put_many(&[1, 2, 3]),
+                _ => q.get_many(&mut buf),
+            };
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "took {:?}",
+                t.elapsed()
+            );
+            let _ = (q.len(), q.is_empty(), q.is_full());
+            if matches!(r, Err(Error::Corrupted { .. })) {
+                corrupted_seen += 1;
+                break;
+            }
+        }
     }
+    assert!(
+        corrupted_seen > 50,
+        "only {corrupted_seen} rounds detected corruption"
+    );
 }
 
 #[test]

@@ -83,8 +83,10 @@ pub unsafe extern "C" fn shmprim_queue_create(
         let payload = elem_payload(elem_size, elem_align)?;
         let (cap, slot) = (capacity as u64, elem_size as u64);
         let seg = check(
-            Core::builder(Kind::Queue, cap, slot, payload)
-                .and_then(|b| b.options(&opts).create_with(name, Core::init(cap, slot))),
+            Core::builder(Kind::Queue, cap, slot, payload).and_then(|b| {
+                b.options(&opts)
+                    .create_with(name, Core::init(Kind::Queue, cap, slot))
+            }),
         )?;
         let core = check(Core::attach(seg, Some(slot)))?;
         put(out, shmprim_queue { core })
@@ -141,7 +143,7 @@ pub unsafe extern "C" fn shmprim_queue_open_or_create(
         let (cap, slot) = (capacity as u64, elem_size as u64);
         let (seg, how) = check(
             Core::builder(Kind::Queue, cap, slot, payload)
-                .and_then(|b| b.open_or_create_with(name, Core::init(cap, slot))),
+                .and_then(|b| b.open_or_create_with(name, Core::init(Kind::Queue, cap, slot))),
         )?;
         let core = check(Core::attach(seg, Some(slot)))?;
         // SAFETY: null or valid for a write, by the contract.
@@ -168,7 +170,7 @@ pub unsafe extern "C" fn shmprim_queue_anonymous(
         let (cap, slot) = (capacity as u64, elem_size as u64);
         let seg = check(
             Core::builder(Kind::Queue, cap, slot, payload)
-                .and_then(|b| b.anonymous_with(Core::init(cap, slot))),
+                .and_then(|b| b.anonymous_with(Core::init(Kind::Queue, cap, slot))),
         )?;
         let core = check(Core::attach(seg, Some(slot)))?;
         put(out, shmprim_queue { core })

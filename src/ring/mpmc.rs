@@ -12,14 +12,19 @@
 //!
 //! ```text
 //! MpmcState (128-byte aligned)
-//!   config     capacity, slot_size, stride, record count (written once by init)
+//!   config     capacity, slot_size, stride, record count, slot form (written
+//!              once by init)
 //!   head       next position to pop   (own 128-byte line)
 //!   tail       next position to push  (own 128-byte line)
 //!   signals    closed flag, not-empty and not-full futex words and waiter counts
 //!   records    256 in-flight records, one 64-byte line each: {owner, claim}
-//! slots, `stride` bytes each, right after the state:
-//!   stamp u64 | len u32 | pad u32 | data[slot_size]
+//! slots, `stride` bytes each (a multiple of 8), right after the state:
+//!   Fixed form (Queue<T>):    stamp u64 | data[slot_size]
+//!   Bytes form (ByteQueue):   stamp u64 | len u32 | pad u32 | data[slot_size]
 //! ```
+//!
+//! A fixed-size element needs no length word: a `u64` slot is 16 bytes, as in
+//! crossbeam, so four share a cache line (a length word would make it 24).
 //!
 //! Positions (`head`, `tail`) are `u64` counters that only grow (below
 //! 2^56: twenty years at 10^8 operations a second); position `p` lives in slot
@@ -164,8 +169,6 @@ const OP_PUT: u64 = 1;
 const OP_GET: u64 = 2;
 const IDLE: u64 = 0;
 const MAGIC: u64 = 0x4d50_4d43_5249_4e47; // "MPMCRING"
-/// Bytes before a slot's data: stamp, length, padding.
-const SLOT_HEADER: usize = 16;
 /// Failed attempts on an in-flight slot (or a full or empty ring) before
 /// checking the claimer's liveness (or going to sleep).
 const SPIN_TRIES: u32 = if cfg!(shmprim_loom) { 1 } else { 64 };
@@ -233,7 +236,38 @@ struct Record {
     claim: AtomicU64,
 }
 
-/// The header of a slot.
+/// How a ring's slots hold their messages, fixed when the ring is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotForm {
+    /// Every message fills its slot (`slot_size` bytes): a slot is its stamp
+    /// and the data, with no length word. [`Queue`](crate::Queue) of a `T`:
+    /// a `u64` slot is 16 bytes, as in crossbeam's `ArrayQueue`.
+    Fixed,
+    /// Messages of 0 to `slot_size` bytes: a slot is its stamp, the message's
+    /// length (`u32`), padding, and the data. [`ByteQueue`](crate::ByteQueue).
+    Bytes,
+}
+
+impl SlotForm {
+    /// Bytes before a slot's data.
+    const fn header(self) -> u64 {
+        match self {
+            SlotForm::Fixed => 8,
+            SlotForm::Bytes => 16,
+        }
+    }
+
+    /// The form's code in the ring's config.
+    const fn code(self) -> u64 {
+        match self {
+            SlotForm::Fixed => 1,
+            SlotForm::Bytes => 2,
+        }
+    }
+}
+
+/// The header of a slot of the [`SlotForm::Bytes`] form (a `Fixed` slot has
+/// only the stamp), and of every slot of a heap ring.
 #[repr(C)]
 struct SlotHeader {
     /// See the stamp table in the module doc.
@@ -253,14 +287,15 @@ pub struct MpmcState {
     slot_size: u64,
     stride: u64,
     records_len: u64,
+    form: u64,
     head: CachePadded<AtomicU64>,
     tail: CachePadded<AtomicU64>,
     signals: CachePadded<Signals>,
     records: [Record; MAX_RECORDS],
 }
 
-fn stride_of(slot_size: u64) -> u64 {
-    (SLOT_HEADER as u64 + slot_size).div_ceil(8) * 8
+fn stride_of(slot_size: u64, form: SlotForm) -> u64 {
+    (form.header() + slot_size).div_ceil(8) * 8
 }
 
 fn check_params(capacity: u64, slot_size: u64) -> Result<()> {
@@ -284,7 +319,8 @@ impl MpmcState {
     /// Offset of `tail` (a `u64`).
     pub const TAIL_OFFSET: usize = std::mem::offset_of!(MpmcState, tail);
     /// Offset of the first slot; slot `i` starts `i * slot_stride` bytes later
-    /// with its stamp (`u64`) and its length (`u32`, at byte 8).
+    /// with its stamp (`u64`), then (in the [`SlotForm::Bytes`] form) its
+    /// length (`u32`, at byte 8).
     pub const SLOTS_OFFSET: usize = std::mem::size_of::<MpmcState>();
 
     /// Offset of the closed flag (`u32`, non-zero when closed).
@@ -298,17 +334,18 @@ impl MpmcState {
         std::mem::offset_of!(MpmcState, signals) + std::mem::offset_of!(Signals, not_full_waiters);
 
     /// Bytes between consecutive slots in shared memory.
-    pub fn slot_stride(slot_size: u64) -> usize {
-        stride_of(slot_size) as usize
+    pub fn slot_stride(slot_size: u64, form: SlotForm) -> usize {
+        stride_of(slot_size, form) as usize
     }
 
-    fn new(capacity: u64, slot_size: u64) -> MpmcState {
+    fn new(capacity: u64, slot_size: u64, form: SlotForm) -> MpmcState {
         MpmcState {
             magic: MAGIC,
             capacity,
             slot_size,
-            stride: stride_of(slot_size),
+            stride: stride_of(slot_size, form),
             records_len: MAX_RECORDS as u64,
+            form: form.code(),
             head: CachePadded(AtomicU64::new(0)),
             tail: CachePadded(AtomicU64::new(0)),
             signals: CachePadded(Signals {
@@ -325,12 +362,13 @@ impl MpmcState {
         }
     }
 
-    /// Bytes needed for a ring of `capacity` slots of `slot_size` bytes (state and
-    /// slots), or `InvalidArgument` when a parameter is out of range.
-    pub fn memory_size(capacity: u64, slot_size: u64) -> Result<usize> {
+    /// Bytes needed for a ring of `capacity` slots of `slot_size` bytes in the
+    /// given form (state and slots), or `InvalidArgument` when a parameter is
+    /// out of range.
+    pub fn memory_size(capacity: u64, slot_size: u64, form: SlotForm) -> Result<usize> {
         check_params(capacity, slot_size)?;
         capacity
-            .checked_mul(stride_of(slot_size))
+            .checked_mul(stride_of(slot_size, form))
             .and_then(|s| s.checked_add(std::mem::size_of::<MpmcState>() as u64))
             .filter(|&s| s <= isize::MAX as u64)
             .map(|s| s as usize)
@@ -346,27 +384,26 @@ impl MpmcState {
     ///
     /// # Safety
     ///
-    /// `ptr` must be valid for writes of `memory_size(capacity, slot_size)` bytes,
-    /// aligned to [`MpmcState::align`], and not in use by anyone else during the
-    /// call.
-    pub unsafe fn init(ptr: *mut u8, capacity: u64, slot_size: u64) -> Result<()> {
-        MpmcState::memory_size(capacity, slot_size)?;
+    /// `ptr` must be valid for writes of `memory_size(capacity, slot_size,
+    /// form)` bytes, aligned to [`MpmcState::align`], and not in use by anyone
+    /// else during the call.
+    pub unsafe fn init(ptr: *mut u8, capacity: u64, slot_size: u64, form: SlotForm) -> Result<()> {
+        MpmcState::memory_size(capacity, slot_size, form)?;
         let state = ptr.cast::<MpmcState>();
         // SAFETY: the caller guarantees `ptr` is valid, aligned and exclusive for
         // the whole ring, which starts with the state.
-        unsafe { state.write(MpmcState::new(capacity, slot_size)) };
-        let stride = stride_of(slot_size) as usize;
+        unsafe { state.write(MpmcState::new(capacity, slot_size, form)) };
+        let stride = stride_of(slot_size, form) as usize;
         for i in 0..capacity as usize {
             // SAFETY: slot `i` lies inside the `memory_size` bytes (checked above)
-            // and is 8-byte aligned (the state's size and the stride are).
+            // and is 8-byte aligned (the state's size and the stride are); it
+            // starts with its stamp, then (Bytes form) its length word.
             unsafe {
-                ptr.add(std::mem::size_of::<MpmcState>() + i * stride)
-                    .cast::<SlotHeader>()
-                    .write(SlotHeader {
-                        stamp: AtomicU64::new(2 * i as u64),
-                        len: AtomicU32::new(0),
-                        _pad: 0,
-                    })
+                let slot = ptr.add(std::mem::size_of::<MpmcState>() + i * stride);
+                slot.cast::<AtomicU64>().write(AtomicU64::new(2 * i as u64));
+                if form == SlotForm::Bytes {
+                    slot.add(8).cast::<AtomicU32>().write(AtomicU32::new(0));
+                }
             };
         }
         Ok(())
@@ -468,6 +505,9 @@ pub struct MpmcRing {
     cap: u64,
     mask: Option<u64>,
     slot_size: usize,
+    /// Whether slots carry a length word (the [`SlotForm::Bytes`] form), at
+    /// byte 8 of their header.
+    has_len: bool,
     name: Box<str>,
     _heap: Option<HeapStorage>,
 }
@@ -491,11 +531,17 @@ impl std::fmt::Debug for MpmcRing {
 }
 
 impl MpmcRing {
-    /// A ring on the heap with `capacity` slots of `slot_size` bytes (for tests,
-    /// loom models and in-process use).
+    /// A ring on the heap with `capacity` slots of up to `slot_size` bytes (the
+    /// [`SlotForm::Bytes`] form; for tests, loom models and in-process use).
     pub fn new(capacity: u64, slot_size: u64) -> Result<MpmcRing> {
-        MpmcState::memory_size(capacity, slot_size)?;
-        let mut state = Box::new(MpmcState::new(capacity, slot_size));
+        MpmcRing::with_form(capacity, slot_size, SlotForm::Bytes)
+    }
+
+    /// A ring on the heap with `capacity` slots of `slot_size` bytes in the
+    /// given form.
+    pub fn with_form(capacity: u64, slot_size: u64, form: SlotForm) -> Result<MpmcRing> {
+        MpmcState::memory_size(capacity, slot_size, form)?;
+        let mut state = Box::new(MpmcState::new(capacity, slot_size, form));
         let mut slots: Vec<SlotHeader> = (0..capacity)
             .map(|i| SlotHeader {
                 stamp: AtomicU64::new(2 * i),
@@ -516,6 +562,7 @@ impl MpmcRing {
             cap: capacity,
             mask: capacity.is_power_of_two().then_some(capacity - 1),
             slot_size: slot_size as usize,
+            has_len: form == SlotForm::Bytes,
             name: "<heap>".into(),
             _heap: Some(HeapStorage {
                 _state: state,
@@ -526,8 +573,8 @@ impl MpmcRing {
     }
 
     /// A view of a ring that [`MpmcState::init`] wrote at `ptr`, checked against
-    /// the expected `capacity` and `slot_size` (from the segment header): a
-    /// mismatch is `Corrupted`. `name` is used in errors.
+    /// the expected `capacity`, `slot_size` and `form` (from the segment
+    /// header): a mismatch is `Corrupted`. `name` is used in errors.
     ///
     /// # Safety
     ///
@@ -539,9 +586,10 @@ impl MpmcRing {
         len: usize,
         capacity: u64,
         slot_size: u64,
+        form: SlotForm,
         name: &str,
     ) -> Result<MpmcRing> {
-        let needed = MpmcState::memory_size(capacity, slot_size)?;
+        let needed = MpmcState::memory_size(capacity, slot_size, form)?;
         if len < needed {
             return Err(Error::corrupted(
                 name,
@@ -552,27 +600,29 @@ impl MpmcRing {
         // SAFETY: `len >= needed >= size_of::<MpmcState>()` and `ptr` is aligned
         // (caller), so the plain config fields are in bounds; they are written
         // once before the segment is published and read here by volatile copies.
-        let (magic, cap, size, stride, recs) = unsafe {
+        let (magic, cap, size, stride, recs, code) = unsafe {
             (
                 std::ptr::addr_of!((*state).magic).read_volatile(),
                 std::ptr::addr_of!((*state).capacity).read_volatile(),
                 std::ptr::addr_of!((*state).slot_size).read_volatile(),
                 std::ptr::addr_of!((*state).stride).read_volatile(),
                 std::ptr::addr_of!((*state).records_len).read_volatile(),
+                std::ptr::addr_of!((*state).form).read_volatile(),
             )
         };
         if magic != MAGIC
             || cap != capacity
             || size != slot_size
-            || stride != stride_of(slot_size)
+            || stride != stride_of(slot_size, form)
             || recs != MAX_RECORDS as u64
+            || code != form.code()
         {
             return Err(Error::corrupted(
                 name,
                 format!(
                     "ring header (magic {magic:#x}, capacity {cap}, slot size {size}, stride \
-                     {stride}, records {recs}) does not match capacity {capacity}, slot size \
-                     {slot_size}"
+                     {stride}, records {recs}, form {code}) does not match capacity \
+                     {capacity}, slot size {slot_size}, form {form:?}"
                 ),
             ));
         }
@@ -583,11 +633,12 @@ impl MpmcRing {
             state,
             hdr_base: slots,
             hdr_stride: stride as usize,
-            data_base: slots.wrapping_add(SLOT_HEADER),
+            data_base: slots.wrapping_add(form.header() as usize),
             data_stride: stride as usize,
             cap,
             mask: cap.is_power_of_two().then_some(cap - 1),
             slot_size: size as usize,
+            has_len: form == SlotForm::Bytes,
             name: name.into(),
             _heap: None,
         })
@@ -621,12 +672,54 @@ impl MpmcRing {
         }) as usize
     }
 
+    /// The stamp of the slot of `pos`.
     #[inline]
-    fn slot(&self, pos: u64) -> &SlotHeader {
+    fn stamp(&self, pos: u64) -> &AtomicU64 {
         let i = self.index(pos);
-        // SAFETY: `i < capacity`, so the header lies inside the slot area, which
-        // holds `capacity` initialised, 8-byte aligned slot headers.
-        unsafe { &*self.hdr_base.add(i * self.hdr_stride).cast::<SlotHeader>() }
+        // SAFETY: `i < capacity`, so the slot lies inside the slot area, whose
+        // `capacity` slots each start with an initialised, 8-byte aligned stamp.
+        unsafe { &*self.hdr_base.add(i * self.hdr_stride).cast::<AtomicU64>() }
+    }
+
+    /// Length of the message in the slot of `pos`, which the caller has
+    /// claimed: its length word (Bytes form; not yet checked against
+    /// `slot_size`), or `slot_size` (Fixed form).
+    #[inline]
+    fn msg_len(&self, pos: u64) -> usize {
+        if !self.has_len {
+            return self.slot_size;
+        }
+        let i = self.index(pos);
+        // SAFETY: `i < capacity`; in the Bytes form (and on the heap) each slot
+        // header has an initialised `u32` length word at byte 8 (`SlotHeader`).
+        let len = unsafe {
+            &*self
+                .hdr_base
+                .add(i * self.hdr_stride + 8)
+                .cast::<AtomicU32>()
+        };
+        // Relaxed: the Acquire load of the stamp ordered it after the producer's write.
+        len.load(Ordering::Relaxed) as usize
+    }
+
+    /// Records the length of the message the caller is putting into the slot
+    /// of `pos` (nothing to record in the Fixed form, where it is `slot_size`).
+    #[inline]
+    fn set_len(&self, pos: u64, len: usize) {
+        if !self.has_len {
+            debug_assert_eq!(len, self.slot_size);
+            return;
+        }
+        let i = self.index(pos);
+        // SAFETY: as in `msg_len`.
+        let word = unsafe {
+            &*self
+                .hdr_base
+                .add(i * self.hdr_stride + 8)
+                .cast::<AtomicU32>()
+        };
+        // Relaxed: published by the Release store of the stamp that follows.
+        word.store(len as u32, Ordering::Relaxed);
     }
 
     #[inline]
@@ -707,11 +800,11 @@ impl MpmcRing {
             }
             // Acquire: pairs with the consumer's Release of the slot, so its copy
             // out of the previous lap happens before our copy in.
-            let s = self.slot(t).stamp.load(Ordering::Acquire);
+            let s = self.stamp(t).load(Ordering::Acquire);
             if s == 2 * t {
                 let mut k = 1;
                 while k < want
-                    && self.slot(t + k as u64).stamp.load(Ordering::Acquire) == 2 * (t + k as u64)
+                    && self.stamp(t + k as u64).load(Ordering::Acquire) == 2 * (t + k as u64)
                 {
                     k += 1;
                 }
@@ -745,11 +838,10 @@ impl MpmcRing {
                     unsafe {
                         std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.data(pos), bytes.len())
                     };
-                    let slot = self.slot(pos);
-                    slot.len.store(bytes.len() as u32, Ordering::Relaxed);
+                    self.set_len(pos, bytes.len());
                     // Release: pairs with the consumer's Acquire load of the stamp:
                     // the data and length are visible before the stamp says full.
-                    publish_stamp(&slot.stamp, 2 * pos + 1);
+                    publish_stamp(self.stamp(pos), 2 * pos + 1);
                 }
                 // Release: a survivor that sees the record cleared sees the stamps.
                 rec.claim.store(IDLE, Ordering::Release);
@@ -808,7 +900,7 @@ impl MpmcRing {
             return Ok(());
         }
         // Acquire: as for every stamp load.
-        let s2 = self.slot(pos).stamp.load(Ordering::Acquire);
+        let s2 = self.stamp(pos).load(Ordering::Acquire);
         if legit(s2) {
             return Ok(());
         }
@@ -844,17 +936,17 @@ impl MpmcRing {
                 return Err(self.corrupted(format!("head position {h} out of range")));
             }
             // Acquire: pairs with the producer's Release publication of the slot.
-            let s = self.slot(h).stamp.load(Ordering::Acquire);
+            let s = self.stamp(h).load(Ordering::Acquire);
             if s & !SKIP == 2 * h + 1 {
                 if let Some(limit) = limit {
-                    let len = self.slot(h).len.load(Ordering::Relaxed) as usize;
+                    let len = self.msg_len(h);
                     if s & SKIP == 0 && len > limit && len <= self.slot_size {
                         return Ok(Step::TooBig(len));
                     }
                 }
                 let mut k = 1;
                 while k < want
-                    && self.slot(h + k as u64).stamp.load(Ordering::Acquire) & !SKIP
+                    && self.stamp(h + k as u64).load(Ordering::Acquire) & !SKIP
                         == 2 * (h + k as u64) + 1
                 {
                     k += 1;
@@ -884,10 +976,10 @@ impl MpmcRing {
                 let mut bad = None;
                 for i in 0..k {
                     let pos = h + i as u64;
-                    let slot = self.slot(pos);
+                    let slot = self.stamp(pos);
                     // Acquire: as above, for the slots after the first.
-                    let stamp = slot.stamp.load(Ordering::Acquire);
-                    let len = slot.len.load(Ordering::Relaxed) as usize;
+                    let stamp = slot.load(Ordering::Acquire);
+                    let len = self.msg_len(pos);
                     if stamp & SKIP == 0 {
                         if len > self.slot_size || limit.is_some_and(|l| len > l) {
                             bad = Some(format!(
@@ -908,7 +1000,7 @@ impl MpmcRing {
                     }
                     // Release: pairs with the next lap's producer's Acquire load:
                     // our copy out happens before its copy in.
-                    publish_stamp(&slot.stamp, 2 * (pos + cap));
+                    publish_stamp(slot, 2 * (pos + cap));
                 }
                 // Release: a survivor that sees the record cleared sees the stamps.
                 rec.claim.store(IDLE, Ordering::Release);
@@ -976,8 +1068,7 @@ impl MpmcRing {
         // AcqRel: acquires the dead claimer's last writes (nothing we read), and
         // releases the new stamp to the next claimer, as a publication would.
         let changed = self
-            .slot(pos)
-            .stamp
+            .stamp(pos)
             .compare_exchange(stamp, new, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok();
         #[cfg(shmprim_loom)]
@@ -1084,6 +1175,12 @@ impl MpmcRing {
         if len > self.slot_size {
             return Err(Error::invalid_argument(format!(
                 "message of {len} bytes exceeds the maximum of {}",
+                self.slot_size
+            )));
+        }
+        if !self.has_len && len != self.slot_size {
+            return Err(Error::invalid_argument(format!(
+                "message of {len} bytes in a ring of {}-byte elements",
                 self.slot_size
             )));
         }
@@ -1391,9 +1488,9 @@ impl MpmcRing {
         if t >= POS_LIMIT {
             return None;
         }
-        let slot = self.slot(t);
+        let slot = self.stamp(t);
         // Acquire: pairs with the consumer's Release of the slot, as in `push_step`.
-        let s = slot.stamp.load(Ordering::Acquire);
+        let s = slot.load(Ordering::Acquire);
         if s != 2 * t {
             let cap = self.cap;
             if try_once && t >= cap && s == 2 * (t - cap) + 1 {
@@ -1426,9 +1523,9 @@ impl MpmcRing {
         // has `slot_size == size_of::<T>()` bytes; unaligned because slot data
         // is only 8-byte aligned.
         unsafe { std::ptr::write_unaligned(self.data(t).cast::<T>(), *value) };
-        slot.len.store(size as u32, Ordering::Relaxed);
+        self.set_len(t, size);
         // Release: pairs with the consumer's Acquire load of the stamp.
-        publish_stamp(&slot.stamp, 2 * t + 1);
+        publish_stamp(slot, 2 * t + 1);
         // Release: a survivor that sees the record cleared sees the stamp.
         rec.claim.store(IDLE, Ordering::Release);
         if sleepers {
@@ -1489,9 +1586,9 @@ impl MpmcRing {
         if h >= POS_LIMIT {
             return None;
         }
-        let slot = self.slot(h);
+        let slot = self.stamp(h);
         // Acquire: pairs with the producer's Release publication, as in `pop_step`.
-        let s = slot.stamp.load(Ordering::Acquire);
+        let s = slot.load(Ordering::Acquire);
         if s != 2 * h + 1 {
             if try_once && s == 2 * h {
                 // Nothing published at `head`: empty, unless a producer has
@@ -1524,13 +1621,13 @@ impl MpmcRing {
             return None;
         }
         let sleepers = self.sleepers_after_claim(&self.signals().not_full_waiters);
-        let len = slot.len.load(Ordering::Relaxed) as usize;
+        let len = self.msg_len(h);
         // SAFETY: we own slot `h` (won the CAS on its full stamp); its data area
         // has `slot_size == size_of::<T>()` bytes, and any bytes are a valid `T`
         // (Pod). Unaligned: slot data is only 8-byte aligned.
         let value = unsafe { std::ptr::read_unaligned(self.data(h).cast::<T>()) };
         // Release: pairs with the next lap's producer's Acquire load of the stamp.
-        publish_stamp(&slot.stamp, 2 * (h + self.cap));
+        publish_stamp(slot, 2 * (h + self.cap));
         // Release: a survivor that sees the record cleared sees the stamp.
         rec.claim.store(IDLE, Ordering::Release);
         if sleepers {
@@ -1677,7 +1774,7 @@ impl MpmcRing {
         #[cfg(shmprim_loom)]
         {
             let _ = (word, w, deadline);
-            busy_model::wait_while(&self.slot(pos).stamp, stamp);
+            busy_model::wait_while(self.stamp(pos), stamp);
         }
         #[cfg(not(shmprim_loom))]
         {
@@ -1829,7 +1926,7 @@ mod loom_tests {
     #[test]
     fn loom_typed_values_blocking_no_lost_wakeup() {
         loom::model(|| {
-            let ring = Arc::new(MpmcRing::new(1, 1).unwrap());
+            let ring = Arc::new(MpmcRing::with_form(1, 1, SlotForm::Fixed).unwrap());
             let consumers: Vec<_> = (0..2u64)
                 .map(|c| {
                     let me = ring.register(c + 1, &AlwaysAlive).unwrap();
