@@ -60,7 +60,7 @@ use std::time::Duration;
 use bytemuck::Pod;
 
 use crate::error::{Error, Result};
-use crate::ring::mpmc::{Agent, Liveness, MpmcRing, MpmcState, SlotForm};
+use crate::ring::mpmc::{Agent, Fast, Liveness, MpmcRing, MpmcState, SlotForm};
 use crate::segment::{
     Disposition, Kind, Options, ParticipantId, Segment, SegmentBuilder, TypeCode, TypeDesc,
 };
@@ -207,6 +207,34 @@ impl Core {
             fork_generation: AtomicU32::new(crate::sys::fork::fork_generation()),
             seg,
         })
+    }
+
+    /// Runs `f` with lane 0's record if this thread owns lane 0 and its record
+    /// is ready (the common case of a handle used by one thread), else
+    /// [`Fast::Slow`] without calling it. Small enough to inline into `Queue`'s one-element
+    /// operations, whose fast paths then run without a call.
+    #[inline(always)]
+    pub(crate) fn on_own_lane_fast<T>(
+        &self,
+        f: impl FnOnce(&MpmcRing, &Agent) -> Fast<T>,
+    ) -> Fast<T> {
+        let lane = &self.lanes[0];
+        let record = lane.record.load(Ordering::Relaxed);
+        // As in `with_agent`: lane 0 is only ever used by its owner thread.
+        if self.owner.load(Ordering::Relaxed) != thread_key()
+            || record == NO_RECORD
+            || lane.busy.load(Ordering::Relaxed)
+            || self.fork_generation.load(Ordering::Relaxed) != crate::sys::fork::fork_generation()
+        {
+            return Fast::Slow;
+        }
+        lane.busy.store(true, Ordering::Relaxed);
+        // As in `on_own_lane`.
+        compiler_fence(Ordering::SeqCst);
+        let r = f(&self.ring, &Agent::from_parts(record, self.id));
+        compiler_fence(Ordering::SeqCst);
+        lane.busy.store(false, Ordering::Relaxed);
+        r
     }
 
     /// Runs `f` with an in-flight record: lane 0's if this thread owns it, else
@@ -454,6 +482,20 @@ impl<T: Pod> Queue<T> {
 
     #[inline]
     fn put_deadline_raw(&self, value: &T, deadline: Deadline, try_once: bool) -> Result<()> {
+        match self
+            .core
+            .on_own_lane_fast(|ring, a| ring.push_value_fast(a, value, try_once))
+        {
+            Fast::Slow => {}
+            fast => return self.core.ring.fast_result(fast),
+        }
+        self.put_slow(value, deadline, try_once)
+    }
+
+    /// Everything [`put_deadline_raw`](Self::put_deadline_raw)'s inlined
+    /// attempt leaves: other threads, waiting, contention, errors.
+    #[inline(never)]
+    fn put_slow(&self, value: &T, deadline: Deadline, try_once: bool) -> Result<()> {
         self.core
             .with_agent(|ring, a, live| ring.push_value(a, live, value, deadline, try_once))
     }
@@ -505,6 +547,19 @@ impl<T: Pod> Queue<T> {
 
     #[inline]
     fn get_raw(&self, deadline: Deadline, try_once: bool) -> Result<T> {
+        match self
+            .core
+            .on_own_lane_fast(|ring, a| ring.pop_value_fast(a, try_once))
+        {
+            Fast::Slow => {}
+            fast => return self.core.ring.fast_result(fast),
+        }
+        self.get_slow(deadline, try_once)
+    }
+
+    /// Everything [`get_raw`](Self::get_raw)'s inlined attempt leaves.
+    #[inline(never)]
+    fn get_slow(&self, deadline: Deadline, try_once: bool) -> Result<T> {
         self.core
             .with_agent(|ring, a, live| ring.pop_value(a, live, deadline, try_once))
     }

@@ -451,6 +451,26 @@ enum Step {
     },
 }
 
+/// Outcome of an inlined one-element attempt (`push_value_fast`,
+/// `pop_value_fast`): small, so that it comes back in registers, unlike a
+/// `Result` carrying an [`Error`].
+#[derive(Debug)]
+pub(crate) enum Fast<T> {
+    /// Pushed, or popped this value.
+    Done(T),
+    /// (`try_` forms) plainly full.
+    Full,
+    /// (`try_` forms) plainly empty.
+    Empty,
+    /// (`try_` forms) empty and closed.
+    Closed,
+    /// Popped a slot whose length word is not the element size (a corrupted
+    /// ring of the Bytes form); the slot is released.
+    WrongLength { pos: u64, len: usize },
+    /// Nothing done but a cleared claim record: take the general path.
+    Slow,
+}
+
 /// Owned memory of a ring placed on the heap.
 struct HeapStorage {
     _state: Box<MpmcState>,
@@ -1440,6 +1460,27 @@ impl MpmcRing {
 
     // ------------------------------------------------------------ one element
 
+    /// What a fast-path outcome other than [`Fast::Slow`] means for the caller.
+    #[inline]
+    pub(crate) fn fast_result<T>(&self, fast: Fast<T>) -> Result<T> {
+        match fast {
+            Fast::Done(v) => Ok(v),
+            Fast::Full => Err(Error::Full),
+            Fast::Empty => Err(Error::Empty),
+            Fast::Closed => Err(Error::Closed),
+            Fast::WrongLength { pos, len } => Err(self.wrong_length(pos, len)),
+            Fast::Slow => unreachable!("the caller takes the general path"),
+        }
+    }
+
+    #[cold]
+    fn wrong_length(&self, pos: u64, len: usize) -> Error {
+        self.corrupted(format!(
+            "message length {len} in a ring of {}-byte values at position {pos}",
+            self.slot_size
+        ))
+    }
+
     /// Pushes one `T` (the ring's slots must be `size_of::<T>()` bytes, as in
     /// [`Queue`](crate::Queue)), waiting until `deadline` for room unless
     /// `try_once` (`Full` at once). The same as [`push_with`](Self::push_with) of
@@ -1454,8 +1495,9 @@ impl MpmcRing {
         deadline: Deadline,
         try_once: bool,
     ) -> Result<()> {
-        if let Some(done) = self.push_value_fast(agent, value, try_once) {
-            return done;
+        match self.push_value_fast(agent, value, try_once) {
+            Fast::Slow => {}
+            fast => return self.fast_result(fast),
         }
         self.push_with(
             agent,
@@ -1473,20 +1515,20 @@ impl MpmcRing {
     /// leaves everything else (busy, closed, contention, corruption) to the
     /// general path, with nothing changed but a cleared claim record.
     #[inline]
-    fn push_value_fast<T: Pod>(
+    pub(crate) fn push_value_fast<T: Pod>(
         &self,
         agent: &Agent,
         value: &T,
         try_once: bool,
-    ) -> Option<Result<()>> {
+    ) -> Fast<()> {
         let size = std::mem::size_of::<T>();
         if size != self.slot_size || self.is_closed() {
-            return None;
+            return Fast::Slow;
         }
         let st = self.state();
         let t = st.tail.0.load(Ordering::Relaxed);
         if t >= POS_LIMIT {
-            return None;
+            return Fast::Slow;
         }
         let slot = self.stamp(t);
         // Acquire: pairs with the consumer's Release of the slot, as in `push_step`.
@@ -1499,10 +1541,10 @@ impl MpmcRing {
                 fence(Ordering::SeqCst);
                 // Acquire: as in `push_step`.
                 if st.head.0.load(Ordering::Acquire).saturating_add(cap) <= t {
-                    return Some(Err(Error::Full));
+                    return Fast::Full;
                 }
             }
-            return None;
+            return Fast::Slow;
         }
         let rec = self.record(agent);
         rec.claim
@@ -1516,7 +1558,7 @@ impl MpmcRing {
         {
             // Not ours: the claim must not stay on record (see `push_step`).
             rec.claim.store(IDLE, Ordering::Relaxed);
-            return None;
+            return Fast::Slow;
         }
         let sleepers = self.sleepers_after_claim(&self.signals().not_empty_waiters);
         // SAFETY: we own slot `t` (won the CAS on its free stamp); its data area
@@ -1531,7 +1573,7 @@ impl MpmcRing {
         if sleepers {
             wake_up(&self.signals().not_empty, 1);
         }
-        Some(Ok(()))
+        Fast::Done(())
     }
 
     /// Pops one `T` (the ring's slots must be `size_of::<T>()` bytes), waiting
@@ -1546,8 +1588,9 @@ impl MpmcRing {
         deadline: Deadline,
         try_once: bool,
     ) -> Result<T> {
-        if let Some(r) = self.pop_value_fast(agent, try_once) {
-            return r;
+        match self.pop_value_fast(agent, try_once) {
+            Fast::Slow => {}
+            fast => return self.fast_result(fast),
         }
         let mut out = T::zeroed();
         let mut got = 0;
@@ -1576,15 +1619,15 @@ impl MpmcRing {
     /// popped, or (with `try_once`) found the ring plainly empty; `None` leaves
     /// the rest to the general path.
     #[inline]
-    fn pop_value_fast<T: Pod>(&self, agent: &Agent, try_once: bool) -> Option<Result<T>> {
+    pub(crate) fn pop_value_fast<T: Pod>(&self, agent: &Agent, try_once: bool) -> Fast<T> {
         let size = std::mem::size_of::<T>();
         if size != self.slot_size {
-            return None;
+            return Fast::Slow;
         }
         let st = self.state();
         let h = st.head.0.load(Ordering::Relaxed);
         if h >= POS_LIMIT {
-            return None;
+            return Fast::Slow;
         }
         let slot = self.stamp(h);
         // Acquire: pairs with the producer's Release publication, as in `pop_step`.
@@ -1597,14 +1640,14 @@ impl MpmcRing {
                 // Acquire: as in `pop_step`.
                 if st.tail.0.load(Ordering::Acquire) <= h {
                     // As the general path: drained once closed.
-                    return Some(Err(if self.is_closed() {
-                        Error::Closed
+                    return if self.is_closed() {
+                        Fast::Closed
                     } else {
-                        Error::Empty
-                    }));
+                        Fast::Empty
+                    };
                 }
             }
-            return None;
+            return Fast::Slow;
         }
         let rec = self.record(agent);
         rec.claim
@@ -1618,7 +1661,7 @@ impl MpmcRing {
         {
             // Not ours: the claim must not stay on record (see `push_step`).
             rec.claim.store(IDLE, Ordering::Relaxed);
-            return None;
+            return Fast::Slow;
         }
         let sleepers = self.sleepers_after_claim(&self.signals().not_full_waiters);
         let len = self.msg_len(h);
@@ -1634,11 +1677,9 @@ impl MpmcRing {
             wake_up(&self.signals().not_full, 1);
         }
         if len != size {
-            return Some(Err(self.corrupted(format!(
-                "message length {len} in a ring of {size}-byte values at position {h}"
-            ))));
+            return Fast::WrongLength { pos: h, len };
         }
-        Some(Ok(value))
+        Fast::Done(value)
     }
 
     /// Pushes one message, failing with `Full` at once when there is no room.
