@@ -239,6 +239,19 @@ impl FigureResult {
         let r = self.references.get(i)?.2.stats()?.median;
         (r > 0.0).then(|| s / r)
     }
+
+    /// The round-by-round ratios `shmprim / reference` for reference `i` (each
+    /// round ran the two seconds apart, so drift of the machine between rounds
+    /// cancels), when both were measured in every round.
+    pub fn paired(&self, i: usize) -> Option<Stats> {
+        let s = &self.shmprim.stats()?.samples;
+        let r = &self.references.get(i)?.2.stats()?.samples;
+        if s.len() != r.len() || r.iter().any(|&v| v <= 0.0) {
+            return None;
+        }
+        let ratios: Vec<f64> = s.iter().zip(r).map(|(a, b)| a / b).collect();
+        Stats::of(&ratios)
+    }
 }
 
 /// The whole run: configuration, machine, results.

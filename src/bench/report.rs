@@ -74,13 +74,14 @@ fn fmt_outcome(o: &Outcome) -> String {
 
 /// The table: one block per figure, one line per reference.
 pub(crate) fn table(report: &Report) -> String {
-    let mut rows: Vec<[String; 8]> = vec![[
+    let mut rows: Vec<[String; 9]> = vec![[
         "figure".into(),
         "unit".into(),
         "shmprim median [min-max]".into(),
         "reference".into(),
         "reference median [min-max]".into(),
         "ratio".into(),
+        "paired [min-max]".into(),
         "goal".into(),
         "met".into(),
     ]];
@@ -119,12 +120,23 @@ pub(crate) fn table(report: &Report) -> String {
                 (*name).into(),
                 fmt_outcome(outcome),
                 ratio.map_or_else(|| "-".into(), fmt_ratio),
+                f.paired(i).map_or_else(
+                    || "-".into(),
+                    |p| {
+                        format!(
+                            "{} [{}-{}]",
+                            fmt_ratio(p.median),
+                            fmt_ratio(p.min),
+                            fmt_ratio(p.max)
+                        )
+                    },
+                ),
                 goal.map_or_else(|| "(info)".into(), |g| g.text()),
                 met.into(),
             ]);
         }
     }
-    let mut widths = [0usize; 8];
+    let mut widths = [0usize; 9];
     for r in &rows {
         for (w, c) in widths.iter_mut().zip(r) {
             *w = (*w).max(c.chars().count());
@@ -141,7 +153,8 @@ pub(crate) fn table(report: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "ratio = shmprim / reference; {} is lower-is-better, {} higher-is-better",
+        "ratio = shmprim / reference, of the medians; paired = the ratios of each round's two \
+         values; {} is lower-is-better, {} higher-is-better",
         Unit::Ns.label(),
         Unit::Mmsgs.label()
     );
@@ -230,10 +243,19 @@ pub(crate) fn json(report: &Report) -> String {
             let ratio = f.ratio(i);
             let _ = write!(
                 out,
-                "{{\"name\":{},\"result\":{},\"ratio\":{},\"goal\":{},\"goal_met\":{}}}",
+                "{{\"name\":{},\"result\":{},\"ratio\":{},\"paired\":{},\"goal\":{},\"goal_met\":{}}}",
                 json_str(name),
                 json_outcome(o),
                 ratio.map_or_else(|| "null".into(), json_num),
+                f.paired(i).map_or_else(
+                    || "null".into(),
+                    |p| format!(
+                        "{{\"median\":{},\"min\":{},\"max\":{}}}",
+                        json_num(p.median),
+                        json_num(p.min),
+                        json_num(p.max)
+                    )
+                ),
                 goal.map_or_else(|| "null".into(), |g| json_str(&g.text())),
                 match (ratio, goal) {
                     (Some(r), Some(g)) => g.is_met(r).to_string(),
@@ -250,6 +272,7 @@ pub(crate) fn json(report: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::{FigureResult, Goal};
 
     #[test]
     fn json_strings_are_escaped() {
@@ -263,5 +286,43 @@ mod tests {
         let s = Stats::of(&[4.0, 1.0, 2.0, 3.0]).unwrap();
         assert_eq!(s.median, 2.5);
         assert!(Stats::of(&[]).is_none());
+    }
+
+    /// The paired ratios divide each round's values, not the medians: a
+    /// reference that was slow in the rounds where shmprim was slow too does
+    /// not move them.
+    #[test]
+    fn paired_ratios_divide_round_by_round() {
+        let f = FigureResult {
+            id: "x",
+            group: "g",
+            title: "t",
+            unit: Unit::Mmsgs,
+            shmprim_name: "s",
+            shmprim: Outcome::Measured(Stats::of(&[10.0, 40.0, 20.0]).unwrap()),
+            references: vec![
+                (
+                    "r",
+                    Some(Goal::RatioAtLeast(1.0)),
+                    Outcome::Measured(Stats::of(&[20.0, 40.0, 10.0]).unwrap()),
+                ),
+                ("short", None, Outcome::Measured(Stats::of(&[1.0]).unwrap())),
+            ],
+        };
+        let p = f.paired(0).unwrap();
+        assert_eq!((p.median, p.min, p.max), (1.0, 0.5, 2.0));
+        assert_eq!(f.ratio(0), Some(1.0));
+        assert!(f.paired(1).is_none(), "rounds missing on one side");
+        assert!(
+            table(&Report {
+                runs: 3,
+                quick: false,
+                machine: "m".into(),
+                command: "c".into(),
+                seconds: 1.0,
+                figures: vec![f],
+            })
+            .contains("1.00x [0.50x-2.00x]")
+        );
     }
 }
