@@ -17,7 +17,7 @@
 //!   head       next position to pop   (own 128-byte line)
 //!   tail       next position to push  (own 128-byte line)
 //!   signals    closed flag, not-empty and not-full futex words and waiter counts
-//!   records    256 in-flight records, one 64-byte line each: {owner, claim}
+//!   records    256 in-flight records, one 128-byte line pair each: {owner, claim}
 //! slots, `stride` bytes each (a multiple of 8), right after the state:
 //!   Fixed form (Queue<T>):    stamp u64 | data[slot_size]
 //!   Bytes form (ByteQueue):   stamp u64 | len u32 | pad u32 | data[slot_size]
@@ -228,7 +228,7 @@ struct Signals {
 }
 
 /// One participant's in-flight record.
-#[repr(C, align(64))]
+#[repr(C, align(128))]
 struct Record {
     /// Liveness id of the holder, 0 when free.
     owner: AtomicU64,
