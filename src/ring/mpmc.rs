@@ -225,6 +225,10 @@ struct Signals {
     not_full: AtomicU32,
     /// Producers registered to sleep on `not_full`.
     not_full_waiters: AtomicU32,
+    /// One more than the highest record index ever claimed: `recover` looks
+    /// at the records below it only. Only grows, by a `fetch_max` in
+    /// `register` before the new holder's first claim.
+    records_used: AtomicU32,
 }
 
 /// One participant's in-flight record.
@@ -354,6 +358,7 @@ impl MpmcState {
                 not_empty_waiters: AtomicU32::new(0),
                 not_full: AtomicU32::new(0),
                 not_full_waiters: AtomicU32::new(0),
+                records_used: AtomicU32::new(0),
             }),
             records: std::array::from_fn(|_| Record {
                 owner: AtomicU64::new(0),
@@ -779,6 +784,11 @@ impl MpmcRing {
                         .compare_exchange(owner, id, Ordering::Acquire, Ordering::Relaxed)
                         .is_ok()
                 {
+                    // Relaxed: ordered before our first claim by program order;
+                    // a survivor that sees that claim's CAS (Acquire) sees it.
+                    self.signals()
+                        .records_used
+                        .fetch_max(i as u32 + 1, Ordering::Relaxed);
                     r.claim.store(IDLE, Ordering::Release);
                     return Ok(Agent::from_parts(i, id));
                 }
@@ -1069,7 +1079,13 @@ impl MpmcRing {
     /// Recovers position `pos` claimed for `op` if every claimer is dead: see the
     /// module doc. Returns whether this call changed the stamp.
     fn recover(&self, live: &dyn Liveness, op: u64, pos: u64, stamp: u64) -> bool {
-        for r in &self.state().records {
+        // Relaxed: the claimer's `register` raised the count before its claim
+        // CAS, and that CAS happens before this call (we acquired the index
+        // value past it, by an Acquire load or a SeqCst fence, before we saw
+        // the slot busy), so this load sees the raised count. Bounded, since
+        // it is read from shared memory.
+        let used = (self.signals().records_used.load(Ordering::Relaxed) as usize).min(MAX_RECORDS);
+        for r in &self.state().records[..used] {
             // Acquire: pairs with the Release clear after publication: if the
             // claim is gone, the stamp CAS below sees the moved stamp and fails.
             let claim = r.claim.load(Ordering::Acquire);
