@@ -110,6 +110,22 @@ struct Lane {
     record: AtomicUsize,
 }
 
+impl Lane {
+    /// Runs `f` with this lane marked busy by plain stores: only for lane 0,
+    /// by its owner thread, the only thread that ever marks it.
+    #[inline(always)]
+    fn own_span<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.busy.store(true, Ordering::Relaxed);
+        // Keeps the compiler from moving the lane's use outside the busy span
+        // (a signal handler on this thread must see it busy).
+        compiler_fence(Ordering::SeqCst);
+        let r = f();
+        compiler_fence(Ordering::SeqCst);
+        self.busy.store(false, Ordering::Relaxed);
+        r
+    }
+}
+
 thread_local! {
     static LANE_KEY: u8 = const { 0 };
 }
@@ -228,13 +244,7 @@ impl Core {
         {
             return Fast::Slow;
         }
-        lane.busy.store(true, Ordering::Relaxed);
-        // As in `on_own_lane`.
-        compiler_fence(Ordering::SeqCst);
-        let r = f(&self.ring, &Agent::from_parts(record, self.id));
-        compiler_fence(Ordering::SeqCst);
-        lane.busy.store(false, Ordering::Relaxed);
-        r
+        lane.own_span(|| f(&self.ring, &Agent::from_parts(record, self.id)))
     }
 
     /// Runs `f` with an in-flight record: lane 0's if this thread owns it, else
@@ -314,14 +324,7 @@ impl Core {
         live: &SegmentLiveness<'_>,
         f: impl FnOnce(&MpmcRing, &Agent, &dyn Liveness) -> Result<R>,
     ) -> Result<R> {
-        lane.busy.store(true, Ordering::Relaxed);
-        // Keeps the compiler from moving the lane's use outside the busy span
-        // (a signal handler on this thread must see it busy).
-        compiler_fence(Ordering::SeqCst);
-        let r = self.with_lane_record(lane, live, f);
-        compiler_fence(Ordering::SeqCst);
-        lane.busy.store(false, Ordering::Relaxed);
-        r
+        lane.own_span(|| self.with_lane_record(lane, live, f))
     }
 
     /// Runs `f` with `lane`'s record (held busy by the caller), claiming one
