@@ -714,17 +714,23 @@ impl MpmcRing {
         if !self.has_len {
             return self.slot_size;
         }
+        // Relaxed: the Acquire load of the stamp ordered it after the producer's write.
+        self.len_word(pos).load(Ordering::Relaxed) as usize
+    }
+
+    /// The length word of the slot of `pos`; only for the Bytes form.
+    #[inline]
+    fn len_word(&self, pos: u64) -> &AtomicU32 {
+        debug_assert!(self.has_len);
         let i = self.index(pos);
         // SAFETY: `i < capacity`; in the Bytes form (and on the heap) each slot
         // header has an initialised `u32` length word at byte 8 (`SlotHeader`).
-        let len = unsafe {
+        unsafe {
             &*self
                 .hdr_base
                 .add(i * self.hdr_stride + 8)
                 .cast::<AtomicU32>()
-        };
-        // Relaxed: the Acquire load of the stamp ordered it after the producer's write.
-        len.load(Ordering::Relaxed) as usize
+        }
     }
 
     /// Records the length of the message the caller is putting into the slot
@@ -735,16 +741,8 @@ impl MpmcRing {
             debug_assert_eq!(len, self.slot_size);
             return;
         }
-        let i = self.index(pos);
-        // SAFETY: as in `msg_len`.
-        let word = unsafe {
-            &*self
-                .hdr_base
-                .add(i * self.hdr_stride + 8)
-                .cast::<AtomicU32>()
-        };
         // Relaxed: published by the Release store of the stamp that follows.
-        word.store(len as u32, Ordering::Relaxed);
+        self.len_word(pos).store(len as u32, Ordering::Relaxed);
     }
 
     #[inline]
