@@ -993,3 +993,51 @@ fn a_tail_beyond_the_position_limit_is_corrupted() {
     scribble(q.segment(), MpmcState::HEAD_OFFSET, 1 << 60, 8);
     assert!(matches!(q.try_get(), Err(Error::Corrupted { .. })));
 }
+
+/// A ring of fixed-size elements has no length word, so it takes only whole
+/// elements; the byte form takes anything up to its slot size.
+#[test]
+fn a_fixed_ring_takes_only_whole_elements() {
+    use shmprim::ring::mpmc::{AlwaysAlive, MpmcRing};
+    let fixed = MpmcRing::with_form(4, 8, SlotForm::Fixed).unwrap();
+    let me = fixed.register(1, &AlwaysAlive).unwrap();
+    assert!(matches!(
+        fixed.try_push(&me, &AlwaysAlive, b"abc"),
+        Err(Error::InvalidArgument { .. })
+    ));
+    fixed.try_push(&me, &AlwaysAlive, b"12345678").unwrap();
+    let mut buf = [0u8; 8];
+    assert_eq!(fixed.try_pop(&me, &AlwaysAlive, &mut buf).unwrap(), 8);
+    assert_eq!(&buf, b"12345678");
+    fixed.unregister(me);
+
+    let bytes = MpmcRing::with_form(4, 8, SlotForm::Bytes).unwrap();
+    let me = bytes.register(1, &AlwaysAlive).unwrap();
+    bytes.try_push(&me, &AlwaysAlive, b"abc").unwrap();
+    assert_eq!(bytes.try_pop(&me, &AlwaysAlive, &mut buf).unwrap(), 3);
+    bytes.unregister(me);
+}
+
+/// The slot form is part of the ring's checked config: a ring written in one
+/// form and viewed in the other is `Corrupted`, not misread.
+#[test]
+fn a_ring_viewed_in_the_wrong_form_is_corrupted() {
+    use shmprim::ring::mpmc::MpmcRing;
+    let len = MpmcState::memory_size(4, 8, SlotForm::Bytes).unwrap();
+    assert!(len > MpmcState::memory_size(4, 8, SlotForm::Fixed).unwrap());
+    let layout = std::alloc::Layout::from_size_align(len, MpmcState::align()).unwrap();
+    // SAFETY: the layout has a non-zero size.
+    let mem = unsafe { std::alloc::alloc_zeroed(layout) };
+    assert!(!mem.is_null());
+    // SAFETY: `mem` is `len` bytes (at least the Fixed form's size), aligned to
+    // `MpmcState::align()`, and ours alone; it outlives both views below.
+    unsafe {
+        MpmcState::init(mem, 4, 8, SlotForm::Fixed).unwrap();
+        assert!(MpmcRing::from_raw(mem, len, 4, 8, SlotForm::Fixed, "t").is_ok());
+        assert!(matches!(
+            MpmcRing::from_raw(mem, len, 4, 8, SlotForm::Bytes, "t"),
+            Err(Error::Corrupted { .. })
+        ));
+        std::alloc::dealloc(mem, layout);
+    }
+}
