@@ -202,11 +202,11 @@ impl Core {
             )
         })?;
         seg.expect_data_size(needed as u64)?;
-        // SAFETY: the data area is page aligned, `seg.len()` bytes long, mapped for
-        // as long as `seg` lives (it is dropped after `ring`, see the field order),
+        let (ptr, len) = (seg.as_ptr(), seg.len());
+        // SAFETY: the data area is page aligned, `len` bytes long, mapped for as
+        // long as `seg` lives (it is dropped after `ring`, see the field order),
         // and only accessed through rings.
-        let ring =
-            unsafe { MpmcRing::from_raw(seg.as_ptr(), seg.len(), capacity, slot, form, &name)? };
+        let ring = unsafe { MpmcRing::from_raw(ptr, len, capacity, slot, form, &name)? };
         let id = seg.participant_id().to_u64();
         // Claim the first lane's record now, so that a queue with no free record
         // fails at open rather than at its first operation.
