@@ -1018,8 +1018,8 @@ fn a_fixed_ring_takes_only_whole_elements() {
     bytes.unregister(me);
 }
 
-/// The slot form is part of the ring's checked config: a ring written in one
-/// form and viewed in the other is `Corrupted`, not misread.
+/// The slot form shows in the ring's checked config (its stride): a ring
+/// written in one form and viewed in the other is `Corrupted`, not misread.
 #[test]
 fn a_ring_viewed_in_the_wrong_form_is_corrupted() {
     use shmprim::ring::mpmc::MpmcRing;

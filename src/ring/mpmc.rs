@@ -12,8 +12,8 @@
 //!
 //! ```text
 //! MpmcState (128-byte aligned)
-//!   config     capacity, slot_size, stride, record count, slot form (written
-//!              once by init)
+//!   config     capacity, slot_size, stride, record count (written once by
+//!              init; the stride tells the slot form)
 //!   head       next position to pop   (own 128-byte line)
 //!   tail       next position to push  (own 128-byte line)
 //!   signals    closed flag, not-empty and not-full futex words and waiter counts
@@ -260,14 +260,6 @@ impl SlotForm {
             SlotForm::Bytes => 16,
         }
     }
-
-    /// The form's code in the ring's config.
-    const fn code(self) -> u64 {
-        match self {
-            SlotForm::Fixed => 1,
-            SlotForm::Bytes => 2,
-        }
-    }
 }
 
 /// The header of a slot of the [`SlotForm::Bytes`] form (a `Fixed` slot has
@@ -291,13 +283,15 @@ pub struct MpmcState {
     slot_size: u64,
     stride: u64,
     records_len: u64,
-    form: u64,
     head: CachePadded<AtomicU64>,
     tail: CachePadded<AtomicU64>,
     signals: CachePadded<Signals>,
     records: [Record; MAX_RECORDS],
 }
 
+/// Bytes between slots: the header and the data, rounded up to 8. The two
+/// forms' headers differ by 8 bytes, so the stride in the config also tells a
+/// ring's form, and `from_raw` checks it.
 fn stride_of(slot_size: u64, form: SlotForm) -> u64 {
     (form.header() + slot_size).div_ceil(8) * 8
 }
@@ -349,7 +343,6 @@ impl MpmcState {
             slot_size,
             stride: stride_of(slot_size, form),
             records_len: MAX_RECORDS as u64,
-            form: form.code(),
             head: CachePadded(AtomicU64::new(0)),
             tail: CachePadded(AtomicU64::new(0)),
             signals: CachePadded(Signals {
@@ -625,14 +618,13 @@ impl MpmcRing {
         // SAFETY: `len >= needed >= size_of::<MpmcState>()` and `ptr` is aligned
         // (caller), so the plain config fields are in bounds; they are written
         // once before the segment is published and read here by volatile copies.
-        let (magic, cap, size, stride, recs, code) = unsafe {
+        let (magic, cap, size, stride, recs) = unsafe {
             (
                 std::ptr::addr_of!((*state).magic).read_volatile(),
                 std::ptr::addr_of!((*state).capacity).read_volatile(),
                 std::ptr::addr_of!((*state).slot_size).read_volatile(),
                 std::ptr::addr_of!((*state).stride).read_volatile(),
                 std::ptr::addr_of!((*state).records_len).read_volatile(),
-                std::ptr::addr_of!((*state).form).read_volatile(),
             )
         };
         if magic != MAGIC
@@ -640,14 +632,13 @@ impl MpmcRing {
             || size != slot_size
             || stride != stride_of(slot_size, form)
             || recs != MAX_RECORDS as u64
-            || code != form.code()
         {
             return Err(Error::corrupted(
                 name,
                 format!(
                     "ring header (magic {magic:#x}, capacity {cap}, slot size {size}, stride \
-                     {stride}, records {recs}, form {code}) does not match capacity \
-                     {capacity}, slot size {slot_size}, form {form:?}"
+                     {stride}, records {recs}) does not match capacity {capacity}, slot \
+                     size {slot_size}, form {form:?}"
                 ),
             ));
         }
@@ -1524,10 +1515,10 @@ impl MpmcRing {
         .map(drop)
     }
 
-    /// One uncontended attempt at [`push_value`](Self::push_value): `Some` when
-    /// it pushed, or (with `try_once`) found the ring plainly full; `None`
-    /// leaves everything else (busy, closed, contention, corruption) to the
-    /// general path, with nothing changed but a cleared claim record.
+    /// One uncontended attempt at [`push_value`](Self::push_value): `Done` when
+    /// it pushed, `Full` when (with `try_once`) it found the ring plainly full;
+    /// `Slow` leaves everything else (busy, closed, contention, corruption) to
+    /// the general path, with nothing changed but a cleared claim record.
     #[inline]
     pub(crate) fn push_value_fast<T: Pod>(
         &self,
@@ -1629,9 +1620,9 @@ impl MpmcRing {
         Ok(out)
     }
 
-    /// One uncontended attempt at [`pop_value`](Self::pop_value): `Some` when it
-    /// popped, or (with `try_once`) found the ring plainly empty; `None` leaves
-    /// the rest to the general path.
+    /// One uncontended attempt at [`pop_value`](Self::pop_value): `Done` when it
+    /// popped, `Empty` or `Closed` when (with `try_once`) it found the ring
+    /// plainly empty; `Slow` leaves the rest to the general path.
     #[inline]
     pub(crate) fn pop_value_fast<T: Pod>(&self, agent: &Agent, try_once: bool) -> Fast<T> {
         let size = std::mem::size_of::<T>();
