@@ -101,7 +101,7 @@ const LANES: usize = 8;
 /// `Lane::record` before the lane has claimed a record.
 const NO_RECORD: usize = usize::MAX;
 /// `Core::owner` before any thread has used the handle.
-const NO_OWNER: usize = 0;
+const NO_OWNER: usize = NO_KEY;
 
 /// One lane: a ring record claimed on first use, and whether a thread is using it.
 #[repr(C, align(128))]
@@ -126,16 +126,7 @@ impl Lane {
     }
 }
 
-thread_local! {
-    static LANE_KEY: u8 = const { 0 };
-}
-
-/// This thread's key: the address of its thread-local `LANE_KEY`, distinct
-/// among live threads and never 0.
-#[inline]
-fn thread_key() -> usize {
-    LANE_KEY.with(|k| k as *const u8 as usize)
-}
+use crate::sys::fork::{NO_KEY, thread_key, thread_key_if_set};
 
 /// The first of the shared lanes (1..LANES) a thread with `key` tries.
 fn preferred_shared_lane(key: usize) -> usize {
@@ -237,10 +228,12 @@ impl Core {
         let lane = &self.lanes[0];
         let record = lane.record.load(Ordering::Relaxed);
         // As in `with_agent`: lane 0 is only ever used by its owner thread.
-        if self.owner.load(Ordering::Relaxed) != thread_key()
+        // No fork check: a forked child's threads never have the key of a
+        // thread of its parent (see `thread_key`), so an inherited handle
+        // takes the slow path, which notices the fork.
+        if self.owner.load(Ordering::Relaxed) != thread_key_if_set()
             || record == NO_RECORD
             || lane.busy.load(Ordering::Relaxed)
-            || self.fork_generation.load(Ordering::Relaxed) != crate::sys::fork::fork_generation()
         {
             return Fast::Slow;
         }
@@ -256,18 +249,17 @@ impl Core {
         &self,
         f: impl FnOnce(&MpmcRing, &Agent, &dyn Liveness) -> Result<R>,
     ) -> Result<R> {
-        let me = thread_key();
         let lane = &self.lanes[0];
         // Lane 0 is only ever used by its owner thread, so plain loads and
         // stores suffice; `busy` guards against a signal handler on this
-        // thread re-entering between them.
-        if self.owner.load(Ordering::Relaxed) == me
-            && self.fork_generation.load(Ordering::Relaxed) == crate::sys::fork::fork_generation()
+        // thread re-entering between them. An inherited handle fails the
+        // owner check in a forked child (see `on_own_lane_fast`).
+        if self.owner.load(Ordering::Relaxed) == thread_key_if_set()
             && !lane.busy.load(Ordering::Relaxed)
         {
             return self.on_own_lane(lane, &SegmentLiveness(&self.seg), f);
         }
-        self.with_agent_slow(me, f)
+        self.with_agent_slow(thread_key(), f)
     }
 
     /// [`with_agent`](Self::with_agent) for everything but an owner thread
@@ -483,7 +475,7 @@ impl<T: Pod> Queue<T> {
         &self.core.seg
     }
 
-    #[inline]
+    #[inline(always)]
     fn put_deadline_raw(&self, value: &T, deadline: Deadline, try_once: bool) -> Result<()> {
         match self
             .core
@@ -548,7 +540,7 @@ impl<T: Pod> Queue<T> {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     fn get_raw(&self, deadline: Deadline, try_once: bool) -> Result<T> {
         match self
             .core

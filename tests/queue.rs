@@ -238,6 +238,28 @@ fn child_fork_share() {
     // SAFETY: waiting for our own child; `status` is writable.
     assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
     assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    // The child's forking thread had the parent thread's key; had it kept it,
+    // the child would have used the parent's in-flight record instead of
+    // claiming its own (two processes overwriting one record's claims).
+    assert_eq!(
+        records_used(q.segment()),
+        2,
+        "the forked child must claim a record of its own"
+    );
+}
+
+/// The ring's count of in-flight records ever claimed.
+fn records_used(seg: &shmprim::Segment) -> u32 {
+    assert!(seg.len() >= MpmcState::RECORDS_USED_OFFSET + 4);
+    // SAFETY: in bounds (checked), 4-byte aligned (a `u32` field of the
+    // page-aligned state), and only ever accessed atomically.
+    let word = unsafe {
+        &*seg
+            .as_ptr()
+            .add(MpmcState::RECORDS_USED_OFFSET)
+            .cast::<std::sync::atomic::AtomicU32>()
+    };
+    word.load(Ordering::Acquire)
 }
 
 #[test]

@@ -316,6 +316,10 @@ impl MpmcState {
     pub const HEAD_OFFSET: usize = std::mem::offset_of!(MpmcState, head);
     /// Offset of `tail` (a `u64`).
     pub const TAIL_OFFSET: usize = std::mem::offset_of!(MpmcState, tail);
+    /// Offset of the count of in-flight records ever claimed (`u32`): one more
+    /// than the highest record index handed out.
+    pub const RECORDS_USED_OFFSET: usize =
+        std::mem::offset_of!(MpmcState, signals) + std::mem::offset_of!(Signals, records_used);
     /// Offset of the first slot; slot `i` starts `i * slot_stride` bytes later
     /// with its stamp (`u64`), then (in the [`SlotForm::Bytes`] form) its
     /// length (`u32`, at byte 8).
