@@ -27,6 +27,15 @@ pub(crate) mod atomic {
     pub use std::sync::atomic::compiler_fence;
 }
 
+/// Gives the CPU to another thread or process (a scheduling point under loom).
+#[inline]
+pub(crate) fn yield_now() {
+    #[cfg(not(shmprim_loom))]
+    std::thread::yield_now();
+    #[cfg(shmprim_loom)]
+    loom::thread::yield_now();
+}
+
 /// Hint to the CPU that we are in a spin loop; under loom, a yield so the model
 /// checker can schedule the thread we wait for.
 #[inline]

@@ -173,6 +173,32 @@ const MAGIC: u64 = 0x4d50_4d43_5249_4e47; // "MPMCRING"
 /// checking the claimer's liveness (or going to sleep).
 const SPIN_TRIES: u32 = if cfg!(shmprim_loom) { 1 } else { 64 };
 
+/// Waits a little after finding a slot claimed by another participant that has
+/// not finished with it (its claimer is usually a few instructions from done).
+/// As crossbeam's `Backoff`: 2, 4, ... 64 CPU hints, then a few yields (the
+/// claimer may be waiting for this core); returns `true` once that is spent
+/// and the claimer's liveness should be checked. Re-reading the slot at once
+/// would pull its line away from the claimer just as it writes it: with one
+/// hint per retry, a boundary (empty or full) queue ran at a quarter of the
+/// speed it reaches this way.
+fn busy_backoff(rounds: &mut u32) -> bool {
+    /// Rounds of doubling spins, then rounds of yields (crossbeam's limits).
+    const SPIN_ROUNDS: u32 = if cfg!(shmprim_loom) { 0 } else { 6 };
+    const YIELD_ROUNDS: u32 = if cfg!(shmprim_loom) { 1 } else { 10 };
+    *rounds += 1;
+    if *rounds <= SPIN_ROUNDS {
+        for _ in 0..1u32 << *rounds {
+            crate::sync::spin_hint();
+        }
+        false
+    } else if *rounds <= YIELD_ROUNDS {
+        crate::sync::yield_now();
+        false
+    } else {
+        true
+    }
+}
+
 /// Packs a claim: position (56 bits), count (6 bits), operation (2 bits).
 fn encode_claim(pos: u64, count: usize, op: u64) -> u64 {
     (pos << 8) | ((count as u64) << 2) | op
@@ -1240,6 +1266,7 @@ impl MpmcRing {
         let sig = self.signals();
         let mut done = 0;
         let mut tries = 0u32;
+        let mut busy_tries = 0u32;
         let mut busy_rounds = 0u32;
         loop {
             if self.is_closed() {
@@ -1257,15 +1284,15 @@ impl MpmcRing {
                         return Ok(done);
                     }
                     tries = 0;
+                    busy_tries = 0;
                     continue;
                 }
                 _ if done > 0 => return Ok(done),
                 Step::Busy { op, pos, stamp } => {
-                    if tries < SPIN_TRIES {
-                        tries += 1;
-                        crate::sync::spin_hint();
+                    if !busy_backoff(&mut busy_tries) {
                         continue;
                     }
+                    busy_tries = 0;
                     if self.recover(live, op, pos, stamp) {
                         self.notify_recovered();
                         continue;
@@ -1357,6 +1384,7 @@ impl MpmcRing {
         let sig = self.signals();
         let mut done = 0;
         let mut tries = 0u32;
+        let mut busy_tries = 0u32;
         let too_big = |len: usize| too_small_error(limit.unwrap_or(0), len);
         let mut idle_rounds = 0u64;
         let mut busy_rounds = 0u32;
@@ -1385,16 +1413,16 @@ impl MpmcRing {
                         return Ok(done);
                     }
                     tries = 0;
+                    busy_tries = 0;
                     continue;
                 }
                 _ if done > 0 => return Ok(done),
                 Step::TooBig(len) => return Err(too_big(len)),
                 Step::Busy { op, pos, stamp } => {
-                    if tries < SPIN_TRIES {
-                        tries += 1;
-                        crate::sync::spin_hint();
+                    if !busy_backoff(&mut busy_tries) {
                         continue;
                     }
+                    busy_tries = 0;
                     if self.recover(live, op, pos, stamp) {
                         self.notify_recovered();
                         continue;
