@@ -94,7 +94,7 @@ impl Liveness for SegmentLiveness<'_> {
 /// Lanes of in-flight records per handle. Lane 0 belongs to one thread, the
 /// first to use the handle (usually the only one): it takes its record with
 /// plain loads and stores. Other threads sharing the handle pick one of the
-/// other lanes by a hash of their thread-local storage address and take it
+/// other lanes by a hash of their thread key and take it
 /// with an atomic swap, so that each usually finds its lane free, on its own
 /// cache line.
 const LANES: usize = 8;
@@ -140,7 +140,12 @@ pub(crate) struct Core {
     id: u64,
     /// The thread key of lane 0's owner, or `NO_OWNER`.
     owner: AtomicUsize,
-    lanes: Box<[Lane; LANES]>,
+    /// Lane 0, inside the handle (on its own 128-byte line pair, as `Lane` is
+    /// aligned so): the owner thread's operations reach its record with one
+    /// load less than through the box of shared lanes.
+    own: Lane,
+    /// Lanes 1..LANES, for the other threads.
+    shared: Box<[Lane; LANES - 1]>,
     /// `sys::fork::fork_generation()` when the lanes' records were claimed: a
     /// child forked since then must claim its own (see `with_agent`).
     fork_generation: AtomicU32,
@@ -202,15 +207,16 @@ impl Core {
         // Claim the first lane's record now, so that a queue with no free record
         // fails at open rather than at its first operation.
         let first = ring.register(id, &SegmentLiveness(&seg))?;
-        let lanes = Box::new(std::array::from_fn(|i| Lane {
+        let lane = |record| Lane {
             busy: AtomicBool::new(false),
-            record: AtomicUsize::new(if i == 0 { first.index } else { NO_RECORD }),
-        }));
+            record: AtomicUsize::new(record),
+        };
         Ok(Core {
             id,
             ring,
             owner: AtomicUsize::new(NO_OWNER),
-            lanes,
+            own: lane(first.index),
+            shared: Box::new(std::array::from_fn(|_| lane(NO_RECORD))),
             fork_generation: AtomicU32::new(crate::sys::fork::fork_generation()),
             seg,
         })
@@ -225,7 +231,7 @@ impl Core {
         &self,
         f: impl FnOnce(&MpmcRing, &Agent) -> Fast<T>,
     ) -> Fast<T> {
-        let lane = &self.lanes[0];
+        let lane = &self.own;
         let record = lane.record.load(Ordering::Relaxed);
         // As in `with_agent`: lane 0 is only ever used by its owner thread.
         // No fork check: a forked child's threads never have the key of a
@@ -249,7 +255,7 @@ impl Core {
         &self,
         f: impl FnOnce(&MpmcRing, &Agent, &dyn Liveness) -> Result<R>,
     ) -> Result<R> {
-        let lane = &self.lanes[0];
+        let lane = &self.own;
         // Lane 0 is only ever used by its owner thread, so plain loads and
         // stores suffice; `busy` guards against a signal handler on this
         // thread re-entering between them. An inherited handle fails the
@@ -283,14 +289,14 @@ impl Core {
                 .compare_exchange(NO_OWNER, me, Ordering::Relaxed, Ordering::Relaxed);
         }
         if self.owner.load(Ordering::Relaxed) == me {
-            let lane = &self.lanes[0];
+            let lane = &self.own;
             if !lane.busy.load(Ordering::Relaxed) {
                 return self.on_own_lane(lane, &live, f);
             }
         }
         let start = preferred_shared_lane(me);
         for j in 0..LANES - 1 {
-            let lane = &self.lanes[1 + (start + j) % (LANES - 1)];
+            let lane = &self.shared[(start + j) % (LANES - 1)];
             // Acquire: pairs with the Release below; the lane is ours alone.
             if lane.busy.swap(true, Ordering::Acquire) {
                 continue;
@@ -345,7 +351,7 @@ impl Core {
     /// The parent keeps and releases its own.
     #[cold]
     fn forget_parent_records(&self, generation: u32) {
-        for lane in self.lanes.iter() {
+        for lane in std::iter::once(&self.own).chain(self.shared.iter()) {
             lane.record.store(NO_RECORD, Ordering::Relaxed);
             lane.busy.store(false, Ordering::Release);
         }
@@ -360,7 +366,7 @@ impl Drop for Core {
             // Inherited and never used here: the records are the parent's.
             return;
         }
-        for lane in self.lanes.iter() {
+        for lane in std::iter::once(&self.own).chain(self.shared.iter()) {
             let record = lane.record.load(Ordering::Relaxed);
             if record != NO_RECORD {
                 self.ring.unregister(Agent::from_parts(record, self.id));
