@@ -64,7 +64,7 @@ use crate::ring::mpmc::{Agent, Fast, Liveness, MpmcRing, MpmcState, SlotForm};
 use crate::segment::{
     Disposition, Kind, Options, ParticipantId, Segment, SegmentBuilder, TypeCode, TypeDesc,
 };
-use crate::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering, compiler_fence};
+use crate::sync::atomic::{AtomicU32, AtomicUsize, Ordering, compiler_fence};
 use crate::wait::Deadline;
 
 /// Parameter index of the capacity in the segment header.
@@ -98,30 +98,43 @@ impl Liveness for SegmentLiveness<'_> {
 /// with an atomic swap, so that each usually finds its lane free, on its own
 /// cache line.
 const LANES: usize = 8;
-/// `Lane::record` before the lane has claimed a record.
-const NO_RECORD: usize = usize::MAX;
+/// The bit of `Lane::state` set while a thread uses the lane.
+const BUSY: usize = 1 << (usize::BITS - 1);
+/// `Lane::state` of a free lane that has not claimed a record yet; a free lane
+/// with a record holds the record's index (below `MAX_RECORDS`), so one
+/// comparison tells the owner's fast path that the lane is free and ready.
+const NO_RECORD: usize = BUSY - 1;
 /// `Core::owner` before any thread has used the handle.
 const NO_OWNER: usize = NO_KEY;
 
-/// One lane: a ring record claimed on first use, and whether a thread is using it.
+/// One lane: a ring record claimed on first use (its index, or `NO_RECORD`),
+/// with the `BUSY` bit while a thread is using it.
 #[repr(C, align(128))]
 struct Lane {
-    busy: AtomicBool,
-    record: AtomicUsize,
+    state: AtomicUsize,
 }
 
 impl Lane {
+    fn new(record: usize) -> Lane {
+        Lane {
+            state: AtomicUsize::new(record),
+        }
+    }
+
     /// Runs `f` with this lane marked busy by plain stores: only for lane 0,
-    /// by its owner thread, the only thread that ever marks it.
+    /// by its owner thread (the only thread that ever marks it), which found
+    /// it free in state `idle`. `f` gets the lane's record (or `NO_RECORD`)
+    /// and may replace it with one it claimed; the lane keeps that.
     #[inline(always)]
-    fn own_span<R>(&self, f: impl FnOnce() -> R) -> R {
-        self.busy.store(true, Ordering::Relaxed);
+    fn own_span<R>(&self, idle: usize, f: impl FnOnce(&mut usize) -> R) -> R {
+        self.state.store(idle | BUSY, Ordering::Relaxed);
         // Keeps the compiler from moving the lane's use outside the busy span
         // (a signal handler on this thread must see it busy).
         compiler_fence(Ordering::SeqCst);
-        let r = f();
+        let mut record = idle;
+        let r = f(&mut record);
         compiler_fence(Ordering::SeqCst);
-        self.busy.store(false, Ordering::Relaxed);
+        self.state.store(record, Ordering::Relaxed);
         r
     }
 }
@@ -207,16 +220,13 @@ impl Core {
         // Claim the first lane's record now, so that a queue with no free record
         // fails at open rather than at its first operation.
         let first = ring.register(id, &SegmentLiveness(&seg))?;
-        let lane = |record| Lane {
-            busy: AtomicBool::new(false),
-            record: AtomicUsize::new(record),
-        };
+
         Ok(Core {
             id,
             ring,
             owner: AtomicUsize::new(NO_OWNER),
-            own: lane(first.index),
-            shared: Box::new(std::array::from_fn(|_| lane(NO_RECORD))),
+            own: Lane::new(first.index),
+            shared: Box::new(std::array::from_fn(|_| Lane::new(NO_RECORD))),
             fork_generation: AtomicU32::new(crate::sys::fork::fork_generation()),
             seg,
         })
@@ -232,18 +242,18 @@ impl Core {
         f: impl FnOnce(&MpmcRing, &Agent) -> Fast<T>,
     ) -> Fast<T> {
         let lane = &self.own;
-        let record = lane.record.load(Ordering::Relaxed);
+        let record = lane.state.load(Ordering::Relaxed);
         // As in `with_agent`: lane 0 is only ever used by its owner thread.
         // No fork check: a forked child's threads never have the key of a
         // thread of its parent (see `thread_key`), so an inherited handle
-        // takes the slow path, which notices the fork.
-        if self.owner.load(Ordering::Relaxed) != thread_key_if_set()
-            || record == NO_RECORD
-            || lane.busy.load(Ordering::Relaxed)
-        {
+        // takes the slow path, which notices the fork. `record >= NO_RECORD`:
+        // busy, or no record yet.
+        if self.owner.load(Ordering::Relaxed) != thread_key_if_set() || record >= NO_RECORD {
             return Fast::Slow;
         }
-        lane.own_span(|| f(&self.ring, &Agent::from_parts(record, self.id)))
+        lane.own_span(record, |_| {
+            f(&self.ring, &Agent::from_parts(record, self.id))
+        })
     }
 
     /// Runs `f` with an in-flight record: lane 0's if this thread owns it, else
@@ -256,14 +266,13 @@ impl Core {
         f: impl FnOnce(&MpmcRing, &Agent, &dyn Liveness) -> Result<R>,
     ) -> Result<R> {
         let lane = &self.own;
+        let idle = lane.state.load(Ordering::Relaxed);
         // Lane 0 is only ever used by its owner thread, so plain loads and
-        // stores suffice; `busy` guards against a signal handler on this
+        // stores suffice; `BUSY` guards against a signal handler on this
         // thread re-entering between them. An inherited handle fails the
         // owner check in a forked child (see `on_own_lane_fast`).
-        if self.owner.load(Ordering::Relaxed) == thread_key_if_set()
-            && !lane.busy.load(Ordering::Relaxed)
-        {
-            return self.on_own_lane(lane, &SegmentLiveness(&self.seg), f);
+        if self.owner.load(Ordering::Relaxed) == thread_key_if_set() && idle & BUSY == 0 {
+            return self.on_own_lane(lane, idle, &SegmentLiveness(&self.seg), f);
         }
         self.with_agent_slow(thread_key(), f)
     }
@@ -290,21 +299,23 @@ impl Core {
         }
         if self.owner.load(Ordering::Relaxed) == me {
             let lane = &self.own;
-            if !lane.busy.load(Ordering::Relaxed) {
-                return self.on_own_lane(lane, &live, f);
+            let idle = lane.state.load(Ordering::Relaxed);
+            if idle & BUSY == 0 {
+                return self.on_own_lane(lane, idle, &live, f);
             }
         }
         let start = preferred_shared_lane(me);
         for j in 0..LANES - 1 {
             let lane = &self.shared[(start + j) % (LANES - 1)];
             // Acquire: pairs with the Release below; the lane is ours alone.
-            if lane.busy.swap(true, Ordering::Acquire) {
+            let mut record = lane.state.fetch_or(BUSY, Ordering::Acquire);
+            if record & BUSY != 0 {
                 continue;
             }
-            let r = self.with_lane_record(lane, &live, f);
+            let r = self.with_lane_record(&mut record, &live, f);
             // Release: hands the lane (and its record's last claim) to the next
             // thread of this handle.
-            lane.busy.store(false, Ordering::Release);
+            lane.state.store(record, Ordering::Release);
             return r;
         }
         let agent = self.ring.register(self.id, &live)?;
@@ -313,33 +324,34 @@ impl Core {
         r
     }
 
-    /// Runs `f` on lane 0, which the caller (its owner thread) found free:
-    /// marks it busy with plain stores, which only this thread makes.
+    /// Runs `f` on lane 0, which the caller (its owner thread) found free in
+    /// state `idle`: marks it busy with plain stores, which only this thread
+    /// makes.
     #[inline]
     fn on_own_lane<R>(
         &self,
         lane: &Lane,
+        idle: usize,
         live: &SegmentLiveness<'_>,
         f: impl FnOnce(&MpmcRing, &Agent, &dyn Liveness) -> Result<R>,
     ) -> Result<R> {
-        lane.own_span(|| self.with_lane_record(lane, live, f))
+        lane.own_span(idle, |record| self.with_lane_record(record, live, f))
     }
 
-    /// Runs `f` with `lane`'s record (held busy by the caller), claiming one
-    /// from the ring first if the lane has none.
+    /// Runs `f` with a lane's `record` (the lane held busy by the caller),
+    /// claiming one from the ring first if the lane has none (`NO_RECORD`);
+    /// `record` is left as the lane should keep it.
     #[inline]
     fn with_lane_record<R>(
         &self,
-        lane: &Lane,
+        record: &mut usize,
         live: &SegmentLiveness<'_>,
         f: impl FnOnce(&MpmcRing, &Agent, &dyn Liveness) -> Result<R>,
     ) -> Result<R> {
-        let mut record = lane.record.load(Ordering::Relaxed);
-        if record == NO_RECORD {
-            record = self.ring.register(self.id, live)?.index;
-            lane.record.store(record, Ordering::Relaxed);
+        if *record == NO_RECORD {
+            *record = self.ring.register(self.id, live)?.index;
         }
-        f(&self.ring, &Agent::from_parts(record, self.id), live)
+        f(&self.ring, &Agent::from_parts(*record, self.id), live)
     }
 }
 
@@ -352,8 +364,7 @@ impl Core {
     #[cold]
     fn forget_parent_records(&self, generation: u32) {
         for lane in std::iter::once(&self.own).chain(self.shared.iter()) {
-            lane.record.store(NO_RECORD, Ordering::Relaxed);
-            lane.busy.store(false, Ordering::Release);
+            lane.state.store(NO_RECORD, Ordering::Release);
         }
         self.owner.store(NO_OWNER, Ordering::Relaxed);
         self.fork_generation.store(generation, Ordering::Relaxed);
@@ -367,7 +378,8 @@ impl Drop for Core {
             return;
         }
         for lane in std::iter::once(&self.own).chain(self.shared.iter()) {
-            let record = lane.record.load(Ordering::Relaxed);
+            // Without `BUSY`: set still if an operation panicked inside it.
+            let record = lane.state.load(Ordering::Relaxed) & !BUSY;
             if record != NO_RECORD {
                 self.ring.unregister(Agent::from_parts(record, self.id));
             }
