@@ -220,7 +220,6 @@ impl Core {
         // Claim the first lane's record now, so that a queue with no free record
         // fails at open rather than at its first operation.
         let first = ring.register(id, &SegmentLiveness(&seg))?;
-
         Ok(Core {
             id,
             ring,
