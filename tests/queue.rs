@@ -248,6 +248,28 @@ fn child_fork_share() {
     );
 }
 
+/// Lane 0 of a handle (the record it claimed at open) belongs to the first
+/// thread that uses the handle; any other thread must take a lane and record of
+/// its own, or two threads would overwrite each other's claims.
+#[test]
+fn a_second_thread_of_a_handle_claims_a_record_of_its_own() {
+    let q: Queue<u64> = Queue::anonymous(8).unwrap();
+    q.put(1).unwrap();
+    assert_eq!(q.get().unwrap(), 1);
+    assert_eq!(records_used(q.segment()), 1, "the owner uses lane 0's record");
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            q.put(2).unwrap();
+            assert_eq!(q.get().unwrap(), 2);
+        });
+    });
+    assert_eq!(records_used(q.segment()), 2);
+    // The owner is still on lane 0.
+    q.put(3).unwrap();
+    assert_eq!(q.get().unwrap(), 3);
+    assert_eq!(records_used(q.segment()), 2);
+}
+
 /// The ring's count of in-flight records ever claimed.
 fn records_used(seg: &shmprim::Segment) -> u32 {
     assert!(seg.len() >= MpmcState::RECORDS_USED_OFFSET + 4);
