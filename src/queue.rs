@@ -19,6 +19,21 @@
 //!   is delivered twice. Lost are only the dead process's own in-flight messages:
 //!   the one it was putting (or the batch of `put_many`), or the one it had taken
 //!   but not yet returned to its caller (or the batch of `get_many`).
+//! - **`Full` and `Empty` are read from the slot at hand**, as in Vyukov's
+//!   original bounded queue: [`try_put`](Queue::try_put) fails with `Full`
+//!   while the oldest message is still in its slot, even if a concurrent get
+//!   has already claimed it and is copying it out; [`try_get`](Queue::try_get)
+//!   fails with `Empty` while the oldest claimed slot is not yet published,
+//!   even if a concurrent put has claimed it (and later puts have completed).
+//!   Both are answers a moment earlier or later would give; what they save is
+//!   the read of the other side's index, whose cache line the other side
+//!   updates on every operation (crossbeam's `ArrayQueue` reads it to tell
+//!   these cases apart). Every 64th such answer in a row on a handle checks the
+//!   index after all, which is also how a `try_` loop facing a dead
+//!   participant's slot recovers it. ([`ByteQueue`], batches and the C ABI
+//!   check the index every time.) [`len`](Queue::len), `is_empty` and
+//!   `is_full` read both indices; like Python's `qsize`, they are approximate
+//!   while others operate.
 //!
 //! Each handle claims in-flight records of the ring lazily, one per lane of up
 //! to 8 threads using it at once (`MAX_RECORDS` = 256 per queue); a thread that
@@ -107,17 +122,28 @@ const NO_RECORD: usize = BUSY - 1;
 /// `Core::owner` before any thread has used the handle.
 const NO_OWNER: usize = NO_KEY;
 
+/// How many `Full` / `Empty` answers in a row lane 0's owner may read from a
+/// slot's stamp alone (see [`Fast::Full`]) before it checks once with the
+/// other index, which is also what notices a dead participant's claim on the
+/// slot: a `try_put` / `try_get` loop facing a dead claimer recovers its slot
+/// within this many attempts.
+pub(crate) const STAMP_ANSWERS: u32 = 64;
+
 /// One lane: a ring record claimed on first use (its index, or `NO_RECORD`),
 /// with the `BUSY` bit while a thread is using it.
 #[repr(C, align(128))]
 struct Lane {
     state: AtomicUsize,
+    /// Lane 0 only: `Full` / `Empty` answers read from a stamp alone since the
+    /// last check with the index (owner thread only, so plain loads and stores).
+    by_stamp: AtomicU32,
 }
 
 impl Lane {
     fn new(record: usize) -> Lane {
         Lane {
             state: AtomicUsize::new(record),
+            by_stamp: AtomicU32::new(0),
         }
     }
 
@@ -234,11 +260,13 @@ impl Core {
     /// Runs `f` with lane 0's record if this thread owns lane 0 and its record
     /// is ready (the common case of a handle used by one thread), else
     /// [`Fast::Slow`] without calling it. Small enough to inline into `Queue`'s one-element
-    /// operations, whose fast paths then run without a call.
+    /// operations, whose fast paths then run without a call. `f`'s flag says
+    /// whether it may answer `Full` / `Empty` from a stamp alone: at most
+    /// [`STAMP_ANSWERS`] times in a row.
     #[inline(always)]
     pub(crate) fn on_own_lane_fast<T>(
         &self,
-        f: impl FnOnce(&MpmcRing, &Agent) -> Fast<T>,
+        f: impl FnOnce(&MpmcRing, &Agent, bool) -> Fast<T>,
     ) -> Fast<T> {
         let lane = &self.own;
         let record = lane.state.load(Ordering::Relaxed);
@@ -250,9 +278,19 @@ impl Core {
         if self.owner.load(Ordering::Relaxed) != thread_key_if_set() || record >= NO_RECORD {
             return Fast::Slow;
         }
-        lane.own_span(record, |_| {
-            f(&self.ring, &Agent::from_parts(record, self.id))
-        })
+        let answered = lane.by_stamp.load(Ordering::Relaxed);
+        let by_stamp = answered < STAMP_ANSWERS;
+        let r = lane.own_span(record, |_| {
+            f(&self.ring, &Agent::from_parts(record, self.id), by_stamp)
+        });
+        let next = match r {
+            Fast::Full | Fast::Empty if by_stamp => answered + 1,
+            _ => 0,
+        };
+        if next != answered {
+            lane.by_stamp.store(next, Ordering::Relaxed);
+        }
+        r
     }
 
     /// Runs `f` with an in-flight record: lane 0's if this thread owns it, else
@@ -494,10 +532,9 @@ impl<T: Pod> Queue<T> {
 
     #[inline(always)]
     fn put_deadline_raw(&self, value: &T, deadline: Deadline, try_once: bool) -> Result<()> {
-        match self
-            .core
-            .on_own_lane_fast(|ring, a| ring.push_value_fast(a, value, try_once))
-        {
+        match self.core.on_own_lane_fast(|ring, a, by_stamp| {
+            ring.push_value_fast(a, value, try_once, by_stamp)
+        }) {
             Fast::Slow => {}
             fast => return self.core.ring.fast_result(fast),
         }
@@ -513,6 +550,7 @@ impl<T: Pod> Queue<T> {
     }
 
     /// Puts `value`, waiting for room as long as it takes.
+    #[inline]
     pub fn put(&self, value: T) -> Result<()> {
         self.put_deadline_raw(&value, Deadline::never(), false)
     }
@@ -527,7 +565,10 @@ impl<T: Pod> Queue<T> {
         self.put_deadline_raw(&value, deadline, false)
     }
 
-    /// Puts `value` if there is room now, else fails with `Full`.
+    /// Puts `value` if there is room now, else fails with `Full` (also while
+    /// a concurrent get is still taking the oldest value out: see the module
+    /// doc).
+    #[inline]
     pub fn try_put(&self, value: T) -> Result<()> {
         self.put_deadline_raw(&value, Deadline::never(), true)
     }
@@ -561,7 +602,7 @@ impl<T: Pod> Queue<T> {
     fn get_raw(&self, deadline: Deadline, try_once: bool) -> Result<T> {
         match self
             .core
-            .on_own_lane_fast(|ring, a| ring.pop_value_fast(a, try_once))
+            .on_own_lane_fast(|ring, a, by_stamp| ring.pop_value_fast(a, try_once, by_stamp))
         {
             Fast::Slow => {}
             fast => return self.core.ring.fast_result(fast),
@@ -578,6 +619,7 @@ impl<T: Pod> Queue<T> {
 
     /// Takes the oldest value, waiting as long as it takes; `Closed` once the
     /// queue is closed and drained.
+    #[inline]
     pub fn get(&self) -> Result<T> {
         self.get_raw(Deadline::never(), false)
     }
@@ -592,7 +634,10 @@ impl<T: Pod> Queue<T> {
         self.get_raw(deadline, false)
     }
 
-    /// Takes the oldest value if there is one now, else fails with `Empty`.
+    /// Takes the oldest value if there is one now, else fails with `Empty`
+    /// (also while a concurrent put is still writing the oldest value in: see
+    /// the module doc).
+    #[inline]
     pub fn try_get(&self) -> Result<T> {
         self.get_raw(Deadline::never(), true)
     }

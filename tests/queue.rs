@@ -28,6 +28,10 @@ fn child_entry() {
         "consumer" => child_consumer(&args[0], &args[1], num(2)),
         "blocked_get" => child_blocked_get(&args[0]),
         "fork_share" => child_fork_share(),
+        "open_and_vanish" => {
+            // Dies holding its record, as a killed process would.
+            std::mem::forget(Queue::<u64>::open(&args[0]).unwrap());
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -256,7 +260,11 @@ fn a_second_thread_of_a_handle_claims_a_record_of_its_own() {
     let q: Queue<u64> = Queue::anonymous(8).unwrap();
     q.put(1).unwrap();
     assert_eq!(q.get().unwrap(), 1);
-    assert_eq!(records_used(q.segment()), 1, "the owner uses lane 0's record");
+    assert_eq!(
+        records_used(q.segment()),
+        1,
+        "the owner uses lane 0's record"
+    );
     std::thread::scope(|s| {
         s.spawn(|| {
             q.put(2).unwrap();
@@ -268,6 +276,70 @@ fn a_second_thread_of_a_handle_claims_a_record_of_its_own() {
     q.put(3).unwrap();
     assert_eq!(q.get().unwrap(), 3);
     assert_eq!(records_used(q.segment()), 2);
+}
+
+/// Makes in-flight record `index` claim `pos` for a put (`op` 1) or a get
+/// (`op` 2), in the packing `MpmcState::RECORDS_OFFSET` documents.
+fn write_claim(seg: &Segment, index: usize, pos: u64, op: u64) {
+    let offset = MpmcState::RECORDS_OFFSET + index * MpmcState::RECORD_SIZE + 8;
+    scribble(seg, offset, (pos << 8) | (1 << 2) | op, 8);
+}
+
+/// A queue whose second in-flight record belongs to a process that has died.
+fn queue_with_a_dead_participant(name: &ShmName, capacity: usize) -> Queue<u64> {
+    let q: Queue<u64> = Queue::create(name, capacity).unwrap();
+    spawn("open_and_vanish", &[name]).expect_success(LIMIT);
+    assert_eq!(records_used(q.segment()), 2);
+    q
+}
+
+/// Calls `op` until it gives something other than `Full` / `Empty`; panics
+/// after `limit` calls.
+fn retry<T>(limit: u32, mut op: impl FnMut() -> shmprim::Result<T>) -> (T, u32) {
+    for attempt in 1..=limit {
+        match op() {
+            Ok(v) => return (v, attempt),
+            Err(Error::Full | Error::Empty) => {}
+            Err(e) => panic!("attempt {attempt}: {e}"),
+        }
+    }
+    panic!("still full or empty after {limit} attempts");
+}
+
+#[test]
+fn a_try_put_loop_recovers_the_slot_of_a_getter_that_died_holding_it() {
+    let name = ShmName::new("dead_getter");
+    let q = queue_with_a_dead_participant(&name, 4);
+    for v in 0..4 {
+        q.try_put(v).unwrap();
+    }
+    // The dead process claimed position 0 for a get and never released it.
+    write_claim(q.segment(), 1, 0, 2);
+    scribble(q.segment(), MpmcState::HEAD_OFFSET, 1, 8);
+    // `try_put` answers `Full` from the slot's stamp a bounded number of times
+    // (64) before it checks `head`, finds the dead claimer and frees the slot.
+    let ((), attempts) = retry(200, || q.try_put(9));
+    assert!(attempts > 1, "the slot was free at once");
+    // Only the dead getter's message (0) is gone.
+    let got: Vec<u64> = (0..4).map(|_| q.try_get().unwrap()).collect();
+    assert_eq!(got, [1, 2, 3, 9]);
+    assert!(matches!(q.try_get(), Err(Error::Empty)));
+}
+
+#[test]
+fn a_try_get_loop_skips_the_slot_of_a_putter_that_died_holding_it() {
+    let name = ShmName::new("dead_putter");
+    let q = queue_with_a_dead_participant(&name, 4);
+    q.try_put(1).unwrap();
+    // The dead process claimed position 1 for a put and never published it.
+    write_claim(q.segment(), 1, 1, 1);
+    scribble(q.segment(), MpmcState::TAIL_OFFSET, 2, 8);
+    q.try_put(3).unwrap();
+    assert_eq!(q.try_get().unwrap(), 1);
+    let (v, attempts) = retry(200, || q.try_get());
+    assert!(attempts > 1, "the slot was skipped at once");
+    assert_eq!(v, 3);
+    assert!(matches!(q.try_get(), Err(Error::Empty)));
 }
 
 /// The ring's count of in-flight records ever claimed.

@@ -346,6 +346,14 @@ impl MpmcState {
     /// than the highest record index handed out.
     pub const RECORDS_USED_OFFSET: usize =
         std::mem::offset_of!(MpmcState, signals) + std::mem::offset_of!(Signals, records_used);
+    /// Offset of the first in-flight record; record `i` starts
+    /// `i * RECORD_SIZE` bytes later with its holder's liveness id (`u64`,
+    /// 0 when free), then its claim (`u64`, at byte 8): `IDLE` (0), or
+    /// `position << 8 | count << 2 | operation`, the operation 1 for a put and
+    /// 2 for a get.
+    pub const RECORDS_OFFSET: usize = std::mem::offset_of!(MpmcState, records);
+    /// Bytes between consecutive in-flight records.
+    pub const RECORD_SIZE: usize = std::mem::size_of::<Record>();
     /// Offset of the first slot; slot `i` starts `i * slot_stride` bytes later
     /// with its stamp (`u64`), then (in the [`SlotForm::Bytes`] form) its
     /// length (`u32`, at byte 8).
@@ -486,9 +494,16 @@ enum Step {
 pub(crate) enum Fast<T> {
     /// Pushed, or popped this value.
     Done(T),
-    /// (`try_` forms) plainly full.
+    /// (`try_` forms) full: no slot at `tail` to take. With `by_stamp`, the
+    /// answer comes from the slot's stamp alone (the previous lap's message
+    /// is still in it), as in Vyukov's original queue: a consumer may have
+    /// claimed that message and be copying it out. Without, `head` confirms
+    /// that no consumer has (crossbeam's check): but reading `head` pulls the
+    /// consumers' busiest line away from them, on every failed attempt.
     Full,
-    /// (`try_` forms) plainly empty.
+    /// (`try_` forms) empty: nothing published at `head`. With `by_stamp`,
+    /// from the slot's stamp alone (a producer may have claimed the slot and
+    /// be copying in); without, `tail` confirms that none has.
     Empty,
     /// (`try_` forms) empty and closed.
     Closed,
@@ -1532,7 +1547,7 @@ impl MpmcRing {
         deadline: Deadline,
         try_once: bool,
     ) -> Result<()> {
-        match self.push_value_fast(agent, value, try_once) {
+        match self.push_value_fast(agent, value, try_once, false) {
             Fast::Slow => {}
             fast => return self.fast_result(fast),
         }
@@ -1551,12 +1566,13 @@ impl MpmcRing {
     /// it pushed, `Full` when (with `try_once`) it found the ring plainly full;
     /// `Slow` leaves everything else (busy, closed, contention, corruption) to
     /// the general path, with nothing changed but a cleared claim record.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push_value_fast<T: Pod>(
         &self,
         agent: &Agent,
         value: &T,
         try_once: bool,
+        by_stamp: bool,
     ) -> Fast<()> {
         let size = std::mem::size_of::<T>();
         if size != self.slot_size || self.is_closed() {
@@ -1574,7 +1590,12 @@ impl MpmcRing {
             let cap = self.cap;
             if try_once && t >= cap && s == 2 * (t - cap) + 1 {
                 // The previous lap's message is still there: full, unless its
-                // consumer has claimed it. SeqCst fence: as in `push_step`.
+                // consumer has claimed it.
+                if by_stamp {
+                    // Full as far as this slot can be taken now: see `Fast::Full`.
+                    return Fast::Full;
+                }
+                // SeqCst fence: as in `push_step`.
                 fence(Ordering::SeqCst);
                 // Acquire: as in `push_step`.
                 if st.head.0.load(Ordering::Acquire).saturating_add(cap) <= t {
@@ -1625,7 +1646,7 @@ impl MpmcRing {
         deadline: Deadline,
         try_once: bool,
     ) -> Result<T> {
-        match self.pop_value_fast(agent, try_once) {
+        match self.pop_value_fast(agent, try_once, false) {
             Fast::Slow => {}
             fast => return self.fast_result(fast),
         }
@@ -1655,8 +1676,13 @@ impl MpmcRing {
     /// One uncontended attempt at [`pop_value`](Self::pop_value): `Done` when it
     /// popped, `Empty` or `Closed` when (with `try_once`) it found the ring
     /// plainly empty; `Slow` leaves the rest to the general path.
-    #[inline]
-    pub(crate) fn pop_value_fast<T: Pod>(&self, agent: &Agent, try_once: bool) -> Fast<T> {
+    #[inline(always)]
+    pub(crate) fn pop_value_fast<T: Pod>(
+        &self,
+        agent: &Agent,
+        try_once: bool,
+        by_stamp: bool,
+    ) -> Fast<T> {
         let size = std::mem::size_of::<T>();
         if size != self.slot_size {
             return Fast::Slow;
@@ -1672,7 +1698,13 @@ impl MpmcRing {
         if s != 2 * h + 1 {
             if try_once && s == 2 * h {
                 // Nothing published at `head`: empty, unless a producer has
-                // claimed it. SeqCst fence: as in `pop_step`.
+                // claimed it.
+                if by_stamp && !self.is_closed() {
+                    // Empty as far as this slot can be taken now: see
+                    // `Fast::Empty`. (Once closed, `Closed` needs the index.)
+                    return Fast::Empty;
+                }
+                // SeqCst fence: as in `pop_step`.
                 fence(Ordering::SeqCst);
                 // Acquire: as in `pop_step`.
                 if st.tail.0.load(Ordering::Acquire) <= h {
