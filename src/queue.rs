@@ -28,9 +28,9 @@
 //!   Both are answers a moment earlier or later would give; what they save is
 //!   the read of the other side's index, whose cache line the other side
 //!   updates on every operation (crossbeam's `ArrayQueue` reads it to tell
-//!   these cases apart). Every 64th such answer in a row on a handle checks the
-//!   index after all, which is also how a `try_` loop facing a dead
-//!   participant's slot recovers it. ([`ByteQueue`], batches and the C ABI
+//!   these cases apart). After 64 such answers in a row, a handle checks the
+//!   index once, which is also how a `try_` loop facing a dead participant's
+//!   slot recovers it. ([`ByteQueue`], batches and the C ABI
 //!   check the index every time.) [`len`](Queue::len), `is_empty` and
 //!   `is_full` read both indices; like Python's `qsize`, they are approximate
 //!   while others operate.
@@ -126,7 +126,7 @@ const NO_OWNER: usize = NO_KEY;
 /// slot's stamp alone (see [`Fast::Full`]) before it checks once with the
 /// other index, which is also what notices a dead participant's claim on the
 /// slot: a `try_put` / `try_get` loop facing a dead claimer recovers its slot
-/// within this many attempts.
+/// by attempt `STAMP_ANSWERS + 1`.
 pub(crate) const STAMP_ANSWERS: u32 = 64;
 
 /// One lane: a ring record claimed on first use (its index, or `NO_RECORD`),
