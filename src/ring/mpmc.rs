@@ -1563,7 +1563,8 @@ impl MpmcRing {
     }
 
     /// One uncontended attempt at [`push_value`](Self::push_value): `Done` when
-    /// it pushed, `Full` when (with `try_once`) it found the ring plainly full;
+    /// it pushed, `Full` when (with `try_once`) it found the ring full (by the
+    /// slot's stamp alone with `by_stamp`: see [`Fast::Full`]);
     /// `Slow` leaves everything else (busy, closed, contention, corruption) to
     /// the general path, with nothing changed but a cleared claim record.
     #[inline(always)]
@@ -1675,7 +1676,8 @@ impl MpmcRing {
 
     /// One uncontended attempt at [`pop_value`](Self::pop_value): `Done` when it
     /// popped, `Empty` or `Closed` when (with `try_once`) it found the ring
-    /// plainly empty; `Slow` leaves the rest to the general path.
+    /// empty (`Empty` by the slot's stamp alone with `by_stamp`: see
+    /// [`Fast::Empty`]); `Slow` leaves the rest to the general path.
     #[inline(always)]
     pub(crate) fn pop_value_fast<T: Pod>(
         &self,
