@@ -136,6 +136,8 @@ struct Lane {
     state: AtomicUsize,
     /// Lane 0 only: `Full` / `Empty` answers read from a stamp alone since the
     /// last check with the index (owner thread only, so plain loads and stores).
+    /// Kept in the lane rather than in `Core` so that its stores stay on the
+    /// owner's own line pair, away from the fields other threads read.
     by_stamp: AtomicU32,
 }
 

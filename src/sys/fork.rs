@@ -36,16 +36,23 @@ extern "C" fn bump_in_child() {
     THREAD_KEY.with(|k| k.set(UNSET_KEY));
 }
 
+/// Registers `bump_in_child` as this process's fork child handler, once.
+#[inline]
+fn register_handler() {
+    REGISTER.call_once(|| {
+        // SAFETY: registers a child handler that only does an atomic add and a
+        // thread-local store; the handler is a plain `extern "C"` function that
+        // lives for the program.
+        unsafe { libc::pthread_atfork(None, None, Some(bump_in_child)) };
+    });
+}
+
 /// How many forks separate this process from the one that first called this
 /// function (0 there; 1 in a child forked after that call, and so on). Cheap:
 /// one load once the handler is registered.
 #[inline]
 pub(crate) fn fork_generation() -> u32 {
-    REGISTER.call_once(|| {
-        // SAFETY: registers a child handler that only does an atomic add; the
-        // handler is a plain `extern "C"` function that lives for the program.
-        unsafe { libc::pthread_atfork(None, None, Some(bump_in_child)) };
-    });
+    register_handler();
     // Relaxed: the handler runs in the child's only thread before `fork`
     // returns there, so program order makes the bump visible.
     GENERATION.load(Ordering::Relaxed)
@@ -61,7 +68,7 @@ pub(crate) fn thread_key() -> usize {
     if key != UNSET_KEY {
         return key;
     }
-    fork_generation();
+    register_handler();
     // Relaxed: only uniqueness matters, which the read-modify-write gives.
     let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
     THREAD_KEY.with(|k| k.set(key));
