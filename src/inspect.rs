@@ -235,6 +235,7 @@ fn summarize(kind: Kind, info: &HeaderInfo, view: &StateView<'_>) -> Option<Stat
         Kind::Queue | Kind::ByteQueue => crate::queue::summarize(info, view),
         Kind::SpscRing | Kind::SpscByteRing => crate::ring::spsc::summarize(view),
         Kind::Pipe => crate::pipe::summarize(view),
+        Kind::Duplex => crate::ring::duplex::summarize(view),
     }
 }
 

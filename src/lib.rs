@@ -20,6 +20,7 @@
 //! | `Queue(maxsize)`              | [`Queue<T>`], [`ByteQueue`] |
 //! | `Pipe(duplex)`                | [`Pipe`] ([`PipeEnd`] A and B, two SPSC byte rings) |
 //! | (no counterpart: SPSC rings)  | [`SpscRing<T>`], [`SpscByteRing`] |
+//! | `Pipe(duplex)` of small values | [`DuplexRing<T>`] ([`DuplexEnd`] A and B, two interleaved SPSC rings) |
 //!
 //! The foundation every primitive stands on:
 //!
@@ -67,6 +68,7 @@ pub use mutex::{LockError, LockResult, LockStatus, Mutex, MutexGuard, MutexOptio
 pub use pipe::{Pipe, PipeEnd};
 pub use queue::{ByteQueue, Queue};
 pub use reentrant_mutex::{RawReentrantMutex, ReentrantMutex, ReentrantMutexGuard};
+pub use ring::duplex::{DuplexEnd, DuplexRing};
 pub use ring::spsc::{SpscByteRing, SpscRing};
 pub use segment::{
     Disposition, HeaderInfo, Kind, Options, Participant, ParticipantId, Segment, SegmentBuilder,

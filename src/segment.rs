@@ -113,11 +113,13 @@ pub enum Kind {
     SpscRing = 13,
     /// SPSC ring of byte messages.
     SpscByteRing = 14,
+    /// Duplex channel of fixed-size values: two interleaved SPSC rings.
+    Duplex = 15,
 }
 
 impl Kind {
     /// Every kind, in code order.
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 15] = [
         Kind::Raw,
         Kind::Mutex,
         Kind::ReentrantMutex,
@@ -132,6 +134,7 @@ impl Kind {
         Kind::Array,
         Kind::SpscRing,
         Kind::SpscByteRing,
+        Kind::Duplex,
     ];
 
     /// The kind stored as `code`, if any.
@@ -156,6 +159,7 @@ impl Kind {
             Kind::Array => "array",
             Kind::SpscRing => "spsc-ring",
             Kind::SpscByteRing => "spsc-byte-ring",
+            Kind::Duplex => "duplex",
         }
     }
 }

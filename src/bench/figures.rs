@@ -163,6 +163,31 @@ pub fn figures() -> Vec<Figure> {
             ],
         },
         Figure {
+            id: "pingpong-spin-duplex",
+            group: "latency",
+            title: "busy-polling round trip over a DuplexRing (two interleaved SPSC rings), 2 processes",
+            unit: Unit::Ns,
+            shmprim: Some(Impl {
+                name: "DuplexRing<u64>, try_send / busy-polling try_recv",
+                run: shmprim_side::duplex_pingpong,
+                goal: None,
+                available: always,
+            }),
+            hook: "DuplexRing<u64>",
+            references: vec![
+                reference(
+                    "raw atomic ping-pong (2 procs)",
+                    pingpong::spin,
+                    Some(Goal::RatioAtMost(1.3)),
+                ),
+                reference(
+                    "raw ping-pong, one word each way (2 procs)",
+                    pingpong::spin_two_words,
+                    None,
+                ),
+            ],
+        },
+        Figure {
             id: "pingpong-spin-word",
             group: "latency",
             title: "busy-polling round trip over one word of a shmprim Segment (harness check)",

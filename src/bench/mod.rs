@@ -320,6 +320,7 @@ pub(crate) const ROLES: &[(&str, Role)] = &[
         shmprim_side::spsc_byte_producer_child,
     ),
     ("shmprim-spsc-pong", shmprim_side::spsc_pong_child),
+    ("shmprim-duplex-pong", shmprim_side::duplex_pong_child),
     ("shmprim-mpmc-producer", shmprim_side::mpmc_producer_child),
     ("shmprim-mpmc-consumer", shmprim_side::mpmc_consumer_child),
     ("shmprim-queue-pong", shmprim_side::queue_pong_child),

@@ -50,8 +50,8 @@ use crate::bench::figures::{
 use crate::ring::spsc::{Consumer, Producer, TryError};
 use crate::wait::{wait_while_eq, wake};
 use crate::{
-    Barrier, Deadline, Error, Event, Kind, Mutex, Queue, Segment, SegmentBuilder, Semaphore,
-    SpscByteRing, SpscRing, Value,
+    Barrier, Deadline, DuplexEnd, DuplexRing, Error, Event, Kind, Mutex, Queue, Segment,
+    SegmentBuilder, Semaphore, SpscByteRing, SpscRing, Value,
 };
 
 /// A named raw segment for a run, unlinked on drop (and by the Ctrl-C handler).
@@ -678,6 +678,72 @@ pub(crate) fn spsc_pong_child(c: &ChildCtx) -> Res<()> {
     }
     c.done();
     Ok(())
+}
+
+/// A `DuplexRing<u64>` (end A here, end B in the child), both sides
+/// busy-polling `try_recv`: the parent sends `i`, the child answers `i + 1`,
+/// checked on every round trip. ns per round trip.
+pub(crate) fn duplex_pingpong(ctx: &Ctx) -> Res<f64> {
+    let n = ctx.n(SPIN_ROUND_TRIPS);
+    let name = ShmNameGuard::new("duplex");
+    let ring = DuplexRing::<u64>::create(name.name(), SPSC_U64_CAPACITY as usize).map_err(err)?;
+    let mut a = ring.end_a().map_err(err)?;
+    let mut s = Session::start(vec![Spawn::pinned(
+        "shmprim-duplex-pong",
+        vec![name.name().into(), n.to_string()],
+    )])?;
+    let t0 = s.go();
+    let mut tries = 0;
+    for i in 0..n {
+        duplex_send(&mut a, i, &mut tries, t0)?;
+        if duplex_recv(&mut a, &mut tries, t0)? != i + 1 {
+            return Err("wrong answer".into());
+        }
+    }
+    let dt = t0.elapsed();
+    s.wait_done()?;
+    s.finish()?;
+    Ok(ns_per(dt, n))
+}
+
+/// Child of [`duplex_pingpong`]: answers every `v` with `v + 1`.
+pub(crate) fn duplex_pong_child(c: &ChildCtx) -> Res<()> {
+    let ring = DuplexRing::<u64>::open(c.str_arg(0)?).map_err(err)?;
+    let n: u64 = c.arg(1)?;
+    let mut b = ring.end_b().map_err(err)?;
+    c.ready()?;
+    let t0 = Instant::now();
+    let mut tries = 0;
+    for _ in 0..n {
+        let v = duplex_recv(&mut b, &mut tries, t0)?;
+        duplex_send(&mut b, v + 1, &mut tries, t0)?;
+    }
+    c.done();
+    Ok(())
+}
+
+/// Busy-polls `try_recv` until a value arrives.
+#[inline(always)]
+fn duplex_recv(end: &mut DuplexEnd<u64>, tries: &mut u32, t0: Instant) -> Res<u64> {
+    loop {
+        match end.try_recv() {
+            Ok(v) => return Ok(v),
+            Err(TryError::Empty) => relax(tries, t0)?,
+            Err(e) => return Err(format!("try_recv: {e}")),
+        }
+    }
+}
+
+/// Busy-polls `try_send` until `v` is in.
+#[inline(always)]
+fn duplex_send(end: &mut DuplexEnd<u64>, v: u64, tries: &mut u32, t0: Instant) -> Res<()> {
+    loop {
+        match end.try_send(v) {
+            Ok(()) => return Ok(()),
+            Err(TryError::Full) => relax(tries, t0)?,
+            Err(e) => return Err(format!("try_send: {e}")),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------

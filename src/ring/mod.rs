@@ -2,8 +2,10 @@
 //! fixed-size elements and of byte messages ([`spsc`]), and the bounded
 //! multi-producer multi-consumer ring ([`mpmc`]) behind [`Queue`](crate::Queue)
 //! and [`ByteQueue`](crate::ByteQueue). The [`Pipe`](crate::pipe) is built from
-//! two SPSC byte rings.
+//! two SPSC byte rings; the [`duplex`] channel from two SPSC rings of values
+//! whose slots are interleaved.
 
+pub mod duplex;
 pub mod mpmc;
 pub mod spsc;
 

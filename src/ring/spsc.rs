@@ -140,6 +140,20 @@ const MAGIC: u32 = u32::from_le_bytes(*b"SPSC");
 const FORMAT_ELEMENTS: u32 = 1;
 /// `meta.format` of a ring of byte records.
 const FORMAT_BYTES: u32 = 2;
+/// `meta.format` of a ring of stamped elements ([`crate::ring::duplex`]).
+pub(crate) const FORMAT_STAMPED: u32 = 3;
+/// Bit 31 of a slot stamp: the slot holds the value of the position in bits
+/// 0–30 (a fresh slot's stamp is 0, which no position's stamp equals).
+const STAMPED: u32 = 1 << 31;
+
+/// A slot of a stamped element ring ([`crate::ring::duplex`]): the value, and
+/// the stamp its producer stores after it (`position | STAMPED`, `Release`), so
+/// that the consumer learns that the slot is published from the slot's own line.
+#[repr(C)]
+pub(crate) struct StampedSlot<T> {
+    pub(crate) stamp: AtomicU32,
+    pub(crate) value: UnsafeCell<T>,
+}
 /// How often a blocked end re-checks its condition and whether its peer died.
 pub const LIVENESS_SLICE: Duration = Duration::from_millis(50);
 
@@ -204,7 +218,7 @@ pub const fn record_size(len: usize) -> usize {
     RECORD_HEADER + round8(len)
 }
 
-fn element_capacity(capacity: usize) -> Result<u32> {
+pub(crate) fn element_capacity(capacity: usize) -> Result<u32> {
     if capacity == 0 || capacity > MAX_CAPACITY {
         return Err(Error::invalid_argument(format!(
             "ring capacity {capacity} is not in 1..={MAX_CAPACITY}"
@@ -235,7 +249,7 @@ pub fn byte_capacity(capacity: usize, max_message: usize) -> Result<usize> {
     Ok(cap)
 }
 
-fn check_element_type<T>() -> Result<()> {
+pub(crate) fn check_element_type<T>() -> Result<()> {
     let (size, align) = (std::mem::size_of::<T>(), std::mem::align_of::<T>());
     if size == 0 || size > u32::MAX as usize || align > RING_ALIGN {
         return Err(Error::invalid_argument(format!(
@@ -308,7 +322,7 @@ impl RingHeader {
 
     /// # Safety
     /// `mem` is valid for writes of a `RingHeader` and aligned to 128.
-    unsafe fn write_header(mem: *mut u8, format: u32, capacity: u32, unit: u32) {
+    pub(crate) unsafe fn write_header(mem: *mut u8, format: u32, capacity: u32, unit: u32) {
         let header = RingHeader {
             meta: Line(Meta {
                 magic: MAGIC,
@@ -341,6 +355,9 @@ pub(crate) struct RingRef {
     cap: u32,
     mask: u32,
     unit: u32,
+    /// Bytes from one slot to the next: the element size, or for a stamped ring
+    /// the size of a pair of slots (see [`crate::ring::duplex`]).
+    stride: u32,
     name: Arc<str>,
 }
 
@@ -390,8 +407,51 @@ impl RingRef {
             cap,
             mask: cap - 1,
             unit,
+            stride: unit,
             name: name.into(),
         })
+    }
+
+    /// A view of a stamped ring whose header is at `hdr` and whose slot `i` is
+    /// at `data + i * stride`, after checking its `meta` as in [`open`](Self::open).
+    ///
+    /// # Safety
+    ///
+    /// `hdr` points to a `RingHeader`, aligned to 128; `data + i * stride` for
+    /// every `i < cap` is a `StampedSlot` of an element of `unit` bytes, aligned
+    /// for it; all of it stays mapped while the view is used.
+    pub(crate) unsafe fn open_stamped(
+        hdr: *mut u8,
+        data: *mut u8,
+        cap: u32,
+        unit: u32,
+        stride: u32,
+        name: &str,
+    ) -> Result<RingRef> {
+        // SAFETY: forwarded from the caller.
+        let mut ring = unsafe { Self::open(hdr, FORMAT_STAMPED, cap, unit, name)? };
+        ring.data = data;
+        ring.stride = stride;
+        Ok(ring)
+    }
+
+    /// The stamped slot of position `pos`.
+    ///
+    /// # Safety
+    ///
+    /// The view was made by [`open_stamped`](Self::open_stamped) for elements
+    /// of type `T`.
+    #[inline]
+    unsafe fn stamped<T>(&self, pos: u32) -> &StampedSlot<T> {
+        let i = (pos & self.mask) as usize;
+        // SAFETY: `i < cap` (masked, and `cap` came from validated parameters),
+        // so the slot lies in the region (contract of `open_stamped`).
+        unsafe {
+            &*self
+                .data
+                .add(i * self.stride as usize)
+                .cast::<StampedSlot<T>>()
+        }
     }
 
     /// A view of the byte ring at `mem`, checked as in [`open`](Self::open).
@@ -636,7 +696,7 @@ impl ProducerCore {
         Ok(self.ring.cap - used)
     }
 
-    fn refresh(&mut self) -> Result<u32> {
+    pub(crate) fn refresh(&mut self) -> Result<u32> {
         self.refresh_from(self.tail)
     }
 
@@ -662,7 +722,7 @@ impl ProducerCore {
     /// Wakes a sleeping consumer if the waiter count (read without a fence) says
     /// there is one. See the module doc for why this may miss one.
     #[inline]
-    fn wake_hint(&self) {
+    pub(crate) fn wake_hint(&self) {
         let hdr = self.ring.hdr();
         if hdr.waiters.0.consumers.load(Ordering::Relaxed) != 0 {
             wait::wake(&hdr.tail.0, &hdr.waiters.0.consumers, u32::MAX);
@@ -707,6 +767,38 @@ impl ProducerCore {
             Err(Error::Closed) => Ok((self.tail.wrapping_sub(self.head_cache) & IDX) as usize),
             Err(e) => Err(e),
         }
+    }
+
+    // ---- stamped elements
+
+    /// Pushes `value` into a stamped ring: the value, the tail as for any ring
+    /// (so that `len`, sleepers and batches see it move), then the slot's stamp.
+    /// The stamp comes last, so a consumer that takes the value by its stamp
+    /// never runs ahead of the published tail. `Full` or `Closed` as for
+    /// [`Producer::try_push`].
+    ///
+    /// # Safety
+    ///
+    /// The ring was opened with [`RingRef::open_stamped`] for elements of `T`.
+    #[inline]
+    pub(crate) unsafe fn try_push_stamped<T: Pod>(&mut self, value: T) -> Result<()> {
+        let tail = self.tail;
+        if self.free_cached(tail) == 0 && self.refresh_from(tail)? == 0 {
+            return Err(Error::Full);
+        }
+        // SAFETY: a stamped ring of `T` (caller).
+        let slot = unsafe { self.ring.stamped::<T>(tail) };
+        // SAFETY: fewer than `cap` slots are queued, so the consumer does not
+        // read this one until the tail or the stamp below publishes it.
+        slot.value.with_mut(|p| unsafe { p.write(value) });
+        self.publish(tail.wrapping_add(1));
+        // SAFETY: as above.
+        let slot = unsafe { self.ring.stamped::<T>(tail) };
+        // Release: pairs with the consumer's Acquire load of the stamp in
+        // `try_pop_stamped`: the value and the tail stored above are visible
+        // to it.
+        slot.stamp.store(tail | STAMPED, Ordering::Release);
+        Ok(())
     }
 
     // ---- byte records
@@ -893,7 +985,7 @@ impl ConsumerCore {
     }
 
     #[inline]
-    fn wake_hint(&self) {
+    pub(crate) fn wake_hint(&self) {
         let hdr = self.ring.hdr();
         if hdr.waiters.0.producers.load(Ordering::Relaxed) != 0 {
             wait::wake(&hdr.head.0, &hdr.waiters.0.producers, u32::MAX);
@@ -932,6 +1024,49 @@ impl ConsumerCore {
 
     fn len(&mut self) -> Result<usize> {
         Ok(self.refresh()? as usize)
+    }
+
+    // ---- stamped elements
+
+    /// Pops the oldest element of a stamped ring. When the cached tail shows
+    /// nothing, the slot's stamp says whether its value is published; if it is
+    /// not, `by_stamp` answers `Empty` from the stamp alone (the slot's line is
+    /// the one the producer writes next, so polling it costs no other line),
+    /// and otherwise the tail is read as in [`Consumer::try_pop`], which also
+    /// sees `Closed` and a corrupted tail.
+    ///
+    /// # Safety
+    ///
+    /// The ring was opened with [`RingRef::open_stamped`] for elements of `T`.
+    #[inline]
+    pub(crate) unsafe fn try_pop_stamped<T: Pod>(&mut self, by_stamp: bool) -> Result<T> {
+        let head = self.head;
+        if self.avail_cached(head) == 0 {
+            // SAFETY: a stamped ring of `T` (caller).
+            let stamp = unsafe { self.ring.stamped::<T>(head) }
+                .stamp
+                // Acquire: pairs with the producer's Release store of the stamp
+                // in `try_push_stamped`, so its value is visible before we read it.
+                .load(Ordering::Acquire);
+            if stamp == head | STAMPED {
+                // The tail was published before the stamp, so it is at least
+                // one past `head`; keeps `avail_cached` from wrapping once
+                // `head` moves.
+                self.tail_cache = head.wrapping_add(1) & IDX;
+            } else if by_stamp {
+                return Err(Error::Empty);
+            } else {
+                self.available(head, 1)?;
+            }
+        }
+        // SAFETY: a stamped ring of `T` (caller).
+        let slot = unsafe { self.ring.stamped::<T>(head) };
+        // SAFETY: the slot is published (by its stamp or by the tail read with
+        // Acquire), and the producer does not reuse it before we move the head.
+        // `T: Pod`, so any bytes are a valid `T`.
+        let value = slot.value.with(|p| unsafe { p.read() });
+        self.publish(head.wrapping_add(1));
+        Ok(value)
     }
 
     // ---- byte records
@@ -1075,7 +1210,7 @@ pub enum TryError {
 
 impl TryError {
     #[cold]
-    fn from_error(e: Error) -> TryError {
+    pub(crate) fn from_error(e: Error) -> TryError {
         match e {
             Error::Full => TryError::Full,
             Error::Empty => TryError::Empty,
@@ -1120,50 +1255,65 @@ struct Shared {
     ring: RingRef,
 }
 
+/// Claims the producer or consumer end of `ring` for `backing`'s participant:
+/// `InvalidArgument` while a live participant holds it.
+pub(crate) fn claim_end(backing: &Backing, ring: &RingRef, producer: bool) -> Result<u64> {
+    let word = ring.end(producer);
+    let me = backing.my_id();
+    for _ in 0..64 {
+        // Acquire: pairs with the Release in `release_end`, ordering us after
+        // the previous holder of the end.
+        let cur = word.load(Ordering::Acquire);
+        if cur != UNCLAIMED && backing.is_alive(cur) {
+            return Err(Error::invalid_argument(format!(
+                "the {} end of ring {:?} is held by a live participant",
+                if producer { "producer" } else { "consumer" },
+                backing.display_name()
+            )));
+        }
+        // AcqRel: as above, and publishes our claim.
+        if word
+            .compare_exchange(cur, me, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            return Ok(me);
+        }
+    }
+    Err(Error::corrupted(
+        backing.display_name(),
+        "end claim word keeps changing",
+    ))
+}
+
+/// Gives up an end claimed by [`claim_end`].
+pub(crate) fn release_end(ring: &RingRef, producer: bool, me: u64) {
+    // Release: pairs with the Acquire of the next claimant.
+    let _ =
+        ring.end(producer)
+            .compare_exchange(me, UNCLAIMED, Ordering::Release, Ordering::Relaxed);
+}
+
+/// Whether the end opposite to `producer` was claimed by a participant that
+/// has died.
+pub(crate) fn peer_died(backing: &Backing, ring: &RingRef, producer: bool) -> bool {
+    // Acquire: pairs with the claimant's AcqRel in `claim_end`.
+    let owner = ring.end(!producer).load(Ordering::Acquire);
+    owner != UNCLAIMED && !backing.is_alive(owner)
+}
+
 impl Shared {
     /// Claims the producer or consumer end for this handle's participant.
     fn claim(&self, producer: bool) -> Result<u64> {
-        let word = self.ring.end(producer);
-        let me = self.backing.my_id();
-        for _ in 0..64 {
-            // Acquire: pairs with the Release in `release`, ordering us after the
-            // previous holder of the end.
-            let cur = word.load(Ordering::Acquire);
-            if cur != UNCLAIMED && self.backing.is_alive(cur) {
-                return Err(Error::invalid_argument(format!(
-                    "the {} end of ring {:?} is held by a live participant",
-                    if producer { "producer" } else { "consumer" },
-                    self.backing.display_name()
-                )));
-            }
-            // AcqRel: as above, and publishes our claim.
-            if word
-                .compare_exchange(cur, me, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
-                return Ok(me);
-            }
-        }
-        Err(Error::corrupted(
-            self.backing.display_name(),
-            "end claim word keeps changing",
-        ))
+        claim_end(&self.backing, &self.ring, producer)
     }
 
     fn release(&self, producer: bool, me: u64) {
-        // Release: pairs with the Acquire of the next claimant.
-        let _ = self.ring.end(producer).compare_exchange(
-            me,
-            UNCLAIMED,
-            Ordering::Release,
-            Ordering::Relaxed,
-        );
+        release_end(&self.ring, producer, me);
     }
 
     /// Whether the other end was claimed by a participant that has died.
     fn peer_gone(&self, producer: bool) -> bool {
-        let owner = self.ring.end(!producer).load(Ordering::Acquire);
-        owner != UNCLAIMED && !self.backing.is_alive(owner)
+        peer_died(&self.backing, &self.ring, producer)
     }
 
     /// A named ring: create, validate the header against the parameters.

@@ -1,0 +1,756 @@
+//! A two-way channel of `Pod` values between two processes, built for request
+//! and reply: two SPSC rings, one per direction, in one segment, with their
+//! slots interleaved. Python's counterpart is `multiprocessing.Pipe(duplex=True)`
+//! used to send one small value at a time each way; [`Pipe`](crate::pipe::Pipe)
+//! is the form for byte messages.
+//!
+//! # Why interleaved, stamped slots
+//!
+//! Over two separate [`SpscRing`](super::spsc::SpscRing)s, a request and its
+//! reply move four cache lines between the two cores: the request's slot and
+//! the tail that publishes it, then the reply's slot and its tail. Here each
+//! slot carries a *stamp*, stored last (`Release`), so the receiver
+//! learns from the slot's own line that it is published and never needs the
+//! tail's line while values flow. And slot `i` of the ring A→B sits beside slot
+//! `i` of the ring B→A: when A sends its `k`-th value and B answers with its
+//! `k`-th, request and reply share one line, which moves between the two cores
+//! exactly as a single shared word would. `BENCHMARKS.md` has the figures
+//! (`pingpong-spin-duplex` against `pingpong-spin-spsc` and a raw one-word
+//! ping-pong).
+//!
+//! Each ring still publishes its tail (before the stamp) and its head as an
+//! `SpscRing` does, so sleeping, closing and recovery work the same way; the
+//! stamps only let a receiver skip the tail. [`DuplexEnd::try_recv`] answers `Empty` from the
+//! stamp alone at most 64 times in a row; the next empty answer reads the tail,
+//! which is where it sees that the peer closed or that the ring is corrupted.
+//!
+//! # Layout
+//!
+//! ```text
+//! offset    0  ring header A→B   (an SPSC ring header, format 3: stamped)
+//! offset  640  ring header B→A
+//! offset 1280  `capacity` pairs: [slot i of A→B][slot i of B→A]
+//!              each slot: u32 stamp (position | 1 << 31, 0 when fresh), then the value
+//! ```
+//!
+//! Stamps, like indices, are untrusted: a slot position is always masked with
+//! the validated capacity, so a scribbled stamp can at worst hand over a value
+//! early (any bytes are a valid `T: Pod`); the indices then disagree and the
+//! next operation that reads them returns [`Error::Corrupted`].
+//!
+//! # Ends, closing and death
+//!
+//! A [`DuplexRing`] has two ends, A and B ([`DuplexEnd`]). Each end is the
+//! producer of one ring and the consumer of the other, claimed together by one
+//! participant (one handle, so one process): a second claim while the holder
+//! lives is refused (`InvalidArgument`). Dropping an end closes both its
+//! directions and frees the claim, so a new participant may take the end over,
+//! as with an `SpscRing`.
+//!
+//! When the peer closes its end or its process dies:
+//! - `recv` returns what the peer sent before, then `Error::Closed`; a
+//!   blocked `recv` sees a death within [`LIVENESS_SLICE`](super::spsc::LIVENESS_SLICE), `try_recv` within
+//!   a millisecond of polling.
+//! - `send` fails with `Error::Closed` once the ring is full, or at the latest
+//!   on the 256th send after the close, and every send after that fails too.
+//!
+//! A peer that dies in the middle of a send loses only that value. The tail is
+//! published before the stamp, so a value whose tail was published is
+//! delivered even if its stamp never was (the receiver's tail check finds it).
+//!
+//! # Example
+//!
+//! ```
+//! use shmprim::ring::duplex::DuplexRing;
+//! # let name = format!("doc-duplex-{}", std::process::id());
+//! let ring = DuplexRing::<u64>::create(&name, 64)?;
+//! let mut a = ring.end_a()?;
+//! // Another process would run `DuplexRing::<u64>::open(&name)?.end_b()?`.
+//! let mut b = DuplexRing::<u64>::open(&name)?.end_b()?;
+//! a.send(41)?;
+//! let request = b.recv()?;
+//! b.send(request + 1)?;
+//! assert_eq!(a.recv()?, 42);
+//! drop(b);
+//! assert!(matches!(a.recv(), Err(shmprim::Error::Closed)));
+//! DuplexRing::<u64>::unlink(&name)?;
+//! # Ok::<(), shmprim::Error>(())
+//! ```
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytemuck::Pod;
+
+use super::spsc::{
+    ConsumerCore, FORMAT_STAMPED, ProducerCore, RingHeader, RingRef, StampedSlot, TryError,
+    check_element_type, claim_end, element_capacity, peer_died, release_end,
+};
+use super::{Backing, HeapMem};
+use crate::error::{Error, Result};
+use crate::pipe::End;
+use crate::segment::{Kind, Options, Segment, SegmentBuilder, TypeCode, TypeDesc};
+use crate::sync::UnsafeCell;
+use crate::sync::atomic::AtomicU32;
+use crate::wait::Deadline;
+
+/// `try_recv` answers `Empty` from the slot's stamp at most this many times in
+/// a row; the next empty answer reads the tail (and sees a close).
+#[cfg(not(shmprim_loom))]
+pub const STAMP_ANSWERS: u32 = 64;
+/// Fewer under loom, so that models reach the tail check.
+#[cfg(shmprim_loom)]
+pub const STAMP_ANSWERS: u32 = 2;
+/// A sender re-reads its peer's head (and so sees a close) once per this many
+/// sends, even when the ring is not full.
+pub const CLOSE_CHECK_EVERY: u32 = 256;
+/// A `try_recv` that found nothing checks the peer's liveness at most this often.
+const POLL_LIVENESS_EVERY: Duration = Duration::from_millis(1);
+/// Bytes of the two ring headers before the slot pairs.
+const HEADERS: usize = 2 * RingHeader::DATA_OFFSET;
+
+/// The index in [`DuplexShared::rings`] of the ring `end` sends on; it
+/// receives on the other one.
+fn tx_index(end: End) -> usize {
+    match end {
+        End::A => 0,
+        End::B => 1,
+    }
+}
+
+/// Size of one stamped slot of `T`.
+const fn slot_size<T>() -> usize {
+    std::mem::size_of::<StampedSlot<T>>()
+}
+
+/// Bytes of memory a duplex ring of `capacity` values of `T` needs
+/// (`capacity` is rounded up to a power of two).
+pub fn memory_size<T: Pod>(capacity: usize) -> Result<usize> {
+    check_element_type::<T>()?;
+    let cap = element_capacity(capacity)? as usize;
+    let pair = 2 * slot_size::<T>();
+    if pair > u32::MAX as usize {
+        return Err(Error::invalid_argument(format!(
+            "element of {} bytes is too large for a duplex ring",
+            std::mem::size_of::<T>()
+        )));
+    }
+    cap.checked_mul(pair)
+        .and_then(|n| n.checked_add(HEADERS))
+        .ok_or_else(|| Error::invalid_argument("duplex ring is too large"))
+}
+
+/// Writes a fresh duplex ring of `capacity` values of `T` (rounded up to a
+/// power of two) at `mem`, with no end claimed.
+///
+/// # Safety
+///
+/// `mem` is valid for writes of [`memory_size`] bytes, aligned to 128, and
+/// nobody else uses that memory during the call.
+pub unsafe fn init<T: Pod>(mem: *mut u8, capacity: usize) -> Result<()> {
+    memory_size::<T>(capacity)?;
+    let cap = element_capacity(capacity)?;
+    let unit = std::mem::size_of::<T>() as u32;
+    // SAFETY: the caller provides the whole region, aligned to 128; the headers
+    // sit at multiples of 128 and each slot at a multiple of its size, which is
+    // a multiple of its alignment (at most 128).
+    unsafe {
+        RingHeader::write_header(mem, FORMAT_STAMPED, cap, unit);
+        RingHeader::write_header(mem.add(RingHeader::DATA_OFFSET), FORMAT_STAMPED, cap, unit);
+        let slots = mem.add(HEADERS).cast::<StampedSlot<T>>();
+        for i in 0..2 * cap as usize {
+            slots.add(i).write(StampedSlot {
+                stamp: AtomicU32::new(0),
+                value: UnsafeCell::new(T::zeroed()),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// What every handle of a duplex ring shares: the memory and the two rings.
+struct DuplexShared {
+    backing: Backing,
+    /// The ring A→B, then the ring B→A.
+    rings: [RingRef; 2],
+    cap: u32,
+    /// Drops the slots of a heap ring under loom (they hold loom cells).
+    #[cfg(shmprim_loom)]
+    drop_slots: unsafe fn(*mut u8, u32),
+}
+
+impl DuplexShared {
+    /// Validates the duplex ring at the start of `backing` and makes its views.
+    ///
+    /// # Safety
+    ///
+    /// The memory holds `memory_size::<T>(cap)` bytes, aligned to 128, owned by
+    /// `backing`.
+    unsafe fn new<T: Pod>(backing: Backing, cap: u32) -> Result<DuplexShared> {
+        let mem = backing.base();
+        let name = backing.display_name().to_owned();
+        let (unit, slot) = (std::mem::size_of::<T>() as u32, slot_size::<T>());
+        let open = |i: usize| {
+            // SAFETY: header `i` and the slots `HEADERS + (2k + i) * slot` for
+            // `k < cap` lie in the region (caller), aligned as `init` placed them.
+            unsafe {
+                RingRef::open_stamped(
+                    mem.add(i * RingHeader::DATA_OFFSET),
+                    mem.add(HEADERS + i * slot),
+                    cap,
+                    unit,
+                    (2 * slot) as u32,
+                    &name,
+                )
+            }
+        };
+        Ok(DuplexShared {
+            rings: [open(0)?, open(1)?],
+            backing,
+            cap,
+            #[cfg(shmprim_loom)]
+            drop_slots: drop_slots::<T>,
+        })
+    }
+}
+
+/// Drops the `2 * cap` slots of `T` that `init` wrote at `slots`.
+///
+/// # Safety
+///
+/// They were written by `init::<T>` and nothing uses them any more.
+#[cfg(shmprim_loom)]
+unsafe fn drop_slots<T>(slots: *mut u8, cap: u32) {
+    for i in 0..2 * cap as usize {
+        // SAFETY: guaranteed by the caller.
+        unsafe { std::ptr::drop_in_place(slots.cast::<StampedSlot<T>>().add(i)) };
+    }
+}
+
+#[cfg(shmprim_loom)]
+impl Drop for DuplexShared {
+    fn drop(&mut self) {
+        // Loom's atomics and cells must be dropped inside the model.
+        if let Backing::Heap(mem) = &self.backing {
+            let p = mem.as_ptr();
+            // SAFETY: `init` wrote the two headers and the slots (of the type
+            // `drop_slots` was made for); nothing uses them any more.
+            unsafe {
+                std::ptr::drop_in_place(p.cast::<RingHeader>());
+                std::ptr::drop_in_place(p.add(RingHeader::DATA_OFFSET).cast::<RingHeader>());
+                (self.drop_slots)(p.add(HEADERS), self.cap);
+            }
+        }
+    }
+}
+
+fn builder<T: Pod>(cap: u32) -> Result<SegmentBuilder> {
+    Ok(SegmentBuilder::new(Kind::Duplex)
+        .data_size(memory_size::<T>(cap as usize)? as u64)
+        .param(0, u64::from(cap))
+        .param(1, std::mem::size_of::<T>() as u64)
+        .payload(TypeDesc::of::<T>(TypeCode::Struct)))
+}
+
+/// A named (or anonymous, or heap) duplex ring of `T`. Take its ends with
+/// [`end_a`](Self::end_a) and [`end_b`](Self::end_b), one per process (see
+/// the module doc).
+pub struct DuplexRing<T: Pod> {
+    shared: Arc<DuplexShared>,
+    _t: PhantomData<fn(T) -> T>,
+}
+
+impl<T: Pod> Clone for DuplexRing<T> {
+    fn clone(&self) -> Self {
+        DuplexRing {
+            shared: self.shared.clone(),
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T: Pod> std::fmt::Debug for DuplexRing<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DuplexRing")
+            .field("name", &self.shared.backing.display_name())
+            .field("capacity", &self.shared.cap)
+            .finish()
+    }
+}
+
+impl<T: Pod> DuplexRing<T> {
+    /// Creates a named duplex ring of `capacity` values each way (rounded up to
+    /// a power of two, at most [`MAX_CAPACITY`](super::spsc::MAX_CAPACITY)).
+    pub fn create(name: &str, capacity: usize) -> Result<DuplexRing<T>> {
+        Self::create_with_options(name, capacity, &Options::default())
+    }
+
+    /// [`create`](Self::create) with handle options.
+    pub fn create_with_options(
+        name: &str,
+        capacity: usize,
+        opts: &Options,
+    ) -> Result<DuplexRing<T>> {
+        let cap = element_capacity(capacity)?;
+        let seg = builder::<T>(cap)?
+            .options(opts)
+            .create_with(name, |ptr, _| {
+                // SAFETY: the data area is `memory_size` bytes, page aligned, ours.
+                unsafe { init::<T>(ptr.as_ptr(), cap as usize) }
+            })?;
+        Self::from_segment(seg)
+    }
+
+    /// Opens a named duplex ring of `T`.
+    pub fn open(name: &str) -> Result<DuplexRing<T>> {
+        check_element_type::<T>()?;
+        Self::from_segment(builder::<T>(1)?.open(name)?)
+    }
+
+    /// Opens the named duplex ring, or creates it with `capacity` values each way.
+    pub fn open_or_create(name: &str, capacity: usize) -> Result<DuplexRing<T>> {
+        let cap = element_capacity(capacity)?;
+        let (seg, _) = builder::<T>(cap)?.open_or_create_with(name, |ptr, _| {
+            // SAFETY: as in `create_with_options`.
+            unsafe { init::<T>(ptr.as_ptr(), cap as usize) }
+        })?;
+        seg.expect_param(0, u64::from(cap), "capacity")?;
+        Self::from_segment(seg)
+    }
+
+    /// An anonymous duplex ring (`memfd`), shared with children forked
+    /// afterwards. A forked child shares its parent's participant id, so the
+    /// death of one of the two is not seen while the other lives.
+    pub fn anonymous(capacity: usize) -> Result<DuplexRing<T>> {
+        let cap = element_capacity(capacity)?;
+        let seg = builder::<T>(cap)?.anonymous_with(|ptr, _| {
+            // SAFETY: as in `create_with_options`.
+            unsafe { init::<T>(ptr.as_ptr(), cap as usize) }
+        })?;
+        Self::from_segment(seg)
+    }
+
+    /// A duplex ring on the heap of this process (between threads).
+    pub fn new(capacity: usize) -> Result<DuplexRing<T>> {
+        let cap = element_capacity(capacity)?;
+        let mem = HeapMem::zeroed(memory_size::<T>(cap as usize)?)?;
+        // SAFETY: zeroed, aligned to 128, large enough, ours.
+        unsafe { init::<T>(mem.as_ptr(), cap as usize)? };
+        // SAFETY: initialised just above; `Backing::Heap` owns the memory.
+        let shared = unsafe { DuplexShared::new::<T>(Backing::Heap(mem), cap)? };
+        Ok(DuplexRing {
+            shared: Arc::new(shared),
+            _t: PhantomData,
+        })
+    }
+
+    fn from_segment(seg: Segment) -> Result<DuplexRing<T>> {
+        let (cap, unit) = (seg.param(0), seg.param(1));
+        if cap == 0 || !cap.is_power_of_two() || cap > super::spsc::MAX_CAPACITY as u64 {
+            return Err(Error::corrupted(
+                seg.display_name(),
+                format!("duplex ring parameters: capacity {cap}, unit {unit}"),
+            ));
+        }
+        seg.expect_param(1, std::mem::size_of::<T>() as u64, "element size")?;
+        seg.expect_data_size(memory_size::<T>(cap as usize)? as u64)?;
+        // SAFETY: the data area holds the memory size (checked), page aligned,
+        // owned by the backing.
+        let shared = unsafe { DuplexShared::new::<T>(Backing::Segment(seg), cap as u32)? };
+        Ok(DuplexRing {
+            shared: Arc::new(shared),
+            _t: PhantomData,
+        })
+    }
+
+    /// Removes the name.
+    pub fn unlink(name: &str) -> Result<()> {
+        Segment::unlink(name)
+    }
+
+    /// The segment (`None` for a heap ring).
+    pub fn segment(&self) -> Option<&Segment> {
+        self.shared.backing.segment()
+    }
+
+    /// Values each direction holds.
+    pub fn capacity(&self) -> usize {
+        self.shared.cap as usize
+    }
+
+    /// Claims end A.
+    pub fn end_a(&self) -> Result<DuplexEnd<T>> {
+        self.end(End::A)
+    }
+
+    /// Claims end B.
+    pub fn end_b(&self) -> Result<DuplexEnd<T>> {
+        self.end(End::B)
+    }
+
+    /// Claims `end` for this handle's participant: `InvalidArgument` while a
+    /// live participant holds it.
+    pub fn end(&self, end: End) -> Result<DuplexEnd<T>> {
+        let shared = &self.shared;
+        let (t, r) = (tx_index(end), 1 - tx_index(end));
+        let (tx_ring, rx_ring) = (&shared.rings[t], &shared.rings[r]);
+        let me = claim_end(&shared.backing, tx_ring, true)?;
+        let cores = claim_end(&shared.backing, rx_ring, false).and_then(|me_rx| {
+            debug_assert_eq!(me, me_rx);
+            let made = ProducerCore::new(tx_ring.clone())
+                .and_then(|tx| Ok((tx, ConsumerCore::new(rx_ring.clone())?)));
+            if made.is_err() {
+                release_end(rx_ring, false, me);
+            }
+            made
+        });
+        let (tx, rx) = match cores {
+            Ok(c) => c,
+            Err(e) => {
+                release_end(tx_ring, true, me);
+                return Err(e);
+            }
+        };
+        Ok(DuplexEnd {
+            shared: shared.clone(),
+            end,
+            tx,
+            rx,
+            me,
+            stamp_empties: 0,
+            sends: 0,
+            peer_gone: false,
+            next_liveness_check: Deadline::now(),
+            _t: PhantomData,
+        })
+    }
+}
+
+/// One end of a [`DuplexRing`]: sends on one ring, receives on the other.
+/// Dropping it closes both directions.
+pub struct DuplexEnd<T: Pod> {
+    shared: Arc<DuplexShared>,
+    end: End,
+    tx: ProducerCore,
+    rx: ConsumerCore,
+    me: u64,
+    /// `Empty` answers given from the stamp alone since the last other answer.
+    stamp_empties: u32,
+    sends: u32,
+    /// Set once a send saw the peer closed or dead: every later send fails.
+    peer_gone: bool,
+    next_liveness_check: Deadline,
+    _t: PhantomData<fn(T) -> T>,
+}
+
+impl<T: Pod> std::fmt::Debug for DuplexEnd<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DuplexEnd")
+            .field("ring", &self.shared.backing.display_name())
+            .field("end", &self.end)
+            .finish()
+    }
+}
+
+impl<T: Pod> DuplexEnd<T> {
+    /// Which end this is.
+    pub fn which(&self) -> End {
+        self.end
+    }
+
+    /// Values each direction holds.
+    pub fn capacity(&self) -> usize {
+        self.shared.cap as usize
+    }
+
+    fn tx_ring(&self) -> &RingRef {
+        &self.shared.rings[tx_index(self.end)]
+    }
+
+    fn rx_ring(&self) -> &RingRef {
+        &self.shared.rings[1 - tx_index(self.end)]
+    }
+
+    /// Sends `value` if there is room: `Full` if not, `Closed` if the peer
+    /// closed its end or died (seen when the ring is full, and on every
+    /// [`CLOSE_CHECK_EVERY`]th send; from then on every send fails).
+    #[inline]
+    pub fn try_send(&mut self, value: T) -> Result<(), TryError> {
+        self.check_closed().map_err(TryError::from_error)?;
+        // SAFETY: both rings of a duplex ring of `T` are stamped rings of `T`.
+        match unsafe { self.tx.try_push_stamped(value) } {
+            Ok(()) => {
+                self.tx.wake_hint();
+                Ok(())
+            }
+            Err(e) => Err(TryError::from_error(self.send_failed(e))),
+        }
+    }
+
+    /// The check every send makes first: `Closed` once the peer was seen
+    /// gone; on every [`CLOSE_CHECK_EVERY`]th send, re-reads the head (where a
+    /// close shows).
+    #[inline]
+    fn check_closed(&mut self) -> Result<()> {
+        self.sends = self.sends.wrapping_add(1);
+        if self.peer_gone || self.sends % CLOSE_CHECK_EVERY == 0 {
+            return self.check_closed_now();
+        }
+        Ok(())
+    }
+
+    #[cold]
+    fn check_closed_now(&mut self) -> Result<()> {
+        if !self.peer_gone {
+            match self.tx.refresh() {
+                Ok(_) => return Ok(()),
+                Err(Error::Closed) => self.peer_gone = true,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Closed)
+    }
+
+    /// Turns a failed push into the answer: a full ring whose receiver died
+    /// is `Closed`; every `Closed` is remembered.
+    #[cold]
+    fn send_failed(&mut self, e: Error) -> Error {
+        let e = match e {
+            Error::Full if peer_died(&self.shared.backing, self.tx_ring(), true) => Error::Closed,
+            e => e,
+        };
+        if matches!(e, Error::Closed) {
+            self.peer_gone = true;
+        }
+        e
+    }
+
+    /// Sends `value`, waiting for room as long as needed.
+    pub fn send(&mut self, value: T) -> Result<()> {
+        self.send_deadline(value, Deadline::never())
+    }
+
+    /// Sends `value`, waiting at most `timeout` for room (`Timeout`).
+    pub fn send_timeout(&mut self, value: T, timeout: Duration) -> Result<()> {
+        self.send_deadline(value, Deadline::after(timeout))
+    }
+
+    /// Sends `value`, waiting until `deadline` for room; wakes a sleeping
+    /// receiver without fail. `Closed` if the peer closed its end or died.
+    pub fn send_deadline(&mut self, value: T, deadline: Deadline) -> Result<()> {
+        self.check_closed()?;
+        loop {
+            // SAFETY: as in `try_send`.
+            match unsafe { self.tx.try_push_stamped(value) } {
+                Ok(()) => {
+                    self.tx.wake();
+                    return Ok(());
+                }
+                Err(Error::Full) => {}
+                Err(e) => return Err(self.send_failed(e)),
+            }
+            let (backing, ring) = (&self.shared.backing, &self.shared.rings[tx_index(self.end)]);
+            let waited = self
+                .tx
+                .wait_for_space(deadline, &mut || peer_died(backing, ring, true));
+            waited.map_err(|e| self.send_failed(e))?;
+        }
+    }
+
+    /// Receives the oldest value: `Empty` if there is none, `Closed` if there
+    /// is none and the peer closed its end or died.
+    ///
+    /// While nothing arrives, up to [`STAMP_ANSWERS`] answers in a row come
+    /// from the next slot's stamp alone; the one after reads the tail, which
+    /// is where a close is seen, and checks the peer's liveness (at most once
+    /// a millisecond).
+    #[inline]
+    pub fn try_recv(&mut self) -> Result<T, TryError> {
+        let by_stamp = self.stamp_empties < STAMP_ANSWERS;
+        // SAFETY: as in `try_send`.
+        match unsafe { self.rx.try_pop_stamped::<T>(by_stamp) } {
+            Ok(v) => {
+                self.stamp_empties = 0;
+                self.rx.wake_hint();
+                Ok(v)
+            }
+            Err(Error::Empty) if by_stamp => {
+                self.stamp_empties += 1;
+                Err(TryError::Empty)
+            }
+            Err(e) => self.recv_failed(e),
+        }
+    }
+
+    /// A strict `try_recv` answer other than a value: checks the peer's
+    /// liveness when it says `Empty`.
+    #[cold]
+    fn recv_failed(&mut self, e: Error) -> Result<T, TryError> {
+        let mut answer = Err(TryError::from_error(e));
+        if matches!(answer, Err(TryError::Empty)) && self.next_liveness_check.has_passed() {
+            self.next_liveness_check = Deadline::after(POLL_LIVENESS_EVERY);
+            if peer_died(&self.shared.backing, self.rx_ring(), false) {
+                // SAFETY: as in `try_send`.
+                answer = match unsafe { self.rx.try_pop_stamped::<T>(false) } {
+                    Err(Error::Empty) => Err(TryError::Closed),
+                    r => r.map_err(TryError::from_error),
+                };
+            }
+        }
+        // Once closed, every answer reads the tail again, so it stays `Closed`.
+        self.stamp_empties = if matches!(answer, Err(TryError::Closed)) {
+            STAMP_ANSWERS
+        } else {
+            0
+        };
+        answer
+    }
+
+    /// Receives a value, waiting as long as needed.
+    pub fn recv(&mut self) -> Result<T> {
+        self.recv_deadline(Deadline::never())
+    }
+
+    /// Receives a value, waiting at most `timeout` (`Timeout`).
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<T> {
+        self.recv_deadline(Deadline::after(timeout))
+    }
+
+    /// Receives a value, waiting until `deadline`; wakes a sleeping sender
+    /// without fail. `Closed` once drained if the peer closed its end or died.
+    pub fn recv_deadline(&mut self, deadline: Deadline) -> Result<T> {
+        loop {
+            // Strict: an `Empty` answer comes with a fresh read of the tail,
+            // which is the value to sleep on.
+            // SAFETY: as in `try_send`.
+            match unsafe { self.rx.try_pop_stamped::<T>(false) } {
+                Ok(v) => {
+                    self.rx.wake();
+                    return Ok(v);
+                }
+                Err(Error::Empty) => {}
+                Err(e) => return Err(e),
+            }
+            let (backing, ring) = (
+                &self.shared.backing,
+                &self.shared.rings[1 - tx_index(self.end)],
+            );
+            match self
+                .rx
+                .wait_for_data(deadline, &mut || peer_died(backing, ring, false))
+            {
+                Ok(()) => {}
+                Err(Error::Closed) => {
+                    // The peer died: take what it sent first.
+                    // SAFETY: as in `try_send`.
+                    return match unsafe { self.rx.try_pop_stamped::<T>(false) } {
+                        Err(Error::Empty) => Err(Error::Closed),
+                        r => r,
+                    };
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl<T: Pod> Drop for DuplexEnd<T> {
+    fn drop(&mut self) {
+        self.tx.close();
+        self.rx.close();
+        release_end(self.tx_ring(), true, self.me);
+        release_end(self.rx_ring(), false, self.me);
+    }
+}
+
+/// The `ls`/`stat` view of a duplex ring segment.
+pub(crate) fn summarize(
+    view: &crate::inspect::StateView<'_>,
+) -> Option<crate::inspect::StateSummary> {
+    use crate::inspect::{Field, StateSummary};
+    let to_b = super::spsc::view_ring(view, 0)?;
+    let to_a = super::spsc::view_ring(view, RingHeader::DATA_OFFSET)?;
+    let closed = to_a.producer_closed
+        || to_a.consumer_closed
+        || to_b.producer_closed
+        || to_b.consumer_closed;
+    let mut line = format!(
+        "{}/{} values pending to B, {} to A",
+        to_b.pending, to_b.capacity, to_a.pending
+    );
+    if closed {
+        line.push_str(", an end is closed");
+    }
+    Some(StateSummary {
+        line,
+        fields: vec![
+            ("pending_to_b", Field::U64(to_b.pending)),
+            ("pending_to_a", Field::U64(to_a.pending)),
+            ("capacity", Field::U64(to_b.capacity)),
+            ("closed", Field::Bool(closed)),
+        ],
+    })
+}
+
+#[cfg(all(test, shmprim_loom))]
+mod loom_tests {
+    use super::*;
+
+    /// End A sends 3 values through a 2-slot ring while end B polls
+    /// `try_recv`, whose stamp answers run out every third poll so that the
+    /// tail check runs between them: every value arrives once, in order, and
+    /// the tail check never finds the receiver ahead of the tail (which would
+    /// read as corrupted). Slots are loom cells, so a missing Release/Acquire
+    /// pair on the stamp shows up as a data race.
+    #[test]
+    fn loom_duplex_values_arrive_in_order_by_stamp_and_by_tail() {
+        loom::model(|| {
+            let ring = DuplexRing::<u64>::new(2).unwrap();
+            let mut a = ring.end_a().unwrap();
+            let mut b = ring.end_b().unwrap();
+            let t = loom::thread::spawn(move || {
+                let mut next = 1u64;
+                while next <= 3 {
+                    match a.try_send(next) {
+                        Ok(()) => next += 1,
+                        Err(TryError::Full) => loom::thread::yield_now(),
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                a
+            });
+            let mut expect = 1u64;
+            while expect <= 3 {
+                match b.try_recv() {
+                    Ok(v) => {
+                        assert_eq!(v, expect);
+                        expect += 1;
+                    }
+                    Err(TryError::Empty) => loom::thread::yield_now(),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            drop(t.join().unwrap());
+        });
+    }
+
+    /// A blocking `recv` that finds nothing and sleeps is always woken by the
+    /// peer's `send`, and the reply comes back the same way.
+    #[test]
+    fn loom_duplex_blocking_recv_is_woken_by_send() {
+        loom::model(|| {
+            let ring = DuplexRing::<u64>::new(1).unwrap();
+            let mut a = ring.end_a().unwrap();
+            let mut b = ring.end_b().unwrap();
+            let t = loom::thread::spawn(move || {
+                let v = b.recv().unwrap();
+                b.send(v + 1).unwrap();
+                b
+            });
+            a.send(5).unwrap();
+            assert_eq!(a.recv().unwrap(), 6);
+            drop(t.join().unwrap());
+        });
+    }
+}
