@@ -53,6 +53,8 @@
 //!   a millisecond of polling.
 //! - `send` fails with `Error::Closed` once the ring is full, or at the latest
 //!   on the 256th send after the close, and every send after that fails too.
+//!   An end that saw its peer gone stays that way; to talk to a new holder of
+//!   the peer's end, drop this end and claim it again.
 //!
 //! A peer that dies in the middle of a send loses only that value. The tail is
 //! published before the stamp, so a value whose tail was published is

@@ -147,13 +147,15 @@ pub(crate) const FORMAT_STAMPED: u32 = 3;
 const STAMPED: u32 = 1 << 31;
 
 /// A slot of a stamped element ring ([`crate::ring::duplex`]): the value, and
-/// the stamp its producer stores after it (`position | STAMPED`, `Release`), so
-/// that the consumer learns that the slot is published from the slot's own line.
+/// the stamp its producer stores after the value and the tail (`position |
+/// STAMPED`, `Release`), so that the consumer learns that the slot is
+/// published from the slot's own line.
 #[repr(C)]
 pub(crate) struct StampedSlot<T> {
     pub(crate) stamp: AtomicU32,
     pub(crate) value: UnsafeCell<T>,
 }
+
 /// How often a blocked end re-checks its condition and whether its peer died.
 pub const LIVENESS_SLICE: Duration = Duration::from_millis(50);
 
