@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{ShmName, spawn};
+use common::{Rng, ShmName, spawn};
 use proptest::prelude::*;
 use shmprim::ring::duplex::{CLOSE_CHECK_EVERY, DuplexRing, STAMP_ANSWERS, memory_size};
 use shmprim::ring::spsc::TryError;
@@ -23,10 +23,9 @@ const TAIL_B_TO_A: usize = 640 + 128;
 const HEAD_B_TO_A: usize = 640 + 256;
 const PAIRS: usize = 1280;
 
-fn word32(ptr: *mut u8, offset: usize) -> &'static AtomicU32 {
-    // SAFETY: callers pass offsets inside a live segment's data area, 4-aligned;
-    // the ring accesses these words only atomically.
-    unsafe { &*ptr.add(offset).cast::<AtomicU32>() }
+/// The `u32` at byte `offset` of the ring's segment (bounds-checked).
+fn word32(ring: &DuplexRing<u64>, offset: usize) -> &AtomicU32 {
+    common::word(ring.segment().unwrap(), offset / 4)
 }
 
 #[test]
@@ -138,16 +137,16 @@ fn request_and_reply_share_a_pair_of_slots() {
         assert_eq!(value_at(pair + 8), 1000 + k);
         assert_eq!(value_at(pair + 24), 2000 + k);
         assert_eq!(
-            word32(base, pair).load(Ordering::SeqCst),
+            word32(&ring, pair).load(Ordering::SeqCst),
             k as u32 | 1 << 31
         );
         assert_eq!(
-            word32(base, pair + 16).load(Ordering::SeqCst),
+            word32(&ring, pair + 16).load(Ordering::SeqCst),
             k as u32 | 1 << 31
         );
     }
-    assert_eq!(word32(base, TAIL_A_TO_B).load(Ordering::SeqCst), 3);
-    assert_eq!(word32(base, HEAD_B_TO_A).load(Ordering::SeqCst), 3);
+    assert_eq!(word32(&ring, TAIL_A_TO_B).load(Ordering::SeqCst), 3);
+    assert_eq!(word32(&ring, HEAD_B_TO_A).load(Ordering::SeqCst), 3);
     // `shmprim inspect` reads the same layout.
     a.try_send(1).unwrap();
     a.try_send(2).unwrap();
@@ -179,7 +178,7 @@ fn a_value_published_by_its_tail_alone_is_received() {
     let mut b = ring.end_b().unwrap();
     // SAFETY: the value of A→B slot 0; end A is not held, so nobody writes it.
     unsafe { base.add(PAIRS + 8).cast::<u64>().write_volatile(77) };
-    word32(base, TAIL_A_TO_B).store(1, Ordering::SeqCst);
+    word32(&ring, TAIL_A_TO_B).store(1, Ordering::SeqCst);
     let mut empties = 0;
     let v = loop {
         match b.try_recv() {
@@ -334,7 +333,7 @@ fn death_of_the_peer_reads_as_closed_after_draining() {
         assert_eq!(a.recv_timeout(LIMIT).unwrap(), i);
     }
     assert!(matches!(ring.end_b(), Err(Error::InvalidArgument { .. })));
-    let tail = word32(ring.segment().unwrap().as_ptr(), TAIL_B_TO_A);
+    let tail = word32(&ring, TAIL_B_TO_A);
     assert!(common::wait_until(LIMIT, || tail.load(Ordering::SeqCst) == 10));
     child.kill();
     for i in 5..10 {
@@ -361,23 +360,10 @@ fn death_of_the_peer_reads_as_closed_after_draining() {
 
 // ------------------------------------------------------------ corruption
 
-/// A small deterministic generator (xorshift), so a failure can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 #[test]
 fn scribbled_indices_and_stamps_make_operations_fail_cleanly() {
     let name = ShmName::new("duplex_scribble");
     let ring = DuplexRing::<u64>::create(&name, 8).unwrap();
-    let base = ring.segment().unwrap().as_ptr();
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     let mut corrupted = 0;
     for _ in 0..500 {
@@ -396,7 +382,7 @@ fn scribbled_indices_and_stamps_make_operations_fail_cleanly() {
                 1 => (rng.next() % 64) as u32,
                 _ => (rng.next() % 64) as u32 | 1 << 31,
             };
-            word32(base, off).store(v, Ordering::SeqCst);
+            word32(&ring, off).store(v, Ordering::SeqCst);
         }
         for _ in 0..2 * STAMP_ANSWERS {
             for r in [
@@ -422,10 +408,10 @@ fn scribbled_indices_and_stamps_make_operations_fail_cleanly() {
         }
         drop((a, b));
         for off in [TAIL_A_TO_B, HEAD_A_TO_B, TAIL_B_TO_A, HEAD_B_TO_A] {
-            word32(base, off).store(0, Ordering::SeqCst);
+            word32(&ring, off).store(0, Ordering::SeqCst);
         }
         for i in 0..16 {
-            word32(base, PAIRS + i * 16).store(0, Ordering::SeqCst);
+            word32(&ring, PAIRS + i * 16).store(0, Ordering::SeqCst);
         }
     }
     assert!(

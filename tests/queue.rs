@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{ChildProc, ShmName, spawn, wait_until};
+use common::{ChildProc, Rng, ShmName, spawn, wait_until};
 use proptest::prelude::*;
 use shmprim::ring::mpmc::{MpmcState, SlotForm};
 use shmprim::{ByteQueue, Deadline, Error, Mismatch, Queue, Segment};
@@ -781,23 +781,6 @@ fn four_producers_four_consumers_lose_and_duplicate_nothing_and_keep_order() {
         started.elapsed()
     );
     drop((run.queue, run.results));
-}
-
-/// A tiny deterministic generator (xorshift) so a failing round can be replayed
-/// from the seed printed with it.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{ShmName, spawn};
+use common::{Rng, ShmName, spawn};
 use proptest::prelude::*;
 use shmprim::ring::spsc::{SpscByteRing, SpscRing, TryError, record_size};
 use shmprim::{Error, Mismatch};
@@ -533,25 +533,13 @@ fn death_of_the_producer_process_reads_as_closed_after_draining() {
 
 // ------------------------------------------------------------ corruption
 
-/// A small deterministic generator (xorshift), so a failure can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// Mostly small values near the capacity, sometimes anything.
-    fn index(&mut self, cap: u64) -> u32 {
-        match self.next() % 4 {
-            0 => self.next() as u32,
-            1 => (self.next() % (4 * cap)) as u32,
-            2 => (self.next() as u32) | (1 << 31),
-            _ => ((1u64 << 31) - self.next() % (2 * cap)) as u32,
-        }
+/// Mostly small values near the capacity, sometimes anything.
+fn index(rng: &mut Rng, cap: u64) -> u32 {
+    match rng.next() % 4 {
+        0 => rng.next() as u32,
+        1 => (rng.next() % (4 * cap)) as u32,
+        2 => (rng.next() as u32) | (1 << 31),
+        _ => ((1u64 << 31) - rng.next() % (2 * cap)) as u32,
     }
 }
 
@@ -582,10 +570,10 @@ fn scribbled_indices_make_element_ring_operations_fail_cleanly() {
         tx.push_slice(&[1, 2, 3]).unwrap_or(0);
         // Scribble over one or both indices after the ends were claimed.
         if round % 3 != 0 {
-            word32(base, TAIL_OFFSET).store(rng.index(16), Ordering::SeqCst);
+            word32(base, TAIL_OFFSET).store(index(&mut rng, 16), Ordering::SeqCst);
         }
         if round % 3 != 1 {
-            word32(base, HEAD_OFFSET).store(rng.index(16), Ordering::SeqCst);
+            word32(base, HEAD_OFFSET).store(index(&mut rng, 16), Ordering::SeqCst);
         }
         for _ in 0..20 {
             let results = [
@@ -604,7 +592,7 @@ fn scribbled_indices_make_element_ring_operations_fail_cleanly() {
         }
         drop((tx, rx));
         // Claiming ends re-reads the indices: that must fail cleanly too.
-        word32(base, TAIL_OFFSET).store(rng.index(16), Ordering::SeqCst);
+        word32(base, TAIL_OFFSET).store(index(&mut rng, 16), Ordering::SeqCst);
         if let Ok(tx) = ring.producer() {
             drop(tx);
         }
@@ -632,8 +620,8 @@ fn scribbled_indices_and_lengths_make_byte_ring_operations_fail_cleanly() {
             let _ = tx.try_send(&message(i * 7, i as u8));
         }
         match round % 4 {
-            0 => word32(base, TAIL_OFFSET).store(rng.index(cap as u64), Ordering::SeqCst),
-            1 => word32(base, HEAD_OFFSET).store(rng.index(cap as u64), Ordering::SeqCst),
+            0 => word32(base, TAIL_OFFSET).store(index(&mut rng, cap as u64), Ordering::SeqCst),
+            1 => word32(base, HEAD_OFFSET).store(index(&mut rng, cap as u64), Ordering::SeqCst),
             _ => {
                 // Scribble over record headers (lengths, padding markers).
                 for _ in 0..3 {

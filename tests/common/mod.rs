@@ -140,6 +140,25 @@ pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     cond()
 }
 
+/// A tiny deterministic generator (xorshift), so that a failing round can be
+/// replayed from its seed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next value; the seed must not be 0.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A value in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
 /// The `index`-th `u32` of a segment's data area, as an atomic.
 pub fn word(seg: &shmprim::Segment, index: usize) -> &std::sync::atomic::AtomicU32 {
     assert!((index + 1) * 4 <= seg.len());
