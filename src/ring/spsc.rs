@@ -20,13 +20,16 @@
 //! # Layout
 //!
 //! ```text
-//! offset   0  meta     magic, format (elements | bytes), capacity, unit  (read-only)
+//! offset   0  meta     magic, format (elements | bytes | stamped), capacity, unit  (read-only)
 //! offset 128  tail     written by the producer only            (own cache line pair)
 //! offset 256  head     written by the consumer only            (own cache line pair)
 //! offset 384  waiters  sleeping consumers, sleeping producers  (written only to sleep)
 //! offset 512  ends     owner ids of the producer and consumer ends
 //! offset 640  data     `capacity` slots of `T`, or `capacity` bytes of records
 //! ```
+//!
+//! A stamped ring (format 3) has the same header, but its slots lie elsewhere,
+//! interleaved with another ring's: see [`crate::ring::duplex`].
 //!
 //! Slots are packed: a producer and a consumer touch the same line only when the
 //! ring is nearly empty, where the hand-off of that line *is* the transfer; padding
@@ -357,8 +360,9 @@ pub(crate) struct RingRef {
     cap: u32,
     mask: u32,
     unit: u32,
-    /// Bytes from one slot to the next: the element size, or for a stamped ring
-    /// the size of a pair of slots (see [`crate::ring::duplex`]).
+    /// Bytes from one stamped slot to the next (the size of a pair of slots,
+    /// see [`crate::ring::duplex`]); 0 for the other formats, whose slots or
+    /// bytes are contiguous.
     stride: u32,
     name: Arc<str>,
 }
@@ -409,7 +413,7 @@ impl RingRef {
             cap,
             mask: cap - 1,
             unit,
-            stride: unit,
+            stride: 0,
             name: name.into(),
         })
     }
