@@ -248,6 +248,69 @@ int main(void) {
     expect_true("nothing was taken", queued == 2);
     shmprim_queue_close(eq);
 
+    /* SPSC rings: bad geometry, one holder per end, sizes, empty/full, end-of-stream. */
+    char sname[64];
+    snprintf(sname, sizeof sname, "shmprim-example-bad-spsc-%d", (int)getpid());
+    shmprim_spsc *ring = NULL;
+    EXPECT(shmprim_spsc_anonymous(4, 0, 1, &ring), SHMPRIM_INVALID_ARGUMENT);                 /* size 0 */
+    EXPECT(shmprim_spsc_anonymous(4, sizeof(uint64_t), 3, &ring), SHMPRIM_INVALID_ARGUMENT);  /* alignment */
+    EXPECT(shmprim_spsc_anonymous(4, 12, 8, &ring), SHMPRIM_INVALID_ARGUMENT);                /* 8 does not divide 12 */
+    EXPECT(shmprim_spsc_anonymous(0, sizeof(uint64_t), 8, &ring), SHMPRIM_INVALID_ARGUMENT);  /* capacity 0 */
+    EXPECT(shmprim_spsc_create(sname, 4, sizeof(uint64_t), 8, NULL, NULL), SHMPRIM_NULL_POINTER);
+    EXPECT(shmprim_spsc_open(qname, &ring), SHMPRIM_NOT_FOUND); /* unlinked above */
+    EXPECT(shmprim_spsc_create(sname, 3, sizeof(uint64_t), _Alignof(uint64_t), NULL, &ring), SHMPRIM_OK);
+    expect_true("spsc capacity 3 is rounded up to 4", shmprim_spsc_capacity(ring) == 4);
+    expect_true("spsc null handle has no element size", shmprim_spsc_elem_size(NULL) == 0);
+    EXPECT(shmprim_queue_open(sname, &eq), SHMPRIM_INCOMPATIBLE); /* an SPSC ring, not a queue */
+    shmprim_spsc_producer *stx = NULL, *stx2 = NULL;
+    shmprim_spsc_consumer *srx = NULL;
+    EXPECT(shmprim_spsc_claim_producer(NULL, &stx), SHMPRIM_NULL_POINTER);
+    EXPECT(shmprim_spsc_claim_producer(ring, &stx), SHMPRIM_OK);
+    EXPECT(shmprim_spsc_claim_producer(ring, &stx2), SHMPRIM_INVALID_ARGUMENT); /* held by a live process */
+    EXPECT(shmprim_spsc_claim_consumer(ring, &srx), SHMPRIM_OK);
+    EXPECT(shmprim_spsc_push(NULL, &item, sizeof item, 0), SHMPRIM_NULL_POINTER);
+    EXPECT(shmprim_spsc_push(stx, NULL, sizeof item, 0), SHMPRIM_NULL_POINTER);
+    EXPECT(shmprim_spsc_push(stx, &narrow, sizeof narrow, 0), SHMPRIM_INVALID_ARGUMENT); /* wrong size */
+    uint64_t sitems[6] = {1, 2, 3, 4, 5, 6};
+    size_t spushed = 99, spopped = 99;
+    EXPECT(shmprim_spsc_push_many(stx, sitems, 6, NULL), SHMPRIM_NULL_POINTER);
+    EXPECT(shmprim_spsc_push_many(stx, NULL, 6, &spushed), SHMPRIM_NULL_POINTER);
+    EXPECT(shmprim_spsc_push_many(stx, sitems, SIZE_MAX, &spushed), SHMPRIM_INVALID_ARGUMENT); /* overflows */
+    EXPECT(shmprim_spsc_push_many(stx, sitems, 6, &spushed), SHMPRIM_OK);
+    expect_true("push_many pushes only the 4 that fit", spushed == 4);
+    EXPECT(shmprim_spsc_push(stx, &item, sizeof item, 0), SHMPRIM_FULL);
+    EXPECT(shmprim_spsc_push(stx, &item, sizeof item, 1000000), SHMPRIM_TIMEOUT);
+    EXPECT(shmprim_spsc_push_many(stx, sitems, 1, &spushed), SHMPRIM_OK);
+    expect_true("push_many on a full ring pushes none", spushed == 0);
+    size_t sneed = 0;
+    EXPECT(shmprim_spsc_pop(srx, &narrow, sizeof narrow, &sneed, 0), SHMPRIM_BUFFER_TOO_SMALL);
+    expect_true("spsc BUFFER_TOO_SMALL reports the 8 bytes needed", sneed == 8);
+    uint64_t sout[8] = {0};
+    EXPECT(shmprim_spsc_pop(srx, sout, sizeof sout[0], NULL, 0), SHMPRIM_OK);
+    expect_true("the first element comes out first, nothing was taken before", sout[0] == 1);
+    EXPECT(shmprim_spsc_pop_many(srx, sout, 8, NULL), SHMPRIM_NULL_POINTER);
+    EXPECT(shmprim_spsc_pop_many(srx, NULL, 8, &spopped), SHMPRIM_NULL_POINTER);
+    EXPECT(shmprim_spsc_pop_many(srx, sout, 8, &spopped), SHMPRIM_OK);
+    expect_true("pop_many takes the 3 left, in order",
+                spopped == 3 && sout[0] == 2 && sout[1] == 3 && sout[2] == 4);
+    EXPECT(shmprim_spsc_pop_many(srx, sout, 8, &spopped), SHMPRIM_EMPTY);
+    expect_true("pop_many on an empty ring reports 0", spopped == 0);
+    EXPECT(shmprim_spsc_pop(srx, sout, sizeof sout[0], NULL, 1000000), SHMPRIM_TIMEOUT);
+    EXPECT(shmprim_spsc_push(stx, &item, sizeof item, 0), SHMPRIM_OK);
+    shmprim_spsc_producer_close(stx); /* end-of-stream after what was pushed */
+    EXPECT(shmprim_spsc_pop(srx, sout, sizeof sout[0], NULL, -1), SHMPRIM_OK);
+    expect_true("the last element arrives after the close", sout[0] == 42);
+    EXPECT(shmprim_spsc_pop(srx, sout, sizeof sout[0], NULL, -1), SHMPRIM_CLOSED);
+    EXPECT(shmprim_spsc_pop_many(srx, sout, 8, &spopped), SHMPRIM_CLOSED);
+    EXPECT(shmprim_spsc_claim_producer(ring, &stx), SHMPRIM_OK); /* a closed end can be claimed again */
+    shmprim_spsc_consumer_close(srx);
+    for (int i = 0; i < 4; i++) EXPECT(shmprim_spsc_push(stx, &item, sizeof item, 0), SHMPRIM_OK);
+    EXPECT(shmprim_spsc_push(stx, &item, sizeof item, -1), SHMPRIM_CLOSED); /* full, and nobody consumes */
+    shmprim_spsc_producer_close(stx);
+    shmprim_spsc_close(ring);
+    EXPECT(shmprim_spsc_unlink(sname), SHMPRIM_OK);
+    EXPECT(shmprim_spsc_unlink(sname), SHMPRIM_NOT_FOUND);
+
     printf("bad_calls: %d checks %s\n", checks, failures == 0 ? "ok" : "FAILED");
     return failures == 0 ? 0 : 1;
 }

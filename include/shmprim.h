@@ -374,6 +374,25 @@ typedef struct shmprim_segment shmprim_segment;
 typedef struct shmprim_semaphore shmprim_semaphore;
 
 /**
+ * An open named (or anonymous) SPSC ring of fixed-size elements, from which
+ * the two ends are claimed. Opaque; free it with `shmprim_spsc_close`. The
+ * handle may be shared between threads.
+ */
+typedef struct shmprim_spsc shmprim_spsc;
+
+/**
+ * The claimed consumer end of an SPSC ring. Opaque; close it with
+ * `shmprim_spsc_consumer_close`. Use it from one thread at a time.
+ */
+typedef struct shmprim_spsc_consumer shmprim_spsc_consumer;
+
+/**
+ * The claimed producer end of an SPSC ring. Opaque; close it with
+ * `shmprim_spsc_producer_close`. Use it from one thread at a time.
+ */
+typedef struct shmprim_spsc_producer shmprim_spsc_producer;
+
+/**
  * An open named (or anonymous) typed value. Opaque; free it with
  * `shmprim_value_close`. One handle may be used by many threads.
  */
@@ -2155,6 +2174,214 @@ shmprim_status shmprim_semaphore_release_at(void *mem, uint32_t n);
  * mapped; `value` null or valid for a write.
  */
 shmprim_status shmprim_semaphore_value_at(void *mem, uint32_t *value);
+
+/**
+ * Creates the named ring of `capacity` elements (rounded up to a power of
+ * two, at most 2^30) of `elem_size` bytes aligned to `elem_align` (a power
+ * of two up to 128 dividing `elem_size`); a Rust `SpscRing<T>` with that size
+ * and alignment opens it. `opts` may be `NULL`. Does not block. Returns
+ * `SHMPRIM_OK` (a new handle in `*out`, owned by the caller, freed with
+ * `shmprim_spsc_close`), `SHMPRIM_ALREADY_EXISTS`, `SHMPRIM_INVALID_NAME`,
+ * `SHMPRIM_INVALID_ARGUMENT` (sizes, alignment, flags),
+ * `SHMPRIM_NULL_POINTER` or `SHMPRIM_IO`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `opts` null or readable; `out`
+ * valid for a write.
+ */
+shmprim_status shmprim_spsc_create(const char *name,
+                                   size_t capacity,
+                                   size_t elem_size,
+                                   size_t elem_align,
+                                   const shmprim_options *opts,
+                                   shmprim_spsc **out);
+
+/**
+ * Opens the existing ring `name`, whatever its element type (see
+ * `shmprim_spsc_elem_size`). Returns `SHMPRIM_OK` (a new handle in `*out`,
+ * owned by the caller), `SHMPRIM_NOT_FOUND`, `SHMPRIM_INCOMPATIBLE` (another
+ * kind of object), `SHMPRIM_CORRUPTED`, `SHMPRIM_TOO_MANY_PARTICIPANTS`,
+ * `SHMPRIM_INVALID_NAME`, `SHMPRIM_NULL_POINTER` or a header error.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_spsc_open(const char *name, shmprim_spsc **out);
+
+/**
+ * Opens the ring `name` (which must have `capacity` slots as rounded at
+ * creation, and elements of `elem_size` bytes aligned to `elem_align`), or
+ * creates it; exactly one of several racing callers creates it. `created`
+ * (may be `NULL`) receives whether this call did. Statuses and ownership as
+ * for `shmprim_spsc_create` and `shmprim_spsc_open`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write; `created`
+ * null or valid for a write.
+ */
+shmprim_status shmprim_spsc_open_or_create(const char *name,
+                                           size_t capacity,
+                                           size_t elem_size,
+                                           size_t elem_align,
+                                           shmprim_spsc **out,
+                                           bool *created);
+
+/**
+ * Creates an anonymous ring (no name), shared with children forked after
+ * this call. Statuses and ownership as for `shmprim_spsc_create`.
+ *
+ * # Safety
+ * `out` must be valid for a write.
+ */
+shmprim_status shmprim_spsc_anonymous(size_t capacity,
+                                      size_t elem_size,
+                                      size_t elem_align,
+                                      shmprim_spsc **out);
+
+/**
+ * Closes a ring handle (null is ignored); ends claimed from it stay valid
+ * until closed themselves, and the ring remains until unlinked.
+ *
+ * # Safety
+ * `r` must be null or a handle not yet closed, not in use by another thread.
+ */
+void shmprim_spsc_close(shmprim_spsc *r);
+
+/**
+ * Removes the name `name`; processes that have the ring open keep it.
+ * Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string.
+ */
+shmprim_status shmprim_spsc_unlink(const char *name);
+
+/**
+ * Size in bytes of one element; 0 for a null handle.
+ *
+ * # Safety
+ * `r` must be null or a live handle.
+ */
+size_t shmprim_spsc_elem_size(const shmprim_spsc *r);
+
+/**
+ * Number of slots (the capacity asked for, rounded up to a power of two); 0
+ * for a null handle.
+ *
+ * # Safety
+ * `r` must be null or a live handle.
+ */
+size_t shmprim_spsc_capacity(const shmprim_spsc *r);
+
+/**
+ * Claims the producer end for this process. Does not block. Returns
+ * `SHMPRIM_OK` (a new end in `*out`, owned by the caller, closed with
+ * `shmprim_spsc_producer_close`), `SHMPRIM_INVALID_ARGUMENT` (a live process
+ * holds the end), `SHMPRIM_CORRUPTED` or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `r` must be null or a live handle; `out` valid for a write.
+ */
+shmprim_status shmprim_spsc_claim_producer(const shmprim_spsc *r, shmprim_spsc_producer **out);
+
+/**
+ * Claims the consumer end for this process; as
+ * `shmprim_spsc_claim_producer`, closed with `shmprim_spsc_consumer_close`.
+ *
+ * # Safety
+ * `r` must be null or a live handle; `out` valid for a write.
+ */
+shmprim_status shmprim_spsc_claim_consumer(const shmprim_spsc *r, shmprim_spsc_consumer **out);
+
+/**
+ * Closes the producer end (null is ignored): the consumer receives what was
+ * pushed, then `SHMPRIM_CLOSED`. The end may then be claimed again.
+ *
+ * # Safety
+ * `p` must be null or an end not yet closed, not in use by another thread.
+ */
+void shmprim_spsc_producer_close(shmprim_spsc_producer *p);
+
+/**
+ * Closes the consumer end (null is ignored): pushes report `SHMPRIM_CLOSED`
+ * once the ring is full. The end may then be claimed again.
+ *
+ * # Safety
+ * `c` must be null or an end not yet closed, not in use by another thread.
+ */
+void shmprim_spsc_consumer_close(shmprim_spsc_consumer *c);
+
+/**
+ * Pushes the element at `elem` (`size` must be the element size), waiting
+ * up to `timeout_ns` for room (negative: forever; `0`: try once). Returns
+ * `SHMPRIM_OK`, `SHMPRIM_FULL` (`0` and no room), `SHMPRIM_TIMEOUT`,
+ * `SHMPRIM_CLOSED` (the consumer end was closed, or its process died),
+ * `SHMPRIM_INVALID_ARGUMENT` (wrong size), `SHMPRIM_CORRUPTED` or
+ * `SHMPRIM_NULL_POINTER`. The bytes are copied.
+ *
+ * # Safety
+ * `p` must be null or a live end used by this thread alone; `elem` null or
+ * readable for `size` bytes.
+ */
+shmprim_status shmprim_spsc_push(shmprim_spsc_producer *p,
+                                 const void *elem,
+                                 size_t size,
+                                 int64_t timeout_ns);
+
+/**
+ * Pushes as many of the `count` elements at `elems` as there is room for,
+ * in order, publishing them at once, without waiting; writes how many to
+ * `*pushed` (0 when the ring is full). Returns `SHMPRIM_OK`,
+ * `SHMPRIM_CLOSED` (the consumer end was closed and the ring looks full;
+ * nothing pushed), `SHMPRIM_INVALID_ARGUMENT` (`count` elements overflow),
+ * `SHMPRIM_CORRUPTED` or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `p` must be null or a live end used by this thread alone; `elems` null or
+ * readable for `count` elements; `pushed` valid for a write.
+ */
+shmprim_status shmprim_spsc_push_many(shmprim_spsc_producer *p,
+                                      const void *elems,
+                                      size_t count,
+                                      size_t *pushed);
+
+/**
+ * Takes the oldest element into `out` (`size` bytes, at least the element
+ * size), waiting up to `timeout_ns` (negative: forever; `0`: try once).
+ * Returns `SHMPRIM_OK`, `SHMPRIM_EMPTY` (`0` and none), `SHMPRIM_TIMEOUT`,
+ * `SHMPRIM_CLOSED` (the producer end was closed or its process died, and
+ * everything it pushed was taken), `SHMPRIM_BUFFER_TOO_SMALL` (`size` is
+ * under the element size, written to `*needed` if not `NULL`; nothing is
+ * taken), `SHMPRIM_CORRUPTED` or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `c` must be null or a live end used by this thread alone; `out` null or
+ * writable for `size` bytes; `needed` null or valid for a write.
+ */
+shmprim_status shmprim_spsc_pop(shmprim_spsc_consumer *c,
+                                void *out,
+                                size_t size,
+                                size_t *needed,
+                                int64_t timeout_ns);
+
+/**
+ * Takes up to `max_count` of the oldest elements into `out`, in order,
+ * without waiting; writes how many to `*popped`. Returns `SHMPRIM_OK` (at
+ * least one taken, or `max_count` is 0), `SHMPRIM_EMPTY` (none queued),
+ * `SHMPRIM_CLOSED` (none queued, and the producer end was closed or its
+ * process died), `SHMPRIM_INVALID_ARGUMENT` (`max_count` elements
+ * overflow), `SHMPRIM_CORRUPTED` or `SHMPRIM_NULL_POINTER`. `*popped` is 0
+ * unless `SHMPRIM_OK`.
+ *
+ * # Safety
+ * `c` must be null or a live end used by this thread alone; `out` null or
+ * writable for `max_count` elements; `popped` valid for a write.
+ */
+shmprim_status shmprim_spsc_pop_many(shmprim_spsc_consumer *c,
+                                     void *out,
+                                     size_t max_count,
+                                     size_t *popped);
 
 /**
  * Creates the named value of element type `elem_type` (a `SHMPRIM_TYPE_*` code),

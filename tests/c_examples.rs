@@ -316,6 +316,10 @@ fn queue_mutex_and_bad_call_examples_run_clean_under_valgrind() {
             "queue_producer_consumer.c",
             "queue_producer_consumer: 10000 jobs, sum 50005000 ok",
         ),
+        (
+            "spsc_stream.c",
+            "spsc_stream: 100000 ticks in order, sum 4999950000 ok",
+        ),
     ];
     for (file, expected) in cases {
         match run_under_valgrind(&build_example(file)) {
@@ -343,6 +347,15 @@ fn value_array_example_shares_a_double_an_int_array_and_a_counter() {
 fn pipe_echo_example_echoes_every_message_and_reports_the_size_a_small_buffer_needs() {
     let out = run_example(&build_example("pipe_echo.c"), &[]);
     assert!(out.contains("pipe_echo: 100 messages echoed ok"), "{out}");
+}
+
+#[test]
+fn spsc_stream_example_delivers_every_tick_once_in_order_then_end_of_stream() {
+    let out = run_example(&build_example("spsc_stream.c"), &[]);
+    assert!(
+        out.contains("spsc_stream: 100000 ticks in order, sum 4999950000 ok"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -395,6 +408,67 @@ fn c_producer_and_rust_consumer_share_one_named_queue_and_byte_queue() {
         )),
         "{out}"
     );
+}
+
+#[test]
+fn c_and_rust_share_named_spsc_rings_in_both_directions() {
+    use shmprim::ring::spsc::SpscRing;
+    const COUNT: u64 = 3000;
+    let bin = build_example("xlang_spsc_peer.c");
+    let (in_name, out_name) = (Name::new("xspsc-in"), Name::new("xspsc-out"));
+    // Rust creates the ring of u64 (C opens it and consumes); C creates the
+    // ring of 16-byte pairs (Rust opens it as [u64; 2] and consumes). The
+    // capacities (16 and 8) make both sides wait for room many times.
+    let ring = SpscRing::<u64>::create(&in_name.0, 16).unwrap();
+    let mut tx = ring.producer().unwrap();
+    let mut child = Reaped(Some(
+        Command::new(&bin)
+            .args([&in_name.0, &out_name.0])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    let answers: SpscRing<[u64; 2]> = open_when_created(|| SpscRing::open(&out_name.0));
+    let mut rx = answers.consumer().unwrap();
+    let end = Instant::now() + Duration::from_secs(30);
+    let (mut got, mut next) = (Vec::new(), 1);
+    while got.len() < COUNT as usize {
+        while next <= COUNT && tx.try_push(next).is_ok() {
+            next += 1;
+        }
+        match rx.pop_timeout(Duration::from_millis(1)) {
+            Ok(pair) => got.push(pair),
+            Err(shmprim::Error::Timeout) => assert!(Instant::now() < end, "the C side stalled"),
+            Err(e) => panic!("pop: {e}"),
+        }
+    }
+    let expected: Vec<[u64; 2]> = (1..=COUNT).map(|v| [v, v * v]).collect();
+    assert_eq!(got, expected, "every value answered once, in order");
+    // Closing our producer end is end-of-stream for C, which then closes its
+    // producer end: end-of-stream here.
+    drop(tx);
+    assert!(matches!(
+        rx.pop_timeout(Duration::from_secs(10)),
+        Err(shmprim::Error::Closed)
+    ));
+    let out = finish_example(&bin, child.0.take().unwrap());
+    assert!(
+        out.contains(&format!("xlang_spsc_peer: {COUNT} values answered")),
+        "{out}"
+    );
+}
+
+/// A child killed and reaped if the test fails before it finishes.
+struct Reaped(Option<std::process::Child>);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 /// The first fenced block of language `lang` in the README's C section.

@@ -38,6 +38,7 @@ mod queue;
 mod rmutex;
 mod segment;
 mod semaphore;
+mod spsc;
 mod value;
 
 pub use array::*;
@@ -51,6 +52,7 @@ pub use queue::*;
 pub use rmutex::*;
 pub use segment::*;
 pub use semaphore::*;
+pub use spsc::*;
 pub use value::*;
 
 use std::cell::RefCell;

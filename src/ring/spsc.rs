@@ -2,7 +2,9 @@
 //! of fixed-size elements ([`SpscRing<T>`], `T: Pod`) and one of byte messages of
 //! variable length up to a maximum fixed at creation ([`SpscByteRing`]). They
 //! have no direct Python counterpart; the [`Pipe`](crate::pipe::Pipe) (Python's
-//! `Pipe`) is built from two byte rings.
+//! `Pipe`) is built from two byte rings. C programs use element rings through
+//! `shmprim_spsc_*` (see [`crate::ffi`]): the same objects as an `SpscRing<T>`
+//! whose `T` has the element size and alignment.
 //!
 //! # Hot path
 //!
@@ -126,6 +128,8 @@ use crate::segment::{Kind, Options, Segment, SegmentBuilder, TypeCode, TypeDesc}
 use crate::sync::UnsafeCell;
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::wait::{self, Deadline};
+
+pub(crate) mod raw;
 
 /// Bit 31 of an index word: its end is closed.
 const CLOSED: u32 = 1 << 31;

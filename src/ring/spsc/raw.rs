@@ -1,0 +1,360 @@
+//! Element rings whose element size is known only at run time: what the C
+//! ABI's `shmprim_spsc_*` functions use. A raw ring is the same object as an
+//! [`SpscRing<T>`] whose `T` has that size and alignment: the same kind, the
+//! same geometry parameters and layout, and a payload type of raw bytes, which
+//! any `T` of that size and alignment may open (and a raw open accepts any).
+//!
+//! Elements are copied as bytes, `unit` of them per slot; every slot position
+//! is masked with the validated capacity, as in the typed ring.
+
+use std::sync::Arc;
+
+use super::{
+    ConsumerCore, FORMAT_ELEMENTS, ProducerCore, RingHeader, Shared, element_capacity,
+    stored_geometry,
+};
+use crate::error::{Error, Result};
+use crate::ring::RING_ALIGN;
+use crate::segment::{Disposition, Kind, Options, Segment, SegmentBuilder, TypeCode, TypeDesc};
+use crate::wait::Deadline;
+
+/// Checks a run-time element type and a requested capacity: the ring's
+/// capacity (rounded up to a power of two) and its element size.
+fn geometry(capacity: usize, size: usize, align: usize) -> Result<(u32, u32)> {
+    if size == 0 || size > u32::MAX as usize {
+        return Err(Error::invalid_argument(format!(
+            "element size {size} is not in 1..2^32"
+        )));
+    }
+    if !align.is_power_of_two() || align > RING_ALIGN || size % align != 0 {
+        return Err(Error::invalid_argument(format!(
+            "element alignment {align} is not a power of two up to {RING_ALIGN} \
+             dividing the element size {size}"
+        )));
+    }
+    Ok((element_capacity(capacity)?, size as u32))
+}
+
+/// The segment description of a ring of `cap` elements of `unit` bytes
+/// aligned to `align`.
+fn builder(cap: u32, unit: u32, align: usize) -> Result<SegmentBuilder> {
+    let size = (cap as usize)
+        .checked_mul(unit as usize)
+        .and_then(|n| n.checked_add(RingHeader::DATA_OFFSET))
+        .ok_or_else(|| Error::invalid_argument("ring is too large"))?;
+    Ok(SegmentBuilder::new(Kind::SpscRing)
+        .data_size(size as u64)
+        .param(0, u64::from(cap))
+        .param(1, u64::from(unit))
+        .payload(TypeDesc::new(
+            TypeCode::Bytes,
+            u64::from(unit),
+            align as u32,
+            "",
+        )))
+}
+
+/// Initialises a fresh ring in a segment's data area (`DATA_OFFSET + cap *
+/// unit` bytes, which `builder` asked for).
+fn init(cap: u32, unit: u32) -> impl FnOnce(std::ptr::NonNull<u8>, usize) -> Result<()> {
+    move |ptr, len| {
+        let slots = cap as usize * unit as usize;
+        debug_assert!(len >= RingHeader::DATA_OFFSET + slots);
+        // SAFETY: the data area is page aligned (so aligned to 128), holds the
+        // header and `cap * unit` bytes of slots, and nobody else sees the
+        // segment before it is published as ready.
+        unsafe {
+            RingHeader::write_header(ptr.as_ptr(), FORMAT_ELEMENTS, cap, unit);
+            std::ptr::write_bytes(ptr.as_ptr().add(RingHeader::DATA_OFFSET), 0, slots);
+        }
+        Ok(())
+    }
+}
+
+/// An SPSC ring of elements of a size known at run time, in a named or
+/// anonymous segment.
+pub(crate) struct RawSpscRing {
+    shared: Arc<Shared>,
+}
+
+impl RawSpscRing {
+    /// Creates the named ring of `capacity` elements (rounded up to a power of
+    /// two) of `size` bytes aligned to `align`.
+    pub(crate) fn create(
+        name: &str,
+        capacity: usize,
+        size: usize,
+        align: usize,
+        opts: &Options,
+    ) -> Result<RawSpscRing> {
+        let (cap, unit) = geometry(capacity, size, align)?;
+        let seg = builder(cap, unit, align)?
+            .options(opts)
+            .create_with(name, init(cap, unit))?;
+        Self::from_segment(seg)
+    }
+
+    /// Opens the named element ring, whatever its element type.
+    pub(crate) fn open(name: &str) -> Result<RawSpscRing> {
+        Self::from_segment(
+            SegmentBuilder::new(Kind::SpscRing)
+                .any_payload()
+                .open(name)?,
+        )
+    }
+
+    /// Opens the named ring (which must have elements of `size` bytes aligned
+    /// to `align`, and `capacity` rounded up as at creation), or creates it.
+    pub(crate) fn open_or_create(
+        name: &str,
+        capacity: usize,
+        size: usize,
+        align: usize,
+    ) -> Result<(RawSpscRing, Disposition)> {
+        let (cap, unit) = geometry(capacity, size, align)?;
+        let (seg, how) = builder(cap, unit, align)?.open_or_create_with(name, init(cap, unit))?;
+        seg.expect_param(0, u64::from(cap), "capacity")?;
+        seg.expect_param(1, u64::from(unit), "element size")?;
+        Ok((Self::from_segment(seg)?, how))
+    }
+
+    /// An anonymous ring (`memfd`), shared with children forked afterwards.
+    pub(crate) fn anonymous(capacity: usize, size: usize, align: usize) -> Result<RawSpscRing> {
+        let (cap, unit) = geometry(capacity, size, align)?;
+        Self::from_segment(builder(cap, unit, align)?.anonymous_with(init(cap, unit))?)
+    }
+
+    fn from_segment(seg: Segment) -> Result<RawSpscRing> {
+        let (cap, unit) = stored_geometry(&seg, "ring")?;
+        if unit == 0 {
+            return Err(Error::corrupted(seg.display_name(), "ring element size 0"));
+        }
+        Ok(RawSpscRing {
+            shared: Shared::open_segment(seg, FORMAT_ELEMENTS, cap, unit)?,
+        })
+    }
+
+    /// Bytes of one element.
+    pub(crate) fn elem_size(&self) -> usize {
+        self.shared.ring.unit as usize
+    }
+
+    /// Number of slots.
+    pub(crate) fn capacity(&self) -> usize {
+        self.shared.ring.cap as usize
+    }
+
+    /// Claims the producer end (`InvalidArgument` while a live participant
+    /// holds it).
+    pub(crate) fn producer(&self) -> Result<RawProducer> {
+        let me = self.shared.claim(true)?;
+        match ProducerCore::new(self.shared.ring.clone()) {
+            Ok(core) => Ok(RawProducer {
+                shared: self.shared.clone(),
+                core,
+                me,
+            }),
+            Err(e) => {
+                self.shared.release(true, me);
+                Err(e)
+            }
+        }
+    }
+
+    /// Claims the consumer end (`InvalidArgument` while a live participant
+    /// holds it).
+    pub(crate) fn consumer(&self) -> Result<RawConsumer> {
+        let me = self.shared.claim(false)?;
+        match ConsumerCore::new(self.shared.ring.clone()) {
+            Ok(core) => Ok(RawConsumer {
+                shared: self.shared.clone(),
+                core,
+                me,
+            }),
+            Err(e) => {
+                self.shared.release(false, me);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The producer end of a [`RawSpscRing`]. Dropping it closes the end.
+pub(crate) struct RawProducer {
+    shared: Arc<Shared>,
+    core: ProducerCore,
+    me: u64,
+}
+
+impl RawProducer {
+    /// Bytes of one element.
+    pub(crate) fn elem_size(&self) -> usize {
+        self.core.ring.unit as usize
+    }
+
+    /// Pushes as many whole elements of `src` (a multiple of the element size
+    /// long) as fit, in order, publishing once; returns how many (0 when
+    /// full). `Closed` if the consumer end was closed (seen when the ring
+    /// looks full).
+    pub(crate) fn try_push_many(&mut self, src: &[u8]) -> Result<usize> {
+        let unit = self.elem_size();
+        if src.len() % unit != 0 {
+            return Err(Error::invalid_argument(format!(
+                "{} bytes are not a whole number of {unit}-byte elements",
+                src.len()
+            )));
+        }
+        let c = &mut self.core;
+        let tail = c.tail;
+        let want = (src.len() / unit).min(c.ring.cap as usize) as u32;
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = c.reserve(tail, want)?.min(want) as usize;
+        if n == 0 {
+            return Ok(0);
+        }
+        let start = (tail & c.ring.mask) as usize;
+        let first = n.min(c.ring.cap as usize - start);
+        // SAFETY: `start + first <= cap` and `n - first <= start`, so both runs
+        // of slots lie in the `cap * unit` bytes after `data` (validated when
+        // the ring was opened); the `n <= free` slots after the tail are free,
+        // so the consumer does not read them until we publish; `src` holds
+        // `n * unit` bytes at least.
+        unsafe {
+            let data = c.ring.data;
+            std::ptr::copy_nonoverlapping(src.as_ptr(), data.add(start * unit), first * unit);
+            std::ptr::copy_nonoverlapping(src.as_ptr().add(first * unit), data, (n - first) * unit);
+        }
+        c.publish(tail.wrapping_add(n as u32));
+        c.wake_hint();
+        Ok(n)
+    }
+
+    /// Pushes one element (`elem` is exactly one element long), waiting until
+    /// `deadline` for room; `Full` at once when `try_once`. `Closed` if the
+    /// consumer end is closed or its process died. Wakes a sleeping consumer
+    /// without fail.
+    pub(crate) fn push(&mut self, elem: &[u8], deadline: Deadline, try_once: bool) -> Result<()> {
+        let unit = self.elem_size();
+        if elem.len() != unit {
+            return Err(Error::invalid_argument(format!(
+                "element of {} bytes for a ring of {unit}-byte elements",
+                elem.len()
+            )));
+        }
+        loop {
+            if self.try_push_many(elem)? == 1 {
+                self.core.wake();
+                return Ok(());
+            }
+            if try_once {
+                return Err(Error::Full);
+            }
+            let shared = &self.shared;
+            self.core
+                .wait_for_space(deadline, &mut || shared.peer_gone(true))?;
+        }
+    }
+}
+
+impl Drop for RawProducer {
+    fn drop(&mut self) {
+        self.core.close();
+        self.shared.release(true, self.me);
+    }
+}
+
+/// The consumer end of a [`RawSpscRing`]. Dropping it closes the end.
+pub(crate) struct RawConsumer {
+    shared: Arc<Shared>,
+    core: ConsumerCore,
+    me: u64,
+}
+
+impl RawConsumer {
+    /// Bytes of one element.
+    pub(crate) fn elem_size(&self) -> usize {
+        self.core.ring.unit as usize
+    }
+
+    /// Pops as many elements as fit whole in `dst`, publishing once; returns
+    /// how many: `Empty` when there are none, `Closed` when there are none and
+    /// the producer end was closed.
+    pub(crate) fn try_pop_many(&mut self, dst: &mut [u8]) -> Result<usize> {
+        let unit = self.elem_size();
+        let c = &mut self.core;
+        let want = (dst.len() / unit).min(c.ring.cap as usize) as u32;
+        if want == 0 {
+            return Err(Error::invalid_argument(format!(
+                "a buffer of {} bytes holds no {unit}-byte element",
+                dst.len()
+            )));
+        }
+        let head = c.head;
+        let n = c.available(head, want)?.min(want) as usize;
+        let start = (head & c.ring.mask) as usize;
+        let first = n.min(c.ring.cap as usize - start);
+        // SAFETY: in bounds as in `try_push_many`; the `n <= avail` slots after
+        // the head are published, and `dst` holds `n * unit` bytes at least.
+        unsafe {
+            let data = c.ring.data;
+            std::ptr::copy_nonoverlapping(data.add(start * unit), dst.as_mut_ptr(), first * unit);
+            std::ptr::copy_nonoverlapping(
+                data,
+                dst.as_mut_ptr().add(first * unit),
+                (n - first) * unit,
+            );
+        }
+        c.publish(head.wrapping_add(n as u32));
+        c.wake_hint();
+        Ok(n)
+    }
+
+    /// Pops one element into the first element-size bytes of `dst`, waiting
+    /// until `deadline`; `Empty` at once when `try_once`. `Closed` once
+    /// drained if the producer end is closed or its process died. Wakes a
+    /// sleeping producer without fail.
+    pub(crate) fn pop(&mut self, dst: &mut [u8], deadline: Deadline, try_once: bool) -> Result<()> {
+        let unit = self.elem_size();
+        let Some(one) = dst.get_mut(..unit) else {
+            return Err(Error::invalid_argument(format!(
+                "a buffer of {} bytes holds no {unit}-byte element",
+                dst.len()
+            )));
+        };
+        loop {
+            match self.try_pop_many(one) {
+                Ok(_) => {
+                    self.core.wake();
+                    return Ok(());
+                }
+                Err(Error::Empty) if !try_once => {}
+                Err(e) => return Err(e),
+            }
+            let shared = &self.shared;
+            match self
+                .core
+                .wait_for_data(deadline, &mut || shared.peer_gone(false))
+            {
+                Ok(()) => {}
+                // The producer died: take what it published first.
+                Err(Error::Closed) => {
+                    return match self.try_pop_many(one) {
+                        Ok(_) => Ok(()),
+                        Err(Error::Empty) => Err(Error::Closed),
+                        Err(e) => Err(e),
+                    };
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl Drop for RawConsumer {
+    fn drop(&mut self) {
+        self.core.close();
+        self.shared.release(false, self.me);
+    }
+}
