@@ -1,6 +1,7 @@
 // The C++ wrapper doing what the C examples do, idiomatically: RAII handles,
 // std::lock_guard / std::unique_lock over shmprim::mutex, std::chrono
-// timeouts, exceptions carrying the status; typed values and arrays; a pipe.
+// timeouts, exceptions carrying the status; typed values and arrays; a pipe;
+// queues and an SPSC ring of structs.
 // Forked children stand in for other processes.
 // Prints "cpp_sync: counter 20000, recovered, 3 phases ok".
 #include <sys/wait.h>
@@ -184,6 +185,44 @@ int main() try {
     } catch (const shmprim::error &e) {
         ok = ok && e.status() == SHMPRIM_CLOSED;
     }
+
+    // 5b. An SPSC ring of the same structs from a child, read in batches
+    //     until end-of-stream (the child's producer end closes as it exits).
+    const std::string s_name = unique("stream");
+    auto stream = shmprim::spsc<job>::create(s_name, 64, shmprim::options::unlink_when_closed());
+    auto rx = stream.consumer();
+    pid_t streamer = spawn([&] {
+        auto tx = shmprim::spsc<job>::open(s_name).producer();
+        for (uint32_t i = 1; i <= 1000; i++) {
+            job j{i, i};
+            if (i % 2 == 0) {
+                tx.push(j);  // waits for room
+            } else if (tx.push_many(&j, 1) == 0 && !tx.push_for(j, 10s)) {
+                return 4;  // full for 10 s: the parent stopped reading
+            }
+        }
+        return 0;
+    });
+    uint64_t streamed = 0, next_id = 1;
+    try {
+        for (;;) {
+            job got[16];
+            std::size_t n = rx.pop_many(got, 16);
+            if (n == 0) {
+                auto one = rx.pop_for(10s);
+                if (!one) break;  // timed out: the check below fails
+                got[0] = *one;
+                n = 1;
+            }
+            for (std::size_t k = 0; k < n; k++) {
+                ok = ok && got[k].id == next_id++;
+                streamed += got[k].weight;
+            }
+        }
+    } catch (const shmprim::error &e) {
+        ok = ok && e.status() == SHMPRIM_CLOSED;  // end-of-stream
+    }
+    ok = reap(streamer) && ok && streamed == 500500 && next_id == 1001;
 
     // 6. Errors are exceptions with the status as a std::error_code.
     try {

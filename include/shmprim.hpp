@@ -943,6 +943,132 @@ private:
     detail::handle<shmprim_pipe, shmprim_pipe_close> h_;
 };
 
+template <class T>
+class spsc;
+
+/** The producer end of an SPSC ring; closing it (destructor) is
+ * end-of-stream for the consumer. Use it from one thread at a time. */
+template <class T>
+class spsc_producer {
+public:
+    /** Pushes `v`, waiting for room as long as it takes; throws
+     * SHMPRIM_CLOSED if the consumer end is closed or its process died. */
+    void push(const T &v) { detail::check(shmprim_spsc_push(h_.get(), &v, sizeof v, -1)); }
+    /** Pushes `v` if there is room now. */
+    bool try_push(const T &v) { return push_status(v, 0); }
+    /** Pushes `v`, waiting at most `d` for room. */
+    template <class Rep, class Period>
+    bool push_for(const T &v, std::chrono::duration<Rep, Period> d) {
+        return push_status(v, std::max<int64_t>(1, detail::to_ns(d)));
+    }
+    /** Pushes as many of the `n` elements at `v` as fit now, publishing them
+     * at once; returns how many (0 when full). */
+    std::size_t push_many(const T *v, std::size_t n) {
+        std::size_t pushed = 0;
+        detail::check(shmprim_spsc_push_many(h_.get(), v, n, &pushed));
+        return pushed;
+    }
+    shmprim_spsc_producer *native_handle() const noexcept { return h_.get(); }
+
+private:
+    friend class spsc<T>;
+    explicit spsc_producer(shmprim_spsc_producer *p) : h_(p) {}
+    bool push_status(const T &v, int64_t ns) {
+        shmprim_status st = shmprim_spsc_push(h_.get(), &v, sizeof v, ns);
+        if (st == SHMPRIM_FULL || st == SHMPRIM_TIMEOUT) return false;
+        detail::check(st);
+        return true;
+    }
+    detail::handle<shmprim_spsc_producer, shmprim_spsc_producer_close> h_;
+};
+
+/** The consumer end of an SPSC ring. Use it from one thread at a time. */
+template <class T>
+class spsc_consumer {
+public:
+    /** Takes the oldest element, waiting as long as it takes; throws
+     * SHMPRIM_CLOSED at end-of-stream (the producer closed or died, and
+     * everything it pushed was taken). */
+    T pop() { return *pop_ns(-1); }
+    /** Takes the oldest element if there is one now. */
+    std::optional<T> try_pop() { return pop_ns(0); }
+    /** Takes the oldest element, waiting at most `d`. */
+    template <class Rep, class Period>
+    std::optional<T> pop_for(std::chrono::duration<Rep, Period> d) {
+        return pop_ns(std::max<int64_t>(1, detail::to_ns(d)));
+    }
+    /** Takes up to `n` of the oldest elements into `out` without waiting;
+     * returns how many (0 when empty); throws SHMPRIM_CLOSED at
+     * end-of-stream. */
+    std::size_t pop_many(T *out, std::size_t n) {
+        std::size_t popped = 0;
+        shmprim_status st = shmprim_spsc_pop_many(h_.get(), out, n, &popped);
+        if (st == SHMPRIM_EMPTY) return 0;
+        detail::check(st);
+        return popped;
+    }
+    shmprim_spsc_consumer *native_handle() const noexcept { return h_.get(); }
+
+private:
+    friend class spsc<T>;
+    explicit spsc_consumer(shmprim_spsc_consumer *p) : h_(p) {}
+    std::optional<T> pop_ns(int64_t ns) {
+        T v;
+        shmprim_status st = shmprim_spsc_pop(h_.get(), &v, sizeof v, nullptr, ns);
+        if (st == SHMPRIM_EMPTY || st == SHMPRIM_TIMEOUT) return std::nullopt;
+        detail::check(st);
+        return v;
+    }
+    detail::handle<shmprim_spsc_consumer, shmprim_spsc_consumer_close> h_;
+};
+
+/** A single-producer single-consumer ring of T between two processes; the
+ * same object as a Rust SpscRing<T> of a T with this size and alignment.
+ * One process claims the producer end, one the consumer end. */
+template <class T>
+class spsc {
+    static_assert(std::is_trivially_copyable_v<T>, "elements are copied as bytes");
+
+public:
+    static spsc create(const std::string &name, std::size_t capacity, const options &o = {}) {
+        shmprim_options c = o.c();
+        return spsc(detail::make<shmprim_spsc>([&](shmprim_spsc **out) {
+            return shmprim_spsc_create(name.c_str(), capacity, sizeof(T), alignof(T), &c, out);
+        }));
+    }
+    static spsc open(const std::string &name) {
+        spsc r(detail::make<shmprim_spsc>(
+            [&](shmprim_spsc **out) { return shmprim_spsc_open(name.c_str(), out); }));
+        if (shmprim_spsc_elem_size(r.h_.get()) != sizeof(T))
+            detail::raise(SHMPRIM_INCOMPATIBLE, "spsc<T>::open: the ring's elements are not sizeof(T) bytes");
+        return r;
+    }
+    static spsc anonymous(std::size_t capacity) {
+        return spsc(detail::make<shmprim_spsc>([&](shmprim_spsc **out) {
+            return shmprim_spsc_anonymous(capacity, sizeof(T), alignof(T), out);
+        }));
+    }
+    static void unlink(const std::string &name) { detail::check(shmprim_spsc_unlink(name.c_str())); }
+    /** Claims the producer end; throws SHMPRIM_INVALID_ARGUMENT while a live
+     * process holds it. */
+    spsc_producer<T> producer() {
+        return spsc_producer<T>(detail::make<shmprim_spsc_producer>(
+            [&](shmprim_spsc_producer **out) { return shmprim_spsc_claim_producer(h_.get(), out); }));
+    }
+    /** Claims the consumer end; as producer(). */
+    spsc_consumer<T> consumer() {
+        return spsc_consumer<T>(detail::make<shmprim_spsc_consumer>(
+            [&](shmprim_spsc_consumer **out) { return shmprim_spsc_claim_consumer(h_.get(), out); }));
+    }
+    /** Number of slots (the capacity asked for, rounded up to a power of two). */
+    std::size_t capacity() const noexcept { return shmprim_spsc_capacity(h_.get()); }
+    shmprim_spsc *native_handle() const noexcept { return h_.get(); }
+
+private:
+    explicit spsc(shmprim_spsc *p) : h_(p) {}
+    detail::handle<shmprim_spsc, shmprim_spsc_close> h_;
+};
+
 }  // namespace shmprim
 
 /** Found by argument-dependent lookup: a status as a std::error_code. */
