@@ -1321,6 +1321,24 @@ impl Shared {
         release_end(&self.ring, producer, me);
     }
 
+    /// Claims the producer or consumer end and takes over that side of the
+    /// ring with `make` (`ProducerCore::new` or `ConsumerCore::new`); the
+    /// claim is given back if `make` fails. Returns the side and the claim.
+    fn take_end<C>(
+        &self,
+        producer: bool,
+        make: impl FnOnce(RingRef) -> Result<C>,
+    ) -> Result<(C, u64)> {
+        let me = self.claim(producer)?;
+        match make(self.ring.clone()) {
+            Ok(core) => Ok((core, me)),
+            Err(e) => {
+                self.release(producer, me);
+                Err(e)
+            }
+        }
+    }
+
     /// Whether the other end was claimed by a participant that has died.
     fn peer_gone(&self, producer: bool) -> bool {
         peer_died(&self.backing, &self.ring, producer)
@@ -1508,37 +1526,25 @@ impl<T: Pod> SpscRing<T> {
     /// Claims the producer end. Fails with `InvalidArgument` while a live
     /// participant holds it.
     pub fn producer(&self) -> Result<Producer<T>> {
-        let me = self.shared.claim(true)?;
-        match ProducerCore::new(self.shared.ring.clone()) {
-            Ok(core) => Ok(Producer {
-                shared: self.shared.clone(),
-                core,
-                me,
-                _t: PhantomData,
-            }),
-            Err(e) => {
-                self.shared.release(true, me);
-                Err(e)
-            }
-        }
+        let (core, me) = self.shared.take_end(true, ProducerCore::new)?;
+        Ok(Producer {
+            shared: self.shared.clone(),
+            core,
+            me,
+            _t: PhantomData,
+        })
     }
 
     /// Claims the consumer end. Fails with `InvalidArgument` while a live
     /// participant holds it.
     pub fn consumer(&self) -> Result<Consumer<T>> {
-        let me = self.shared.claim(false)?;
-        match ConsumerCore::new(self.shared.ring.clone()) {
-            Ok(core) => Ok(Consumer {
-                shared: self.shared.clone(),
-                core,
-                me,
-                _t: PhantomData,
-            }),
-            Err(e) => {
-                self.shared.release(false, me);
-                Err(e)
-            }
-        }
+        let (core, me) = self.shared.take_end(false, ConsumerCore::new)?;
+        Ok(Consumer {
+            shared: self.shared.clone(),
+            core,
+            me,
+            _t: PhantomData,
+        })
     }
 }
 
@@ -1934,34 +1940,22 @@ impl SpscByteRing {
 
     /// Claims the producer end (`InvalidArgument` while a live participant holds it).
     pub fn producer(&self) -> Result<ByteProducer> {
-        let me = self.shared.claim(true)?;
-        match ProducerCore::new(self.shared.ring.clone()) {
-            Ok(core) => Ok(ByteProducer {
-                shared: self.shared.clone(),
-                core,
-                me,
-            }),
-            Err(e) => {
-                self.shared.release(true, me);
-                Err(e)
-            }
-        }
+        let (core, me) = self.shared.take_end(true, ProducerCore::new)?;
+        Ok(ByteProducer {
+            shared: self.shared.clone(),
+            core,
+            me,
+        })
     }
 
     /// Claims the consumer end (`InvalidArgument` while a live participant holds it).
     pub fn consumer(&self) -> Result<ByteConsumer> {
-        let me = self.shared.claim(false)?;
-        match ConsumerCore::new(self.shared.ring.clone()) {
-            Ok(core) => Ok(ByteConsumer {
-                shared: self.shared.clone(),
-                core,
-                me,
-            }),
-            Err(e) => {
-                self.shared.release(false, me);
-                Err(e)
-            }
-        }
+        let (core, me) = self.shared.take_end(false, ConsumerCore::new)?;
+        Ok(ByteConsumer {
+            shared: self.shared.clone(),
+            core,
+            me,
+        })
     }
 }
 

@@ -147,35 +147,23 @@ impl RawSpscRing {
     /// Claims the producer end (`InvalidArgument` while a live participant
     /// holds it).
     pub(crate) fn producer(&self) -> Result<RawProducer> {
-        let me = self.shared.claim(true)?;
-        match ProducerCore::new(self.shared.ring.clone()) {
-            Ok(core) => Ok(RawProducer {
-                shared: self.shared.clone(),
-                core,
-                me,
-            }),
-            Err(e) => {
-                self.shared.release(true, me);
-                Err(e)
-            }
-        }
+        let (core, me) = self.shared.take_end(true, ProducerCore::new)?;
+        Ok(RawProducer {
+            shared: self.shared.clone(),
+            core,
+            me,
+        })
     }
 
     /// Claims the consumer end (`InvalidArgument` while a live participant
     /// holds it).
     pub(crate) fn consumer(&self) -> Result<RawConsumer> {
-        let me = self.shared.claim(false)?;
-        match ConsumerCore::new(self.shared.ring.clone()) {
-            Ok(core) => Ok(RawConsumer {
-                shared: self.shared.clone(),
-                core,
-                me,
-            }),
-            Err(e) => {
-                self.shared.release(false, me);
-                Err(e)
-            }
-        }
+        let (core, me) = self.shared.take_end(false, ConsumerCore::new)?;
+        Ok(RawConsumer {
+            shared: self.shared.clone(),
+            core,
+            me,
+        })
     }
 }
 
