@@ -1390,6 +1390,62 @@ impl Drop for Shared {
     }
 }
 
+/// The blocking push of every producer end: runs `attempt` until it answers
+/// something other than `Full`, sleeping until the head moves in between
+/// (until `deadline`; `Closed` once the consumer's process died), then wakes
+/// a sleeping consumer without fail.
+fn push_blocking<R>(
+    core: &mut ProducerCore,
+    shared: &Shared,
+    deadline: Deadline,
+    mut attempt: impl FnMut(&mut ProducerCore) -> Result<R>,
+) -> Result<R> {
+    loop {
+        match attempt(core) {
+            Ok(r) => {
+                core.wake();
+                return Ok(r);
+            }
+            Err(Error::Full) => {}
+            Err(e) => return Err(e),
+        }
+        core.wait_for_space(deadline, &mut || shared.peer_gone(true))?;
+    }
+}
+
+/// The blocking pop of every consumer end: runs `attempt` until it answers
+/// something other than `Empty`, sleeping until the tail moves in between
+/// (until `deadline`), then wakes a sleeping producer without fail. Once the
+/// producer's process died, one last attempt takes what it published; after
+/// that the answer is `Closed`.
+fn pop_blocking<R>(
+    core: &mut ConsumerCore,
+    shared: &Shared,
+    deadline: Deadline,
+    mut attempt: impl FnMut(&mut ConsumerCore) -> Result<R>,
+) -> Result<R> {
+    loop {
+        match attempt(core) {
+            Ok(r) => {
+                core.wake();
+                return Ok(r);
+            }
+            Err(Error::Empty) => {}
+            Err(e) => return Err(e),
+        }
+        match core.wait_for_data(deadline, &mut || shared.peer_gone(false)) {
+            Ok(()) => {}
+            Err(Error::Closed) => {
+                return match attempt(core) {
+                    Err(Error::Empty) => Err(Error::Closed),
+                    r => r,
+                };
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 fn element_builder<T: Pod>(cap: u32) -> Result<SegmentBuilder> {
     Ok(SegmentBuilder::new(Kind::SpscRing)
         .data_size(RingHeader::memory_size_elements::<T>(cap as usize)? as u64)
@@ -1569,7 +1625,7 @@ impl<T: Pod> Producer<T> {
     /// consumer end was closed (seen when the ring looks full).
     #[inline]
     pub fn try_push(&mut self, value: T) -> Result<(), TryError> {
-        match self.push_quiet(value) {
+        match Self::push_quiet(&mut self.core, value) {
             Ok(()) => {
                 self.core.wake_hint();
                 Ok(())
@@ -1579,8 +1635,7 @@ impl<T: Pod> Producer<T> {
     }
 
     #[inline]
-    fn push_quiet(&mut self, value: T) -> Result<()> {
-        let c = &mut self.core;
+    fn push_quiet(c: &mut ProducerCore, value: T) -> Result<()> {
         let tail = c.tail;
         if c.free_cached(tail) == 0 && c.refresh_from(tail)? == 0 {
             return Err(Error::Full);
@@ -1632,19 +1687,9 @@ impl<T: Pod> Producer<T> {
     /// consumer without fail. `Closed` if the consumer end is closed or its
     /// process died.
     pub fn push_deadline(&mut self, value: T, deadline: Deadline) -> Result<()> {
-        loop {
-            match self.push_quiet(value) {
-                Ok(()) => {
-                    self.core.wake();
-                    return Ok(());
-                }
-                Err(Error::Full) => {}
-                Err(e) => return Err(e),
-            }
-            let shared = &self.shared;
-            self.core
-                .wait_for_space(deadline, &mut || shared.peer_gone(true))?;
-        }
+        push_blocking(&mut self.core, &self.shared, deadline, |c| {
+            Self::push_quiet(c, value)
+        })
     }
 
     /// Number of queued elements (reads the head).
@@ -1691,7 +1736,7 @@ impl<T: Pod> Consumer<T> {
     /// none and the producer end was closed.
     #[inline]
     pub fn try_pop(&mut self) -> Result<T, TryError> {
-        match self.pop_quiet() {
+        match Self::pop_quiet(&mut self.core) {
             Ok(v) => {
                 self.core.wake_hint();
                 Ok(v)
@@ -1701,8 +1746,7 @@ impl<T: Pod> Consumer<T> {
     }
 
     #[inline]
-    fn pop_quiet(&mut self) -> Result<T> {
-        let c = &mut self.core;
+    fn pop_quiet(c: &mut ConsumerCore) -> Result<T> {
         let head = c.head;
         c.available(head, 1)?;
         let mut v = T::zeroed();
@@ -1761,31 +1805,7 @@ impl<T: Pod> Consumer<T> {
     /// without fail. `Closed` once drained if the producer end is closed or its
     /// process died.
     pub fn pop_deadline(&mut self, deadline: Deadline) -> Result<T> {
-        loop {
-            match self.pop_quiet() {
-                Ok(v) => {
-                    self.core.wake();
-                    return Ok(v);
-                }
-                Err(Error::Empty) => {}
-                Err(e) => return Err(e),
-            }
-            let shared = &self.shared;
-            match self
-                .core
-                .wait_for_data(deadline, &mut || shared.peer_gone(false))
-            {
-                Ok(()) => {}
-                Err(Error::Closed) => {
-                    // The producer died: take what it published first.
-                    return match self.pop_quiet() {
-                        Err(Error::Empty) => Err(Error::Closed),
-                        r => r,
-                    };
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        pop_blocking(&mut self.core, &self.shared, deadline, Self::pop_quiet)
     }
 
     /// Number of queued elements (reads the tail).
@@ -2012,19 +2032,7 @@ impl ByteProducer {
     /// Sends `msg`, waiting until `deadline` for room; wakes a sleeping consumer
     /// without fail.
     pub fn send_deadline(&mut self, msg: &[u8], deadline: Deadline) -> Result<()> {
-        loop {
-            match self.core.try_send(msg) {
-                Ok(()) => {
-                    self.core.wake();
-                    return Ok(());
-                }
-                Err(Error::Full) => {}
-                Err(e) => return Err(e),
-            }
-            let shared = &self.shared;
-            self.core
-                .wait_for_space(deadline, &mut || shared.peer_gone(true))?;
-        }
+        push_blocking(&mut self.core, &self.shared, deadline, |c| c.try_send(msg))
     }
 
     /// Queued bytes, framing included (reads the head).
@@ -2108,30 +2116,12 @@ impl ByteConsumer {
     /// producer without fail. `Closed` once drained if the producer end is
     /// closed or its process died.
     pub fn recv_deadline(&mut self, deadline: Deadline) -> Result<Vec<u8>> {
-        loop {
-            match self.core.try_recv() {
-                Ok(v) => {
-                    self.core.wake();
-                    return Ok(v);
-                }
-                Err(Error::Empty) => {}
-                Err(e) => return Err(e),
-            }
-            let shared = &self.shared;
-            match self
-                .core
-                .wait_for_data(deadline, &mut || shared.peer_gone(false))
-            {
-                Ok(()) => {}
-                Err(Error::Closed) => {
-                    return match self.core.try_recv() {
-                        Err(Error::Empty) => Err(Error::Closed),
-                        r => r,
-                    };
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        pop_blocking(
+            &mut self.core,
+            &self.shared,
+            deadline,
+            ConsumerCore::try_recv,
+        )
     }
 
     /// Queued bytes, framing included (reads the tail).

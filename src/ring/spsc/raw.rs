@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use super::{
     ConsumerCore, FORMAT_ELEMENTS, ProducerCore, RingHeader, Shared, element_capacity,
-    stored_geometry,
+    pop_blocking, push_blocking, stored_geometry,
 };
 use crate::error::{Error, Result};
 use crate::ring::RING_ALIGN;
@@ -192,30 +192,10 @@ impl RawProducer {
                 src.len()
             )));
         }
-        let c = &mut self.core;
-        let tail = c.tail;
-        let want = (src.len() / unit).min(c.ring.cap as usize) as u32;
-        if want == 0 {
-            return Ok(0);
+        let n = push_elements(&mut self.core, src)?;
+        if n > 0 {
+            self.core.wake_hint();
         }
-        let n = c.reserve(tail, want)?.min(want) as usize;
-        if n == 0 {
-            return Ok(0);
-        }
-        let start = (tail & c.ring.mask) as usize;
-        let first = n.min(c.ring.cap as usize - start);
-        // SAFETY: `start + first <= cap` and `n - first <= start`, so both runs
-        // of slots lie in the `cap * unit` bytes after `data` (validated when
-        // the ring was opened); the `n <= free` slots after the tail are free,
-        // so the consumer does not read them until we publish; `src` holds
-        // `n * unit` bytes at least.
-        unsafe {
-            let data = c.ring.data;
-            std::ptr::copy_nonoverlapping(src.as_ptr(), data.add(start * unit), first * unit);
-            std::ptr::copy_nonoverlapping(src.as_ptr().add(first * unit), data, (n - first) * unit);
-        }
-        c.publish(tail.wrapping_add(n as u32));
-        c.wake_hint();
         Ok(n)
     }
 
@@ -231,19 +211,46 @@ impl RawProducer {
                 elem.len()
             )));
         }
-        loop {
-            if self.try_push_many(elem)? == 1 {
-                self.core.wake();
-                return Ok(());
-            }
-            if try_once {
-                return Err(Error::Full);
-            }
-            let shared = &self.shared;
-            self.core
-                .wait_for_space(deadline, &mut || shared.peer_gone(true))?;
+        let one = |c: &mut ProducerCore| match push_elements(c, elem)? {
+            0 => Err(Error::Full),
+            _ => Ok(()),
+        };
+        if try_once {
+            one(&mut self.core)?;
+            self.core.wake();
+            return Ok(());
         }
+        push_blocking(&mut self.core, &self.shared, deadline, one)
     }
+}
+
+/// Copies as many whole elements of `src` into the ring as fit and publishes
+/// them; returns how many (0 when full).
+fn push_elements(c: &mut ProducerCore, src: &[u8]) -> Result<usize> {
+    let unit = c.ring.unit as usize;
+    let tail = c.tail;
+    let want = (src.len() / unit).min(c.ring.cap as usize) as u32;
+    if want == 0 {
+        return Ok(0);
+    }
+    let n = c.reserve(tail, want)?.min(want) as usize;
+    if n == 0 {
+        return Ok(0);
+    }
+    let start = (tail & c.ring.mask) as usize;
+    let first = n.min(c.ring.cap as usize - start);
+    // SAFETY: `start + first <= cap` and `n - first <= start`, so both runs
+    // of slots lie in the `cap * unit` bytes after `data` (validated when
+    // the ring was opened); the `n <= free` slots after the tail are free,
+    // so the consumer does not read them until we publish; `src` holds
+    // `n * unit` bytes at least.
+    unsafe {
+        let data = c.ring.data;
+        std::ptr::copy_nonoverlapping(src.as_ptr(), data.add(start * unit), first * unit);
+        std::ptr::copy_nonoverlapping(src.as_ptr().add(first * unit), data, (n - first) * unit);
+    }
+    c.publish(tail.wrapping_add(n as u32));
+    Ok(n)
 }
 
 impl Drop for RawProducer {
@@ -266,36 +273,27 @@ impl RawConsumer {
         self.core.ring.unit as usize
     }
 
-    /// Pops as many elements as fit whole in `dst`, publishing once; returns
-    /// how many: `Empty` when there are none, `Closed` when there are none and
-    /// the producer end was closed.
-    pub(crate) fn try_pop_many(&mut self, dst: &mut [u8]) -> Result<usize> {
+    /// The first `n` whole elements' bytes of `dst`, or `InvalidArgument`
+    /// if it holds none.
+    fn room<'b>(&self, dst: &'b mut [u8]) -> Result<&'b mut [u8]> {
         let unit = self.elem_size();
-        let c = &mut self.core;
-        let want = (dst.len() / unit).min(c.ring.cap as usize) as u32;
-        if want == 0 {
+        let n = (dst.len() / unit).min(self.core.ring.cap as usize);
+        if n == 0 {
             return Err(Error::invalid_argument(format!(
                 "a buffer of {} bytes holds no {unit}-byte element",
                 dst.len()
             )));
         }
-        let head = c.head;
-        let n = c.available(head, want)?.min(want) as usize;
-        let start = (head & c.ring.mask) as usize;
-        let first = n.min(c.ring.cap as usize - start);
-        // SAFETY: in bounds as in `try_push_many`; the `n <= avail` slots after
-        // the head are published, and `dst` holds `n * unit` bytes at least.
-        unsafe {
-            let data = c.ring.data;
-            std::ptr::copy_nonoverlapping(data.add(start * unit), dst.as_mut_ptr(), first * unit);
-            std::ptr::copy_nonoverlapping(
-                data,
-                dst.as_mut_ptr().add(first * unit),
-                (n - first) * unit,
-            );
-        }
-        c.publish(head.wrapping_add(n as u32));
-        c.wake_hint();
+        Ok(&mut dst[..n * unit])
+    }
+
+    /// Pops as many elements as fit whole in `dst`, publishing once; returns
+    /// how many: `Empty` when there are none, `Closed` when there are none and
+    /// the producer end was closed.
+    pub(crate) fn try_pop_many(&mut self, dst: &mut [u8]) -> Result<usize> {
+        let dst = self.room(dst)?;
+        let n = pop_elements(&mut self.core, dst)?;
+        self.core.wake_hint();
         Ok(n)
     }
 
@@ -305,39 +303,37 @@ impl RawConsumer {
     /// sleeping producer without fail.
     pub(crate) fn pop(&mut self, dst: &mut [u8], deadline: Deadline, try_once: bool) -> Result<()> {
         let unit = self.elem_size();
-        let Some(one) = dst.get_mut(..unit) else {
-            return Err(Error::invalid_argument(format!(
-                "a buffer of {} bytes holds no {unit}-byte element",
-                dst.len()
-            )));
-        };
-        loop {
-            match self.try_pop_many(one) {
-                Ok(_) => {
-                    self.core.wake();
-                    return Ok(());
-                }
-                Err(Error::Empty) if !try_once => {}
-                Err(e) => return Err(e),
-            }
-            let shared = &self.shared;
-            match self
-                .core
-                .wait_for_data(deadline, &mut || shared.peer_gone(false))
-            {
-                Ok(()) => {}
-                // The producer died: take what it published first.
-                Err(Error::Closed) => {
-                    return match self.try_pop_many(one) {
-                        Ok(_) => Ok(()),
-                        Err(Error::Empty) => Err(Error::Closed),
-                        Err(e) => Err(e),
-                    };
-                }
-                Err(e) => return Err(e),
-            }
+        let one = &mut self.room(dst)?[..unit];
+        if try_once {
+            pop_elements(&mut self.core, one)?;
+            self.core.wake();
+            return Ok(());
         }
+        pop_blocking(&mut self.core, &self.shared, deadline, |c| {
+            pop_elements(c, one).map(drop)
+        })
     }
+}
+
+/// Copies as many queued elements as fit whole in `dst` (at least one
+/// element long) out of the ring and publishes the head; returns how many:
+/// `Empty` (or `Closed`) when there are none.
+fn pop_elements(c: &mut ConsumerCore, dst: &mut [u8]) -> Result<usize> {
+    let unit = c.ring.unit as usize;
+    let want = (dst.len() / unit).min(c.ring.cap as usize) as u32;
+    let head = c.head;
+    let n = c.available(head, want)?.min(want) as usize;
+    let start = (head & c.ring.mask) as usize;
+    let first = n.min(c.ring.cap as usize - start);
+    // SAFETY: in bounds as in `push_elements`; the `n <= avail` slots after
+    // the head are published, and `dst` holds `n * unit` bytes at least.
+    unsafe {
+        let data = c.ring.data;
+        std::ptr::copy_nonoverlapping(data.add(start * unit), dst.as_mut_ptr(), first * unit);
+        std::ptr::copy_nonoverlapping(data, dst.as_mut_ptr().add(first * unit), (n - first) * unit);
+    }
+    c.publish(head.wrapping_add(n as u32));
+    Ok(n)
 }
 
 impl Drop for RawConsumer {
