@@ -231,19 +231,42 @@ impl shmprim_status {
     }
 }
 
+/// The message `shmprim_last_error_message` returns.
+enum LastError {
+    /// A status's own description: what the frequent answers of polling
+    /// loops (`FULL`, `EMPTY`, `TIMEOUT`) record, without allocating.
+    Static(&'static CStr),
+    Owned(CString),
+}
+
 thread_local! {
-    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+    static LAST_ERROR: RefCell<LastError> = const { RefCell::new(LastError::Static(c"")) };
 }
 
 fn set_last_error(message: &str) {
     let c = CString::new(message.replace('\0', "?")).unwrap_or_default();
-    LAST_ERROR.with(|slot| *slot.borrow_mut() = c);
+    LAST_ERROR.with(|slot| *slot.borrow_mut() = LastError::Owned(c));
 }
 
 /// Records `err` as this thread's last error and returns its status.
 pub(crate) fn fail(err: &Error) -> shmprim_status {
-    set_last_error(&err.to_string());
-    shmprim_status::from_error(err)
+    match err {
+        // Nameless, and returned on every failed try of a polling loop.
+        Error::Full | Error::Empty | Error::Timeout => {
+            fail_quietly(shmprim_status::from_error(err))
+        }
+        _ => {
+            set_last_error(&err.to_string());
+            shmprim_status::from_error(err)
+        }
+    }
+}
+
+/// Records a status whose own description is the whole message (`FULL`,
+/// `EMPTY`, `TIMEOUT`), without allocating, and returns it.
+pub(crate) fn fail_quietly(status: shmprim_status) -> shmprim_status {
+    LAST_ERROR.with(|slot| *slot.borrow_mut() = LastError::Static(status.description()));
+    status
 }
 
 /// Records a status with a message of our own (null pointers, bad sizes).
@@ -306,7 +329,10 @@ pub extern "C" fn shmprim_status_str(status: i32) -> *const c_char {
 /// until the next shmprim call on this thread; never null.
 #[unsafe(no_mangle)]
 pub extern "C" fn shmprim_last_error_message() -> *const c_char {
-    LAST_ERROR.with(|slot| slot.borrow().as_ptr())
+    LAST_ERROR.with(|slot| match &*slot.borrow() {
+        LastError::Static(s) => s.as_ptr(),
+        LastError::Owned(s) => s.as_ptr(),
+    })
 }
 
 /// The library version as a static string, such as `"0.1.0"`.

@@ -12,15 +12,22 @@
 //!
 //! Timeouts: negative waits forever; `0` tries once and reports
 //! `SHMPRIM_FULL` / `SHMPRIM_EMPTY`; a positive timeout that passes reports
-//! `SHMPRIM_TIMEOUT`. The batch forms never wait.
+//! `SHMPRIM_TIMEOUT`. The batch forms never wait. A try (`0`) and the batch
+//! forms are the fast path for busy-polling: no clock read, no fence, no
+//! allocation; they wake a peer asleep in a waiting call by the waiter count
+//! alone, which can miss a peer going to sleep at that very instant; that
+//! peer then wakes at its next re-check (at most 50 ms), never hangs. A
+//! waiting call (timeout not 0) wakes a sleeping peer without fail.
 
 use std::ffi::{c_char, c_void};
 
 use super::pipe::{bytes, bytes_mut};
 use super::{
-    boundary, c_str, check, deadline, fail_with, free, handle, handle_mut, non_null, options, put,
-    shmprim_options, shmprim_status, write_opt,
+    boundary, c_str, check, deadline, fail, fail_quietly, fail_with, free, handle, handle_mut,
+    non_null, options, put, shmprim_options, shmprim_status, write_opt,
 };
+use crate::error::Error;
+use crate::ring::spsc::TryError;
 use crate::ring::spsc::raw::{RawConsumer, RawProducer, RawSpscRing};
 use crate::segment::{Disposition, Segment};
 
@@ -43,9 +50,18 @@ pub struct shmprim_spsc_consumer {
     inner: RawConsumer,
 }
 
-/// `(deadline, try_once)` of a C timeout.
-fn wait_mode(timeout_ns: i64) -> (crate::Deadline, bool) {
-    (deadline(timeout_ns), timeout_ns == 0)
+/// A try's answer for the boundary: `Full`, `Empty` and `Closed` are
+/// recorded without allocating (see `fail`), a corruption with its details.
+fn tried<T>(
+    r: Result<T, TryError>,
+    corruption: impl FnOnce() -> Error,
+) -> Result<T, shmprim_status> {
+    r.map_err(|e| match e {
+        TryError::Full => fail_quietly(shmprim_status::SHMPRIM_FULL),
+        TryError::Empty => fail_quietly(shmprim_status::SHMPRIM_EMPTY),
+        TryError::Closed => fail(&Error::Closed),
+        TryError::Corrupted => fail(&corruption()),
+    })
 }
 
 /// `count` elements of `unit` bytes, in bytes; `SHMPRIM_INVALID_ARGUMENT` on
@@ -294,11 +310,20 @@ pub unsafe extern "C" fn shmprim_spsc_push(
     boundary(|| {
         // SAFETY: null or live and unshared, by the contract.
         let p = unsafe { handle_mut(p, "producer") }?;
+        let unit = p.inner.elem_size();
+        if size != unit {
+            return Err(fail_with(
+                shmprim_status::SHMPRIM_INVALID_ARGUMENT,
+                &format!("element of {size} bytes for a ring of {unit}-byte elements"),
+            ));
+        }
         non_null(elem, "elem")?;
         // SAFETY: non-null and readable for `size` bytes, by the contract.
         let elem = unsafe { bytes(elem, size, "elem") }?;
-        let (dl, try_once) = wait_mode(timeout_ns);
-        check(p.inner.push(elem, dl, try_once))
+        match timeout_ns {
+            0 => tried(p.inner.try_push(elem), || p.inner.corruption()),
+            t => check(p.inner.push(elem, deadline(t))),
+        }
     })
 }
 
@@ -326,7 +351,7 @@ pub unsafe extern "C" fn shmprim_spsc_push_many(
         let len = span(count, p.inner.elem_size())?;
         // SAFETY: null or readable for `count` elements, by the contract.
         let src = unsafe { bytes(elems, len, "elems") }?;
-        let n = check(p.inner.try_push_many(src))?;
+        let n = tried(p.inner.try_push_many(src, count), || p.inner.corruption())?;
         // SAFETY: non-null, so valid for a write by the contract.
         unsafe { pushed.write(n) };
         Ok(())
@@ -367,8 +392,10 @@ pub unsafe extern "C" fn shmprim_spsc_pop(
         non_null(out, "out")?;
         // SAFETY: non-null and writable for `size` bytes, by the contract.
         let buf = unsafe { bytes_mut(out, size, "out") }?;
-        let (dl, try_once) = wait_mode(timeout_ns);
-        check(c.inner.pop(buf, dl, try_once))
+        match timeout_ns {
+            0 => tried(c.inner.try_pop(buf), || c.inner.corruption()),
+            t => check(c.inner.pop(buf, deadline(t))),
+        }
     })
 }
 
@@ -402,7 +429,9 @@ pub unsafe extern "C" fn shmprim_spsc_pop_many(
         let len = span(max_count, c.inner.elem_size())?;
         // SAFETY: null or writable for `max_count` elements, by the contract.
         let buf = unsafe { bytes_mut(out, len, "out") }?;
-        let n = check(c.inner.try_pop_many(buf))?;
+        let n = tried(c.inner.try_pop_many(buf, max_count), || {
+            c.inner.corruption()
+        })?;
         // SAFETY: as above.
         unsafe { popped.write(n) };
         Ok(())

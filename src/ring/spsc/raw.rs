@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use super::{
-    ConsumerCore, FORMAT_ELEMENTS, ProducerCore, RingHeader, Shared, element_capacity,
+    ConsumerCore, FORMAT_ELEMENTS, ProducerCore, RingHeader, Shared, TryError, element_capacity,
     pop_blocking, push_blocking, stored_geometry,
 };
 use crate::error::{Error, Result};
@@ -180,60 +180,69 @@ impl RawProducer {
         self.core.ring.unit as usize
     }
 
-    /// Pushes as many whole elements of `src` (a multiple of the element size
+    /// Pushes up to `count` elements from `src` (exactly `count` elements
     /// long) as fit, in order, publishing once; returns how many (0 when
     /// full). `Closed` if the consumer end was closed (seen when the ring
-    /// looks full).
-    pub(crate) fn try_push_many(&mut self, src: &[u8]) -> Result<usize> {
-        let unit = self.elem_size();
-        if src.len() % unit != 0 {
-            return Err(Error::invalid_argument(format!(
-                "{} bytes are not a whole number of {unit}-byte elements",
-                src.len()
-            )));
-        }
-        let n = push_elements(&mut self.core, src)?;
+    /// looks full). Builds no [`Error`]: see [`corruption`](Self::corruption).
+    #[inline]
+    pub(crate) fn try_push_many(&mut self, src: &[u8], count: usize) -> Result<usize, TryError> {
+        let n = push_elements(&mut self.core, src, count)?;
         if n > 0 {
             self.core.wake_hint();
         }
         Ok(n)
     }
 
-    /// Pushes one element (`elem` is exactly one element long), waiting until
-    /// `deadline` for room; `Full` at once when `try_once`. `Closed` if the
-    /// consumer end is closed or its process died. Wakes a sleeping consumer
-    /// without fail.
-    pub(crate) fn push(&mut self, elem: &[u8], deadline: Deadline, try_once: bool) -> Result<()> {
-        let unit = self.elem_size();
-        if elem.len() != unit {
-            return Err(Error::invalid_argument(format!(
-                "element of {} bytes for a ring of {unit}-byte elements",
-                elem.len()
-            )));
-        }
-        let one = |c: &mut ProducerCore| match push_elements(c, elem)? {
-            0 => Err(Error::Full),
+    /// Pushes the element `elem` (exactly one element long) if there is room:
+    /// `Full` if not; otherwise as [`try_push_many`](Self::try_push_many).
+    #[inline]
+    pub(crate) fn try_push(&mut self, elem: &[u8]) -> Result<(), TryError> {
+        match self.try_push_many(elem, 1)? {
+            0 => Err(TryError::Full),
             _ => Ok(()),
-        };
-        if try_once {
-            one(&mut self.core)?;
-            self.core.wake();
-            return Ok(());
         }
-        push_blocking(&mut self.core, &self.shared, deadline, one)
+    }
+
+    /// Pushes the element `elem` (exactly one element long), waiting until
+    /// `deadline` for room; `Closed` if the consumer end is closed or its
+    /// process died. Wakes a sleeping consumer without fail.
+    pub(crate) fn push(&mut self, elem: &[u8], deadline: Deadline) -> Result<()> {
+        push_blocking(
+            &mut self.core,
+            &self.shared,
+            deadline,
+            |c| match push_elements(c, elem, 1)? {
+                0 => Err(Error::Full),
+                _ => Ok(()),
+            },
+        )
+    }
+
+    /// What a `TryError::Corrupted` answer was about (re-reads the head).
+    #[cold]
+    pub(crate) fn corruption(&mut self) -> Error {
+        match self.core.len() {
+            Err(e) => e,
+            Ok(_) => TryError::Corrupted.into(),
+        }
     }
 }
 
-/// Copies as many whole elements of `src` into the ring as fit and publishes
-/// them; returns how many (0 when full).
-fn push_elements(c: &mut ProducerCore, src: &[u8]) -> Result<usize> {
+/// Copies as many of the `count` elements of `src` (`count` elements long)
+/// into the ring as fit and publishes them; returns how many (0 when full).
+#[inline]
+fn push_elements(c: &mut ProducerCore, src: &[u8], count: usize) -> Result<usize, TryError> {
     let unit = c.ring.unit as usize;
+    debug_assert_eq!(src.len(), count * unit);
     let tail = c.tail;
-    let want = (src.len() / unit).min(c.ring.cap as usize) as u32;
+    let want = count.min(c.ring.cap as usize) as u32;
     if want == 0 {
         return Ok(0);
     }
-    let n = c.reserve(tail, want)?.min(want) as usize;
+    let n = c
+        .reserve(tail, want)
+        .map_err(TryError::from_error)?
+        .min(want) as usize;
     if n == 0 {
         return Ok(0);
     }
@@ -246,11 +255,36 @@ fn push_elements(c: &mut ProducerCore, src: &[u8]) -> Result<usize> {
     // `n * unit` bytes at least.
     unsafe {
         let data = c.ring.data;
-        std::ptr::copy_nonoverlapping(src.as_ptr(), data.add(start * unit), first * unit);
-        std::ptr::copy_nonoverlapping(src.as_ptr().add(first * unit), data, (n - first) * unit);
+        copy_bytes(src.as_ptr(), data.add(start * unit), first * unit);
+        copy_bytes(src.as_ptr().add(first * unit), data, (n - first) * unit);
     }
     c.publish(tail.wrapping_add(n as u32));
     Ok(n)
+}
+
+/// Copies `len` bytes from `src` to `dst`; the sizes of one small element
+/// without a call to `memcpy` (a C caller pays one call per element already).
+///
+/// # Safety
+/// `src` readable and `dst` writable for `len` bytes; they do not overlap.
+#[inline(always)]
+unsafe fn copy_bytes(src: *const u8, dst: *mut u8, len: usize) {
+    // SAFETY: in bounds (caller); unaligned accesses of the exact length.
+    unsafe {
+        match len {
+            0 => {}
+            4 => dst
+                .cast::<u32>()
+                .write_unaligned(src.cast::<u32>().read_unaligned()),
+            8 => dst
+                .cast::<u64>()
+                .write_unaligned(src.cast::<u64>().read_unaligned()),
+            16 => dst
+                .cast::<u128>()
+                .write_unaligned(src.cast::<u128>().read_unaligned()),
+            _ => std::ptr::copy_nonoverlapping(src, dst, len),
+        }
+    }
 }
 
 impl Drop for RawProducer {
@@ -273,64 +307,64 @@ impl RawConsumer {
         self.core.ring.unit as usize
     }
 
-    /// The first `n` whole elements' bytes of `dst`, or `InvalidArgument`
-    /// if it holds none.
-    fn room<'b>(&self, dst: &'b mut [u8]) -> Result<&'b mut [u8]> {
-        let unit = self.elem_size();
-        let n = (dst.len() / unit).min(self.core.ring.cap as usize);
-        if n == 0 {
-            return Err(Error::invalid_argument(format!(
-                "a buffer of {} bytes holds no {unit}-byte element",
-                dst.len()
-            )));
-        }
-        Ok(&mut dst[..n * unit])
-    }
-
-    /// Pops as many elements as fit whole in `dst`, publishing once; returns
-    /// how many: `Empty` when there are none, `Closed` when there are none and
-    /// the producer end was closed.
-    pub(crate) fn try_pop_many(&mut self, dst: &mut [u8]) -> Result<usize> {
-        let dst = self.room(dst)?;
-        let n = pop_elements(&mut self.core, dst)?;
+    /// Pops up to `count >= 1` elements into `dst` (at least `count`
+    /// elements long), publishing once; returns how many: `Empty` when there
+    /// are none, `Closed` when there are none and the producer end was
+    /// closed. Builds no [`Error`]: see [`corruption`](Self::corruption).
+    #[inline]
+    pub(crate) fn try_pop_many(&mut self, dst: &mut [u8], count: usize) -> Result<usize, TryError> {
+        let n = pop_elements(&mut self.core, dst, count)?;
         self.core.wake_hint();
         Ok(n)
     }
 
-    /// Pops one element into the first element-size bytes of `dst`, waiting
-    /// until `deadline`; `Empty` at once when `try_once`. `Closed` once
-    /// drained if the producer end is closed or its process died. Wakes a
-    /// sleeping producer without fail.
-    pub(crate) fn pop(&mut self, dst: &mut [u8], deadline: Deadline, try_once: bool) -> Result<()> {
-        let unit = self.elem_size();
-        let one = &mut self.room(dst)?[..unit];
-        if try_once {
-            pop_elements(&mut self.core, one)?;
-            self.core.wake();
-            return Ok(());
-        }
+    /// Pops one element into `dst` (at least one element long) if there is
+    /// one; otherwise as [`try_pop_many`](Self::try_pop_many).
+    #[inline]
+    pub(crate) fn try_pop(&mut self, dst: &mut [u8]) -> Result<(), TryError> {
+        self.try_pop_many(dst, 1).map(drop)
+    }
+
+    /// Pops one element into `dst` (at least one element long), waiting
+    /// until `deadline`; `Closed` once drained if the producer end is closed
+    /// or its process died. Wakes a sleeping producer without fail.
+    pub(crate) fn pop(&mut self, dst: &mut [u8], deadline: Deadline) -> Result<()> {
         pop_blocking(&mut self.core, &self.shared, deadline, |c| {
-            pop_elements(c, one).map(drop)
+            pop_elements(c, dst, 1).map(drop).map_err(Error::from)
         })
+    }
+
+    /// What a `TryError::Corrupted` answer was about (re-reads the tail).
+    #[cold]
+    pub(crate) fn corruption(&mut self) -> Error {
+        match self.core.len() {
+            Err(e) => e,
+            Ok(_) => TryError::Corrupted.into(),
+        }
     }
 }
 
-/// Copies as many queued elements as fit whole in `dst` (at least one
-/// element long) out of the ring and publishes the head; returns how many:
-/// `Empty` (or `Closed`) when there are none.
-fn pop_elements(c: &mut ConsumerCore, dst: &mut [u8]) -> Result<usize> {
+/// Copies up to `count >= 1` queued elements out of the ring into `dst`
+/// (which holds `count`) and publishes the head; returns how many: `Empty`
+/// (or `Closed`) when there are none.
+#[inline]
+fn pop_elements(c: &mut ConsumerCore, dst: &mut [u8], count: usize) -> Result<usize, TryError> {
     let unit = c.ring.unit as usize;
-    let want = (dst.len() / unit).min(c.ring.cap as usize) as u32;
+    debug_assert!(count >= 1 && dst.len() >= count * unit);
+    let want = count.min(c.ring.cap as usize) as u32;
     let head = c.head;
-    let n = c.available(head, want)?.min(want) as usize;
+    let n = c
+        .available(head, want)
+        .map_err(TryError::from_error)?
+        .min(want) as usize;
     let start = (head & c.ring.mask) as usize;
     let first = n.min(c.ring.cap as usize - start);
     // SAFETY: in bounds as in `push_elements`; the `n <= avail` slots after
     // the head are published, and `dst` holds `n * unit` bytes at least.
     unsafe {
         let data = c.ring.data;
-        std::ptr::copy_nonoverlapping(data.add(start * unit), dst.as_mut_ptr(), first * unit);
-        std::ptr::copy_nonoverlapping(data, dst.as_mut_ptr().add(first * unit), (n - first) * unit);
+        copy_bytes(data.add(start * unit), dst.as_mut_ptr(), first * unit);
+        copy_bytes(data, dst.as_mut_ptr().add(first * unit), (n - first) * unit);
     }
     c.publish(head.wrapping_add(n as u32));
     Ok(n)
