@@ -92,6 +92,42 @@ pub fn figures() -> Vec<Figure> {
             ],
         },
         Figure {
+            id: "spsc-u64-c-abi",
+            group: "spsc",
+            title: "SPSC ring throughput through the C ABI, u64 messages, 2 processes",
+            unit: Unit::Mmsgs,
+            shmprim: Some(Impl {
+                name: "shmprim_spsc_push / shmprim_spsc_pop, one element per call, try once, spinning",
+                run: shmprim_side::spsc_u64_c_abi,
+                goal: None,
+                available: always,
+            }),
+            hook: "shmprim_spsc_*",
+            references: vec![reference(
+                "C ring, cached idx (2 procs)",
+                c_ring::u64s,
+                None,
+            )],
+        },
+        Figure {
+            id: "spsc-u64-c-abi-batch",
+            group: "spsc",
+            title: "SPSC ring throughput through the C ABI in batches, u64 messages, 2 processes",
+            unit: Unit::Mmsgs,
+            shmprim: Some(Impl {
+                name: "shmprim_spsc_push_many / _pop_many, up to 64 elements per call, spinning",
+                run: shmprim_side::spsc_u64_c_abi_batch,
+                goal: None,
+                available: always,
+            }),
+            hook: "shmprim_spsc_*",
+            references: vec![reference(
+                "C ring, cached idx (2 procs)",
+                c_ring::u64s,
+                None,
+            )],
+        },
+        Figure {
             id: "spsc-bytes-64",
             group: "spsc",
             title: "SPSC ring throughput, 64-byte messages, 2 processes",

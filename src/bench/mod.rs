@@ -316,6 +316,10 @@ pub(crate) const ROLES: &[(&str, Role)] = &[
     ("shmprim-value-writer", shmprim_side::value_writer_child),
     ("shmprim-spsc-producer", shmprim_side::spsc_producer_child),
     (
+        "shmprim-spsc-c-producer",
+        shmprim_side::spsc_c_producer_child,
+    ),
+    (
         "shmprim-spsc-byte-producer",
         shmprim_side::spsc_byte_producer_child,
     ),

@@ -541,6 +541,189 @@ pub(crate) fn spsc_producer_child(c: &ChildCtx) -> Res<()> {
     Ok(())
 }
 
+/// A ring's C handle, opened through the C ABI (`shmprim_spsc_open`), with
+/// one end claimed; both closed on drop.
+struct CEnd<E> {
+    ring: *mut crate::ffi::shmprim_spsc,
+    end: *mut E,
+    close: unsafe extern "C" fn(*mut E),
+}
+
+impl<E> CEnd<E> {
+    /// Opens `name` and claims an end with `claim`.
+    fn open(
+        name: &str,
+        claim: unsafe extern "C" fn(
+            *const crate::ffi::shmprim_spsc,
+            *mut *mut E,
+        ) -> crate::ffi::shmprim_status,
+        close: unsafe extern "C" fn(*mut E),
+    ) -> Res<CEnd<E>> {
+        use crate::ffi::shmprim_status::SHMPRIM_OK;
+        use crate::ffi::{shmprim_spsc_close, shmprim_spsc_open};
+        let c_name = std::ffi::CString::new(name).map_err(|e| e.to_string())?;
+        let mut ring = std::ptr::null_mut();
+        // SAFETY: a NUL-terminated name and a valid out-pointer.
+        let st = unsafe { shmprim_spsc_open(c_name.as_ptr(), &mut ring) };
+        if st != SHMPRIM_OK {
+            return Err(format!("shmprim_spsc_open: {st:?}"));
+        }
+        let mut end = std::ptr::null_mut();
+        // SAFETY: a live ring handle and a valid out-pointer.
+        let st = unsafe { claim(ring, &mut end) };
+        if st != SHMPRIM_OK {
+            // SAFETY: the handle opened above, closed once.
+            unsafe { shmprim_spsc_close(ring) };
+            return Err(format!("claiming an end: {st:?}"));
+        }
+        Ok(CEnd { ring, end, close })
+    }
+}
+
+impl<E> Drop for CEnd<E> {
+    fn drop(&mut self) {
+        // SAFETY: the end and the ring handle from `open`, each closed once.
+        unsafe {
+            (self.close)(self.end);
+            crate::ffi::shmprim_spsc_close(self.ring);
+        }
+    }
+}
+
+/// Elements per call in the batch form of [`spsc_u64_c_abi`].
+const C_ABI_BATCH: usize = 64;
+
+/// The same ring and loop as [`spsc_u64`], but every element goes through the
+/// C ABI, as a C program's would: `shmprim_spsc_push` / `shmprim_spsc_pop`
+/// with a timeout of 0 (try once), one element per call. Mmsg/s.
+pub(crate) fn spsc_u64_c_abi(ctx: &Ctx) -> Res<f64> {
+    spsc_c_abi(ctx, false)
+}
+
+/// As [`spsc_u64_c_abi`], with `shmprim_spsc_push_many` / `_pop_many` of up to
+/// [`C_ABI_BATCH`] elements per call. Mmsg/s.
+pub(crate) fn spsc_u64_c_abi_batch(ctx: &Ctx) -> Res<f64> {
+    spsc_c_abi(ctx, true)
+}
+
+fn spsc_c_abi(ctx: &Ctx, batch: bool) -> Res<f64> {
+    use crate::ffi::shmprim_status::{SHMPRIM_EMPTY, SHMPRIM_OK};
+    use crate::ffi::{
+        shmprim_spsc_claim_consumer, shmprim_spsc_consumer_close, shmprim_spsc_pop,
+        shmprim_spsc_pop_many,
+    };
+    let n = ctx.n(SPSC_U64_MSGS);
+    let name = ShmNameGuard::new("spsc-c");
+    let _ring = SpscRing::<u64>::create(name.name(), SPSC_U64_CAPACITY as usize).map_err(err)?;
+    let rx = CEnd::open(
+        name.name(),
+        shmprim_spsc_claim_consumer,
+        shmprim_spsc_consumer_close,
+    )?;
+    let s = Session::start(vec![Spawn::pinned(
+        "shmprim-spsc-c-producer",
+        vec![
+            name.name().into(),
+            n.to_string(),
+            u8::from(batch).to_string(),
+        ],
+    )])?;
+    let t0 = s.go();
+    let (mut tries, mut sum, mut v) = (0, 0u64, 0u64);
+    let mut buf = [0u64; C_ABI_BATCH];
+    let mut got = 0;
+    while batch && got < n {
+        let mut popped = 0;
+        // SAFETY: a live consumer end used by this thread alone; `buf` holds
+        // `C_ABI_BATCH` elements of 8 bytes; `popped` is writable.
+        let st = unsafe {
+            shmprim_spsc_pop_many(rx.end, buf.as_mut_ptr().cast(), C_ABI_BATCH, &mut popped)
+        };
+        match st {
+            SHMPRIM_OK => {
+                sum = buf[..popped].iter().fold(sum, |a, &x| a.wrapping_add(x));
+                got += popped as u64;
+            }
+            SHMPRIM_EMPTY => relax(&mut tries, t0)?,
+            st => return Err(format!("shmprim_spsc_pop_many: {st:?}")),
+        }
+    }
+    // The single-element form (when not `batch`).
+    for _ in 0..if batch { 0 } else { n } {
+        loop {
+            // SAFETY: a live consumer end used by this thread alone, and an
+            // 8-byte buffer for the 8-byte elements.
+            let st = unsafe {
+                shmprim_spsc_pop(rx.end, (&raw mut v).cast(), 8, std::ptr::null_mut(), 0)
+            };
+            match st {
+                SHMPRIM_OK => break,
+                SHMPRIM_EMPTY => relax(&mut tries, t0)?,
+                st => return Err(format!("shmprim_spsc_pop: {st:?}")),
+            }
+        }
+        sum = sum.wrapping_add(v);
+    }
+    let dt = t0.elapsed();
+    s.finish()?;
+    if sum != n * (n + 1) / 2 {
+        return Err("the C ABI ring delivered a wrong sum".into());
+    }
+    Ok(mmsgs(dt, n))
+}
+
+/// Child of [`spsc_u64_c_abi`]: pushes 1..=n through `shmprim_spsc_push`.
+pub(crate) fn spsc_c_producer_child(c: &ChildCtx) -> Res<()> {
+    use crate::ffi::shmprim_status::{SHMPRIM_FULL, SHMPRIM_OK};
+    use crate::ffi::{
+        shmprim_spsc_claim_producer, shmprim_spsc_producer_close, shmprim_spsc_push,
+        shmprim_spsc_push_many,
+    };
+    let tx = CEnd::open(
+        c.str_arg(0)?,
+        shmprim_spsc_claim_producer,
+        shmprim_spsc_producer_close,
+    )?;
+    let n: u64 = c.arg(1)?;
+    let batch = c.arg::<u8>(2)? != 0;
+    c.ready()?;
+    let t0 = Instant::now();
+    let mut tries = 0;
+    let mut next = 1;
+    while batch && next <= n {
+        let len = (n + 1 - next).min(C_ABI_BATCH as u64);
+        let values: [u64; C_ABI_BATCH] = std::array::from_fn(|k| next + k as u64);
+        let mut pushed = 0;
+        // SAFETY: a live producer end used by this thread alone; `values`
+        // holds `len <= C_ABI_BATCH` elements of 8 bytes; `pushed` is writable.
+        let st = unsafe {
+            shmprim_spsc_push_many(tx.end, values.as_ptr().cast(), len as usize, &mut pushed)
+        };
+        if st != SHMPRIM_OK {
+            return Err(format!("shmprim_spsc_push_many: {st:?}"));
+        }
+        if pushed == 0 {
+            relax(&mut tries, t0)?;
+        }
+        next += pushed as u64;
+    }
+    // The single-element form (when not `batch`: `next` is still 1).
+    for i in next..=if batch { 0 } else { n } {
+        loop {
+            // SAFETY: a live producer end used by this thread alone, and an
+            // 8-byte element.
+            let st = unsafe { shmprim_spsc_push(tx.end, (&raw const i).cast(), 8, 0) };
+            match st {
+                SHMPRIM_OK => break,
+                SHMPRIM_FULL => relax(&mut tries, t0)?,
+                st => return Err(format!("shmprim_spsc_push: {st:?}")),
+            }
+        }
+    }
+    c.done();
+    Ok(())
+}
+
 /// Byte capacity of the shmprim byte ring for `msg_size`-byte messages: the
 /// same buffer as the C ring's `SPSC_BYTES_CAPACITY` slots of `msg_size` bytes
 /// (16 KiB or 1 MiB). With its 8-byte record headers it then holds slightly
