@@ -279,7 +279,9 @@ int main(void) {
     EXPECT(shmprim_spsc_push_many(stx, sitems, 6, &spushed), SHMPRIM_OK);
     expect_true("push_many pushes only the 4 that fit", spushed == 4);
     EXPECT(shmprim_spsc_push(stx, &item, sizeof item, 0), SHMPRIM_FULL);
+    expect_true("FULL leaves the message \"full\"", strcmp(shmprim_last_error_message(), "full") == 0);
     EXPECT(shmprim_spsc_push(stx, &item, sizeof item, 1000000), SHMPRIM_TIMEOUT);
+    expect_true("TIMEOUT leaves the message \"timed out\"", strcmp(shmprim_last_error_message(), "timed out") == 0);
     EXPECT(shmprim_spsc_push_many(stx, sitems, 1, &spushed), SHMPRIM_OK);
     expect_true("push_many on a full ring pushes none", spushed == 0);
     size_t sneed = 0;
@@ -295,6 +297,7 @@ int main(void) {
                 spopped == 3 && sout[0] == 2 && sout[1] == 3 && sout[2] == 4);
     EXPECT(shmprim_spsc_pop_many(srx, sout, 8, &spopped), SHMPRIM_EMPTY);
     expect_true("pop_many on an empty ring reports 0", spopped == 0);
+    expect_true("EMPTY leaves the message \"empty\"", strcmp(shmprim_last_error_message(), "empty") == 0);
     EXPECT(shmprim_spsc_pop(srx, sout, sizeof sout[0], NULL, 1000000), SHMPRIM_TIMEOUT);
     EXPECT(shmprim_spsc_push(stx, &item, sizeof item, 0), SHMPRIM_OK);
     shmprim_spsc_producer_close(stx); /* end-of-stream after what was pushed */
