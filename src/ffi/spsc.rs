@@ -437,3 +437,40 @@ pub unsafe extern "C" fn shmprim_spsc_pop_many(
         Ok(())
     })
 }
+
+#[cfg(all(test, not(shmprim_loom)))]
+mod tests {
+    use super::*;
+    use crate::ffi::shmprim_last_error_message;
+    use std::ffi::CStr;
+
+    fn last_message() -> String {
+        // SAFETY: the library's last-error message is never null and stays
+        // valid until the next call on this thread.
+        unsafe { CStr::from_ptr(shmprim_last_error_message()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    /// A try's answers map to their statuses; a corruption's details (read
+    /// again only then) become the last-error message.
+    #[test]
+    fn try_answers_map_to_statuses_and_a_corruption_keeps_its_details() {
+        let detail = || Error::corrupted("ring-x", "head 9 and tail 1 are 8 apart");
+        assert_eq!(tried(Ok::<u8, TryError>(3), detail), Ok(3));
+        for (e, status, message) in [
+            (TryError::Full, shmprim_status::SHMPRIM_FULL, "full"),
+            (TryError::Empty, shmprim_status::SHMPRIM_EMPTY, "empty"),
+            (TryError::Closed, shmprim_status::SHMPRIM_CLOSED, "closed"),
+        ] {
+            assert_eq!(tried(Err::<(), _>(e), || unreachable!()), Err(status));
+            assert!(last_message().contains(message), "{}", last_message());
+        }
+        assert_eq!(
+            tried(Err::<(), _>(TryError::Corrupted), detail),
+            Err(shmprim_status::SHMPRIM_CORRUPTED)
+        );
+        let m = last_message();
+        assert!(m.contains("ring-x") && m.contains("8 apart"), "{m}");
+    }
+}

@@ -376,3 +376,45 @@ impl Drop for RawConsumer {
         self.shared.release(false, self.me);
     }
 }
+
+#[cfg(all(test, not(shmprim_loom)))]
+mod tests {
+    use super::*;
+    use crate::sync::atomic::Ordering;
+
+    /// Indices scribbled over from outside make the try paths answer
+    /// `Corrupted` (never an access out of bounds), and `corruption` says
+    /// what is wrong, naming the ring.
+    #[test]
+    fn scribbled_indices_are_reported_as_corrupted_with_details() {
+        let ring = RawSpscRing::anonymous(8, 8, 8).unwrap();
+        let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+        tx.try_push(&7u64.to_ne_bytes()).unwrap();
+        let hdr = ring.shared.ring.hdr();
+        // The tail far beyond the capacity: the consumer's refresh sees it.
+        hdr.tail.0.store(1000, Ordering::Relaxed);
+        let mut buf = [0u8; 16];
+        assert_eq!(rx.try_pop(&mut buf), Err(TryError::Corrupted));
+        assert_eq!(rx.try_pop_many(&mut buf, 2), Err(TryError::Corrupted));
+        let e = rx.corruption();
+        assert!(
+            matches!(e, Error::Corrupted { .. }) && e.to_string().contains("apart"),
+            "{e}"
+        );
+        // The head far from the tail: the producer's refresh, once its cache
+        // says full, sees it.
+        hdr.tail.0.store(1, Ordering::Relaxed);
+        hdr.head.0.store(500, Ordering::Relaxed);
+        let one = 1u64.to_ne_bytes();
+        let mut answers = Vec::new();
+        for _ in 0..9 {
+            answers.push(tx.try_push(&one));
+        }
+        assert_eq!(
+            answers.last(),
+            Some(&Err(TryError::Corrupted)),
+            "{answers:?}"
+        );
+        assert!(matches!(tx.corruption(), Error::Corrupted { .. }));
+    }
+}
