@@ -248,11 +248,10 @@ fn push_elements(c: &mut ProducerCore, src: &[u8], count: usize) -> Result<usize
     }
     let start = (tail & c.ring.mask) as usize;
     let first = n.min(c.ring.cap as usize - start);
-    // SAFETY: `start + first <= cap` and `n - first <= start`, so both runs
-    // of slots lie in the `cap * unit` bytes after `data` (validated when
-    // the ring was opened); the `n <= free` slots after the tail are free,
-    // so the consumer does not read them until we publish; `src` holds
-    // `n * unit` bytes at least.
+    // Both runs of slots lie in the `cap * unit` validated bytes after `data`
+    // (`start + first <= cap`, `n - first <= start`); the `n <= free` slots
+    // after the tail are free: the consumer reads none until we publish.
+    // SAFETY: in bounds and ours, as just said; `src` holds `n * unit` bytes.
     unsafe {
         let data = c.ring.data;
         copy_bytes(src.as_ptr(), data.add(start * unit), first * unit);
