@@ -233,7 +233,11 @@ impl RawProducer {
 #[inline]
 fn push_elements(c: &mut ProducerCore, src: &[u8], count: usize) -> Result<usize, TryError> {
     let unit = c.ring.unit as usize;
-    debug_assert_eq!(src.len(), count * unit);
+    // A hard check: the copy below relies on it (one compare per call).
+    assert!(
+        count.checked_mul(unit).is_some_and(|n| src.len() >= n),
+        "source shorter than its count"
+    );
     let tail = c.tail;
     let want = count.min(c.ring.cap as usize) as u32;
     if want == 0 {
@@ -349,7 +353,11 @@ impl RawConsumer {
 #[inline]
 fn pop_elements(c: &mut ConsumerCore, dst: &mut [u8], count: usize) -> Result<usize, TryError> {
     let unit = c.ring.unit as usize;
-    debug_assert!(count >= 1 && dst.len() >= count * unit);
+    // A hard check: the copy below relies on it (one compare per call).
+    assert!(
+        count >= 1 && count.checked_mul(unit).is_some_and(|n| dst.len() >= n),
+        "buffer shorter than its count"
+    );
     let want = count.min(c.ring.cap as usize) as u32;
     let head = c.head;
     let n = c
