@@ -11,10 +11,10 @@ use super::value::{
 };
 use super::{
     boundary, c_str, check, fail, fail_with, free, handle, non_null, put, shmprim_options,
-    shmprim_status, write_opt,
+    shmprim_status, unlink_name, write_opt,
 };
 use crate::cell::{AtomicValue, ShmType};
-use crate::segment::{Disposition, Kind, Segment};
+use crate::segment::{Disposition, Kind};
 use crate::{Array, LockError};
 
 typed_enum!(AnyArray, Array);
@@ -161,11 +161,8 @@ pub unsafe extern "C" fn shmprim_array_close(a: *mut shmprim_array) {
 /// `name` must be a NUL-terminated string.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmprim_array_unlink(name: *const c_char) -> shmprim_status {
-    boundary(|| {
-        // SAFETY: the caller passes a NUL-terminated string or null.
-        let name = unsafe { c_str(name, "name") }?;
-        check(Segment::unlink(name))
-    })
+    // SAFETY: forwarded contract.
+    unsafe { unlink_name(name) }
 }
 
 fn info<T: ShmType>(a: &Array<T>) -> (u32, usize, usize) {

@@ -6,7 +6,7 @@ use std::ffi::{c_char, c_void};
 
 use super::{
     aligned, at, boundary, c_str, check, deadline, free, handle, non_null, options, put,
-    shmprim_options, shmprim_status, write_opt,
+    shmprim_options, shmprim_status, unlink_name, write_opt,
 };
 use crate::barrier::{Barrier, BarrierState, MAX_PARTIES};
 
@@ -137,11 +137,8 @@ pub unsafe extern "C" fn shmprim_barrier_close(h: *mut shmprim_barrier) {
 /// `name` must be a NUL-terminated string.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmprim_barrier_unlink(name: *const c_char) -> shmprim_status {
-    boundary(|| {
-        // SAFETY: the caller passes a NUL-terminated string or null.
-        let name = unsafe { c_str(name, "name") }?;
-        check(Barrier::unlink(name))
-    })
+    // SAFETY: forwarded contract.
+    unsafe { unlink_name(name) }
 }
 
 /// Waits up to `timeout_ns` (negative: forever; `0`: only if this call

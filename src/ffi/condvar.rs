@@ -8,7 +8,7 @@ use std::ffi::{c_char, c_void};
 use super::mutex::{err_of, lock_status, raw_of, shmprim_mutex};
 use super::{
     aligned, at, boundary, c_str, check, deadline, fail, fail_with, free, handle, non_null,
-    options, put, shmprim_options, shmprim_status,
+    options, put, shmprim_options, shmprim_status, unlink_name,
 };
 use crate::condvar::{Condvar, RawCondvar};
 use crate::error::Error;
@@ -136,11 +136,8 @@ pub unsafe extern "C" fn shmprim_condvar_close(h: *mut shmprim_condvar) {
 /// `name` must be a NUL-terminated string.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmprim_condvar_unlink(name: *const c_char) -> shmprim_status {
-    boundary(|| {
-        // SAFETY: the caller passes a NUL-terminated string or null.
-        let name = unsafe { c_str(name, "name") }?;
-        check(Condvar::unlink(name))
-    })
+    // SAFETY: forwarded contract.
+    unsafe { unlink_name(name) }
 }
 
 /// Releases `m` (held by the calling thread), waits for a notification or the

@@ -5,7 +5,7 @@ use std::ffi::{c_char, c_void};
 
 use super::{
     aligned, at, boundary, c_str, check, deadline, fail_with, free, handle, non_null, options, put,
-    shmprim_options, shmprim_status,
+    shmprim_options, shmprim_status, unlink_name,
 };
 use crate::event::{Event, EventState};
 
@@ -128,11 +128,8 @@ pub unsafe extern "C" fn shmprim_event_close(h: *mut shmprim_event) {
 /// `name` must be a NUL-terminated string.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmprim_event_unlink(name: *const c_char) -> shmprim_status {
-    boundary(|| {
-        // SAFETY: the caller passes a NUL-terminated string or null.
-        let name = unsafe { c_str(name, "name") }?;
-        check(Event::unlink(name))
-    })
+    // SAFETY: forwarded contract.
+    unsafe { unlink_name(name) }
 }
 
 fn waited(set: bool) -> Result<(), shmprim_status> {

@@ -61,7 +61,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
 use crate::error::Error;
-use crate::segment::Options;
+use crate::segment::{Options, Segment};
 use crate::wait::Deadline;
 
 /// Major version of the library (`SHMPRIM_VERSION_MAJOR`).
@@ -399,6 +399,20 @@ pub(crate) unsafe fn options(
         opts = opts.mode(o.mode);
     }
     Ok((opts, o.flags))
+}
+
+/// The body of every `shmprim_<object>_unlink`: removes the name (any kind
+/// of object; processes that have it open keep it). Returns `SHMPRIM_OK`,
+/// `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or `SHMPRIM_NULL_POINTER`.
+///
+/// # Safety
+/// `name` must be null or a NUL-terminated string.
+pub(crate) unsafe fn unlink_name(name: *const c_char) -> shmprim_status {
+    boundary(|| {
+        // SAFETY: the caller passes a NUL-terminated string or null.
+        let name = unsafe { c_str(name, "name") }?;
+        check(Segment::unlink(name))
+    })
 }
 
 /// The deadline of a C timeout: negative waits forever, `0` tries once.

@@ -13,7 +13,7 @@ use std::mem::ManuallyDrop;
 
 use super::{
     SHMPRIM_PRIORITY_INHERITANCE, aligned, at, boundary, c_str, check, deadline, fail, fail_with,
-    free, handle, options, put, shmprim_options, shmprim_status, write_opt,
+    free, handle, options, put, shmprim_options, shmprim_status, unlink_name, write_opt,
 };
 use crate::error::{Error, Result};
 use crate::mutex::{
@@ -371,11 +371,8 @@ pub unsafe extern "C" fn shmprim_mutex_close(m: *mut shmprim_mutex) {
 /// `name` must be a NUL-terminated string.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmprim_mutex_unlink(name: *const c_char) -> shmprim_status {
-    boundary(|| {
-        // SAFETY: the caller passes a NUL-terminated string or null.
-        let name = unsafe { c_str(name, "name") }?;
-        check(Segment::unlink(name))
-    })
+    // SAFETY: forwarded contract.
+    unsafe { unlink_name(name) }
 }
 
 /// Locks the mutex, waiting up to `timeout_ns` nanoseconds (negative: forever;

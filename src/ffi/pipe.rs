@@ -7,7 +7,7 @@ use std::ffi::{c_char, c_void};
 
 use super::{
     boundary, c_str, check, deadline, fail, fail_with, free, handle, handle_mut, non_null, options,
-    put, shmprim_options, shmprim_status,
+    put, shmprim_options, shmprim_status, unlink_name,
 };
 use crate::error::Error;
 use crate::pipe::{End, Pipe, PipeEnd};
@@ -160,11 +160,8 @@ pub unsafe extern "C" fn shmprim_pipe_close(p: *mut shmprim_pipe) {
 /// `name` must be a NUL-terminated string.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmprim_pipe_unlink(name: *const c_char) -> shmprim_status {
-    boundary(|| {
-        // SAFETY: the caller passes a NUL-terminated string or null.
-        let name = unsafe { c_str(name, "name") }?;
-        check(Pipe::unlink(name))
-    })
+    // SAFETY: forwarded contract.
+    unsafe { unlink_name(name) }
 }
 
 /// The largest message the pipe carries, in bytes; 0 for a null handle.

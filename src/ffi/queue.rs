@@ -13,10 +13,10 @@ use std::ffi::{c_char, c_void};
 use super::pipe::{bytes, bytes_mut};
 use super::{
     boundary, c_str, check, deadline, fail, fail_with, free, handle, non_null, options, put,
-    shmprim_options, shmprim_status, write_opt,
+    shmprim_options, shmprim_status, unlink_name, write_opt,
 };
 use crate::queue::{ByteQueue, Core};
-use crate::segment::{Disposition, Kind, Segment, SegmentBuilder, TypeCode, TypeDesc};
+use crate::segment::{Disposition, Kind, SegmentBuilder, TypeCode, TypeDesc};
 
 /// An open named (or anonymous) queue of fixed-size elements. Opaque; free it
 /// with `shmprim_queue_close`. One handle may be used by many threads.
@@ -196,11 +196,8 @@ pub unsafe extern "C" fn shmprim_queue_close(q: *mut shmprim_queue) {
 /// `name` must be a NUL-terminated string.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmprim_queue_unlink(name: *const c_char) -> shmprim_status {
-    boundary(|| {
-        // SAFETY: the caller passes a NUL-terminated string or null.
-        let name = unsafe { c_str(name, "name") }?;
-        check(Segment::unlink(name))
-    })
+    // SAFETY: forwarded contract.
+    unsafe { unlink_name(name) }
 }
 
 /// Size in bytes of one element; 0 for a null handle.
@@ -455,11 +452,8 @@ pub unsafe extern "C" fn shmprim_byte_queue_close(q: *mut shmprim_byte_queue) {
 /// `name` must be a NUL-terminated string.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmprim_byte_queue_unlink(name: *const c_char) -> shmprim_status {
-    boundary(|| {
-        // SAFETY: the caller passes a NUL-terminated string or null.
-        let name = unsafe { c_str(name, "name") }?;
-        check(ByteQueue::unlink(name))
-    })
+    // SAFETY: forwarded contract.
+    unsafe { unlink_name(name) }
 }
 
 /// The largest message, in bytes; 0 for a null handle.

@@ -8,12 +8,12 @@ use std::ffi::{c_char, c_void};
 use super::mutex::{LockKind, LockSegment, in_place_flags, lock_status, mutex_options};
 use super::{
     SHMPRIM_PRIORITY_INHERITANCE, aligned, at, boundary, c_str, check, deadline, free, handle,
-    options, put, shmprim_options, shmprim_status, write_opt,
+    options, put, shmprim_options, shmprim_status, unlink_name, write_opt,
 };
 use crate::error::Result;
 use crate::mutex::MutexOptions;
 use crate::reentrant_mutex::RawReentrantMutex;
-use crate::segment::{Disposition, Kind, Segment};
+use crate::segment::{Disposition, Kind};
 
 /// Bytes to reserve for an in-place reentrant mutex (`shmprim_rmutex_init`).
 pub const SHMPRIM_RMUTEX_SIZE: usize = 64;
@@ -180,11 +180,8 @@ pub unsafe extern "C" fn shmprim_rmutex_close(m: *mut shmprim_rmutex) {
 /// `name` must be a NUL-terminated string.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmprim_rmutex_unlink(name: *const c_char) -> shmprim_status {
-    boundary(|| {
-        // SAFETY: the caller passes a NUL-terminated string or null.
-        let name = unsafe { c_str(name, "name") }?;
-        check(Segment::unlink(name))
-    })
+    // SAFETY: forwarded contract.
+    unsafe { unlink_name(name) }
 }
 
 /// Locks (one level deeper if this thread holds it), waiting up to

@@ -2,7 +2,7 @@
 
 use std::ffi::c_char;
 
-use super::{boundary, c_str, check, non_null, shmprim_status};
+use super::{boundary, c_str, check, non_null, shmprim_status, unlink_name};
 use crate::segment::{Disposition, Kind, Segment, SegmentBuilder};
 
 /// An open raw segment. Opaque; free it with `shmprim_segment_close`.
@@ -135,11 +135,8 @@ pub unsafe extern "C" fn shmprim_segment_close(seg: *mut shmprim_segment) {
 /// `name` must be a NUL-terminated string.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmprim_segment_unlink(name: *const c_char) -> shmprim_status {
-    boundary(|| {
-        // SAFETY: the caller passes a NUL-terminated string or null.
-        let name = unsafe { c_str(name, "name") }?;
-        check(Segment::unlink(name))
-    })
+    // SAFETY: forwarded contract.
+    unsafe { unlink_name(name) }
 }
 
 /// The segment's data area (page aligned), valid until the handle is closed;

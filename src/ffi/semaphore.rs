@@ -6,7 +6,7 @@ use std::ffi::{c_char, c_void};
 
 use super::{
     aligned, at, boundary, c_str, check, deadline, free, handle, non_null, options, put,
-    shmprim_options, shmprim_status,
+    shmprim_options, shmprim_status, unlink_name,
 };
 use crate::semaphore::{Semaphore, SemaphoreState, UNBOUNDED};
 
@@ -140,11 +140,8 @@ pub unsafe extern "C" fn shmprim_semaphore_close(h: *mut shmprim_semaphore) {
 /// `name` must be a NUL-terminated string.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmprim_semaphore_unlink(name: *const c_char) -> shmprim_status {
-    boundary(|| {
-        // SAFETY: the caller passes a NUL-terminated string or null.
-        let name = unsafe { c_str(name, "name") }?;
-        check(Semaphore::unlink(name))
-    })
+    // SAFETY: forwarded contract.
+    unsafe { unlink_name(name) }
 }
 
 /// Takes a permit, waiting up to `timeout_ns` nanoseconds (negative: forever;

@@ -24,12 +24,12 @@ use std::ffi::{c_char, c_void};
 use super::pipe::{bytes, bytes_mut};
 use super::{
     boundary, c_str, check, deadline, fail, fail_quietly, fail_with, free, handle, handle_mut,
-    non_null, options, put, shmprim_options, shmprim_status, write_opt,
+    non_null, options, put, shmprim_options, shmprim_status, unlink_name, write_opt,
 };
 use crate::error::Error;
 use crate::ring::spsc::TryError;
 use crate::ring::spsc::raw::{RawConsumer, RawProducer, RawSpscRing};
-use crate::segment::{Disposition, Segment};
+use crate::segment::Disposition;
 
 /// An open named (or anonymous) SPSC ring of fixed-size elements, from which
 /// the two ends are claimed. Opaque; free it with `shmprim_spsc_close`. The
@@ -200,11 +200,8 @@ pub unsafe extern "C" fn shmprim_spsc_close(r: *mut shmprim_spsc) {
 /// `name` must be a NUL-terminated string.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmprim_spsc_unlink(name: *const c_char) -> shmprim_status {
-    boundary(|| {
-        // SAFETY: the caller passes a NUL-terminated string or null.
-        let name = unsafe { c_str(name, "name") }?;
-        check(Segment::unlink(name))
-    })
+    // SAFETY: forwarded contract.
+    unsafe { unlink_name(name) }
 }
 
 /// Size in bytes of one element; 0 for a null handle.

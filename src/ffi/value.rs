@@ -11,10 +11,10 @@ use std::ffi::{c_char, c_void};
 
 use super::{
     SHMPRIM_NO_LOCK, boundary, c_str, check, fail_with, free, handle, non_null, options, put,
-    shmprim_options, shmprim_status, write_opt,
+    shmprim_options, shmprim_status, unlink_name, write_opt,
 };
 use crate::cell::{AtomicValue, ShmType, Value};
-use crate::segment::{Disposition, Kind, Options, Segment, SegmentBuilder, TypeCode};
+use crate::segment::{Disposition, Kind, Options, SegmentBuilder, TypeCode};
 
 /// Element type code: whatever the object holds (`_open` only).
 pub const SHMPRIM_TYPE_ANY: u32 = 0;
@@ -419,11 +419,8 @@ pub unsafe extern "C" fn shmprim_value_close(v: *mut shmprim_value) {
 /// `name` must be a NUL-terminated string.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmprim_value_unlink(name: *const c_char) -> shmprim_status {
-    boundary(|| {
-        // SAFETY: the caller passes a NUL-terminated string or null.
-        let name = unsafe { c_str(name, "name") }?;
-        check(Segment::unlink(name))
-    })
+    // SAFETY: forwarded contract.
+    unsafe { unlink_name(name) }
 }
 
 /// The element type (`SHMPRIM_TYPE_*`) of the value; `SHMPRIM_TYPE_ANY` (0)
