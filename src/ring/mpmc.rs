@@ -514,6 +514,28 @@ pub(crate) enum Fast<T> {
     Slow,
 }
 
+/// A one-element attempt that found nothing to take, classified out of line
+/// (the [`Fast`] answers that carry no value).
+#[derive(Debug, Clone, Copy)]
+enum Miss {
+    Full,
+    Empty,
+    Closed,
+    Slow,
+}
+
+impl<T> From<Miss> for Fast<T> {
+    #[inline(always)]
+    fn from(miss: Miss) -> Fast<T> {
+        match miss {
+            Miss::Full => Fast::Full,
+            Miss::Empty => Fast::Empty,
+            Miss::Closed => Fast::Closed,
+            Miss::Slow => Fast::Slow,
+        }
+    }
+}
+
 /// Owned memory of a ring placed on the heap.
 struct HeapStorage {
     _state: Box<MpmcState>,
@@ -740,6 +762,22 @@ impl MpmcRing {
         // SAFETY: `i < capacity`, so the slot lies inside the slot area, whose
         // `capacity` slots each start with an initialised, 8-byte aligned stamp.
         unsafe { &*self.hdr_base.add(i * self.hdr_stride).cast::<AtomicU64>() }
+    }
+
+    /// The stamp and the data area of the slot of `pos`, from one index
+    /// computation (for the one-element fast paths).
+    #[inline(always)]
+    fn slot_at(&self, pos: u64) -> (&AtomicU64, *mut u8) {
+        let i = self.index(pos);
+        // SAFETY: `i < capacity`, so the slot's header (an initialised, 8-byte
+        // aligned stamp first) and its `slot_size` data bytes lie inside the
+        // slot area (see `stamp` and `data`).
+        unsafe {
+            (
+                &*self.hdr_base.add(i * self.hdr_stride).cast::<AtomicU64>(),
+                self.data_base.add(i * self.data_stride),
+            )
+        }
     }
 
     /// Length of the message in the slot of `pos`, which the caller has
@@ -1567,6 +1605,10 @@ impl MpmcRing {
     /// slot's stamp alone with `by_stamp`: see [`Fast::Full`]);
     /// `Slow` leaves everything else (busy, closed, contention, corruption) to
     /// the general path, with nothing changed but a cleared claim record.
+    ///
+    /// Only the taking of a free slot is inlined; a slot that is not free is
+    /// classified out of line ([`push_miss`](Self::push_miss)), so that the
+    /// code around a caller's put stays short.
     #[inline(always)]
     pub(crate) fn push_value_fast<T: Pod>(
         &self,
@@ -1584,26 +1626,11 @@ impl MpmcRing {
         if t >= POS_LIMIT {
             return Fast::Slow;
         }
-        let slot = self.stamp(t);
+        let (slot, data) = self.slot_at(t);
         // Acquire: pairs with the consumer's Release of the slot, as in `push_step`.
         let s = slot.load(Ordering::Acquire);
         if s != 2 * t {
-            let cap = self.cap;
-            if try_once && t >= cap && s == 2 * (t - cap) + 1 {
-                // The previous lap's message is still there: full, unless its
-                // consumer has claimed it.
-                if by_stamp {
-                    // Full as far as this slot can be taken now: see `Fast::Full`.
-                    return Fast::Full;
-                }
-                // SeqCst fence: as in `push_step`.
-                fence(Ordering::SeqCst);
-                // Acquire: as in `push_step`.
-                if st.head.0.load(Ordering::Acquire).saturating_add(cap) <= t {
-                    return Fast::Full;
-                }
-            }
-            return Fast::Slow;
+            return self.push_miss(t, s, try_once, by_stamp).into();
         }
         let rec = self.record(agent);
         rec.claim
@@ -1623,7 +1650,7 @@ impl MpmcRing {
         // SAFETY: we own slot `t` (won the CAS on its free stamp); its data area
         // has `slot_size == size_of::<T>()` bytes; unaligned because slot data
         // is only 8-byte aligned.
-        unsafe { std::ptr::write_unaligned(self.data(t).cast::<T>(), *value) };
+        unsafe { std::ptr::write_unaligned(data.cast::<T>(), *value) };
         self.set_len(t, size);
         // Release: pairs with the consumer's Acquire load of the stamp.
         publish_stamp(slot, 2 * t + 1);
@@ -1633,6 +1660,37 @@ impl MpmcRing {
             wake_up(&self.signals().not_empty, 1);
         }
         Fast::Done(())
+    }
+
+    /// [`push_value_fast`](Self::push_value_fast) found stamp `s`, not `2t`, at
+    /// `tail == t`: `Full` when (with `try_once`) the previous lap's message is
+    /// still there and (unless `by_stamp`) `head` confirms that no consumer has
+    /// claimed it; else `Slow`.
+    #[inline(never)]
+    fn push_miss(&self, t: u64, s: u64, try_once: bool, by_stamp: bool) -> Miss {
+        let cap = self.cap;
+        if try_once && t >= cap && s == 2 * (t - cap) + 1 {
+            // The previous lap's message is still there: full, unless its
+            // consumer has claimed it.
+            if by_stamp {
+                // Full as far as this slot can be taken now: see `Fast::Full`.
+                return Miss::Full;
+            }
+            // SeqCst fence: as in `push_step`.
+            fence(Ordering::SeqCst);
+            // Acquire: as in `push_step`.
+            if self
+                .state()
+                .head
+                .0
+                .load(Ordering::Acquire)
+                .saturating_add(cap)
+                <= t
+            {
+                return Miss::Full;
+            }
+        }
+        Miss::Slow
     }
 
     /// Pops one `T` (the ring's slots must be `size_of::<T>()` bytes), waiting
@@ -1677,7 +1735,9 @@ impl MpmcRing {
     /// One uncontended attempt at [`pop_value`](Self::pop_value): `Done` when it
     /// popped, `Empty` or `Closed` when (with `try_once`) it found the ring
     /// empty (`Empty` by the slot's stamp alone with `by_stamp`: see
-    /// [`Fast::Empty`]); `Slow` leaves the rest to the general path.
+    /// [`Fast::Empty`]); `Slow` leaves the rest to the general path. As in
+    /// [`push_value_fast`](Self::push_value_fast), a slot with nothing to take
+    /// is classified out of line ([`pop_miss`](Self::pop_miss)).
     #[inline(always)]
     pub(crate) fn pop_value_fast<T: Pod>(
         &self,
@@ -1694,31 +1754,11 @@ impl MpmcRing {
         if h >= POS_LIMIT {
             return Fast::Slow;
         }
-        let slot = self.stamp(h);
+        let (slot, data) = self.slot_at(h);
         // Acquire: pairs with the producer's Release publication, as in `pop_step`.
         let s = slot.load(Ordering::Acquire);
         if s != 2 * h + 1 {
-            if try_once && s == 2 * h {
-                // Nothing published at `head`: empty, unless a producer has
-                // claimed it.
-                if by_stamp && !self.is_closed() {
-                    // Empty as far as this slot can be taken now: see
-                    // `Fast::Empty`. (Once closed, `Closed` needs the index.)
-                    return Fast::Empty;
-                }
-                // SeqCst fence: as in `pop_step`.
-                fence(Ordering::SeqCst);
-                // Acquire: as in `pop_step`.
-                if st.tail.0.load(Ordering::Acquire) <= h {
-                    // As the general path: drained once closed.
-                    return if self.is_closed() {
-                        Fast::Closed
-                    } else {
-                        Fast::Empty
-                    };
-                }
-            }
-            return Fast::Slow;
+            return self.pop_miss(h, s, try_once, by_stamp).into();
         }
         let rec = self.record(agent);
         rec.claim
@@ -1739,7 +1779,7 @@ impl MpmcRing {
         // SAFETY: we own slot `h` (won the CAS on its full stamp); its data area
         // has `slot_size == size_of::<T>()` bytes, and any bytes are a valid `T`
         // (Pod). Unaligned: slot data is only 8-byte aligned.
-        let value = unsafe { std::ptr::read_unaligned(self.data(h).cast::<T>()) };
+        let value = unsafe { std::ptr::read_unaligned(data.cast::<T>()) };
         // Release: pairs with the next lap's producer's Acquire load of the stamp.
         publish_stamp(slot, 2 * (h + self.cap));
         // Release: a survivor that sees the record cleared sees the stamp.
@@ -1751,6 +1791,35 @@ impl MpmcRing {
             return Fast::WrongLength { pos: h, len };
         }
         Fast::Done(value)
+    }
+
+    /// [`pop_value_fast`](Self::pop_value_fast) found stamp `s`, not `2h + 1`,
+    /// at `head == h`: `Empty` (or `Closed` once closed) when (with
+    /// `try_once`) nothing is published there and (unless `by_stamp`) `tail`
+    /// confirms that no producer has claimed it; else `Slow`.
+    #[inline(never)]
+    fn pop_miss(&self, h: u64, s: u64, try_once: bool, by_stamp: bool) -> Miss {
+        if try_once && s == 2 * h {
+            // Nothing published at `head`: empty, unless a producer has
+            // claimed it.
+            if by_stamp && !self.is_closed() {
+                // Empty as far as this slot can be taken now: see
+                // `Fast::Empty`. (Once closed, `Closed` needs the index.)
+                return Miss::Empty;
+            }
+            // SeqCst fence: as in `pop_step`.
+            fence(Ordering::SeqCst);
+            // Acquire: as in `pop_step`.
+            if self.state().tail.0.load(Ordering::Acquire) <= h {
+                // As the general path: drained once closed.
+                return if self.is_closed() {
+                    Miss::Closed
+                } else {
+                    Miss::Empty
+                };
+            }
+        }
+        Miss::Slow
     }
 
     /// Pushes one message, failing with `Full` at once when there is no room.
