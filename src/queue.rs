@@ -989,3 +989,34 @@ pub(crate) fn summarize(
         ],
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `BUSY` mark on lane 0 is what keeps a nested use on the same
+    /// thread (a signal handler putting on the handle its thread is in the
+    /// middle of using) off the record of the operation it interrupted: it
+    /// must take another lane's record, and lane 0 must be free again after.
+    #[test]
+    fn a_nested_use_on_the_owner_thread_takes_another_record_than_lane_0() {
+        let q = Queue::<u64>::anonymous(4).unwrap();
+        // The first operation makes this thread lane 0's owner.
+        assert!(matches!(q.try_get(), Err(Error::Empty)));
+        let outer = q.core.on_own_lane_fast(|_, outer, _| {
+            let inner = q.core.with_agent(|_, inner, _| Ok(inner.index)).unwrap();
+            Fast::Done((outer.index, inner))
+        });
+        let Fast::Done((outer, inner)) = outer else {
+            panic!("lane 0 was not ready for its owner: {outer:?}");
+        };
+        assert_ne!(outer, inner, "the nested use shared lane 0's record");
+        assert_eq!(outer, q.core.own.state.load(Ordering::Relaxed));
+        // Lane 0 was handed back free, with its record.
+        let again = q.core.on_own_lane_fast(|_, a, _| Fast::Done(a.index));
+        assert!(matches!(again, Fast::Done(i) if i == outer), "{again:?}");
+        // And the nested use left the queue working.
+        q.try_put(7).unwrap();
+        assert_eq!(q.try_get().unwrap(), 7);
+    }
+}
