@@ -13,6 +13,17 @@ use shmprim::{Error, Kind, Segment, SegmentBuilder};
 
 const LIMIT: Duration = Duration::from_secs(20);
 
+/// Held by the `gc` test and by every test that leaves one of its own
+/// segments garbage (all participants dead) for a moment: `gc` removes every
+/// garbage segment on the machine, so without it those tests, which run in
+/// parallel with it, could find their segment gone.
+static GARBAGE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn garbage_lock() -> std::sync::MutexGuard<'static, ()> {
+    // A test that failed while holding the lock poisons it; the others still run.
+    GARBAGE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 #[ignore = "entry point for child processes started by the other tests"]
 fn child_entry() {
@@ -131,6 +142,7 @@ fn rm_removes_a_shmprim_segment() {
 
 #[test]
 fn gc_removes_exactly_the_segments_whose_participants_are_all_dead() {
+    let _gc = garbage_lock();
     // Orphan: created by a child that is then killed; nobody else has it open.
     let orphan = ShmName::new("gc_orphan");
     let mut c1 = spawn("create_and_hold", &[&orphan]);
@@ -354,6 +366,8 @@ fn inspection_reports_ring_depth_and_pipe_bytes_pending_each_way() {
 
 #[test]
 fn a_segment_being_initialised_is_reported_as_such_then_as_creator_died() {
+    // Its segment is garbage once the child is killed.
+    let _gc = garbage_lock();
     let name = ShmName::new("inspect_initialising");
     let flag = ShmName::new("inspect_initialising_flag");
     let mut child = spawn("stuck_initialising", &[&name, &flag.path()]);
