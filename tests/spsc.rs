@@ -388,6 +388,43 @@ fn blocking_byte_messages_of_varied_lengths_arrive_intact_between_threads() {
 }
 
 #[test]
+fn recv_into_waits_for_a_message_keeps_one_too_big_and_ends_with_closed() {
+    let ring = SpscByteRing::new(512, 100).unwrap();
+    let mut tx = ring.producer().unwrap();
+    let mut rx = ring.consumer().unwrap();
+    let mut buf = [0u8; 100];
+    let t0 = Instant::now();
+    assert!(matches!(
+        rx.recv_into_timeout(&mut buf, Duration::from_millis(30)),
+        Err(Error::Timeout)
+    ));
+    assert!(t0.elapsed() >= Duration::from_millis(30));
+    // A message sent while the consumer sleeps wakes it.
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        tx.send_timeout(&message(40, 7), LIMIT).unwrap();
+        tx.send_timeout(&message(90, 8), LIMIT).unwrap();
+        tx
+    });
+    let n = rx.recv_into_timeout(&mut buf, LIMIT).unwrap();
+    assert_eq!(&buf[..n], &message(40, 7)[..]);
+    let tx = t.join().unwrap();
+    // Too small: the message stays queued, and the error says what it needs.
+    let mut small = [0u8; 10];
+    assert!(matches!(
+        rx.recv_into(&mut small),
+        Err(Error::BufferTooSmall {
+            needed: 90,
+            available: 10
+        })
+    ));
+    assert_eq!(rx.recv_into(&mut buf).unwrap(), 90);
+    assert_eq!(&buf[..90], &message(90, 8)[..]);
+    drop(tx);
+    assert!(matches!(rx.recv_into(&mut buf), Err(Error::Closed)));
+}
+
+#[test]
 fn pop_times_out_on_an_empty_ring_and_push_on_a_full_one() {
     let ring = SpscRing::<u64>::new(2).unwrap();
     let mut tx = ring.producer().unwrap();

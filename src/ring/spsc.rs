@@ -124,7 +124,7 @@ use bytemuck::Pod;
 
 use super::{Backing, HeapMem, Line, RING_ALIGN, UNCLAIMED};
 use crate::error::{Error, Result};
-use crate::segment::{Kind, Options, Segment, SegmentBuilder, TypeCode, TypeDesc};
+use crate::segment::{Disposition, Kind, Options, Segment, SegmentBuilder, TypeCode, TypeDesc};
 use crate::sync::UnsafeCell;
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::wait::{self, Deadline};
@@ -1891,14 +1891,23 @@ impl SpscByteRing {
 
     /// Opens the named byte ring, or creates it.
     pub fn open_or_create(name: &str, capacity: usize, max_message: usize) -> Result<SpscByteRing> {
+        Ok(Self::open_or_create_telling(name, capacity, max_message)?.0)
+    }
+
+    /// [`open_or_create`](Self::open_or_create), telling which it did.
+    pub(crate) fn open_or_create_telling(
+        name: &str,
+        capacity: usize,
+        max_message: usize,
+    ) -> Result<(SpscByteRing, Disposition)> {
         let cap = byte_capacity(capacity, max_message)?;
-        let (seg, _) = byte_builder(cap, max_message)?.open_or_create_with(name, |ptr, _| {
+        let (seg, how) = byte_builder(cap, max_message)?.open_or_create_with(name, |ptr, _| {
             // SAFETY: as in `create_with_options`.
             unsafe { RingHeader::init_bytes(ptr.as_ptr(), cap, max_message) }
         })?;
         seg.expect_param(0, cap as u64, "capacity")?;
         seg.expect_param(1, max_message as u64, "max_message")?;
-        Self::from_segment(seg)
+        Ok((Self::from_segment(seg)?, how))
     }
 
     /// An anonymous byte ring (`memfd`), shared with children forked afterwards.
@@ -2122,6 +2131,27 @@ impl ByteConsumer {
             deadline,
             ConsumerCore::try_recv,
         )
+    }
+
+    /// Takes the next message into `buf`, waiting as long as needed; returns
+    /// its length. `BufferTooSmall` as for
+    /// [`try_recv_into`](Self::try_recv_into) (the message stays queued).
+    pub fn recv_into(&mut self, buf: &mut [u8]) -> Result<usize> {
+        self.recv_into_deadline(buf, Deadline::never())
+    }
+
+    /// [`recv_into`](Self::recv_into), waiting at most `timeout`.
+    pub fn recv_into_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize> {
+        self.recv_into_deadline(buf, Deadline::after(timeout))
+    }
+
+    /// [`recv_into`](Self::recv_into), waiting until `deadline`; wakes a
+    /// sleeping producer without fail. `Closed` once drained if the producer
+    /// end is closed or its process died.
+    pub fn recv_into_deadline(&mut self, buf: &mut [u8], deadline: Deadline) -> Result<usize> {
+        pop_blocking(&mut self.core, &self.shared, deadline, |core| {
+            core.try_recv_into(buf)
+        })
     }
 
     /// Queued bytes, framing included (reads the tail).
