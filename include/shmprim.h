@@ -321,6 +321,25 @@ typedef struct shmprim_barrier shmprim_barrier;
 typedef struct shmprim_byte_queue shmprim_byte_queue;
 
 /**
+ * An open named (or anonymous) SPSC byte ring, from which the two ends are
+ * claimed. Opaque; free it with `shmprim_byte_ring_close`. The handle may be
+ * shared between threads.
+ */
+typedef struct shmprim_byte_ring shmprim_byte_ring;
+
+/**
+ * The claimed consumer end of a byte ring. Opaque; close it with
+ * `shmprim_byte_ring_consumer_close`. Use it from one thread at a time.
+ */
+typedef struct shmprim_byte_ring_consumer shmprim_byte_ring_consumer;
+
+/**
+ * The claimed producer end of a byte ring. Opaque; close it with
+ * `shmprim_byte_ring_producer_close`. Use it from one thread at a time.
+ */
+typedef struct shmprim_byte_ring_producer shmprim_byte_ring_producer;
+
+/**
  * An open named (or anonymous) condition variable. Opaque; free it with
  * `shmprim_condvar_close`. One handle may be used by many threads.
  */
@@ -785,6 +804,198 @@ shmprim_status shmprim_barrier_reset_at(void *mem);
  * `broken` null or valid for a write.
  */
 shmprim_status shmprim_barrier_is_broken_at(void *mem, bool *broken);
+
+/**
+ * Creates the named byte ring for messages of at most `max_message` bytes,
+ * with a buffer of at least `capacity` bytes (raised to two messages of
+ * `max_message` bytes with their 8-byte framing, then rounded up to a power
+ * of two); a Rust `SpscByteRing` opens it. `opts` may be
+ * `NULL`. Does not block. Returns `SHMPRIM_OK` (a new handle in `*out`,
+ * owned by the caller, freed with `shmprim_byte_ring_close`),
+ * `SHMPRIM_ALREADY_EXISTS`, `SHMPRIM_INVALID_NAME`,
+ * `SHMPRIM_INVALID_ARGUMENT` (sizes, flags), `SHMPRIM_NULL_POINTER` or
+ * `SHMPRIM_IO`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `opts` null or readable; `out`
+ * valid for a write.
+ */
+shmprim_status shmprim_byte_ring_create(const char *name,
+                                        size_t capacity,
+                                        size_t max_message,
+                                        const shmprim_options *opts,
+                                        shmprim_byte_ring **out);
+
+/**
+ * Opens the existing byte ring `name`. Returns `SHMPRIM_OK` (a new handle in
+ * `*out`, owned by the caller), `SHMPRIM_NOT_FOUND`, `SHMPRIM_INCOMPATIBLE`
+ * (another kind of object, such as a ring of fixed-size elements),
+ * `SHMPRIM_CORRUPTED`, `SHMPRIM_TOO_MANY_PARTICIPANTS`,
+ * `SHMPRIM_INVALID_NAME`, `SHMPRIM_NULL_POINTER` or a header error.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_byte_ring_open(const char *name, shmprim_byte_ring **out);
+
+/**
+ * Opens the byte ring `name` (which must have this capacity, as rounded at
+ * creation, and this maximum message size), or creates it; exactly one of
+ * several racing callers creates it. `created` (may be `NULL`) receives
+ * whether this call did. Statuses and ownership as for
+ * `shmprim_byte_ring_create` and `shmprim_byte_ring_open`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write; `created`
+ * null or valid for a write.
+ */
+shmprim_status shmprim_byte_ring_open_or_create(const char *name,
+                                                size_t capacity,
+                                                size_t max_message,
+                                                shmprim_byte_ring **out,
+                                                bool *created);
+
+/**
+ * Creates an anonymous byte ring (no name), shared with children forked
+ * after this call. Statuses and ownership as for `shmprim_byte_ring_create`.
+ *
+ * # Safety
+ * `out` must be valid for a write.
+ */
+shmprim_status shmprim_byte_ring_anonymous(size_t capacity,
+                                           size_t max_message,
+                                           shmprim_byte_ring **out);
+
+/**
+ * Closes a ring handle (null is ignored); ends claimed from it stay valid
+ * until closed themselves, and the ring remains until unlinked.
+ *
+ * # Safety
+ * `r` must be null or a handle not yet closed, not in use by another thread.
+ */
+void shmprim_byte_ring_close(shmprim_byte_ring *r);
+
+/**
+ * Removes the name `name`; processes that have the ring open keep it.
+ * Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string.
+ */
+shmprim_status shmprim_byte_ring_unlink(const char *name);
+
+/**
+ * Size of the ring's buffer in bytes (messages take their length rounded up
+ * to 8 plus an 8-byte header); 0 for a null handle.
+ *
+ * # Safety
+ * `r` must be null or a live handle.
+ */
+size_t shmprim_byte_ring_capacity(const shmprim_byte_ring *r);
+
+/**
+ * Largest message in bytes; 0 for a null handle.
+ *
+ * # Safety
+ * `r` must be null or a live handle.
+ */
+size_t shmprim_byte_ring_max_message(const shmprim_byte_ring *r);
+
+/**
+ * Claims the producer end for this process. Does not block. Returns
+ * `SHMPRIM_OK` (a new end in `*out`, owned by the caller, closed with
+ * `shmprim_byte_ring_producer_close`), `SHMPRIM_INVALID_ARGUMENT` (a live
+ * process holds the end), `SHMPRIM_CORRUPTED` or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `r` must be null or a live handle; `out` valid for a write.
+ */
+shmprim_status shmprim_byte_ring_claim_producer(const shmprim_byte_ring *r,
+                                                shmprim_byte_ring_producer **out);
+
+/**
+ * Claims the consumer end for this process; as
+ * `shmprim_byte_ring_claim_producer`, closed with
+ * `shmprim_byte_ring_consumer_close`.
+ *
+ * # Safety
+ * `r` must be null or a live handle; `out` valid for a write.
+ */
+shmprim_status shmprim_byte_ring_claim_consumer(const shmprim_byte_ring *r,
+                                                shmprim_byte_ring_consumer **out);
+
+/**
+ * Closes the producer end (null is ignored): the consumer receives what was
+ * sent, then `SHMPRIM_CLOSED`. The end may then be claimed again.
+ *
+ * # Safety
+ * `p` must be null or an end not yet closed, not in use by another thread.
+ */
+void shmprim_byte_ring_producer_close(shmprim_byte_ring_producer *p);
+
+/**
+ * Closes the consumer end (null is ignored): sends report `SHMPRIM_CLOSED`
+ * once the ring is full. The end may then be claimed again.
+ *
+ * # Safety
+ * `c` must be null or an end not yet closed, not in use by another thread.
+ */
+void shmprim_byte_ring_consumer_close(shmprim_byte_ring_consumer *c);
+
+/**
+ * Sends the `len` bytes at `msg` as one message, waiting up to `timeout_ns`
+ * for room (negative: forever; `0`: try once). Returns `SHMPRIM_OK`,
+ * `SHMPRIM_FULL` (`0` and no room; nothing sent), `SHMPRIM_TIMEOUT` (no room
+ * in time; nothing sent), `SHMPRIM_CLOSED` (the consumer end was closed, or
+ * its process died, and the ring is full), `SHMPRIM_INVALID_ARGUMENT`
+ * (longer than the ring's maximum), `SHMPRIM_CORRUPTED` or
+ * `SHMPRIM_NULL_POINTER` (`p`, or `msg` with `len > 0`). The bytes are
+ * copied; `msg` stays the caller's.
+ *
+ * # Safety
+ * `p` must be null or a live end used by this thread alone; `msg` null or
+ * readable for `len` bytes.
+ */
+shmprim_status shmprim_byte_ring_send(shmprim_byte_ring_producer *p,
+                                      const void *msg,
+                                      size_t len,
+                                      int64_t timeout_ns);
+
+/**
+ * Receives the next message into `buf` (`cap` bytes), waiting up to
+ * `timeout_ns` (negative: forever; `0`: try once), and writes its length to
+ * `*len`. Returns:
+ * - `SHMPRIM_OK`: received; `*len` bytes of `buf` hold it;
+ * - `SHMPRIM_BUFFER_TOO_SMALL`: the next message has `*len` bytes, more than
+ *   `cap`; it stays queued (call again with a larger buffer);
+ * - `SHMPRIM_EMPTY` (`0`) or `SHMPRIM_TIMEOUT`: nothing arrived;
+ * - `SHMPRIM_CLOSED`: end-of-file (the producer end was closed or its
+ *   process died, and every message it sent was received);
+ * - `SHMPRIM_CORRUPTED`;
+ * - `SHMPRIM_NULL_POINTER`: `c` or `len`, or `buf` with `cap > 0`.
+ *
+ * # Safety
+ * `c` must be null or a live end used by this thread alone; `buf` null or
+ * writable for `cap` bytes; `len` null or valid for a write.
+ */
+shmprim_status shmprim_byte_ring_recv(shmprim_byte_ring_consumer *c,
+                                      void *buf,
+                                      size_t cap,
+                                      size_t *len,
+                                      int64_t timeout_ns);
+
+/**
+ * Writes the length of the next message to `*len` without taking it. Does
+ * not block. Returns `SHMPRIM_OK`, `SHMPRIM_EMPTY` (none yet),
+ * `SHMPRIM_CLOSED` (none will come), `SHMPRIM_CORRUPTED` or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `c` must be null or a live end used by this thread alone; `len` null or
+ * valid for a write.
+ */
+shmprim_status shmprim_byte_ring_next_len(shmprim_byte_ring_consumer *c, size_t *len);
 
 /**
  * Creates the named condvar. `opts` may be `NULL` (its only

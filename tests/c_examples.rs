@@ -459,6 +459,65 @@ fn c_and_rust_share_named_spsc_rings_in_both_directions() {
     );
 }
 
+#[test]
+fn c_and_rust_share_named_byte_rings_and_messages_come_back_reversed() {
+    use shmprim::ring::spsc::SpscByteRing;
+    const COUNT: usize = 4000;
+    const MAX: usize = 300;
+    let bin = build_example("xlang_byte_ring_peer.c");
+    let (in_name, out_name) = (Name::new("xbytes-in"), Name::new("xbytes-out"));
+    // Lengths 0..=300 in turn, each message's bytes depending on its number:
+    // a lost, repeated, reordered or truncated message shows in the answers.
+    let message = |i: usize| -> Vec<u8> { (0..i % (MAX + 1)).map(|k| (i * 7 + k) as u8).collect() };
+    // A 1-KiB buffer holds at most three of the longest: both sides wait for
+    // room many times.
+    let ring = SpscByteRing::create(&in_name.0, 1024, MAX).unwrap();
+    let mut tx = ring.producer().unwrap();
+    let mut child = Reaped(Some(
+        Command::new(&bin)
+            .args([&in_name.0, &out_name.0])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    let answers = open_when_created(|| SpscByteRing::open(&out_name.0));
+    assert_eq!(answers.max_message(), MAX);
+    let mut rx = answers.consumer().unwrap();
+    let end = Instant::now() + Duration::from_secs(30);
+    let (mut got, mut next) = (0, 0);
+    let mut buf = vec![0u8; MAX];
+    while got < COUNT {
+        while next < COUNT && tx.try_send(&message(next)).is_ok() {
+            next += 1;
+        }
+        match rx.recv_into_timeout(&mut buf, Duration::from_millis(1)) {
+            Ok(n) => {
+                let mut want = message(got);
+                want.reverse();
+                assert_eq!(&buf[..n], &want[..], "answer {got}");
+                got += 1;
+            }
+            Err(shmprim::Error::Timeout) => assert!(Instant::now() < end, "the C side stalled"),
+            Err(e) => panic!("recv: {e}"),
+        }
+    }
+    // End-of-file for C, which then closes its producer end: end-of-file here.
+    drop(tx);
+    assert!(matches!(
+        rx.recv_into_timeout(&mut buf, Duration::from_secs(10)),
+        Err(shmprim::Error::Closed)
+    ));
+    let out = finish_example(&bin, child.0.take().unwrap());
+    let larger = (0..COUNT).filter(|&i| message(i).len() > 16).count();
+    assert!(
+        out.contains(&format!(
+            "xlang_byte_ring_peer: {COUNT} messages answered, {larger} needed a larger buffer"
+        )),
+        "{out}"
+    );
+}
+
 /// A child killed and reaped if the test fails before it finishes.
 struct Reaped(Option<std::process::Child>);
 

@@ -109,6 +109,8 @@ fn header_declares_every_object_of_the_c_api() {
         "pipe",
         "queue",
         "byte_queue",
+        "spsc",
+        "byte_ring",
     ];
     for object in objects {
         for verb in [

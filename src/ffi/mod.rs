@@ -29,6 +29,7 @@
 
 mod array;
 mod barrier;
+mod byte_ring;
 mod condvar;
 mod event;
 mod inspect;
@@ -43,6 +44,7 @@ mod value;
 
 pub use array::*;
 pub use barrier::*;
+pub use byte_ring::*;
 pub use condvar::*;
 pub use event::*;
 pub use inspect::*;
