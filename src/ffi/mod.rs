@@ -57,7 +57,7 @@ pub use semaphore::*;
 pub use spsc::*;
 pub use value::*;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::{CStr, CString, c_char, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
@@ -233,21 +233,21 @@ impl shmprim_status {
     }
 }
 
-/// The message `shmprim_last_error_message` returns.
-enum LastError {
-    /// A status's own description: what the frequent answers of polling
-    /// loops (`FULL`, `EMPTY`, `TIMEOUT`) record, without allocating.
-    Static(&'static CStr),
-    Owned(CString),
-}
-
 thread_local! {
-    static LAST_ERROR: RefCell<LastError> = const { RefCell::new(LastError::Static(c"")) };
+    /// The last error's message when it was built (an allocation); read
+    /// only when `QUIET` is `None`.
+    static LAST_ERROR: RefCell<Option<CString>> = const { RefCell::new(None) };
+    /// The last error's message when it is a status's own description: what
+    /// the frequent answers of polling loops (`FULL`, `EMPTY`, `TIMEOUT`)
+    /// record. A plain cell with nothing to drop, so recording one is a single
+    /// store to thread-local memory.
+    static QUIET: Cell<Option<&'static CStr>> = const { Cell::new(Some(c"")) };
 }
 
 fn set_last_error(message: &str) {
     let c = CString::new(message.replace('\0', "?")).unwrap_or_default();
-    LAST_ERROR.with(|slot| *slot.borrow_mut() = LastError::Owned(c));
+    LAST_ERROR.with(|slot| *slot.borrow_mut() = Some(c));
+    QUIET.with(|q| q.set(None));
 }
 
 /// Records `err` as this thread's last error and returns its status.
@@ -266,8 +266,9 @@ pub(crate) fn fail(err: &Error) -> shmprim_status {
 
 /// Records a status whose own description is the whole message (`FULL`,
 /// `EMPTY`, `TIMEOUT`), without allocating, and returns it.
+#[inline]
 pub(crate) fn fail_quietly(status: shmprim_status) -> shmprim_status {
-    LAST_ERROR.with(|slot| *slot.borrow_mut() = LastError::Static(status.description()));
+    QUIET.with(|q| q.set(Some(status.description())));
     status
 }
 
@@ -279,6 +280,7 @@ pub(crate) fn fail_with(status: shmprim_status, message: &str) -> shmprim_status
 
 /// Runs `f` inside the panic boundary: a panic becomes `SHMPRIM_INTERNAL`, an
 /// error its status (with the message recorded), success `SHMPRIM_OK`.
+#[inline(always)]
 pub(crate) fn boundary(f: impl FnOnce() -> Result<(), shmprim_status>) -> shmprim_status {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(())) => SHMPRIM_OK,
@@ -296,12 +298,21 @@ pub(crate) fn check<T>(r: crate::Result<T>) -> Result<T, shmprim_status> {
 }
 
 /// Rejects a null pointer named `what`.
+#[inline]
 pub(crate) fn non_null<T>(p: *const T, what: &str) -> Result<(), shmprim_status> {
     if p.is_null() {
-        Err(fail_with(SHMPRIM_NULL_POINTER, &format!("{what} is null")))
+        Err(null_pointer(what))
     } else {
         Ok(())
     }
+}
+
+/// Records that the argument `what` was null (out of line: the message is
+/// only built when it is).
+#[cold]
+#[inline(never)]
+fn null_pointer(what: &str) -> shmprim_status {
+    fail_with(SHMPRIM_NULL_POINTER, &format!("{what} is null"))
 }
 
 /// Reads a C string argument as UTF-8.
@@ -331,10 +342,10 @@ pub extern "C" fn shmprim_status_str(status: i32) -> *const c_char {
 /// until the next shmprim call on this thread; never null.
 #[unsafe(no_mangle)]
 pub extern "C" fn shmprim_last_error_message() -> *const c_char {
-    LAST_ERROR.with(|slot| match &*slot.borrow() {
-        LastError::Static(s) => s.as_ptr(),
-        LastError::Owned(s) => s.as_ptr(),
-    })
+    match QUIET.with(Cell::get) {
+        Some(s) => s.as_ptr(),
+        None => LAST_ERROR.with(|slot| slot.borrow().as_deref().unwrap_or(c"").as_ptr()),
+    }
 }
 
 /// The library version as a static string, such as `"0.1.0"`.
@@ -439,6 +450,7 @@ pub(crate) fn put<T>(out: *mut *mut T, value: T) -> Result<(), shmprim_status> {
 ///
 /// # Safety
 /// `p` must be null or a live handle of type `T` from this library.
+#[inline]
 pub(crate) unsafe fn handle<'a, T>(p: *const T, what: &str) -> Result<&'a T, shmprim_status> {
     non_null(p, what)?;
     // SAFETY: non-null, so by the caller's contract a live handle.
@@ -451,6 +463,7 @@ pub(crate) unsafe fn handle<'a, T>(p: *const T, what: &str) -> Result<&'a T, shm
 /// # Safety
 /// `p` must be null or a live handle of type `T` from this library that no
 /// other thread uses during the call.
+#[inline]
 pub(crate) unsafe fn handle_mut<'a, T>(p: *mut T, what: &str) -> Result<&'a mut T, shmprim_status> {
     non_null(p, what)?;
     // SAFETY: non-null, so by the caller's contract a live handle used by
@@ -516,6 +529,42 @@ mod tests {
         // SAFETY: the message is a NUL-terminated string owned by this thread.
         let msg = unsafe { CStr::from_ptr(shmprim_last_error_message()) };
         assert!(msg.to_str().unwrap().contains("panic"), "{msg:?}");
+    }
+
+    /// The last-error message follows the last failure, whether it was a
+    /// status's own description (recorded without allocating) or a message
+    /// built for it; a thread that never failed reads an empty message.
+    #[test]
+    fn the_last_error_message_follows_quiet_and_built_failures() {
+        let message = || {
+            // SAFETY: a NUL-terminated string owned by this thread, valid
+            // until its next call, which comes after the copy.
+            unsafe { CStr::from_ptr(shmprim_last_error_message()) }
+                .to_str()
+                .unwrap()
+                .to_owned()
+        };
+        std::thread::spawn(move || {
+            assert_eq!(message(), "");
+            assert_eq!(
+                fail_with(SHMPRIM_NULL_POINTER, "x is null"),
+                SHMPRIM_NULL_POINTER
+            );
+            assert_eq!(message(), "x is null");
+            assert_eq!(fail_quietly(SHMPRIM_FULL), SHMPRIM_FULL);
+            assert_eq!(message(), "full");
+            assert_eq!(fail(&Error::Empty), SHMPRIM_EMPTY);
+            assert_eq!(message(), "empty");
+            assert_eq!(
+                fail(&Error::invalid_argument("bad size")),
+                SHMPRIM_INVALID_ARGUMENT
+            );
+            assert!(message().contains("bad size"), "{}", message());
+            assert_eq!(fail_quietly(SHMPRIM_TIMEOUT), SHMPRIM_TIMEOUT);
+            assert_eq!(message(), "timed out");
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

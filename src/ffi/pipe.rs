@@ -269,6 +269,7 @@ pub unsafe extern "C" fn shmprim_pipe_send(
 ///
 /// # Safety
 /// `p` must be null or readable for `len` bytes, for the returned lifetime.
+#[inline]
 pub(crate) unsafe fn bytes<'a>(
     p: *const c_void,
     len: usize,
@@ -286,6 +287,7 @@ pub(crate) unsafe fn bytes<'a>(
 ///
 /// # Safety
 /// `p` must be null or writable for `cap` bytes, for the returned lifetime.
+#[inline]
 pub(crate) unsafe fn bytes_mut<'a>(
     p: *mut c_void,
     cap: usize,

@@ -52,6 +52,7 @@ pub struct shmprim_spsc_consumer {
 
 /// A try's answer for the boundary: `Full`, `Empty` and `Closed` are
 /// recorded without allocating (see `fail`), a corruption with its details.
+#[inline]
 fn tried<T>(
     r: Result<T, TryError>,
     corruption: impl FnOnce() -> Error,
@@ -304,24 +305,66 @@ pub unsafe extern "C" fn shmprim_spsc_push(
     size: usize,
     timeout_ns: i64,
 ) -> shmprim_status {
+    // The try of a polling loop stays small and inline; the waiting form, with
+    // its clock and its sleeps, is out of line.
+    if timeout_ns != 0 {
+        // SAFETY: forwarded contract.
+        return unsafe { push_waiting(p, elem, size, timeout_ns) };
+    }
     boundary(|| {
-        // SAFETY: null or live and unshared, by the contract.
-        let p = unsafe { handle_mut(p, "producer") }?;
-        let unit = p.inner.elem_size();
-        if size != unit {
-            return Err(fail_with(
-                shmprim_status::SHMPRIM_INVALID_ARGUMENT,
-                &format!("element of {size} bytes for a ring of {unit}-byte elements"),
-            ));
-        }
-        non_null(elem, "elem")?;
-        // SAFETY: non-null and readable for `size` bytes, by the contract.
-        let elem = unsafe { bytes(elem, size, "elem") }?;
-        match timeout_ns {
-            0 => tried(p.inner.try_push(elem), || p.inner.corruption()),
-            t => check(p.inner.push(elem, deadline(t))),
-        }
+        // SAFETY: as in `push_waiting`.
+        let (p, elem) = unsafe { push_args(p, elem, size) }?;
+        tried(p.inner.try_push(elem), || p.inner.corruption())
     })
+}
+
+/// `shmprim_spsc_push` with a timeout other than 0.
+///
+/// # Safety
+/// As for `shmprim_spsc_push`.
+#[inline(never)]
+unsafe fn push_waiting(
+    p: *mut shmprim_spsc_producer,
+    elem: *const c_void,
+    size: usize,
+    timeout_ns: i64,
+) -> shmprim_status {
+    boundary(|| {
+        // SAFETY: forwarded contract.
+        let (p, elem) = unsafe { push_args(p, elem, size) }?;
+        check(p.inner.push(elem, deadline(timeout_ns)))
+    })
+}
+
+/// The checked arguments of `shmprim_spsc_push`: the end and the element.
+///
+/// # Safety
+/// As for `shmprim_spsc_push`.
+#[inline(always)]
+unsafe fn push_args<'a>(
+    p: *mut shmprim_spsc_producer,
+    elem: *const c_void,
+    size: usize,
+) -> Result<(&'a mut shmprim_spsc_producer, &'a [u8]), shmprim_status> {
+    // SAFETY: null or live and unshared, by the contract.
+    let p = unsafe { handle_mut(p, "producer") }?;
+    let unit = p.inner.elem_size();
+    if size != unit {
+        return Err(wrong_size(size, unit));
+    }
+    non_null(elem, "elem")?;
+    // SAFETY: non-null and readable for `size` bytes, by the contract.
+    let elem = unsafe { bytes(elem, size, "elem") }?;
+    Ok((p, elem))
+}
+
+#[cold]
+#[inline(never)]
+fn wrong_size(size: usize, unit: usize) -> shmprim_status {
+    fail_with(
+        shmprim_status::SHMPRIM_INVALID_ARGUMENT,
+        &format!("element of {size} bytes for a ring of {unit}-byte elements"),
+    )
 }
 
 /// Pushes as many of the `count` elements at `elems` as there is room for,
@@ -374,26 +417,74 @@ pub unsafe extern "C" fn shmprim_spsc_pop(
     needed: *mut usize,
     timeout_ns: i64,
 ) -> shmprim_status {
+    // As in `shmprim_spsc_push`: the try inline, the wait out of line.
+    if timeout_ns != 0 {
+        // SAFETY: forwarded contract.
+        return unsafe { pop_waiting(c, out, size, needed, timeout_ns) };
+    }
     boundary(|| {
-        // SAFETY: null or live and unshared, by the contract.
-        let c = unsafe { handle_mut(c, "consumer") }?;
-        let unit = c.inner.elem_size();
-        if size < unit {
-            // SAFETY: null or valid for a write, by the contract.
-            unsafe { write_opt(needed, unit) };
-            return Err(fail_with(
-                shmprim_status::SHMPRIM_BUFFER_TOO_SMALL,
-                &format!("buffer of {size} bytes for {unit}-byte elements"),
-            ));
-        }
-        non_null(out, "out")?;
-        // SAFETY: non-null and writable for `size` bytes, by the contract.
-        let buf = unsafe { bytes_mut(out, size, "out") }?;
-        match timeout_ns {
-            0 => tried(c.inner.try_pop(buf), || c.inner.corruption()),
-            t => check(c.inner.pop(buf, deadline(t))),
-        }
+        // SAFETY: as in `pop_waiting`.
+        let (c, buf) = unsafe { pop_args(c, out, size, needed) }?;
+        tried(c.inner.try_pop(buf), || c.inner.corruption())
     })
+}
+
+/// `shmprim_spsc_pop` with a timeout other than 0.
+///
+/// # Safety
+/// As for `shmprim_spsc_pop`.
+#[inline(never)]
+unsafe fn pop_waiting(
+    c: *mut shmprim_spsc_consumer,
+    out: *mut c_void,
+    size: usize,
+    needed: *mut usize,
+    timeout_ns: i64,
+) -> shmprim_status {
+    boundary(|| {
+        // SAFETY: forwarded contract.
+        let (c, buf) = unsafe { pop_args(c, out, size, needed) }?;
+        check(c.inner.pop(buf, deadline(timeout_ns)))
+    })
+}
+
+/// The checked arguments of `shmprim_spsc_pop`: the end and the buffer.
+///
+/// # Safety
+/// As for `shmprim_spsc_pop`.
+#[inline(always)]
+unsafe fn pop_args<'a>(
+    c: *mut shmprim_spsc_consumer,
+    out: *mut c_void,
+    size: usize,
+    needed: *mut usize,
+) -> Result<(&'a mut shmprim_spsc_consumer, &'a mut [u8]), shmprim_status> {
+    // SAFETY: null or live and unshared, by the contract.
+    let c = unsafe { handle_mut(c, "consumer") }?;
+    let unit = c.inner.elem_size();
+    if size < unit {
+        // SAFETY: null or valid for a write, by the contract.
+        return Err(unsafe { too_small(needed, size, unit) });
+    }
+    non_null(out, "out")?;
+    // SAFETY: non-null and writable for `size` bytes, by the contract.
+    let buf = unsafe { bytes_mut(out, size, "out") }?;
+    Ok((c, buf))
+}
+
+/// Reports a buffer of `size` bytes for `unit`-byte elements.
+///
+/// # Safety
+/// `needed` must be null or valid for a write.
+#[cold]
+#[inline(never)]
+unsafe fn too_small(needed: *mut usize, size: usize, unit: usize) -> shmprim_status {
+    // SAFETY: forwarded contract.
+    unsafe { write_opt(needed, unit) };
+    fail_with(
+        shmprim_status::SHMPRIM_BUFFER_TOO_SMALL,
+        &format!("buffer of {size} bytes for {unit}-byte elements"),
+    )
 }
 
 /// Takes up to `max_count` of the oldest elements into `out`, in order,

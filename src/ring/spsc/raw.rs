@@ -184,7 +184,7 @@ impl RawProducer {
     /// long) as fit, in order, publishing once; returns how many (0 when
     /// full). `Closed` if the consumer end was closed (seen when the ring
     /// looks full). Builds no [`Error`]: see [`corruption`](Self::corruption).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn try_push_many(&mut self, src: &[u8], count: usize) -> Result<usize, TryError> {
         let n = push_elements(&mut self.core, src, count)?;
         if n > 0 {
@@ -195,12 +195,13 @@ impl RawProducer {
 
     /// Pushes the element `elem` (exactly one element long) if there is room:
     /// `Full` if not; otherwise as [`try_push_many`](Self::try_push_many).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn try_push(&mut self, elem: &[u8]) -> Result<(), TryError> {
-        match self.try_push_many(elem, 1)? {
-            0 => Err(TryError::Full),
-            _ => Ok(()),
+        if !push_one(&mut self.core, elem)? {
+            return Err(TryError::Full);
         }
+        self.core.wake_hint();
+        Ok(())
     }
 
     /// Pushes the element `elem` (exactly one element long), waiting until
@@ -211,9 +212,9 @@ impl RawProducer {
             &mut self.core,
             &self.shared,
             deadline,
-            |c| match push_elements(c, elem, 1)? {
-                0 => Err(Error::Full),
-                _ => Ok(()),
+            |c| match push_one(c, elem)? {
+                false => Err(Error::Full),
+                true => Ok(()),
             },
         )
     }
@@ -230,7 +231,7 @@ impl RawProducer {
 
 /// Copies as many of the `count` elements of `src` (`count` elements long)
 /// into the ring as fit and publishes them; returns how many (0 when full).
-#[inline]
+#[inline(always)]
 fn push_elements(c: &mut ProducerCore, src: &[u8], count: usize) -> Result<usize, TryError> {
     let unit = c.ring.unit as usize;
     // A hard check: the copy below relies on it (one compare per call).
@@ -263,6 +264,27 @@ fn push_elements(c: &mut ProducerCore, src: &[u8], count: usize) -> Result<usize
     }
     c.publish(tail.wrapping_add(n as u32));
     Ok(n)
+}
+
+/// Copies the one element at the start of `src` into the ring and publishes
+/// it; `false` when the ring is full. [`push_elements`] for one element,
+/// without the arithmetic of a run that may wrap.
+#[inline(always)]
+fn push_one(c: &mut ProducerCore, src: &[u8]) -> Result<bool, TryError> {
+    let unit = c.ring.unit as usize;
+    // A hard check: the copy below relies on it.
+    assert!(src.len() >= unit, "source shorter than an element");
+    let tail = c.tail;
+    if c.reserve(tail, 1).map_err(TryError::from_error)? == 0 {
+        return Ok(false);
+    }
+    let i = (tail & c.ring.mask) as usize;
+    // SAFETY: slot `i < cap` lies in the `cap * unit` validated bytes after
+    // `data`, and it is free (`reserve`): the consumer reads it only once we
+    // publish. `src` holds `unit` bytes (checked above).
+    unsafe { copy_bytes(src.as_ptr(), c.ring.data.add(i * unit), unit) };
+    c.publish(tail.wrapping_add(1));
+    Ok(true)
 }
 
 /// Copies `len` bytes from `src` to `dst`; the sizes of one small element
@@ -314,7 +336,7 @@ impl RawConsumer {
     /// elements long), publishing once; returns how many: `Empty` when there
     /// are none, `Closed` when there are none and the producer end was
     /// closed. Builds no [`Error`]: see [`corruption`](Self::corruption).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn try_pop_many(&mut self, dst: &mut [u8], count: usize) -> Result<usize, TryError> {
         let n = pop_elements(&mut self.core, dst, count)?;
         self.core.wake_hint();
@@ -323,9 +345,11 @@ impl RawConsumer {
 
     /// Pops one element into `dst` (at least one element long) if there is
     /// one; otherwise as [`try_pop_many`](Self::try_pop_many).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn try_pop(&mut self, dst: &mut [u8]) -> Result<(), TryError> {
-        self.try_pop_many(dst, 1).map(drop)
+        pop_one(&mut self.core, dst)?;
+        self.core.wake_hint();
+        Ok(())
     }
 
     /// Pops one element into `dst` (at least one element long), waiting
@@ -333,7 +357,7 @@ impl RawConsumer {
     /// or its process died. Wakes a sleeping producer without fail.
     pub(crate) fn pop(&mut self, dst: &mut [u8], deadline: Deadline) -> Result<()> {
         pop_blocking(&mut self.core, &self.shared, deadline, |c| {
-            pop_elements(c, dst, 1).map(drop).map_err(Error::from)
+            pop_one(c, dst).map_err(Error::from)
         })
     }
 
@@ -350,7 +374,7 @@ impl RawConsumer {
 /// Copies up to `count >= 1` queued elements out of the ring into `dst`
 /// (which holds `count`) and publishes the head; returns how many: `Empty`
 /// (or `Closed`) when there are none.
-#[inline]
+#[inline(always)]
 fn pop_elements(c: &mut ConsumerCore, dst: &mut [u8], count: usize) -> Result<usize, TryError> {
     let unit = c.ring.unit as usize;
     // A hard check: the copy below relies on it (one compare per call).
@@ -375,6 +399,24 @@ fn pop_elements(c: &mut ConsumerCore, dst: &mut [u8], count: usize) -> Result<us
     }
     c.publish(head.wrapping_add(n as u32));
     Ok(n)
+}
+
+/// Copies the oldest element into the start of `dst` and frees its slot:
+/// [`pop_elements`] for one element.
+#[inline(always)]
+fn pop_one(c: &mut ConsumerCore, dst: &mut [u8]) -> Result<(), TryError> {
+    let unit = c.ring.unit as usize;
+    // A hard check: the copy below relies on it.
+    assert!(dst.len() >= unit, "buffer shorter than an element");
+    let head = c.head;
+    c.available(head, 1).map_err(TryError::from_error)?;
+    let i = (head & c.ring.mask) as usize;
+    // SAFETY: slot `i < cap` lies in the validated bytes, as in
+    // `pop_elements`; it is published (`available`), and the producer does
+    // not reuse it before we move the head. `dst` holds `unit` bytes.
+    unsafe { copy_bytes(c.ring.data.add(i * unit), dst.as_mut_ptr(), unit) };
+    c.publish(head.wrapping_add(1));
+    Ok(())
 }
 
 impl Drop for RawConsumer {
