@@ -945,20 +945,36 @@ impl ConsumerCore {
     /// Re-reads the tail; returns the number of queued slots (bytes).
     #[cold]
     fn refresh(&mut self) -> Result<u32> {
+        self.refresh_quiet().map_err(|_| self.tail_corruption())
+    }
+
+    /// [`refresh`](Self::refresh) building no [`Error`]: `Corrupted` when
+    /// the tail is further from the head than the capacity.
+    #[cold]
+    fn refresh_quiet(&mut self) -> Result<u32, TryError> {
         // Acquire: pairs with the producer's Release store of `tail`, so the
         // slots it published are visible before we read them.
         let raw = self.ring.hdr().tail.0.load(Ordering::Acquire);
         let tail = raw & IDX;
         let avail = tail.wrapping_sub(self.head) & IDX;
         if avail > self.ring.cap {
-            return Err(self.ring.corrupted(format!(
-                "head {} and tail {tail} are {avail} apart, more than the capacity {}",
-                self.head, self.ring.cap
-            )));
+            return Err(TryError::Corrupted);
         }
         self.tail_cache = tail;
         self.tail_raw = raw;
         Ok(avail)
+    }
+
+    /// What a `Corrupted` answer of [`refresh_quiet`](Self::refresh_quiet)
+    /// was about (re-reads the tail).
+    #[cold]
+    fn tail_corruption(&self) -> Error {
+        let tail = self.ring.hdr().tail.0.load(Ordering::Relaxed) & IDX;
+        let avail = tail.wrapping_sub(self.head) & IDX;
+        self.ring.corrupted(format!(
+            "head {} and tail {tail} are {avail} apart, more than the capacity {}",
+            self.head, self.ring.cap
+        ))
     }
 
     #[inline]
@@ -970,17 +986,27 @@ impl ConsumerCore {
     /// than `need`; `Empty` (or `Closed` once the producer closed) if none.
     #[inline]
     fn available(&mut self, head: u32, need: u32) -> Result<u32> {
+        self.available_quiet(head, need).map_err(|e| match e {
+            TryError::Corrupted => self.tail_corruption(),
+            e => e.into(),
+        })
+    }
+
+    /// [`available`](Self::available) building no [`Error`] (what the polling
+    /// paths use: an empty ring is their most frequent answer).
+    #[inline]
+    pub(crate) fn available_quiet(&mut self, head: u32, need: u32) -> Result<u32, TryError> {
         let avail = self.avail_cached(head);
         if avail >= need {
             return Ok(avail);
         }
-        self.refresh()?;
+        self.refresh_quiet()?;
         let avail = self.avail_cached(head);
         if avail == 0 {
             return Err(if self.tail_raw & CLOSED != 0 {
-                Error::Closed
+                TryError::Closed
             } else {
-                Error::Empty
+                TryError::Empty
             });
         }
         Ok(avail)
@@ -1736,19 +1762,27 @@ impl<T: Pod> Consumer<T> {
     /// none and the producer end was closed.
     #[inline]
     pub fn try_pop(&mut self) -> Result<T, TryError> {
-        match Self::pop_quiet(&mut self.core) {
-            Ok(v) => {
-                self.core.wake_hint();
-                Ok(v)
-            }
-            Err(e) => Err(TryError::from_error(e)),
-        }
+        let v = Self::pop_by(&mut self.core, ConsumerCore::available_quiet)?;
+        self.core.wake_hint();
+        Ok(v)
     }
 
+    /// Pops one element, with a corruption's details (what a waiting pop
+    /// reports).
     #[inline]
     fn pop_quiet(c: &mut ConsumerCore) -> Result<T> {
+        Self::pop_by(c, ConsumerCore::available)
+    }
+
+    /// Pops one element if `available` (one of `ConsumerCore`'s two forms)
+    /// finds one queued.
+    #[inline(always)]
+    fn pop_by<E>(
+        c: &mut ConsumerCore,
+        available: fn(&mut ConsumerCore, u32, u32) -> Result<u32, E>,
+    ) -> Result<T, E> {
         let head = c.head;
-        c.available(head, 1)?;
+        available(c, head, 1)?;
         let mut v = T::zeroed();
         // SAFETY: `head & mask < cap`; at least one slot is published after head.
         unsafe {

@@ -357,7 +357,10 @@ impl RawConsumer {
     /// or its process died. Wakes a sleeping producer without fail.
     pub(crate) fn pop(&mut self, dst: &mut [u8], deadline: Deadline) -> Result<()> {
         pop_blocking(&mut self.core, &self.shared, deadline, |c| {
-            pop_one(c, dst).map_err(Error::from)
+            pop_one(c, dst).map_err(|e| match e {
+                TryError::Corrupted => c.tail_corruption(),
+                e => e.into(),
+            })
         })
     }
 
@@ -384,10 +387,7 @@ fn pop_elements(c: &mut ConsumerCore, dst: &mut [u8], count: usize) -> Result<us
     );
     let want = count.min(c.ring.cap as usize) as u32;
     let head = c.head;
-    let n = c
-        .available(head, want)
-        .map_err(TryError::from_error)?
-        .min(want) as usize;
+    let n = c.available_quiet(head, want)?.min(want) as usize;
     let start = (head & c.ring.mask) as usize;
     let first = n.min(c.ring.cap as usize - start);
     // SAFETY: in bounds as in `push_elements`; the `n <= avail` slots after
@@ -409,7 +409,7 @@ fn pop_one(c: &mut ConsumerCore, dst: &mut [u8]) -> Result<(), TryError> {
     // A hard check: the copy below relies on it.
     assert!(dst.len() >= unit, "buffer shorter than an element");
     let head = c.head;
-    c.available(head, 1).map_err(TryError::from_error)?;
+    c.available_quiet(head, 1)?;
     let i = (head & c.ring.mask) as usize;
     // SAFETY: slot `i < cap` lies in the validated bytes, as in
     // `pop_elements`; it is published (`available`), and the producer does
@@ -448,6 +448,14 @@ mod tests {
         let e = rx.corruption();
         assert!(
             matches!(e, Error::Corrupted { .. }) && e.to_string().contains("apart"),
+            "{e}"
+        );
+        // The waiting form reports the details itself.
+        let e = rx
+            .pop(&mut buf, Deadline::after(std::time::Duration::from_millis(10)))
+            .unwrap_err();
+        assert!(
+            matches!(e, Error::Corrupted { .. }) && e.to_string().contains("tail 1000"),
             "{e}"
         );
         // The head far from the tail: the producer's refresh, once its cache
