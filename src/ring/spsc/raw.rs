@@ -452,7 +452,10 @@ mod tests {
         );
         // The waiting form reports the details itself.
         let e = rx
-            .pop(&mut buf, Deadline::after(std::time::Duration::from_millis(10)))
+            .pop(
+                &mut buf,
+                Deadline::after(std::time::Duration::from_millis(10)),
+            )
             .unwrap_err();
         assert!(
             matches!(e, Error::Corrupted { .. }) && e.to_string().contains("tail 1000"),
