@@ -38,6 +38,11 @@
 //! early (any bytes are a valid `T: Pod`); the indices then disagree and the
 //! next operation that reads them returns [`Error::Corrupted`].
 //!
+//! C programs use the same rings through `shmprim_duplex_*` (see
+//! `include/shmprim.h`): an element there is known by its size and alignment,
+//! and a slot lays it out as `StampedSlot<T>` does for a `T` of that size and
+//! alignment, so C and Rust share one ring.
+//!
 //! # Ends, closing and death
 //!
 //! A [`DuplexRing`] has two ends, A and B ([`DuplexEnd`]). Each end is the
@@ -92,6 +97,7 @@ use super::spsc::{
 use super::{Backing, HeapMem};
 use crate::error::{Error, Result};
 use crate::pipe::End;
+use crate::segment::Disposition;
 use crate::segment::{Kind, Options, Segment, SegmentBuilder, TypeCode, TypeDesc};
 use crate::sync::UnsafeCell;
 use crate::sync::atomic::AtomicU32;
@@ -121,24 +127,74 @@ fn tx_index(end: End) -> usize {
     }
 }
 
-/// Size of one stamped slot of `T`.
-const fn slot_size<T>() -> usize {
-    std::mem::size_of::<StampedSlot<T>>()
+/// Where a stamped slot of an element puts the element, and the slot's size:
+/// the layout of `StampedSlot<T>` (`repr(C)`: a `u32` stamp, then the value at
+/// its alignment), also for an element known only by its size and alignment
+/// (the C functions).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SlotLayout {
+    /// Bytes of the element.
+    unit: u32,
+    /// Offset of the element in the slot.
+    offset: u32,
+    /// Bytes of the slot (a pair of slots is twice that).
+    size: u32,
+}
+
+impl SlotLayout {
+    /// The layout of `StampedSlot<T>` (checked by `check_element_type`).
+    fn of<T: Pod>() -> Result<SlotLayout> {
+        check_element_type::<T>()?;
+        let size = std::mem::size_of::<StampedSlot<T>>();
+        if 2 * size > u32::MAX as usize {
+            return Err(too_large(std::mem::size_of::<T>()));
+        }
+        Ok(SlotLayout {
+            unit: std::mem::size_of::<T>() as u32,
+            offset: std::mem::offset_of!(StampedSlot<T>, value) as u32,
+            size: size as u32,
+        })
+    }
+
+    /// The layout `StampedSlot<T>` has for a `T` of `size` bytes aligned to
+    /// `align` (a power of two up to [`RING_ALIGN`] dividing `size`).
+    pub(crate) fn new(size: usize, align: usize) -> Result<SlotLayout> {
+        if size == 0 || !align.is_power_of_two() || align > super::RING_ALIGN || size % align != 0 {
+            return Err(Error::invalid_argument(format!(
+                "element of {size} bytes aligned to {align}: the size must be positive and \
+                 the alignment a power of two up to {} dividing it",
+                super::RING_ALIGN
+            )));
+        }
+        let slot_align = align.max(4);
+        let offset = 4usize.next_multiple_of(align);
+        let slot = (offset + size).next_multiple_of(slot_align);
+        if 2 * slot > u32::MAX as usize {
+            return Err(too_large(size));
+        }
+        Ok(SlotLayout {
+            unit: size as u32,
+            offset: offset as u32,
+            size: slot as u32,
+        })
+    }
+}
+
+fn too_large(size: usize) -> Error {
+    Error::invalid_argument(format!(
+        "element of {size} bytes is too large for a duplex ring"
+    ))
 }
 
 /// Bytes of memory a duplex ring of `capacity` values of `T` needs
 /// (`capacity` is rounded up to a power of two).
 pub fn memory_size<T: Pod>(capacity: usize) -> Result<usize> {
-    check_element_type::<T>()?;
+    memory_size_for(capacity, SlotLayout::of::<T>()?)
+}
+
+fn memory_size_for(capacity: usize, layout: SlotLayout) -> Result<usize> {
     let cap = element_capacity(capacity)? as usize;
-    let pair = 2 * slot_size::<T>();
-    if pair > u32::MAX as usize {
-        return Err(Error::invalid_argument(format!(
-            "element of {} bytes is too large for a duplex ring",
-            std::mem::size_of::<T>()
-        )));
-    }
-    cap.checked_mul(pair)
+    cap.checked_mul(2 * layout.size as usize)
         .and_then(|n| n.checked_add(HEADERS))
         .ok_or_else(|| Error::invalid_argument("duplex ring is too large"))
 }
@@ -171,6 +227,25 @@ pub unsafe fn init<T: Pod>(mem: *mut u8, capacity: usize) -> Result<()> {
     Ok(())
 }
 
+/// [`init`] for an element of `layout` (the C functions): the same bytes.
+///
+/// # Safety
+///
+/// As for [`init`], with [`memory_size_for`] bytes.
+unsafe fn init_for(mem: *mut u8, cap: u32, layout: SlotLayout) {
+    // SAFETY: as in `init`; a fresh slot is all zeros (stamp 0, value zeroed).
+    unsafe {
+        RingHeader::write_header(mem, FORMAT_STAMPED, cap, layout.unit);
+        RingHeader::write_header(
+            mem.add(RingHeader::DATA_OFFSET),
+            FORMAT_STAMPED,
+            cap,
+            layout.unit,
+        );
+        std::ptr::write_bytes(mem.add(HEADERS), 0, 2 * cap as usize * layout.size as usize);
+    }
+}
+
 /// What every handle of a duplex ring shares: the memory and the two rings.
 struct DuplexShared {
     backing: Backing,
@@ -190,9 +265,26 @@ impl DuplexShared {
     /// The memory holds `memory_size::<T>(cap)` bytes, aligned to 128, owned by
     /// `backing`.
     unsafe fn new<T: Pod>(backing: Backing, cap: u32) -> Result<DuplexShared> {
+        // SAFETY: forwarded from the caller; the layout is `T`'s.
+        #[allow(unused_mut)]
+        let mut shared = unsafe { Self::with_layout(backing, cap, SlotLayout::of::<T>()?)? };
+        #[cfg(shmprim_loom)]
+        {
+            shared.drop_slots = drop_slots::<T>;
+        }
+        Ok(shared)
+    }
+
+    /// [`new`](Self::new) for an element of `layout`.
+    ///
+    /// # Safety
+    ///
+    /// The memory holds `memory_size_for(cap, layout)` bytes, aligned to 128,
+    /// owned by `backing`.
+    unsafe fn with_layout(backing: Backing, cap: u32, layout: SlotLayout) -> Result<DuplexShared> {
         let mem = backing.base();
         let name = backing.display_name().to_owned();
-        let (unit, slot) = (std::mem::size_of::<T>() as u32, slot_size::<T>());
+        let slot = layout.size as usize;
         let open = |i: usize| {
             // SAFETY: header `i` and the slots `HEADERS + (2k + i) * slot` for
             // `k < cap` lie in the region (caller), aligned as `init` placed them.
@@ -201,8 +293,8 @@ impl DuplexShared {
                     mem.add(i * RingHeader::DATA_OFFSET),
                     mem.add(HEADERS + i * slot),
                     cap,
-                    unit,
-                    (2 * slot) as u32,
+                    layout.unit,
+                    2 * layout.size,
                     &name,
                 )
             }
@@ -212,10 +304,14 @@ impl DuplexShared {
             backing,
             cap,
             #[cfg(shmprim_loom)]
-            drop_slots: drop_slots::<T>,
+            drop_slots: drop_no_slots,
         })
     }
 }
+
+/// The `drop_slots` of a ring whose slots hold no loom state.
+#[cfg(shmprim_loom)]
+unsafe fn drop_no_slots(_: *mut u8, _: u32) {}
 
 /// Drops the `2 * cap` slots of `T` that `init` wrote at `slots`.
 ///
@@ -248,11 +344,33 @@ impl Drop for DuplexShared {
 }
 
 fn builder<T: Pod>(cap: u32) -> Result<SegmentBuilder> {
+    builder_for(
+        cap,
+        SlotLayout::of::<T>()?,
+        TypeDesc::of::<T>(TypeCode::Struct),
+    )
+}
+
+/// The segment of a duplex ring of `cap` elements of `layout`, described by
+/// `payload`.
+fn builder_for(cap: u32, layout: SlotLayout, payload: TypeDesc) -> Result<SegmentBuilder> {
     Ok(SegmentBuilder::new(Kind::Duplex)
-        .data_size(memory_size::<T>(cap as usize)? as u64)
+        .data_size(memory_size_for(cap as usize, layout)? as u64)
         .param(0, u64::from(cap))
-        .param(1, std::mem::size_of::<T>() as u64)
-        .payload(TypeDesc::of::<T>(TypeCode::Struct)))
+        .param(1, u64::from(layout.unit))
+        .payload(payload))
+}
+
+/// The capacity stored in a duplex ring segment's parameters, checked.
+fn stored_capacity(seg: &Segment) -> Result<u32> {
+    let (cap, unit) = (seg.param(0), seg.param(1));
+    if cap == 0 || !cap.is_power_of_two() || cap > super::spsc::MAX_CAPACITY as u64 {
+        return Err(Error::corrupted(
+            seg.display_name(),
+            format!("duplex ring parameters: capacity {cap}, unit {unit}"),
+        ));
+    }
+    Ok(cap as u32)
 }
 
 /// A named (or anonymous, or heap) duplex ring of `T`. Take its ends with
@@ -348,18 +466,12 @@ impl<T: Pod> DuplexRing<T> {
     }
 
     fn from_segment(seg: Segment) -> Result<DuplexRing<T>> {
-        let (cap, unit) = (seg.param(0), seg.param(1));
-        if cap == 0 || !cap.is_power_of_two() || cap > super::spsc::MAX_CAPACITY as u64 {
-            return Err(Error::corrupted(
-                seg.display_name(),
-                format!("duplex ring parameters: capacity {cap}, unit {unit}"),
-            ));
-        }
+        let cap = stored_capacity(&seg)?;
         seg.expect_param(1, std::mem::size_of::<T>() as u64, "element size")?;
         seg.expect_data_size(memory_size::<T>(cap as usize)? as u64)?;
         // SAFETY: the data area holds the memory size (checked), page aligned,
         // owned by the backing.
-        let shared = unsafe { DuplexShared::new::<T>(Backing::Segment(seg), cap as u32)? };
+        let shared = unsafe { DuplexShared::new::<T>(Backing::Segment(seg), cap)? };
         Ok(DuplexRing {
             shared: Arc::new(shared),
             _t: PhantomData,
@@ -394,7 +506,33 @@ impl<T: Pod> DuplexRing<T> {
     /// Claims `end` for this handle's participant: `InvalidArgument` while a
     /// live participant holds it.
     pub fn end(&self, end: End) -> Result<DuplexEnd<T>> {
-        let shared = &self.shared;
+        Ok(DuplexEnd {
+            core: EndCore::claim(&self.shared, end)?,
+            _t: PhantomData,
+        })
+    }
+}
+
+/// What an end is, whatever its element: its two rings' cores and the state
+/// of closing, with the protocol of sending and receiving; the value itself
+/// is moved by the closures [`DuplexEnd`] and [`RawDuplexEnd`] pass in.
+struct EndCore {
+    shared: Arc<DuplexShared>,
+    end: End,
+    tx: ProducerCore,
+    rx: ConsumerCore,
+    me: u64,
+    /// `Empty` answers given from the stamp alone since the last other answer.
+    stamp_empties: u32,
+    sends: u32,
+    /// Set once a send saw the peer closed or dead: every later send fails.
+    peer_gone: bool,
+    next_liveness_check: Deadline,
+}
+
+impl EndCore {
+    /// Claims `end` of the ring `shared` for this handle's participant.
+    fn claim(shared: &Arc<DuplexShared>, end: End) -> Result<EndCore> {
         let (t, r) = (tx_index(end), 1 - tx_index(end));
         let (tx_ring, rx_ring) = (&shared.rings[t], &shared.rings[r]);
         let me = claim_end(&shared.backing, tx_ring, true)?;
@@ -414,7 +552,7 @@ impl<T: Pod> DuplexRing<T> {
                 return Err(e);
             }
         };
-        Ok(DuplexEnd {
+        Ok(EndCore {
             shared: shared.clone(),
             end,
             tx,
@@ -424,46 +562,7 @@ impl<T: Pod> DuplexRing<T> {
             sends: 0,
             peer_gone: false,
             next_liveness_check: Deadline::now(),
-            _t: PhantomData,
         })
-    }
-}
-
-/// One end of a [`DuplexRing`]: sends on one ring, receives on the other.
-/// Dropping it closes both directions.
-pub struct DuplexEnd<T: Pod> {
-    shared: Arc<DuplexShared>,
-    end: End,
-    tx: ProducerCore,
-    rx: ConsumerCore,
-    me: u64,
-    /// `Empty` answers given from the stamp alone since the last other answer.
-    stamp_empties: u32,
-    sends: u32,
-    /// Set once a send saw the peer closed or dead: every later send fails.
-    peer_gone: bool,
-    next_liveness_check: Deadline,
-    _t: PhantomData<fn(T) -> T>,
-}
-
-impl<T: Pod> std::fmt::Debug for DuplexEnd<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DuplexEnd")
-            .field("ring", &self.shared.backing.display_name())
-            .field("end", &self.end)
-            .finish()
-    }
-}
-
-impl<T: Pod> DuplexEnd<T> {
-    /// Which end this is.
-    pub fn which(&self) -> End {
-        self.end
-    }
-
-    /// Values each direction holds.
-    pub fn capacity(&self) -> usize {
-        self.shared.cap as usize
     }
 
     fn tx_ring(&self) -> &RingRef {
@@ -474,14 +573,14 @@ impl<T: Pod> DuplexEnd<T> {
         &self.shared.rings[1 - tx_index(self.end)]
     }
 
-    /// Sends `value` if there is room: `Full` if not, `Closed` if the peer
-    /// closed its end or died (seen when the ring is full, and on every
-    /// [`CLOSE_CHECK_EVERY`]th send; from then on every send fails).
+    /// [`DuplexEnd::try_send`], with `push` the stamped push of the value.
     #[inline]
-    pub fn try_send(&mut self, value: T) -> Result<(), TryError> {
+    fn try_send_by(
+        &mut self,
+        push: impl FnOnce(&mut ProducerCore) -> Result<()>,
+    ) -> Result<(), TryError> {
         self.check_closed().map_err(TryError::from_error)?;
-        // SAFETY: both rings of a duplex ring of `T` are stamped rings of `T`.
-        match unsafe { self.tx.try_push_stamped(value) } {
+        match push(&mut self.tx) {
             Ok(()) => {
                 self.tx.wake_hint();
                 Ok(())
@@ -528,23 +627,15 @@ impl<T: Pod> DuplexEnd<T> {
         e
     }
 
-    /// Sends `value`, waiting for room as long as needed.
-    pub fn send(&mut self, value: T) -> Result<()> {
-        self.send_deadline(value, Deadline::never())
-    }
-
-    /// Sends `value`, waiting at most `timeout` for room (`Timeout`).
-    pub fn send_timeout(&mut self, value: T, timeout: Duration) -> Result<()> {
-        self.send_deadline(value, Deadline::after(timeout))
-    }
-
-    /// Sends `value`, waiting until `deadline` for room; wakes a sleeping
-    /// receiver without fail. `Closed` if the peer closed its end or died.
-    pub fn send_deadline(&mut self, value: T, deadline: Deadline) -> Result<()> {
+    /// [`DuplexEnd::send_deadline`], with `push` the stamped push of the value.
+    fn send_deadline_by(
+        &mut self,
+        deadline: Deadline,
+        mut push: impl FnMut(&mut ProducerCore) -> Result<()>,
+    ) -> Result<()> {
         self.check_closed()?;
         loop {
-            // SAFETY: as in `try_send`.
-            match unsafe { self.tx.try_push_stamped(value) } {
+            match push(&mut self.tx) {
                 Ok(()) => {
                     self.tx.wake();
                     return Ok(());
@@ -560,18 +651,15 @@ impl<T: Pod> DuplexEnd<T> {
         }
     }
 
-    /// Receives the oldest value: `Empty` if there is none, `Closed` if there
-    /// is none and the peer closed its end or died.
-    ///
-    /// While nothing arrives, up to [`STAMP_ANSWERS`] answers in a row come
-    /// from the next slot's stamp alone; the one after reads the tail, which
-    /// is where a close is seen, and checks the peer's liveness (at most once
-    /// a millisecond).
+    /// [`DuplexEnd::try_recv`], with `pop` the stamped pop of a value (its
+    /// flag: whether it may answer `Empty` from the stamp alone).
     #[inline]
-    pub fn try_recv(&mut self) -> Result<T, TryError> {
+    fn try_recv_by<R>(
+        &mut self,
+        mut pop: impl FnMut(&mut ConsumerCore, bool) -> Result<R>,
+    ) -> Result<R, TryError> {
         let by_stamp = self.stamp_empties < STAMP_ANSWERS;
-        // SAFETY: as in `try_send`.
-        match unsafe { self.rx.try_pop_stamped::<T>(by_stamp) } {
+        match pop(&mut self.rx, by_stamp) {
             Ok(v) => {
                 self.stamp_empties = 0;
                 self.rx.wake_hint();
@@ -581,20 +669,23 @@ impl<T: Pod> DuplexEnd<T> {
                 self.stamp_empties += 1;
                 Err(TryError::Empty)
             }
-            Err(e) => self.recv_failed(e),
+            Err(e) => self.recv_failed(e, pop),
         }
     }
 
     /// A strict `try_recv` answer other than a value: checks the peer's
     /// liveness when it says `Empty`.
     #[cold]
-    fn recv_failed(&mut self, e: Error) -> Result<T, TryError> {
+    fn recv_failed<R>(
+        &mut self,
+        e: Error,
+        mut pop: impl FnMut(&mut ConsumerCore, bool) -> Result<R>,
+    ) -> Result<R, TryError> {
         let mut answer = Err(TryError::from_error(e));
         if matches!(answer, Err(TryError::Empty)) && self.next_liveness_check.has_passed() {
             self.next_liveness_check = Deadline::after(POLL_LIVENESS_EVERY);
             if peer_died(&self.shared.backing, self.rx_ring(), false) {
-                // SAFETY: as in `try_send`.
-                answer = match unsafe { self.rx.try_pop_stamped::<T>(false) } {
+                answer = match pop(&mut self.rx, false) {
                     Err(Error::Empty) => Err(TryError::Closed),
                     r => r.map_err(TryError::from_error),
                 };
@@ -609,24 +700,16 @@ impl<T: Pod> DuplexEnd<T> {
         answer
     }
 
-    /// Receives a value, waiting as long as needed.
-    pub fn recv(&mut self) -> Result<T> {
-        self.recv_deadline(Deadline::never())
-    }
-
-    /// Receives a value, waiting at most `timeout` (`Timeout`).
-    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<T> {
-        self.recv_deadline(Deadline::after(timeout))
-    }
-
-    /// Receives a value, waiting until `deadline`; wakes a sleeping sender
-    /// without fail. `Closed` once drained if the peer closed its end or died.
-    pub fn recv_deadline(&mut self, deadline: Deadline) -> Result<T> {
+    /// [`DuplexEnd::recv_deadline`], with `pop` the stamped pop of a value.
+    fn recv_deadline_by<R>(
+        &mut self,
+        deadline: Deadline,
+        mut pop: impl FnMut(&mut ConsumerCore, bool) -> Result<R>,
+    ) -> Result<R> {
         loop {
             // Strict: an `Empty` answer comes with a fresh read of the tail,
             // which is the value to sleep on.
-            // SAFETY: as in `try_send`.
-            match unsafe { self.rx.try_pop_stamped::<T>(false) } {
+            match pop(&mut self.rx, false) {
                 Ok(v) => {
                     self.rx.wake();
                     return Ok(v);
@@ -645,8 +728,7 @@ impl<T: Pod> DuplexEnd<T> {
                 Ok(()) => {}
                 Err(Error::Closed) => {
                     // The peer died: take what it sent first.
-                    // SAFETY: as in `try_send`.
-                    return match unsafe { self.rx.try_pop_stamped::<T>(false) } {
+                    return match pop(&mut self.rx, false) {
                         Err(Error::Empty) => Err(Error::Closed),
                         r => r,
                     };
@@ -657,12 +739,291 @@ impl<T: Pod> DuplexEnd<T> {
     }
 }
 
-impl<T: Pod> Drop for DuplexEnd<T> {
+impl Drop for EndCore {
     fn drop(&mut self) {
         self.tx.close();
         self.rx.close();
         release_end(self.tx_ring(), true, self.me);
         release_end(self.rx_ring(), false, self.me);
+    }
+}
+
+/// One end of a [`DuplexRing`]: sends on one ring, receives on the other.
+/// Dropping it closes both directions.
+pub struct DuplexEnd<T: Pod> {
+    core: EndCore,
+    _t: PhantomData<fn(T) -> T>,
+}
+
+impl<T: Pod> std::fmt::Debug for DuplexEnd<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DuplexEnd")
+            .field("ring", &self.core.shared.backing.display_name())
+            .field("end", &self.core.end)
+            .finish()
+    }
+}
+
+impl<T: Pod> DuplexEnd<T> {
+    /// Which end this is.
+    pub fn which(&self) -> End {
+        self.core.end
+    }
+
+    /// Values each direction holds.
+    pub fn capacity(&self) -> usize {
+        self.core.shared.cap as usize
+    }
+
+    /// Sends `value` if there is room: `Full` if not, `Closed` if the peer
+    /// closed its end or died (seen when the ring is full, and on every
+    /// [`CLOSE_CHECK_EVERY`]th send; from then on every send fails).
+    #[inline]
+    pub fn try_send(&mut self, value: T) -> Result<(), TryError> {
+        // SAFETY: both rings of a duplex ring of `T` are stamped rings of `T`.
+        self.core
+            .try_send_by(|tx| unsafe { tx.try_push_stamped(value) })
+    }
+
+    /// Sends `value`, waiting for room as long as needed.
+    pub fn send(&mut self, value: T) -> Result<()> {
+        self.send_deadline(value, Deadline::never())
+    }
+
+    /// Sends `value`, waiting at most `timeout` for room (`Timeout`).
+    pub fn send_timeout(&mut self, value: T, timeout: Duration) -> Result<()> {
+        self.send_deadline(value, Deadline::after(timeout))
+    }
+
+    /// Sends `value`, waiting until `deadline` for room; wakes a sleeping
+    /// receiver without fail. `Closed` if the peer closed its end or died.
+    pub fn send_deadline(&mut self, value: T, deadline: Deadline) -> Result<()> {
+        // SAFETY: as in `try_send`.
+        self.core
+            .send_deadline_by(deadline, |tx| unsafe { tx.try_push_stamped(value) })
+    }
+
+    /// Receives the oldest value: `Empty` if there is none, `Closed` if there
+    /// is none and the peer closed its end or died.
+    ///
+    /// While nothing arrives, up to [`STAMP_ANSWERS`] answers in a row come
+    /// from the next slot's stamp alone; the one after reads the tail, which
+    /// is where a close is seen, and checks the peer's liveness (at most once
+    /// a millisecond).
+    #[inline]
+    pub fn try_recv(&mut self) -> Result<T, TryError> {
+        // SAFETY: as in `try_send`.
+        self.core
+            .try_recv_by(|rx, by_stamp| unsafe { rx.try_pop_stamped::<T>(by_stamp) })
+    }
+
+    /// Receives a value, waiting as long as needed.
+    pub fn recv(&mut self) -> Result<T> {
+        self.recv_deadline(Deadline::never())
+    }
+
+    /// Receives a value, waiting at most `timeout` (`Timeout`).
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<T> {
+        self.recv_deadline(Deadline::after(timeout))
+    }
+
+    /// Receives a value, waiting until `deadline`; wakes a sleeping sender
+    /// without fail. `Closed` once drained if the peer closed its end or died.
+    pub fn recv_deadline(&mut self, deadline: Deadline) -> Result<T> {
+        // SAFETY: as in `try_send`.
+        self.core.recv_deadline_by(deadline, |rx, by_stamp| unsafe {
+            rx.try_pop_stamped::<T>(by_stamp)
+        })
+    }
+}
+
+/// A duplex ring of elements known only by their size and alignment: what
+/// the C functions (`shmprim_duplex_*`) use. It is the same object as a
+/// [`DuplexRing<T>`] whose `T` has that size and alignment: the same kind,
+/// parameters and layout, with a payload of raw bytes that any such `T` may
+/// open (and a raw open accepts any).
+pub(crate) struct RawDuplexRing {
+    shared: Arc<DuplexShared>,
+    layout: SlotLayout,
+}
+
+impl RawDuplexRing {
+    /// The layout and the segment of a new ring of `capacity` (rounded up)
+    /// elements of `size` bytes aligned to `align`.
+    fn builder(
+        capacity: usize,
+        size: usize,
+        align: usize,
+    ) -> Result<(u32, SlotLayout, SegmentBuilder)> {
+        let layout = SlotLayout::new(size, align)?;
+        let cap = element_capacity(capacity)?;
+        let payload = TypeDesc::new(TypeCode::Bytes, size as u64, align as u32, "");
+        Ok((cap, layout, builder_for(cap, layout, payload)?))
+    }
+
+    /// Creates the named ring.
+    pub(crate) fn create(
+        name: &str,
+        capacity: usize,
+        size: usize,
+        align: usize,
+        opts: &Options,
+    ) -> Result<RawDuplexRing> {
+        let (cap, layout, b) = Self::builder(capacity, size, align)?;
+        let seg = b.options(opts).create_with(name, |ptr, _| {
+            // SAFETY: the data area is `memory_size_for` bytes, page aligned, ours.
+            unsafe { init_for(ptr.as_ptr(), cap, layout) };
+            Ok(())
+        })?;
+        Self::from_segment(seg)
+    }
+
+    /// Opens the named duplex ring, whatever its element type.
+    pub(crate) fn open(name: &str) -> Result<RawDuplexRing> {
+        Self::from_segment(SegmentBuilder::new(Kind::Duplex).any_payload().open(name)?)
+    }
+
+    /// Opens the named ring (which must have this capacity, as rounded, and
+    /// elements of this size and alignment), or creates it.
+    pub(crate) fn open_or_create(
+        name: &str,
+        capacity: usize,
+        size: usize,
+        align: usize,
+    ) -> Result<(RawDuplexRing, Disposition)> {
+        let (cap, layout, b) = Self::builder(capacity, size, align)?;
+        let (seg, how) = b.open_or_create_with(name, |ptr, _| {
+            // SAFETY: as in `create`.
+            unsafe { init_for(ptr.as_ptr(), cap, layout) };
+            Ok(())
+        })?;
+        seg.expect_param(0, u64::from(cap), "capacity")?;
+        Ok((Self::from_segment(seg)?, how))
+    }
+
+    /// An anonymous ring (`memfd`), shared with children forked afterwards.
+    pub(crate) fn anonymous(capacity: usize, size: usize, align: usize) -> Result<RawDuplexRing> {
+        let (cap, layout, b) = Self::builder(capacity, size, align)?;
+        let seg = b.anonymous_with(|ptr, _| {
+            // SAFETY: as in `create`.
+            unsafe { init_for(ptr.as_ptr(), cap, layout) };
+            Ok(())
+        })?;
+        Self::from_segment(seg)
+    }
+
+    /// Checks the segment's parameters and payload (untrusted: its element
+    /// size and alignment decide where every slot lies) against its size.
+    fn from_segment(seg: Segment) -> Result<RawDuplexRing> {
+        let cap = stored_capacity(&seg)?;
+        let (unit, payload) = (seg.param(1), seg.info().payload);
+        let layout = usize::try_from(unit)
+            .ok()
+            .filter(|&u| u as u64 == payload.size)
+            .and_then(|u| SlotLayout::new(u, payload.align as usize).ok())
+            .ok_or_else(|| {
+                Error::corrupted(
+                    seg.display_name(),
+                    format!(
+                        "duplex ring element of {unit} bytes, payload of {} bytes aligned to {}",
+                        payload.size, payload.align
+                    ),
+                )
+            })?;
+        seg.expect_data_size(memory_size_for(cap as usize, layout)? as u64)?;
+        // SAFETY: the data area holds the memory size of this layout (checked),
+        // page aligned, owned by the backing.
+        let shared = unsafe { DuplexShared::with_layout(Backing::Segment(seg), cap, layout)? };
+        Ok(RawDuplexRing {
+            shared: Arc::new(shared),
+            layout,
+        })
+    }
+
+    /// Bytes of one element.
+    pub(crate) fn elem_size(&self) -> usize {
+        self.layout.unit as usize
+    }
+
+    /// Values each direction holds.
+    pub(crate) fn capacity(&self) -> usize {
+        self.shared.cap as usize
+    }
+
+    /// Claims `end` (`InvalidArgument` while a live participant holds it).
+    pub(crate) fn end(&self, end: End) -> Result<RawDuplexEnd> {
+        Ok(RawDuplexEnd {
+            core: EndCore::claim(&self.shared, end)?,
+            offset: self.layout.offset as usize,
+            unit: self.layout.unit as usize,
+        })
+    }
+}
+
+/// One end of a [`RawDuplexRing`]: [`DuplexEnd`] with elements as bytes
+/// (exactly the element size each; a shorter or longer slice panics).
+pub(crate) struct RawDuplexEnd {
+    core: EndCore,
+    /// Where a slot holds its element.
+    offset: usize,
+    /// Bytes of one element.
+    unit: usize,
+}
+
+impl RawDuplexEnd {
+    /// Bytes of one element.
+    pub(crate) fn elem_size(&self) -> usize {
+        self.unit
+    }
+
+    /// [`DuplexEnd::try_send`].
+    #[inline]
+    pub(crate) fn try_send(&mut self, elem: &[u8]) -> Result<(), TryError> {
+        let offset = self.offset;
+        // SAFETY: both rings are stamped rings whose slots hold the element
+        // `offset` bytes in (the layout they were opened with).
+        self.core
+            .try_send_by(|tx| unsafe { tx.try_push_stamped_bytes(elem, offset) })
+    }
+
+    /// [`DuplexEnd::send_deadline`].
+    pub(crate) fn send(&mut self, elem: &[u8], deadline: Deadline) -> Result<()> {
+        let offset = self.offset;
+        // SAFETY: as in `try_send`.
+        self.core.send_deadline_by(deadline, |tx| unsafe {
+            tx.try_push_stamped_bytes(elem, offset)
+        })
+    }
+
+    /// [`DuplexEnd::try_recv`], into `dst`.
+    #[inline]
+    pub(crate) fn try_recv(&mut self, dst: &mut [u8]) -> Result<(), TryError> {
+        let offset = self.offset;
+        // SAFETY: as in `try_send`.
+        self.core
+            .try_recv_by(|rx, by_stamp| unsafe { rx.try_pop_stamped_bytes(dst, offset, by_stamp) })
+    }
+
+    /// [`DuplexEnd::recv_deadline`], into `dst`.
+    pub(crate) fn recv(&mut self, dst: &mut [u8], deadline: Deadline) -> Result<()> {
+        let offset = self.offset;
+        // SAFETY: as in `try_send`.
+        self.core.recv_deadline_by(deadline, |rx, by_stamp| unsafe {
+            rx.try_pop_stamped_bytes(dst, offset, by_stamp)
+        })
+    }
+
+    /// What a `TryError::Corrupted` answer was about (re-reads both rings'
+    /// indices).
+    #[cold]
+    pub(crate) fn corruption(&mut self) -> Error {
+        match (self.core.rx.len(), self.core.tx.refresh()) {
+            (Err(e @ Error::Corrupted { .. }), _) | (_, Err(e @ Error::Corrupted { .. })) => e,
+            _ => Error::corrupted(
+                self.core.shared.backing.display_name(),
+                "duplex ring indices changed while in use",
+            ),
+        }
     }
 }
 
@@ -754,5 +1115,95 @@ mod loom_tests {
             assert_eq!(a.recv().unwrap(), 6);
             drop(t.join().unwrap());
         });
+    }
+}
+
+#[cfg(all(test, not(shmprim_loom)))]
+mod tests {
+    use super::*;
+
+    #[derive(Clone, Copy, bytemuck::Zeroable, bytemuck::Pod)]
+    #[repr(C, align(16))]
+    struct Wide {
+        a: [u64; 2],
+        b: [u32; 4],
+    }
+
+    /// The layout computed from a size and an alignment (what a C caller
+    /// gives) is the one Rust gives `StampedSlot<T>`, for elements smaller
+    /// and larger than the stamp and aligned below, at and above it.
+    #[test]
+    fn a_layout_from_size_and_alignment_is_rusts_layout_of_the_slot() {
+        fn same<T: Pod>() {
+            let (size, align) = (std::mem::size_of::<T>(), std::mem::align_of::<T>());
+            assert_eq!(
+                SlotLayout::new(size, align).unwrap(),
+                SlotLayout::of::<T>().unwrap(),
+                "{size} bytes aligned to {align}"
+            );
+        }
+        same::<u8>();
+        same::<[u8; 3]>();
+        same::<u16>();
+        same::<u32>();
+        same::<[u8; 13]>();
+        same::<u64>();
+        same::<[u64; 3]>();
+        same::<u128>();
+        same::<Wide>();
+        for (size, align) in [(0, 1), (8, 3), (12, 8), (256, 256)] {
+            assert!(SlotLayout::new(size, align).is_err(), "{size}, {align}");
+        }
+    }
+
+    /// A typed end and a raw end (the C functions' form) on one named ring,
+    /// for an element that puts its value after padding (16-byte aligned):
+    /// values cross both ways intact, by stamp and by the blocking path.
+    #[test]
+    fn a_raw_end_and_a_typed_end_share_one_ring() {
+        let name = format!("shmprim-unit-duplex-raw-{}", std::process::id());
+        let ring = DuplexRing::<Wide>::create(&name, 4).unwrap();
+        let mut a = ring.end_a().unwrap();
+        let raw = RawDuplexRing::open(&name).unwrap();
+        DuplexRing::<Wide>::unlink(&name).unwrap();
+        assert_eq!(raw.elem_size(), 32);
+        assert_eq!(raw.capacity(), 4);
+        let mut b = raw.end(End::B).unwrap();
+        assert!(matches!(
+            raw.end(End::B),
+            Err(Error::InvalidArgument { .. })
+        ));
+        let mut buf = [0u8; 32];
+        assert_eq!(b.try_recv(&mut buf), Err(TryError::Empty));
+        for i in 0..10u64 {
+            let w = Wide {
+                a: [i, !i],
+                b: [i as u32, 7, 8, 9],
+            };
+            a.send(w).unwrap();
+            b.recv(&mut buf, Deadline::after(Duration::from_secs(5)))
+                .unwrap();
+            assert_eq!(&buf[..], bytemuck::bytes_of(&w));
+            // Answer with the halves swapped.
+            let back = Wide {
+                a: [w.a[1], w.a[0]],
+                b: w.b,
+            };
+            b.try_send(bytemuck::bytes_of(&back)).unwrap();
+            let got = a.recv_timeout(Duration::from_secs(5)).unwrap();
+            assert_eq!(got.a, [!i, i]);
+            assert_eq!(got.b, w.b);
+        }
+        // Four fill the ring; the fifth does not fit.
+        for _ in 0..4 {
+            b.try_send(&buf).unwrap();
+        }
+        assert_eq!(b.try_send(&buf), Err(TryError::Full));
+        drop(a);
+        // The typed end's close reads as end-of-file on the raw end.
+        assert!(matches!(
+            b.recv(&mut buf, Deadline::after(Duration::from_secs(5))),
+            Err(Error::Closed)
+        ));
     }
 }

@@ -464,6 +464,35 @@ impl RingRef {
         }
     }
 
+    /// The stamp of the slot of position `pos`: the first field of every
+    /// [`StampedSlot`], whatever its element.
+    ///
+    /// # Safety
+    ///
+    /// The view was made by [`open_stamped`](Self::open_stamped).
+    #[inline]
+    unsafe fn stamp_at(&self, pos: u32) -> &AtomicU32 {
+        let i = (pos & self.mask) as usize;
+        // SAFETY: `i < cap`, so the slot lies in the region (contract of
+        // `open_stamped`), and a `StampedSlot` is `repr(C)` with its stamp
+        // first.
+        unsafe { &*self.data.add(i * self.stride as usize).cast::<AtomicU32>() }
+    }
+
+    /// The value bytes of the slot of position `pos`, `offset` bytes into the
+    /// slot (where a [`StampedSlot`] of the ring's element puts its value).
+    ///
+    /// # Safety
+    ///
+    /// The view was made by [`open_stamped`](Self::open_stamped) with a
+    /// stride of at least `offset + unit`.
+    #[inline]
+    unsafe fn stamped_bytes(&self, pos: u32, offset: usize) -> *mut u8 {
+        let i = (pos & self.mask) as usize;
+        // SAFETY: `i < cap` and `offset + unit <= stride` (caller): inside the slot.
+        unsafe { self.data.add(i * self.stride as usize + offset) }
+    }
+
     /// A view of the byte ring at `mem`, checked as in [`open`](Self::open).
     ///
     /// # Safety
@@ -792,22 +821,72 @@ impl ProducerCore {
     /// The ring was opened with [`RingRef::open_stamped`] for elements of `T`.
     #[inline]
     pub(crate) unsafe fn try_push_stamped<T: Pod>(&mut self, value: T) -> Result<()> {
+        // SAFETY: a stamped ring of `T` (caller).
+        unsafe {
+            self.push_stamped_by(|ring, tail| {
+                let slot = ring.stamped::<T>(tail);
+                // SAFETY: the slot is ours until published (`push_stamped_by`).
+                slot.value.with_mut(|p| p.write(value));
+            })
+        }
+    }
+
+    /// [`try_push_stamped`](Self::try_push_stamped) of an element given as
+    /// its bytes (`elem.len()` is the ring's unit), which a slot holds
+    /// `offset` bytes after its stamp.
+    ///
+    /// # Safety
+    ///
+    /// The ring was opened with [`RingRef::open_stamped`] with a stride of at
+    /// least `offset + unit`.
+    #[inline]
+    pub(crate) unsafe fn try_push_stamped_bytes(
+        &mut self,
+        elem: &[u8],
+        offset: usize,
+    ) -> Result<()> {
+        // A hard check: the copy relies on it.
+        assert_eq!(
+            elem.len(),
+            self.ring.unit as usize,
+            "element of another size"
+        );
+        // SAFETY: as the caller guarantees; `elem` is `unit` bytes, which fit
+        // in the slot after `offset`.
+        unsafe {
+            self.push_stamped_by(|ring, tail| {
+                std::ptr::copy_nonoverlapping(
+                    elem.as_ptr(),
+                    ring.stamped_bytes(tail, offset),
+                    elem.len(),
+                )
+            })
+        }
+    }
+
+    /// The protocol of a stamped push: `write` fills the slot of `tail` (the
+    /// consumer does not read it until the tail or the stamp publishes it),
+    /// then the tail is published, then the stamp.
+    ///
+    /// # Safety
+    ///
+    /// The ring was opened with [`RingRef::open_stamped`]; `write` writes
+    /// only the value of the slot of the position it is given.
+    #[inline(always)]
+    unsafe fn push_stamped_by(&mut self, write: impl FnOnce(&RingRef, u32)) -> Result<()> {
         let tail = self.tail;
         if self.free_cached(tail) == 0 && self.refresh_from(tail)? == 0 {
             return Err(Error::Full);
         }
-        // SAFETY: a stamped ring of `T` (caller).
-        let slot = unsafe { self.ring.stamped::<T>(tail) };
-        // SAFETY: fewer than `cap` slots are queued, so the consumer does not
-        // read this one until the tail or the stamp below publishes it.
-        slot.value.with_mut(|p| unsafe { p.write(value) });
+        // Fewer than `cap` slots are queued, so the consumer does not read
+        // this one until the tail or the stamp below publishes it.
+        write(&self.ring, tail);
         self.publish(tail.wrapping_add(1));
-        // SAFETY: as above.
-        let slot = unsafe { self.ring.stamped::<T>(tail) };
         // Release: pairs with the consumer's Acquire load of the stamp in
-        // `try_pop_stamped`: the value and the tail stored above are visible
+        // `pop_stamped_by`: the value and the tail stored above are visible
         // to it.
-        slot.stamp.store(tail | STAMPED, Ordering::Release);
+        // SAFETY: a stamped ring (caller).
+        unsafe { self.ring.stamp_at(tail) }.store(tail | STAMPED, Ordering::Release);
         Ok(())
     }
 
@@ -1082,7 +1161,7 @@ impl ConsumerCore {
         self.wake();
     }
 
-    fn len(&mut self) -> Result<usize> {
+    pub(crate) fn len(&mut self) -> Result<usize> {
         Ok(self.refresh()? as usize)
     }
 
@@ -1100,13 +1179,65 @@ impl ConsumerCore {
     /// The ring was opened with [`RingRef::open_stamped`] for elements of `T`.
     #[inline]
     pub(crate) unsafe fn try_pop_stamped<T: Pod>(&mut self, by_stamp: bool) -> Result<T> {
+        // SAFETY: a stamped ring of `T` (caller).
+        unsafe {
+            self.pop_stamped_by(by_stamp, |ring, head| {
+                // SAFETY: the slot is published and stays ours until the head
+                // moves (`pop_stamped_by`). `T: Pod`, so any bytes are a valid
+                // `T`.
+                ring.stamped::<T>(head).value.with(|p| p.read())
+            })
+        }
+    }
+
+    /// [`try_pop_stamped`](Self::try_pop_stamped) into `dst` (`dst.len()` is
+    /// the ring's unit), from `offset` bytes after each slot's stamp.
+    ///
+    /// # Safety
+    ///
+    /// As for [`ProducerCore::try_push_stamped_bytes`].
+    #[inline]
+    pub(crate) unsafe fn try_pop_stamped_bytes(
+        &mut self,
+        dst: &mut [u8],
+        offset: usize,
+        by_stamp: bool,
+    ) -> Result<()> {
+        // A hard check: the copy relies on it.
+        assert_eq!(dst.len(), self.ring.unit as usize, "buffer of another size");
+        // SAFETY: as the caller guarantees; `dst` is `unit` bytes, which the
+        // slot holds after `offset`.
+        unsafe {
+            self.pop_stamped_by(by_stamp, |ring, head| {
+                std::ptr::copy_nonoverlapping(
+                    ring.stamped_bytes(head, offset),
+                    dst.as_mut_ptr(),
+                    dst.len(),
+                )
+            })
+        }
+    }
+
+    /// The protocol of a stamped pop (see [`try_pop_stamped`](Self::try_pop_stamped)):
+    /// once the slot of `head` is known to be published, `read` copies its
+    /// value out, then the head moves.
+    ///
+    /// # Safety
+    ///
+    /// The ring was opened with [`RingRef::open_stamped`]; `read` reads only
+    /// the value of the slot of the position it is given.
+    #[inline(always)]
+    unsafe fn pop_stamped_by<R>(
+        &mut self,
+        by_stamp: bool,
+        read: impl FnOnce(&RingRef, u32) -> R,
+    ) -> Result<R> {
         let head = self.head;
         if self.avail_cached(head) == 0 {
-            // SAFETY: a stamped ring of `T` (caller).
-            let stamp = unsafe { self.ring.stamped::<T>(head) }
-                .stamp
+            // SAFETY: a stamped ring (caller).
+            let stamp = unsafe { self.ring.stamp_at(head) }
                 // Acquire: pairs with the producer's Release store of the stamp
-                // in `try_push_stamped`, so its value is visible before we read it.
+                // in `push_stamped_by`, so its value is visible before we read it.
                 .load(Ordering::Acquire);
             if stamp == head | STAMPED {
                 // The tail was published before the stamp, so it is at least
@@ -1119,12 +1250,9 @@ impl ConsumerCore {
                 self.available(head, 1)?;
             }
         }
-        // SAFETY: a stamped ring of `T` (caller).
-        let slot = unsafe { self.ring.stamped::<T>(head) };
-        // SAFETY: the slot is published (by its stamp or by the tail read with
+        // The slot is published (by its stamp or by the tail read with
         // Acquire), and the producer does not reuse it before we move the head.
-        // `T: Pod`, so any bytes are a valid `T`.
-        let value = slot.value.with(|p| unsafe { p.read() });
+        let value = read(&self.ring, head);
         self.publish(head.wrapping_add(1));
         Ok(value)
     }
