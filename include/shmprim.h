@@ -346,6 +346,20 @@ typedef struct shmprim_byte_ring_producer shmprim_byte_ring_producer;
 typedef struct shmprim_condvar shmprim_condvar;
 
 /**
+ * An open named (or anonymous) duplex ring, from which the two ends are
+ * taken. Opaque; free it with `shmprim_duplex_close`. The handle may be
+ * shared between threads.
+ */
+typedef struct shmprim_duplex shmprim_duplex;
+
+/**
+ * One end of a duplex ring: sends to the other end and receives from it.
+ * Opaque; close it with `shmprim_duplex_end_close`. Use it from one thread
+ * at a time.
+ */
+typedef struct shmprim_duplex_end shmprim_duplex_end;
+
+/**
  * An open named (or anonymous) event. Opaque; free it with
  * `shmprim_event_close`. One handle may be used by many threads.
  */
@@ -1138,6 +1152,170 @@ shmprim_status shmprim_condvar_notify_one_at(void *mem);
  * `mem` must be null or a condvar made by `shmprim_condvar_init`, mapped.
  */
 shmprim_status shmprim_condvar_notify_all_at(void *mem);
+
+/**
+ * Creates the named duplex ring of `capacity` elements each way (rounded up
+ * to a power of two, at most 2^30) of `elem_size` bytes aligned to
+ * `elem_align` (a power of two up to 128 dividing `elem_size`); a Rust
+ * `DuplexRing<T>` with that size and alignment opens it. `opts` may be
+ * `NULL`. Does not block. Returns `SHMPRIM_OK` (a new handle in `*out`, owned
+ * by the caller, freed with `shmprim_duplex_close`), `SHMPRIM_ALREADY_EXISTS`,
+ * `SHMPRIM_INVALID_NAME`, `SHMPRIM_INVALID_ARGUMENT` (sizes, alignment,
+ * flags), `SHMPRIM_NULL_POINTER` or `SHMPRIM_IO`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `opts` null or readable; `out`
+ * valid for a write.
+ */
+shmprim_status shmprim_duplex_create(const char *name,
+                                     size_t capacity,
+                                     size_t elem_size,
+                                     size_t elem_align,
+                                     const shmprim_options *opts,
+                                     shmprim_duplex **out);
+
+/**
+ * Opens the existing duplex ring `name`, whatever its element type (see
+ * `shmprim_duplex_elem_size`). Returns `SHMPRIM_OK` (a new handle in `*out`,
+ * owned by the caller), `SHMPRIM_NOT_FOUND`, `SHMPRIM_INCOMPATIBLE` (another
+ * kind of object), `SHMPRIM_CORRUPTED`, `SHMPRIM_TOO_MANY_PARTICIPANTS`,
+ * `SHMPRIM_INVALID_NAME`, `SHMPRIM_NULL_POINTER` or a header error.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write.
+ */
+shmprim_status shmprim_duplex_open(const char *name, shmprim_duplex **out);
+
+/**
+ * Opens the duplex ring `name` (which must have `capacity` elements each way
+ * as rounded at creation, of `elem_size` bytes aligned to `elem_align`), or
+ * creates it; exactly one of several racing callers creates it. `created`
+ * (may be `NULL`) receives whether this call did. Statuses and ownership as
+ * for `shmprim_duplex_create` and `shmprim_duplex_open`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `out` valid for a write; `created`
+ * null or valid for a write.
+ */
+shmprim_status shmprim_duplex_open_or_create(const char *name,
+                                             size_t capacity,
+                                             size_t elem_size,
+                                             size_t elem_align,
+                                             shmprim_duplex **out,
+                                             bool *created);
+
+/**
+ * Creates an anonymous duplex ring (no name), shared with children forked
+ * after this call. Statuses and ownership as for `shmprim_duplex_create`.
+ *
+ * # Safety
+ * `out` must be valid for a write.
+ */
+shmprim_status shmprim_duplex_anonymous(size_t capacity,
+                                        size_t elem_size,
+                                        size_t elem_align,
+                                        shmprim_duplex **out);
+
+/**
+ * Closes a ring handle (null is ignored); ends taken from it stay valid
+ * until closed themselves, and the ring remains until unlinked.
+ *
+ * # Safety
+ * `d` must be null or a handle not yet closed, not in use by another thread.
+ */
+void shmprim_duplex_close(shmprim_duplex *d);
+
+/**
+ * Removes the name `name`; processes that have the ring open keep it.
+ * Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string.
+ */
+shmprim_status shmprim_duplex_unlink(const char *name);
+
+/**
+ * Size in bytes of one element; 0 for a null handle.
+ *
+ * # Safety
+ * `d` must be null or a live handle.
+ */
+size_t shmprim_duplex_elem_size(const shmprim_duplex *d);
+
+/**
+ * Elements each direction holds (the capacity asked for, rounded up to a
+ * power of two); 0 for a null handle.
+ *
+ * # Safety
+ * `d` must be null or a live handle.
+ */
+size_t shmprim_duplex_capacity(const shmprim_duplex *d);
+
+/**
+ * Takes end A for this process. Does not block. Returns `SHMPRIM_OK` (a new
+ * end in `*out`, owned by the caller, closed with
+ * `shmprim_duplex_end_close`), `SHMPRIM_INVALID_ARGUMENT` (a live process
+ * holds the end), `SHMPRIM_CORRUPTED` or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `d` must be null or a live handle; `out` valid for a write.
+ */
+shmprim_status shmprim_duplex_end_a(const shmprim_duplex *d, shmprim_duplex_end **out);
+
+/**
+ * Takes end B for this process; as `shmprim_duplex_end_a`.
+ *
+ * # Safety
+ * `d` must be null or a live handle; `out` valid for a write.
+ */
+shmprim_status shmprim_duplex_end_b(const shmprim_duplex *d, shmprim_duplex_end **out);
+
+/**
+ * Closes an end (null is ignored): the peer receives what was sent, then
+ * `SHMPRIM_CLOSED`. The end may then be taken again.
+ *
+ * # Safety
+ * `e` must be null or an end not yet closed, not in use by another thread.
+ */
+void shmprim_duplex_end_close(shmprim_duplex_end *e);
+
+/**
+ * Sends the element at `elem` (`size` must be the element size) to the
+ * other end, waiting up to `timeout_ns` for room (negative: forever; `0`:
+ * try once). Returns `SHMPRIM_OK`, `SHMPRIM_FULL` (`0` and no room),
+ * `SHMPRIM_TIMEOUT`, `SHMPRIM_CLOSED` (the other end was closed, or its
+ * process died), `SHMPRIM_INVALID_ARGUMENT` (wrong size),
+ * `SHMPRIM_CORRUPTED` or `SHMPRIM_NULL_POINTER`. The bytes are copied.
+ *
+ * # Safety
+ * `e` must be null or a live end used by this thread alone; `elem` null or
+ * readable for `size` bytes.
+ */
+shmprim_status shmprim_duplex_send(shmprim_duplex_end *e,
+                                   const void *elem,
+                                   size_t size,
+                                   int64_t timeout_ns);
+
+/**
+ * Receives the oldest element from the other end into `out` (`size` bytes,
+ * at least the element size), waiting up to `timeout_ns` (negative:
+ * forever; `0`: try once). Returns `SHMPRIM_OK`, `SHMPRIM_EMPTY` (`0` and
+ * none), `SHMPRIM_TIMEOUT`, `SHMPRIM_CLOSED` (the other end was closed or its
+ * process died, and everything it sent was received),
+ * `SHMPRIM_BUFFER_TOO_SMALL` (`size` is under the element size, written to
+ * `*needed` if not `NULL`; nothing is taken), `SHMPRIM_CORRUPTED` or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `e` must be null or a live end used by this thread alone; `out` null or
+ * writable for `size` bytes; `needed` null or valid for a write.
+ */
+shmprim_status shmprim_duplex_recv(shmprim_duplex_end *e,
+                                   void *out,
+                                   size_t size,
+                                   size_t *needed,
+                                   int64_t timeout_ns);
 
 /**
  * Creates the named event, unset. `opts` may be `NULL` (its only

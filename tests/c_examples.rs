@@ -518,6 +518,55 @@ fn c_and_rust_share_named_byte_rings_and_messages_come_back_reversed() {
     );
 }
 
+#[test]
+fn c_and_rust_play_ping_pong_over_one_named_duplex_ring() {
+    use shmprim::ring::duplex::DuplexRing;
+    const COUNT: u64 = 5000;
+    let bin = build_example("xlang_duplex_peer.c");
+    let name = Name::new("xduplex");
+    // Capacity 8: the bursts below fill it, so both sides wait for room.
+    let ring = DuplexRing::<u64>::create(&name.0, 8).unwrap();
+    let mut a = ring.end_a().unwrap();
+    let mut child = Reaped(Some(
+        Command::new(&bin)
+            .arg(&name.0)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    let limit = Duration::from_secs(20);
+    // One at a time (the C side answers while polling), then in bursts of 16.
+    for v in 0..COUNT / 2 {
+        a.send_timeout(v, limit).unwrap();
+        assert_eq!(a.recv_timeout(limit).unwrap(), 3 * v + 1, "answer to {v}");
+    }
+    let mut next = COUNT / 2;
+    while next < COUNT {
+        let burst: Vec<u64> = (next..(next + 16).min(COUNT)).collect();
+        let mut answers = Vec::new();
+        for &v in &burst {
+            while let Err(e) = a.try_send(v) {
+                assert_eq!(e, shmprim::ring::spsc::TryError::Full);
+                answers.push(a.recv_timeout(limit).unwrap());
+            }
+        }
+        while answers.len() < burst.len() {
+            answers.push(a.recv_timeout(limit).unwrap());
+        }
+        let want: Vec<u64> = burst.iter().map(|v| 3 * v + 1).collect();
+        assert_eq!(answers, want, "every value answered once, in order");
+        next += burst.len() as u64;
+    }
+    // Closing end A is end-of-file for C, which then exits.
+    drop(a);
+    let out = finish_example(&bin, child.0.take().unwrap());
+    assert!(
+        out.contains(&format!("xlang_duplex_peer: {COUNT} values answered")),
+        "{out}"
+    );
+}
+
 /// A child killed and reaped if the test fails before it finishes.
 struct Reaped(Option<std::process::Child>);
 

@@ -111,6 +111,7 @@ fn header_declares_every_object_of_the_c_api() {
         "byte_queue",
         "spsc",
         "byte_ring",
+        "duplex",
     ];
     for object in objects {
         for verb in [
