@@ -12,10 +12,11 @@ use std::ffi::{c_char, c_void};
 
 use super::pipe::{bytes, bytes_mut};
 use super::{
-    boundary, c_str, check, deadline, fail, fail_with, free, handle, non_null, options, put,
-    shmprim_options, shmprim_status, unlink_name, write_opt,
+    boundary, c_str, check, deadline, fail, fail_quietly, fail_with, free, handle, non_null,
+    options, put, shmprim_options, shmprim_status, unlink_name, write_opt,
 };
 use crate::queue::{ByteQueue, Core};
+use crate::ring::mpmc::Fast;
 use crate::segment::{Disposition, Kind, SegmentBuilder, TypeCode, TypeDesc};
 
 /// An open named (or anonymous) queue of fixed-size elements. Opaque; free it
@@ -232,21 +233,46 @@ pub unsafe extern "C" fn shmprim_queue_put(
         let q = unsafe { handle(q, "queue") }?;
         let slot = q.core.ring.slot_size();
         if size != slot {
-            return Err(fail_with(
-                shmprim_status::SHMPRIM_INVALID_ARGUMENT,
-                &format!("element of {size} bytes for a queue of {slot}-byte elements"),
-            ));
+            return Err(wrong_size(size, slot));
         }
         non_null(elem, "elem")?;
         // SAFETY: non-null and readable for `size` bytes, by the contract.
         let msg = unsafe { bytes(elem, size, "elem") }?;
-        let (dl, try_once) = wait_mode(timeout_ns);
-        check(
-            q.core
-                .with_agent(|ring, a, live| ring.push_with(a, live, 1, |_| msg, dl, try_once)),
-        )
-        .map(drop)
+        if timeout_ns == 0 {
+            // The polling try: the one-element fast path of `Queue::try_put`.
+            match q
+                .core
+                .on_own_lane_fast(|ring, a, by_stamp| ring.push_bytes_fast(a, msg, true, by_stamp))
+            {
+                Fast::Slow => {}
+                Fast::Done(()) => return Ok(()),
+                Fast::Full => return Err(fail_quietly(shmprim_status::SHMPRIM_FULL)),
+                fast => return check(q.core.ring.fast_result(fast)),
+            }
+        }
+        put_general(q, msg, timeout_ns)
     })
+}
+
+/// `shmprim_queue_put` beyond the fast path: waiting, contention, other
+/// threads, errors.
+#[inline(never)]
+fn put_general(q: &shmprim_queue, msg: &[u8], timeout_ns: i64) -> Result<(), shmprim_status> {
+    let (dl, try_once) = wait_mode(timeout_ns);
+    check(
+        q.core
+            .with_agent(|ring, a, live| ring.push_with(a, live, 1, |_| msg, dl, try_once)),
+    )
+    .map(drop)
+}
+
+#[cold]
+#[inline(never)]
+fn wrong_size(size: usize, slot: usize) -> shmprim_status {
+    fail_with(
+        shmprim_status::SHMPRIM_INVALID_ARGUMENT,
+        &format!("element of {size} bytes for a queue of {slot}-byte elements"),
+    )
 }
 
 /// Takes the oldest element into `out` (`size` bytes, at least the element
@@ -273,21 +299,51 @@ pub unsafe extern "C" fn shmprim_queue_get(
         let slot = q.core.ring.slot_size();
         if size < slot {
             // SAFETY: null or valid for a write, by the contract.
-            unsafe { write_opt(needed, slot) };
-            return Err(fail_with(
-                shmprim_status::SHMPRIM_BUFFER_TOO_SMALL,
-                &format!("buffer of {size} bytes for {slot}-byte elements"),
-            ));
+            return Err(unsafe { too_small(needed, size, slot) });
         }
         non_null(out, "out")?;
-        // SAFETY: non-null and writable for `size` bytes, by the contract.
-        let buf = unsafe { bytes_mut(out, size, "out") }?;
-        let (dl, try_once) = wait_mode(timeout_ns);
-        check(q.core.with_agent(|ring, a, live| {
-            ring.pop_with(a, live, 1, None, |_, b| b.copy_to(buf), dl, try_once)
-        }))
-        .map(drop)
+        // SAFETY: non-null and writable for `slot <= size` bytes, by the
+        // contract.
+        let buf = unsafe { bytes_mut(out, slot, "out") }?;
+        if timeout_ns == 0 {
+            // The polling try: the one-element fast path of `Queue::try_get`.
+            match q
+                .core
+                .on_own_lane_fast(|ring, a, by_stamp| ring.pop_bytes_fast(a, buf, true, by_stamp))
+            {
+                Fast::Slow => {}
+                Fast::Done(()) => return Ok(()),
+                Fast::Empty => return Err(fail_quietly(shmprim_status::SHMPRIM_EMPTY)),
+                fast => return check(q.core.ring.fast_result(fast)),
+            }
+        }
+        get_general(q, buf, timeout_ns)
     })
+}
+
+/// `shmprim_queue_get` beyond the fast path.
+#[inline(never)]
+fn get_general(q: &shmprim_queue, buf: &mut [u8], timeout_ns: i64) -> Result<(), shmprim_status> {
+    let (dl, try_once) = wait_mode(timeout_ns);
+    check(q.core.with_agent(|ring, a, live| {
+        ring.pop_with(a, live, 1, None, |_, b| b.copy_to(buf), dl, try_once)
+    }))
+    .map(drop)
+}
+
+/// Reports a buffer of `size` bytes for `slot`-byte elements.
+///
+/// # Safety
+/// `needed` must be null or valid for a write.
+#[cold]
+#[inline(never)]
+unsafe fn too_small(needed: *mut usize, size: usize, slot: usize) -> shmprim_status {
+    // SAFETY: forwarded contract.
+    unsafe { write_opt(needed, slot) };
+    fail_with(
+        shmprim_status::SHMPRIM_BUFFER_TOO_SMALL,
+        &format!("buffer of {size} bytes for {slot}-byte elements"),
+    )
 }
 
 /// Writes the number of elements queued now (Python's `qsize`, a snapshot)
@@ -580,4 +636,92 @@ pub unsafe extern "C" fn shmprim_byte_queue_shutdown(
         unsafe { handle(q, "queue") }?.inner.close();
         Ok(())
     })
+}
+
+#[cfg(all(test, not(shmprim_loom)))]
+mod tests {
+    use super::*;
+    use shmprim_status::*;
+    use std::ptr::null_mut;
+
+    /// A raw pointer that may cross to another thread (the handle is meant to
+    /// be shared between threads).
+    struct Shared(*mut shmprim_queue);
+    // SAFETY: `shmprim_queue` is used from many threads by design (its `Core`
+    // gives each thread its own lane).
+    unsafe impl Send for Shared {}
+
+    /// The polling try of the C calls (the one-element fast path on the
+    /// owner thread, the general path on another): values in order, `FULL`
+    /// and `EMPTY` with their messages, a larger buffer, and `CLOSED` once
+    /// shut and drained.
+    #[test]
+    fn the_c_polling_calls_keep_order_and_answer_full_empty_and_closed() {
+        let message = || {
+            // SAFETY: the library's message is NUL-terminated and valid until
+            // this thread's next call.
+            unsafe { std::ffi::CStr::from_ptr(crate::ffi::shmprim_last_error_message()) }
+                .to_string_lossy()
+                .into_owned()
+        };
+        // SAFETY: pointers are locals or the handle made here, closed once
+        // after the other thread has finished with it.
+        unsafe {
+            let mut q = null_mut();
+            assert_eq!(shmprim_queue_anonymous(4, 8, 8, &mut q), SHMPRIM_OK);
+            let put = |q, v: u64| shmprim_queue_put(q, (&raw const v).cast(), 8, 0);
+            let get =
+                |q, v: &mut u64| shmprim_queue_get(q, (v as *mut u64).cast(), 8, null_mut(), 0);
+            let mut v = 0u64;
+            assert_eq!(get(q, &mut v), SHMPRIM_EMPTY);
+            assert_eq!(message(), "empty");
+            for k in 1..=4 {
+                assert_eq!(put(q, k), SHMPRIM_OK);
+            }
+            assert_eq!(put(q, 5), SHMPRIM_FULL);
+            assert_eq!(message(), "full");
+            let mut wide = [0u64; 2];
+            assert_eq!(
+                shmprim_queue_get(q, wide.as_mut_ptr().cast(), 16, null_mut(), 0),
+                SHMPRIM_OK
+            );
+            assert_eq!(wide, [1, 0]);
+            for k in 2..=4 {
+                assert_eq!(get(q, &mut v), SHMPRIM_OK);
+                assert_eq!(v, k);
+            }
+            assert_eq!(get(q, &mut v), SHMPRIM_EMPTY);
+            // Another thread on the same handle: not the owner of its first
+            // lane, so its tries take the general path.
+            let other = Shared(q);
+            std::thread::spawn(move || {
+                let q = other;
+                for k in 10..13u64 {
+                    assert_eq!(
+                        shmprim_queue_put(q.0, (&raw const k).cast(), 8, 0),
+                        SHMPRIM_OK
+                    );
+                }
+                let mut v = 0u64;
+                assert_eq!(
+                    shmprim_queue_get(q.0, (&raw mut v).cast(), 8, null_mut(), 0),
+                    SHMPRIM_OK
+                );
+                assert_eq!(v, 10);
+            })
+            .join()
+            .unwrap();
+            for k in 11..13 {
+                assert_eq!(get(q, &mut v), SHMPRIM_OK);
+                assert_eq!(v, k);
+            }
+            assert_eq!(put(q, 20), SHMPRIM_OK);
+            assert_eq!(shmprim_queue_shutdown(q), SHMPRIM_OK);
+            assert_eq!(put(q, 21), SHMPRIM_CLOSED);
+            assert_eq!(get(q, &mut v), SHMPRIM_OK);
+            assert_eq!(v, 20);
+            assert_eq!(get(q, &mut v), SHMPRIM_CLOSED);
+            shmprim_queue_close(q);
+        }
+    }
 }

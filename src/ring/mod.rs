@@ -123,3 +123,29 @@ impl Backing {
         }
     }
 }
+
+/// Copies `len` bytes from `src` to `dst`; the sizes of one small element
+/// without a call to `memcpy` (a C caller, whose element size is known only at
+/// run time, pays one call per element already).
+///
+/// # Safety
+/// `src` readable and `dst` writable for `len` bytes; they do not overlap.
+#[inline(always)]
+pub(crate) unsafe fn copy_bytes(src: *const u8, dst: *mut u8, len: usize) {
+    // SAFETY: in bounds (caller); unaligned accesses of the exact length.
+    unsafe {
+        match len {
+            0 => {}
+            4 => dst
+                .cast::<u32>()
+                .write_unaligned(src.cast::<u32>().read_unaligned()),
+            8 => dst
+                .cast::<u64>()
+                .write_unaligned(src.cast::<u64>().read_unaligned()),
+            16 => dst
+                .cast::<u128>()
+                .write_unaligned(src.cast::<u128>().read_unaligned()),
+            _ => std::ptr::copy_nonoverlapping(src, dst, len),
+        }
+    }
+}

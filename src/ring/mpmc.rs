@@ -1618,6 +1618,42 @@ impl MpmcRing {
         by_stamp: bool,
     ) -> Fast<()> {
         let size = std::mem::size_of::<T>();
+        self.push_fast_by(agent, size, try_once, by_stamp, |data| {
+            // SAFETY: `data` is the claimed slot's `slot_size == size_of::<T>()`
+            // bytes (`push_fast_by`); unaligned because slot data is only
+            // 8-byte aligned.
+            unsafe { std::ptr::write_unaligned(data.cast::<T>(), *value) }
+        })
+    }
+
+    /// [`push_value_fast`](Self::push_value_fast) of an element given as its
+    /// bytes (the C functions); `msg.len()` must be the slot size, else `Slow`.
+    #[inline(always)]
+    pub(crate) fn push_bytes_fast(
+        &self,
+        agent: &Agent,
+        msg: &[u8],
+        try_once: bool,
+        by_stamp: bool,
+    ) -> Fast<()> {
+        self.push_fast_by(agent, msg.len(), try_once, by_stamp, |data| {
+            // SAFETY: `data` is the claimed slot's `slot_size == msg.len()`
+            // bytes (`push_fast_by`), which `msg` does not overlap.
+            unsafe { super::copy_bytes(msg.as_ptr(), data, msg.len()) }
+        })
+    }
+
+    /// The protocol of the one-element fast push: `write` fills the claimed
+    /// slot's `size` bytes (`size` must be the slot size, else `Slow`).
+    #[inline(always)]
+    fn push_fast_by(
+        &self,
+        agent: &Agent,
+        size: usize,
+        try_once: bool,
+        by_stamp: bool,
+        write: impl FnOnce(*mut u8),
+    ) -> Fast<()> {
         if size != self.slot_size || self.is_closed() {
             return Fast::Slow;
         }
@@ -1647,10 +1683,9 @@ impl MpmcRing {
             return Fast::Slow;
         }
         let sleepers = self.sleepers_after_claim(&self.signals().not_empty_waiters);
-        // SAFETY: we own slot `t` (won the CAS on its free stamp); its data area
-        // has `slot_size == size_of::<T>()` bytes; unaligned because slot data
-        // is only 8-byte aligned.
-        unsafe { std::ptr::write_unaligned(data.cast::<T>(), *value) };
+        // We own slot `t` (won the CAS on its free stamp); its data area has
+        // `slot_size == size` bytes.
+        write(data);
         self.set_len(t, size);
         // Release: pairs with the consumer's Acquire load of the stamp.
         publish_stamp(slot, 2 * t + 1);
@@ -1745,7 +1780,49 @@ impl MpmcRing {
         try_once: bool,
         by_stamp: bool,
     ) -> Fast<T> {
-        let size = std::mem::size_of::<T>();
+        self.pop_fast_by(
+            agent,
+            std::mem::size_of::<T>(),
+            try_once,
+            by_stamp,
+            |data| {
+                // SAFETY: `data` is the claimed slot's `slot_size == size_of::<T>()`
+                // bytes (`pop_fast_by`), and any bytes are a valid `T` (Pod).
+                // Unaligned: slot data is only 8-byte aligned.
+                unsafe { std::ptr::read_unaligned(data.cast::<T>()) }
+            },
+        )
+    }
+
+    /// [`pop_value_fast`](Self::pop_value_fast) into `buf` (the C functions),
+    /// whose length must be the slot size, else `Slow`.
+    #[inline(always)]
+    pub(crate) fn pop_bytes_fast(
+        &self,
+        agent: &Agent,
+        buf: &mut [u8],
+        try_once: bool,
+        by_stamp: bool,
+    ) -> Fast<()> {
+        let len = buf.len();
+        self.pop_fast_by(agent, len, try_once, by_stamp, |data| {
+            // SAFETY: `data` is the claimed slot's `slot_size == len` bytes
+            // (`pop_fast_by`), which `buf` does not overlap.
+            unsafe { super::copy_bytes(data, buf.as_mut_ptr(), len) }
+        })
+    }
+
+    /// The protocol of the one-element fast pop: `read` copies the claimed
+    /// slot's `size` bytes out (`size` must be the slot size, else `Slow`).
+    #[inline(always)]
+    fn pop_fast_by<R>(
+        &self,
+        agent: &Agent,
+        size: usize,
+        try_once: bool,
+        by_stamp: bool,
+        read: impl FnOnce(*const u8) -> R,
+    ) -> Fast<R> {
         if size != self.slot_size {
             return Fast::Slow;
         }
@@ -1776,10 +1853,9 @@ impl MpmcRing {
         }
         let sleepers = self.sleepers_after_claim(&self.signals().not_full_waiters);
         let len = self.msg_len(h);
-        // SAFETY: we own slot `h` (won the CAS on its full stamp); its data area
-        // has `slot_size == size_of::<T>()` bytes, and any bytes are a valid `T`
-        // (Pod). Unaligned: slot data is only 8-byte aligned.
-        let value = unsafe { std::ptr::read_unaligned(data.cast::<T>()) };
+        // We own slot `h` (won the CAS on its full stamp); its data area has
+        // `slot_size == size` bytes.
+        let value = read(data);
         // Release: pairs with the next lap's producer's Acquire load of the stamp.
         publish_stamp(slot, 2 * (h + self.cap));
         // Release: a survivor that sees the record cleared sees the stamp.

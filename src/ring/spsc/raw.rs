@@ -14,7 +14,7 @@ use super::{
     pop_blocking, push_blocking, stored_geometry,
 };
 use crate::error::{Error, Result};
-use crate::ring::RING_ALIGN;
+use crate::ring::{RING_ALIGN, copy_bytes};
 use crate::segment::{Disposition, Kind, Options, Segment, SegmentBuilder, TypeCode, TypeDesc};
 use crate::wait::Deadline;
 
@@ -285,31 +285,6 @@ fn push_one(c: &mut ProducerCore, src: &[u8]) -> Result<bool, TryError> {
     unsafe { copy_bytes(src.as_ptr(), c.ring.data.add(i * unit), unit) };
     c.publish(tail.wrapping_add(1));
     Ok(true)
-}
-
-/// Copies `len` bytes from `src` to `dst`; the sizes of one small element
-/// without a call to `memcpy` (a C caller pays one call per element already).
-///
-/// # Safety
-/// `src` readable and `dst` writable for `len` bytes; they do not overlap.
-#[inline(always)]
-unsafe fn copy_bytes(src: *const u8, dst: *mut u8, len: usize) {
-    // SAFETY: in bounds (caller); unaligned accesses of the exact length.
-    unsafe {
-        match len {
-            0 => {}
-            4 => dst
-                .cast::<u32>()
-                .write_unaligned(src.cast::<u32>().read_unaligned()),
-            8 => dst
-                .cast::<u64>()
-                .write_unaligned(src.cast::<u64>().read_unaligned()),
-            16 => dst
-                .cast::<u128>()
-                .write_unaligned(src.cast::<u128>().read_unaligned()),
-            _ => std::ptr::copy_nonoverlapping(src, dst, len),
-        }
-    }
 }
 
 impl Drop for RawProducer {
