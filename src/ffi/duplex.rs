@@ -19,8 +19,9 @@ use std::ffi::{c_char, c_void};
 
 use super::pipe::{bytes, bytes_mut};
 use super::{
-    boundary, c_str, check, deadline, fail, fail_quietly, fail_with, free, handle, handle_mut,
-    non_null, options, put, shmprim_options, shmprim_status, unlink_name, write_opt,
+    boundary, buffer_too_small, c_str, check, deadline, fail, fail_quietly, free, handle,
+    handle_mut, non_null, options, put, shmprim_options, shmprim_status, unlink_name, write_opt,
+    wrong_elem_size,
 };
 use crate::error::Error;
 use crate::pipe::End;
@@ -323,21 +324,12 @@ unsafe fn send_args<'a>(
     let e = unsafe { handle_mut(e, "end") }?;
     let unit = e.inner.elem_size();
     if size != unit {
-        return Err(wrong_size(size, unit));
+        return Err(wrong_elem_size(size, unit, "duplex ring"));
     }
     non_null(elem, "elem")?;
     // SAFETY: non-null and readable for `size` bytes, by the contract.
     let elem = unsafe { bytes(elem, size, "elem") }?;
     Ok((e, elem))
-}
-
-#[cold]
-#[inline(never)]
-fn wrong_size(size: usize, unit: usize) -> shmprim_status {
-    fail_with(
-        shmprim_status::SHMPRIM_INVALID_ARGUMENT,
-        &format!("element of {size} bytes for a duplex ring of {unit}-byte elements"),
-    )
 }
 
 /// Receives the oldest element from the other end into `out` (`size` bytes,
@@ -408,27 +400,12 @@ unsafe fn recv_args<'a>(
     let unit = e.inner.elem_size();
     if size < unit {
         // SAFETY: null or valid for a write, by the contract.
-        return Err(unsafe { too_small(needed, size, unit) });
+        return Err(unsafe { buffer_too_small(needed, size, unit) });
     }
     non_null(out, "out")?;
     // SAFETY: non-null and writable for `unit <= size` bytes, by the contract.
     let buf = unsafe { bytes_mut(out, unit, "out") }?;
     Ok((e, buf))
-}
-
-/// Reports a buffer of `size` bytes for `unit`-byte elements.
-///
-/// # Safety
-/// `needed` must be null or valid for a write.
-#[cold]
-#[inline(never)]
-unsafe fn too_small(needed: *mut usize, size: usize, unit: usize) -> shmprim_status {
-    // SAFETY: forwarded contract.
-    unsafe { write_opt(needed, unit) };
-    fail_with(
-        shmprim_status::SHMPRIM_BUFFER_TOO_SMALL,
-        &format!("buffer of {size} bytes for {unit}-byte elements"),
-    )
 }
 
 #[cfg(all(test, not(shmprim_loom)))]

@@ -309,6 +309,37 @@ pub(crate) fn non_null<T>(p: *const T, what: &str) -> Result<(), shmprim_status>
     }
 }
 
+/// Records an element of `size` bytes given to a `kind` of `unit`-byte
+/// elements (out of line: the message is only built when it is).
+#[cold]
+#[inline(never)]
+pub(crate) fn wrong_elem_size(size: usize, unit: usize, kind: &str) -> shmprim_status {
+    fail_with(
+        SHMPRIM_INVALID_ARGUMENT,
+        &format!("element of {size} bytes for a {kind} of {unit}-byte elements"),
+    )
+}
+
+/// Records a buffer of `size` bytes for `unit`-byte elements, writing `unit`
+/// to `*needed` unless it is null.
+///
+/// # Safety
+/// `needed` must be null or valid for a write.
+#[cold]
+#[inline(never)]
+pub(crate) unsafe fn buffer_too_small(
+    needed: *mut usize,
+    size: usize,
+    unit: usize,
+) -> shmprim_status {
+    // SAFETY: forwarded contract.
+    unsafe { write_opt(needed, unit) };
+    fail_with(
+        SHMPRIM_BUFFER_TOO_SMALL,
+        &format!("buffer of {size} bytes for {unit}-byte elements"),
+    )
+}
+
 /// Records that the argument `what` was null (out of line: the message is
 /// only built when it is).
 #[cold]

@@ -12,8 +12,9 @@ use std::ffi::{c_char, c_void};
 
 use super::pipe::{bytes, bytes_mut};
 use super::{
-    boundary, c_str, check, deadline, fail, fail_quietly, fail_with, free, handle, non_null,
-    options, put, shmprim_options, shmprim_status, unlink_name, write_opt,
+    boundary, buffer_too_small, c_str, check, deadline, fail, fail_quietly, fail_with, free,
+    handle, non_null, options, put, shmprim_options, shmprim_status, unlink_name, write_opt,
+    wrong_elem_size,
 };
 use crate::queue::{ByteQueue, Core};
 use crate::ring::mpmc::Fast;
@@ -233,7 +234,7 @@ pub unsafe extern "C" fn shmprim_queue_put(
         let q = unsafe { handle(q, "queue") }?;
         let slot = q.core.ring.slot_size();
         if size != slot {
-            return Err(wrong_size(size, slot));
+            return Err(wrong_elem_size(size, slot, "queue"));
         }
         non_null(elem, "elem")?;
         // SAFETY: non-null and readable for `size` bytes, by the contract.
@@ -266,15 +267,6 @@ fn put_general(q: &shmprim_queue, msg: &[u8], timeout_ns: i64) -> Result<(), shm
     .map(drop)
 }
 
-#[cold]
-#[inline(never)]
-fn wrong_size(size: usize, slot: usize) -> shmprim_status {
-    fail_with(
-        shmprim_status::SHMPRIM_INVALID_ARGUMENT,
-        &format!("element of {size} bytes for a queue of {slot}-byte elements"),
-    )
-}
-
 /// Takes the oldest element into `out` (`size` bytes, at least the element
 /// size), waiting up to `timeout_ns` (negative: forever; `0`: try once).
 /// Returns `SHMPRIM_OK`, `SHMPRIM_EMPTY` (`0` and none), `SHMPRIM_TIMEOUT`,
@@ -299,7 +291,7 @@ pub unsafe extern "C" fn shmprim_queue_get(
         let slot = q.core.ring.slot_size();
         if size < slot {
             // SAFETY: null or valid for a write, by the contract.
-            return Err(unsafe { too_small(needed, size, slot) });
+            return Err(unsafe { buffer_too_small(needed, size, slot) });
         }
         non_null(out, "out")?;
         // SAFETY: non-null and writable for `slot <= size` bytes, by the
@@ -329,21 +321,6 @@ fn get_general(q: &shmprim_queue, buf: &mut [u8], timeout_ns: i64) -> Result<(),
         ring.pop_with(a, live, 1, None, |_, b| b.copy_to(buf), dl, try_once)
     }))
     .map(drop)
-}
-
-/// Reports a buffer of `size` bytes for `slot`-byte elements.
-///
-/// # Safety
-/// `needed` must be null or valid for a write.
-#[cold]
-#[inline(never)]
-unsafe fn too_small(needed: *mut usize, size: usize, slot: usize) -> shmprim_status {
-    // SAFETY: forwarded contract.
-    unsafe { write_opt(needed, slot) };
-    fail_with(
-        shmprim_status::SHMPRIM_BUFFER_TOO_SMALL,
-        &format!("buffer of {size} bytes for {slot}-byte elements"),
-    )
 }
 
 /// Writes the number of elements queued now (Python's `qsize`, a snapshot)

@@ -23,8 +23,9 @@ use std::ffi::{c_char, c_void};
 
 use super::pipe::{bytes, bytes_mut};
 use super::{
-    boundary, c_str, check, deadline, fail, fail_quietly, fail_with, free, handle, handle_mut,
-    non_null, options, put, shmprim_options, shmprim_status, unlink_name, write_opt,
+    boundary, buffer_too_small, c_str, check, deadline, fail, fail_quietly, fail_with, free,
+    handle, handle_mut, non_null, options, put, shmprim_options, shmprim_status, unlink_name,
+    write_opt, wrong_elem_size,
 };
 use crate::error::Error;
 use crate::ring::spsc::TryError;
@@ -350,21 +351,12 @@ unsafe fn push_args<'a>(
     let p = unsafe { handle_mut(p, "producer") }?;
     let unit = p.inner.elem_size();
     if size != unit {
-        return Err(wrong_size(size, unit));
+        return Err(wrong_elem_size(size, unit, "ring"));
     }
     non_null(elem, "elem")?;
     // SAFETY: non-null and readable for `size` bytes, by the contract.
     let elem = unsafe { bytes(elem, size, "elem") }?;
     Ok((p, elem))
-}
-
-#[cold]
-#[inline(never)]
-fn wrong_size(size: usize, unit: usize) -> shmprim_status {
-    fail_with(
-        shmprim_status::SHMPRIM_INVALID_ARGUMENT,
-        &format!("element of {size} bytes for a ring of {unit}-byte elements"),
-    )
 }
 
 /// Pushes as many of the `count` elements at `elems` as there is room for,
@@ -464,27 +456,12 @@ unsafe fn pop_args<'a>(
     let unit = c.inner.elem_size();
     if size < unit {
         // SAFETY: null or valid for a write, by the contract.
-        return Err(unsafe { too_small(needed, size, unit) });
+        return Err(unsafe { buffer_too_small(needed, size, unit) });
     }
     non_null(out, "out")?;
     // SAFETY: non-null and writable for `size` bytes, by the contract.
     let buf = unsafe { bytes_mut(out, size, "out") }?;
     Ok((c, buf))
-}
-
-/// Reports a buffer of `size` bytes for `unit`-byte elements.
-///
-/// # Safety
-/// `needed` must be null or valid for a write.
-#[cold]
-#[inline(never)]
-unsafe fn too_small(needed: *mut usize, size: usize, unit: usize) -> shmprim_status {
-    // SAFETY: forwarded contract.
-    unsafe { write_opt(needed, unit) };
-    fail_with(
-        shmprim_status::SHMPRIM_BUFFER_TOO_SMALL,
-        &format!("buffer of {size} bytes for {unit}-byte elements"),
-    )
 }
 
 /// Takes up to `max_count` of the oldest elements into `out`, in order,
