@@ -159,13 +159,8 @@ impl SlotLayout {
     /// The layout `StampedSlot<T>` has for a `T` of `size` bytes aligned to
     /// `align` (a power of two up to [`RING_ALIGN`] dividing `size`).
     pub(crate) fn new(size: usize, align: usize) -> Result<SlotLayout> {
-        if size == 0 || !align.is_power_of_two() || align > super::RING_ALIGN || size % align != 0 {
-            return Err(Error::invalid_argument(format!(
-                "element of {size} bytes aligned to {align}: the size must be positive and \
-                 the alignment a power of two up to {} dividing it",
-                super::RING_ALIGN
-            )));
-        }
+        // Bounds the sums below too: `size < 2^32`, `align <= 128`.
+        super::check_elem_shape(size, align)?;
         let slot_align = align.max(4);
         let offset = 4usize.next_multiple_of(align);
         let slot = (offset + size).next_multiple_of(slot_align);
@@ -1151,7 +1146,14 @@ mod tests {
         same::<[u64; 3]>();
         same::<u128>();
         same::<Wide>();
-        for (size, align) in [(0, 1), (8, 3), (12, 8), (256, 256)] {
+        for (size, align) in [
+            (0, 1),
+            (8, 3),
+            (12, 8),
+            (256, 256),
+            (1 << 32, 1),
+            (usize::MAX, 1),
+        ] {
             assert!(SlotLayout::new(size, align).is_err(), "{size}, {align}");
         }
     }

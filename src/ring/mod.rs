@@ -19,6 +19,25 @@ use crate::segment::{ParticipantId, Segment};
 /// prefetcher of x86 does not pull a neighbour's line along with ours.
 pub(crate) const RING_ALIGN: usize = 128;
 
+/// Checks an element type known only by its size and alignment (what the C
+/// functions give): a size in `1..2^32`, an alignment that is a power of two
+/// up to [`RING_ALIGN`] and divides the size.
+pub(crate) fn check_elem_shape(size: usize, align: usize) -> crate::error::Result<()> {
+    use crate::error::Error;
+    if size == 0 || size > u32::MAX as usize {
+        return Err(Error::invalid_argument(format!(
+            "element size {size} is not in 1..2^32"
+        )));
+    }
+    if !align.is_power_of_two() || align > RING_ALIGN || size % align != 0 {
+        return Err(Error::invalid_argument(format!(
+            "element alignment {align} is not a power of two up to {RING_ALIGN} \
+             dividing the element size {size}"
+        )));
+    }
+    Ok(())
+}
+
 /// Two cache lines, so that two fields never share one (nor its prefetch pair).
 #[repr(C, align(128))]
 pub(crate) struct Line<T>(pub(crate) T);

@@ -14,24 +14,14 @@ use super::{
     pop_blocking, push_blocking, stored_geometry,
 };
 use crate::error::{Error, Result};
-use crate::ring::{RING_ALIGN, copy_bytes};
+use crate::ring::{check_elem_shape, copy_bytes};
 use crate::segment::{Disposition, Kind, Options, Segment, SegmentBuilder, TypeCode, TypeDesc};
 use crate::wait::Deadline;
 
 /// Checks a run-time element type and a requested capacity: the ring's
 /// capacity (rounded up to a power of two) and its element size.
 fn geometry(capacity: usize, size: usize, align: usize) -> Result<(u32, u32)> {
-    if size == 0 || size > u32::MAX as usize {
-        return Err(Error::invalid_argument(format!(
-            "element size {size} is not in 1..2^32"
-        )));
-    }
-    if !align.is_power_of_two() || align > RING_ALIGN || size % align != 0 {
-        return Err(Error::invalid_argument(format!(
-            "element alignment {align} is not a power of two up to {RING_ALIGN} \
-             dividing the element size {size}"
-        )));
-    }
+    check_elem_shape(size, align)?;
     Ok((element_capacity(capacity)?, size as u32))
 }
 
