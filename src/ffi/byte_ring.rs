@@ -16,12 +16,11 @@
 
 use std::ffi::{c_char, c_void};
 
-use super::pipe::{bytes, bytes_mut};
+use super::pipe::{bytes, bytes_mut, received};
 use super::{
-    boundary, c_str, check, deadline, fail, free, handle, handle_mut, non_null, options, put,
+    boundary, c_str, check, deadline, free, handle, handle_mut, non_null, options, put,
     shmprim_options, shmprim_status, unlink_name, write_opt,
 };
-use crate::error::Error;
 use crate::ring::spsc::{ByteConsumer, ByteProducer, SpscByteRing};
 use crate::segment::Disposition;
 
@@ -324,14 +323,8 @@ pub unsafe extern "C" fn shmprim_byte_ring_recv(
             0 => c.inner.try_recv_into(buf),
             t => c.inner.recv_into_deadline(buf, deadline(t)),
         };
-        let (n, result) = match r {
-            Ok(n) => (n, Ok(())),
-            Err(err @ Error::BufferTooSmall { needed, .. }) => (needed, Err(fail(&err))),
-            Err(err) => return Err(fail(&err)),
-        };
         // SAFETY: non-null and valid for a write, by the contract.
-        unsafe { len.write(n) };
-        result
+        unsafe { received(r, len) }
     })
 }
 

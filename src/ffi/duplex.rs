@@ -19,14 +19,11 @@ use std::ffi::{c_char, c_void};
 
 use super::pipe::{bytes, bytes_mut};
 use super::{
-    boundary, buffer_too_small, c_str, check, deadline, fail, fail_quietly, free, handle,
-    handle_mut, non_null, options, put, shmprim_options, shmprim_status, unlink_name, write_opt,
-    wrong_elem_size,
+    boundary, buffer_too_small, c_str, check, deadline, free, handle, handle_mut, non_null,
+    options, put, shmprim_options, shmprim_status, tried, unlink_name, write_opt, wrong_elem_size,
 };
-use crate::error::Error;
 use crate::pipe::End;
 use crate::ring::duplex::{RawDuplexEnd, RawDuplexRing};
-use crate::ring::spsc::TryError;
 use crate::segment::Disposition;
 
 /// An open named (or anonymous) duplex ring, from which the two ends are
@@ -41,17 +38,6 @@ pub struct shmprim_duplex {
 /// at a time.
 pub struct shmprim_duplex_end {
     inner: RawDuplexEnd,
-}
-
-/// A try's answer for the boundary, as for the SPSC ring's.
-#[inline]
-fn tried(r: Result<(), TryError>, e: &mut shmprim_duplex_end) -> Result<(), shmprim_status> {
-    r.map_err(|err| match err {
-        TryError::Full => fail_quietly(shmprim_status::SHMPRIM_FULL),
-        TryError::Empty => fail_quietly(shmprim_status::SHMPRIM_EMPTY),
-        TryError::Closed => fail(&Error::Closed),
-        TryError::Corrupted => fail(&e.inner.corruption()),
-    })
 }
 
 /// Creates the named duplex ring of `capacity` elements each way (rounded up
@@ -288,7 +274,7 @@ pub unsafe extern "C" fn shmprim_duplex_send(
         // SAFETY: forwarded contract.
         let (e, elem) = unsafe { send_args(e, elem, size) }?;
         let r = e.inner.try_send(elem);
-        tried(r, e)
+        tried(r, || e.inner.corruption())
     })
 }
 
@@ -360,7 +346,7 @@ pub unsafe extern "C" fn shmprim_duplex_recv(
         // SAFETY: forwarded contract.
         let (e, buf) = unsafe { recv_args(e, out, size, needed) }?;
         let r = e.inner.try_recv(buf);
-        tried(r, e)
+        tried(r, || e.inner.corruption())
     })
 }
 

@@ -65,6 +65,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
 use crate::error::Error;
+use crate::ring::spsc::TryError;
 use crate::segment::{Options, Segment};
 use crate::wait::Deadline;
 
@@ -272,6 +273,21 @@ pub(crate) fn fail(err: &Error) -> shmprim_status {
 pub(crate) fn fail_quietly(status: shmprim_status) -> shmprim_status {
     QUIET.with(|q| q.set(Some(status.description())));
     status
+}
+
+/// A try's answer for the boundary: `Full`, `Empty` and `Closed` are
+/// recorded without allocating (see `fail`), a corruption with its details.
+#[inline]
+pub(crate) fn tried<T>(
+    r: Result<T, TryError>,
+    corruption: impl FnOnce() -> Error,
+) -> Result<T, shmprim_status> {
+    r.map_err(|e| match e {
+        TryError::Full => fail_quietly(shmprim_status::SHMPRIM_FULL),
+        TryError::Empty => fail_quietly(shmprim_status::SHMPRIM_EMPTY),
+        TryError::Closed => fail(&Error::Closed),
+        TryError::Corrupted => fail(&corruption()),
+    })
 }
 
 /// Records a status with a message of our own (null pointers, bad sizes).
@@ -598,6 +614,36 @@ mod tests {
         })
         .join()
         .unwrap();
+    }
+
+    fn last_message() -> String {
+        // SAFETY: the library's last-error message is never null and stays
+        // valid until the next call on this thread.
+        unsafe { CStr::from_ptr(shmprim_last_error_message()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    /// A try's answers map to their statuses; a corruption's details (read
+    /// again only then) become the last-error message.
+    #[test]
+    fn try_answers_map_to_statuses_and_a_corruption_keeps_its_details() {
+        let detail = || Error::corrupted("ring-x", "head 9 and tail 1 are 8 apart");
+        assert_eq!(tried(Ok::<u8, TryError>(3), detail), Ok(3));
+        for (e, status, message) in [
+            (TryError::Full, shmprim_status::SHMPRIM_FULL, "full"),
+            (TryError::Empty, shmprim_status::SHMPRIM_EMPTY, "empty"),
+            (TryError::Closed, shmprim_status::SHMPRIM_CLOSED, "closed"),
+        ] {
+            assert_eq!(tried(Err::<(), _>(e), || unreachable!()), Err(status));
+            assert!(last_message().contains(message), "{}", last_message());
+        }
+        assert_eq!(
+            tried(Err::<(), _>(TryError::Corrupted), detail),
+            Err(shmprim_status::SHMPRIM_CORRUPTED)
+        );
+        let m = last_message();
+        assert!(m.contains("ring-x") && m.contains("8 apart"), "{m}");
     }
 
     #[test]

@@ -330,22 +330,33 @@ pub unsafe extern "C" fn shmprim_pipe_recv(
         non_null(len, "len")?;
         // SAFETY: null or writable for `cap` bytes, by the contract.
         let buf = unsafe { bytes_mut(buf, cap, "buf") }?;
-        match e.inner.recv_into_deadline(buf, deadline(timeout_ns)) {
-            Ok(n) => {
-                // SAFETY: non-null and valid for a write, by the contract.
-                unsafe { len.write(n) };
-                Ok(())
-            }
+        let r = match e.inner.recv_into_deadline(buf, deadline(timeout_ns)) {
             // Tried once (Python's `poll()` then nothing): as a queue's get_nowait.
-            Err(Error::Timeout) if timeout_ns == 0 => Err(fail(&Error::Empty)),
-            Err(err @ Error::BufferTooSmall { needed, .. }) => {
-                // SAFETY: as above.
-                unsafe { len.write(needed) };
-                Err(fail(&err))
-            }
-            Err(err) => Err(fail(&err)),
-        }
+            Err(Error::Timeout) if timeout_ns == 0 => Err(Error::Empty),
+            r => r,
+        };
+        // SAFETY: non-null and valid for a write, by the contract.
+        unsafe { received(r, len) }
     })
+}
+
+/// Reports a receive into the caller's buffer: the message's length to
+/// `*len`, also when the buffer was too small (the length it needs).
+///
+/// # Safety
+/// `len` must be valid for a write.
+pub(crate) unsafe fn received(
+    r: crate::error::Result<usize>,
+    len: *mut usize,
+) -> Result<(), shmprim_status> {
+    let (n, result) = match r {
+        Ok(n) => (n, Ok(())),
+        Err(err @ Error::BufferTooSmall { needed, .. }) => (needed, Err(fail(&err))),
+        Err(err) => return Err(fail(&err)),
+    };
+    // SAFETY: valid for a write (caller).
+    unsafe { len.write(n) };
+    result
 }
 
 /// Writes the length of the next message to `*len` without taking it. Does

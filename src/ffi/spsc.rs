@@ -23,12 +23,10 @@ use std::ffi::{c_char, c_void};
 
 use super::pipe::{bytes, bytes_mut};
 use super::{
-    boundary, buffer_too_small, c_str, check, deadline, fail, fail_quietly, fail_with, free,
-    handle, handle_mut, non_null, options, put, shmprim_options, shmprim_status, unlink_name,
-    write_opt, wrong_elem_size,
+    boundary, buffer_too_small, c_str, check, deadline, fail_with, free, handle, handle_mut,
+    non_null, options, put, shmprim_options, shmprim_status, tried, unlink_name, write_opt,
+    wrong_elem_size,
 };
-use crate::error::Error;
-use crate::ring::spsc::TryError;
 use crate::ring::spsc::raw::{RawConsumer, RawProducer, RawSpscRing};
 use crate::segment::Disposition;
 
@@ -49,21 +47,6 @@ pub struct shmprim_spsc_producer {
 /// `shmprim_spsc_consumer_close`. Use it from one thread at a time.
 pub struct shmprim_spsc_consumer {
     inner: RawConsumer,
-}
-
-/// A try's answer for the boundary: `Full`, `Empty` and `Closed` are
-/// recorded without allocating (see `fail`), a corruption with its details.
-#[inline]
-fn tried<T>(
-    r: Result<T, TryError>,
-    corruption: impl FnOnce() -> Error,
-) -> Result<T, shmprim_status> {
-    r.map_err(|e| match e {
-        TryError::Full => fail_quietly(shmprim_status::SHMPRIM_FULL),
-        TryError::Empty => fail_quietly(shmprim_status::SHMPRIM_EMPTY),
-        TryError::Closed => fail(&Error::Closed),
-        TryError::Corrupted => fail(&corruption()),
-    })
 }
 
 /// `count` elements of `unit` bytes, in bytes; `SHMPRIM_INVALID_ARGUMENT` on
@@ -501,41 +484,4 @@ pub unsafe extern "C" fn shmprim_spsc_pop_many(
         unsafe { popped.write(n) };
         Ok(())
     })
-}
-
-#[cfg(all(test, not(shmprim_loom)))]
-mod tests {
-    use super::*;
-    use crate::ffi::shmprim_last_error_message;
-    use std::ffi::CStr;
-
-    fn last_message() -> String {
-        // SAFETY: the library's last-error message is never null and stays
-        // valid until the next call on this thread.
-        unsafe { CStr::from_ptr(shmprim_last_error_message()) }
-            .to_string_lossy()
-            .into_owned()
-    }
-
-    /// A try's answers map to their statuses; a corruption's details (read
-    /// again only then) become the last-error message.
-    #[test]
-    fn try_answers_map_to_statuses_and_a_corruption_keeps_its_details() {
-        let detail = || Error::corrupted("ring-x", "head 9 and tail 1 are 8 apart");
-        assert_eq!(tried(Ok::<u8, TryError>(3), detail), Ok(3));
-        for (e, status, message) in [
-            (TryError::Full, shmprim_status::SHMPRIM_FULL, "full"),
-            (TryError::Empty, shmprim_status::SHMPRIM_EMPTY, "empty"),
-            (TryError::Closed, shmprim_status::SHMPRIM_CLOSED, "closed"),
-        ] {
-            assert_eq!(tried(Err::<(), _>(e), || unreachable!()), Err(status));
-            assert!(last_message().contains(message), "{}", last_message());
-        }
-        assert_eq!(
-            tried(Err::<(), _>(TryError::Corrupted), detail),
-            Err(shmprim_status::SHMPRIM_CORRUPTED)
-        );
-        let m = last_message();
-        assert!(m.contains("ring-x") && m.contains("8 apart"), "{m}");
-    }
 }
