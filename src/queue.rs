@@ -282,9 +282,14 @@ impl Core {
         }
         let answered = lane.by_stamp.load(Ordering::Relaxed);
         let by_stamp = answered < STAMP_ANSWERS;
-        let r = lane.own_span(record, |_| {
-            f(&self.ring, &Agent::from_parts(record, self.id), by_stamp)
-        });
+        // `inline(always)` here and on the callers' closures: this is the
+        // whole fast path, and the compiler's own choice varied from build to
+        // build; outlined, it ran 20 to 35% slower (BENCHMARKS.md).
+        let r = lane.own_span(
+            record,
+            #[inline(always)]
+            |_| f(&self.ring, &Agent::from_parts(record, self.id), by_stamp),
+        );
         let next = match r {
             Fast::Full | Fast::Empty if by_stamp => answered + 1,
             _ => 0,
@@ -534,10 +539,11 @@ impl<T: Pod> Queue<T> {
 
     #[inline(always)]
     fn put_deadline_raw(&self, value: &T, deadline: Deadline, try_once: bool) -> Result<()> {
-        match self.core.on_own_lane_fast(|ring, a, by_stamp| {
-            ring.push_value_fast(a, value, try_once, by_stamp)
-        }) {
-            Fast::Slow => {}
+        match self.core.on_own_lane_fast(
+            #[inline(always)]
+            |ring, a, by_stamp| ring.push_value_fast(a, value, try_once, by_stamp),
+        ) {
+            Fast::Slow | Fast::Lost => {}
             fast => return self.core.ring.fast_result(fast),
         }
         self.put_slow(value, deadline, try_once)
@@ -602,11 +608,11 @@ impl<T: Pod> Queue<T> {
 
     #[inline(always)]
     fn get_raw(&self, deadline: Deadline, try_once: bool) -> Result<T> {
-        match self
-            .core
-            .on_own_lane_fast(|ring, a, by_stamp| ring.pop_value_fast(a, try_once, by_stamp))
-        {
-            Fast::Slow => {}
+        match self.core.on_own_lane_fast(
+            #[inline(always)]
+            |ring, a, by_stamp| ring.pop_value_fast(a, try_once, by_stamp),
+        ) {
+            Fast::Slow | Fast::Lost => {}
             fast => return self.core.ring.fast_result(fast),
         }
         self.get_slow(deadline, try_once)

@@ -241,11 +241,11 @@ pub unsafe extern "C" fn shmprim_queue_put(
         let msg = unsafe { bytes(elem, size, "elem") }?;
         if timeout_ns == 0 {
             // The polling try: the one-element fast path of `Queue::try_put`.
-            match q
-                .core
-                .on_own_lane_fast(|ring, a, by_stamp| ring.push_bytes_fast(a, msg, true, by_stamp))
-            {
-                Fast::Slow => {}
+            match q.core.on_own_lane_fast(
+                #[inline(always)]
+                |ring, a, by_stamp| ring.push_bytes_fast(a, msg, true, by_stamp),
+            ) {
+                Fast::Slow | Fast::Lost => {}
                 Fast::Done(()) => return Ok(()),
                 Fast::Full => return Err(fail_quietly(shmprim_status::SHMPRIM_FULL)),
                 fast => return check(q.core.ring.fast_result(fast)),
@@ -299,11 +299,11 @@ pub unsafe extern "C" fn shmprim_queue_get(
         let buf = unsafe { bytes_mut(out, slot, "out") }?;
         if timeout_ns == 0 {
             // The polling try: the one-element fast path of `Queue::try_get`.
-            match q
-                .core
-                .on_own_lane_fast(|ring, a, by_stamp| ring.pop_bytes_fast(a, buf, true, by_stamp))
-            {
-                Fast::Slow => {}
+            match q.core.on_own_lane_fast(
+                #[inline(always)]
+                |ring, a, by_stamp| ring.pop_bytes_fast(a, buf, true, by_stamp),
+            ) {
+                Fast::Slow | Fast::Lost => {}
                 Fast::Done(()) => return Ok(()),
                 Fast::Empty => return Err(fail_quietly(shmprim_status::SHMPRIM_EMPTY)),
                 fast => return check(q.core.ring.fast_result(fast)),
