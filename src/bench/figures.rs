@@ -318,6 +318,27 @@ pub fn figures() -> Vec<Figure> {
             ],
         },
         Figure {
+            id: "mpmc-2p2c-split",
+            group: "mpmc",
+            title: "MPMC queue throughput, 2 producers, 2 consumers, one of each pinned to each core",
+            unit: Unit::Mmsgs,
+            shmprim: Some(Impl {
+                name: "Queue<u64>, try_put / try_get one at a time, spin + yield",
+                run: shmprim_side::mpmc_2_split,
+                goal: None,
+                available: always,
+            }),
+            hook: "MPMC ring / Queue<u64>",
+            // No goal of its own: `mpmc-2p2c` with the placement fixed to the
+            // one in which the scheduler's choice of `mpmc-2p2c` used to be
+            // slowest (BENCHMARKS.md, session 10).
+            references: vec![reference(
+                "crossbeam ArrayQueue (threads, same placement)",
+                threads::crossbeam_mpmc_2_split,
+                None,
+            )],
+        },
+        Figure {
             id: "mpmc-4p4c",
             group: "mpmc",
             title: "MPMC queue throughput, 4 producers, 4 consumers (processes)",

@@ -535,6 +535,22 @@ pub(crate) struct Spawn {
     pub(crate) cpu: Option<usize>,
 }
 
+/// Where the `k`-th of `2p` MPMC participants runs (producers first, then
+/// consumers), the same for processes and threads: with one of each, the
+/// producer on core 1 and the consumer on core 0; with `split`, producer `i`
+/// and consumer `i` share core `i % 2`, so that each core time-shares one
+/// producer and one consumer; else anywhere.
+pub(crate) fn mpmc_cpu(p: u64, k: u64, split: bool) -> Option<usize> {
+    let producer = k < p;
+    if p == 1 {
+        Some(if producer { 1 } else { 0 })
+    } else if split {
+        Some(((if producer { k } else { k - p }) % 2) as usize)
+    } else {
+        None
+    }
+}
+
 impl Spawn {
     /// A child pinned to core 1 (the parent runs on core 0).
     pub(crate) fn pinned(role: &'static str, args: Vec<String>) -> Spawn {

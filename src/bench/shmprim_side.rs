@@ -962,9 +962,9 @@ fn sum_word(seg: &Segment) -> Res<&AtomicU64> {
 
 /// `Queue<u64>` of `MPMC_CAPACITY` with `p` producer and `p` consumer processes
 /// (`try_put` / `try_get` one value at a time, backing off as crossbeam's
-/// reference does): Mmsg/s over all of them. With one of each they are pinned
-/// to cores 1 and 0; with more, they float.
-fn mpmc(ctx: &Ctx, p: u64) -> Res<f64> {
+/// reference does): Mmsg/s over all of them. Placed by
+/// [`mpmc_cpu`](super::proc::mpmc_cpu).
+fn mpmc(ctx: &Ctx, p: u64, split: bool) -> Res<f64> {
     let per = ctx.n(MPMC_MSGS) / p;
     let total = per * p;
     let name = ShmNameGuard::new("mpmc");
@@ -984,14 +984,10 @@ fn mpmc(ctx: &Ctx, p: u64) -> Res<f64> {
                 vec![name.name().into(), per.to_string(), sums.name()],
             )
         };
-        spawns.push(if p == 1 {
-            Spawn {
-                role,
-                args,
-                cpu: Some(if producer { 1 } else { 0 }),
-            }
-        } else {
-            Spawn::free(role, args)
+        spawns.push(Spawn {
+            role,
+            args,
+            cpu: super::proc::mpmc_cpu(p, k, split),
         });
     }
     let mut s = Session::start(spawns)?;
@@ -1057,15 +1053,19 @@ pub(crate) fn mpmc_consumer_child(c: &ChildCtx) -> Res<()> {
 
 /// `Queue<u64>`, 1 producer and 1 consumer process.
 pub(crate) fn mpmc_1(ctx: &Ctx) -> Res<f64> {
-    mpmc(ctx, 1)
+    mpmc(ctx, 1, false)
 }
 /// `Queue<u64>`, 2 producer and 2 consumer processes.
 pub(crate) fn mpmc_2(ctx: &Ctx) -> Res<f64> {
-    mpmc(ctx, 2)
+    mpmc(ctx, 2, false)
+}
+/// `Queue<u64>`, 2 producer and 2 consumer processes, one of each per core.
+pub(crate) fn mpmc_2_split(ctx: &Ctx) -> Res<f64> {
+    mpmc(ctx, 2, true)
 }
 /// `Queue<u64>`, 4 producer and 4 consumer processes.
 pub(crate) fn mpmc_4(ctx: &Ctx) -> Res<f64> {
-    mpmc(ctx, 4)
+    mpmc(ctx, 4, false)
 }
 
 /// Two `Queue<u64>` (ping, pong) with blocking `put` / `get` (spin briefly,

@@ -9,7 +9,7 @@ use std::time::Instant;
 use crossbeam_queue::ArrayQueue;
 
 use super::super::Res;
-use super::super::proc::{PEER_TIMEOUT, pin_to_cpu, unpin};
+use super::super::proc::{PEER_TIMEOUT, mpmc_cpu, pin_to_cpu, unpin};
 use super::mmsgs;
 use crate::bench::Ctx;
 use crate::bench::figures::{
@@ -194,7 +194,7 @@ pub(crate) fn crossbeam_4k(ctx: &Ctx) -> Res<f64> {
 
 /// crossbeam ArrayQueue<u64> with `p` producer and `p` consumer threads: Mmsg/s.
 /// With one of each, they are pinned to cores 1 and 0; with more, they float.
-fn crossbeam_mpmc(ctx: &Ctx, p: u64) -> Res<f64> {
+fn crossbeam_mpmc(ctx: &Ctx, p: u64, split: bool) -> Res<f64> {
     let per = ctx.n(MPMC_MSGS) / p;
     let total = per * p;
     let q = Arc::new(ArrayQueue::<u64>::new(MPMC_CAPACITY as usize));
@@ -205,10 +205,9 @@ fn crossbeam_mpmc(ctx: &Ctx, p: u64) -> Res<f64> {
         let go = go.clone();
         let producer = k < p;
         handles.push(std::thread::spawn(move || -> Res<u64> {
-            if p == 1 {
-                pin_to_cpu(if producer { 1 } else { 0 });
-            } else {
-                unpin();
+            match mpmc_cpu(p, k, split) {
+                Some(cpu) => pin_to_cpu(cpu),
+                None => unpin(),
             }
             // Acquire: pairs with the Release store of `go`.
             while !go.load(Ordering::Acquire) {
@@ -256,13 +255,17 @@ fn crossbeam_mpmc(ctx: &Ctx, p: u64) -> Res<f64> {
 
 /// crossbeam ArrayQueue, 1 producer and 1 consumer thread.
 pub(crate) fn crossbeam_mpmc_1(ctx: &Ctx) -> Res<f64> {
-    crossbeam_mpmc(ctx, 1)
+    crossbeam_mpmc(ctx, 1, false)
 }
 /// crossbeam ArrayQueue, 2 producers and 2 consumers.
 pub(crate) fn crossbeam_mpmc_2(ctx: &Ctx) -> Res<f64> {
-    crossbeam_mpmc(ctx, 2)
+    crossbeam_mpmc(ctx, 2, false)
+}
+/// crossbeam ArrayQueue, 2 producers and 2 consumers, one of each per core.
+pub(crate) fn crossbeam_mpmc_2_split(ctx: &Ctx) -> Res<f64> {
+    crossbeam_mpmc(ctx, 2, true)
 }
 /// crossbeam ArrayQueue, 4 producers and 4 consumers.
 pub(crate) fn crossbeam_mpmc_4(ctx: &Ctx) -> Res<f64> {
-    crossbeam_mpmc(ctx, 4)
+    crossbeam_mpmc(ctx, 4, false)
 }
