@@ -199,9 +199,9 @@ fn busy_backoff(rounds: &mut u32) -> bool {
     }
 }
 
-/// Claim CASes lost in a row after which a one-element put or get
-/// ([`MpmcRing::push_value`] / [`MpmcRing::pop_value`]) stops retrying its
-/// fast path and takes the general one.
+/// Fast attempts a one-element put or get ([`MpmcRing::push_value`] /
+/// [`MpmcRing::pop_value`]) makes while each loses its claim CAS to another
+/// participant, before it takes the general path.
 const LOST_CLAIM_RETRIES: u32 = if cfg!(shmprim_loom) { 2 } else { 8 };
 
 /// Waits after the `lost`-th claim CAS in a row that another participant won
@@ -229,6 +229,22 @@ fn lost_claim_pause(lost: u32) {
 #[inline(never)]
 fn first_lost_claim_pause() {
     lost_claim_pause(1);
+}
+
+/// Runs a one-element fast `attempt`, and again after each `Lost` (after a
+/// [`lost_claim_pause`]), up to [`LOST_CLAIM_RETRIES`] attempts in all.
+#[inline(always)]
+fn retrying_lost<R>(mut attempt: impl FnMut() -> Fast<R>) -> Fast<R> {
+    let mut lost = 1;
+    loop {
+        match attempt() {
+            Fast::Lost if lost < LOST_CLAIM_RETRIES => {
+                lost += 1;
+                lost_claim_pause(lost);
+            }
+            fast => return fast,
+        }
+    }
 }
 
 /// Packs a claim: position (56 bits), count (6 bits), operation (2 bits).
@@ -1625,17 +1641,9 @@ impl MpmcRing {
         deadline: Deadline,
         try_once: bool,
     ) -> Result<()> {
-        let mut lost = 1;
-        loop {
-            match self.push_value_fast(agent, value, try_once, false) {
-                // Lost to another producer: again, after a longer wait.
-                Fast::Lost if lost < LOST_CLAIM_RETRIES => {
-                    lost += 1;
-                    lost_claim_pause(lost);
-                }
-                Fast::Slow | Fast::Lost => break,
-                fast => return self.fast_result(fast),
-            }
+        match retrying_lost(|| self.push_value_fast(agent, value, try_once, false)) {
+            Fast::Slow | Fast::Lost => {}
+            fast => return self.fast_result(fast),
         }
         self.push_with(
             agent,
@@ -1790,18 +1798,7 @@ impl MpmcRing {
         deadline: Deadline,
         try_once: bool,
     ) -> Result<T> {
-        let mut lost = 1;
-        let fast = loop {
-            match self.pop_value_fast(agent, try_once, false) {
-                // Lost to another consumer: again, after a longer wait.
-                Fast::Lost if lost < LOST_CLAIM_RETRIES => {
-                    lost += 1;
-                    lost_claim_pause(lost);
-                }
-                fast => break fast,
-            }
-        };
-        match fast {
+        match retrying_lost(|| self.pop_value_fast(agent, try_once, false)) {
             Fast::Slow | Fast::Lost => {}
             fast => return self.fast_result(fast),
         }
