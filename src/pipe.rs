@@ -61,7 +61,7 @@ use bytemuck::Pod;
 
 use crate::error::{Error, Result};
 use crate::ring::spsc::{ConsumerCore, ProducerCore, RingHeader, RingRef, byte_capacity};
-use crate::ring::{Backing, HeapMem, Line, UNCLAIMED};
+use crate::ring::{Backing, HeapMem, Line, RING_ALIGN, UNCLAIMED};
 use crate::segment::{Kind, Options, Segment, SegmentBuilder};
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::wait::Deadline;
@@ -112,10 +112,17 @@ pub struct PipeHeader {
     ends: Line<[AtomicU64; 2]>,
 }
 
+/// Bytes from one ring of a pipe to the next: the ring's size rounded up to
+/// 128, so that the second ring's header is aligned as it must be also when
+/// the capacity (a power of two from 16) is under 128 bytes.
+fn ring_stride(capacity: usize, max_message: usize) -> Result<usize> {
+    Ok(RingHeader::memory_size_bytes(capacity, max_message)?.next_multiple_of(RING_ALIGN))
+}
+
 impl PipeHeader {
     /// Bytes of memory a pipe needs (capacity rounded as for a byte ring).
     pub fn memory_size(capacity: usize, max_message: usize, duplex: bool) -> Result<usize> {
-        let ring = RingHeader::memory_size_bytes(capacity, max_message)?;
+        let ring = ring_stride(capacity, max_message)?;
         Ok(std::mem::size_of::<PipeHeader>() + ring * if duplex { 2 } else { 1 })
     }
 
@@ -132,7 +139,7 @@ impl PipeHeader {
         duplex: bool,
     ) -> Result<()> {
         let cap = byte_capacity(capacity, max_message)?;
-        let ring = RingHeader::memory_size_bytes(cap, max_message)?;
+        let ring = ring_stride(cap, max_message)?;
         let header = PipeHeader {
             meta: Line(PipeMeta {
                 magic: MAGIC,
@@ -194,7 +201,7 @@ impl PipeShared {
                 format!("pipe header {meta:?} does not match its parameters"),
             ));
         }
-        let ring = RingHeader::memory_size_bytes(cap as usize, max as usize)?;
+        let ring = ring_stride(cap as usize, max as usize)?;
         let base = std::mem::size_of::<PipeHeader>();
         // SAFETY: the rings lie inside the region (caller), at multiples of 128.
         let to_a = unsafe { RingRef::open_bytes(mem.add(base), cap, max, &name)? };
@@ -769,7 +776,7 @@ pub(crate) fn summarize(
     let duplex = view.u32(4)? != 0;
     let capacity = view.u32(8)? as usize;
     let max_message = view.u32(12)? as usize;
-    let ring = RingHeader::memory_size_bytes(capacity, max_message).ok()?;
+    let ring = ring_stride(capacity, max_message).ok()?;
     let base = std::mem::size_of::<PipeHeader>();
     let to_a = crate::ring::spsc::view_ring(view, base)?;
     let mut fields = vec![

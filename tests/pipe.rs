@@ -165,6 +165,34 @@ fn duplex_ends_talk_both_ways() {
     assert_eq!(a.which(), End::A);
 }
 
+/// A byte ring's capacity is a power of two from 16, so rings of 16 to 64
+/// bytes are shorter than the 128-byte alignment their headers need: the
+/// second ring of a duplex pipe must still start aligned. (Before the fix it
+/// did not, and this test, in a debug build, stopped at the misaligned
+/// header.) Named and heap pipes share the layout; both are exercised.
+#[test]
+fn duplex_pipes_smaller_than_a_ring_alignment_talk_both_ways() {
+    let name = ShmName::new("pipe_small");
+    for capacity in [16, 32, 64, 100, 128] {
+        let named = Pipe::create(name.as_str(), capacity, 4).unwrap();
+        Pipe::unlink(name.as_str()).unwrap();
+        for pipe in [named, Pipe::new(capacity, 4, true).unwrap()] {
+            let mut a = pipe.end_a().unwrap();
+            let mut b = pipe.end_b().unwrap();
+            for round in 0u32..40 {
+                a.send_value(&round).unwrap();
+                b.send_value(&!round).unwrap();
+                assert_eq!(b.recv_value::<u32>().unwrap(), round, "capacity {capacity}");
+                assert_eq!(
+                    a.recv_value::<u32>().unwrap(),
+                    !round,
+                    "capacity {capacity}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn a_simplex_pipe_only_carries_messages_from_writer_to_reader() {
     let name = ShmName::new("pipe_simplex");
