@@ -59,7 +59,7 @@ use std::time::Duration;
 use crate::error::Result;
 use crate::segment::{Kind, Options, Segment, SegmentBuilder};
 use crate::sync::atomic::{AtomicU32, Ordering};
-use crate::wait::{Deadline, wait_while_eq, wake};
+use crate::wait::{Deadline, try_first, wait_while_eq, wake};
 
 /// Bit 0 of the word: the flag.
 const FLAG: u32 = 1;
@@ -256,7 +256,7 @@ impl Event {
     /// Waits at most `timeout` for the flag; returns whether it was set (Python's
     /// `wait(timeout)`).
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.state().wait(Deadline::after(timeout))
+        try_first(timeout, |d| self.state().wait(d), |set| !set)
     }
 
     /// Waits until `deadline` for the flag; returns whether it was set.

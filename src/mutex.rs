@@ -82,7 +82,7 @@ use bytemuck::Pod;
 use crate::error::{Error, Result};
 use crate::segment::{Disposition, Kind, Options, Segment, SegmentBuilder, TypeCode, TypeDesc};
 use crate::sys::pthread::{LockFailed, Locked, MutexType, PthreadMutex, UnlockFailed};
-use crate::wait::Deadline;
+use crate::wait::{Deadline, try_first};
 
 /// How many times a blocking lock re-reads a held mutex before sleeping in the
 /// kernel (a few microseconds; see `wait.rs` for the reasoning).
@@ -135,6 +135,11 @@ pub(crate) fn lock_error(f: LockFailed) -> Error {
         }
         LockFailed::Os(e) => Error::corrupted("", format!("pthread mutex refused to lock: {e}")),
     }
+}
+
+/// Whether a lock's result is a timeout: for [`try_first`].
+pub(crate) fn lock_timed_out<G>(r: &LockResult<G>) -> bool {
+    matches!(r, Err(LockError::Failed(Error::Timeout)))
 }
 
 /// Fills in `name` where a raw lock left the segment name empty.
@@ -723,7 +728,7 @@ impl<T: Pod> Mutex<T> {
 
     /// Locks, waiting at most `timeout`; `Failed(Error::Timeout)` after that.
     pub fn lock_timeout(&self, timeout: Duration) -> LockResult<MutexGuard<'_, T>> {
-        self.lock_until(Deadline::after(timeout))
+        try_first(timeout, |d| self.lock_until(d), lock_timed_out)
     }
 
     /// Locks, waiting until `deadline`.

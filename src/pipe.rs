@@ -64,7 +64,7 @@ use crate::ring::spsc::{ConsumerCore, ProducerCore, RingHeader, RingRef, byte_ca
 use crate::ring::{Backing, HeapMem, Line, RING_ALIGN, UNCLAIMED};
 use crate::segment::{Kind, Options, Segment, SegmentBuilder};
 use crate::sync::atomic::{AtomicU64, Ordering};
-use crate::wait::Deadline;
+use crate::wait::{Deadline, is_timeout, try_first};
 
 /// `b"PIPE"`.
 const MAGIC: u32 = u32::from_le_bytes(*b"PIPE");
@@ -517,7 +517,7 @@ impl PipeEnd {
 
     /// Sends `msg`, waiting at most `timeout` for room (`Timeout`).
     pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
-        self.send_deadline(msg, Deadline::after(timeout))
+        try_first(timeout, |d| self.send_deadline(msg, d), is_timeout)
     }
 
     /// Sends `msg` if it fits now (`Full` if not).
@@ -598,7 +598,7 @@ impl PipeEnd {
 
     /// Receives the next message, waiting at most `timeout` (`Timeout`).
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>> {
-        self.recv_deadline(Deadline::after(timeout))
+        try_first(timeout, |d| self.recv_deadline(d), is_timeout)
     }
 
     /// Receives the next message if there is one now (`Empty` if not).
@@ -700,7 +700,11 @@ impl PipeEnd {
     /// the peer is gone and `recv` would report `Closed`), waiting at most
     /// `timeout` for that: Python's `Connection.poll(timeout)`.
     pub fn poll(&mut self, timeout: Duration) -> Result<bool> {
-        self.poll_deadline(Deadline::after(timeout))
+        try_first(
+            timeout,
+            |d| self.poll_deadline(d),
+            |r| matches!(r, Ok(false)),
+        )
     }
 
     /// [`poll`](Self::poll) with a deadline.

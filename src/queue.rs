@@ -80,7 +80,7 @@ use crate::segment::{
     Disposition, Kind, Options, ParticipantId, Segment, SegmentBuilder, TypeCode, TypeDesc,
 };
 use crate::sync::atomic::{AtomicU32, AtomicUsize, Ordering, compiler_fence};
-use crate::wait::Deadline;
+use crate::wait::{Deadline, Patience, is_timeout, try_first};
 
 /// Parameter index of the capacity in the segment header.
 const PARAM_CAPACITY: usize = 0;
@@ -538,7 +538,12 @@ impl<T: Pod> Queue<T> {
     }
 
     #[inline(always)]
-    fn put_deadline_raw(&self, value: &T, deadline: Deadline, try_once: bool) -> Result<()> {
+    fn put_deadline_raw(
+        &self,
+        value: &T,
+        deadline: impl Into<Patience>,
+        try_once: bool,
+    ) -> Result<()> {
         match self.core.on_own_lane_fast(
             #[inline(always)]
             |ring, a, by_stamp| ring.push_value_fast(a, value, try_once, by_stamp),
@@ -546,7 +551,9 @@ impl<T: Pod> Queue<T> {
             Fast::Slow | Fast::Lost => {}
             fast => return self.core.ring.fast_result(fast),
         }
-        self.put_slow(value, deadline, try_once)
+        // The deadline is fixed here, off the fast path: a put that finds
+        // room reads no clock.
+        self.put_slow(value, deadline.into().fix(), try_once)
     }
 
     /// Everything [`put_deadline_raw`](Self::put_deadline_raw)'s inlined
@@ -565,7 +572,7 @@ impl<T: Pod> Queue<T> {
 
     /// Puts `value`, waiting at most `timeout` for room (`Timeout`).
     pub fn put_timeout(&self, value: T, timeout: Duration) -> Result<()> {
-        self.put_deadline(value, Deadline::after(timeout))
+        self.put_deadline_raw(&value, Patience::Within(timeout), false)
     }
 
     /// Puts `value`, waiting until `deadline` for room (`Timeout`).
@@ -590,7 +597,11 @@ impl<T: Pod> Queue<T> {
     /// Like [`put_many`](Self::put_many), but waits until `deadline` for room for
     /// the first value (`Timeout`).
     pub fn put_many_timeout(&self, values: &[T], timeout: Duration) -> Result<usize> {
-        self.put_many_deadline(values, Deadline::after(timeout), false)
+        try_first(
+            timeout,
+            |d| self.put_many_deadline(values, d, false),
+            is_timeout,
+        )
     }
 
     fn put_many_deadline(&self, values: &[T], deadline: Deadline, try_once: bool) -> Result<usize> {
@@ -607,7 +618,7 @@ impl<T: Pod> Queue<T> {
     }
 
     #[inline(always)]
-    fn get_raw(&self, deadline: Deadline, try_once: bool) -> Result<T> {
+    fn get_raw(&self, deadline: impl Into<Patience>, try_once: bool) -> Result<T> {
         match self.core.on_own_lane_fast(
             #[inline(always)]
             |ring, a, by_stamp| ring.pop_value_fast(a, try_once, by_stamp),
@@ -615,7 +626,8 @@ impl<T: Pod> Queue<T> {
             Fast::Slow | Fast::Lost => {}
             fast => return self.core.ring.fast_result(fast),
         }
-        self.get_slow(deadline, try_once)
+        // As in `put_deadline_raw`: a get that finds a value reads no clock.
+        self.get_slow(deadline.into().fix(), try_once)
     }
 
     /// Everything [`get_raw`](Self::get_raw)'s inlined attempt leaves.
@@ -634,7 +646,7 @@ impl<T: Pod> Queue<T> {
 
     /// Takes the oldest value, waiting at most `timeout` (`Timeout`).
     pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
-        self.get_deadline(Deadline::after(timeout))
+        self.get_raw(Patience::Within(timeout), false)
     }
 
     /// Takes the oldest value, waiting until `deadline` (`Timeout`).
@@ -659,7 +671,11 @@ impl<T: Pod> Queue<T> {
     /// Like [`get_many`](Self::get_many), but waits until `deadline` for the
     /// first value (`Timeout`).
     pub fn get_many_timeout(&self, buf: &mut [T], timeout: Duration) -> Result<usize> {
-        self.get_many_deadline(buf, Deadline::after(timeout), false)
+        try_first(
+            timeout,
+            |d| self.get_many_deadline(buf, d, false),
+            is_timeout,
+        )
     }
 
     fn get_many_deadline(
@@ -843,7 +859,7 @@ impl ByteQueue {
 
     /// Puts `msg`, waiting at most `timeout` for room (`Timeout`).
     pub fn put_timeout(&self, msg: &[u8], timeout: Duration) -> Result<()> {
-        self.put_deadline(msg, Deadline::after(timeout))
+        try_first(timeout, |d| self.put_deadline(msg, d), is_timeout)
     }
 
     /// Puts `msg`, waiting until `deadline` for room (`Timeout`).
@@ -888,7 +904,7 @@ impl ByteQueue {
 
     /// Takes the oldest message, waiting at most `timeout` (`Timeout`).
     pub fn get_timeout(&self, timeout: Duration) -> Result<Vec<u8>> {
-        self.get_vec(Deadline::after(timeout), false)
+        try_first(timeout, |d| self.get_vec(d, false), is_timeout)
     }
 
     /// Takes the oldest message if there is one now, else fails with `Empty`.

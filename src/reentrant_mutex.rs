@@ -66,12 +66,12 @@ use bytemuck::Pod;
 use crate::error::Result;
 use crate::mutex::{
     LockError, LockResult, LockStatus, MutexOptions, check_lock_segment, consistent_pthread,
-    init_error, lock_builder, lock_pthread, try_lock_pthread, unlock_error, value_offset,
-    with_name, write_value,
+    init_error, lock_builder, lock_pthread, lock_timed_out, try_lock_pthread, unlock_error,
+    value_offset, with_name, write_value,
 };
 use crate::segment::{Disposition, Kind, Options, Segment};
 use crate::sys::pthread::{MutexType, PthreadMutex};
-use crate::wait::Deadline;
+use crate::wait::{Deadline, try_first};
 
 /// A robust, process-shared, reentrant mutex with no payload, placed in shared
 /// memory: a `pthread_mutex_t` with `PTHREAD_MUTEX_RECURSIVE`. Errors carry an
@@ -313,7 +313,7 @@ impl<T: Pod> ReentrantMutex<T> {
 
     /// Locks, waiting at most `timeout`.
     pub fn lock_timeout(&self, timeout: Duration) -> LockResult<ReentrantMutexGuard<'_, T>> {
-        self.lock_until(Deadline::after(timeout))
+        try_first(timeout, |d| self.lock_until(d), lock_timed_out)
     }
 
     /// Locks, waiting until `deadline`.

@@ -58,7 +58,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::segment::{Kind, Options, Segment, SegmentBuilder};
 use crate::sync::atomic::{AtomicU32, Ordering};
-use crate::wait::{Deadline, wait_while_eq, wake};
+use crate::wait::{Deadline, is_timeout, try_first, wait_while_eq, wake};
 
 /// The bound of an unbounded semaphore: the largest count a `u32` holds.
 pub const UNBOUNDED: u32 = u32::MAX;
@@ -335,7 +335,7 @@ impl Semaphore {
 
     /// Takes a permit, waiting at most `timeout`; `Err(Timeout)` if none came.
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<()> {
-        self.state().acquire(Deadline::after(timeout))
+        try_first(timeout, |d| self.state().acquire(d), is_timeout)
     }
 
     /// Takes a permit, waiting until `deadline`; `Err(Timeout)` if none came.

@@ -59,10 +59,13 @@ impl Deadline {
     }
 
     /// A deadline that has already passed: try once, do not wait.
-    pub fn now() -> Deadline {
-        Deadline {
-            ns: crate::sys::time::monotonic_ns(),
-        }
+    ///
+    /// It reads no clock: it is the earliest point `CLOCK_MONOTONIC` can
+    /// show, so it lies behind every reading, and [`has_passed`](Self::has_passed)
+    /// answers for it without one. A try (`try_lock`, or a C call with a
+    /// timeout of `0`) therefore costs no clock read.
+    pub const fn now() -> Deadline {
+        Deadline { ns: PASSED_NS }
     }
 
     /// The deadline `timeout` from now (saturating: a huge timeout never passes).
@@ -101,7 +104,7 @@ impl Deadline {
         if self.is_never() {
             return false;
         }
-        if cfg!(shmprim_loom) {
+        if self.ns == PASSED_NS || cfg!(shmprim_loom) {
             return true;
         }
         crate::sys::time::monotonic_ns() >= self.ns
@@ -111,6 +114,8 @@ impl Deadline {
     pub fn remaining(self) -> Option<Duration> {
         if self.is_never() {
             None
+        } else if self.ns == PASSED_NS {
+            Some(Duration::ZERO)
         } else {
             Some(Duration::from_nanos(
                 self.ns.saturating_sub(crate::sys::time::monotonic_ns()),
@@ -121,6 +126,74 @@ impl Deadline {
     fn as_futex_deadline(self) -> Option<u64> {
         (!self.is_never()).then_some(self.ns)
     }
+}
+
+/// When a blocking call gives up, fixed only when the call first has to
+/// wait: a call that finishes at once reads no clock. For the calls whose
+/// waiting loop is in one place (the SPSC rings' blocking helpers, the
+/// queue's general path); the others use [`try_first`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Patience {
+    /// Until this deadline.
+    Until(Deadline),
+    /// This long from the first wait.
+    Within(Duration),
+}
+
+impl Patience {
+    /// The deadline, fixed (from the clock, for `Within`) on the first call.
+    pub(crate) fn fix(&mut self) -> Deadline {
+        match *self {
+            Patience::Until(d) => d,
+            Patience::Within(t) => {
+                let d = Deadline::after(t);
+                *self = Patience::Until(d);
+                d
+            }
+        }
+    }
+}
+
+impl From<Deadline> for Patience {
+    fn from(d: Deadline) -> Patience {
+        Patience::Until(d)
+    }
+}
+
+/// The nanoseconds of [`Deadline::now`]: the clock's origin, behind every
+/// reading of it.
+const PASSED_NS: u64 = 0;
+
+/// Runs a timed call so that a call which need not wait reads no clock: `op`
+/// first gets a deadline that has passed (one try, no wait), and only if
+/// `timed_out` says that try would have had to wait does it run again, with
+/// the deadline `timeout` from now.
+///
+/// Reading `CLOCK_MONOTONIC` costs about as much as a whole uncontended
+/// operation (25 to 30 ns here), so a `*_timeout` call that succeeds at once
+/// ran at several times the cost of its untimed form. The timeout now counts
+/// from the end of the first try, a few nanoseconds later than the call.
+///
+/// Only for calls whose failed try changes nothing (locks, gets, puts,
+/// waits for an event): a barrier's arrival, or a condition variable's unlock,
+/// must not be made twice.
+#[inline]
+pub(crate) fn try_first<R>(
+    timeout: Duration,
+    mut op: impl FnMut(Deadline) -> R,
+    timed_out: impl FnOnce(&R) -> bool,
+) -> R {
+    let first = op(Deadline::now());
+    if timed_out(&first) {
+        op(Deadline::after(timeout))
+    } else {
+        first
+    }
+}
+
+/// Whether a timed call's result is `Err(Timeout)`: for [`try_first`].
+pub(crate) fn is_timeout<T>(r: &crate::Result<T>) -> bool {
+    matches!(r, Err(crate::Error::Timeout))
 }
 
 /// The deadline passed before the awaited change happened.
@@ -315,5 +388,265 @@ mod loom_tests {
             assert_eq!(r, Err(TimedOut));
             assert_eq!(s.waiters.load(Ordering::Relaxed), 0);
         });
+    }
+}
+
+/// Timed calls that can finish at once read no clock (see [`try_first`]);
+/// those that cannot still wait out their timeout and say `Timeout`.
+#[cfg(all(test, not(shmprim_loom)))]
+mod timed_call_tests {
+    use std::time::{Duration, Instant};
+
+    use crate::sys::time::clock_reads;
+    use crate::{
+        Array, ByteQueue, Deadline, DuplexRing, Error, Event, LockError, Mutex, Pipe, Queue,
+        ReentrantMutex, Semaphore, SpscByteRing, SpscRing, Value,
+    };
+
+    const LONG: Duration = Duration::from_secs(10);
+    const SHORT: Duration = Duration::from_millis(20);
+
+    /// Runs `op` and returns its result with the number of clock reads it made.
+    fn reads<R>(op: impl FnOnce() -> R) -> (R, u64) {
+        let before = clock_reads();
+        let r = op();
+        (r, clock_reads() - before)
+    }
+
+    /// Runs `op`, which must succeed without reading the clock; its value.
+    #[track_caller]
+    fn quick<T, E: std::fmt::Debug>(op: impl FnOnce() -> Result<T, E>) -> T {
+        let (r, n) = reads(op);
+        assert_eq!(n, 0, "clock reads");
+        r.unwrap()
+    }
+
+    /// `op` (a timed call that cannot finish) returns after at least `SHORT`
+    /// with what `is_timeout` accepts.
+    fn waits_out<R: std::fmt::Debug>(op: impl FnOnce() -> R, is_timeout: impl FnOnce(&R) -> bool) {
+        let t0 = Instant::now();
+        let r = op();
+        assert!(t0.elapsed() >= SHORT, "returned early: {r:?}");
+        assert!(is_timeout(&r), "{r:?}");
+    }
+
+    #[test]
+    fn now_is_passed_and_reads_no_clock() {
+        let (d, n) = reads(Deadline::now);
+        assert_eq!(n, 0);
+        let (passed, n) = reads(|| d.has_passed());
+        assert!(passed);
+        assert_eq!((d.remaining(), n), (Some(Duration::ZERO), 0));
+        assert!(d < Deadline::after(Duration::ZERO));
+    }
+
+    #[test]
+    fn queue_timed_calls_read_the_clock_only_to_wait() {
+        let q = Queue::<u64>::anonymous(2).unwrap();
+        q.put(0).unwrap();
+        q.get().unwrap();
+        assert_eq!(quick(|| q.put_timeout(7, LONG)), ());
+        assert_eq!(quick(|| q.put_many_timeout(&[8], LONG)), 1);
+        assert_eq!(quick(|| q.get_timeout(LONG)), 7);
+        let mut buf = [0u64; 4];
+        assert_eq!(quick(|| q.get_many_timeout(&mut buf, LONG)), 1);
+        waits_out(
+            || q.get_timeout(SHORT),
+            |r| matches!(r, Err(Error::Timeout)),
+        );
+        q.put_many(&[1, 2]).unwrap();
+        waits_out(
+            || q.put_timeout(3, SHORT),
+            |r| matches!(r, Err(Error::Timeout)),
+        );
+
+        let b = ByteQueue::anonymous(1, 16).unwrap();
+        assert_eq!(quick(|| b.put_timeout(b"hi", LONG)), ());
+        waits_out(
+            || b.put_timeout(b"no", SHORT),
+            |r| matches!(r, Err(Error::Timeout)),
+        );
+        assert_eq!(quick(|| b.get_timeout(LONG)), b"hi".to_vec());
+        waits_out(
+            || b.get_timeout(SHORT),
+            |r| matches!(r, Err(Error::Timeout)),
+        );
+    }
+
+    #[test]
+    fn ring_timed_calls_read_the_clock_only_to_wait() {
+        let r = SpscRing::<u64>::anonymous(1).unwrap();
+        let (mut tx, mut rx) = (r.producer().unwrap(), r.consumer().unwrap());
+        assert_eq!(quick(|| tx.push_timeout(5, LONG)), ());
+        waits_out(
+            || tx.push_timeout(6, SHORT),
+            |r| matches!(r, Err(Error::Timeout)),
+        );
+        assert_eq!(quick(|| rx.pop_timeout(LONG)), 5);
+        waits_out(
+            || rx.pop_timeout(SHORT),
+            |r| matches!(r, Err(Error::Timeout)),
+        );
+
+        let r = SpscByteRing::anonymous(64, 16).unwrap();
+        let (mut tx, mut rx) = (r.producer().unwrap(), r.consumer().unwrap());
+        assert_eq!(quick(|| tx.send_timeout(b"ab", LONG)), ());
+        assert_eq!(quick(|| tx.send_timeout(b"cd", LONG)), ());
+        assert_eq!(quick(|| rx.recv_timeout(LONG)), b"ab".to_vec());
+        let mut buf = [0u8; 16];
+        assert_eq!(quick(|| rx.recv_into_timeout(&mut buf, LONG)), 2);
+        waits_out(
+            || rx.recv_timeout(SHORT),
+            |r| matches!(r, Err(Error::Timeout)),
+        );
+
+        let d = DuplexRing::<u32>::anonymous(1).unwrap();
+        let (mut a, mut b) = (d.end_a().unwrap(), d.end_b().unwrap());
+        assert_eq!(quick(|| a.send_timeout(9, LONG)), ());
+        waits_out(
+            || a.send_timeout(10, SHORT),
+            |r| matches!(r, Err(Error::Timeout)),
+        );
+        assert_eq!(quick(|| b.recv_timeout(LONG)), 9);
+        waits_out(
+            || b.recv_timeout(SHORT),
+            |r| matches!(r, Err(Error::Timeout)),
+        );
+    }
+
+    #[test]
+    fn pipe_timed_calls_read_the_clock_only_to_wait() {
+        let p = Pipe::anonymous(64, 16, true).unwrap();
+        let (mut a, mut b) = (p.end_a().unwrap(), p.end_b().unwrap());
+        assert_eq!(quick(|| a.send_timeout(b"ping", LONG)), ());
+        assert!(quick(|| b.poll(LONG)));
+        assert_eq!(quick(|| b.recv_timeout(LONG)), b"ping".to_vec());
+        waits_out(|| b.poll(SHORT), |r| matches!(r, Ok(false)));
+        waits_out(
+            || b.recv_timeout(SHORT),
+            |r| matches!(r, Err(Error::Timeout)),
+        );
+    }
+
+    #[test]
+    fn lock_timed_calls_read_the_clock_only_to_wait() {
+        let m = Mutex::anonymous(1u64).unwrap();
+        assert_eq!(quick(|| m.lock_timeout(LONG).map(|g| *g)), 1);
+        assert_eq!(quick(|| m.try_lock().map(|g| *g)), 1);
+        let timed_out =
+            |r: &Result<(), LockError<()>>| matches!(r, Err(LockError::Failed(Error::Timeout)));
+        let held = m.lock().unwrap();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                waits_out(
+                    || m.lock_timeout(SHORT).map(drop).map_err(|e| e.map(drop)),
+                    timed_out,
+                )
+            })
+            .join()
+            .unwrap();
+        });
+        drop(held);
+
+        let r = ReentrantMutex::anonymous(2u32).unwrap();
+        assert_eq!(quick(|| r.lock_timeout(LONG).map(|g| g.get())), 2);
+        let v = Value::anonymous(3u32, true).unwrap();
+        assert_eq!(quick(|| v.lock_timeout(LONG).map(|g| *g)), 3);
+        let a = Array::<u32>::anonymous(2, true).unwrap();
+        assert_eq!(quick(|| a.lock_timeout(LONG).map(|g| g.len())), 2);
+    }
+
+    #[test]
+    fn semaphore_and_event_timed_calls_read_the_clock_only_to_wait() {
+        let s = Semaphore::anonymous(1, 1).unwrap();
+        assert_eq!(quick(|| s.acquire_timeout(LONG)), ());
+        waits_out(
+            || s.acquire_timeout(SHORT),
+            |r| matches!(r, Err(Error::Timeout)),
+        );
+
+        let e = Event::anonymous().unwrap();
+        waits_out(|| e.wait_timeout(SHORT), |set| !set);
+        e.set();
+        assert_eq!(reads(|| e.wait_timeout(LONG)), (true, 0));
+    }
+}
+
+/// The C calls with a timeout: one that can finish at once reads no clock,
+/// whether the timeout is positive, negative (forever) or `0` (a try).
+#[cfg(all(test, not(shmprim_loom)))]
+mod c_timed_call_tests {
+    use std::ffi::c_void;
+    use std::ptr::{null, null_mut};
+
+    use crate::ffi::*;
+    use crate::sys::time::clock_reads;
+
+    const OK: shmprim_status = shmprim_status::SHMPRIM_OK;
+    const SECOND: i64 = 1_000_000_000;
+
+    /// Runs `op`, which must answer `OK` without reading the clock.
+    #[track_caller]
+    fn quick(op: impl FnOnce() -> shmprim_status) {
+        let before = clock_reads();
+        let status = op();
+        assert_eq!((status, clock_reads() - before), (OK, 0));
+    }
+
+    #[test]
+    fn c_calls_that_need_not_wait_read_no_clock() {
+        // SAFETY: every handle is made by its constructor just before use,
+        // used from this thread only, and closed once; every buffer is a live
+        // local of the size passed.
+        unsafe {
+            let mut q = null_mut();
+            assert_eq!(shmprim_queue_anonymous(4, 8, 8, &mut q), OK);
+            let mut v = 0u64;
+            let out = (&raw mut v).cast::<c_void>();
+            for timeout in [SECOND, -1, 0] {
+                let x = timeout as u64;
+                quick(|| shmprim_queue_put(q, (&raw const x).cast(), 8, timeout));
+                quick(|| shmprim_queue_get(q, out, 8, null_mut(), timeout));
+                assert_eq!(v, x);
+            }
+            shmprim_queue_close(q);
+
+            let mut r = null_mut();
+            assert_eq!(shmprim_spsc_anonymous(4, 8, 8, &mut r), OK);
+            let (mut p, mut c) = (null_mut(), null_mut());
+            assert_eq!(shmprim_spsc_claim_producer(r, &mut p), OK);
+            assert_eq!(shmprim_spsc_claim_consumer(r, &mut c), OK);
+            for timeout in [SECOND, -1, 0] {
+                let x = timeout as u64 ^ 1;
+                quick(|| shmprim_spsc_push(p, (&raw const x).cast(), 8, timeout));
+                quick(|| shmprim_spsc_pop(c, out, 8, null_mut(), timeout));
+                assert_eq!(v, x);
+            }
+            shmprim_spsc_producer_close(p);
+            shmprim_spsc_consumer_close(c);
+            shmprim_spsc_close(r);
+
+            let mut m = null_mut();
+            assert_eq!(shmprim_mutex_anonymous(8, 8, null(), &mut m), OK);
+            for timeout in [SECOND, 0] {
+                quick(|| shmprim_mutex_lock(m, timeout));
+                assert_eq!(shmprim_mutex_unlock(m), OK);
+            }
+            shmprim_mutex_close(m);
+
+            let mut s = null_mut();
+            assert_eq!(shmprim_semaphore_anonymous(0, 1, &mut s), OK);
+            for timeout in [SECOND, 0] {
+                assert_eq!(shmprim_semaphore_release(s, 1), OK);
+                quick(|| shmprim_semaphore_acquire(s, timeout));
+            }
+            shmprim_semaphore_close(s);
+
+            let mut e = null_mut();
+            assert_eq!(shmprim_event_anonymous(&mut e), OK);
+            assert_eq!(shmprim_event_set(e), OK);
+            quick(|| shmprim_event_wait(e, SECOND));
+            shmprim_event_close(e);
+        }
     }
 }

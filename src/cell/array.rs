@@ -10,8 +10,9 @@ use super::{
     word_width,
 };
 use crate::error::{Error, Result};
-use crate::mutex::{LockError, LockResult, LockStatus};
+use crate::mutex::{LockError, LockResult, LockStatus, lock_timed_out};
 use crate::sync::atomic::Ordering;
+use crate::wait::try_first;
 use crate::{Deadline, Disposition, Kind, Options, Segment};
 
 /// A fixed-length array of `T` in a named (or anonymous) shared-memory segment:
@@ -270,7 +271,7 @@ impl<T: ShmType> Array<T> {
 
     /// [`lock`](Array::lock), giving up with `Failed(Timeout)` after `timeout`.
     pub fn lock_timeout(&self, timeout: Duration) -> LockResult<ArrayGuard<'_, T>> {
-        self.lock_until(Deadline::after(timeout))
+        try_first(timeout, |d| self.lock_until(d), lock_timed_out)
     }
 
     /// [`lock`](Array::lock), giving up with `Failed(Timeout)` at `deadline`.

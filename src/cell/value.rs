@@ -9,8 +9,9 @@ use super::{
     store_word, word_width,
 };
 use crate::error::Result;
-use crate::mutex::{LockError, LockResult, LockStatus};
+use crate::mutex::{LockError, LockResult, LockStatus, lock_timed_out};
 use crate::sync::atomic::Ordering;
+use crate::wait::try_first;
 use crate::{Deadline, Disposition, Kind, Options, Segment};
 
 /// One `T` in a named (or anonymous) shared-memory segment: Python's
@@ -213,7 +214,7 @@ impl<T: ShmType> Value<T> {
 
     /// [`lock`](Value::lock), giving up with `Failed(Timeout)` after `timeout`.
     pub fn lock_timeout(&self, timeout: Duration) -> LockResult<ValueGuard<'_, T>> {
-        self.lock_until(Deadline::after(timeout))
+        try_first(timeout, |d| self.lock_until(d), lock_timed_out)
     }
 
     /// [`lock`](Value::lock), giving up with `Failed(Timeout)` at `deadline`.

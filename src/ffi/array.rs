@@ -14,6 +14,7 @@ use super::{
     shmprim_status, unlink_name, write_opt,
 };
 use crate::cell::{AtomicValue, ShmType};
+use crate::mutex::lock_timed_out;
 use crate::segment::{Disposition, Kind};
 use crate::{Array, LockError};
 
@@ -345,7 +346,7 @@ fn with_lock<T: ShmType>(
     f: unsafe extern "C" fn(*mut c_void, usize, bool, *mut c_void) -> i32,
     ctx: *mut c_void,
 ) -> Result<(), shmprim_status> {
-    let (mut guard, died) = match a.lock_until(super::deadline(timeout_ns)) {
+    let (mut guard, died) = match super::timed(timeout_ns, |d| a.lock_until(d), lock_timed_out) {
         Ok(g) => (g, false),
         Err(LockError::OwnerDied(g)) => (g, true),
         Err(LockError::Failed(e)) => return Err(fail(&e)),

@@ -19,12 +19,13 @@ use std::ffi::{c_char, c_void};
 
 use super::pipe::{bytes, bytes_mut};
 use super::{
-    boundary, buffer_too_small, c_str, check, deadline, free, handle, handle_mut, non_null,
-    options, put, shmprim_options, shmprim_status, tried, unlink_name, write_opt, wrong_elem_size,
+    boundary, buffer_too_small, c_str, check, free, handle, handle_mut, non_null, options, put,
+    shmprim_options, shmprim_status, timed, tried, unlink_name, write_opt, wrong_elem_size,
 };
 use crate::pipe::End;
 use crate::ring::duplex::{RawDuplexEnd, RawDuplexRing};
 use crate::segment::Disposition;
+use crate::wait::is_timeout;
 
 /// An open named (or anonymous) duplex ring, from which the two ends are
 /// taken. Opaque; free it with `shmprim_duplex_close`. The handle may be
@@ -292,7 +293,7 @@ unsafe fn send_waiting(
     boundary(|| {
         // SAFETY: forwarded contract.
         let (e, elem) = unsafe { send_args(e, elem, size) }?;
-        check(e.inner.send(elem, deadline(timeout_ns)))
+        check(timed(timeout_ns, |d| e.inner.send(elem, d), is_timeout))
     })
 }
 
@@ -365,7 +366,7 @@ unsafe fn recv_waiting(
     boundary(|| {
         // SAFETY: forwarded contract.
         let (e, buf) = unsafe { recv_args(e, out, size, needed) }?;
-        check(e.inner.recv(buf, deadline(timeout_ns)))
+        check(timed(timeout_ns, |d| e.inner.recv(buf, d), is_timeout))
     })
 }
 

@@ -4,8 +4,8 @@
 use std::ffi::{c_char, c_void};
 
 use super::{
-    aligned, at, boundary, c_str, check, deadline, fail_with, free, handle, non_null, options, put,
-    shmprim_options, shmprim_status, unlink_name,
+    aligned, at, boundary, c_str, check, fail_with, free, handle, non_null, options, put,
+    shmprim_options, shmprim_status, timed, unlink_name,
 };
 use crate::event::{Event, EventState};
 
@@ -205,7 +205,7 @@ pub unsafe extern "C" fn shmprim_event_wait(
     boundary(|| {
         // SAFETY: null or live, by the contract.
         let e = unsafe { handle(e, "event") }?;
-        waited(e.inner.wait_deadline(deadline(timeout_ns)))
+        waited(timed(timeout_ns, |d| e.inner.wait_deadline(d), |set| !set))
     })
 }
 
@@ -286,6 +286,6 @@ pub unsafe extern "C" fn shmprim_event_wait_at(
     boundary(|| {
         // SAFETY: null or an initialised event, by the contract.
         let e = unsafe { at::<EventState>(mem, "mem") }?;
-        waited(e.wait(deadline(timeout_ns)))
+        waited(timed(timeout_ns, |d| e.wait(d), |set| !set))
     })
 }

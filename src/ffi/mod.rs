@@ -67,7 +67,7 @@ use std::time::Duration;
 use crate::error::Error;
 use crate::ring::spsc::TryError;
 use crate::segment::{Options, Segment};
-use crate::wait::Deadline;
+use crate::wait::{Deadline, try_first};
 
 /// Major version of the library (`SHMPRIM_VERSION_MAJOR`).
 pub const SHMPRIM_VERSION_MAJOR: u32 = 0;
@@ -483,6 +483,23 @@ pub(crate) fn deadline(timeout_ns: i64) -> Deadline {
         t if t < 0 => Deadline::never(),
         0 => Deadline::now(),
         t => Deadline::after(Duration::from_nanos(t as u64)),
+    }
+}
+
+/// Runs a call with a C timeout so that one which need not wait reads no
+/// clock: a positive timeout first tries once (see [`try_first`]), negative
+/// and `0` go straight to their deadline, which costs no clock read either.
+/// Only for calls whose failed try changes nothing: not a barrier's wait, not
+/// a condition variable's.
+pub(crate) fn timed<R>(
+    timeout_ns: i64,
+    mut op: impl FnMut(Deadline) -> R,
+    timed_out: impl FnOnce(&R) -> bool,
+) -> R {
+    if timeout_ns > 0 {
+        try_first(Duration::from_nanos(timeout_ns as u64), op, timed_out)
+    } else {
+        op(deadline(timeout_ns))
     }
 }
 

@@ -12,14 +12,15 @@ use std::ffi::{c_char, c_void};
 use std::mem::ManuallyDrop;
 
 use super::{
-    SHMPRIM_PRIORITY_INHERITANCE, aligned, at, boundary, c_str, check, deadline, fail, fail_with,
-    free, handle, options, put, shmprim_options, shmprim_status, unlink_name, write_opt,
+    SHMPRIM_PRIORITY_INHERITANCE, aligned, at, boundary, c_str, check, fail, fail_with, free,
+    handle, options, put, shmprim_options, shmprim_status, timed, unlink_name, write_opt,
 };
 use crate::error::{Error, Result};
 use crate::mutex::{
     LockStatus, MutexOptions, RawMutex, check_lock_segment_for, lock_builder_for, with_name,
 };
 use crate::segment::{Disposition, HEADER_SIZE, Kind, Segment, SegmentBuilder, TypeCode, TypeDesc};
+use crate::wait::is_timeout;
 
 /// Bytes to reserve for an in-place mutex (`shmprim_mutex_init`); at least
 /// the size of the C library's `pthread_mutex_t`.
@@ -398,10 +399,8 @@ pub unsafe extern "C" fn shmprim_mutex_lock(
     boundary(|| {
         // SAFETY: null or live, by the contract.
         let m = unsafe { handle(m, "mutex") }?;
-        let status = m
-            .raw()
-            .lock(deadline(timeout_ns))
-            .map_err(|e| m.lock.err(e))?;
+        let status =
+            timed(timeout_ns, |d| m.raw().lock(d), is_timeout).map_err(|e| m.lock.err(e))?;
         lock_status(status)
     })
 }
@@ -517,7 +516,7 @@ pub unsafe extern "C" fn shmprim_mutex_lock_at(
     boundary(|| {
         // SAFETY: null, or an initialised mutex by the contract.
         let m = unsafe { at::<RawMutex>(mem, "mem") }?;
-        lock_status(check(m.lock(deadline(timeout_ns)))?)
+        lock_status(check(timed(timeout_ns, |d| m.lock(d), is_timeout))?)
     })
 }
 

@@ -6,11 +6,12 @@
 use std::ffi::{c_char, c_void};
 
 use super::{
-    boundary, c_str, check, deadline, fail, fail_with, free, handle, handle_mut, non_null, options,
-    put, shmprim_options, shmprim_status, unlink_name,
+    boundary, c_str, check, fail, fail_with, free, handle, handle_mut, non_null, options, put,
+    shmprim_options, shmprim_status, timed, unlink_name,
 };
 use crate::error::Error;
 use crate::pipe::{End, Pipe, PipeEnd};
+use crate::wait::is_timeout;
 
 /// An open named (or anonymous) pipe, from which ends are claimed. Opaque;
 /// free it with `shmprim_pipe_close`.
@@ -260,7 +261,7 @@ pub unsafe extern "C" fn shmprim_pipe_send(
         let msg = unsafe { bytes(msg, len, "msg") }?;
         check(match timeout_ns {
             0 => e.inner.try_send(msg),
-            t => e.inner.send_deadline(msg, deadline(t)),
+            t => timed(t, |d| e.inner.send_deadline(msg, d), is_timeout),
         })
     })
 }
@@ -330,7 +331,11 @@ pub unsafe extern "C" fn shmprim_pipe_recv(
         non_null(len, "len")?;
         // SAFETY: null or writable for `cap` bytes, by the contract.
         let buf = unsafe { bytes_mut(buf, cap, "buf") }?;
-        let r = match e.inner.recv_into_deadline(buf, deadline(timeout_ns)) {
+        let r = match timed(
+            timeout_ns,
+            |d| e.inner.recv_into_deadline(buf, d),
+            is_timeout,
+        ) {
             // Tried once (Python's `poll()` then nothing): as a queue's get_nowait.
             Err(Error::Timeout) if timeout_ns == 0 => Err(Error::Empty),
             r => r,
@@ -401,7 +406,11 @@ pub unsafe extern "C" fn shmprim_pipe_poll(
         // SAFETY: null or live and unshared, by the contract.
         let e = unsafe { handle_mut(e, "end") }?;
         non_null(ready, "ready")?;
-        let r = check(e.inner.poll_deadline(deadline(timeout_ns)))?;
+        let r = check(timed(
+            timeout_ns,
+            |d| e.inner.poll_deadline(d),
+            |r| matches!(r, Ok(false)),
+        ))?;
         // SAFETY: non-null and valid for a write, by the contract.
         unsafe { ready.write(r) };
         Ok(())

@@ -12,13 +12,14 @@ use std::ffi::{c_char, c_void};
 
 use super::pipe::{bytes, bytes_mut};
 use super::{
-    boundary, buffer_too_small, c_str, check, deadline, fail, fail_quietly, fail_with, free,
-    handle, non_null, options, put, shmprim_options, shmprim_status, unlink_name, write_opt,
+    boundary, buffer_too_small, c_str, check, fail, fail_quietly, fail_with, free, handle,
+    non_null, options, put, shmprim_options, shmprim_status, timed, unlink_name, write_opt,
     wrong_elem_size,
 };
 use crate::queue::{ByteQueue, Core};
 use crate::ring::mpmc::Fast;
 use crate::segment::{Disposition, Kind, SegmentBuilder, TypeCode, TypeDesc};
+use crate::wait::is_timeout;
 
 /// An open named (or anonymous) queue of fixed-size elements. Opaque; free it
 /// with `shmprim_queue_close`. One handle may be used by many threads.
@@ -32,12 +33,17 @@ pub struct shmprim_byte_queue {
     inner: ByteQueue,
 }
 
-/// `(deadline, try_once)` of a C timeout.
-fn wait_mode(timeout_ns: i64) -> (crate::Deadline, bool) {
+/// Runs a queue's general path for a C timeout: `0` tries once (`Full` or
+/// `Empty`), others wait, reading the clock only if they have to (see
+/// [`timed`]).
+fn with_c_timeout<R>(
+    timeout_ns: i64,
+    mut op: impl FnMut(crate::Deadline, bool) -> crate::Result<R>,
+) -> crate::Result<R> {
     if timeout_ns == 0 {
-        (crate::Deadline::never(), true)
+        op(crate::Deadline::never(), true)
     } else {
-        (deadline(timeout_ns), false)
+        timed(timeout_ns, |d| op(d, false), is_timeout)
     }
 }
 
@@ -239,17 +245,18 @@ pub unsafe extern "C" fn shmprim_queue_put(
         non_null(elem, "elem")?;
         // SAFETY: non-null and readable for `size` bytes, by the contract.
         let msg = unsafe { bytes(elem, size, "elem") }?;
-        if timeout_ns == 0 {
-            // The polling try: the one-element fast path of `Queue::try_put`.
-            match q.core.on_own_lane_fast(
-                #[inline(always)]
-                |ring, a, by_stamp| ring.push_bytes_fast(a, msg, true, by_stamp),
-            ) {
-                Fast::Slow | Fast::Lost => {}
-                Fast::Done(()) => return Ok(()),
-                Fast::Full => return Err(fail_quietly(shmprim_status::SHMPRIM_FULL)),
-                fast => return check(q.core.ring.fast_result(fast)),
-            }
+        // The one-element fast path of `Queue::try_put` / `put`: with a
+        // timeout it only takes a free slot (`Full` needs `try_once`), and
+        // leaves waiting to the general path.
+        let try_once = timeout_ns == 0;
+        match q.core.on_own_lane_fast(
+            #[inline(always)]
+            |ring, a, by_stamp| ring.push_bytes_fast(a, msg, try_once, by_stamp),
+        ) {
+            Fast::Slow | Fast::Lost => {}
+            Fast::Done(()) => return Ok(()),
+            Fast::Full => return Err(fail_quietly(shmprim_status::SHMPRIM_FULL)),
+            fast => return check(q.core.ring.fast_result(fast)),
         }
         put_general(q, msg, timeout_ns)
     })
@@ -259,11 +266,10 @@ pub unsafe extern "C" fn shmprim_queue_put(
 /// threads, errors.
 #[inline(never)]
 fn put_general(q: &shmprim_queue, msg: &[u8], timeout_ns: i64) -> Result<(), shmprim_status> {
-    let (dl, try_once) = wait_mode(timeout_ns);
-    check(
+    check(with_c_timeout(timeout_ns, |dl, try_once| {
         q.core
-            .with_agent(|ring, a, live| ring.push_with(a, live, 1, |_| msg, dl, try_once)),
-    )
+            .with_agent(|ring, a, live| ring.push_with(a, live, 1, |_| msg, dl, try_once))
+    }))
     .map(drop)
 }
 
@@ -297,17 +303,16 @@ pub unsafe extern "C" fn shmprim_queue_get(
         // SAFETY: non-null and writable for `slot <= size` bytes, by the
         // contract.
         let buf = unsafe { bytes_mut(out, slot, "out") }?;
-        if timeout_ns == 0 {
-            // The polling try: the one-element fast path of `Queue::try_get`.
-            match q.core.on_own_lane_fast(
-                #[inline(always)]
-                |ring, a, by_stamp| ring.pop_bytes_fast(a, buf, true, by_stamp),
-            ) {
-                Fast::Slow | Fast::Lost => {}
-                Fast::Done(()) => return Ok(()),
-                Fast::Empty => return Err(fail_quietly(shmprim_status::SHMPRIM_EMPTY)),
-                fast => return check(q.core.ring.fast_result(fast)),
-            }
+        // As in `shmprim_queue_put`: the fast path of `Queue::try_get` / `get`.
+        let try_once = timeout_ns == 0;
+        match q.core.on_own_lane_fast(
+            #[inline(always)]
+            |ring, a, by_stamp| ring.pop_bytes_fast(a, buf, try_once, by_stamp),
+        ) {
+            Fast::Slow | Fast::Lost => {}
+            Fast::Done(()) => return Ok(()),
+            Fast::Empty => return Err(fail_quietly(shmprim_status::SHMPRIM_EMPTY)),
+            fast => return check(q.core.ring.fast_result(fast)),
         }
         get_general(q, buf, timeout_ns)
     })
@@ -316,9 +321,10 @@ pub unsafe extern "C" fn shmprim_queue_get(
 /// `shmprim_queue_get` beyond the fast path.
 #[inline(never)]
 fn get_general(q: &shmprim_queue, buf: &mut [u8], timeout_ns: i64) -> Result<(), shmprim_status> {
-    let (dl, try_once) = wait_mode(timeout_ns);
-    check(q.core.with_agent(|ring, a, live| {
-        ring.pop_with(a, live, 1, None, |_, b| b.copy_to(buf), dl, try_once)
+    check(with_c_timeout(timeout_ns, |dl, try_once| {
+        q.core.with_agent(|ring, a, live| {
+            ring.pop_with(a, live, 1, None, |_, b| b.copy_to(buf), dl, try_once)
+        })
     }))
     .map(drop)
 }
@@ -522,7 +528,7 @@ pub unsafe extern "C" fn shmprim_byte_queue_put(
         let msg = unsafe { bytes(msg, len, "msg") }?;
         check(match timeout_ns {
             0 => q.inner.try_put(msg),
-            t => q.inner.put_deadline(msg, deadline(t)),
+            t => timed(t, |d| q.inner.put_deadline(msg, d), is_timeout),
         })
     })
 }
@@ -557,7 +563,7 @@ pub unsafe extern "C" fn shmprim_byte_queue_get(
         let buf = unsafe { bytes_mut(buf, cap, "buf") }?;
         let r = match timeout_ns {
             0 => q.inner.try_get_into(buf),
-            t => q.inner.get_into_deadline(buf, deadline(t)),
+            t => timed(t, |d| q.inner.get_into_deadline(buf, d), is_timeout),
         };
         match r {
             Ok(n) => {

@@ -7,13 +7,14 @@ use std::ffi::{c_char, c_void};
 
 use super::mutex::{LockKind, LockSegment, in_place_flags, lock_status, mutex_options};
 use super::{
-    SHMPRIM_PRIORITY_INHERITANCE, aligned, at, boundary, c_str, check, deadline, free, handle,
-    options, put, shmprim_options, shmprim_status, unlink_name, write_opt,
+    SHMPRIM_PRIORITY_INHERITANCE, aligned, at, boundary, c_str, check, free, handle, options, put,
+    shmprim_options, shmprim_status, timed, unlink_name, write_opt,
 };
 use crate::error::Result;
 use crate::mutex::MutexOptions;
 use crate::reentrant_mutex::RawReentrantMutex;
 use crate::segment::{Disposition, Kind};
+use crate::wait::is_timeout;
 
 /// Bytes to reserve for an in-place reentrant mutex (`shmprim_rmutex_init`).
 pub const SHMPRIM_RMUTEX_SIZE: usize = 64;
@@ -202,10 +203,8 @@ pub unsafe extern "C" fn shmprim_rmutex_lock(
     boundary(|| {
         // SAFETY: null or live, by the contract.
         let m = unsafe { handle(m, "rmutex") }?;
-        let status = m
-            .raw()
-            .lock(deadline(timeout_ns))
-            .map_err(|e| m.lock.err(e))?;
+        let status =
+            timed(timeout_ns, |d| m.raw().lock(d), is_timeout).map_err(|e| m.lock.err(e))?;
         lock_status(status)
     })
 }
@@ -302,7 +301,7 @@ pub unsafe extern "C" fn shmprim_rmutex_lock_at(
     boundary(|| {
         // SAFETY: null, or an initialised mutex by the contract.
         let m = unsafe { at::<RawReentrantMutex>(mem, "mem") }?;
-        lock_status(check(m.lock(deadline(timeout_ns)))?)
+        lock_status(check(timed(timeout_ns, |d| m.lock(d), is_timeout))?)
     })
 }
 

@@ -5,10 +5,11 @@
 use std::ffi::{c_char, c_void};
 
 use super::{
-    aligned, at, boundary, c_str, check, deadline, free, handle, non_null, options, put,
-    shmprim_options, shmprim_status, unlink_name,
+    aligned, at, boundary, c_str, check, free, handle, non_null, options, put, shmprim_options,
+    shmprim_status, timed, unlink_name,
 };
 use crate::semaphore::{Semaphore, SemaphoreState, UNBOUNDED};
+use crate::wait::is_timeout;
 
 /// The `bound` of a semaphore without one.
 pub const SHMPRIM_SEMAPHORE_UNBOUNDED: u32 = 0xFFFF_FFFF;
@@ -159,7 +160,11 @@ pub unsafe extern "C" fn shmprim_semaphore_acquire(
     boundary(|| {
         // SAFETY: null or live, by the contract.
         let s = unsafe { handle(s, "semaphore") }?;
-        check(s.inner.acquire_deadline(deadline(timeout_ns)))
+        check(timed(
+            timeout_ns,
+            |d| s.inner.acquire_deadline(d),
+            is_timeout,
+        ))
     })
 }
 
@@ -249,7 +254,7 @@ pub unsafe extern "C" fn shmprim_semaphore_acquire_at(
     boundary(|| {
         // SAFETY: null or an initialised semaphore, by the contract.
         let s = unsafe { at::<SemaphoreState>(mem, "mem") }?;
-        check(s.acquire(deadline(timeout_ns)))
+        check(timed(timeout_ns, |d| s.acquire(d), is_timeout))
     })
 }
 

@@ -23,12 +23,13 @@ use std::ffi::{c_char, c_void};
 
 use super::pipe::{bytes, bytes_mut};
 use super::{
-    boundary, buffer_too_small, c_str, check, deadline, fail_with, free, handle, handle_mut,
-    non_null, options, put, shmprim_options, shmprim_status, tried, unlink_name, write_opt,
+    boundary, buffer_too_small, c_str, check, fail_with, free, handle, handle_mut, non_null,
+    options, put, shmprim_options, shmprim_status, timed, tried, unlink_name, write_opt,
     wrong_elem_size,
 };
 use crate::ring::spsc::raw::{RawConsumer, RawProducer, RawSpscRing};
 use crate::segment::Disposition;
+use crate::wait::is_timeout;
 
 /// An open named (or anonymous) SPSC ring of fixed-size elements, from which
 /// the two ends are claimed. Opaque; free it with `shmprim_spsc_close`. The
@@ -316,7 +317,7 @@ unsafe fn push_waiting(
     boundary(|| {
         // SAFETY: forwarded contract.
         let (p, elem) = unsafe { push_args(p, elem, size) }?;
-        check(p.inner.push(elem, deadline(timeout_ns)))
+        check(timed(timeout_ns, |d| p.inner.push(elem, d), is_timeout))
     })
 }
 
@@ -419,7 +420,7 @@ unsafe fn pop_waiting(
     boundary(|| {
         // SAFETY: forwarded contract.
         let (c, buf) = unsafe { pop_args(c, out, size, needed) }?;
-        check(c.inner.pop(buf, deadline(timeout_ns)))
+        check(timed(timeout_ns, |d| c.inner.pop(buf, d), is_timeout))
     })
 }
 

@@ -101,7 +101,7 @@ use crate::segment::Disposition;
 use crate::segment::{Kind, Options, Segment, SegmentBuilder, TypeCode, TypeDesc};
 use crate::sync::UnsafeCell;
 use crate::sync::atomic::AtomicU32;
-use crate::wait::Deadline;
+use crate::wait::{Deadline, is_timeout, try_first};
 
 /// `try_recv` answers `Empty` from the slot's stamp at most this many times in
 /// a row; the next empty answer reads the tail (and sees a close).
@@ -787,7 +787,7 @@ impl<T: Pod> DuplexEnd<T> {
 
     /// Sends `value`, waiting at most `timeout` for room (`Timeout`).
     pub fn send_timeout(&mut self, value: T, timeout: Duration) -> Result<()> {
-        self.send_deadline(value, Deadline::after(timeout))
+        try_first(timeout, |d| self.send_deadline(value, d), is_timeout)
     }
 
     /// Sends `value`, waiting until `deadline` for room; wakes a sleeping
@@ -819,7 +819,7 @@ impl<T: Pod> DuplexEnd<T> {
 
     /// Receives a value, waiting at most `timeout` (`Timeout`).
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<T> {
-        self.recv_deadline(Deadline::after(timeout))
+        try_first(timeout, |d| self.recv_deadline(d), is_timeout)
     }
 
     /// Receives a value, waiting until `deadline`; wakes a sleeping sender

@@ -127,7 +127,7 @@ use crate::error::{Error, Result};
 use crate::segment::{Disposition, Kind, Options, Segment, SegmentBuilder, TypeCode, TypeDesc};
 use crate::sync::UnsafeCell;
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use crate::wait::{self, Deadline};
+use crate::wait::{self, Deadline, Patience};
 
 pub(crate) mod raw;
 
@@ -1575,9 +1575,11 @@ impl Drop for Shared {
 fn push_blocking<R>(
     core: &mut ProducerCore,
     shared: &Shared,
-    deadline: Deadline,
+    deadline: impl Into<Patience>,
     mut attempt: impl FnMut(&mut ProducerCore) -> Result<R>,
 ) -> Result<R> {
+    // Fixed at the first wait: a push that finds room reads no clock.
+    let mut patience = deadline.into();
     loop {
         match attempt(core) {
             Ok(r) => {
@@ -1587,7 +1589,7 @@ fn push_blocking<R>(
             Err(Error::Full) => {}
             Err(e) => return Err(e),
         }
-        core.wait_for_space(deadline, &mut || shared.peer_gone(true))?;
+        core.wait_for_space(patience.fix(), &mut || shared.peer_gone(true))?;
     }
 }
 
@@ -1599,9 +1601,11 @@ fn push_blocking<R>(
 fn pop_blocking<R>(
     core: &mut ConsumerCore,
     shared: &Shared,
-    deadline: Deadline,
+    deadline: impl Into<Patience>,
     mut attempt: impl FnMut(&mut ConsumerCore) -> Result<R>,
 ) -> Result<R> {
+    // Fixed at the first wait: a pop that finds data reads no clock.
+    let mut patience = deadline.into();
     loop {
         match attempt(core) {
             Ok(r) => {
@@ -1611,7 +1615,7 @@ fn pop_blocking<R>(
             Err(Error::Empty) => {}
             Err(e) => return Err(e),
         }
-        match core.wait_for_data(deadline, &mut || shared.peer_gone(false)) {
+        match core.wait_for_data(patience.fix(), &mut || shared.peer_gone(false)) {
             Ok(()) => {}
             Err(Error::Closed) => {
                 return match attempt(core) {
@@ -1858,7 +1862,12 @@ impl<T: Pod> Producer<T> {
 
     /// Pushes `value`, waiting at most `timeout` for room (`Timeout`).
     pub fn push_timeout(&mut self, value: T, timeout: Duration) -> Result<()> {
-        self.push_deadline(value, Deadline::after(timeout))
+        push_blocking(
+            &mut self.core,
+            &self.shared,
+            Patience::Within(timeout),
+            |c| Self::push_quiet(c, value),
+        )
     }
 
     /// Pushes `value`, waiting until `deadline` for room; wakes a sleeping
@@ -1976,7 +1985,12 @@ impl<T: Pod> Consumer<T> {
 
     /// Pops an element, waiting at most `timeout` (`Timeout`).
     pub fn pop_timeout(&mut self, timeout: Duration) -> Result<T> {
-        self.pop_deadline(Deadline::after(timeout))
+        pop_blocking(
+            &mut self.core,
+            &self.shared,
+            Patience::Within(timeout),
+            Self::pop_quiet,
+        )
     }
 
     /// Pops an element, waiting until `deadline`; wakes a sleeping producer
@@ -2213,7 +2227,12 @@ impl ByteProducer {
 
     /// Sends `msg`, waiting at most `timeout` for room.
     pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
-        self.send_deadline(msg, Deadline::after(timeout))
+        push_blocking(
+            &mut self.core,
+            &self.shared,
+            Patience::Within(timeout),
+            |c| c.try_send(msg),
+        )
     }
 
     /// Sends `msg`, waiting until `deadline` for room; wakes a sleeping consumer
@@ -2296,7 +2315,12 @@ impl ByteConsumer {
 
     /// Takes the next message, waiting at most `timeout`.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>> {
-        self.recv_deadline(Deadline::after(timeout))
+        pop_blocking(
+            &mut self.core,
+            &self.shared,
+            Patience::Within(timeout),
+            ConsumerCore::try_recv,
+        )
     }
 
     /// Takes the next message, waiting until `deadline`; wakes a sleeping
@@ -2320,7 +2344,12 @@ impl ByteConsumer {
 
     /// [`recv_into`](Self::recv_into), waiting at most `timeout`.
     pub fn recv_into_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize> {
-        self.recv_into_deadline(buf, Deadline::after(timeout))
+        pop_blocking(
+            &mut self.core,
+            &self.shared,
+            Patience::Within(timeout),
+            |core| core.try_recv_into(buf),
+        )
     }
 
     /// [`recv_into`](Self::recv_into), waiting until `deadline`; wakes a

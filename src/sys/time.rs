@@ -16,7 +16,22 @@ fn clock_ns(clock: libc::clockid_t) -> u64 {
 
 /// Nanoseconds on `CLOCK_MONOTONIC` (since boot, excluding suspend).
 pub(crate) fn monotonic_ns() -> u64 {
+    #[cfg(test)]
+    CLOCK_READS.with(|n| n.set(n.get() + 1));
     clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Reads of `CLOCK_MONOTONIC` by this thread, for the tests that check a
+    /// timed call which need not wait reads no clock (see [`clock_reads`]).
+    static CLOCK_READS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many times this thread has read `CLOCK_MONOTONIC` (tests only).
+#[cfg(test)]
+pub(crate) fn clock_reads() -> u64 {
+    CLOCK_READS.with(std::cell::Cell::get)
 }
 
 /// Nanoseconds since the Unix epoch (`CLOCK_REALTIME`), for display only.
