@@ -40,10 +40,24 @@ pub(crate) fn yield_now() {
 /// checker can schedule the thread we wait for.
 #[inline]
 pub(crate) fn spin_hint() {
+    #[cfg(test)]
+    SPIN_HINTS.with(|n| n.set(n.get() + 1));
     #[cfg(not(shmprim_loom))]
     std::hint::spin_loop();
     #[cfg(shmprim_loom)]
     loom::thread::yield_now();
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Spin hints made by this thread (tests only: see [`spin_hints`]).
+    static SPIN_HINTS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many spin hints this thread has made (tests only).
+#[cfg(test)]
+pub(crate) fn spin_hints() -> u64 {
+    SPIN_HINTS.with(std::cell::Cell::get)
 }
 
 /// An `UnsafeCell` with loom's closure-based API, so the same code compiles

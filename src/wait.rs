@@ -70,6 +70,10 @@ impl Deadline {
 
     /// The deadline `timeout` from now (saturating: a huge timeout never passes).
     pub fn after(timeout: Duration) -> Deadline {
+        if timeout.is_zero() {
+            // Already passed, without reading the clock.
+            return Deadline::now();
+        }
         let ns = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
         Deadline {
             ns: crate::sys::time::monotonic_ns().saturating_add(ns),
@@ -184,7 +188,8 @@ pub(crate) fn try_first<R>(
     timed_out: impl FnOnce(&R) -> bool,
 ) -> R {
     let first = op(Deadline::now());
-    if timed_out(&first) {
+    // A zero timeout is the try just made.
+    if timed_out(&first) && !timeout.is_zero() {
         op(Deadline::after(timeout))
     } else {
         first
@@ -212,7 +217,14 @@ pub fn wait_while_eq(
     expected: u32,
     deadline: Deadline,
 ) -> Result<(), TimedOut> {
-    for _ in 0..SPIN_ITERATIONS {
+    // A try (`Deadline::now()`) does not spin: that would only delay its
+    // answer by the whole spin (several microseconds). It looks once, below.
+    let spins = if deadline.ns == PASSED_NS {
+        0
+    } else {
+        SPIN_ITERATIONS
+    };
+    for _ in 0..spins {
         // Acquire: pairs with the waker's release of whatever it published before
         // changing `word`, so a caller that sees the change also sees the data.
         if word.load(Ordering::Acquire) != expected {
@@ -437,7 +449,8 @@ mod timed_call_tests {
         let (passed, n) = reads(|| d.has_passed());
         assert!(passed);
         assert_eq!((d.remaining(), n), (Some(Duration::ZERO), 0));
-        assert!(d < Deadline::after(Duration::ZERO));
+        assert!(d < Deadline::after(Duration::from_nanos(1)));
+        assert_eq!(reads(|| Deadline::after(Duration::ZERO)), (d, 0));
     }
 
     #[test]
@@ -554,6 +567,22 @@ mod timed_call_tests {
         assert_eq!(quick(|| v.lock_timeout(LONG).map(|g| *g)), 3);
         let a = Array::<u32>::anonymous(2, true).unwrap();
         assert_eq!(quick(|| a.lock_timeout(LONG).map(|g| g.len())), 2);
+    }
+
+    /// A try on a word that has not changed answers at once: no spin. (Before,
+    /// `wait_while_eq` spun 256 hints before it looked at the deadline.)
+    #[test]
+    fn a_try_does_not_spin() {
+        let s = Semaphore::anonymous(0, 1).unwrap();
+        let e = Event::anonymous().unwrap();
+        let before = crate::sync::spin_hints();
+        assert!(!s.try_acquire());
+        assert!(matches!(
+            s.acquire_deadline(Deadline::now()),
+            Err(Error::Timeout)
+        ));
+        assert!(!e.wait_timeout(Duration::ZERO));
+        assert_eq!(crate::sync::spin_hints() - before, 0);
     }
 
     #[test]
