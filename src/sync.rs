@@ -55,7 +55,7 @@ thread_local! {
 }
 
 /// How many spin hints this thread has made (tests only).
-#[cfg(test)]
+#[cfg(all(test, not(shmprim_loom)))]
 pub(crate) fn spin_hints() -> u64 {
     SPIN_HINTS.with(std::cell::Cell::get)
 }

@@ -29,7 +29,7 @@ thread_local! {
 }
 
 /// How many times this thread has read `CLOCK_MONOTONIC` (tests only).
-#[cfg(test)]
+#[cfg(all(test, not(shmprim_loom)))]
 pub(crate) fn clock_reads() -> u64 {
     CLOCK_READS.with(std::cell::Cell::get)
 }
