@@ -655,6 +655,22 @@ mod c_timed_call_tests {
             shmprim_spsc_consumer_close(c);
             shmprim_spsc_close(r);
 
+            let mut r = null_mut();
+            assert_eq!(shmprim_byte_ring_anonymous(64, 16, &mut r), OK);
+            let (mut p, mut c) = (null_mut(), null_mut());
+            assert_eq!(shmprim_byte_ring_claim_producer(r, &mut p), OK);
+            assert_eq!(shmprim_byte_ring_claim_consumer(r, &mut c), OK);
+            let mut buf = [0u8; 16];
+            for timeout in [SECOND, -1, 0] {
+                let mut len = 0;
+                quick(|| shmprim_byte_ring_send(p, b"abc".as_ptr().cast(), 3, timeout));
+                quick(|| shmprim_byte_ring_recv(c, buf.as_mut_ptr().cast(), 16, &mut len, timeout));
+                assert_eq!(&buf[..len], b"abc");
+            }
+            shmprim_byte_ring_producer_close(p);
+            shmprim_byte_ring_consumer_close(c);
+            shmprim_byte_ring_close(r);
+
             let mut m = null_mut();
             assert_eq!(shmprim_mutex_anonymous(8, 8, null(), &mut m), OK);
             for timeout in [SECOND, 0] {

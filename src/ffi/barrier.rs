@@ -5,9 +5,10 @@
 use std::ffi::{c_char, c_void};
 
 use super::{
-    aligned, at, boundary, c_str, check, deadline, free, handle, non_null, options, put,
-    shmprim_options, shmprim_status, unlink_name, write_opt,
+    aligned, at, boundary, c_str, check, free, handle, non_null, options, put, shmprim_options,
+    shmprim_status, unlink_name, write_opt,
 };
+use crate::Deadline;
 use crate::barrier::{Barrier, BarrierState, MAX_PARTIES};
 
 /// The largest number of parties a barrier may have.
@@ -159,7 +160,7 @@ pub unsafe extern "C" fn shmprim_barrier_wait(
     boundary(|| {
         // SAFETY: null or live, by the contract.
         let b = unsafe { handle(b, "barrier") }?;
-        let i = check(b.inner.wait_deadline(deadline(timeout_ns)))?;
+        let i = check(b.inner.wait_deadline(Deadline::from_c_nanos(timeout_ns)))?;
         // SAFETY: null or valid for a write, by the contract.
         unsafe { write_opt(index, i) };
         Ok(())
@@ -258,7 +259,7 @@ pub unsafe extern "C" fn shmprim_barrier_wait_at(
     boundary(|| {
         // SAFETY: null or an initialised barrier, by the contract.
         let b = unsafe { at::<BarrierState>(mem, "mem") }?;
-        let i = check(b.wait(deadline(timeout_ns)))?;
+        let i = check(b.wait(Deadline::from_c_nanos(timeout_ns)))?;
         // SAFETY: null or valid for a write, by the contract.
         unsafe { write_opt(index, i) };
         Ok(())

@@ -18,11 +18,12 @@ use std::ffi::{c_char, c_void};
 
 use super::pipe::{bytes, bytes_mut, received};
 use super::{
-    boundary, c_str, check, deadline, free, handle, handle_mut, non_null, options, put,
-    shmprim_options, shmprim_status, unlink_name, write_opt,
+    boundary, c_str, check, free, handle, handle_mut, non_null, options, put, shmprim_options,
+    shmprim_status, timed, unlink_name, write_opt,
 };
 use crate::ring::spsc::{ByteConsumer, ByteProducer, SpscByteRing};
 use crate::segment::Disposition;
+use crate::wait::is_timeout;
 
 /// An open named (or anonymous) SPSC byte ring, from which the two ends are
 /// claimed. Opaque; free it with `shmprim_byte_ring_close`. The handle may be
@@ -285,7 +286,7 @@ pub unsafe extern "C" fn shmprim_byte_ring_send(
         let msg = unsafe { bytes(msg, len, "msg") }?;
         check(match timeout_ns {
             0 => p.inner.try_send(msg),
-            t => p.inner.send_deadline(msg, deadline(t)),
+            t => timed(t, |d| p.inner.send_deadline(msg, d), is_timeout),
         })
     })
 }
@@ -321,7 +322,7 @@ pub unsafe extern "C" fn shmprim_byte_ring_recv(
         let buf = unsafe { bytes_mut(buf, cap, "buf") }?;
         let r = match timeout_ns {
             0 => c.inner.try_recv_into(buf),
-            t => c.inner.recv_into_deadline(buf, deadline(t)),
+            t => timed(t, |d| c.inner.recv_into_deadline(buf, d), is_timeout),
         };
         // SAFETY: non-null and valid for a write, by the contract.
         unsafe { received(r, len) }

@@ -7,8 +7,8 @@ use std::ffi::{c_char, c_void};
 
 use super::mutex::{err_of, lock_status, raw_of, shmprim_mutex};
 use super::{
-    aligned, at, boundary, c_str, check, deadline, fail, fail_with, free, handle, non_null,
-    options, put, shmprim_options, shmprim_status, unlink_name,
+    aligned, at, boundary, c_str, check, fail, fail_with, free, handle, non_null, options, put,
+    shmprim_options, shmprim_status, unlink_name,
 };
 use crate::condvar::{Condvar, RawCondvar};
 use crate::error::Error;
@@ -161,7 +161,7 @@ fn wait(
             let _ = unsafe { m.unlock_checked() };
         },
         || m.lock(Deadline::never()),
-        deadline(timeout_ns),
+        Deadline::from_c_nanos(timeout_ns),
     );
     match relocked.map_err(err)? {
         LockStatus::OwnerDied => lock_status(LockStatus::OwnerDied),

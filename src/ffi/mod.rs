@@ -477,15 +477,6 @@ pub(crate) unsafe fn unlink_name(name: *const c_char) -> shmprim_status {
     })
 }
 
-/// The deadline of a C timeout: negative waits forever, `0` tries once.
-pub(crate) fn deadline(timeout_ns: i64) -> Deadline {
-    match timeout_ns {
-        t if t < 0 => Deadline::never(),
-        0 => Deadline::now(),
-        t => Deadline::after(Duration::from_nanos(t as u64)),
-    }
-}
-
 /// Runs a call with a C timeout so that one which need not wait reads no
 /// clock: a positive timeout first tries once (see [`try_first`]), negative
 /// and `0` go straight to their deadline, which costs no clock read either.
@@ -499,7 +490,7 @@ pub(crate) fn timed<R>(
     if timeout_ns > 0 {
         try_first(Duration::from_nanos(timeout_ns as u64), op, timed_out)
     } else {
-        op(deadline(timeout_ns))
+        op(Deadline::from_c_nanos(timeout_ns))
     }
 }
 
@@ -689,9 +680,9 @@ mod tests {
 
     #[test]
     fn timeouts_negative_forever_zero_now_positive_after() {
-        assert!(deadline(-1).is_never());
-        assert!(deadline(0).has_passed());
-        let d = deadline(60_000_000_000);
+        assert!(Deadline::from_c_nanos(-1).is_never());
+        assert!(Deadline::from_c_nanos(0).has_passed());
+        let d = Deadline::from_c_nanos(60_000_000_000);
         assert!(!d.is_never() && !d.has_passed());
     }
 }
