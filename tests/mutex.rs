@@ -344,3 +344,50 @@ fn garbage_in_the_mutex_bytes_gives_an_error_within_the_timeout_not_a_crash() {
         assert!(t.elapsed() < Duration::from_secs(2));
     }
 }
+
+/// glibc reads a mutex's type from its `__kind` word (at byte 16 of a 64-bit
+/// glibc `pthread_mutex_t`) and trusts it. With the lock-elision flag forged
+/// into it, glibc's trylock ran `xbegin`, an illegal instruction on a CPU
+/// without TSX: the process died of `SIGILL` (found by `tests/scribble.rs`).
+/// A mutex of a kind shmprim never makes is now refused as corrupted, and
+/// works again once its kind is put back.
+#[cfg(all(target_env = "gnu", target_pointer_width = "64"))]
+#[test]
+fn a_forged_mutex_type_is_corrupted_not_a_crash() {
+    const KIND: usize = 16;
+    /// glibc's `PTHREAD_MUTEX_ELISION_NP` and an unknown high flag.
+    const FORGED_FLAGS: [u32; 2] = [256, 1 << 20];
+    let name = ShmName::new("forged_kind");
+    let m = Mutex::create(&name, 5u64).unwrap();
+    let kind = word(m.segment(), KIND / 4);
+    let good = kind.load(Ordering::Relaxed);
+    assert_ne!(
+        good, 0,
+        "a robust, process-shared mutex has a non-zero kind"
+    );
+    for flag in FORGED_FLAGS {
+        kind.store(good | flag, Ordering::Relaxed);
+        let corrupted = |r: &shmprim::LockResult<shmprim::MutexGuard<'_, u64>>| {
+            matches!(r, Err(LockError::Failed(Error::Corrupted { .. })))
+        };
+        assert!(
+            corrupted(&m.try_lock()),
+            "try_lock with kind {:#x}",
+            good | flag
+        );
+        assert!(corrupted(&m.lock_timeout(Duration::from_millis(1))));
+        assert!(corrupted(&m.lock()), "lock with kind {:#x}", good | flag);
+        kind.store(good, Ordering::Relaxed);
+        assert_eq!(*m.try_lock().unwrap(), 5);
+    }
+    // A kind forged while the lock is held: the unlock is refused too, and
+    // changes nothing (the lock stays this thread's, as relocking shows).
+    let g = m.lock().unwrap();
+    kind.store(good | FORGED_FLAGS[0], Ordering::Relaxed);
+    drop(g);
+    kind.store(good, Ordering::Relaxed);
+    assert!(matches!(
+        m.try_lock(),
+        Err(LockError::Failed(Error::InvalidArgument { .. }))
+    ));
+}

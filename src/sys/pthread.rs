@@ -14,14 +14,18 @@
 //!
 //! glibc trusts the `pthread_mutex_t` bytes it is given. A process with write
 //! access to the segment can therefore break the lock itself (make it look held
-//! forever, or free, or of another type), and because the robust list is linked
+//! forever, or free), and because the robust list is linked
 //! through the mutexes' own `__list` fields, overwriting those while a thread
 //! holds the lock can make glibc follow a forged pointer on unlock (memory
 //! corruption inside the C library, which no Rust-side check can prevent).
 //! shmprim's Rust code itself only ever touches these bytes through aligned
 //! atomic accesses to the futex word ([`PthreadMutex::owner_tid`] and the
 //! trylock workaround in [`PthreadMutex::try_lock`]), so whatever they hold, it
-//! hits no undefined behaviour of its own. Keep hostile processes out with the
+//! hits no undefined behaviour of its own. The type bits glibc reads
+//! (`__kind`) are checked against the kinds a shmprim mutex can have before
+//! every call, since a forged type can crash glibc (see
+//! `PthreadMutex::kind_is_known`); a flip between two legitimate kinds (with
+//! and without priority inheritance, say) is not caught. Keep hostile processes out with the
 //! segment's file mode (default `0600`).
 //!
 //! The `UnsafeCell` and `AtomicU32` here are std's even under loom: this memory
@@ -141,6 +145,60 @@ pub(crate) fn decode_mutex_words(lock: u32, count: u32, owner: u32) -> MutexWord
     }
 }
 
+/// Byte offset of glibc's `__kind` (the mutex type and its flags: robust,
+/// process-shared, priority inheritance, lock elision, ...) on 64-bit
+/// targets; `None` where that layout is not known, and the check below is off.
+#[cfg(all(not(target_env = "musl"), target_pointer_width = "64"))]
+const KIND_OFFSET: Option<usize> = Some(16);
+#[cfg(not(all(not(target_env = "musl"), target_pointer_width = "64")))]
+const KIND_OFFSET: Option<usize> = None;
+
+/// The `__kind` words a shmprim mutex can have: those glibc gives a mutex
+/// initialised by [`PthreadMutex::init`], of either type, with and without
+/// priority inheritance, read off mutexes initialised here once (a kind that
+/// cannot be made here repeats one that can). `None` when the layout is not
+/// known, or does not tell the two types apart at [`KIND_OFFSET`] (so the
+/// offset would not be `__kind`).
+static LEGIT_KINDS: std::sync::OnceLock<Option<[u32; 4]>> = std::sync::OnceLock::new();
+
+/// [`LEGIT_KINDS`], worked out on first use.
+#[inline]
+fn legit_kinds() -> Option<&'static [u32; 4]> {
+    match LEGIT_KINDS.get() {
+        Some(kinds) => kinds.as_ref(),
+        None => LEGIT_KINDS.get_or_init(find_legit_kinds).as_ref(),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn find_legit_kinds() -> Option<[u32; 4]> {
+    let offset = KIND_OFFSET?;
+    let kind_of = |ty: MutexType, pi: bool| -> Option<u32> {
+        let mut m = Box::new(MaybeUninit::<PthreadMutex>::zeroed());
+        // SAFETY: `m` is fresh, aligned, writable storage nobody uses.
+        unsafe { PthreadMutex::init(m.as_mut_ptr(), ty, pi) }.ok()?;
+        // SAFETY: `offset + 4` is inside the initialised mutex.
+        let kind = unsafe { m.as_ptr().cast::<u8>().add(offset).cast::<u32>().read() };
+        // SAFETY: initialised above and never locked.
+        unsafe { libc::pthread_mutex_destroy(m.as_mut_ptr().cast()) };
+        Some(kind)
+    };
+    let errorcheck = kind_of(MutexType::ErrorCheck, false)?;
+    let recursive = kind_of(MutexType::Recursive, false)?;
+    if errorcheck == recursive {
+        return None;
+    }
+    // Priority inheritance may be unsupported here, yet used by a mutex made
+    // elsewhere: its kinds are then simply not accepted.
+    Some([
+        errorcheck,
+        recursive,
+        kind_of(MutexType::ErrorCheck, true).unwrap_or(errorcheck),
+        kind_of(MutexType::Recursive, true).unwrap_or(recursive),
+    ])
+}
+
 /// A tag for the C library whose `pthread_mutex_t` layout a segment was made with,
 /// recorded in segment headers so that a glibc and a musl process never share one.
 #[cfg(not(target_env = "musl"))]
@@ -223,10 +281,45 @@ impl PthreadMutex {
         result
     }
 
+    /// Whether the mutex's `__kind` is one a shmprim mutex can have. glibc
+    /// trusts the type bits it reads: a scribbled `__kind` can send it down
+    /// the lock-elision path, whose `xbegin` is an illegal instruction on a
+    /// CPU without TSX (found by `tests/scribble.rs`), or down another type's
+    /// path. So every call into glibc checks it first, and a mutex of an
+    /// unknown kind is refused (`EINVAL`, reported as corruption) instead.
+    #[inline]
+    fn kind_is_known(&self) -> bool {
+        let (Some(offset), Some(kinds)) = (KIND_OFFSET, legit_kinds()) else {
+            return true;
+        };
+        // SAFETY: `__kind` is a 4-byte aligned int inside the mutex, which
+        // stays mapped while `self` lives; glibc only reads it after init, so
+        // a relaxed atomic load races with nothing but other processes'
+        // (untrusted) writes, which atomics tolerate.
+        let kind = unsafe {
+            (*self
+                .raw()
+                .cast::<u8>()
+                .add(offset)
+                .cast::<std::sync::atomic::AtomicU32>())
+            .load(std::sync::atomic::Ordering::Relaxed)
+        };
+        kinds.contains(&kind)
+    }
+
+    /// `EINVAL`, the answer to a mutex of an unknown kind.
+    #[cold]
+    fn unknown_kind() -> io::Error {
+        io::Error::from_raw_os_error(libc::EINVAL)
+    }
+
     /// `pthread_mutex_lock`: blocks until acquired.
     pub(crate) fn lock(&self) -> Result<Locked, LockFailed> {
+        if !self.kind_is_known() {
+            return Err(LockFailed::Os(Self::unknown_kind()));
+        }
         // SAFETY: `self` was initialised by `init` (the segment protocol publishes
-        // it only after init); glibc validates the type bits it reads.
+        // it only after init), and its type bits were checked just above.
         lock_result(unsafe { libc::pthread_mutex_lock(self.raw()) })
     }
 
@@ -240,6 +333,9 @@ impl PthreadMutex {
     /// our tid after that answer is the leftover, and we release it as glibc's
     /// own `lll_unlock` would: swap in 0, wake one sleeper if any.
     pub(crate) fn try_lock(&self) -> Result<Locked, LockFailed> {
+        if !self.kind_is_known() {
+            return Err(LockFailed::Os(Self::unknown_kind()));
+        }
         // SAFETY: as in `lock`.
         let r = lock_result(unsafe { libc::pthread_mutex_trylock(self.raw()) });
         if let Err(LockFailed::NotRecoverable) = r {
@@ -276,6 +372,9 @@ impl PthreadMutex {
     /// deadline is converted to `CLOCK_REALTIME` for `pthread_mutex_timedlock`: a
     /// step of the wall clock during the wait lengthens or shortens it.
     pub(crate) fn lock_until(&self, deadline_mono_ns: u64) -> Result<Locked, LockFailed> {
+        if !self.kind_is_known() {
+            return Err(LockFailed::Os(Self::unknown_kind()));
+        }
         let now_mono = super::time::monotonic_ns();
         let left = deadline_mono_ns.saturating_sub(now_mono);
         let abs = super::time::realtime_ns().saturating_add(left);
@@ -287,6 +386,9 @@ impl PthreadMutex {
     /// `pthread_mutex_unlock`. Robust mutexes always check the owner, so a
     /// non-owner gets `NotOwner` and changes nothing.
     pub(crate) fn unlock(&self) -> Result<(), UnlockFailed> {
+        if !self.kind_is_known() {
+            return Err(UnlockFailed::Os(Self::unknown_kind()));
+        }
         // SAFETY: as in `lock`.
         match unsafe { libc::pthread_mutex_unlock(self.raw()) } {
             0 => Ok(()),
@@ -298,6 +400,9 @@ impl PthreadMutex {
     /// `pthread_mutex_consistent`: after `OwnerDied`, before unlocking. `EINVAL`
     /// when the mutex is not in the owner-died state.
     pub(crate) fn consistent(&self) -> io::Result<()> {
+        if !self.kind_is_known() {
+            return Err(Self::unknown_kind());
+        }
         // SAFETY: as in `lock`.
         check(
             unsafe { libc::pthread_mutex_consistent(self.raw()) },
