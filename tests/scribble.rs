@@ -721,20 +721,23 @@ fn values_and_arrays_survive_scribbles_anywhere() {
 
 // ------------------------------------------------- scribbles during operations
 
-/// Runs `ops` on this thread while another thread keeps storing random
+/// Runs `op` on this thread while another thread keeps storing random
 /// values (aligned atomic stores, 4 or 8 bytes) into `seg`'s data area, half
-/// of them in its first `hot` bytes, until `ops` returns. Checks every value
-/// read twice or used after a check: a ring that validated a copy but then
-/// re-read the word would index out of bounds, or overflow (debug builds
-/// check arithmetic), here.
-fn while_scribbling(seg: &shmprim::Segment, hot: usize, seed: u64, ops: impl FnOnce()) {
-    let stop = std::sync::atomic::AtomicBool::new(false);
+/// of them in its first `hot` bytes: `OPS` times, and on until the other
+/// thread has made `MIN_STORES` stores (so that a busy machine, which may
+/// not run that thread at once, still gets them). Catches a value checked
+/// once and then read again: a ring using the second reading would index
+/// out of bounds, or overflow (debug builds check arithmetic), here.
+fn while_scribbling(seg: &shmprim::Segment, hot: usize, seed: u64, mut op: impl FnMut(u64)) {
+    const OPS: u64 = 3000;
+    const MIN_STORES: u64 = 20_000;
+    use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+    let (stop, stores) = (AtomicBool::new(false), AtomicU64::new(0));
     let (base, len) = (seg.as_ptr() as usize, seg.len());
     std::thread::scope(|s| {
         s.spawn(|| {
             let mut rng = Rng(seed);
-            let mut n = 0u64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            while !stop.load(Relaxed) {
                 let span = if rng.below(2) == 0 { hot.min(len) } else { len };
                 let value = match rng.below(4) {
                     0 => rng.next(),
@@ -748,45 +751,62 @@ fn while_scribbling(seg: &shmprim::Segment, hot: usize, seed: u64, ops: impl FnO
                 // these words atomically.
                 unsafe {
                     if rng.below(2) == 0 {
-                        (*(addr as *const std::sync::atomic::AtomicU64))
-                            .store(value, std::sync::atomic::Ordering::Relaxed);
+                        (*(addr as *const AtomicU64)).store(value, Relaxed);
                     } else {
-                        (*(addr as *const std::sync::atomic::AtomicU32))
-                            .store(value as u32, std::sync::atomic::Ordering::Relaxed);
+                        (*(addr as *const AtomicU32)).store(value as u32, Relaxed);
                     }
                 }
-                n += 1;
-                if n % 64 == 0 {
+                if stores.fetch_add(1, Relaxed) % 64 == 63 {
                     std::thread::yield_now();
                 }
             }
         });
-        ops();
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let started = Instant::now();
+        let mut k = 0;
+        while k < OPS || (stores.load(Relaxed) < MIN_STORES && started.elapsed() < BOUND) {
+            op(k);
+            k += 1;
+        }
+        stop.store(true, Relaxed);
     });
+    assert!(
+        stores.load(Relaxed) >= MIN_STORES,
+        "the scribbling thread made only {} stores",
+        stores.load(Relaxed)
+    );
 }
 
 #[test]
 fn rings_and_queues_survive_scribbles_during_operations() {
-    const OPS: u64 = 3000;
     let mut t = Tally::default();
     let seed = seed(0x51ab_0010);
     let c = format!("concurrent scribbles (seed {seed:#x})");
     let mut rng = Rng(seed);
+    let mut buf = [0u8; 64];
 
     let name = ShmName::new("scribble_live_queue");
     let q = ByteQueue::create(&name, 8, 24).unwrap();
-    while_scribbling(q.segment(), RING_STATE as usize, seed ^ 1, || {
-        let mut buf = [0u8; 32];
-        for k in 0..OPS {
-            let r = match rng.below(4) {
-                0 => t.op("try_put", &c, || q.try_put(&[k as u8; 9])),
-                1 => t.op("try_get", &c, || q.try_get_into(&mut buf).map(drop)),
-                2 => t.op("put_many", &c, || q.put_many(&[b"x", b"yz"]).map(drop)),
-                _ => t.op("get_timeout", &c, || q.get_timeout(SHORT).map(drop)),
-            };
-            t.saw(&r);
-        }
+    while_scribbling(q.segment(), RING_STATE as usize, seed ^ 1, |k| {
+        let r = match rng.below(4) {
+            0 => t.op("try_put", &c, || q.try_put(&[k as u8; 9])),
+            1 => t.op("try_get", &c, || q.try_get_into(&mut buf).map(drop)),
+            2 => t.op("put_many", &c, || q.put_many(&[b"x", b"yz"]).map(drop)),
+            _ => t.op("get_timeout", &c, || q.get_timeout(SHORT).map(drop)),
+        };
+        t.saw(&r);
+    });
+    t.op("drop", &c, || drop(q));
+
+    let name = ShmName::new("scribble_live_typed_queue");
+    let q = Queue::<u64>::create(&name, 8).unwrap();
+    while_scribbling(q.segment(), RING_STATE as usize, seed ^ 2, |k| {
+        let r = match rng.below(4) {
+            0 => t.op("try_put", &c, || q.try_put(k)),
+            1 => t.op("try_get", &c, || q.try_get().map(drop)),
+            2 => t.op("put_many", &c, || q.put_many(&[1, 2, 3]).map(drop)),
+            _ => t.op("get_many", &c, || q.get_many(&mut [0; 4]).map(drop)),
+        };
+        t.saw(&r);
     });
     t.op("drop", &c, || drop(q));
 
@@ -796,17 +816,33 @@ fn rings_and_queues_survive_scribbles_during_operations() {
     while_scribbling(
         ring.segment().unwrap(),
         RING_STATE as usize,
-        seed ^ 2,
-        || {
-            for k in 0..OPS {
-                let r = match rng.below(4) {
-                    0 => t.op("try_push", &c, || tx.try_push(k)),
-                    1 => t.op("try_pop", &c, || rx.try_pop().map(drop)),
-                    2 => t.op("push_slice", &c, || tx.push_slice(&[1, 2, 3]).map(drop)),
-                    _ => t.op("pop_into", &c, || rx.pop_into(&mut [0; 5]).map(drop)),
-                };
-                t.saw_try(&r);
-            }
+        seed ^ 3,
+        |k| {
+            let r = match rng.below(4) {
+                0 => t.op("try_push", &c, || tx.try_push(k)),
+                1 => t.op("try_pop", &c, || rx.try_pop().map(drop)),
+                2 => t.op("push_slice", &c, || tx.push_slice(&[1, 2, 3]).map(drop)),
+                _ => t.op("pop_into", &c, || rx.pop_into(&mut [0; 5]).map(drop)),
+            };
+            t.saw_try(&r);
+        },
+    );
+    t.op("drop", &c, || drop((tx, rx, ring)));
+
+    let name = ShmName::new("scribble_live_byte_ring");
+    let ring = SpscByteRing::create(&name, 256, 40).unwrap();
+    let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+    while_scribbling(
+        ring.segment().unwrap(),
+        RING_STATE as usize,
+        seed ^ 4,
+        |k| {
+            let r = match rng.below(3) {
+                0 => t.op("try_send", &c, || tx.try_send(&[k as u8; 13])),
+                1 => t.op("try_recv_into", &c, || rx.try_recv_into(&mut buf).map(drop)),
+                _ => t.op("next_len", &c, || rx.next_len().map(drop)),
+            };
+            t.saw(&r);
         },
     );
     t.op("drop", &c, || drop((tx, rx, ring)));
@@ -817,21 +853,18 @@ fn rings_and_queues_survive_scribbles_during_operations() {
     while_scribbling(
         pipe.segment().unwrap(),
         RING_STATE as usize,
-        seed ^ 3,
-        || {
-            let mut buf = [0u8; 40];
-            for k in 0..OPS {
-                let end = if k % 2 == 0 { &mut a } else { &mut b };
-                let r = match rng.below(3) {
-                    0 => t.op("try_send", &c, || end.try_send(&[k as u8; 17])),
-                    1 => t.op("try_recv", &c, || end.try_recv().map(drop)),
-                    _ => t.op("recv_into", &c, || {
-                        end.recv_into_deadline(&mut buf, shmprim::Deadline::after(SHORT))
-                            .map(drop)
-                    }),
-                };
-                t.saw(&r);
-            }
+        seed ^ 5,
+        |k| {
+            let end = if k % 2 == 0 { &mut a } else { &mut b };
+            let r = match rng.below(3) {
+                0 => t.op("try_send", &c, || end.try_send(&[k as u8; 17])),
+                1 => t.op("try_recv", &c, || end.try_recv().map(drop)),
+                _ => t.op("recv_into", &c, || {
+                    end.recv_into_deadline(&mut buf, shmprim::Deadline::after(SHORT))
+                        .map(drop)
+                }),
+            };
+            t.saw(&r);
         },
     );
     t.op("drop", &c, || drop((a, b, pipe)));
@@ -842,17 +875,15 @@ fn rings_and_queues_survive_scribbles_during_operations() {
     while_scribbling(
         ring.segment().unwrap(),
         RING_STATE as usize,
-        seed ^ 4,
-        || {
-            for k in 0..OPS {
-                let end = if k % 2 == 0 { &mut a } else { &mut b };
-                let r = if rng.below(2) == 0 {
-                    t.op("try_send", &c, || end.try_send(k))
-                } else {
-                    t.op("try_recv", &c, || end.try_recv().map(drop))
-                };
-                t.saw_try(&r);
-            }
+        seed ^ 6,
+        |k| {
+            let end = if k % 2 == 0 { &mut a } else { &mut b };
+            let r = if rng.below(2) == 0 {
+                t.op("try_send", &c, || end.try_send(k))
+            } else {
+                t.op("try_recv", &c, || end.try_recv().map(drop))
+            };
+            t.saw_try(&r);
         },
     );
     t.op("drop", &c, || drop((a, b, ring)));
