@@ -738,19 +738,25 @@ fn while_scribbling(seg: &shmprim::Segment, hot: usize, seed: u64, mut op: impl 
         s.spawn(|| {
             let mut rng = Rng(seed);
             while !stop.load(Relaxed) {
-                let span = if rng.below(2) == 0 { hot.min(len) } else { len };
+                let width = if len >= 8 && rng.below(2) == 0 { 8 } else { 4 };
+                let span = if rng.below(2) == 0 {
+                    hot.clamp(width, len)
+                } else {
+                    len
+                };
                 let value = match rng.below(4) {
                     0 => rng.next(),
                     1 => rng.below(256),
                     2 => u64::MAX - rng.below(4),
                     _ => 0,
                 };
-                let addr = base + (rng.below((span - 8) as u64) as usize & !7);
-                // SAFETY: `addr` is 8-aligned and 8 bytes inside the mapped
-                // data area, which outlives this scope; everyone accesses
-                // these words atomically.
+                let addr = base + (rng.below((span - width + 1) as u64) as usize & !(width - 1));
+                // SAFETY: `addr` is aligned to `width` and `width` bytes
+                // inside the mapped data area (at least 4 bytes, 8-aligned),
+                // which outlives this scope; everyone accesses these words
+                // atomically.
                 unsafe {
-                    if rng.below(2) == 0 {
+                    if width == 8 {
                         (*(addr as *const AtomicU64)).store(value, Relaxed);
                     } else {
                         (*(addr as *const AtomicU32)).store(value as u32, Relaxed);
@@ -888,4 +894,60 @@ fn rings_and_queues_survive_scribbles_during_operations() {
     );
     t.op("drop", &c, || drop((a, b, ring)));
     t.detected_some("rings and queues under concurrent scribbles");
+}
+
+#[test]
+fn semaphores_events_and_barriers_survive_scribbles_during_operations() {
+    let mut t = Tally::default();
+    let seed = seed(0x51ab_0011);
+    let c = format!("concurrent scribbles (seed {seed:#x})");
+    let mut rng = Rng(seed);
+
+    let name = ShmName::new("scribble_live_sem");
+    let sem = Semaphore::create_bounded(&name, 1, 3).unwrap();
+    while_scribbling(
+        sem.segment(),
+        SYNC_STATE as usize,
+        seed ^ 1,
+        |_| match rng.below(3) {
+            0 => {
+                t.op("try_acquire", &c, || sem.try_acquire());
+            }
+            1 => {
+                let r = t.op("acquire_timeout", &c, || sem.acquire_timeout(SHORT));
+                t.saw(&r);
+            }
+            _ => {
+                let r = t.op("release", &c, || sem.release(1));
+                t.saw(&r);
+            }
+        },
+    );
+    t.op("drop", &c, || drop(sem));
+
+    let name = ShmName::new("scribble_live_event");
+    let ev = Event::create(&name).unwrap();
+    while_scribbling(ev.segment(), SYNC_STATE as usize, seed ^ 2, |k| {
+        t.op("event", &c, || {
+            if k % 3 == 0 {
+                ev.set();
+            } else if k % 3 == 1 {
+                ev.clear();
+            }
+            (ev.is_set(), ev.wait_timeout(SHORT))
+        });
+    });
+    t.op("drop", &c, || drop(ev));
+
+    let name = ShmName::new("scribble_live_barrier");
+    let bar = Barrier::create(&name, 1).unwrap();
+    while_scribbling(bar.segment(), SYNC_STATE as usize, seed ^ 3, |k| {
+        if k % 50 == 49 {
+            t.op("reset", &c, || bar.reset());
+        }
+        let r = t.op("wait", &c, || bar.wait_timeout(SHORT));
+        t.saw(&r);
+    });
+    t.op("drop", &c, || drop(bar));
+    t.detected_some("semaphores, events and barriers under concurrent scribbles");
 }
