@@ -42,7 +42,8 @@
 //! uses only its own copy. A segment can still be truncated behind our back by a
 //! hostile process holding write access, which makes later accesses fault
 //! (`SIGBUS`): use file permissions (the default mode is `0600`) to keep such
-//! processes out.
+//! processes out. Anonymous segments are immune: their size is sealed
+//! (`F_SEAL_SHRINK | F_SEAL_GROW`) as soon as it is set.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::ptr::NonNull;
@@ -688,7 +689,8 @@ impl SegmentBuilder {
     }
 
     /// Creates an anonymous segment (`memfd_create`): no name, shared with
-    /// children forked after this call, freed when the last mapping goes.
+    /// children forked after this call, freed when the last mapping goes. Its
+    /// size is sealed: nobody can truncate it under the mappings.
     pub fn anonymous_with(
         &self,
         init: impl FnOnce(NonNull<u8>, usize) -> Result<()>,
@@ -734,6 +736,12 @@ impl SegmentBuilder {
             ));
         }
         sys::shm::ftruncate(&fd, total).map_err(io("ftruncate"))?;
+        if name.is_none() {
+            // An anonymous segment's size can be sealed (a named one's cannot:
+            // shm_open files refuse seals), so that no holder of its
+            // descriptor can truncate it under the other processes' mappings.
+            sys::shm::seal_size(&fd).map_err(io("fcntl(F_ADD_SEALS)"))?;
+        }
         let map = Mapping::map(&fd, total, true).map_err(io("mmap"))?;
         let info = HeaderInfo {
             magic: MAGIC,
@@ -1271,3 +1279,35 @@ unsafe impl Send for Segment {}
 // SAFETY: as above; `&Segment` methods only perform atomic operations, system
 // calls and bounds-checked copies.
 unsafe impl Sync for Segment {}
+
+#[cfg(all(test, not(shmprim_loom)))]
+mod tests {
+    use super::*;
+
+    /// A forked child holds the memfd too, and so does any process it is
+    /// passed to: without the seal, one `ftruncate` would make every other
+    /// mapping's access past the new end fault with `SIGBUS`.
+    #[test]
+    fn an_anonymous_segment_cannot_be_truncated_or_grown() {
+        let seg = Segment::anonymous(8192).unwrap();
+        let fd = seg.fd.as_fd();
+        for len in [0, HEADER_SIZE as u64, 1 << 20] {
+            let err = sys::shm::ftruncate(fd, len).unwrap_err();
+            assert_eq!(err.raw_os_error(), Some(libc::EPERM), "ftruncate to {len}");
+        }
+        // The seals cannot be lifted or added to (`F_SEAL_SEAL`).
+        // SAFETY: a valid descriptor; F_ADD_SEALS takes an int.
+        let rc = unsafe {
+            libc::fcntl(
+                std::os::fd::AsRawFd::as_raw_fd(&fd),
+                libc::F_ADD_SEALS,
+                libc::F_SEAL_WRITE,
+            )
+        };
+        assert_eq!(rc, -1);
+        seg.write(8000, b"still mapped").unwrap();
+        let mut back = [0u8; 12];
+        seg.read(8000, &mut back).unwrap();
+        assert_eq!(&back, b"still mapped");
+    }
+}

@@ -56,14 +56,29 @@ pub(crate) fn shm_unlink(name: &str) -> io::Result<()> {
     Ok(())
 }
 
-/// `memfd_create(label, MFD_CLOEXEC)`: an anonymous file that lives while some
-/// descriptor or mapping refers to it. A forked child inherits the mapping.
+/// `memfd_create(label, MFD_CLOEXEC | MFD_ALLOW_SEALING)`: an anonymous file
+/// that lives while some descriptor or mapping refers to it. A forked child
+/// inherits the mapping. Sealing is allowed so that [`seal_size`] can fix its
+/// size once set.
 pub(crate) fn memfd_create(label: &str) -> io::Result<OwnedFd> {
     let label = CString::new(label).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: `label` is a valid NUL-terminated string alive for the call.
-    let fd = cvt(unsafe { libc::memfd_create(label.as_ptr(), libc::MFD_CLOEXEC) })?;
+    let fd = cvt(unsafe {
+        libc::memfd_create(label.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
+    })?;
     // SAFETY: `fd` is a freshly created descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Seals a memfd's size (`F_SEAL_SHRINK | F_SEAL_GROW`, then `F_SEAL_SEAL`):
+/// nobody holding a descriptor of it (a forked child, a process it was
+/// passed to) can then truncate it under the mappings, which would make every
+/// access past the new end fault with `SIGBUS`.
+pub(crate) fn seal_size(fd: impl AsFd) -> io::Result<()> {
+    let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
+    // SAFETY: the descriptor is valid for the borrow; F_ADD_SEALS takes an int.
+    cvt(unsafe { libc::fcntl(fd.as_fd().as_raw_fd(), libc::F_ADD_SEALS, seals) })?;
+    Ok(())
 }
 
 /// Sets the file's size.
