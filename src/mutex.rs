@@ -34,6 +34,19 @@
 //! sleep in the kernel; an unlock with no sleeper makes no system call (glibc
 //! enters the kernel only when the word's `WAITERS` bit is set).
 //!
+//! # Corrupted memory
+//!
+//! Before every call into the C library the mutex's type word is checked
+//! against the types shmprim makes: a scribbled one gives
+//! [`Error::Corrupted`] (glibc would have trusted it, and on some CPUs died of
+//! an illegal instruction). What a scribble can still do is what any writer
+//! of the bytes can: make the lock look held by a thread that does not exist,
+//! so that an untimed lock waits for ever, exactly as for a live holder (use
+//! `lock_timeout` where that matters), or free while held. Overwriting a held
+//! mutex's robust-list links can corrupt the holder's memory when it unlocks,
+//! inside glibc; only file permissions (mode `0600` by default) keep such
+//! writers out.
+//!
 //! # Differences from Python's `Lock`
 //!
 //! The lock must be released by the thread that took it (the guard is not
