@@ -124,12 +124,17 @@ impl Tally {
         }
     }
 
-    /// The scribbles had teeth: some operations detected them.
+    /// The scribbles had teeth: some operations detected them. Asserted for
+    /// the fixed seeds only: under another seed (a search for crashes and
+    /// hangs) a primitive's writes may by chance miss every checked field.
     fn detected_some(&self, what: &str) {
         eprintln!(
             "{what}: {} operations, {} reported corruption; {:?}",
             self.ops, self.corrupted, self.kinds
         );
+        if std::env::var_os("SHMPRIM_SCRIBBLE_SEED").is_some() {
+            return;
+        }
         assert!(
             self.corrupted > 0,
             "{what}: no operation of {} reported corruption",
