@@ -36,8 +36,9 @@
 //!
 //! # Corrupted memory
 //!
-//! Before every call into the C library the mutex's type word is checked
-//! against the types shmprim makes: a scribbled one gives
+//! Before every lock (and before an unlock by a thread that may not hold it)
+//! the mutex's type word is checked against the types shmprim makes: a
+//! scribbled one gives
 //! [`Error::Corrupted`] (glibc would have trusted it, and on some CPUs died of
 //! an illegal instruction). What a scribble can still do is what any writer
 //! of the bytes can: make the lock look held by a thread that does not exist,
@@ -319,11 +320,11 @@ impl RawMutex {
     /// protects through the now-released lock. (pthread checks the owner and
     /// refuses a non-owner's unlock; the contract is about the data.)
     pub unsafe fn unlock(&self) {
-        let r = self.mutex.unlock();
+        let r = self.mutex.unlock_held();
         // Refused for not being the owner: a bug in the caller (or a forged
-        // lock word). Other refusals come from corrupted bytes (a forged type,
-        // see `PthreadMutex::kind_is_known`) and leave the lock as it was, as
-        // a scribble may; they are reported by the next lock, not here.
+        // lock word). glibc's other refusals come from bytes corrupted while
+        // held, and leave the lock as it was, as a scribble may; the next
+        // lock reports them.
         debug_assert!(
             !matches!(r, Err(UnlockFailed::NotOwner)),
             "unlock of a RawMutex not held"
@@ -338,7 +339,7 @@ impl RawMutex {
     /// Nothing may use the data the lock protects through the released lock
     /// (as for [`unlock`](Self::unlock)).
     pub unsafe fn unlock_checked(&self) -> Result<()> {
-        self.mutex.unlock().map_err(unlock_error)
+        self.mutex.unlock_checked().map_err(unlock_error)
     }
 
     /// Declares the protected data consistent after [`LockStatus::OwnerDied`],

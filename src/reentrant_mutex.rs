@@ -145,7 +145,7 @@ impl RawReentrantMutex {
     /// thread does not hold it (never held, held by another thread or process,
     /// or already fully released).
     pub fn unlock(&self) -> Result<()> {
-        self.mutex.unlock().map_err(unlock_error)
+        self.mutex.unlock_checked().map_err(unlock_error)
     }
 
     /// Declares the data consistent after [`LockStatus::OwnerDied`]; does

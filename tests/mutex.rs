@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{ShmName, spawn, wait_until, word};
@@ -380,14 +380,26 @@ fn a_forged_mutex_type_is_corrupted_not_a_crash() {
         kind.store(good, Ordering::Relaxed);
         assert_eq!(*m.try_lock().unwrap(), 5);
     }
-    // A kind forged while the lock is held: the unlock is refused too, and
-    // changes nothing (the lock stays this thread's, as relocking shows).
-    let g = m.lock().unwrap();
-    kind.store(good | FORGED_FLAGS[0], Ordering::Relaxed);
-    drop(g);
-    kind.store(good, Ordering::Relaxed);
-    assert!(matches!(
-        m.try_lock(),
-        Err(LockError::Failed(Error::InvalidArgument { .. }))
-    ));
+    // An unlock by a thread that may not hold the mutex (the C API's, or
+    // `unlock_checked`) checks the kind too: glibc's elision unlock of a
+    // free mutex runs `xend`, as illegal here as `xbegin`.
+    let raw = RawMutex::new(&MutexOptions::default()).unwrap();
+    // SAFETY: byte 16 of the boxed pthread_mutex_t is its 4-byte aligned
+    // `__kind`, only accessed atomically here and read by glibc.
+    let raw_kind = unsafe {
+        &*(std::ptr::from_ref::<RawMutex>(&raw)
+            .cast::<u8>()
+            .add(KIND)
+            .cast::<AtomicU32>())
+    };
+    let good = raw_kind.load(Ordering::Relaxed);
+    raw_kind.store(good | FORGED_FLAGS[0], Ordering::Relaxed);
+    // SAFETY: nothing is protected by this lock.
+    let r = unsafe { raw.unlock_checked() };
+    assert!(matches!(r, Err(Error::Corrupted { .. })), "{r:?}");
+    assert!(matches!(raw.try_lock(), Err(Error::Corrupted { .. })));
+    raw_kind.store(good, Ordering::Relaxed);
+    assert!(matches!(raw.try_lock(), Ok(Some(_))));
+    // SAFETY: locked just above by this thread; nothing is protected.
+    unsafe { raw.unlock() };
 }

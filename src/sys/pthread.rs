@@ -23,7 +23,8 @@
 //! trylock workaround in [`PthreadMutex::try_lock`]), so whatever they hold, it
 //! hits no undefined behaviour of its own. The type bits glibc reads
 //! (`__kind`) are checked against the kinds a shmprim mutex can have before
-//! every call, since a forged type can crash glibc (see
+//! every lock, and before an unlock by a thread that may not hold the mutex,
+//! since a forged type can crash glibc (see
 //! `PthreadMutex::kind_is_known`); a flip between two legitimate kinds (with
 //! and without priority inheritance, say) is not caught. Keep hostile processes out with the
 //! segment's file mode (default `0600`).
@@ -161,14 +162,11 @@ const KIND_OFFSET: Option<usize> = None;
 /// offset would not be `__kind`).
 static LEGIT_KINDS: std::sync::OnceLock<Option<[u32; 4]>> = std::sync::OnceLock::new();
 
-/// [`LEGIT_KINDS`], worked out on first use.
-#[inline]
-fn legit_kinds() -> Option<&'static [u32; 4]> {
-    match LEGIT_KINDS.get() {
-        Some(kinds) => kinds.as_ref(),
-        None => LEGIT_KINDS.get_or_init(find_legit_kinds).as_ref(),
-    }
-}
+/// The two kinds of the mutexes made without priority inheritance, cached
+/// where the lock path can compare them with plain loads (0, which no robust
+/// mutex's kind is, until [`LEGIT_KINDS`] is worked out).
+static COMMON_KINDS: [std::sync::atomic::AtomicU32; 2] =
+    [const { std::sync::atomic::AtomicU32::new(0) }; 2];
 
 #[cold]
 #[inline(never)]
@@ -285,11 +283,12 @@ impl PthreadMutex {
     /// trusts the type bits it reads: a scribbled `__kind` can send it down
     /// the lock-elision path, whose `xbegin` is an illegal instruction on a
     /// CPU without TSX (found by `tests/scribble.rs`), or down another type's
-    /// path. So every call into glibc checks it first, and a mutex of an
-    /// unknown kind is refused (`EINVAL`, reported as corruption) instead.
+    /// path. So every lock checks it first (and so does an unlock by a thread
+    /// that may not hold the mutex), and a mutex of an unknown kind is refused
+    /// (`EINVAL`, reported as corruption) instead.
     #[inline]
     fn kind_is_known(&self) -> bool {
-        let (Some(offset), Some(kinds)) = (KIND_OFFSET, legit_kinds()) else {
+        let Some(offset) = KIND_OFFSET else {
             return true;
         };
         // SAFETY: `__kind` is a 4-byte aligned int inside the mutex, which
@@ -304,6 +303,24 @@ impl PthreadMutex {
                 .cast::<std::sync::atomic::AtomicU32>())
             .load(std::sync::atomic::Ordering::Relaxed)
         };
+        // Relaxed: the cache holds values worked out from immutable facts;
+        // a stale 0 only sends this call to the slow path.
+        let common = |i: usize| COMMON_KINDS[i].load(std::sync::atomic::Ordering::Relaxed);
+        (kind != 0 && (kind == common(0) || kind == common(1))) || Self::kind_is_known_slow(kind)
+    }
+
+    /// [`kind_is_known`](Self::kind_is_known) beyond the common kinds: works
+    /// out the legitimate kinds on first use (and caches the common two), and
+    /// looks `kind` up among all of them.
+    #[cold]
+    #[inline(never)]
+    fn kind_is_known_slow(kind: u32) -> bool {
+        let Some(kinds) = LEGIT_KINDS.get_or_init(find_legit_kinds) else {
+            return true;
+        };
+        for (cache, &k) in COMMON_KINDS.iter().zip(kinds) {
+            cache.store(k, std::sync::atomic::Ordering::Relaxed);
+        }
         kinds.contains(&kind)
     }
 
@@ -332,6 +349,7 @@ impl PthreadMutex {
     /// Nobody can legitimately hold an unrecoverable mutex, so a word that holds
     /// our tid after that answer is the leftover, and we release it as glibc's
     /// own `lll_unlock` would: swap in 0, wake one sleeper if any.
+    #[inline]
     pub(crate) fn try_lock(&self) -> Result<Locked, LockFailed> {
         if !self.kind_is_known() {
             return Err(LockFailed::Os(Self::unknown_kind()));
@@ -383,13 +401,32 @@ impl PthreadMutex {
         lock_result(unsafe { libc::pthread_mutex_timedlock(self.raw(), &ts) })
     }
 
-    /// `pthread_mutex_unlock`. Robust mutexes always check the owner, so a
-    /// non-owner gets `NotOwner` and changes nothing.
-    pub(crate) fn unlock(&self) -> Result<(), UnlockFailed> {
+    /// `pthread_mutex_unlock` by the thread that holds the mutex. The type
+    /// word is not checked again: it was when this thread locked, and
+    /// changing it since takes a writer scribbling on a held mutex, who can
+    /// corrupt the robust list anyway (see the module docs). A caller that
+    /// may not hold it uses [`unlock_checked`](Self::unlock_checked).
+    #[inline]
+    pub(crate) fn unlock_held(&self) -> Result<(), UnlockFailed> {
+        self.unlock_unchecked()
+    }
+
+    /// `pthread_mutex_unlock` by any thread, the holder or not. Robust
+    /// mutexes always check the owner, so a non-owner gets `NotOwner` and
+    /// changes nothing; the type word is checked first, since glibc reads it
+    /// before the owner (a forged lock-elision type makes an unlock of a free
+    /// mutex run `xend`).
+    pub(crate) fn unlock_checked(&self) -> Result<(), UnlockFailed> {
         if !self.kind_is_known() {
             return Err(UnlockFailed::Os(Self::unknown_kind()));
         }
-        // SAFETY: as in `lock`.
+        self.unlock_unchecked()
+    }
+
+    #[inline]
+    fn unlock_unchecked(&self) -> Result<(), UnlockFailed> {
+        // SAFETY: as in `lock`; the type bits were checked by the caller, or
+        // when the calling thread, which holds the mutex, locked it.
         match unsafe { libc::pthread_mutex_unlock(self.raw()) } {
             0 => Ok(()),
             libc::EPERM => Err(UnlockFailed::NotOwner),
