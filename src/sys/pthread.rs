@@ -291,10 +291,9 @@ impl PthreadMutex {
         let Some(offset) = KIND_OFFSET else {
             return true;
         };
-        // SAFETY: `__kind` is a 4-byte aligned int inside the mutex, which
-        // stays mapped while `self` lives; glibc only reads it after init, so
-        // a relaxed atomic load races with nothing but other processes'
-        // (untrusted) writes, which atomics tolerate.
+        // SAFETY: `__kind` is a 4-byte aligned int inside the mutex, mapped
+        // while `self` lives; glibc only reads it after init, so this atomic
+        // load races only with other processes' (untrusted) writes.
         let kind = unsafe {
             (*self
                 .raw()
