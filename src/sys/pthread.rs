@@ -407,7 +407,13 @@ impl PthreadMutex {
     /// may not hold it uses [`unlock_checked`](Self::unlock_checked).
     #[inline]
     pub(crate) fn unlock_held(&self) -> Result<(), UnlockFailed> {
-        self.unlock_unchecked()
+        // SAFETY: as in `lock`; the type bits were checked by `unlock_checked`,
+        // or when the calling thread, which holds the mutex, locked it.
+        match unsafe { libc::pthread_mutex_unlock(self.raw()) } {
+            0 => Ok(()),
+            libc::EPERM => Err(UnlockFailed::NotOwner),
+            e => Err(UnlockFailed::Os(io::Error::from_raw_os_error(e))),
+        }
     }
 
     /// `pthread_mutex_unlock` by any thread, the holder or not. Robust
@@ -419,18 +425,7 @@ impl PthreadMutex {
         if !self.kind_is_known() {
             return Err(UnlockFailed::Os(Self::unknown_kind()));
         }
-        self.unlock_unchecked()
-    }
-
-    #[inline]
-    fn unlock_unchecked(&self) -> Result<(), UnlockFailed> {
-        // SAFETY: as in `lock`; the type bits were checked by the caller, or
-        // when the calling thread, which holds the mutex, locked it.
-        match unsafe { libc::pthread_mutex_unlock(self.raw()) } {
-            0 => Ok(()),
-            libc::EPERM => Err(UnlockFailed::NotOwner),
-            e => Err(UnlockFailed::Os(io::Error::from_raw_os_error(e))),
-        }
+        self.unlock_held()
     }
 
     /// `pthread_mutex_consistent`: after `OwnerDied`, before unlocking. `EINVAL`
