@@ -603,11 +603,26 @@ impl PipeEnd {
 
     /// Receives the next message if there is one now (`Empty` if not).
     pub fn try_recv(&mut self) -> Result<Vec<u8>> {
+        self.try_take(|rx| rx.try_recv())
+    }
+
+    /// Receives the next message into `buf` if there is one now, and returns
+    /// its length: `Empty` if there is none, `Closed` as [`try_recv`](Self::try_recv),
+    /// and `BufferTooSmall` (naming the size needed; the message stays
+    /// queued) if `buf` is too small. Allocates nothing.
+    pub fn try_recv_into(&mut self, buf: &mut [u8]) -> Result<usize> {
+        self.try_take(|rx| rx.try_recv_into(buf))
+    }
+
+    /// One non-blocking `take` from the receiving ring. On an empty ring it
+    /// looks at the peer's liveness (at most every `POLL_LIVENESS_EVERY`):
+    /// once the peer is gone, what it sent still comes first, then `Closed`.
+    fn try_take<R>(&mut self, mut take: impl FnMut(&mut ConsumerCore) -> Result<R>) -> Result<R> {
         let rx = self.rx.as_mut().ok_or_else(write_only)?;
-        match rx.try_recv() {
-            Ok(msg) => {
+        match take(rx) {
+            Ok(r) => {
                 rx.wake();
-                Ok(msg)
+                Ok(r)
             }
             Err(Error::Empty) => {
                 if self.peer_gone || self.next_liveness_check.has_passed() {
@@ -616,7 +631,7 @@ impl PipeEnd {
                     self.peer_gone = gone;
                     if gone {
                         // Whatever the peer sent before dying comes first.
-                        return match rx.try_recv() {
+                        return match take(rx) {
                             Err(Error::Empty) => Err(Error::Closed),
                             r => r,
                         };

@@ -276,6 +276,41 @@ fn recv_into_a_small_buffer_keeps_the_message_and_tells_its_size() {
 }
 
 #[test]
+fn try_recv_into_takes_what_is_there_without_waiting() {
+    let pipe = Pipe::new(1024, 64, true).unwrap();
+    let mut a = pipe.end_a().unwrap();
+    let mut b = pipe.end_b().unwrap();
+    let mut buf = [0u8; 64];
+    assert!(matches!(b.try_recv_into(&mut buf), Err(Error::Empty)));
+    a.send(b"first").unwrap();
+    a.send(&[7u8; 30]).unwrap();
+    assert_eq!(b.try_recv_into(&mut buf).unwrap(), 5);
+    assert_eq!(&buf[..5], b"first");
+    // Too small: the message stays, and the error names its size.
+    assert!(matches!(
+        b.try_recv_into(&mut buf[..8]),
+        Err(Error::BufferTooSmall {
+            needed: 30,
+            available: 8
+        })
+    ));
+    assert_eq!(b.try_recv_into(&mut buf).unwrap(), 30);
+    assert_eq!(buf[..30], [7u8; 30]);
+    // What was sent before a close still comes first, then end-of-file.
+    a.send(b"last").unwrap();
+    a.close();
+    assert_eq!(b.try_recv_into(&mut buf).unwrap(), 4);
+    let t0 = Instant::now();
+    let r = loop {
+        match b.try_recv_into(&mut buf) {
+            Err(Error::Empty) if t0.elapsed() < LIMIT => std::thread::yield_now(),
+            r => break r,
+        }
+    };
+    assert!(matches!(r, Err(Error::Closed)), "{r:?}");
+}
+
+#[test]
 fn each_end_is_claimed_once_and_a_closed_end_stays_closed() {
     let name = ShmName::new("pipe_claim");
     let pipe = Pipe::create(&name, 1024, 64).unwrap();

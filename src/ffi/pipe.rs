@@ -331,14 +331,9 @@ pub unsafe extern "C" fn shmprim_pipe_recv(
         non_null(len, "len")?;
         // SAFETY: null or writable for `cap` bytes, by the contract.
         let buf = unsafe { bytes_mut(buf, cap, "buf") }?;
-        let r = match timed(
-            timeout_ns,
-            |d| e.inner.recv_into_deadline(buf, d),
-            is_timeout,
-        ) {
-            // Tried once (Python's `poll()` then nothing): as a queue's get_nowait.
-            Err(Error::Timeout) if timeout_ns == 0 => Err(Error::Empty),
-            r => r,
+        let r = match timeout_ns {
+            0 => e.inner.try_recv_into(buf),
+            t => timed(t, |d| e.inner.recv_into_deadline(buf, d), is_timeout),
         };
         // SAFETY: non-null and valid for a write, by the contract.
         unsafe { received(r, len) }
