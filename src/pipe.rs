@@ -74,6 +74,10 @@ const CLOSED_OWNER: u64 = u64::MAX;
 const SEND_LIVENESS_EVERY: u32 = 256;
 /// A non-blocking receive on an empty pipe checks liveness at most this often.
 const POLL_LIVENESS_EVERY: Duration = Duration::from_millis(1);
+/// ... and reads the clock to know whether that time has come only on one
+/// empty answer in this many (a clock read costs as much as the rest of an
+/// empty poll several times over).
+const POLL_CLOCK_EVERY: u32 = 32;
 
 /// Which end of a pipe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -452,6 +456,7 @@ impl Pipe {
             tx,
             rx,
             sends: 0,
+            empty_polls: 0,
             next_liveness_check: Deadline::now(),
             peer_gone: false,
         })
@@ -471,6 +476,9 @@ pub struct PipeEnd {
     /// Consumer of the ring from the peer (`None`: write-only simplex end).
     rx: Option<ConsumerCore>,
     sends: u32,
+    /// Empty answers of `try_take`, to read the clock on one in
+    /// `POLL_CLOCK_EVERY` of them.
+    empty_polls: u32,
     next_liveness_check: Deadline,
     /// Set once this end has seen the peer closed or dead: from then on sends
     /// fail at once.
@@ -615,8 +623,11 @@ impl PipeEnd {
     }
 
     /// One non-blocking `take` from the receiving ring. On an empty ring it
-    /// looks at the peer's liveness (at most every `POLL_LIVENESS_EVERY`):
-    /// once the peer is gone, what it sent still comes first, then `Closed`.
+    /// looks at the peer's liveness (on the first empty answer, then at most
+    /// every `POLL_LIVENESS_EVERY`, looking at the clock every
+    /// `POLL_CLOCK_EVERY` empty answers): once the peer is gone, what it sent
+    /// still comes first, then `Closed`. A close is seen at once (the ring
+    /// says so).
     fn try_take<R>(&mut self, mut take: impl FnMut(&mut ConsumerCore) -> Result<R>) -> Result<R> {
         let rx = self.rx.as_mut().ok_or_else(write_only)?;
         match take(rx) {
@@ -625,7 +636,9 @@ impl PipeEnd {
                 Ok(r)
             }
             Err(Error::Empty) => {
-                if self.peer_gone || self.next_liveness_check.has_passed() {
+                let due = self.empty_polls % POLL_CLOCK_EVERY == 0;
+                self.empty_polls = self.empty_polls.wrapping_add(1);
+                if self.peer_gone || (due && self.next_liveness_check.has_passed()) {
                     self.next_liveness_check = Deadline::after(POLL_LIVENESS_EVERY);
                     let gone = self.peer_gone || self.shared.is_gone(self.end.peer());
                     self.peer_gone = gone;

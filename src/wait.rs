@@ -541,6 +541,32 @@ mod timed_call_tests {
         );
     }
 
+    /// Busy-polling an empty pipe reads the clock (for the rate of its
+    /// liveness look) on one empty answer in 32, not on each; the first empty
+    /// answer still looks at once.
+    #[test]
+    fn polling_an_empty_pipe_reads_the_clock_once_in_32_tries() {
+        let p = Pipe::anonymous(64, 16, true).unwrap();
+        let (_a, mut b) = (p.end_a().unwrap(), p.end_b().unwrap());
+        let mut buf = [0u8; 16];
+        let (_, first) = reads(|| b.try_recv_into(&mut buf));
+        assert_eq!(
+            first, 1,
+            "the first empty answer looks, and sets the next look"
+        );
+        let (_, n) = reads(|| {
+            for _ in 0..319 {
+                assert!(matches!(b.try_recv_into(&mut buf), Err(Error::Empty)));
+                assert!(matches!(b.try_recv(), Err(Error::Empty)));
+            }
+        });
+        // One read per 32 answers, and one more each time a look falls due.
+        assert!(
+            n <= 2 * (638 / 32 + 1),
+            "{n} clock reads in 638 empty polls"
+        );
+    }
+
     #[test]
     fn lock_timed_calls_read_the_clock_only_to_wait() {
         let m = Mutex::anonymous(1u64).unwrap();
