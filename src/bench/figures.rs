@@ -190,7 +190,9 @@ pub fn figures() -> Vec<Figure> {
                     pingpong::spin,
                     Some(Goal::RatioAtMost(1.3)),
                 ),
-                // No goal: the floor for two one-way channels (one word each way).
+                // No goal: two one-way words, the bare shape of two one-way
+                // channels (not a floor: a ring whose consumer fetches its two
+                // lines at once can beat it, see BENCHMARKS.md, session 13).
                 reference(
                     "raw ping-pong, one word each way (2 procs)",
                     pingpong::spin_two_words,

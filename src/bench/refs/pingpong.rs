@@ -1,7 +1,7 @@
 //! Round trips between two processes over one shared word: busy-polling (the
 //! floor for latency) and bare futex (the floor for a sleeping hand-off); and
-//! busy-polling over two words, one per direction (the floor for a pair of
-//! one-way channels).
+//! busy-polling over two words, one per direction (the bare shape of a pair
+//! of one-way channels).
 //!
 //! The ball is a `u32`: the parent writes odd values, the child even ones.
 
@@ -53,8 +53,10 @@ pub(crate) fn spin_pong_child(c: &ChildCtx) -> Res<()> {
 
 /// Raw atomic ping-pong between two processes over two words on separate
 /// 128-byte lines, one per direction (the parent writes `ping`, the child
-/// `pong`), busy-polling: the floor for any pair of one-way channels, such as
-/// two SPSC rings. ns per round trip.
+/// `pong`), busy-polling: the bare shape of a pair of one-way channels, such
+/// as two SPSC rings. Not a floor for them: on the machine of BENCHMARKS.md,
+/// two `SpscRing`s whose consumer prefetches the slot line beside the tail
+/// beat it. ns per round trip.
 pub(crate) fn spin_two_words(ctx: &Ctx) -> Res<f64> {
     let n = ctx.n(SPIN_ROUND_TRIPS);
     let shm = RawShm::create("spin2", 4096)?;
