@@ -14,9 +14,9 @@
 //! says *full* does the producer load the head (`Acquire`). No fence, no
 //! read-modify-write, no division (capacities are powers of two). The consumer
 //! is symmetric, and when its cache says *empty* it prefetches the next slot's
-//! line beside its load of the tail, so that a consumer polling an empty ring
-//! fetches the two lines of a hand-off at once rather than one after the
-//! other. Batch forms ([`Producer::push_slice`], [`Consumer::pop_into`],
+//! line beside its load of the tail (elements of up to a cache line), so that
+//! a consumer polling an empty ring fetches the two lines of a hand-off at
+//! once rather than one after the other. Batch forms ([`Producer::push_slice`], [`Consumer::pop_into`],
 //! [`ByteProducer::try_send_many`], [`ByteConsumer::try_recv_many`]) publish the
 //! index once per batch. The element ring's non-blocking forms return a
 //! [`TryError`], which owns nothing, so that ignoring or testing the result
@@ -150,6 +150,9 @@ const MAGIC: u32 = u32::from_le_bytes(*b"SPSC");
 const FORMAT_ELEMENTS: u32 = 1;
 /// `meta.format` of a ring of byte records.
 const FORMAT_BYTES: u32 = 2;
+/// The largest element whose slot the consumer prefetches beside the tail
+/// ([`RingRef::prefetch_slot`]): one cache line.
+const PREFETCH_MAX_UNIT: u32 = 64;
 /// `meta.format` of a ring of stamped elements ([`crate::ring::duplex`]).
 pub(crate) const FORMAT_STAMPED: u32 = 3;
 /// Bit 31 of a slot stamp: the slot holds the value of the position in bits
@@ -371,6 +374,10 @@ pub(crate) struct RingRef {
     /// 1 for byte records (positions count bytes), or the size of a pair of
     /// stamped slots (see [`crate::ring::duplex`]).
     stride: u32,
+    /// Whether the consumer prefetches the slot of its head beside its load
+    /// of the tail: for elements of at most [`PREFETCH_MAX_UNIT`] bytes only
+    /// (see [`prefetch_slot`](Self::prefetch_slot)).
+    prefetch: bool,
     name: Arc<str>,
 }
 
@@ -421,6 +428,7 @@ impl RingRef {
             mask: cap - 1,
             unit,
             stride: if format == FORMAT_ELEMENTS { unit } else { 1 },
+            prefetch: format == FORMAT_ELEMENTS && unit <= PREFETCH_MAX_UNIT,
             name: name.into(),
         })
     }
@@ -490,8 +498,18 @@ impl RingRef {
     /// to 84–106 ns per round trip (BENCHMARKS.md, session 13). A prefetch is
     /// a hint, not a read: it neither faults nor races, whatever the producer
     /// is writing there. Other targets than x86_64 go without.
+    ///
+    /// Only element rings of at most [`PREFETCH_MAX_UNIT`]-byte elements do
+    /// it. With larger messages, the consumer taking the first line of a
+    /// message the producer is still writing cost more than it saved: a
+    /// ping-pong of 200-byte elements, or of 200-byte messages over a `Pipe`,
+    /// was 15 to 25 ns slower with it (64-byte elements: level; BENCHMARKS.md,
+    /// session 13). Stamped rings poll the stamp in the slot instead.
     #[inline(always)]
     fn prefetch_slot(&self, pos: u32) {
+        if !self.prefetch {
+            return;
+        }
         #[cfg(all(target_arch = "x86_64", not(shmprim_loom)))]
         // SAFETY: `_mm_prefetch` needs SSE, part of the x86_64 baseline; a
         // prefetch is not a memory access and never faults.
@@ -2602,9 +2620,16 @@ mod tests {
 
     /// The line `prefetch_slot` asks for is the one the next pop reads: the
     /// element of the position for an element ring, the record header for a
-    /// byte ring (whose positions count bytes), on every lap.
+    /// byte ring (whose positions count bytes), on every lap. Only rings of
+    /// elements of up to a line prefetch at all.
     #[test]
     fn the_prefetched_slot_is_the_one_a_pop_reads() {
+        fn prefetches<T: Pod>() -> bool {
+            SpscRing::<T>::anonymous(8).unwrap().shared.ring.prefetch
+        }
+        assert!(prefetches::<u64>());
+        assert!(prefetches::<[u8; 64]>());
+        assert!(!prefetches::<[u8; 65]>());
         let ring = SpscRing::<[u8; 24]>::anonymous(8).unwrap();
         let r = &ring.shared.ring;
         assert_eq!(r.cap, 8);
@@ -2620,6 +2645,7 @@ mod tests {
 
         let bytes = SpscByteRing::anonymous(256, 64).unwrap();
         let r = &bytes.shared.ring;
+        assert!(!r.prefetch);
         assert_eq!(r.cap, 256);
         for pos in (0..3 * r.cap).step_by(RECORD_HEADER) {
             // SAFETY: `pos & mask < cap`: a byte of the buffer (as `peek_record`).
