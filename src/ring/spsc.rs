@@ -1080,7 +1080,7 @@ impl ConsumerCore {
 
     /// Re-reads the tail; returns the number of queued slots (bytes) after
     /// the head. The line of the slot of `next`, the position the caller
-    /// reads next, is prefetched beside the tail (see
+    /// reads next, is prefetched beside the tail where that pays (see
     /// [`RingRef::prefetch_slot`]).
     #[cold]
     fn refresh(&mut self, next: u32) -> Result<u32> {
