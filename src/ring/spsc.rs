@@ -16,9 +16,10 @@
 //! is symmetric, and when its cache says *empty* it prefetches the next slot's
 //! line beside its load of the tail (elements of up to a cache line), so that
 //! a consumer polling an empty ring fetches the two lines of a hand-off at
-//! once rather than one after the other. Batch forms ([`Producer::push_slice`], [`Consumer::pop_into`],
-//! [`ByteProducer::try_send_many`], [`ByteConsumer::try_recv_many`]) publish the
-//! index once per batch. The element ring's non-blocking forms return a
+//! once rather than one after the other. Batch forms
+//! ([`Producer::push_slice`], [`Consumer::pop_into`],
+//! [`ByteProducer::try_send_many`], [`ByteConsumer::try_recv_many`]) publish
+//! the index once per batch. The element ring's non-blocking forms return a
 //! [`TryError`], which owns nothing, so that ignoring or testing the result
 //! (`is_ok()`) adds no drop glue to the loop.
 //!
