@@ -477,7 +477,9 @@ impl RingRef {
     }
 
     /// The first byte of the slot (element, record header or stamped slot)
-    /// of position `pos`.
+    /// of position `pos`. Only the prefetch uses it, and so only on x86_64
+    /// outside loom (and in the unit test).
+    #[cfg_attr(not(all(target_arch = "x86_64", not(shmprim_loom))), allow(dead_code))]
     #[inline(always)]
     fn slot_start(&self, pos: u32) -> *const u8 {
         let off = (pos & self.mask) as usize * self.stride as usize;
