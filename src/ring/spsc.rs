@@ -483,10 +483,10 @@ impl RingRef {
     #[inline(always)]
     fn slot_start(&self, pos: u32) -> *const u8 {
         let off = (pos & self.mask) as usize * self.stride as usize;
-        // SAFETY: `pos & mask < cap`, and `cap * stride` bytes follow `data`
-        // for every format: `cap` elements of `stride` bytes, or `cap` bytes of
-        // records (checked against the segment size at open), or `cap` pairs
-        // of stamped slots (the contract of `open_stamped`).
+        // The data area holds `cap * stride` bytes in every format: `cap`
+        // elements or `cap` bytes of records (checked against the segment size
+        // at open), or `cap` pairs of stamped slots (`open_stamped`'s contract).
+        // SAFETY: `pos & mask < cap`, so `off` lies in that area.
         unsafe { self.data.add(off) }
     }
 
