@@ -991,6 +991,7 @@ impl ProducerCore {
         Ok(())
     }
 
+    #[inline]
     pub(crate) fn try_send(&mut self, msg: &[u8]) -> Result<()> {
         let mut pending = self.tail;
         self.stage_record(&mut pending, msg.len(), |words, off| {
@@ -1328,7 +1329,39 @@ impl ConsumerCore {
     /// `*pending`): returns the payload's byte offset, its length and the
     /// record size. Validates every header against the capacity, the maximum
     /// message size and the published tail.
+    ///
+    /// The common case, a published message record at `*pending`, is decided
+    /// inline; padding, and every answer that needs an error built, go to
+    /// [`peek_record_slow`](Self::peek_record_slow), which reads the header
+    /// again and checks it the same way. Out of line, the whole function
+    /// returned its 40-byte `Result` through memory on every message: one
+    /// thread's `try_send` + `try_recv_into` of 8 bytes took 18.1 ns with it
+    /// so, against 16.9 ns now (scratch `pp7`, session 13).
+    #[inline]
     fn peek_record(&mut self, pending: &mut u32) -> Result<(usize, usize, u32)> {
+        let avail = self.available(*pending, RECORD_HEADER as u32)?;
+        if avail >= RECORD_HEADER as u32 {
+            let pos = *pending & self.ring.mask;
+            // SAFETY: `pos` is a multiple of 8 below the capacity, so in
+            // bounds; `avail >= 8` says the producer published this header.
+            let header = unsafe { read_word(self.ring.words(), pos as usize) };
+            // A pad (`u64::MAX`) is larger than any maximum message.
+            if header <= u64::from(self.ring.unit) {
+                let len = header as usize;
+                let rec = record_size(len) as u32;
+                if rec <= self.ring.cap - pos && rec <= avail {
+                    return Ok((pos as usize + RECORD_HEADER, len, rec));
+                }
+            }
+        }
+        self.peek_record_slow(pending)
+    }
+
+    /// [`peek_record`](Self::peek_record) for padding and for every answer
+    /// that is an error.
+    #[cold]
+    #[inline(never)]
+    fn peek_record_slow(&mut self, pending: &mut u32) -> Result<(usize, usize, u32)> {
         let words = self.ring.words();
         for _ in 0..2 {
             let avail = self.available(*pending, RECORD_HEADER as u32)?;
@@ -1379,6 +1412,7 @@ impl ConsumerCore {
     }
 
     /// Takes the next message into `buf`; leaves it queued if `buf` is too small.
+    #[inline]
     pub(crate) fn try_recv_into(&mut self, buf: &mut [u8]) -> Result<usize> {
         let mut pending = self.head;
         let (off, len, rec) = self.peek_record(&mut pending)?;
