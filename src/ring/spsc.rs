@@ -503,11 +503,12 @@ impl RingRef {
     /// is writing there. Other targets than x86_64 go without.
     ///
     /// Only element rings of at most [`PREFETCH_MAX_UNIT`]-byte elements do
-    /// it. With larger messages, the consumer taking the first line of a
-    /// message the producer is still writing cost more than it saved: a
-    /// ping-pong of 200-byte elements, or of 200-byte messages over a `Pipe`,
-    /// was 15 to 25 ns slower with it (64-byte elements: level; BENCHMARKS.md,
-    /// session 13). Stamped rings poll the stamp in the slot instead.
+    /// it. With larger messages it cost more than it saved: a ping-pong of
+    /// 200-byte elements, or of 200-byte messages over a `Pipe`, was 15 to 25
+    /// ns slower with it (64-byte elements: level; BENCHMARKS.md, session 13),
+    /// probably because the consumer takes back the first line of a message
+    /// the producer is still writing. Stamped rings poll the stamp in the slot
+    /// instead.
     #[inline(always)]
     fn prefetch_slot(&self, pos: u32) {
         if !self.prefetch {
