@@ -14,9 +14,10 @@
 //! says *full* does the producer load the head (`Acquire`). No fence, no
 //! read-modify-write, no division (capacities are powers of two). The consumer
 //! is symmetric, and when its cache says *empty* it prefetches the next slot's
-//! line beside its load of the tail (elements of up to a cache line), so that
-//! a consumer polling an empty ring fetches the two lines of a hand-off at
-//! once rather than one after the other. Batch forms
+//! line beside its load of the tail (elements of up to a cache line; in a byte
+//! ring, after a message whose record fit in two lines), so that a consumer
+//! polling an empty ring fetches the two lines of a hand-off at once rather
+//! than one after the other. Batch forms
 //! ([`Producer::push_slice`], [`Consumer::pop_into`],
 //! [`ByteProducer::try_send_many`], [`ByteConsumer::try_recv_many`]) publish
 //! the index once per batch. The element ring's non-blocking forms return a
@@ -154,6 +155,10 @@ const FORMAT_BYTES: u32 = 2;
 /// The largest element whose slot the consumer prefetches beside the tail
 /// ([`RingRef::prefetch_slot`]): one cache line.
 const PREFETCH_MAX_UNIT: u32 = 64;
+/// The largest byte record (header included) after which the consumer of a
+/// byte ring prefetches the next record's first line beside the tail
+/// ([`ConsumerCore::prefetch`]): two cache lines, a message of up to 120 bytes.
+const PREFETCH_MAX_RECORD: u32 = 128;
 /// `meta.format` of a ring of stamped elements ([`crate::ring::duplex`]).
 pub(crate) const FORMAT_STAMPED: u32 = 3;
 /// Bit 31 of a slot stamp: the slot holds the value of the position in bits
@@ -375,9 +380,11 @@ pub(crate) struct RingRef {
     /// 1 for byte records (positions count bytes), or the size of a pair of
     /// stamped slots (see [`crate::ring::duplex`]).
     stride: u32,
-    /// Whether the consumer prefetches the slot of its head beside its load
-    /// of the tail: for elements of at most [`PREFETCH_MAX_UNIT`] bytes only
-    /// (see [`prefetch_slot`](Self::prefetch_slot)).
+    /// Whether the consumer of an element ring prefetches the slot of its
+    /// head beside its load of the tail: for elements of at most
+    /// [`PREFETCH_MAX_UNIT`] bytes only (see [`prefetch_slot`](Self::prefetch_slot)).
+    /// Always false for byte and stamped rings: a byte ring's consumer decides
+    /// per record ([`ConsumerCore::prefetch`]).
     prefetch: bool,
     name: Arc<str>,
 }
@@ -502,18 +509,14 @@ impl RingRef {
     /// a hint, not a read: it neither faults nor races, whatever the producer
     /// is writing there. Other targets than x86_64 go without.
     ///
-    /// Only element rings of at most [`PREFETCH_MAX_UNIT`]-byte elements do
-    /// it. With larger messages it cost more than it saved: a ping-pong of
-    /// 200-byte elements, or of 200-byte messages over a `Pipe`, was 15 to 25
-    /// ns slower with it (64-byte elements: level; BENCHMARKS.md, session 13),
-    /// probably because the consumer takes back the first line of a message
-    /// the producer is still writing. Stamped rings poll the stamp in the slot
-    /// instead.
+    /// Only for small messages ([`ConsumerCore::prefetch`] decides): with
+    /// large ones it cost more than it saved. A ping-pong of 200-byte elements,
+    /// or of 200-byte messages over a `Pipe`, was 15 to 25 ns slower with it
+    /// (64-byte elements: level; BENCHMARKS.md, session 13), probably because
+    /// the consumer takes back the first line of a message the producer is
+    /// still writing. Stamped rings poll the stamp in the slot instead.
     #[inline(always)]
     fn prefetch_slot(&self, pos: u32) {
-        if !self.prefetch {
-            return;
-        }
         #[cfg(all(target_arch = "x86_64", not(shmprim_loom)))]
         // SAFETY: `_mm_prefetch` needs SSE, part of the x86_64 baseline; a
         // prefetch is not a memory access and never faults.
@@ -1062,6 +1065,16 @@ pub(crate) struct ConsumerCore {
     tail_cache: u32,
     /// Last tail word read (with the closed bit): the value to sleep on.
     tail_raw: u32,
+    /// Whether [`refresh`](Self::refresh) prefetches the line of the head's
+    /// slot ([`RingRef::prefetch_slot`]). An element ring's rule is fixed at
+    /// open ([`RingRef::prefetch`]). A byte ring cannot know the size of the
+    /// next message before it arrives, so it goes by the last one: after a
+    /// record of at most [`PREFETCH_MAX_RECORD`] bytes it prefetches, after a
+    /// larger one it does not. A `Pipe` ping-pong of 8-byte messages went from
+    /// 184–200 to 171–186 ns per round trip with it, 64-byte messages from
+    /// 205–213 to 189–209, and 200-byte messages stayed level (BENCHMARKS.md,
+    /// session 14).
+    prefetch: bool,
 }
 
 impl ConsumerCore {
@@ -1075,6 +1088,7 @@ impl ConsumerCore {
             head,
             tail_cache: head,
             tail_raw: head,
+            prefetch: ring.prefetch,
             ring,
         };
         core.refresh()?;
@@ -1085,13 +1099,15 @@ impl ConsumerCore {
 
     /// Re-reads the tail; returns the number of queued slots (bytes) after
     /// the head. The line of the head's slot is prefetched beside the tail
-    /// where that pays (see [`RingRef::prefetch_slot`]).
+    /// where that pays (see [`prefetch`](Self::prefetch)).
     #[cold]
     fn refresh(&mut self) -> Result<u32> {
         // Acquire: pairs with the producer's Release store of `tail`, so the
         // slots it published are visible before we read them.
         let raw = self.ring.hdr().tail.0.load(Ordering::Acquire);
-        self.ring.prefetch_slot(self.head);
+        if self.prefetch {
+            self.ring.prefetch_slot(self.head);
+        }
         let tail = raw & IDX;
         let avail = tail.wrapping_sub(self.head) & IDX;
         if avail > self.ring.cap {
@@ -1112,7 +1128,9 @@ impl ConsumerCore {
         // Acquire: pairs with the producer's Release store of `tail`, so the
         // slots it published are visible before we read them.
         let raw = self.ring.hdr().tail.0.load(Ordering::Acquire);
-        self.ring.prefetch_slot(self.head);
+        if self.prefetch {
+            self.ring.prefetch_slot(self.head);
+        }
         let tail = raw & IDX;
         let avail = tail.wrapping_sub(self.head) & IDX;
         if avail > self.ring.cap {
@@ -1350,6 +1368,7 @@ impl ConsumerCore {
                 let len = header as usize;
                 let rec = record_size(len) as u32;
                 if rec <= self.ring.cap - pos && rec <= avail {
+                    self.prefetch = rec <= PREFETCH_MAX_RECORD;
                     return Ok((pos as usize + RECORD_HEADER, len, rec));
                 }
             }
@@ -1398,6 +1417,7 @@ impl ConsumerCore {
                      {avail} queued bytes"
                 )));
             }
+            self.prefetch = rec <= PREFETCH_MAX_RECORD;
             return Ok((pos as usize + RECORD_HEADER, len, rec));
         }
         Err(self
@@ -2657,11 +2677,15 @@ mod tests {
 
     /// The line `prefetch_slot` asks for is the one the next pop reads (the
     /// element of the position, on every lap), and only rings of elements of
-    /// up to a line prefetch at all: not larger elements, not byte rings.
+    /// up to a line prefetch at all: not larger elements.
     #[test]
     fn the_prefetched_slot_is_the_one_a_pop_reads() {
         fn prefetches<T: Pod>() -> bool {
-            SpscRing::<T>::anonymous(8).unwrap().shared.ring.prefetch
+            let ring = SpscRing::<T>::anonymous(8).unwrap();
+            let on_ring = ring.shared.ring.prefetch;
+            let consumer = ring.consumer().unwrap();
+            assert_eq!(consumer.core.prefetch, on_ring);
+            on_ring
         }
         assert!(prefetches::<u64>());
         assert!(prefetches::<[u8; 64]>());
@@ -2678,8 +2702,56 @@ mod tests {
                 "element position {pos}"
             );
         }
+    }
 
-        let bytes = SpscByteRing::anonymous(256, 64).unwrap();
-        assert!(!bytes.shared.ring.prefetch);
+    /// A byte ring's consumer prefetches after a record of up to two lines,
+    /// and not after a larger one, whichever way it took the message; the
+    /// line it asks for holds the first word the next receive reads (the
+    /// record's header, or a pad), on every lap.
+    #[test]
+    fn a_byte_consumer_prefetches_the_next_header_after_a_small_message() {
+        let ring = SpscByteRing::anonymous(512, 200).unwrap();
+        assert!(!ring.shared.ring.prefetch);
+        let mut tx = ring.producer().unwrap();
+        let mut rx = ring.consumer().unwrap();
+        assert!(!rx.core.prefetch, "nothing received yet");
+        let mut buf = [0u8; 200];
+        // (length, expected decision): records of 8 + length rounded up to 8.
+        let cases = [
+            (8, true),
+            (120, true),
+            (121, false),
+            (0, true),
+            (200, false),
+            (64, true),
+            (193, false),
+        ];
+        for lap in 0..6 {
+            for (k, &(len, small)) in cases.iter().enumerate() {
+                let msg = vec![k as u8; len];
+                tx.try_send(&msg).unwrap();
+                // The word a receive reads first: the header, or a pad.
+                let r = &rx.core.ring;
+                let first = r
+                    .words()
+                    .cast::<u8>()
+                    .wrapping_add((rx.core.head & r.mask) as usize);
+                assert_eq!(r.slot_start(rx.core.head), first, "lap {lap}, message {k}");
+                let n = match (lap + k) % 3 {
+                    0 => rx.try_recv_into(&mut buf).unwrap(),
+                    1 => rx.try_recv().unwrap().len(),
+                    _ => {
+                        let mut out = Vec::new();
+                        assert_eq!(rx.try_recv_many(&mut out, 4).unwrap(), 1);
+                        out[0].len()
+                    }
+                };
+                assert_eq!(n, len);
+                assert_eq!(
+                    rx.core.prefetch, small,
+                    "lap {lap}: after a message of {len} bytes"
+                );
+            }
+        }
     }
 }
