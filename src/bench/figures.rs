@@ -226,6 +226,27 @@ pub fn figures() -> Vec<Figure> {
             ],
         },
         Figure {
+            id: "pingpong-spin-pipe",
+            group: "latency",
+            title: "busy-polling round trip over a duplex Pipe, 8-byte messages, 2 processes",
+            unit: Unit::Ns,
+            shmprim: Some(Impl {
+                name: "Pipe, try_send / busy-polling try_recv_into",
+                run: shmprim_side::pipe_pingpong,
+                goal: None,
+                available: always,
+            }),
+            hook: "Pipe",
+            // No goal: the issue sets its ping-pong goal on the rings; this
+            // row shows what a byte message's record and the pipe's checks
+            // add to them.
+            references: vec![reference(
+                "raw atomic ping-pong (2 procs)",
+                pingpong::spin,
+                None,
+            )],
+        },
+        Figure {
             id: "pingpong-spin-word",
             group: "latency",
             title: "busy-polling round trip over one word of a shmprim Segment (harness check)",

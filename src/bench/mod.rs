@@ -325,6 +325,7 @@ pub(crate) const ROLES: &[(&str, Role)] = &[
     ),
     ("shmprim-spsc-pong", shmprim_side::spsc_pong_child),
     ("shmprim-duplex-pong", shmprim_side::duplex_pong_child),
+    ("shmprim-pipe-pong", shmprim_side::pipe_pong_child),
     ("shmprim-mpmc-producer", shmprim_side::mpmc_producer_child),
     ("shmprim-mpmc-consumer", shmprim_side::mpmc_consumer_child),
     ("shmprim-queue-pong", shmprim_side::queue_pong_child),

@@ -50,8 +50,8 @@ use crate::bench::figures::{
 use crate::ring::spsc::{Consumer, Producer, TryError};
 use crate::wait::{wait_while_eq, wake};
 use crate::{
-    Barrier, Deadline, DuplexEnd, DuplexRing, Error, Event, Kind, Mutex, Queue, Segment,
-    SegmentBuilder, Semaphore, SpscByteRing, SpscRing, Value,
+    Barrier, Deadline, DuplexEnd, DuplexRing, Error, Event, Kind, Mutex, Pipe, PipeEnd, Queue,
+    Segment, SegmentBuilder, Semaphore, SpscByteRing, SpscRing, Value,
 };
 
 /// A named raw segment for a run, unlinked on drop (and by the Ctrl-C handler).
@@ -924,6 +924,80 @@ fn duplex_send(end: &mut DuplexEnd<u64>, v: u64, tries: &mut u32, t0: Instant) -
         match end.try_send(v) {
             Ok(()) => return Ok(()),
             Err(TryError::Full) => relax(tries, t0)?,
+            Err(e) => return Err(format!("try_send: {e}")),
+        }
+    }
+}
+
+/// Bytes of each message of [`pipe_pingpong`]: a `u64`, as in the ring
+/// ping-pongs beside it.
+const PIPE_PING_BYTES: usize = 8;
+
+/// A duplex `Pipe` of `SPSC_BYTES_CAPACITY` bytes each way (end A here, end B
+/// in the child), both sides busy-polling `try_recv_into`: the parent sends
+/// `i` as 8 bytes, the child answers `i + 1`, checked on every round trip. ns
+/// per round trip.
+pub(crate) fn pipe_pingpong(ctx: &Ctx) -> Res<f64> {
+    let n = ctx.n(SPIN_ROUND_TRIPS);
+    let name = ShmNameGuard::new("pipe");
+    let pipe =
+        Pipe::create(name.name(), SPSC_BYTES_CAPACITY as usize, PIPE_PING_BYTES).map_err(err)?;
+    let mut a = pipe.end_a().map_err(err)?;
+    let mut s = Session::start(vec![Spawn::pinned(
+        "shmprim-pipe-pong",
+        vec![name.name().into(), n.to_string()],
+    )])?;
+    let t0 = s.go();
+    let mut tries = 0;
+    for i in 0..n {
+        pipe_send(&mut a, i, &mut tries, t0)?;
+        if pipe_recv(&mut a, &mut tries, t0)? != i + 1 {
+            return Err("wrong answer".into());
+        }
+    }
+    let dt = t0.elapsed();
+    s.wait_done()?;
+    s.finish()?;
+    Ok(ns_per(dt, n))
+}
+
+/// Child of [`pipe_pingpong`]: answers every `v` with `v + 1`.
+pub(crate) fn pipe_pong_child(c: &ChildCtx) -> Res<()> {
+    let pipe = Pipe::open(c.str_arg(0)?).map_err(err)?;
+    let n: u64 = c.arg(1)?;
+    let mut b = pipe.end_b().map_err(err)?;
+    c.ready()?;
+    let t0 = Instant::now();
+    let mut tries = 0;
+    for _ in 0..n {
+        let v = pipe_recv(&mut b, &mut tries, t0)?;
+        pipe_send(&mut b, v + 1, &mut tries, t0)?;
+    }
+    c.done();
+    Ok(())
+}
+
+/// Busy-polls `try_recv_into` until an 8-byte message arrives.
+#[inline(always)]
+fn pipe_recv(end: &mut PipeEnd, tries: &mut u32, t0: Instant) -> Res<u64> {
+    let mut buf = [0u8; PIPE_PING_BYTES];
+    loop {
+        match end.try_recv_into(&mut buf) {
+            Ok(PIPE_PING_BYTES) => return Ok(u64::from_le_bytes(buf)),
+            Ok(n) => return Err(format!("a message of {n} bytes")),
+            Err(Error::Empty) => relax(tries, t0)?,
+            Err(e) => return Err(format!("try_recv_into: {e}")),
+        }
+    }
+}
+
+/// Busy-polls `try_send` until `v` is in, as 8 bytes.
+#[inline(always)]
+fn pipe_send(end: &mut PipeEnd, v: u64, tries: &mut u32, t0: Instant) -> Res<()> {
+    loop {
+        match end.try_send(&v.to_le_bytes()) {
+            Ok(()) => return Ok(()),
+            Err(Error::Full) => relax(tries, t0)?,
             Err(e) => return Err(format!("try_send: {e}")),
         }
     }
