@@ -23,8 +23,12 @@ pub const SPSC_U64_MSGS: u64 = 8_000_000;
 pub const SPSC_64B_MSGS: u64 = 4_000_000;
 /// Messages per SPSC 4-KiB run.
 pub const SPSC_4K_MSGS: u64 = 400_000;
-/// Messages per MPMC run (all producers together).
-pub const MPMC_MSGS: u64 = 1_600_000;
+/// Messages per MPMC run (all producers together). Long enough (100 to 200
+/// ms) for the scheduler to spread the participants over the cores: in
+/// rounds of 1.6 M messages (25 to 40 ms), processes and threads alike
+/// mostly stayed where they were started, often three on one core and one
+/// on the other, for the whole round (BENCHMARKS.md, session 14).
+pub const MPMC_MSGS: u64 = 8_000_000;
 /// Round trips per busy-polling ping-pong run.
 pub const SPIN_ROUND_TRIPS: u64 = 400_000;
 /// Round trips per sleeping ping-pong run (futex, Event, shmprim::wait).
