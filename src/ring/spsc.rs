@@ -1071,8 +1071,8 @@ pub(crate) struct ConsumerCore {
     /// next message before it arrives, so it goes by the last one: after a
     /// record of at most [`PREFETCH_MAX_RECORD`] bytes it prefetches, after a
     /// larger one it does not. A `Pipe` ping-pong of 8-byte messages went from
-    /// 184–200 to 171–186 ns per round trip with it, 64-byte messages from
-    /// 205–213 to 189–209, and 200-byte messages stayed level (BENCHMARKS.md,
+    /// 184–209 to 171–186 ns per round trip with it, 64-byte messages from
+    /// 200–244 to 189–209, and 200-byte messages stayed level (BENCHMARKS.md,
     /// session 14).
     prefetch: bool,
 }
