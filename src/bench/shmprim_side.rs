@@ -933,15 +933,20 @@ fn duplex_send(end: &mut DuplexEnd<u64>, v: u64, tries: &mut u32, t0: Instant) -
 /// ping-pongs beside it.
 const PIPE_PING_BYTES: usize = 8;
 
-/// A duplex `Pipe` of `SPSC_BYTES_CAPACITY` bytes each way (end A here, end B
+/// Bytes each way of [`pipe_pingpong`]'s `Pipe`: `SPSC_U64_CAPACITY` records
+/// of one 8-byte message (16 bytes with its length word), as many messages as
+/// the ring ping-pong's slots.
+const PIPE_PING_CAPACITY: usize =
+    SPSC_U64_CAPACITY as usize * crate::ring::spsc::record_size(PIPE_PING_BYTES);
+
+/// A duplex `Pipe` of [`PIPE_PING_CAPACITY`] bytes each way (end A here, end B
 /// in the child), both sides busy-polling `try_recv_into`: the parent sends
 /// `i` as 8 bytes, the child answers `i + 1`, checked on every round trip. ns
 /// per round trip.
 pub(crate) fn pipe_pingpong(ctx: &Ctx) -> Res<f64> {
     let n = ctx.n(SPIN_ROUND_TRIPS);
     let name = ShmNameGuard::new("pipe");
-    let pipe =
-        Pipe::create(name.name(), SPSC_BYTES_CAPACITY as usize, PIPE_PING_BYTES).map_err(err)?;
+    let pipe = Pipe::create(name.name(), PIPE_PING_CAPACITY, PIPE_PING_BYTES).map_err(err)?;
     let mut a = pipe.end_a().map_err(err)?;
     let mut s = Session::start(vec![Spawn::pinned(
         "shmprim-pipe-pong",
