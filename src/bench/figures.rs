@@ -571,48 +571,17 @@ mod tests {
     /// other. Moving or dropping a goal must change this list (and the table).
     #[test]
     fn the_issues_goals_are_registered_and_no_other() {
+        #[rustfmt::skip]
         let want: &[(&str, &str, Goal)] = &[
-            (
-                "spsc-u64",
-                "C ring, cached idx (2 procs)",
-                Goal::RatioAtLeast(0.9),
-            ),
+            ("spsc-u64", "C ring, cached idx (2 procs)", Goal::RatioAtLeast(0.9)),
             ("spsc-u64", "rtrb (2 threads)", Goal::RatioAtLeast(1.0)),
-            (
-                "spsc-u64",
-                "crossbeam ArrayQueue (2 threads)",
-                Goal::RatioAtLeast(1.0),
-            ),
-            (
-                "pingpong-spin-duplex",
-                "raw atomic ping-pong (2 procs)",
-                Goal::RatioAtMost(1.3),
-            ),
-            (
-                "event-rtt",
-                "bare futex ping-pong (2 procs)",
-                Goal::RatioAtMost(1.0),
-            ),
-            (
-                "mpmc-1p1c",
-                "crossbeam ArrayQueue (threads)",
-                Goal::RatioAtLeast(1.0),
-            ),
-            (
-                "mpmc-2p2c",
-                "crossbeam ArrayQueue (threads)",
-                Goal::RatioAtLeast(1.0),
-            ),
-            (
-                "queue-rtt",
-                "bare futex ping-pong (2 procs)",
-                Goal::RatioAtMost(1.0),
-            ),
-            (
-                "mutex-uncontended",
-                "pthread robust pshared mutex",
-                Goal::RatioAtMost(1.1),
-            ),
+            ("spsc-u64", "crossbeam ArrayQueue (2 threads)", Goal::RatioAtLeast(1.0)),
+            ("pingpong-spin-duplex", "raw atomic ping-pong (2 procs)", Goal::RatioAtMost(1.3)),
+            ("event-rtt", "bare futex ping-pong (2 procs)", Goal::RatioAtMost(1.0)),
+            ("mpmc-1p1c", "crossbeam ArrayQueue (threads)", Goal::RatioAtLeast(1.0)),
+            ("mpmc-2p2c", "crossbeam ArrayQueue (threads)", Goal::RatioAtLeast(1.0)),
+            ("queue-rtt", "bare futex ping-pong (2 procs)", Goal::RatioAtMost(1.0)),
+            ("mutex-uncontended", "pthread robust pshared mutex", Goal::RatioAtMost(1.1)),
         ];
         let mut got: Vec<(&str, &str, Goal)> = Vec::new();
         for f in figures() {
