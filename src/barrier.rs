@@ -490,7 +490,7 @@ impl Barrier {
 #[cfg(all(test, not(shmprim_loom)))]
 mod tests {
     use super::*;
-    use crate::semaphore::tests::until_asleep;
+    use crate::test_support::until_asleep;
 
     /// Sleepers register and deregister, so a release with nobody asleep makes
     /// no syscall afterwards.
@@ -647,9 +647,9 @@ mod loom_tests {
 
 /// The `ls`/`stat` view of a barrier's state (loads only).
 pub(crate) fn summarize(
-    view: &crate::inspect::StateView<'_>,
-) -> Option<crate::inspect::StateSummary> {
-    use crate::inspect::{Field, StateSummary};
+    view: &crate::inspect::view::StateView<'_>,
+) -> Option<crate::inspect::view::StateSummary> {
+    use crate::inspect::view::{Field, StateSummary};
     let word = view.u32(std::mem::offset_of!(BarrierState, word))?;
     let parties = view.u32(std::mem::offset_of!(BarrierState, parties))?;
     let broken = word & BROKEN != 0;

@@ -479,9 +479,9 @@ mod loom_tests {
 
 /// The `ls`/`stat` view of a condition variable's state (loads only).
 pub(crate) fn summarize(
-    view: &crate::inspect::StateView<'_>,
-) -> Option<crate::inspect::StateSummary> {
-    use crate::inspect::{Field, StateSummary};
+    view: &crate::inspect::view::StateView<'_>,
+) -> Option<crate::inspect::view::StateSummary> {
+    use crate::inspect::view::{Field, StateSummary};
     let seq = view.u32(std::mem::offset_of!(RawCondvar, seq))?;
     let waiters = view.u32(std::mem::offset_of!(RawCondvar, waiters))?;
     Some(StateSummary {

@@ -189,14 +189,16 @@ impl Error {
         }
     }
 
-    pub(crate) fn corrupted(name: &str, detail: impl Into<String>) -> Error {
+    /// A [`Corrupted`](Error::Corrupted) error for segment `name`.
+    pub fn corrupted(name: &str, detail: impl Into<String>) -> Error {
         Error::Corrupted {
             name: name.to_owned(),
             detail: detail.into(),
         }
     }
 
-    pub(crate) fn invalid_argument(detail: impl Into<String>) -> Error {
+    /// An [`InvalidArgument`](Error::InvalidArgument) error.
+    pub fn invalid_argument(detail: impl Into<String>) -> Error {
         Error::InvalidArgument {
             detail: detail.into(),
         }

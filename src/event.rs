@@ -273,7 +273,7 @@ impl Event {
 #[cfg(all(test, not(shmprim_loom)))]
 mod tests {
     use super::*;
-    use crate::semaphore::tests::until_asleep;
+    use crate::test_support::until_asleep;
 
     /// Sleepers register and deregister, so `set` with nobody asleep makes no
     /// syscall afterwards.
@@ -349,9 +349,9 @@ mod loom_tests {
 
 /// The `ls`/`stat` view of an event's state (loads only).
 pub(crate) fn summarize(
-    view: &crate::inspect::StateView<'_>,
-) -> Option<crate::inspect::StateSummary> {
-    use crate::inspect::{Field, StateSummary};
+    view: &crate::inspect::view::StateView<'_>,
+) -> Option<crate::inspect::view::StateSummary> {
+    use crate::inspect::view::{Field, StateSummary};
     let word = view.u32(std::mem::offset_of!(EventState, word))?;
     let waiters = view.u32(std::mem::offset_of!(EventState, waiters))?;
     let set = word & 1 != 0;

@@ -39,14 +39,10 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod barrier;
-#[cfg(feature = "bench")]
-#[doc(hidden)]
-pub mod bench;
 pub mod cell;
 pub mod condvar;
 pub mod error;
 pub mod event;
-pub mod ffi;
 pub mod inspect;
 pub mod mutex;
 pub mod pipe;
@@ -57,9 +53,14 @@ pub mod segment;
 pub mod semaphore;
 pub(crate) mod sync;
 pub(crate) mod sys;
+#[cfg(all(test, not(shmprim_loom)))]
+mod test_support;
 pub mod wait;
 
 pub use barrier::Barrier;
+/// The crate payload types derive `Pod` and `Zeroable` from (re-exported so a
+/// program needs no dependency of its own on the same version).
+pub use bytemuck;
 pub use cell::{Array, Value};
 pub use condvar::{Condvar, RawCondvar, WaitTimeoutResult};
 pub use error::{Error, Mismatch, Result};

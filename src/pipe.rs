@@ -60,8 +60,9 @@ use std::time::Duration;
 use bytemuck::Pod;
 
 use crate::error::{Error, Result};
+pub use crate::ring::End;
 use crate::ring::spsc::{ConsumerCore, ProducerCore, RingHeader, RingRef, byte_capacity};
-use crate::ring::{Backing, HeapMem, Line, RING_ALIGN, UNCLAIMED};
+use crate::ring::{Backing, CachePadded, HeapMem, RING_ALIGN, UNCLAIMED};
 use crate::segment::{Kind, Options, Segment, SegmentBuilder};
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::wait::{Deadline, is_timeout, try_first};
@@ -79,24 +80,6 @@ const POLL_LIVENESS_EVERY: Duration = Duration::from_millis(1);
 /// empty poll several times over).
 const POLL_CLOCK_EVERY: u32 = 32;
 
-/// Which end of a pipe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum End {
-    /// End A (Python's first connection; the reader of a simplex pipe).
-    A = 0,
-    /// End B (Python's second connection; the writer of a simplex pipe).
-    B = 1,
-}
-
-impl End {
-    fn peer(self) -> End {
-        match self {
-            End::A => End::B,
-            End::B => End::A,
-        }
-    }
-}
-
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 struct PipeMeta {
@@ -111,9 +94,9 @@ struct PipeMeta {
 /// (duplex) byte rings.
 #[repr(C)]
 pub struct PipeHeader {
-    meta: Line<PipeMeta>,
+    meta: CachePadded<PipeMeta>,
     /// Owner of each end: see the module's table.
-    ends: Line<[AtomicU64; 2]>,
+    ends: CachePadded<[AtomicU64; 2]>,
 }
 
 /// Bytes from one ring of a pipe to the next: the ring's size rounded up to
@@ -145,13 +128,13 @@ impl PipeHeader {
         let cap = byte_capacity(capacity, max_message)?;
         let ring = ring_stride(cap, max_message)?;
         let header = PipeHeader {
-            meta: Line(PipeMeta {
+            meta: CachePadded(PipeMeta {
                 magic: MAGIC,
                 duplex: duplex as u32,
                 capacity: cap as u32,
                 max_message: max_message as u32,
             }),
-            ends: Line([AtomicU64::new(UNCLAIMED), AtomicU64::new(UNCLAIMED)]),
+            ends: CachePadded([AtomicU64::new(UNCLAIMED), AtomicU64::new(UNCLAIMED)]),
         };
         let rings = if duplex { 2 } else { 1 };
         // SAFETY: the caller provides the whole region, aligned to 128; each ring
@@ -802,9 +785,9 @@ mod loom_tests {
 
 /// The `ls`/`stat` view of a pipe: bytes pending each way, and closed ends.
 pub(crate) fn summarize(
-    view: &crate::inspect::StateView<'_>,
-) -> Option<crate::inspect::StateSummary> {
-    use crate::inspect::{Field, StateSummary};
+    view: &crate::inspect::view::StateView<'_>,
+) -> Option<crate::inspect::view::StateSummary> {
+    use crate::inspect::view::{Field, StateSummary};
     let duplex = view.u32(4)? != 0;
     let capacity = view.u32(8)? as usize;
     let max_message = view.u32(12)? as usize;

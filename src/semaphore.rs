@@ -374,17 +374,9 @@ impl Semaphore {
 }
 
 #[cfg(all(test, not(shmprim_loom)))]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-
-    /// Spins (bounded) until `waiters` says someone sleeps.
-    pub(crate) fn until_asleep(waiters: &AtomicU32) {
-        let end = std::time::Instant::now() + Duration::from_secs(10);
-        while waiters.load(Ordering::Relaxed) == 0 {
-            assert!(std::time::Instant::now() < end, "nobody fell asleep");
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
+    use crate::test_support::until_asleep;
 
     /// A blocked acquirer registers as a sleeper and deregisters once woken, so
     /// the sleeper count that gates `futex_wake` goes back to zero and later
@@ -500,9 +492,9 @@ mod loom_tests {
 
 /// The `ls`/`stat` view of a semaphore's state (loads only).
 pub(crate) fn summarize(
-    view: &crate::inspect::StateView<'_>,
-) -> Option<crate::inspect::StateSummary> {
-    use crate::inspect::{Field, StateSummary};
+    view: &crate::inspect::view::StateView<'_>,
+) -> Option<crate::inspect::view::StateSummary> {
+    use crate::inspect::view::{Field, StateSummary};
     let value = view.u32(std::mem::offset_of!(SemaphoreState, count))?;
     let waiters = view.u32(std::mem::offset_of!(SemaphoreState, waiters))?;
     let bound = view.u32(std::mem::offset_of!(SemaphoreState, bound))?;

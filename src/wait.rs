@@ -34,7 +34,11 @@ use crate::sync::atomic::{AtomicU32, Ordering, fence};
 /// one load and one `spin_loop` hint (a few tens of nanoseconds), so the spin
 /// lasts a few microseconds: longer than a cache-line hand-off, shorter than a
 /// futex round trip on a virtual machine.
-const SPIN_ITERATIONS: u32 = 256;
+pub(crate) const SPIN_ITERATIONS: u32 = 256;
+
+/// How long a waiter that must notice a dead peer sleeps before it checks
+/// the participant table again (rings, pipes, queues).
+pub const LIVENESS_SLICE: Duration = Duration::from_millis(50);
 
 /// A point in time on `CLOCK_MONOTONIC` by which a blocking operation gives up.
 ///
@@ -83,16 +87,6 @@ impl Deadline {
     /// `None` waits forever, `Some(d)` waits at most `d`.
     pub fn from_timeout(timeout: Option<Duration>) -> Deadline {
         timeout.map_or(Deadline::never(), Deadline::after)
-    }
-
-    /// The C convention: negative waits forever, `0` tries once, positive waits
-    /// that many nanoseconds.
-    pub fn from_c_nanos(timeout_ns: i64) -> Deadline {
-        match timeout_ns {
-            t if t < 0 => Deadline::never(),
-            0 => Deadline::now(),
-            t => Deadline::after(Duration::from_nanos(t as u64)),
-        }
     }
 
     /// Whether this deadline is [`Deadline::never`].
@@ -182,7 +176,7 @@ const PASSED_NS: u64 = 0;
 /// waits for an event): a barrier's arrival, or a condition variable's unlock,
 /// must not be made twice.
 #[inline]
-pub(crate) fn try_first<R>(
+pub fn try_first<R>(
     timeout: Duration,
     mut op: impl FnMut(Deadline) -> R,
     timed_out: impl FnOnce(&R) -> bool,
@@ -197,7 +191,7 @@ pub(crate) fn try_first<R>(
 }
 
 /// Whether a timed call's result is `Err(Timeout)`: for [`try_first`].
-pub(crate) fn is_timeout<T>(r: &crate::Result<T>) -> bool {
+pub fn is_timeout<T>(r: &crate::Result<T>) -> bool {
     matches!(r, Err(crate::Error::Timeout))
 }
 
@@ -624,100 +618,5 @@ mod timed_call_tests {
         waits_out(|| e.wait_timeout(SHORT), |set| !set);
         e.set();
         assert_eq!(reads(|| e.wait_timeout(LONG)), (true, 0));
-    }
-}
-
-/// The C calls with a timeout: one that can finish at once reads no clock,
-/// whether the timeout is positive, negative (forever) or `0` (a try).
-#[cfg(all(test, not(shmprim_loom)))]
-mod c_timed_call_tests {
-    use std::ffi::c_void;
-    use std::ptr::{null, null_mut};
-
-    use crate::ffi::*;
-    use crate::sys::time::clock_reads;
-
-    const OK: shmprim_status = shmprim_status::SHMPRIM_OK;
-    const SECOND: i64 = 1_000_000_000;
-
-    /// Runs `op`, which must answer `OK` without reading the clock.
-    #[track_caller]
-    fn quick(op: impl FnOnce() -> shmprim_status) {
-        let before = clock_reads();
-        let status = op();
-        assert_eq!((status, clock_reads() - before), (OK, 0));
-    }
-
-    #[test]
-    fn c_calls_that_need_not_wait_read_no_clock() {
-        // SAFETY: every handle is made by its constructor just before use,
-        // used from this thread only, and closed once; every buffer is a live
-        // local of the size passed.
-        unsafe {
-            let mut q = null_mut();
-            assert_eq!(shmprim_queue_anonymous(4, 8, 8, &mut q), OK);
-            let mut v = 0u64;
-            let out = (&raw mut v).cast::<c_void>();
-            for timeout in [SECOND, -1, 0] {
-                let x = timeout as u64;
-                quick(|| shmprim_queue_put(q, (&raw const x).cast(), 8, timeout));
-                quick(|| shmprim_queue_get(q, out, 8, null_mut(), timeout));
-                assert_eq!(v, x);
-            }
-            shmprim_queue_close(q);
-
-            let mut r = null_mut();
-            assert_eq!(shmprim_spsc_anonymous(4, 8, 8, &mut r), OK);
-            let (mut p, mut c) = (null_mut(), null_mut());
-            assert_eq!(shmprim_spsc_claim_producer(r, &mut p), OK);
-            assert_eq!(shmprim_spsc_claim_consumer(r, &mut c), OK);
-            for timeout in [SECOND, -1, 0] {
-                let x = timeout as u64 ^ 1;
-                quick(|| shmprim_spsc_push(p, (&raw const x).cast(), 8, timeout));
-                quick(|| shmprim_spsc_pop(c, out, 8, null_mut(), timeout));
-                assert_eq!(v, x);
-            }
-            shmprim_spsc_producer_close(p);
-            shmprim_spsc_consumer_close(c);
-            shmprim_spsc_close(r);
-
-            let mut r = null_mut();
-            assert_eq!(shmprim_byte_ring_anonymous(64, 16, &mut r), OK);
-            let (mut p, mut c) = (null_mut(), null_mut());
-            assert_eq!(shmprim_byte_ring_claim_producer(r, &mut p), OK);
-            assert_eq!(shmprim_byte_ring_claim_consumer(r, &mut c), OK);
-            let mut buf = [0u8; 16];
-            for timeout in [SECOND, -1, 0] {
-                let mut len = 0;
-                quick(|| shmprim_byte_ring_send(p, b"abc".as_ptr().cast(), 3, timeout));
-                quick(|| shmprim_byte_ring_recv(c, buf.as_mut_ptr().cast(), 16, &mut len, timeout));
-                assert_eq!(&buf[..len], b"abc");
-            }
-            shmprim_byte_ring_producer_close(p);
-            shmprim_byte_ring_consumer_close(c);
-            shmprim_byte_ring_close(r);
-
-            let mut m = null_mut();
-            assert_eq!(shmprim_mutex_anonymous(8, 8, null(), &mut m), OK);
-            for timeout in [SECOND, 0] {
-                quick(|| shmprim_mutex_lock(m, timeout));
-                assert_eq!(shmprim_mutex_unlock(m), OK);
-            }
-            shmprim_mutex_close(m);
-
-            let mut s = null_mut();
-            assert_eq!(shmprim_semaphore_anonymous(0, 1, &mut s), OK);
-            for timeout in [SECOND, 0] {
-                assert_eq!(shmprim_semaphore_release(s, 1), OK);
-                quick(|| shmprim_semaphore_acquire(s, timeout));
-            }
-            shmprim_semaphore_close(s);
-
-            let mut e = null_mut();
-            assert_eq!(shmprim_event_anonymous(&mut e), OK);
-            assert_eq!(shmprim_event_set(e), OK);
-            quick(|| shmprim_event_wait(e, SECOND));
-            shmprim_event_close(e);
-        }
     }
 }

@@ -688,11 +688,3 @@ fn a_wait_returns_at_once_when_the_word_already_differs() {
     let (w, waiters) = (AtomicU32::new(3), AtomicU32::new(0));
     assert_eq!(wait_while_eq(&w, &waiters, 0, Deadline::never()), Ok(()));
 }
-
-#[test]
-fn deadlines_follow_the_c_convention() {
-    assert!(Deadline::from_c_nanos(-1).is_never());
-    assert!(Deadline::from_c_nanos(0).has_passed());
-    let d = Deadline::from_c_nanos(60_000_000_000);
-    assert!(!d.has_passed() && d.remaining().unwrap() > Duration::from_secs(59));
-}

@@ -1291,9 +1291,9 @@ mod loom_tests {
 pub(crate) fn summarize(
     kind: crate::Kind,
     info: &crate::HeaderInfo,
-    view: &crate::inspect::StateView<'_>,
-) -> Option<crate::inspect::StateSummary> {
-    use crate::inspect::{Field, StateSummary, format_value};
+    view: &crate::inspect::view::StateView<'_>,
+) -> Option<crate::inspect::view::StateSummary> {
+    use crate::inspect::view::{Field, StateSummary, format_value};
     let seq = view.u64(std::mem::offset_of!(CellState, seq))?;
     let writer = view.u64(std::mem::offset_of!(CellState, writer))?;
     let len = info.params[PARAM_LEN];

@@ -57,7 +57,7 @@
 //!
 //! When the peer closes its end or its process dies:
 //! - `recv` returns what the peer sent before, then `Error::Closed`; a
-//!   blocked `recv` sees a death within [`LIVENESS_SLICE`](super::spsc::LIVENESS_SLICE), `try_recv` within
+//!   blocked `recv` sees a death within [`LIVENESS_SLICE`](crate::wait::LIVENESS_SLICE), `try_recv` within
 //!   a millisecond of polling.
 //! - `send` fails with `Error::Closed` once the ring is full, or at the latest
 //!   on the 256th send after the close, and every send after that fails too.
@@ -97,9 +97,8 @@ use super::spsc::{
     ConsumerCore, FORMAT_STAMPED, ProducerCore, RingHeader, RingRef, StampedSlot, TryError,
     check_element_type, claim_end, element_capacity, peer_died, release_end,
 };
-use super::{Backing, HeapMem};
+use super::{Backing, End, HeapMem};
 use crate::error::{Error, Result};
-use crate::pipe::End;
 use crate::segment::Disposition;
 use crate::segment::{Kind, Options, Segment, SegmentBuilder, TypeCode, TypeDesc};
 use crate::sync::UnsafeCell;
@@ -840,7 +839,7 @@ impl<T: Pod> DuplexEnd<T> {
 /// [`DuplexRing<T>`] whose `T` has that size and alignment: the same kind,
 /// parameters and layout, with a payload of raw bytes that any such `T` may
 /// open (and a raw open accepts any).
-pub(crate) struct RawDuplexRing {
+pub struct RawDuplexRing {
     shared: Arc<DuplexShared>,
     layout: SlotLayout,
 }
@@ -860,7 +859,7 @@ impl RawDuplexRing {
     }
 
     /// Creates the named ring.
-    pub(crate) fn create(
+    pub fn create(
         name: &str,
         capacity: usize,
         size: usize,
@@ -877,13 +876,13 @@ impl RawDuplexRing {
     }
 
     /// Opens the named duplex ring, whatever its element type.
-    pub(crate) fn open(name: &str) -> Result<RawDuplexRing> {
+    pub fn open(name: &str) -> Result<RawDuplexRing> {
         Self::from_segment(SegmentBuilder::new(Kind::Duplex).any_payload().open(name)?)
     }
 
     /// Opens the named ring (which must have this capacity, as rounded, and
     /// elements of this size and alignment), or creates it.
-    pub(crate) fn open_or_create(
+    pub fn open_or_create(
         name: &str,
         capacity: usize,
         size: usize,
@@ -900,7 +899,7 @@ impl RawDuplexRing {
     }
 
     /// An anonymous ring (`memfd`), shared with children forked afterwards.
-    pub(crate) fn anonymous(capacity: usize, size: usize, align: usize) -> Result<RawDuplexRing> {
+    pub fn anonymous(capacity: usize, size: usize, align: usize) -> Result<RawDuplexRing> {
         let (cap, layout, b) = Self::builder(capacity, size, align)?;
         let seg = b.anonymous_with(|ptr, _| {
             // SAFETY: as in `create`.
@@ -939,17 +938,17 @@ impl RawDuplexRing {
     }
 
     /// Bytes of one element.
-    pub(crate) fn elem_size(&self) -> usize {
+    pub fn elem_size(&self) -> usize {
         self.layout.unit as usize
     }
 
     /// Values each direction holds.
-    pub(crate) fn capacity(&self) -> usize {
+    pub fn capacity(&self) -> usize {
         self.shared.cap as usize
     }
 
     /// Claims `end` (`InvalidArgument` while a live participant holds it).
-    pub(crate) fn end(&self, end: End) -> Result<RawDuplexEnd> {
+    pub fn end(&self, end: End) -> Result<RawDuplexEnd> {
         Ok(RawDuplexEnd {
             core: EndCore::claim(&self.shared, end)?,
             offset: self.layout.offset as usize,
@@ -960,7 +959,7 @@ impl RawDuplexRing {
 
 /// One end of a [`RawDuplexRing`]: [`DuplexEnd`] with elements as bytes
 /// (exactly the element size each; a shorter or longer slice panics).
-pub(crate) struct RawDuplexEnd {
+pub struct RawDuplexEnd {
     core: EndCore,
     /// Where a slot holds its element.
     offset: usize,
@@ -970,13 +969,13 @@ pub(crate) struct RawDuplexEnd {
 
 impl RawDuplexEnd {
     /// Bytes of one element.
-    pub(crate) fn elem_size(&self) -> usize {
+    pub fn elem_size(&self) -> usize {
         self.unit
     }
 
     /// [`DuplexEnd::try_send`].
     #[inline]
-    pub(crate) fn try_send(&mut self, elem: &[u8]) -> Result<(), TryError> {
+    pub fn try_send(&mut self, elem: &[u8]) -> Result<(), TryError> {
         let offset = self.offset;
         // SAFETY: both rings are stamped rings whose slots hold the element
         // `offset` bytes in (the layout they were opened with).
@@ -985,7 +984,7 @@ impl RawDuplexEnd {
     }
 
     /// [`DuplexEnd::send_deadline`].
-    pub(crate) fn send(&mut self, elem: &[u8], deadline: Deadline) -> Result<()> {
+    pub fn send(&mut self, elem: &[u8], deadline: Deadline) -> Result<()> {
         let offset = self.offset;
         // SAFETY: as in `try_send`.
         self.core.send_deadline_by(deadline, |tx| unsafe {
@@ -995,7 +994,7 @@ impl RawDuplexEnd {
 
     /// [`DuplexEnd::try_recv`], into `dst`.
     #[inline]
-    pub(crate) fn try_recv(&mut self, dst: &mut [u8]) -> Result<(), TryError> {
+    pub fn try_recv(&mut self, dst: &mut [u8]) -> Result<(), TryError> {
         let offset = self.offset;
         // SAFETY: as in `try_send`.
         self.core
@@ -1003,7 +1002,7 @@ impl RawDuplexEnd {
     }
 
     /// [`DuplexEnd::recv_deadline`], into `dst`.
-    pub(crate) fn recv(&mut self, dst: &mut [u8], deadline: Deadline) -> Result<()> {
+    pub fn recv(&mut self, dst: &mut [u8], deadline: Deadline) -> Result<()> {
         let offset = self.offset;
         // SAFETY: as in `try_send`.
         self.core.recv_deadline_by(deadline, |rx, by_stamp| unsafe {
@@ -1014,7 +1013,7 @@ impl RawDuplexEnd {
     /// What a `TryError::Corrupted` answer was about (re-reads both rings'
     /// indices).
     #[cold]
-    pub(crate) fn corruption(&mut self) -> Error {
+    pub fn corruption(&mut self) -> Error {
         match (self.core.rx.len(), self.core.tx.refresh()) {
             (Err(e @ Error::Corrupted { .. }), _) | (_, Err(e @ Error::Corrupted { .. })) => e,
             _ => Error::corrupted(
@@ -1027,9 +1026,9 @@ impl RawDuplexEnd {
 
 /// The `ls`/`stat` view of a duplex ring segment.
 pub(crate) fn summarize(
-    view: &crate::inspect::StateView<'_>,
-) -> Option<crate::inspect::StateSummary> {
-    use crate::inspect::{Field, StateSummary};
+    view: &crate::inspect::view::StateView<'_>,
+) -> Option<crate::inspect::view::StateSummary> {
+    use crate::inspect::view::{Field, StateSummary};
     let to_b = super::spsc::view_ring(view, 0)?;
     let to_a = super::spsc::view_ring(view, RingHeader::DATA_OFFSET)?;
     let closed = to_a.producer_closed

@@ -15,6 +15,26 @@ use std::ptr::NonNull;
 use crate::error::{Error, Result};
 use crate::segment::{ParticipantId, Segment};
 
+/// Which end of a two-ended object: a [`Pipe`](crate::Pipe) or a
+/// [`DuplexRing`](crate::DuplexRing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum End {
+    /// End A (Python's first connection; the reader of a simplex pipe).
+    A = 0,
+    /// End B (Python's second connection; the writer of a simplex pipe).
+    B = 1,
+}
+
+impl End {
+    /// The other end.
+    pub(crate) fn peer(self) -> End {
+        match self {
+            End::A => End::B,
+            End::B => End::A,
+        }
+    }
+}
+
 /// Alignment of every ring region: two cache lines, so that the adjacent-line
 /// prefetcher of x86 does not pull a neighbour's line along with ours.
 pub(crate) const RING_ALIGN: usize = 128;
@@ -38,9 +58,10 @@ pub(crate) fn check_elem_shape(size: usize, align: usize) -> crate::error::Resul
     Ok(())
 }
 
-/// Two cache lines, so that two fields never share one (nor its prefetch pair).
+/// A `T` alone on its two cache lines, so that two fields never share one
+/// (nor its adjacent-line prefetch pair).
 #[repr(C, align(128))]
-pub(crate) struct Line<T>(pub(crate) T);
+pub(crate) struct CachePadded<T>(pub(crate) T);
 
 /// Zeroed heap memory aligned to [`RING_ALIGN`], for rings that live in one
 /// process (and for loom models, whose atomics must never be placed in a

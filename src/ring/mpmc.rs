@@ -135,9 +135,10 @@ use std::time::Duration;
 
 use bytemuck::Pod;
 
+use super::CachePadded;
 use crate::error::{Error, Result};
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
-use crate::wait::Deadline;
+use crate::wait::{Deadline, LIVENESS_SLICE};
 
 /// Number of in-flight records (two per liveness slot, so that a process may run
 /// operations from a few threads at once).
@@ -153,8 +154,6 @@ pub const MAX_CAPACITY: u64 = 1 << 32;
 pub const MAX_SLOT_SIZE: u64 = 1 << 30;
 /// Most positions one batch claims with a single CAS.
 pub const MAX_BATCH: usize = 63;
-/// How long a sleeping waiter sleeps before it checks for dead claimers again.
-pub const LIVENESS_SLICE: Duration = Duration::from_millis(50);
 
 /// Positions stay below this; a larger one read from memory is corruption.
 const POS_LIMIT: u64 = 1 << 56;
@@ -281,10 +280,6 @@ impl Liveness for AlwaysAlive {
         true
     }
 }
-
-/// A `T` alone on its 128-byte line pair (adjacent-line prefetch included).
-#[repr(C, align(128))]
-struct CachePadded<T>(T);
 
 /// The futex words and flags of the blocking protocol.
 #[repr(C)]

@@ -127,14 +127,14 @@ use std::time::Duration;
 
 use bytemuck::Pod;
 
-use super::{Backing, HeapMem, Line, RING_ALIGN, UNCLAIMED};
+use super::{Backing, CachePadded, HeapMem, RING_ALIGN, UNCLAIMED};
 use crate::error::{Error, Result};
 use crate::segment::{Disposition, Kind, Options, Segment, SegmentBuilder, TypeCode, TypeDesc};
 use crate::sync::UnsafeCell;
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use crate::wait::{self, Deadline, Patience};
+use crate::wait::{self, Deadline, LIVENESS_SLICE, Patience};
 
-pub(crate) mod raw;
+pub mod raw;
 
 /// Bit 31 of an index word: its end is closed.
 const CLOSED: u32 = 1 << 31;
@@ -175,9 +175,6 @@ pub(crate) struct StampedSlot<T> {
     pub(crate) value: UnsafeCell<T>,
 }
 
-/// How often a blocked end re-checks its condition and whether its peer died.
-pub const LIVENESS_SLICE: Duration = Duration::from_millis(50);
-
 /// Read-only description, written by `init` and validated by every opener.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
@@ -212,11 +209,11 @@ struct Ends {
 /// ([`RingHeader::init_elements`], [`RingHeader::init_bytes`]).
 #[repr(C)]
 pub struct RingHeader {
-    meta: Line<Meta>,
-    tail: Line<AtomicU32>,
-    head: Line<AtomicU32>,
-    waiters: Line<Waiters>,
-    ends: Line<Ends>,
+    meta: CachePadded<Meta>,
+    tail: CachePadded<AtomicU32>,
+    head: CachePadded<AtomicU32>,
+    waiters: CachePadded<Waiters>,
+    ends: CachePadded<Ends>,
 }
 
 #[cfg(not(shmprim_loom))]
@@ -345,19 +342,19 @@ impl RingHeader {
     /// `mem` is valid for writes of a `RingHeader` and aligned to 128.
     pub(crate) unsafe fn write_header(mem: *mut u8, format: u32, capacity: u32, unit: u32) {
         let header = RingHeader {
-            meta: Line(Meta {
+            meta: CachePadded(Meta {
                 magic: MAGIC,
                 format,
                 capacity,
                 unit,
             }),
-            tail: Line(AtomicU32::new(0)),
-            head: Line(AtomicU32::new(0)),
-            waiters: Line(Waiters {
+            tail: CachePadded(AtomicU32::new(0)),
+            head: CachePadded(AtomicU32::new(0)),
+            waiters: CachePadded(Waiters {
                 consumers: AtomicU32::new(0),
                 producers: AtomicU32::new(0),
             }),
-            ends: Line(Ends {
+            ends: CachePadded(Ends {
                 producer: AtomicU64::new(UNCLAIMED),
                 consumer: AtomicU64::new(UNCLAIMED),
             }),
@@ -2200,13 +2197,8 @@ impl SpscByteRing {
         Self::from_segment(SegmentBuilder::new(Kind::SpscByteRing).open(name)?)
     }
 
-    /// Opens the named byte ring, or creates it.
-    pub fn open_or_create(name: &str, capacity: usize, max_message: usize) -> Result<SpscByteRing> {
-        Ok(Self::open_or_create_telling(name, capacity, max_message)?.0)
-    }
-
-    /// [`open_or_create`](Self::open_or_create), telling which it did.
-    pub(crate) fn open_or_create_telling(
+    /// Opens the named byte ring, or creates it; says which it did.
+    pub fn open_or_create(
         name: &str,
         capacity: usize,
         max_message: usize,
@@ -2627,7 +2619,10 @@ pub(crate) struct RingView {
     pub waiters: u64,
 }
 
-pub(crate) fn view_ring(view: &crate::inspect::StateView<'_>, base: usize) -> Option<RingView> {
+pub(crate) fn view_ring(
+    view: &crate::inspect::view::StateView<'_>,
+    base: usize,
+) -> Option<RingView> {
     use std::mem::offset_of;
     let format = view.u32(base + 4)?;
     let capacity = view.u32(base + 8)?;
@@ -2647,9 +2642,9 @@ pub(crate) fn view_ring(view: &crate::inspect::StateView<'_>, base: usize) -> Op
 
 /// The `ls`/`stat` view of an SPSC ring segment.
 pub(crate) fn summarize(
-    view: &crate::inspect::StateView<'_>,
-) -> Option<crate::inspect::StateSummary> {
-    use crate::inspect::{Field, StateSummary};
+    view: &crate::inspect::view::StateView<'_>,
+) -> Option<crate::inspect::view::StateSummary> {
+    use crate::inspect::view::{Field, StateSummary};
     let r = view_ring(view, 0)?;
     let unit = if r.bytes { "bytes" } else { "messages" };
     let mut line = format!("{}/{} {unit} pending", r.pending, r.capacity);

@@ -63,14 +63,14 @@ fn init(cap: u32, unit: u32) -> impl FnOnce(std::ptr::NonNull<u8>, usize) -> Res
 
 /// An SPSC ring of elements of a size known at run time, in a named or
 /// anonymous segment.
-pub(crate) struct RawSpscRing {
+pub struct RawSpscRing {
     shared: Arc<Shared>,
 }
 
 impl RawSpscRing {
     /// Creates the named ring of `capacity` elements (rounded up to a power of
     /// two) of `size` bytes aligned to `align`.
-    pub(crate) fn create(
+    pub fn create(
         name: &str,
         capacity: usize,
         size: usize,
@@ -85,7 +85,7 @@ impl RawSpscRing {
     }
 
     /// Opens the named element ring, whatever its element type.
-    pub(crate) fn open(name: &str) -> Result<RawSpscRing> {
+    pub fn open(name: &str) -> Result<RawSpscRing> {
         Self::from_segment(
             SegmentBuilder::new(Kind::SpscRing)
                 .any_payload()
@@ -95,7 +95,7 @@ impl RawSpscRing {
 
     /// Opens the named ring (which must have elements of `size` bytes aligned
     /// to `align`, and `capacity` rounded up as at creation), or creates it.
-    pub(crate) fn open_or_create(
+    pub fn open_or_create(
         name: &str,
         capacity: usize,
         size: usize,
@@ -109,7 +109,7 @@ impl RawSpscRing {
     }
 
     /// An anonymous ring (`memfd`), shared with children forked afterwards.
-    pub(crate) fn anonymous(capacity: usize, size: usize, align: usize) -> Result<RawSpscRing> {
+    pub fn anonymous(capacity: usize, size: usize, align: usize) -> Result<RawSpscRing> {
         let (cap, unit) = geometry(capacity, size, align)?;
         Self::from_segment(builder(cap, unit, align)?.anonymous_with(init(cap, unit))?)
     }
@@ -125,18 +125,18 @@ impl RawSpscRing {
     }
 
     /// Bytes of one element.
-    pub(crate) fn elem_size(&self) -> usize {
+    pub fn elem_size(&self) -> usize {
         self.shared.ring.unit as usize
     }
 
     /// Number of slots.
-    pub(crate) fn capacity(&self) -> usize {
+    pub fn capacity(&self) -> usize {
         self.shared.ring.cap as usize
     }
 
     /// Claims the producer end (`InvalidArgument` while a live participant
     /// holds it).
-    pub(crate) fn producer(&self) -> Result<RawProducer> {
+    pub fn producer(&self) -> Result<RawProducer> {
         let (core, me) = self.shared.take_end(true, ProducerCore::new)?;
         Ok(RawProducer {
             shared: self.shared.clone(),
@@ -147,7 +147,7 @@ impl RawSpscRing {
 
     /// Claims the consumer end (`InvalidArgument` while a live participant
     /// holds it).
-    pub(crate) fn consumer(&self) -> Result<RawConsumer> {
+    pub fn consumer(&self) -> Result<RawConsumer> {
         let (core, me) = self.shared.take_end(false, ConsumerCore::new)?;
         Ok(RawConsumer {
             shared: self.shared.clone(),
@@ -158,7 +158,7 @@ impl RawSpscRing {
 }
 
 /// The producer end of a [`RawSpscRing`]. Dropping it closes the end.
-pub(crate) struct RawProducer {
+pub struct RawProducer {
     shared: Arc<Shared>,
     core: ProducerCore,
     me: u64,
@@ -166,7 +166,7 @@ pub(crate) struct RawProducer {
 
 impl RawProducer {
     /// Bytes of one element.
-    pub(crate) fn elem_size(&self) -> usize {
+    pub fn elem_size(&self) -> usize {
         self.core.ring.unit as usize
     }
 
@@ -175,7 +175,7 @@ impl RawProducer {
     /// full). `Closed` if the consumer end was closed (seen when the ring
     /// looks full). Builds no [`Error`]: see [`corruption`](Self::corruption).
     #[inline(always)]
-    pub(crate) fn try_push_many(&mut self, src: &[u8], count: usize) -> Result<usize, TryError> {
+    pub fn try_push_many(&mut self, src: &[u8], count: usize) -> Result<usize, TryError> {
         let n = push_elements(&mut self.core, src, count)?;
         if n > 0 {
             self.core.wake_hint();
@@ -186,7 +186,7 @@ impl RawProducer {
     /// Pushes the element `elem` (exactly one element long) if there is room:
     /// `Full` if not; otherwise as [`try_push_many`](Self::try_push_many).
     #[inline(always)]
-    pub(crate) fn try_push(&mut self, elem: &[u8]) -> Result<(), TryError> {
+    pub fn try_push(&mut self, elem: &[u8]) -> Result<(), TryError> {
         if !push_one(&mut self.core, elem)? {
             return Err(TryError::Full);
         }
@@ -197,7 +197,7 @@ impl RawProducer {
     /// Pushes the element `elem` (exactly one element long), waiting until
     /// `deadline` for room; `Closed` if the consumer end is closed or its
     /// process died. Wakes a sleeping consumer without fail.
-    pub(crate) fn push(&mut self, elem: &[u8], deadline: Deadline) -> Result<()> {
+    pub fn push(&mut self, elem: &[u8], deadline: Deadline) -> Result<()> {
         push_blocking(
             &mut self.core,
             &self.shared,
@@ -211,7 +211,7 @@ impl RawProducer {
 
     /// What a `TryError::Corrupted` answer was about (re-reads the head).
     #[cold]
-    pub(crate) fn corruption(&mut self) -> Error {
+    pub fn corruption(&mut self) -> Error {
         match self.core.len() {
             Err(e) => e,
             Ok(_) => TryError::Corrupted.into(),
@@ -285,7 +285,7 @@ impl Drop for RawProducer {
 }
 
 /// The consumer end of a [`RawSpscRing`]. Dropping it closes the end.
-pub(crate) struct RawConsumer {
+pub struct RawConsumer {
     shared: Arc<Shared>,
     core: ConsumerCore,
     me: u64,
@@ -293,7 +293,7 @@ pub(crate) struct RawConsumer {
 
 impl RawConsumer {
     /// Bytes of one element.
-    pub(crate) fn elem_size(&self) -> usize {
+    pub fn elem_size(&self) -> usize {
         self.core.ring.unit as usize
     }
 
@@ -302,7 +302,7 @@ impl RawConsumer {
     /// are none, `Closed` when there are none and the producer end was
     /// closed. Builds no [`Error`]: see [`corruption`](Self::corruption).
     #[inline(always)]
-    pub(crate) fn try_pop_many(&mut self, dst: &mut [u8], count: usize) -> Result<usize, TryError> {
+    pub fn try_pop_many(&mut self, dst: &mut [u8], count: usize) -> Result<usize, TryError> {
         let n = pop_elements(&mut self.core, dst, count)?;
         self.core.wake_hint();
         Ok(n)
@@ -311,7 +311,7 @@ impl RawConsumer {
     /// Pops one element into `dst` (at least one element long) if there is
     /// one; otherwise as [`try_pop_many`](Self::try_pop_many).
     #[inline(always)]
-    pub(crate) fn try_pop(&mut self, dst: &mut [u8]) -> Result<(), TryError> {
+    pub fn try_pop(&mut self, dst: &mut [u8]) -> Result<(), TryError> {
         pop_one(&mut self.core, dst)?;
         self.core.wake_hint();
         Ok(())
@@ -320,7 +320,7 @@ impl RawConsumer {
     /// Pops one element into `dst` (at least one element long), waiting
     /// until `deadline`; `Closed` once drained if the producer end is closed
     /// or its process died. Wakes a sleeping producer without fail.
-    pub(crate) fn pop(&mut self, dst: &mut [u8], deadline: Deadline) -> Result<()> {
+    pub fn pop(&mut self, dst: &mut [u8], deadline: Deadline) -> Result<()> {
         pop_blocking(&mut self.core, &self.shared, deadline, |c| {
             pop_one(c, dst).map_err(|e| match e {
                 TryError::Corrupted => c.tail_corruption(),
@@ -331,7 +331,7 @@ impl RawConsumer {
 
     /// What a `TryError::Corrupted` answer was about (re-reads the tail).
     #[cold]
-    pub(crate) fn corruption(&mut self) -> Error {
+    pub fn corruption(&mut self) -> Error {
         match self.core.len() {
             Err(e) => e,
             Ok(_) => TryError::Corrupted.into(),

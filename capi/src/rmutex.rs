@@ -1,0 +1,311 @@
+//! C functions for the robust reentrant mutex (`shmprim_rmutex_*`), Python's
+//! `RLock`: the same object as a Rust [`shmprim::ReentrantMutex<T>`] (see
+//! `ffi/mutex.rs` for how the byte payload matches `T`), and in-place forms
+//! over [`RawReentrantMutex`].
+
+use std::ffi::{c_char, c_void};
+
+use super::mutex::{in_place_flags, lock_status, mutex_options};
+use super::{
+    SHMPRIM_PRIORITY_INHERITANCE, aligned, at, boundary, c_str, check, fail, free, handle, options,
+    put, shmprim_options, shmprim_status, timed, unlink_name, write_opt,
+};
+use shmprim::mutex::ByteLock;
+use shmprim::reentrant_mutex::RawReentrantMutex;
+use shmprim::segment::Disposition;
+use shmprim::wait::is_timeout;
+
+/// Bytes to reserve for an in-place reentrant mutex (`shmprim_rmutex_init`).
+pub const SHMPRIM_RMUTEX_SIZE: usize = 64;
+/// Alignment an in-place reentrant mutex needs.
+pub const SHMPRIM_RMUTEX_ALIGN: usize = 8;
+
+const _: () = assert!(RawReentrantMutex::SIZE <= SHMPRIM_RMUTEX_SIZE);
+const _: () = assert!(RawReentrantMutex::ALIGN <= SHMPRIM_RMUTEX_ALIGN);
+
+/// An open named (or anonymous) reentrant mutex guarding a byte payload.
+/// Opaque; free it with `shmprim_rmutex_close`.
+pub struct shmprim_rmutex {
+    lock: ByteLock<RawReentrantMutex>,
+}
+
+impl shmprim_rmutex {
+    fn raw(&self) -> &RawReentrantMutex {
+        self.lock.raw()
+    }
+}
+
+/// Creates the named reentrant mutex guarding `data_size` zeroed bytes aligned
+/// to `data_align`; as `shmprim_mutex_create` in every other respect (a Rust
+/// `ReentrantMutex<T>` of that size and alignment opens it). Does not block.
+/// Returns `SHMPRIM_OK` (new handle in `*out`, owned by the caller),
+/// `SHMPRIM_ALREADY_EXISTS`, `SHMPRIM_INVALID_NAME`,
+/// `SHMPRIM_INVALID_ARGUMENT`, `SHMPRIM_NULL_POINTER` or `SHMPRIM_IO`.
+///
+/// # Safety
+/// `name` must be a NUL-terminated string; `opts` null or readable; `out`
+/// valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_rmutex_create(
+    name: *const c_char,
+    data_size: usize,
+    data_align: usize,
+    opts: *const shmprim_options,
+    out: *mut *mut shmprim_rmutex,
+) -> shmprim_status {
+    boundary(|| {
+        super::non_null(out, "out")?;
+        // SAFETY: the caller passes a NUL-terminated string or null.
+        let name = unsafe { c_str(name, "name") }?;
+        // SAFETY: null or readable, by the contract.
+        let (opts, flags) = unsafe { options(opts, SHMPRIM_PRIORITY_INHERITANCE) }?;
+        let lock = check(ByteLock::create(
+            Some(name),
+            data_size,
+            data_align,
+            &mutex_options(flags),
+            &opts,
+        ))?;
+        put(out, shmprim_rmutex { lock })
+    })
+}
+
+/// Opens the existing reentrant mutex `name`, whatever its payload. Statuses as
+/// for `shmprim_mutex_open` (`SHMPRIM_INCOMPATIBLE` for a plain mutex).
+///
+/// # Safety
+/// `name` must be a NUL-terminated string; `out` valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_rmutex_open(
+    name: *const c_char,
+    out: *mut *mut shmprim_rmutex,
+) -> shmprim_status {
+    boundary(|| {
+        super::non_null(out, "out")?;
+        // SAFETY: the caller passes a NUL-terminated string or null.
+        let name = unsafe { c_str(name, "name") }?;
+        let lock = ByteLock::open(name).map_err(|e| fail(&e))?;
+        put(out, shmprim_rmutex { lock })
+    })
+}
+
+/// Opens the reentrant mutex `name`, or creates it; as
+/// `shmprim_mutex_open_or_create`.
+///
+/// # Safety
+/// `name` must be a NUL-terminated string; `out` valid for a write; `created`
+/// null or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_rmutex_open_or_create(
+    name: *const c_char,
+    data_size: usize,
+    data_align: usize,
+    out: *mut *mut shmprim_rmutex,
+    created: *mut bool,
+) -> shmprim_status {
+    boundary(|| {
+        super::non_null(out, "out")?;
+        // SAFETY: the caller passes a NUL-terminated string or null.
+        let name = unsafe { c_str(name, "name") }?;
+        let (lock, how) =
+            ByteLock::open_or_create(name, data_size, data_align).map_err(|e| fail(&e))?;
+        // SAFETY: null or valid for a write, by the contract.
+        unsafe { write_opt(created, how == Disposition::Created) };
+        put(out, shmprim_rmutex { lock })
+    })
+}
+
+/// Creates an anonymous reentrant mutex shared with children forked later; as
+/// `shmprim_mutex_anonymous`.
+///
+/// # Safety
+/// `opts` must be null or readable; `out` valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_rmutex_anonymous(
+    data_size: usize,
+    data_align: usize,
+    opts: *const shmprim_options,
+    out: *mut *mut shmprim_rmutex,
+) -> shmprim_status {
+    boundary(|| {
+        super::non_null(out, "out")?;
+        // SAFETY: null or readable, by the contract.
+        let (opts, flags) = unsafe { options(opts, SHMPRIM_PRIORITY_INHERITANCE) }?;
+        let lock = check(ByteLock::create(
+            None,
+            data_size,
+            data_align,
+            &mutex_options(flags),
+            &opts,
+        ))?;
+        put(out, shmprim_rmutex { lock })
+    })
+}
+
+/// Closes a handle (null is ignored); as `shmprim_mutex_close`.
+///
+/// # Safety
+/// `m` must be null or a handle not yet closed, not in use by another thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_rmutex_close(m: *mut shmprim_rmutex) {
+    // SAFETY: forwarded contract.
+    unsafe { free(m) }
+}
+
+/// Removes the name `name`; as `shmprim_mutex_unlink`.
+///
+/// # Safety
+/// `name` must be a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_rmutex_unlink(name: *const c_char) -> shmprim_status {
+    // SAFETY: forwarded contract.
+    unsafe { unlink_name(name) }
+}
+
+/// Locks (one level deeper if this thread holds it), waiting up to
+/// `timeout_ns` (negative: forever; `0`: try once). Returns `SHMPRIM_OK`,
+/// `SHMPRIM_OWNER_DIED` (locked at depth 1; the previous owner died holding
+/// it: call `shmprim_rmutex_consistent` before the last unlock),
+/// `SHMPRIM_TIMEOUT`, `SHMPRIM_UNRECOVERABLE`, `SHMPRIM_INVALID_ARGUMENT`
+/// (recursion depth overflow) or `SHMPRIM_NULL_POINTER`. Each successful lock
+/// needs one `shmprim_rmutex_unlock` by the same thread.
+///
+/// # Safety
+/// `m` must be null or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_rmutex_lock(
+    m: *const shmprim_rmutex,
+    timeout_ns: i64,
+) -> shmprim_status {
+    boundary(|| {
+        // SAFETY: null or live, by the contract.
+        let m = unsafe { handle(m, "rmutex") }?;
+        let status = timed(timeout_ns, |d| m.raw().lock(d), is_timeout)
+            .map_err(|e| fail(&m.lock.named(e)))?;
+        lock_status(status)
+    })
+}
+
+/// `shmprim_rmutex_lock(m, 0)`.
+///
+/// # Safety
+/// `m` must be null or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_rmutex_trylock(m: *const shmprim_rmutex) -> shmprim_status {
+    // SAFETY: forwarded contract.
+    unsafe { shmprim_rmutex_lock(m, 0) }
+}
+
+/// Releases one level of the calling thread's lock. Does not block. Returns
+/// `SHMPRIM_OK`, `SHMPRIM_NOT_OWNER` (this thread does not hold it, as
+/// Python's `RLock.release` raises) or `SHMPRIM_NULL_POINTER`.
+///
+/// # Safety
+/// `m` must be null or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_rmutex_unlock(m: *const shmprim_rmutex) -> shmprim_status {
+    boundary(|| {
+        // SAFETY: null or live, by the contract.
+        let m = unsafe { handle(m, "rmutex") }?;
+        m.raw().unlock().map_err(|e| fail(&m.lock.named(e)))
+    })
+}
+
+/// Marks the data consistent after `SHMPRIM_OWNER_DIED`. Does not block.
+/// Returns `SHMPRIM_OK` or `SHMPRIM_NULL_POINTER`.
+///
+/// # Safety
+/// `m` must be null or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_rmutex_consistent(m: *const shmprim_rmutex) -> shmprim_status {
+    boundary(|| {
+        // SAFETY: null or live, by the contract.
+        let m = unsafe { handle(m, "rmutex") }?;
+        m.raw()
+            .mark_consistent()
+            .map_err(|e| fail(&m.lock.named(e)))
+    })
+}
+
+/// The guarded data, valid until the handle is closed; use it only while
+/// holding the lock. Null for a null handle. Owned by the mutex.
+///
+/// # Safety
+/// `m` must be null or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_rmutex_data(m: *const shmprim_rmutex) -> *mut c_void {
+    // SAFETY: null or live, by the contract.
+    unsafe { m.as_ref() }.map_or(std::ptr::null_mut(), |m| m.lock.data_ptr().cast())
+}
+
+/// Size in bytes of the guarded data; 0 for a null handle.
+///
+/// # Safety
+/// `m` must be null or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_rmutex_data_size(m: *const shmprim_rmutex) -> usize {
+    // SAFETY: null or live, by the contract.
+    unsafe { m.as_ref() }.map_or(0, |m| m.lock.data_size())
+}
+
+// ------------------------------------------------------------------ in place
+
+/// Writes a fresh, unlocked robust reentrant mutex at `mem`
+/// (`SHMPRIM_RMUTEX_SIZE` bytes aligned to `SHMPRIM_RMUTEX_ALIGN`). `flags`:
+/// `0` or `SHMPRIM_PRIORITY_INHERITANCE`. Does not block. Returns
+/// `SHMPRIM_OK`, `SHMPRIM_NULL_POINTER` or `SHMPRIM_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `mem` must be null or valid for writes of `SHMPRIM_RMUTEX_SIZE` bytes and
+/// not in use.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_rmutex_init(mem: *mut c_void, flags: u32) -> shmprim_status {
+    boundary(|| {
+        let p = aligned::<RawReentrantMutex>(mem, "mem")?;
+        let mopts = in_place_flags(flags)?;
+        // SAFETY: non-null and aligned; valid and unused by the contract.
+        check(unsafe { RawReentrantMutex::init(p, &mopts) })
+    })
+}
+
+/// `shmprim_rmutex_lock` on an in-place reentrant mutex.
+///
+/// # Safety
+/// `mem` must be null or a mutex made by `shmprim_rmutex_init`, mapped.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_rmutex_lock_at(
+    mem: *mut c_void,
+    timeout_ns: i64,
+) -> shmprim_status {
+    boundary(|| {
+        // SAFETY: null, or an initialised mutex by the contract.
+        let m = unsafe { at::<RawReentrantMutex>(mem, "mem") }?;
+        lock_status(check(timed(timeout_ns, |d| m.lock(d), is_timeout))?)
+    })
+}
+
+/// `shmprim_rmutex_unlock` on an in-place reentrant mutex.
+///
+/// # Safety
+/// `mem` must be null or a mutex made by `shmprim_rmutex_init`, mapped.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_rmutex_unlock_at(mem: *mut c_void) -> shmprim_status {
+    boundary(|| {
+        // SAFETY: null, or an initialised mutex by the contract.
+        let m = unsafe { at::<RawReentrantMutex>(mem, "mem") }?;
+        check(m.unlock())
+    })
+}
+
+/// `shmprim_rmutex_consistent` on an in-place reentrant mutex.
+///
+/// # Safety
+/// `mem` must be null or a mutex made by `shmprim_rmutex_init`, mapped.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_rmutex_consistent_at(mem: *mut c_void) -> shmprim_status {
+    boundary(|| {
+        // SAFETY: null, or an initialised mutex by the contract.
+        let m = unsafe { at::<RawReentrantMutex>(mem, "mem") }?;
+        check(m.mark_consistent())
+    })
+}

@@ -1,0 +1,165 @@
+//! `shmprim bench` end to end, through the built binary.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const EXE: &str = env!("CARGO_BIN_EXE_shmprim");
+
+/// Entries of /dev/shm and /dev/mqueue (where mounted) made by the bench run
+/// of process `pid`.
+fn leftovers_of(pid: u32) -> Vec<String> {
+    let prefix = format!("shmprim-bench-{pid}-");
+    ["/dev/shm", "/dev/mqueue"]
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flatten()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&prefix))
+        .collect()
+}
+
+/// Live processes whose environment names a bench run of `pid` (its children).
+fn children_of_run(pid: u32) -> Vec<u32> {
+    let needle = format!("shmprim-bench-{pid}-");
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/environ"))
+                .is_ok_and(|env| String::from_utf8_lossy(&env).contains(&needle))
+        })
+        .collect()
+}
+
+fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    cond()
+}
+
+#[test]
+fn quick_bench_of_one_figure_prints_its_row_writes_json_and_leaves_dev_shm_clean() {
+    let json = std::env::temp_dir().join(format!("shmprim-cli-bench-{}.json", std::process::id()));
+    let child = Command::new(EXE)
+        .args([
+            "bench",
+            "--quick",
+            "--runs",
+            "1",
+            "--filter",
+            "pingpong-wait",
+            "--json",
+        ])
+        .arg(&json)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run shmprim");
+    let pid = child.id();
+    let out = child.wait_with_output().expect("wait for shmprim");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "shmprim bench failed: {}\n{stdout}\n{stderr}",
+        out.status
+    );
+
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("pingpong-wait"))
+        .unwrap_or_else(|| panic!("no pingpong-wait row in:\n{stdout}"));
+    assert!(row.contains("bare futex ping-pong"), "{row}");
+    assert!(!row.contains("FAILED") && !row.contains("n/a"), "{row}");
+    assert!(
+        !stdout.contains("spsc-u64"),
+        "the filter let other figures through"
+    );
+
+    let text = std::fs::read_to_string(&json).expect("the JSON file was written");
+    let _ = std::fs::remove_file(&json);
+    assert!(text.contains("\"id\":\"pingpong-wait\""), "{text}");
+    assert!(text.contains("\"status\":\"measured\""), "{text}");
+
+    assert_eq!(leftovers_of(pid), Vec::<String>::new());
+}
+
+/// SIGINT at several moments of the start-up (children being spawned, the
+/// measurement running): each time every object and child is gone afterwards.
+#[test]
+fn sigint_mid_run_removes_every_object_and_child() {
+    for delay_ms in [0, 1, 2, 5, 20, 100] {
+        sigint_after(Duration::from_millis(delay_ms));
+    }
+}
+
+fn sigint_after(delay: Duration) {
+    let mut child = Command::new(EXE)
+        .args(["bench", "--filter", "mpmc-4p4c", "--runs", "50"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run shmprim");
+    let pid = child.id();
+    let started = wait_until(Duration::from_secs(30), || {
+        !leftovers_of(pid).is_empty() && !children_of_run(pid).is_empty()
+    });
+    if !started {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the run never created a segment and children");
+    }
+    std::thread::sleep(delay);
+    let sent = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(sent.success());
+    let end = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break st;
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("shmprim did not exit after SIGINT ({delay:?} after the start)");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert_eq!(status.code(), Some(130));
+    assert_eq!(leftovers_of(pid), Vec::<String>::new());
+    assert!(
+        wait_until(Duration::from_secs(5), || children_of_run(pid).is_empty()),
+        "children still running {delay:?} after the start: {:?}",
+        children_of_run(pid)
+    );
+}
+
+/// A benchmark child whose parent is not the process named in its
+/// environment (its parent died before it started) exits at once with status 3
+/// instead of running on as an orphan.
+#[test]
+fn bench_child_started_after_its_parent_died_exits_at_once() {
+    let not_my_parent = std::process::id() + 1;
+    let out = Command::new(EXE)
+        .env("SHMPRIM_BENCH_ROLE", "spin-word-pong")
+        .env("SHMPRIM_BENCH_ARGS", "shmprim-no-such-control")
+        .env("SHMPRIM_BENCH_PARENT", not_my_parent.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run shmprim");
+    assert_eq!(out.code(), Some(3));
+}

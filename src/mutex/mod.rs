@@ -1,0 +1,951 @@
+//! A robust, process-shared mutex: Python's `multiprocessing.Lock`, holding a
+//! plain-data value like `std::sync::Mutex<T>`.
+//!
+//! [`RawMutex`] is the payload-free lock that lives in shared memory (a
+//! `pthread_mutex_t` made `PTHREAD_PROCESS_SHARED` and `PTHREAD_MUTEX_ROBUST`);
+//! other primitives embed it.
+//!
+//! # When a participant dies
+//!
+//! If the owner dies holding the lock (a thread exits or a process is killed,
+//! even with `SIGKILL`), the kernel marks the lock *owner died* and wakes one
+//! waiter. The next locker acquires it and is told so ([`LockStatus::OwnerDied`]),
+//! the way `std::sync::Mutex` reports poisoning. It then either calls
+//! `mark_consistent` (the data was checked or repaired) and carries on, or
+//! unlocks without doing so, and the lock becomes *unrecoverable*: every later
+//! lock fails with [`Error::Unrecoverable`]. A mutex that nobody holds when a
+//! participant dies is unaffected.
+//!
+//! # States
+//!
+//! The state is the `pthread_mutex_t`: its futex word (the kernel's robust-futex
+//! ABI) and glibc's `__owner` field.
+//!
+//! | futex word            | `__owner`        | meaning                     | next lock returns       |
+//! |-----------------------|------------------|-----------------------------|-------------------------|
+//! | `0`                   | `0`              | free                        | `Acquired`              |
+//! | `tid` (`\| WAITERS`)  | `tid`            | held by thread `tid`        | waits                   |
+//! | `OWNER_DIED`          | `tid` (dead)     | owner died holding it (set by the kernel) | `OwnerDied`, now held |
+//! | `tid`                 | `INCONSISTENT`   | held after `OwnerDied`      | waits                   |
+//! | `0`                   | `NOTRECOVERABLE` | released without `mark_consistent` | `Err(Unrecoverable)` |
+//!
+//! `mark_consistent` turns `INCONSISTENT` back into a normal owner. Blocking
+//! locks try once, spin briefly reading the futex word (never writing it), then
+//! sleep in the kernel; an unlock with no sleeper makes no system call (glibc
+//! enters the kernel only when the word's `WAITERS` bit is set).
+//!
+//! # Corrupted memory
+//!
+//! Before every lock (and before an unlock by a thread that may not hold it)
+//! the mutex's type word is checked against the types shmprim makes: a
+//! scribbled one gives
+//! [`Error::Corrupted`] (glibc would have trusted it, and on some CPUs died of
+//! an illegal instruction). What a scribble can still do is what any writer
+//! of the bytes can: make the lock look held by a thread that does not exist,
+//! so that an untimed lock waits for ever, exactly as for a live holder (use
+//! `lock_timeout` where that matters), or free while held. Overwriting a held
+//! mutex's robust-list links can corrupt the holder's memory when it unlocks,
+//! inside glibc; only file permissions (mode `0600` by default) keep such
+//! writers out.
+//!
+//! # Differences from Python's `Lock`
+//!
+//! The lock must be released by the thread that took it (the guard is not
+//! `Send`), where Python lets any thread release a `Lock`; and a thread that
+//! locks a mutex it already holds gets [`Error::InvalidArgument`] instead of
+//! deadlocking (use [`ReentrantMutex`](crate::ReentrantMutex) for recursion).
+//!
+//! # Example
+//!
+//! ```
+//! use shmprim::{LockError, Mutex};
+//! # let name = format!("doc-mutex-mod-{}", std::process::id());
+//! // One process creates it; others open it by name.
+//! let hits = Mutex::create(&name, 0u64)?;
+//! let same = Mutex::<u64>::open(&name)?;
+//! *hits.lock().unwrap() += 1;
+//! let mut guard = match same.lock() {
+//!     Ok(guard) => guard,
+//!     // The last holder died mid-update: check or repair, then keep the lock.
+//!     Err(LockError::OwnerDied(guard)) => {
+//!         guard.mark_consistent()?;
+//!         guard
+//!     }
+//!     Err(LockError::Failed(e)) => return Err(e),
+//! };
+//! *guard += 1;
+//! assert_eq!(*guard, 2);
+//! drop(guard);
+//! Mutex::<u64>::unlink(&name)?;
+//! # Ok::<(), shmprim::Error>(())
+//! ```
+//!
+//! # Errors and names
+//!
+//! [`RawMutex`] does not know the name of the segment it lives in, so the
+//! errors it returns carry an empty name; the named handles ([`Mutex`]) fill in
+//! their segment's name before returning them.
+
+use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
+use std::ptr::NonNull;
+use std::time::Duration;
+
+use bytemuck::Pod;
+
+use crate::error::{Error, Result};
+use crate::segment::{Disposition, Kind, Options, Segment, SegmentBuilder, TypeCode, TypeDesc};
+use crate::sys::pthread::{LockFailed, Locked, MutexType, PthreadMutex, UnlockFailed};
+use crate::wait::{Deadline, SPIN_ITERATIONS, try_first};
+
+mod byte_lock;
+pub use byte_lock::{ByteLock, SegmentLock};
+
+/// Options fixed when a mutex is created.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MutexOptions {
+    /// Priority inheritance (`PTHREAD_PRIO_INHERIT`): a low-priority owner is
+    /// boosted while a higher-priority thread waits, for real-time users. Where
+    /// the kernel or C library does not support it, creation fails with
+    /// [`Error::InvalidArgument`]. Uncontended locking stays in user space; a
+    /// contended lock sleeps with `FUTEX_LOCK_PI` and the owner's unlock then
+    /// hands the lock over in the kernel.
+    pub priority_inheritance: bool,
+}
+
+/// How a lock was acquired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockStatus {
+    /// Normally.
+    Acquired,
+    /// Acquired, but the previous owner died holding it: the protected data may
+    /// be half-updated. Call `mark_consistent` before unlocking to keep the lock
+    /// usable; unlocking without it makes the lock unrecoverable.
+    OwnerDied,
+}
+
+impl From<Locked> for LockStatus {
+    fn from(l: Locked) -> LockStatus {
+        match l {
+            Locked::Acquired => LockStatus::Acquired,
+            Locked::OwnerDied => LockStatus::OwnerDied,
+        }
+    }
+}
+
+/// Maps a failed pthread lock to the crate's error (with an empty segment name).
+pub(crate) fn lock_error(f: LockFailed) -> Error {
+    match f {
+        LockFailed::Busy | LockFailed::TimedOut => Error::Timeout,
+        LockFailed::NotRecoverable => Error::Unrecoverable {
+            name: String::new(),
+        },
+        LockFailed::WouldDeadlock => Error::invalid_argument(
+            "the calling thread already holds this mutex (it is not reentrant)",
+        ),
+        LockFailed::RecursionLimit => {
+            Error::invalid_argument("the reentrant mutex's recursion count would overflow")
+        }
+        LockFailed::Os(e) => Error::corrupted("", format!("pthread mutex refused to lock: {e}")),
+    }
+}
+
+/// Whether a lock's result is a timeout: for [`try_first`].
+pub(crate) fn lock_timed_out<G>(r: &LockResult<G>) -> bool {
+    matches!(r, Err(LockError::Failed(Error::Timeout)))
+}
+
+/// Fills in `name` where a raw lock left the segment name empty.
+pub(crate) fn with_name(err: Error, name: &str) -> Error {
+    match err {
+        Error::Unrecoverable { name: n } if n.is_empty() => Error::Unrecoverable {
+            name: name.to_owned(),
+        },
+        Error::Corrupted { name: n, detail } if n.is_empty() => Error::Corrupted {
+            name: name.to_owned(),
+            detail,
+        },
+        Error::Io {
+            name: n,
+            op,
+            source,
+        } if n.is_empty() => Error::Io {
+            name: name.to_owned(),
+            op,
+            source,
+        },
+        other => other,
+    }
+}
+
+/// Locks `m`: one `trylock` (the whole fast path), then a short spin reading
+/// the futex word, then a blocking or timed `pthread` lock.
+pub(crate) fn lock_pthread(m: &PthreadMutex, deadline: Deadline) -> Result<LockStatus> {
+    match m.try_lock() {
+        Ok(l) => return Ok(l.into()),
+        Err(LockFailed::Busy) => {}
+        Err(f) => return Err(lock_error(f)),
+    }
+    if deadline.has_passed() {
+        return Err(Error::Timeout);
+    }
+    for _ in 0..SPIN_ITERATIONS {
+        crate::sync::spin_hint();
+        if m.owner_tid() == 0 {
+            match m.try_lock() {
+                Ok(l) => return Ok(l.into()),
+                Err(LockFailed::Busy) => {}
+                Err(f) => return Err(lock_error(f)),
+            }
+        }
+    }
+    let r = if deadline.is_never() {
+        m.lock()
+    } else {
+        m.lock_until(deadline_ns(deadline))
+    };
+    r.map(LockStatus::from).map_err(lock_error)
+}
+
+/// Nanoseconds on `CLOCK_MONOTONIC` of a finite deadline.
+fn deadline_ns(deadline: Deadline) -> u64 {
+    let left = deadline.remaining().unwrap_or_default();
+    crate::sys::time::monotonic_ns()
+        .saturating_add(u64::try_from(left.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// `try_lock` of a pthread mutex: `Ok(None)` when held by another thread.
+pub(crate) fn try_lock_pthread(m: &PthreadMutex) -> Result<Option<LockStatus>> {
+    match m.try_lock() {
+        Ok(l) => Ok(Some(l.into())),
+        Err(LockFailed::Busy) => Ok(None),
+        Err(f) => Err(lock_error(f)),
+    }
+}
+
+/// `mark_consistent` of a pthread mutex; a mutex not in the owner-died state is
+/// left alone (`Ok`).
+pub(crate) fn consistent_pthread(m: &PthreadMutex) -> Result<()> {
+    match m.consistent() {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(()),
+        Err(source) => Err(Error::Io {
+            name: String::new(),
+            op: "pthread_mutex_consistent",
+            source,
+        }),
+    }
+}
+
+/// A robust, process-shared mutex with no payload, placed in shared memory.
+///
+/// It is a `pthread_mutex_t` initialised with `PTHREAD_PROCESS_SHARED`,
+/// `PTHREAD_MUTEX_ROBUST` and `PTHREAD_MUTEX_ERRORCHECK` (and optionally
+/// `PTHREAD_PRIO_INHERIT`). A lock must be released by the thread that took it.
+/// Errors carry an empty segment name (see the module docs).
+///
+/// ```
+/// use shmprim::{Deadline, LockStatus, MutexOptions, RawMutex};
+/// use std::mem::MaybeUninit;
+///
+/// let mut mem = Box::new(MaybeUninit::<RawMutex>::uninit());
+/// // SAFETY: fresh, aligned, unused memory.
+/// unsafe { RawMutex::init(mem.as_mut_ptr(), &MutexOptions::default())? };
+/// // SAFETY: initialised just above.
+/// let m = unsafe { mem.assume_init_ref() };
+/// assert_eq!(m.lock(Deadline::never())?, LockStatus::Acquired);
+/// // SAFETY: this thread holds the lock.
+/// unsafe { m.unlock() };
+/// # Ok::<(), shmprim::Error>(())
+/// ```
+#[repr(C)]
+pub struct RawMutex {
+    mutex: PthreadMutex,
+}
+
+// SAFETY: the pthread mutex is designed to be used from many threads (and
+// processes) at once through a shared pointer.
+unsafe impl Sync for RawMutex {}
+// SAFETY: a `RawMutex` value is plain bytes; whether it is held is recorded in
+// those bytes, not in the thread that moves it (moving a held mutex is prevented
+// by borrows in every safe API).
+unsafe impl Send for RawMutex {}
+
+impl RawMutex {
+    /// Size in bytes of the state (`size_of::<pthread_mutex_t>()`).
+    pub const SIZE: usize = std::mem::size_of::<RawMutex>();
+    /// Alignment of the state.
+    pub const ALIGN: usize = std::mem::align_of::<RawMutex>();
+
+    /// Writes a fresh, unlocked mutex at `ptr`.
+    ///
+    /// Fails with [`Error::InvalidArgument`] when priority inheritance is asked
+    /// for and not supported here.
+    ///
+    /// # Safety
+    /// `ptr` must be valid for writes of [`RawMutex::SIZE`] bytes, aligned to
+    /// [`RawMutex::ALIGN`], and no thread or process may be using a mutex there.
+    pub unsafe fn init(ptr: *mut RawMutex, opts: &MutexOptions) -> Result<()> {
+        // SAFETY: forwarded from the caller; `RawMutex` is `repr(C)` with the
+        // `PthreadMutex` as its only field, at offset 0.
+        let r = unsafe {
+            PthreadMutex::init(
+                ptr.cast::<PthreadMutex>(),
+                MutexType::ErrorCheck,
+                opts.priority_inheritance,
+            )
+        };
+        r.map_err(init_error)
+    }
+
+    /// Locks, waiting until `deadline`: `Ok(Acquired)`, `Ok(OwnerDied)` (held
+    /// now; see [`LockStatus::OwnerDied`]), `Err(Timeout)`,
+    /// `Err(Unrecoverable)`, or `Err(InvalidArgument)` if this thread already
+    /// holds it.
+    pub fn lock(&self, deadline: Deadline) -> Result<LockStatus> {
+        lock_pthread(&self.mutex, deadline)
+    }
+
+    /// Locks if free: `Ok(None)` when another thread holds it.
+    pub fn try_lock(&self) -> Result<Option<LockStatus>> {
+        try_lock_pthread(&self.mutex)
+    }
+
+    /// Unlocks. If the lock was acquired with [`LockStatus::OwnerDied`] and not
+    /// marked consistent, it becomes unrecoverable.
+    ///
+    /// # Safety
+    /// The calling thread must hold the lock, and nothing may use the data it
+    /// protects through the now-released lock. (pthread checks the owner and
+    /// refuses a non-owner's unlock; the contract is about the data.)
+    pub unsafe fn unlock(&self) {
+        let r = self.mutex.unlock_held();
+        // Refused for not being the owner: a bug in the caller (or a forged
+        // lock word). glibc's other refusals come from bytes corrupted while
+        // held, and leave the lock as it was, as a scribble may; the next
+        // lock reports them.
+        debug_assert!(
+            !matches!(r, Err(UnlockFailed::NotOwner)),
+            "unlock of a RawMutex not held"
+        );
+    }
+
+    /// Unlocks, reporting [`Error::NotOwner`] (and changing nothing) when the
+    /// calling thread does not hold the lock: for callers that cannot promise
+    /// they hold it (the C API).
+    ///
+    /// # Safety
+    /// Nothing may use the data the lock protects through the released lock
+    /// (as for [`unlock`](Self::unlock)).
+    pub unsafe fn unlock_checked(&self) -> Result<()> {
+        self.mutex.unlock_checked().map_err(unlock_error)
+    }
+
+    /// Declares the protected data consistent after [`LockStatus::OwnerDied`],
+    /// before unlocking, so the lock stays usable. Does nothing (`Ok`) when the
+    /// lock is not in the owner-died state.
+    pub fn mark_consistent(&self) -> Result<()> {
+        consistent_pthread(&self.mutex)
+    }
+
+    /// Whether a thread of the calling process holds the lock. Handles use it
+    /// to keep the memory mapped when a guard was leaked (`mem::forget`): the
+    /// C library links a held robust mutex into its thread's robust list and
+    /// follows that link later, so its memory must not be unmapped.
+    pub fn held_by_current_process(&self) -> bool {
+        self.mutex.held_by_current_process()
+    }
+
+    /// Whether the calling thread holds the lock (the C API checks it before a
+    /// condvar wait releases the lock).
+    pub fn held_by_current_thread(&self) -> bool {
+        self.mutex.held_by_current_thread()
+    }
+
+    /// A mutex on the heap (for tests and single-process use).
+    pub fn new(opts: &MutexOptions) -> Result<Box<RawMutex>> {
+        let mut mem = Box::<RawMutex>::new_uninit();
+        // SAFETY: fresh, aligned, unused heap memory of the right size.
+        unsafe { RawMutex::init(mem.as_mut_ptr(), opts)? };
+        // SAFETY: initialised just above.
+        Ok(unsafe { mem.assume_init() })
+    }
+}
+
+impl std::fmt::Debug for RawMutex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawMutex")
+            .field("owner_tid", &self.mutex.owner_tid())
+            .finish()
+    }
+}
+
+/// Maps a failed `pthread_mutex_init`.
+pub(crate) fn init_error(source: std::io::Error) -> Error {
+    if source.raw_os_error() == Some(libc::ENOTSUP) {
+        Error::invalid_argument(format!(
+            "this mutex configuration is not supported here: {source}"
+        ))
+    } else {
+        Error::Io {
+            name: String::new(),
+            op: "pthread_mutex_init",
+            source,
+        }
+    }
+}
+
+/// Maps a failed unlock of a lock the caller claims to hold.
+pub(crate) fn unlock_error(f: UnlockFailed) -> Error {
+    match f {
+        UnlockFailed::NotOwner => Error::NotOwner,
+        UnlockFailed::Os(e) => {
+            Error::corrupted("", format!("pthread mutex refused to unlock: {e}"))
+        }
+    }
+}
+
+// ---------------------------------------------------------------- named handle
+
+/// Header parameter: the C library tag (`pthread_mutex_t` layouts differ).
+const PARAM_LIBC: usize = 0;
+/// Header parameter: size of the lock state in bytes.
+const PARAM_LOCK_SIZE: usize = 1;
+/// Header parameter: offset of the value from the start of the data area.
+const PARAM_VALUE_OFFSET: usize = 2;
+/// Header parameter: 1 if created with priority inheritance (informational).
+const PARAM_PRIORITY_INHERITANCE: usize = 3;
+
+/// Where a value of type `T` sits after a lock state of `lock_size` bytes.
+pub(crate) fn value_offset<T>(lock_size: usize) -> usize {
+    lock_size.next_multiple_of(std::mem::align_of::<T>())
+}
+
+/// The segment builder shared by [`Mutex`] and the reentrant mutex: kind,
+/// layout parameters, payload type and options. The lock state is always at
+/// offset 0 of the (page-aligned) data area, the value at `value_offset`.
+pub(crate) fn lock_builder<T: Pod>(
+    kind: Kind,
+    lock_size: usize,
+    mopts: &MutexOptions,
+    opts: &Options,
+) -> Result<SegmentBuilder> {
+    lock_builder_for(
+        kind,
+        lock_size,
+        TypeDesc::of::<T>(TypeCode::Struct),
+        mopts,
+        opts,
+    )
+}
+
+/// [`lock_builder`] for a payload described at run time (the C API, which
+/// has no `T`: it passes a size and an alignment as a `Bytes` payload, which
+/// a Rust `Mutex<T>` of the same size and alignment opens).
+pub(crate) fn lock_builder_for(
+    kind: Kind,
+    lock_size: usize,
+    payload: TypeDesc,
+    mopts: &MutexOptions,
+    opts: &Options,
+) -> Result<SegmentBuilder> {
+    let align = payload.align as usize;
+    if !align.is_power_of_two() || align > crate::segment::HEADER_SIZE {
+        return Err(Error::invalid_argument(format!(
+            "the value's alignment {align} is not a power of two up to a page"
+        )));
+    }
+    let offset = lock_size.next_multiple_of(align) as u64;
+    let data_size = offset
+        .checked_add(payload.size)
+        .ok_or_else(|| Error::invalid_argument("the value's size is too large"))?;
+    Ok(SegmentBuilder::new(kind)
+        .data_size(data_size)
+        .param(PARAM_LIBC, crate::sys::pthread::LIBC_TAG)
+        .param(PARAM_LOCK_SIZE, lock_size as u64)
+        .param(PARAM_VALUE_OFFSET, offset)
+        .param(
+            PARAM_PRIORITY_INHERITANCE,
+            mopts.priority_inheritance as u64,
+        )
+        .payload(payload)
+        .options(opts))
+}
+
+/// Checks an opened lock segment's layout parameters and size.
+pub(crate) fn check_lock_segment<T>(seg: &Segment, lock_size: usize) -> Result<()> {
+    check_lock_segment_for(
+        seg,
+        lock_size,
+        std::mem::size_of::<T>() as u64,
+        std::mem::align_of::<T>(),
+    )
+    .map(|_| ())
+}
+
+/// [`check_lock_segment`] for a value of `size` bytes aligned to `align` (a
+/// power of two up to a page); returns the value's offset in the data area.
+pub(crate) fn check_lock_segment_for(
+    seg: &Segment,
+    lock_size: usize,
+    size: u64,
+    align: usize,
+) -> Result<usize> {
+    seg.expect_param(PARAM_LIBC, crate::sys::pthread::LIBC_TAG, "C library tag")?;
+    seg.expect_param(PARAM_LOCK_SIZE, lock_size as u64, "lock size")?;
+    let offset = lock_size.next_multiple_of(align);
+    seg.expect_param(PARAM_VALUE_OFFSET, offset as u64, "value offset")?;
+    seg.expect_data_size((offset as u64).saturating_add(size))?;
+    Ok(offset)
+}
+
+/// Writes `value` at its offset in a fresh data area.
+///
+/// # Safety
+/// `data` must be the start of a writable data area of at least
+/// `value_offset::<T>(lock_size) + size_of::<T>()` bytes, page aligned.
+pub(crate) unsafe fn write_value<T: Pod>(data: NonNull<u8>, lock_size: usize, value: T) {
+    // SAFETY: in bounds and aligned by the caller's guarantee and `value_offset`.
+    unsafe {
+        data.as_ptr()
+            .add(value_offset::<T>(lock_size))
+            .cast::<T>()
+            .write(value)
+    };
+}
+
+/// The result of locking: the guard, or a [`LockError`].
+pub type LockResult<G> = std::result::Result<G, LockError<G>>;
+
+/// Why a lock call did not simply return its guard.
+///
+/// Like `std::sync::PoisonError`, [`LockError::OwnerDied`] carries the guard:
+/// the lock *is* held, but its previous owner died holding it, so the data may
+/// be half-updated. Check or repair it, then call the guard's
+/// `mark_consistent`; dropping the guard without doing so makes the lock
+/// unrecoverable. Every other failure is a [`crate::Error`].
+///
+/// C status codes: `OwnerDied` is `SHMPRIM_OWNER_DIED` (locked, with a
+/// warning); `Failed(e)` is `e`'s status (`SHMPRIM_TIMEOUT`,
+/// `SHMPRIM_UNRECOVERABLE`, ...).
+pub enum LockError<G> {
+    /// Locked, but the previous owner died holding the lock.
+    OwnerDied(G),
+    /// Not locked.
+    Failed(Error),
+}
+
+impl<G> LockError<G> {
+    /// The guard of an owner-died lock; `None` if the lock failed.
+    pub fn into_guard(self) -> Option<G> {
+        match self {
+            LockError::OwnerDied(g) => Some(g),
+            LockError::Failed(_) => None,
+        }
+    }
+
+    /// Whether the lock was acquired after its owner died.
+    pub fn is_owner_died(&self) -> bool {
+        matches!(self, LockError::OwnerDied(_))
+    }
+
+    /// The error of a failed lock; `None` for owner-died.
+    pub fn error(&self) -> Option<&Error> {
+        match self {
+            LockError::OwnerDied(_) => None,
+            LockError::Failed(e) => Some(e),
+        }
+    }
+
+    /// Applies `f` to the guard of an owner-died lock.
+    pub fn map<H>(self, f: impl FnOnce(G) -> H) -> LockError<H> {
+        match self {
+            LockError::OwnerDied(g) => LockError::OwnerDied(f(g)),
+            LockError::Failed(e) => LockError::Failed(e),
+        }
+    }
+}
+
+impl<G> From<Error> for LockError<G> {
+    fn from(e: Error) -> LockError<G> {
+        LockError::Failed(e)
+    }
+}
+
+impl<G> std::fmt::Debug for LockError<G> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LockError::OwnerDied(_) => f.write_str("OwnerDied(..)"),
+            LockError::Failed(e) => f.debug_tuple("Failed").field(e).finish(),
+        }
+    }
+}
+
+impl<G> std::fmt::Display for LockError<G> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LockError::OwnerDied(_) => f.write_str(
+                "lock acquired, but its previous owner died holding it: the data may be inconsistent",
+            ),
+            LockError::Failed(e) => e.fmt(f),
+        }
+    }
+}
+
+impl<G> std::error::Error for LockError<G> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LockError::OwnerDied(_) => None,
+            LockError::Failed(e) => Some(e),
+        }
+    }
+}
+
+/// A robust mutex in a named (or anonymous) shared-memory segment, guarding a
+/// plain-data value of type `T`: Python's `multiprocessing.Lock` with a value,
+/// used like `std::sync::Mutex<T>`.
+///
+/// ```
+/// use shmprim::{LockError, Mutex};
+/// # let name = format!("doc-mutex-{}", std::process::id());
+/// let counter = Mutex::create(&name, 0u64)?;
+/// let other = Mutex::<u64>::open(&name)?; // in another process, typically
+/// *counter.lock().unwrap() += 1;
+/// match other.lock() {
+///     Ok(mut n) => *n += 1,
+///     // The previous owner died while holding the lock: repair, then keep it.
+///     Err(LockError::OwnerDied(mut n)) => {
+///         *n = 0;
+///         n.mark_consistent()?;
+///     }
+///     Err(LockError::Failed(e)) => return Err(e),
+/// }
+/// assert_eq!(*counter.try_lock().ok().unwrap(), 2);
+/// Mutex::<u64>::unlink(&name)?;
+/// # Ok::<(), shmprim::Error>(())
+/// ```
+pub struct Mutex<T: Pod> {
+    seg: ManuallyDrop<Segment>,
+    _value: PhantomData<T>,
+}
+
+/// Holds a [`Mutex`] locked; gives `&mut T`; unlocks when dropped.
+///
+/// Not `Send`: a pthread mutex must be unlocked by the thread that locked it.
+pub struct MutexGuard<'a, T: Pod> {
+    mutex: &'a Mutex<T>,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl<T: Pod> Mutex<T> {
+    /// Creates the named mutex holding `value`; `AlreadyExists` if the name is
+    /// taken.
+    pub fn create(name: &str, value: T) -> Result<Mutex<T>> {
+        Mutex::create_with_options(name, value, &MutexOptions::default(), &Options::default())
+    }
+
+    /// [`create`](Self::create) with mutex options (priority inheritance) and
+    /// handle options.
+    pub fn create_with_options(
+        name: &str,
+        value: T,
+        mopts: &MutexOptions,
+        opts: &Options,
+    ) -> Result<Mutex<T>> {
+        let seg = lock_builder::<T>(Kind::Mutex, RawMutex::SIZE, mopts, opts)?
+            .create_with(name, |data, _| Self::init_data(data, value, mopts))?;
+        Ok(Mutex::from_segment(seg))
+    }
+
+    /// Opens an existing mutex; `Incompatible` if it holds another kind or
+    /// another `T`.
+    pub fn open(name: &str) -> Result<Mutex<T>> {
+        Mutex::open_with_options(name, &Options::default())
+    }
+
+    /// [`open`](Self::open) with handle options.
+    pub fn open_with_options(name: &str, opts: &Options) -> Result<Mutex<T>> {
+        let seg = lock_builder::<T>(Kind::Mutex, RawMutex::SIZE, &MutexOptions::default(), opts)?
+            .open(name)?;
+        check_lock_segment::<T>(&seg, RawMutex::SIZE)?;
+        Ok(Mutex::from_segment(seg))
+    }
+
+    /// Opens the mutex, or creates it holding `value` if it does not exist
+    /// (exactly one caller creates under any race).
+    pub fn open_or_create(name: &str, value: T) -> Result<Mutex<T>> {
+        let mopts = MutexOptions::default();
+        let (seg, how) =
+            lock_builder::<T>(Kind::Mutex, RawMutex::SIZE, &mopts, &Options::default())?
+                .open_or_create_with(name, |data, _| Self::init_data(data, value, &mopts))?;
+        if how == Disposition::Opened {
+            check_lock_segment::<T>(&seg, RawMutex::SIZE)?;
+        }
+        Ok(Mutex::from_segment(seg))
+    }
+
+    /// An anonymous mutex holding `value`, shared with children forked later.
+    pub fn anonymous(value: T) -> Result<Mutex<T>> {
+        let mopts = MutexOptions::default();
+        let seg = lock_builder::<T>(Kind::Mutex, RawMutex::SIZE, &mopts, &Options::default())?
+            .anonymous_with(|data, _| Self::init_data(data, value, &mopts))?;
+        Ok(Mutex::from_segment(seg))
+    }
+
+    /// Removes the name; processes that have it open keep using it.
+    pub fn unlink(name: &str) -> Result<()> {
+        Segment::unlink(name)
+    }
+
+    /// The segment holding the mutex.
+    pub fn segment(&self) -> &Segment {
+        &self.seg
+    }
+
+    fn init_data(data: NonNull<u8>, value: T, mopts: &MutexOptions) -> Result<()> {
+        // SAFETY: the data area is fresh, page aligned and at least
+        // `RawMutex::SIZE` bytes (the builder's data size); nobody else can see
+        // it before the segment is published as ready.
+        unsafe { RawMutex::init(data.as_ptr().cast::<RawMutex>(), mopts)? };
+        // SAFETY: the data area holds the value at `value_offset` (builder size).
+        unsafe { write_value(data, RawMutex::SIZE, value) };
+        Ok(())
+    }
+
+    fn from_segment(seg: Segment) -> Mutex<T> {
+        Mutex {
+            seg: ManuallyDrop::new(seg),
+            _value: PhantomData,
+        }
+    }
+
+    fn raw(&self) -> &RawMutex {
+        // SAFETY: the data area starts with an initialised RawMutex (created by
+        // `init_data`, size checked on open) and is mapped while `self` lives.
+        unsafe { &*self.seg.as_ptr().cast::<RawMutex>() }
+    }
+
+    fn value_ptr(&self) -> *mut T {
+        self.seg
+            .as_ptr()
+            .wrapping_add(value_offset::<T>(RawMutex::SIZE))
+            .cast::<T>()
+    }
+
+    /// Locks, waiting as long as it takes.
+    ///
+    /// `Err(LockError::OwnerDied(guard))`: locked, but the previous owner died
+    /// holding it; `Err(LockError::Failed(Unrecoverable))`: a previous
+    /// owner-died lock was released without `mark_consistent`.
+    pub fn lock(&self) -> LockResult<MutexGuard<'_, T>> {
+        self.lock_until(Deadline::never())
+    }
+
+    /// Locks if no one holds it; `Failed(Error::Timeout)` if someone does.
+    pub fn try_lock(&self) -> LockResult<MutexGuard<'_, T>> {
+        self.lock_until(Deadline::now())
+    }
+
+    /// Locks, waiting at most `timeout`; `Failed(Error::Timeout)` after that.
+    pub fn lock_timeout(&self, timeout: Duration) -> LockResult<MutexGuard<'_, T>> {
+        try_first(timeout, |d| self.lock_until(d), lock_timed_out)
+    }
+
+    /// Locks, waiting until `deadline`.
+    pub fn lock_until(&self, deadline: Deadline) -> LockResult<MutexGuard<'_, T>> {
+        match self.raw().lock(deadline) {
+            Ok(status) => self.guard(status),
+            Err(e) => Err(LockError::Failed(with_name(e, self.seg.display_name()))),
+        }
+    }
+
+    /// Wraps a lock this thread now holds into a guard.
+    pub(crate) fn guard(&self, status: LockStatus) -> LockResult<MutexGuard<'_, T>> {
+        let guard = MutexGuard {
+            mutex: self,
+            _not_send: PhantomData,
+        };
+        match status {
+            LockStatus::Acquired => Ok(guard),
+            LockStatus::OwnerDied => Err(LockError::OwnerDied(guard)),
+        }
+    }
+}
+
+impl<T: Pod> Drop for Mutex<T> {
+    fn drop(&mut self) {
+        if self.raw().held_by_current_process() {
+            // A guard was leaked (`mem::forget`) and its thread still holds the
+            // lock: the C library's robust list points into this mapping, so
+            // it must stay mapped. Leak the segment rather than unmap it.
+            return;
+        }
+        // SAFETY: `seg` is dropped exactly once, here, and never used again.
+        unsafe { ManuallyDrop::drop(&mut self.seg) };
+    }
+}
+
+impl<T: Pod> std::fmt::Debug for Mutex<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mutex")
+            .field("name", &self.seg.display_name())
+            .field("raw", self.raw())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, T: Pod> MutexGuard<'a, T> {
+    /// Declares the data consistent after an owner-died lock, so that the
+    /// mutex stays usable once this guard is dropped. Does nothing on a guard
+    /// from a normal lock.
+    pub fn mark_consistent(&self) -> Result<()> {
+        self.mutex
+            .raw()
+            .mark_consistent()
+            .map_err(|e| with_name(e, self.mutex.seg.display_name()))
+    }
+
+    /// The mutex this guard holds.
+    pub fn mutex(&self) -> &'a Mutex<T> {
+        self.mutex
+    }
+
+    /// Releases the lock without dropping the borrow of the mutex, for
+    /// [`crate::Condvar`]: returns the mutex.
+    pub(crate) fn unlock_into_mutex(self) -> &'a Mutex<T> {
+        let m = self.mutex;
+        std::mem::forget(self);
+        // SAFETY: this guard held the lock (taken by this thread, the guard is
+        // not Send) and is gone, so no reference to the value remains.
+        unsafe { m.raw().unlock() };
+        m
+    }
+}
+
+impl<T: Pod> std::ops::Deref for MutexGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the value is initialised, aligned and in bounds (checked on
+        // open); this thread holds the lock, so no cooperating process writes
+        // it; `T: Pod` makes any bytes a hostile writer leaves a valid `T`.
+        unsafe { &*self.mutex.value_ptr() }
+    }
+}
+
+impl<T: Pod> std::ops::DerefMut for MutexGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as in `deref`; `&mut self` makes this the only reference made
+        // through the guard.
+        unsafe { &mut *self.mutex.value_ptr() }
+    }
+}
+
+impl<T: Pod> Drop for MutexGuard<'_, T> {
+    fn drop(&mut self) {
+        // SAFETY: the guard exists only while this thread holds the lock, and
+        // the references it handed out end with it.
+        unsafe { self.mutex.raw().unlock() };
+    }
+}
+
+impl<T: Pod + std::fmt::Debug> std::fmt::Debug for MutexGuard<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&**self, f)
+    }
+}
+
+#[cfg(all(test, not(shmprim_loom)))]
+mod raw_tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn raw_mutex_locks_unlocks_and_try_lock_sees_it_held_by_another_thread() {
+        let m: std::sync::Arc<RawMutex> = RawMutex::new(&MutexOptions::default()).unwrap().into();
+        assert_eq!(m.lock(Deadline::never()).unwrap(), LockStatus::Acquired);
+        assert!(m.held_by_current_process());
+        let m2 = m.clone();
+        let seen = std::thread::spawn(move || m2.try_lock().unwrap())
+            .join()
+            .unwrap();
+        assert_eq!(seen, None);
+        // SAFETY: this thread holds it.
+        unsafe { m.unlock() };
+        assert!(!m.held_by_current_process());
+        assert_eq!(m.try_lock().unwrap(), Some(LockStatus::Acquired));
+        // SAFETY: this thread holds it.
+        unsafe { m.unlock() };
+    }
+
+    #[test]
+    fn raw_mutex_relock_by_owner_is_an_error_not_a_deadlock() {
+        let m = RawMutex::new(&MutexOptions::default()).unwrap();
+        m.lock(Deadline::never()).unwrap();
+        assert!(matches!(
+            m.lock(Deadline::never()),
+            Err(Error::InvalidArgument { .. })
+        ));
+        // SAFETY: this thread holds it.
+        unsafe { m.unlock() };
+    }
+
+    #[test]
+    fn raw_mutex_lock_times_out_while_another_thread_holds_it() {
+        let m: std::sync::Arc<RawMutex> = RawMutex::new(&MutexOptions::default()).unwrap().into();
+        m.lock(Deadline::never()).unwrap();
+        let m2 = m.clone();
+        let (r, took) = std::thread::spawn(move || {
+            let start = Instant::now();
+            let r = m2.lock(Deadline::after(Duration::from_millis(100)));
+            (r, start.elapsed())
+        })
+        .join()
+        .unwrap();
+        assert!(matches!(r, Err(Error::Timeout)), "{r:?}");
+        assert!(took >= Duration::from_millis(100), "{took:?}");
+        assert!(took < Duration::from_millis(600), "{took:?}");
+        // SAFETY: this thread holds it.
+        unsafe { m.unlock() };
+    }
+
+    /// A thread that exits holding the lock makes the kernel mark it owner-died.
+    #[test]
+    fn raw_mutex_reports_owner_died_then_consistent_or_unrecoverable() {
+        for keep in [true, false] {
+            let m: std::sync::Arc<RawMutex> =
+                RawMutex::new(&MutexOptions::default()).unwrap().into();
+            let m2 = m.clone();
+            std::thread::spawn(move || {
+                m2.lock(Deadline::never()).unwrap();
+            })
+            .join()
+            .unwrap();
+            assert_eq!(m.lock(Deadline::never()).unwrap(), LockStatus::OwnerDied);
+            if keep {
+                m.mark_consistent().unwrap();
+            }
+            // SAFETY: this thread holds it.
+            unsafe { m.unlock() };
+            if keep {
+                assert_eq!(m.lock(Deadline::never()).unwrap(), LockStatus::Acquired);
+                // SAFETY: this thread holds it.
+                unsafe { m.unlock() };
+            } else {
+                assert!(matches!(
+                    m.lock(Deadline::never()),
+                    Err(Error::Unrecoverable { .. })
+                ));
+                assert!(matches!(m.try_lock(), Err(Error::Unrecoverable { .. })));
+                assert!(matches!(
+                    m.lock(Deadline::now()),
+                    Err(Error::Unrecoverable { .. })
+                ));
+                assert!(matches!(
+                    m.lock(Deadline::after(Duration::from_millis(50))),
+                    Err(Error::Unrecoverable { .. })
+                ));
+                assert!(!m.held_by_current_process());
+            }
+        }
+    }
+}

@@ -1,0 +1,1047 @@
+//! Multi-producer multi-consumer queues in named shared memory: [`Queue<T>`] of
+//! fixed-size `T: Pod` elements and [`ByteQueue`] of byte messages up to a
+//! maximum length fixed at creation. Python counterpart: `multiprocessing.Queue`
+//! (`put`, `get`, `put_nowait` → [`Queue::try_put`], `get_nowait` →
+//! [`Queue::try_get`], `qsize` → [`Queue::len`], `empty`, `full`, `close`).
+//!
+//! Both are thin handles over the lock-free ring of [`crate::ring::mpmc`], whose
+//! module doc has the slot protocol, the blocking protocol and the crash-recovery
+//! table. In short:
+//!
+//! - Non-blocking operations never sleep; blocking ones spin briefly, then sleep
+//!   on a shared futex, and a put or get with nobody asleep makes no syscall.
+//! - [`close`](Queue::close): later puts fail with [`Error::Closed`]; gets drain
+//!   what is left, then fail with `Closed`; every sleeper is woken. A put racing
+//!   with `close` may still land, and is then drained like the rest.
+//! - **When a participant dies** (even `SIGKILL` between claiming a slot and
+//!   finishing with it), survivors find the dead claimer through the segment's
+//!   liveness table and skip or release its slot: nobody waits forever and nothing
+//!   is delivered twice. Lost are only the dead process's own in-flight messages:
+//!   the one it was putting (or the batch of `put_many`), or the one it had taken
+//!   but not yet returned to its caller (or the batch of `get_many`).
+//! - **`Full` and `Empty` are read from the slot at hand**, as in Vyukov's
+//!   original bounded queue: [`try_put`](Queue::try_put) fails with `Full`
+//!   while the oldest message is still in its slot, even if a concurrent get
+//!   has already claimed it and is copying it out; [`try_get`](Queue::try_get)
+//!   fails with `Empty` while the oldest claimed slot is not yet published,
+//!   even if a concurrent put has claimed it (and later puts have completed).
+//!   Both are answers a moment earlier or later would give; what they save is
+//!   the read of the other side's index, whose cache line the other side
+//!   updates on every operation (crossbeam's `ArrayQueue` reads it to tell
+//!   these cases apart). After 64 such answers in a row, a handle checks the
+//!   index once, which is also how a `try_` loop facing a dead participant's
+//!   slot recovers it. ([`ByteQueue`], batches and the C ABI
+//!   check the index every time.) [`len`](Queue::len), `is_empty` and
+//!   `is_full` read both indices; like Python's `qsize`, they are approximate
+//!   while others operate.
+//!
+//! Each handle claims in-flight records of the ring lazily, one per lane of up
+//! to 8 threads using it at once (`MAX_RECORDS` = 256 per queue); a thread that
+//! finds every lane busy takes a temporary record for the one operation. For the
+//! best throughput, give each thread its own handle or keep to a few threads. A
+//! handle inherited through `fork` claims fresh records in the child on its first
+//! operation there, so a parent and its children can share an
+//! [`anonymous`](Queue::anonymous) queue; note that they also share the
+//! segment's participant slot, so the death of one is only seen once all of
+//! them have exited.
+//!
+//! ```
+//! use std::time::Duration;
+//! use shmprim::{ByteQueue, Error, Queue};
+//! # let name = format!("doc-queue-{}", std::process::id());
+//! let q: Queue<u64> = Queue::create(&name, 8)?;
+//! let other: Queue<u64> = Queue::open(&name)?; // in another process, usually
+//! q.put(7)?;
+//! q.put_many(&[8, 9])?;
+//! assert_eq!(other.len(), 3);
+//! assert_eq!(other.get()?, 7);
+//! let mut buf = [0u64; 4];
+//! assert_eq!(other.get_many(&mut buf)?, 2);
+//! assert!(matches!(other.try_get(), Err(Error::Empty)));
+//! assert!(matches!(other.get_timeout(Duration::from_millis(1)), Err(Error::Timeout)));
+//! q.close();
+//! assert!(matches!(q.put(1), Err(Error::Closed)));
+//! Queue::<u64>::unlink(&name)?;
+//!
+//! let bq = ByteQueue::anonymous(4, 64)?;
+//! bq.put(b"hello")?;
+//! assert_eq!(bq.get()?, b"hello");
+//! # Ok::<(), Error>(())
+//! ```
+
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use bytemuck::Pod;
+
+use crate::error::{Error, Result};
+use crate::ring::mpmc::{Agent, Fast, Liveness, MpmcRing, MpmcState, SlotForm};
+use crate::segment::{
+    Disposition, Kind, Options, ParticipantId, Segment, SegmentBuilder, TypeCode, TypeDesc,
+};
+use crate::sync::atomic::{AtomicU32, AtomicUsize, Ordering, compiler_fence};
+use crate::wait::{Deadline, Patience, is_timeout, try_first};
+
+/// Parameter index of the capacity in the segment header.
+const PARAM_CAPACITY: usize = 0;
+/// Parameter index of the slot size (element size, or largest message).
+const PARAM_SLOT_SIZE: usize = 1;
+
+/// The slot form of a queue segment's ring: `ByteQueue`s keep each message's
+/// length, `Queue`s (Rust and C) have fixed-size elements.
+fn form_of(kind: Kind) -> SlotForm {
+    if kind == Kind::ByteQueue {
+        SlotForm::Bytes
+    } else {
+        SlotForm::Fixed
+    }
+}
+
+/// Liveness through a segment's participant table.
+struct SegmentLiveness<'a>(&'a Segment);
+
+impl Liveness for SegmentLiveness<'_> {
+    fn is_alive(&self, owner: u64) -> bool {
+        ParticipantId::from_u64(owner).is_some_and(|id| self.0.is_alive(id))
+    }
+}
+
+/// Lanes of in-flight records per handle. Lane 0 belongs to one thread, the
+/// first to use the handle (usually the only one): it takes its record with
+/// plain loads and stores. Other threads sharing the handle pick one of the
+/// other lanes by a hash of their thread key and take it
+/// with an atomic swap, so that each usually finds its lane free, on its own
+/// cache line.
+const LANES: usize = 8;
+/// The bit of `Lane::state` set while a thread uses the lane.
+const BUSY: usize = 1 << (usize::BITS - 1);
+/// `Lane::state` of a free lane that has not claimed a record yet; a free lane
+/// with a record holds the record's index (below `MAX_RECORDS`), so one
+/// comparison tells the owner's fast path that the lane is free and ready.
+const NO_RECORD: usize = BUSY - 1;
+/// `Core::owner` before any thread has used the handle.
+const NO_OWNER: usize = NO_KEY;
+
+/// How many `Full` / `Empty` answers in a row lane 0's owner may read from a
+/// slot's stamp alone (see [`Fast::Full`]) before it checks once with the
+/// other index, which is also what notices a dead participant's claim on the
+/// slot: a `try_put` / `try_get` loop facing a dead claimer recovers its slot
+/// by attempt `STAMP_ANSWERS + 1`.
+pub(crate) const STAMP_ANSWERS: u32 = 64;
+
+/// One lane: a ring record claimed on first use (its index, or `NO_RECORD`),
+/// with the `BUSY` bit while a thread is using it.
+#[repr(C, align(128))]
+struct Lane {
+    state: AtomicUsize,
+    /// Lane 0 only: `Full` / `Empty` answers read from a stamp alone since the
+    /// last check with the index (owner thread only, so plain loads and stores).
+    /// Kept in the lane rather than in `Core` so that its stores stay on the
+    /// owner's own line pair, away from the fields other threads read.
+    by_stamp: AtomicU32,
+}
+
+impl Lane {
+    fn new(record: usize) -> Lane {
+        Lane {
+            state: AtomicUsize::new(record),
+            by_stamp: AtomicU32::new(0),
+        }
+    }
+
+    /// Runs `f` with this lane marked busy by plain stores: only for lane 0,
+    /// by its owner thread (the only thread that ever marks it), which found
+    /// it free in state `idle`. `f` gets the lane's record (or `NO_RECORD`)
+    /// and may replace it with one it claimed; the lane keeps that.
+    #[inline(always)]
+    fn own_span<R>(&self, idle: usize, f: impl FnOnce(&mut usize) -> R) -> R {
+        self.state.store(idle | BUSY, Ordering::Relaxed);
+        // Keeps the compiler from moving the lane's use outside the busy span
+        // (a signal handler on this thread must see it busy).
+        compiler_fence(Ordering::SeqCst);
+        let mut record = idle;
+        let r = f(&mut record);
+        compiler_fence(Ordering::SeqCst);
+        self.state.store(record, Ordering::Relaxed);
+        r
+    }
+}
+
+use crate::sys::fork::{NO_KEY, thread_key, thread_key_if_set};
+
+mod raw;
+pub use raw::RawQueue;
+
+/// The first of the shared lanes (1..LANES) a thread with `key` tries.
+fn preferred_shared_lane(key: usize) -> usize {
+    ((key as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize % (LANES - 1)
+}
+
+/// What `Queue` and `ByteQueue` share: a segment, a ring view into it and this
+/// handle's in-flight records.
+pub(crate) struct Core {
+    pub(crate) ring: MpmcRing,
+    id: u64,
+    /// The thread key of lane 0's owner, or `NO_OWNER`.
+    owner: AtomicUsize,
+    /// Lane 0, inside the handle (on its own 128-byte line pair, as `Lane` is
+    /// aligned so): the owner thread's operations reach its record with one
+    /// load less than through the box of shared lanes.
+    own: Lane,
+    /// Lanes 1..LANES, for the other threads.
+    shared: Box<[Lane; LANES - 1]>,
+    /// `sys::fork::fork_generation()` when the lanes' records were claimed: a
+    /// child forked since then must claim its own (see `with_agent`).
+    fork_generation: AtomicU32,
+    seg: Segment,
+}
+
+impl Core {
+    pub(crate) fn builder(
+        kind: Kind,
+        capacity: u64,
+        slot: u64,
+        payload: TypeDesc,
+    ) -> Result<SegmentBuilder> {
+        let size = MpmcState::memory_size(capacity, slot, form_of(kind))?;
+        Ok(SegmentBuilder::new(kind)
+            .data_size(size as u64)
+            .param(PARAM_CAPACITY, capacity)
+            .param(PARAM_SLOT_SIZE, slot)
+            .payload(payload))
+    }
+
+    pub(crate) fn init(
+        kind: Kind,
+        capacity: u64,
+        slot: u64,
+    ) -> impl FnOnce(std::ptr::NonNull<u8>, usize) -> Result<()> {
+        let form = form_of(kind);
+        move |ptr, len| {
+            debug_assert!(len >= MpmcState::memory_size(capacity, slot, form)?);
+            // SAFETY: the data area is `len >= memory_size` bytes, page aligned,
+            // and nobody else sees the segment before it is published as ready.
+            unsafe { MpmcState::init(ptr.as_ptr(), capacity, slot, form) }
+        }
+    }
+
+    /// Builds the handle on a created or opened segment, checking the header's
+    /// parameters (and, with `slot`, that the slot size is the expected one).
+    pub(crate) fn attach(seg: Segment, slot: Option<u64>) -> Result<Core> {
+        let name = seg.display_name().to_owned();
+        if let Some(slot) = slot {
+            seg.expect_param(PARAM_SLOT_SIZE, slot, "element size")?;
+        }
+        let capacity = seg.param(PARAM_CAPACITY);
+        let slot = seg.param(PARAM_SLOT_SIZE);
+        let form = form_of(seg.kind());
+        let needed = MpmcState::memory_size(capacity, slot, form).map_err(|_| {
+            Error::corrupted(
+                &name,
+                format!("queue parameters capacity {capacity}, slot size {slot}"),
+            )
+        })?;
+        seg.expect_data_size(needed as u64)?;
+        let (ptr, len) = (seg.as_ptr(), seg.len());
+        // SAFETY: the data area is page aligned, `len` bytes long, mapped for as
+        // long as `seg` lives (it is dropped after `ring`, see the field order),
+        // and only accessed through rings.
+        let ring = unsafe { MpmcRing::from_raw(ptr, len, capacity, slot, form, &name)? };
+        let id = seg.participant_id().to_u64();
+        // Claim the first lane's record now, so that a queue with no free record
+        // fails at open rather than at its first operation.
+        let first = ring.register(id, &SegmentLiveness(&seg))?;
+        Ok(Core {
+            id,
+            ring,
+            owner: AtomicUsize::new(NO_OWNER),
+            own: Lane::new(first.index),
+            shared: Box::new(std::array::from_fn(|_| Lane::new(NO_RECORD))),
+            fork_generation: AtomicU32::new(crate::sys::fork::fork_generation()),
+            seg,
+        })
+    }
+
+    /// Runs `f` with lane 0's record if this thread owns lane 0 and its record
+    /// is ready (the common case of a handle used by one thread), else
+    /// [`Fast::Slow`] without calling it. Small enough to inline into `Queue`'s one-element
+    /// operations, whose fast paths then run without a call. `f`'s flag says
+    /// whether it may answer `Full` / `Empty` from a stamp alone: at most
+    /// [`STAMP_ANSWERS`] times in a row.
+    #[inline(always)]
+    pub(crate) fn on_own_lane_fast<T>(
+        &self,
+        f: impl FnOnce(&MpmcRing, &Agent, bool) -> Fast<T>,
+    ) -> Fast<T> {
+        let lane = &self.own;
+        let record = lane.state.load(Ordering::Relaxed);
+        // As in `with_agent`: lane 0 is only ever used by its owner thread.
+        // No fork check: a forked child's threads never have the key of a
+        // thread of its parent (see `thread_key`), so an inherited handle
+        // takes the slow path, which notices the fork. `record >= NO_RECORD`:
+        // busy, or no record yet.
+        if self.owner.load(Ordering::Relaxed) != thread_key_if_set() || record >= NO_RECORD {
+            return Fast::Slow;
+        }
+        let answered = lane.by_stamp.load(Ordering::Relaxed);
+        let by_stamp = answered < STAMP_ANSWERS;
+        // `inline(always)` here and on the callers' closures: this is the
+        // whole fast path, and the compiler's own choice varied from build to
+        // build; outlined, it ran 20 to 35% slower (BENCHMARKS.md).
+        let r = lane.own_span(
+            record,
+            #[inline(always)]
+            |_| f(&self.ring, &Agent::from_parts(record, self.id), by_stamp),
+        );
+        let next = match r {
+            Fast::Full | Fast::Empty if by_stamp => answered + 1,
+            _ => 0,
+        };
+        if next != answered {
+            lane.by_stamp.store(next, Ordering::Relaxed);
+        }
+        r
+    }
+
+    /// Runs `f` with an in-flight record: lane 0's if this thread owns it, else
+    /// the one of this thread's shared lane (or of the next free one), each
+    /// claimed from the ring on first use; a temporary one when every lane is
+    /// busy.
+    #[inline]
+    pub(crate) fn with_agent<R>(
+        &self,
+        f: impl FnOnce(&MpmcRing, &Agent, &dyn Liveness) -> Result<R>,
+    ) -> Result<R> {
+        let lane = &self.own;
+        let idle = lane.state.load(Ordering::Relaxed);
+        // Lane 0 is only ever used by its owner thread, so plain loads and
+        // stores suffice; `BUSY` guards against a signal handler on this
+        // thread re-entering between them. An inherited handle fails the
+        // owner check in a forked child (see `on_own_lane_fast`).
+        if self.owner.load(Ordering::Relaxed) == thread_key_if_set() && idle & BUSY == 0 {
+            return self.on_own_lane(lane, idle, &SegmentLiveness(&self.seg), f);
+        }
+        self.with_agent_slow(thread_key(), f)
+    }
+
+    /// [`with_agent`](Self::with_agent) for everything but an owner thread
+    /// whose lane 0 is ready: after a fork, the first use, other threads.
+    #[inline(never)]
+    fn with_agent_slow<R>(
+        &self,
+        me: usize,
+        f: impl FnOnce(&MpmcRing, &Agent, &dyn Liveness) -> Result<R>,
+    ) -> Result<R> {
+        let generation = crate::sys::fork::fork_generation();
+        if generation != self.fork_generation.load(Ordering::Relaxed) {
+            self.forget_parent_records(generation);
+        }
+        let live = SegmentLiveness(&self.seg);
+        // Load first: a failed CAS would still take the line holding the ring's
+        // view away from the owner thread on every call of the other threads.
+        if self.owner.load(Ordering::Relaxed) == NO_OWNER {
+            let _ = self
+                .owner
+                .compare_exchange(NO_OWNER, me, Ordering::Relaxed, Ordering::Relaxed);
+        }
+        if self.owner.load(Ordering::Relaxed) == me {
+            let lane = &self.own;
+            let idle = lane.state.load(Ordering::Relaxed);
+            if idle & BUSY == 0 {
+                return self.on_own_lane(lane, idle, &live, f);
+            }
+        }
+        let start = preferred_shared_lane(me);
+        for j in 0..LANES - 1 {
+            let lane = &self.shared[(start + j) % (LANES - 1)];
+            // Acquire: pairs with the Release below; the lane is ours alone.
+            let mut record = lane.state.fetch_or(BUSY, Ordering::Acquire);
+            if record & BUSY != 0 {
+                continue;
+            }
+            let r = self.with_lane_record(&mut record, &live, f);
+            // Release: hands the lane (and its record's last claim) to the next
+            // thread of this handle.
+            lane.state.store(record, Ordering::Release);
+            return r;
+        }
+        let agent = self.ring.register(self.id, &live)?;
+        let r = f(&self.ring, &agent, &live);
+        self.ring.unregister(agent);
+        r
+    }
+
+    /// Runs `f` on lane 0, which the caller (its owner thread) found free in
+    /// state `idle`: marks it busy with plain stores, which only this thread
+    /// makes.
+    #[inline]
+    fn on_own_lane<R>(
+        &self,
+        lane: &Lane,
+        idle: usize,
+        live: &SegmentLiveness<'_>,
+        f: impl FnOnce(&MpmcRing, &Agent, &dyn Liveness) -> Result<R>,
+    ) -> Result<R> {
+        lane.own_span(idle, |record| self.with_lane_record(record, live, f))
+    }
+
+    /// Runs `f` with a lane's `record` (the lane held busy by the caller),
+    /// claiming one from the ring first if the lane has none (`NO_RECORD`);
+    /// `record` is left as the lane should keep it.
+    #[inline]
+    fn with_lane_record<R>(
+        &self,
+        record: &mut usize,
+        live: &SegmentLiveness<'_>,
+        f: impl FnOnce(&MpmcRing, &Agent, &dyn Liveness) -> Result<R>,
+    ) -> Result<R> {
+        if *record == NO_RECORD {
+            *record = self.ring.register(self.id, live)?.index;
+        }
+        f(&self.ring, &Agent::from_parts(*record, self.id), live)
+    }
+}
+
+impl Core {
+    /// In a child forked after this handle claimed its records: those records
+    /// still serve the parent, and sharing one would let the two overwrite each
+    /// other's claims (a survivor could then recover a slot whose claimer is
+    /// alive). Forget them here; the lanes claim fresh records on first use.
+    /// The parent keeps and releases its own.
+    #[cold]
+    fn forget_parent_records(&self, generation: u32) {
+        for lane in std::iter::once(&self.own).chain(self.shared.iter()) {
+            lane.state.store(NO_RECORD, Ordering::Release);
+        }
+        self.owner.store(NO_OWNER, Ordering::Relaxed);
+        self.fork_generation.store(generation, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        if crate::sys::fork::fork_generation() != self.fork_generation.load(Ordering::Relaxed) {
+            // Inherited and never used here: the records are the parent's.
+            return;
+        }
+        for lane in std::iter::once(&self.own).chain(self.shared.iter()) {
+            // Without `BUSY`: set still if an operation panicked inside it.
+            let record = lane.state.load(Ordering::Relaxed) & !BUSY;
+            if record != NO_RECORD {
+                self.ring.unregister(Agent::from_parts(record, self.id));
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("name", &self.seg.display_name())
+            .field("capacity", &self.ring.capacity())
+            .field("slot_size", &self.ring.slot_size())
+            .field("len", &self.ring.len())
+            .finish()
+    }
+}
+
+fn capacity_u64(capacity: usize) -> u64 {
+    capacity as u64
+}
+
+/// A multi-producer multi-consumer queue of `T` in shared memory (Python's
+/// `multiprocessing.Queue` for plain-data values). See the [module doc](self).
+///
+/// `T` is `Pod` and so `Copy`: a `try_put` that fails with `Full` leaves the
+/// caller's value with the caller.
+pub struct Queue<T: Pod> {
+    core: Core,
+    _t: PhantomData<fn(T) -> T>,
+}
+
+impl<T: Pod> std::fmt::Debug for Queue<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.core.fmt(f)
+    }
+}
+
+impl<T: Pod> Queue<T> {
+    fn slot() -> u64 {
+        std::mem::size_of::<T>() as u64
+    }
+
+    fn builder(capacity: usize, opts: &Options) -> Result<SegmentBuilder> {
+        Ok(Core::builder(
+            Kind::Queue,
+            capacity_u64(capacity),
+            Self::slot(),
+            TypeDesc::of::<T>(TypeCode::Struct),
+        )?
+        .options(opts))
+    }
+
+    fn wrap(seg: Segment) -> Result<Queue<T>> {
+        Ok(Queue {
+            core: Core::attach(seg, Some(Self::slot()))?,
+            _t: PhantomData,
+        })
+    }
+
+    /// Creates a queue of `capacity` elements (1 to 2^32; any value, powers of two
+    /// are a little faster); `AlreadyExists` if the name is taken.
+    pub fn create(name: &str, capacity: usize) -> Result<Queue<T>> {
+        Self::create_with_options(name, capacity, &Options::default())
+    }
+
+    /// [`create`](Self::create) with handle [`Options`].
+    pub fn create_with_options(name: &str, capacity: usize, opts: &Options) -> Result<Queue<T>> {
+        let init = Core::init(Kind::Queue, capacity_u64(capacity), Self::slot());
+        Self::wrap(Self::builder(capacity, opts)?.create_with(name, init)?)
+    }
+
+    /// Opens an existing queue of `T` (`Incompatible` for another kind or type).
+    pub fn open(name: &str) -> Result<Queue<T>> {
+        Self::open_with_options(name, &Options::default())
+    }
+
+    /// [`open`](Self::open) with handle [`Options`].
+    pub fn open_with_options(name: &str, opts: &Options) -> Result<Queue<T>> {
+        let seg = SegmentBuilder::new(Kind::Queue)
+            .payload(TypeDesc::of::<T>(TypeCode::Struct))
+            .options(opts)
+            .open(name)?;
+        Self::wrap(seg)
+    }
+
+    /// Opens the queue, or creates it with `capacity` if it does not exist.
+    pub fn open_or_create(name: &str, capacity: usize) -> Result<(Queue<T>, Disposition)> {
+        let init = Core::init(Kind::Queue, capacity_u64(capacity), Self::slot());
+        let (seg, how) =
+            Self::builder(capacity, &Options::default())?.open_or_create_with(name, init)?;
+        if how == Disposition::Opened {
+            seg.expect_param(PARAM_CAPACITY, capacity_u64(capacity), "capacity")?;
+        }
+        Ok((Self::wrap(seg)?, how))
+    }
+
+    /// An anonymous queue, shared with children forked after this call.
+    pub fn anonymous(capacity: usize) -> Result<Queue<T>> {
+        let init = Core::init(Kind::Queue, capacity_u64(capacity), Self::slot());
+        Self::wrap(Self::builder(capacity, &Options::default())?.anonymous_with(init)?)
+    }
+
+    /// Removes the name; handles that are open keep working.
+    pub fn unlink(name: &str) -> Result<()> {
+        Segment::unlink(name)
+    }
+
+    /// The segment holding the queue.
+    pub fn segment(&self) -> &Segment {
+        &self.core.seg
+    }
+
+    #[inline(always)]
+    fn put_deadline_raw(
+        &self,
+        value: &T,
+        deadline: impl Into<Patience>,
+        try_once: bool,
+    ) -> Result<()> {
+        match self.core.on_own_lane_fast(
+            #[inline(always)]
+            |ring, a, by_stamp| ring.push_value_fast(a, value, try_once, by_stamp),
+        ) {
+            Fast::Slow | Fast::Lost => {}
+            fast => return self.core.ring.fast_result(fast),
+        }
+        // The deadline is fixed here, off the fast path: a put that finds
+        // room reads no clock.
+        self.put_slow(value, deadline.into().fix(), try_once)
+    }
+
+    /// Everything [`put_deadline_raw`](Self::put_deadline_raw)'s inlined
+    /// attempt leaves: other threads, waiting, contention, errors.
+    #[inline(never)]
+    fn put_slow(&self, value: &T, deadline: Deadline, try_once: bool) -> Result<()> {
+        self.core
+            .with_agent(|ring, a, live| ring.push_value(a, live, value, deadline, try_once))
+    }
+
+    /// Puts `value`, waiting for room as long as it takes.
+    #[inline]
+    pub fn put(&self, value: T) -> Result<()> {
+        self.put_deadline_raw(&value, Deadline::never(), false)
+    }
+
+    /// Puts `value`, waiting at most `timeout` for room (`Timeout`).
+    pub fn put_timeout(&self, value: T, timeout: Duration) -> Result<()> {
+        self.put_deadline_raw(&value, Patience::Within(timeout), false)
+    }
+
+    /// Puts `value`, waiting until `deadline` for room (`Timeout`).
+    pub fn put_deadline(&self, value: T, deadline: Deadline) -> Result<()> {
+        self.put_deadline_raw(&value, deadline, false)
+    }
+
+    /// Puts `value` if there is room now, else fails with `Full` (also while
+    /// a concurrent get is still taking the oldest value out: see the module
+    /// doc).
+    #[inline]
+    pub fn try_put(&self, value: T) -> Result<()> {
+        self.put_deadline_raw(&value, Deadline::never(), true)
+    }
+
+    /// Puts as many of `values` as there is room for now, in order, claiming up to
+    /// 63 slots per atomic step; returns how many. `Full` if none fits.
+    pub fn put_many(&self, values: &[T]) -> Result<usize> {
+        self.put_many_deadline(values, Deadline::never(), true)
+    }
+
+    /// Like [`put_many`](Self::put_many), but waits until `deadline` for room for
+    /// the first value (`Timeout`).
+    pub fn put_many_timeout(&self, values: &[T], timeout: Duration) -> Result<usize> {
+        try_first(
+            timeout,
+            |d| self.put_many_deadline(values, d, false),
+            is_timeout,
+        )
+    }
+
+    fn put_many_deadline(&self, values: &[T], deadline: Deadline, try_once: bool) -> Result<usize> {
+        self.core.with_agent(|ring, a, live| {
+            ring.push_with(
+                a,
+                live,
+                values.len(),
+                |i| bytemuck::bytes_of(&values[i]),
+                deadline,
+                try_once,
+            )
+        })
+    }
+
+    #[inline(always)]
+    fn get_raw(&self, deadline: impl Into<Patience>, try_once: bool) -> Result<T> {
+        match self.core.on_own_lane_fast(
+            #[inline(always)]
+            |ring, a, by_stamp| ring.pop_value_fast(a, try_once, by_stamp),
+        ) {
+            Fast::Slow | Fast::Lost => {}
+            fast => return self.core.ring.fast_result(fast),
+        }
+        // As in `put_deadline_raw`: a get that finds a value reads no clock.
+        self.get_slow(deadline.into().fix(), try_once)
+    }
+
+    /// Everything [`get_raw`](Self::get_raw)'s inlined attempt leaves.
+    #[inline(never)]
+    fn get_slow(&self, deadline: Deadline, try_once: bool) -> Result<T> {
+        self.core
+            .with_agent(|ring, a, live| ring.pop_value(a, live, deadline, try_once))
+    }
+
+    /// Takes the oldest value, waiting as long as it takes; `Closed` once the
+    /// queue is closed and drained.
+    #[inline]
+    pub fn get(&self) -> Result<T> {
+        self.get_raw(Deadline::never(), false)
+    }
+
+    /// Takes the oldest value, waiting at most `timeout` (`Timeout`).
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
+        self.get_raw(Patience::Within(timeout), false)
+    }
+
+    /// Takes the oldest value, waiting until `deadline` (`Timeout`).
+    pub fn get_deadline(&self, deadline: Deadline) -> Result<T> {
+        self.get_raw(deadline, false)
+    }
+
+    /// Takes the oldest value if there is one now, else fails with `Empty`
+    /// (also while a concurrent put is still writing the oldest value in: see
+    /// the module doc).
+    #[inline]
+    pub fn try_get(&self) -> Result<T> {
+        self.get_raw(Deadline::never(), true)
+    }
+
+    /// Takes as many values as are there now, up to `buf.len()`, into the start of
+    /// `buf`; returns how many. `Empty` if there is none.
+    pub fn get_many(&self, buf: &mut [T]) -> Result<usize> {
+        self.get_many_deadline(buf, Deadline::never(), true)
+    }
+
+    /// Like [`get_many`](Self::get_many), but waits until `deadline` for the
+    /// first value (`Timeout`).
+    pub fn get_many_timeout(&self, buf: &mut [T], timeout: Duration) -> Result<usize> {
+        try_first(
+            timeout,
+            |d| self.get_many_deadline(buf, d, false),
+            is_timeout,
+        )
+    }
+
+    fn get_many_deadline(
+        &self,
+        buf: &mut [T],
+        deadline: Deadline,
+        try_once: bool,
+    ) -> Result<usize> {
+        let n = buf.len();
+        let size = std::mem::size_of::<T>();
+        let mut wrong_len = None;
+        let got = self.core.with_agent(|ring, a, live| {
+            ring.pop_with(
+                a,
+                live,
+                n,
+                None,
+                |i, b| {
+                    if b.len() == size {
+                        b.copy_to(bytemuck::bytes_of_mut(&mut buf[i]));
+                    } else {
+                        wrong_len.get_or_insert(b.len());
+                    }
+                },
+                deadline,
+                try_once,
+            )
+        })?;
+        match wrong_len {
+            // Every slot of a `Queue<T>` holds exactly one `T`: another length
+            // read from the segment is corruption (the batch is reported, not
+            // delivered with a hole in it).
+            Some(len) => Err(Error::corrupted(
+                self.core.seg.display_name(),
+                format!("message of {len} bytes in a queue of {size}-byte values"),
+            )),
+            None => Ok(got),
+        }
+    }
+
+    /// Number of values in the queue (Python's `qsize`; a snapshot).
+    pub fn len(&self) -> usize {
+        self.core.ring.len()
+    }
+
+    /// Whether the queue holds no value (a snapshot).
+    pub fn is_empty(&self) -> bool {
+        self.core.ring.is_empty()
+    }
+
+    /// Whether the queue is full (a snapshot).
+    pub fn is_full(&self) -> bool {
+        self.core.ring.is_full()
+    }
+
+    /// Most values the queue holds.
+    pub fn capacity(&self) -> usize {
+        self.core.ring.capacity()
+    }
+
+    /// Closes the queue for every process: puts fail with `Closed`, gets drain
+    /// and then fail with `Closed`, sleepers are woken.
+    pub fn close(&self) {
+        self.core.ring.close();
+    }
+
+    /// Whether the queue was closed.
+    pub fn is_closed(&self) -> bool {
+        self.core.ring.is_closed()
+    }
+}
+
+/// A multi-producer multi-consumer queue of byte messages of up to
+/// `max_message` bytes (Python's `multiprocessing.Queue` of `bytes`). See the
+/// [module doc](self).
+pub struct ByteQueue {
+    core: Core,
+}
+
+impl std::fmt::Debug for ByteQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.core.fmt(f)
+    }
+}
+
+impl ByteQueue {
+    fn builder(capacity: usize, max_message: usize, opts: &Options) -> Result<SegmentBuilder> {
+        Ok(Core::builder(
+            Kind::ByteQueue,
+            capacity_u64(capacity),
+            max_message as u64,
+            TypeDesc::new(TypeCode::U8, 1, 1, "u8"),
+        )?
+        .options(opts))
+    }
+
+    fn wrap(seg: Segment) -> Result<ByteQueue> {
+        Ok(ByteQueue {
+            core: Core::attach(seg, None)?,
+        })
+    }
+
+    /// Creates a queue of `capacity` messages of up to `max_message` bytes each.
+    pub fn create(name: &str, capacity: usize, max_message: usize) -> Result<ByteQueue> {
+        Self::create_with_options(name, capacity, max_message, &Options::default())
+    }
+
+    /// [`create`](Self::create) with handle [`Options`].
+    pub fn create_with_options(
+        name: &str,
+        capacity: usize,
+        max_message: usize,
+        opts: &Options,
+    ) -> Result<ByteQueue> {
+        let init = Core::init(Kind::ByteQueue, capacity_u64(capacity), max_message as u64);
+        Self::wrap(Self::builder(capacity, max_message, opts)?.create_with(name, init)?)
+    }
+
+    /// Opens an existing byte queue.
+    pub fn open(name: &str) -> Result<ByteQueue> {
+        Self::open_with_options(name, &Options::default())
+    }
+
+    /// [`open`](Self::open) with handle [`Options`].
+    pub fn open_with_options(name: &str, opts: &Options) -> Result<ByteQueue> {
+        let seg = SegmentBuilder::new(Kind::ByteQueue)
+            .payload(TypeDesc::new(TypeCode::U8, 1, 1, "u8"))
+            .options(opts)
+            .open(name)?;
+        Self::wrap(seg)
+    }
+
+    /// Opens the queue, or creates it if it does not exist.
+    pub fn open_or_create(
+        name: &str,
+        capacity: usize,
+        max_message: usize,
+    ) -> Result<(ByteQueue, Disposition)> {
+        let init = Core::init(Kind::ByteQueue, capacity_u64(capacity), max_message as u64);
+        let (seg, how) = Self::builder(capacity, max_message, &Options::default())?
+            .open_or_create_with(name, init)?;
+        if how == Disposition::Opened {
+            seg.expect_param(PARAM_CAPACITY, capacity_u64(capacity), "capacity")?;
+            seg.expect_param(PARAM_SLOT_SIZE, max_message as u64, "max message")?;
+        }
+        Ok((Self::wrap(seg)?, how))
+    }
+
+    /// An anonymous byte queue, shared with children forked after this call.
+    pub fn anonymous(capacity: usize, max_message: usize) -> Result<ByteQueue> {
+        let init = Core::init(Kind::ByteQueue, capacity_u64(capacity), max_message as u64);
+        Self::wrap(Self::builder(capacity, max_message, &Options::default())?.anonymous_with(init)?)
+    }
+
+    /// Removes the name; handles that are open keep working.
+    pub fn unlink(name: &str) -> Result<()> {
+        Segment::unlink(name)
+    }
+
+    /// The segment holding the queue.
+    pub fn segment(&self) -> &Segment {
+        &self.core.seg
+    }
+
+    /// Largest message, in bytes.
+    pub fn max_message(&self) -> usize {
+        self.core.ring.slot_size()
+    }
+
+    fn put_raw(&self, msg: &[u8], deadline: Deadline, try_once: bool) -> Result<()> {
+        self.core
+            .with_agent(|ring, a, live| ring.push_with(a, live, 1, |_| msg, deadline, try_once))
+            .map(drop)
+    }
+
+    /// Puts `msg` (at most `max_message` bytes, else `InvalidArgument`), waiting
+    /// for room as long as it takes.
+    pub fn put(&self, msg: &[u8]) -> Result<()> {
+        self.put_raw(msg, Deadline::never(), false)
+    }
+
+    /// Puts `msg`, waiting at most `timeout` for room (`Timeout`).
+    pub fn put_timeout(&self, msg: &[u8], timeout: Duration) -> Result<()> {
+        try_first(timeout, |d| self.put_deadline(msg, d), is_timeout)
+    }
+
+    /// Puts `msg`, waiting until `deadline` for room (`Timeout`).
+    pub fn put_deadline(&self, msg: &[u8], deadline: Deadline) -> Result<()> {
+        self.put_raw(msg, deadline, false)
+    }
+
+    /// Puts `msg` if there is room now, else fails with `Full`.
+    pub fn try_put(&self, msg: &[u8]) -> Result<()> {
+        self.put_raw(msg, Deadline::never(), true)
+    }
+
+    /// Puts as many of `msgs` as there is room for now, in order; returns how
+    /// many. `Full` if none fits.
+    pub fn put_many(&self, msgs: &[&[u8]]) -> Result<usize> {
+        self.core.with_agent(|ring, a, live| {
+            ring.push_with(a, live, msgs.len(), |i| msgs[i], Deadline::never(), true)
+        })
+    }
+
+    fn get_vec(&self, deadline: Deadline, try_once: bool) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.core.with_agent(|ring, a, live| {
+            ring.pop_with(
+                a,
+                live,
+                1,
+                None,
+                |_, b| out = b.to_vec(),
+                deadline,
+                try_once,
+            )
+        })?;
+        Ok(out)
+    }
+
+    /// Takes the oldest message, waiting as long as it takes; `Closed` once the
+    /// queue is closed and drained.
+    pub fn get(&self) -> Result<Vec<u8>> {
+        self.get_vec(Deadline::never(), false)
+    }
+
+    /// Takes the oldest message, waiting at most `timeout` (`Timeout`).
+    pub fn get_timeout(&self, timeout: Duration) -> Result<Vec<u8>> {
+        try_first(timeout, |d| self.get_vec(d, false), is_timeout)
+    }
+
+    /// Takes the oldest message if there is one now, else fails with `Empty`.
+    pub fn try_get(&self) -> Result<Vec<u8>> {
+        self.get_vec(Deadline::never(), true)
+    }
+
+    /// Takes the oldest message into the start of `buf`, waiting until
+    /// `deadline`; returns its length. A message longer than `buf` stays in the
+    /// queue and the call fails with `BufferTooSmall` naming the size needed.
+    pub fn get_into_deadline(&self, buf: &mut [u8], deadline: Deadline) -> Result<usize> {
+        self.core
+            .with_agent(|ring, a, live| ring.pop_timeout(a, live, buf, deadline))
+    }
+
+    /// [`get_into_deadline`](Self::get_into_deadline) waiting as long as it takes.
+    pub fn get_into(&self, buf: &mut [u8]) -> Result<usize> {
+        self.get_into_deadline(buf, Deadline::never())
+    }
+
+    /// [`get_into_deadline`](Self::get_into_deadline) that does not wait (`Empty`).
+    pub fn try_get_into(&self, buf: &mut [u8]) -> Result<usize> {
+        self.core
+            .with_agent(|ring, a, live| ring.try_pop(a, live, buf))
+    }
+
+    /// Takes up to `max` messages that are there now; `Empty` if there is none.
+    pub fn get_many(&self, max: usize) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        self.core.with_agent(|ring, a, live| {
+            ring.pop_with(
+                a,
+                live,
+                max,
+                None,
+                |_, b| out.push(b.to_vec()),
+                Deadline::never(),
+                true,
+            )
+        })?;
+        Ok(out)
+    }
+
+    /// Number of messages in the queue (a snapshot).
+    pub fn len(&self) -> usize {
+        self.core.ring.len()
+    }
+
+    /// Whether the queue holds no message (a snapshot).
+    pub fn is_empty(&self) -> bool {
+        self.core.ring.is_empty()
+    }
+
+    /// Whether the queue is full (a snapshot).
+    pub fn is_full(&self) -> bool {
+        self.core.ring.is_full()
+    }
+
+    /// Most messages the queue holds.
+    pub fn capacity(&self) -> usize {
+        self.core.ring.capacity()
+    }
+
+    /// Closes the queue for every process (see [`Queue::close`]).
+    pub fn close(&self) {
+        self.core.ring.close();
+    }
+
+    /// Whether the queue was closed.
+    pub fn is_closed(&self) -> bool {
+        self.core.ring.is_closed()
+    }
+}
+
+/// The inspection summary of a queue segment (`shmprim ls` / `stat`): depth,
+/// capacity, open or closed, and sleepers. Loads only; a torn or corrupted state
+/// shows as odd numbers, never a crash.
+pub(crate) fn summarize(
+    info: &crate::segment::HeaderInfo,
+    view: &crate::inspect::view::StateView<'_>,
+) -> Option<crate::inspect::view::StateSummary> {
+    use crate::inspect::view::{Field, StateSummary};
+    let capacity = info.params[PARAM_CAPACITY];
+    let head = view.u64(MpmcState::HEAD_OFFSET)?;
+    let tail = view.u64(MpmcState::TAIL_OFFSET)?;
+    let closed = view.u32(MpmcState::CLOSED_OFFSET)? != 0;
+    let getters = view.u32(MpmcState::GET_WAITERS_OFFSET)?;
+    let putters = view.u32(MpmcState::PUT_WAITERS_OFFSET)?;
+    let depth = tail.saturating_sub(head).min(capacity);
+    Some(StateSummary {
+        line: format!(
+            "depth {depth}/{capacity}, {}, {getters} getting, {putters} putting",
+            if closed { "closed" } else { "open" }
+        ),
+        fields: vec![
+            ("depth", Field::U64(depth)),
+            ("capacity", Field::U64(capacity)),
+            ("slot_size", Field::U64(info.params[PARAM_SLOT_SIZE])),
+            ("closed", Field::Bool(closed)),
+            ("head", Field::U64(head)),
+            ("tail", Field::U64(tail)),
+            ("waiting_getters", Field::U64(getters as u64)),
+            ("waiting_putters", Field::U64(putters as u64)),
+        ],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `BUSY` mark on lane 0 is what keeps a nested use on the same
+    /// thread (a signal handler putting on the handle its thread is in the
+    /// middle of using) off the record of the operation it interrupted: it
+    /// must take another lane's record, and lane 0 must be free again after.
+    #[test]
+    fn a_nested_use_on_the_owner_thread_takes_another_record_than_lane_0() {
+        let q = Queue::<u64>::anonymous(4).unwrap();
+        // The first operation makes this thread lane 0's owner.
+        assert!(matches!(q.try_get(), Err(Error::Empty)));
+        let outer = q.core.on_own_lane_fast(|_, outer, _| {
+            let inner = q.core.with_agent(|_, inner, _| Ok(inner.index)).unwrap();
+            Fast::Done((outer.index, inner))
+        });
+        let Fast::Done((outer, inner)) = outer else {
+            panic!("lane 0 was not ready for its owner: {outer:?}");
+        };
+        assert_ne!(outer, inner, "the nested use shared lane 0's record");
+        assert_eq!(outer, q.core.own.state.load(Ordering::Relaxed));
+        // Lane 0 was handed back free, with its record.
+        let again = q.core.on_own_lane_fast(|_, a, _| Fast::Done(a.index));
+        assert!(matches!(again, Fast::Done(i) if i == outer), "{again:?}");
+        // And the nested use left the queue working.
+        q.try_put(7).unwrap();
+        assert_eq!(q.try_get().unwrap(), 7);
+    }
+}
