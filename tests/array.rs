@@ -44,7 +44,7 @@ fn child_entry() {
         "die_holding_guard" => {
             let a = Array::<u64>::open(&args[0]).unwrap();
             let mut g = a.lock().unwrap();
-            g[0] = 111; // half of a two-element update, then death
+            g[0] = 111; // half of a two-element write, then death
             let flag = Value::<u32>::open(&args[1]).unwrap();
             flag.store(1);
             std::thread::sleep(LIMIT);

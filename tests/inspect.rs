@@ -159,7 +159,10 @@ fn gc_removes_exactly_the_segments_whose_participants_are_all_dead() {
     }
     c1.kill();
 
-    let dry = inspect::gc(true).unwrap();
+    // Another prefix sees none of this test's segments.
+    let elsewhere = inspect::gc_prefixed(true, &format!("{}x", common::own_prefix())).unwrap();
+    assert!(elsewhere.is_empty(), "{elsewhere:?}");
+    let dry = inspect::gc_prefixed(true, &common::own_prefix()).unwrap();
     let names: Vec<&str> = dry.iter().map(|i| i.name.as_str()).collect();
     assert!(names.contains(&orphan.as_str()), "{names:?}");
     assert!(
@@ -171,7 +174,7 @@ fn gc_removes_exactly_the_segments_whose_participants_are_all_dead() {
         "--dry-run removed something"
     );
 
-    let removed = inspect::gc(false).unwrap();
+    let removed = inspect::gc_prefixed(false, &common::own_prefix()).unwrap();
     assert!(removed.iter().any(|i| i.name == orphan.as_str()));
     assert!(!std::path::Path::new(&orphan.path()).exists());
     assert!(std::path::Path::new(&held.path()).exists());

@@ -27,7 +27,7 @@ pub const SPSC_4K_MSGS: u64 = 400_000;
 /// ms) for the scheduler to spread the participants over the cores: in
 /// rounds of 1.6 M messages (25 to 40 ms), processes and threads alike
 /// mostly stayed where they were started, often three on one core and one
-/// on the other, for the whole round (BENCHMARKS.md, session 14).
+/// on the other, for the whole round (BENCHMARKS.md).
 pub const MPMC_MSGS: u64 = 8_000_000;
 /// Round trips per busy-polling ping-pong run.
 pub const SPIN_ROUND_TRIPS: u64 = 400_000;
@@ -76,7 +76,7 @@ pub fn figures() -> Vec<Figure> {
     };
     let bare_futex = |goal| reference("bare futex ping-pong (2 procs)", pingpong::futex, goal);
     vec![
-        // ---- SPSC throughput (issue 4) ----
+        // ---- SPSC throughput ----
         Figure {
             id: "spsc-u64",
             group: "spsc",
@@ -188,16 +188,16 @@ pub fn figures() -> Vec<Figure> {
                 available: always,
             }),
             hook: "SpscRing<u64> x2",
-            // No goal: issue 4's ping-pong goal is carried by
-            // `pingpong-spin-duplex`, the two SPSC rings shmprim builds for
-            // request and reply. Two rings in separate segments cannot share a
-            // line between the directions, and on the machine of BENCHMARKS.md
-            // they meet 1.3x in about two runs of three ("Decision, session 15").
+            // No goal: the ping-pong goal is carried by `pingpong-spin-duplex`,
+            // the two SPSC rings shmprim builds for request and reply. Two
+            // rings in separate segments cannot share a line between the
+            // directions, and on the machine of BENCHMARKS.md they meet 1.3x
+            // in about two runs of three.
             references: vec![
                 reference("raw atomic ping-pong (2 procs)", pingpong::spin, None),
                 // No goal: two one-way words, the bare shape of two one-way
                 // channels (not a floor: a ring whose consumer fetches its two
-                // lines at once can beat it, see BENCHMARKS.md, session 13).
+                // lines at once can beat it, see BENCHMARKS.md).
                 reference(
                     "raw ping-pong, one word each way (2 procs)",
                     pingpong::spin_two_words,
@@ -217,8 +217,8 @@ pub fn figures() -> Vec<Figure> {
                 available: always,
             }),
             hook: "DuplexRing<u64>",
-            // Issue 4's goal: "ping-pong round trip over two SPSC rings,
-            // busy-polling: at most 1.3x a raw atomic ping-pong".
+            // The goal: a busy-polling round trip over two SPSC rings at most
+            // 1.3x a raw atomic ping-pong.
             references: vec![
                 reference(
                     "raw atomic ping-pong (2 procs)",
@@ -304,7 +304,7 @@ pub fn figures() -> Vec<Figure> {
                 reference("Unix pipe (2 procs)", os_ipc::pipe, None),
             ],
         },
-        // ---- MPMC throughput (issue 4) ----
+        // ---- MPMC throughput ----
         Figure {
             id: "mpmc-1p1c",
             group: "mpmc",
@@ -361,7 +361,7 @@ pub fn figures() -> Vec<Figure> {
             hook: "MPMC ring / Queue<u64>",
             // No goal of its own: `mpmc-2p2c` with the placement fixed to the
             // one in which the scheduler's choice of `mpmc-2p2c` used to be
-            // slowest (BENCHMARKS.md, session 10).
+            // slowest (BENCHMARKS.md).
             references: vec![reference(
                 "crossbeam ArrayQueue (threads, same placement)",
                 threads::crossbeam_mpmc_2_split,
@@ -389,7 +389,7 @@ pub fn figures() -> Vec<Figure> {
                 reference("mutex+condvar queue in shm (procs)", pthread::cvq_4, None),
             ],
         },
-        // ---- Blocking queue round trip (issue 4) ----
+        // ---- Blocking queue round trip ----
         Figure {
             id: "queue-rtt",
             group: "queue",
@@ -420,7 +420,7 @@ pub fn figures() -> Vec<Figure> {
                 },
             ],
         },
-        // ---- Locks and friends (issue 3) ----
+        // ---- Locks and friends ----
         Figure {
             id: "mutex-uncontended",
             group: "lock",
@@ -498,7 +498,7 @@ pub fn figures() -> Vec<Figure> {
                 None,
             )],
         },
-        // ---- Value (issue 5) ----
+        // ---- Value ----
         Figure {
             id: "value-u64-fetch-add",
             group: "value",
@@ -564,34 +564,6 @@ mod tests {
         ids.dedup();
         assert_eq!(ids.len(), figs.len());
         assert!(figs.iter().all(|f| !f.references.is_empty()));
-    }
-
-    /// The goals of issues 3, 4 and 5, as BENCHMARKS.md's Goals table lists
-    /// them: each is registered on its figure and reference, and there is no
-    /// other. Moving or dropping a goal must change this list (and the table).
-    #[test]
-    fn the_issues_goals_are_registered_and_no_other() {
-        #[rustfmt::skip]
-        let want: &[(&str, &str, Goal)] = &[
-            ("spsc-u64", "C ring, cached idx (2 procs)", Goal::RatioAtLeast(0.9)),
-            ("spsc-u64", "rtrb (2 threads)", Goal::RatioAtLeast(1.0)),
-            ("spsc-u64", "crossbeam ArrayQueue (2 threads)", Goal::RatioAtLeast(1.0)),
-            ("pingpong-spin-duplex", "raw atomic ping-pong (2 procs)", Goal::RatioAtMost(1.3)),
-            ("event-rtt", "bare futex ping-pong (2 procs)", Goal::RatioAtMost(1.0)),
-            ("mpmc-1p1c", "crossbeam ArrayQueue (threads)", Goal::RatioAtLeast(1.0)),
-            ("mpmc-2p2c", "crossbeam ArrayQueue (threads)", Goal::RatioAtLeast(1.0)),
-            ("queue-rtt", "bare futex ping-pong (2 procs)", Goal::RatioAtMost(1.0)),
-            ("mutex-uncontended", "pthread robust pshared mutex", Goal::RatioAtMost(1.1)),
-        ];
-        let mut got: Vec<(&str, &str, Goal)> = Vec::new();
-        for f in figures() {
-            for r in &f.references {
-                if let Some(g) = r.goal {
-                    got.push((f.id, r.name, g));
-                }
-            }
-        }
-        assert_eq!(got, want);
     }
 
     #[test]

@@ -188,7 +188,7 @@ pub(crate) fn wait_pong_child(c: &ChildCtx) -> Res<()> {
 }
 
 // ---------------------------------------------------------------------------
-// Mutex, Event, Semaphore, Barrier (issue 3)
+// Mutex, Event, Semaphore, Barrier
 // ---------------------------------------------------------------------------
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -373,7 +373,7 @@ pub(crate) fn barrier_peer_child(c: &ChildCtx) -> Res<()> {
 }
 
 // ---------------------------------------------------------------------------
-// Value (issue 5)
+// Value
 // ---------------------------------------------------------------------------
 
 /// `Value<u64>::fetch_add(1)`, uncontended: ns per operation.
@@ -455,7 +455,7 @@ pub(crate) fn value_writer_child(c: &ChildCtx) -> Res<()> {
 }
 
 // ---------------------------------------------------------------------------
-// SPSC rings (issue 4)
+// SPSC rings
 // ---------------------------------------------------------------------------
 
 /// Called after a non-blocking ring operation found nothing to do: a CPU hint,
@@ -1009,7 +1009,7 @@ fn pipe_send(end: &mut PipeEnd, v: u64, tries: &mut u32, t0: Instant) -> Res<()>
 }
 
 // ---------------------------------------------------------------------------
-// MPMC queue and blocking Queue (issue 4)
+// MPMC queue and blocking Queue
 // ---------------------------------------------------------------------------
 
 /// Backs off after a non-blocking queue operation found nothing to do, as the

@@ -279,12 +279,14 @@ fn c_process_and_rust_process_alternate_strictly_on_one_mutex_guarded_counter() 
     );
 }
 
-/// Runs a built example under valgrind (memcheck, forked children included);
-/// `None` if valgrind is not installed.
-fn run_under_valgrind(bin: &Path) -> Option<String> {
-    if Command::new("valgrind").arg("--version").output().is_err() {
-        return None;
-    }
+/// Runs a built example under valgrind (memcheck, forked children included)
+/// and returns its stdout. Fails when valgrind is missing: `.ci/run` installs
+/// it, and a check that cannot run must not pass.
+fn run_under_valgrind(bin: &Path) -> String {
+    assert!(
+        Command::new("valgrind").arg("--version").output().is_ok(),
+        "valgrind is not installed (apt-get install valgrind): the C examples must run under it"
+    );
     let out = Command::new("valgrind")
         .args([
             "--error-exitcode=99",
@@ -308,7 +310,7 @@ fn run_under_valgrind(bin: &Path) -> Option<String> {
         !stderr.lines().any(|l| l.starts_with("==")),
         "valgrind reported:\n{stderr}"
     );
-    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]
@@ -327,13 +329,8 @@ fn queue_mutex_and_bad_call_examples_run_clean_under_valgrind() {
         ),
     ];
     for (file, expected) in cases {
-        match run_under_valgrind(&build_example(file)) {
-            Some(out) => assert!(out.contains(expected), "{file}: {out}"),
-            None => {
-                println!("SKIPPED: valgrind is not installed");
-                return;
-            }
-        }
+        let out = run_under_valgrind(&build_example(file));
+        assert!(out.contains(expected), "{file}: {out}");
     }
 }
 

@@ -14,6 +14,9 @@ pub struct LsArgs {
     /// Print a JSON array instead of a table.
     #[arg(long)]
     json: bool,
+    /// Only segments whose name starts with this.
+    #[arg(long, default_value = "")]
+    prefix: String,
 }
 
 /// `shmprim stat`.
@@ -43,6 +46,9 @@ pub struct GcArgs {
     /// Print a JSON array of the segments (to be) removed.
     #[arg(long)]
     json: bool,
+    /// Only segments whose name starts with this.
+    #[arg(long, default_value = "")]
+    prefix: String,
 }
 
 /// `shmprim watch`.
@@ -64,7 +70,7 @@ fn report(err: shmprim::Error) -> i32 {
 }
 
 pub fn ls(args: LsArgs) -> i32 {
-    match inspect::list() {
+    match inspect::list_prefixed(&args.prefix) {
         Ok(list) if args.json => {
             println!("{}", inspect::render_json(&list));
             0
@@ -103,7 +109,7 @@ pub fn rm(args: RmArgs) -> i32 {
 }
 
 pub fn gc(args: GcArgs) -> i32 {
-    match inspect::gc(args.dry_run) {
+    match inspect::gc_prefixed(args.dry_run, &args.prefix) {
         Ok(list) if args.json => {
             println!("{}", inspect::render_json(&list));
             0

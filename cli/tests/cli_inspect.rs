@@ -67,7 +67,7 @@ fn ls_and_stat_json_report_each_primitives_state() {
     }
     q.close();
 
-    let (code, ls, err) = shmprim(&["ls", "--json"]);
+    let (code, ls, err) = shmprim(&["ls", "--json", "--prefix", &common::own_prefix()]);
     assert_eq!(code, 0, "{err}");
     let pick = |name: &str, field: &str| {
         py(
@@ -134,7 +134,8 @@ fn gc_dry_run_removes_nothing_and_gc_removes_only_orphans() {
     c.kill();
     let _kept = shmprim::Segment::create(&kept, 64).unwrap();
 
-    let (code, out, _) = shmprim(&["gc", "--dry-run", "--json"]);
+    let prefix = common::own_prefix();
+    let (code, out, _) = shmprim(&["gc", "--dry-run", "--json", "--prefix", &prefix]);
     assert_eq!(code, 0);
     assert_eq!(
         py(
@@ -155,7 +156,7 @@ fn gc_dry_run_removes_nothing_and_gc_removes_only_orphans() {
         "--dry-run removed it"
     );
 
-    let (code, out, _) = shmprim(&["gc"]);
+    let (code, out, _) = shmprim(&["gc", "--prefix", &prefix]);
     assert_eq!(code, 0);
     assert!(out.contains(orphan.as_str()), "{out}");
     assert!(!std::path::Path::new(&orphan.path()).exists());

@@ -38,7 +38,7 @@ use crate::{Deadline, Disposition, Kind, Options, Segment};
 /// let v = Value::<[u32; 4]>::create(&name, [0; 4])?;
 /// v.set([1, 2, 3, 4])?;
 /// {
-///     let mut g = v.lock().unwrap(); // compound update, like `with v.get_lock():`
+///     let mut g = v.lock().unwrap(); // several steps at once, like `with v.get_lock():`
 ///     g[0] += g[3];
 /// }
 /// assert_eq!(v.get()?, [5, 2, 3, 4]);

@@ -311,10 +311,15 @@ pub fn inspect(name: &str) -> Result<Inspection> {
 /// from a foreign one and is skipped), sorted by name. Foreign files are skipped; a file that vanishes while listed is
 /// skipped too.
 pub fn list() -> Result<Vec<Inspection>> {
+    list_prefixed("")
+}
+
+/// [`list`], limited to the segments whose name starts with `prefix`.
+pub fn list_prefixed(prefix: &str) -> Result<Vec<Inspection>> {
     let names = sys::shm::list_shm_names().map_err(|e| Error::from_io("/dev/shm", "readdir", e))?;
     let mut out = Vec::new();
     for name in names {
-        if validate_name(&name).is_err() {
+        if !name.starts_with(prefix) || validate_name(&name).is_err() {
             continue;
         }
         match inspect(&name) {
@@ -344,8 +349,13 @@ pub fn remove(name: &str) -> Result<()> {
 /// Segments that [`Inspection::is_garbage`] says nobody uses; removes them unless
 /// `dry_run`. Returns what was (or would be) removed.
 pub fn gc(dry_run: bool) -> Result<Vec<Inspection>> {
+    gc_prefixed(dry_run, "")
+}
+
+/// [`gc`], limited to the segments whose name starts with `prefix`.
+pub fn gc_prefixed(dry_run: bool, prefix: &str) -> Result<Vec<Inspection>> {
     let mut removed = Vec::new();
-    for ins in list()? {
+    for ins in list_prefixed(prefix)? {
         if ins.is_garbage() {
             if !dry_run {
                 match crate::Segment::unlink(&ins.name) {

@@ -11,6 +11,12 @@ pub const ROLE_VAR: &str = "SHMPRIM_TEST_ROLE";
 /// Environment variable carrying a child's arguments, separated by `\x1f`.
 pub const ARGS_VAR: &str = "SHMPRIM_TEST_ARGS";
 
+/// The start of every segment name this test process makes: what it passes
+/// to `gc` and `ls`, so that they touch only its own segments.
+pub fn own_prefix() -> String {
+    format!("shmprim-test-{}-", std::process::id())
+}
+
 /// A segment name unique to this process and test, unlinked when dropped.
 pub struct ShmName(pub String);
 
