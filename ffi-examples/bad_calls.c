@@ -6,6 +6,8 @@
  * the lock.  Each check prints its line; the last line is
  * "bad_calls: N checks ok".
  */
+#include <fcntl.h>
+#include <semaphore.h>
 #include <stdalign.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -167,6 +169,11 @@ int main(void) {
     bool flags[5] = {0};
     EXPECT(shmprim_array_read(arr, 2, flags, 3), SHMPRIM_INDEX_OUT_OF_RANGE);
     EXPECT(shmprim_array_read(arr, 0, NULL, 4), SHMPRIM_NULL_POINTER);
+    /* A count far past the array is refused before any buffer is made. */
+    EXPECT(shmprim_array_read(arr, 1, flags, (size_t)1 << 40), SHMPRIM_INDEX_OUT_OF_RANGE);
+    EXPECT(shmprim_array_write(arr, 1, flags, (size_t)1 << 40), SHMPRIM_INDEX_OUT_OF_RANGE);
+    EXPECT(shmprim_array_read(arr, 1, flags, SIZE_MAX), SHMPRIM_INDEX_OUT_OF_RANGE);
+    EXPECT(shmprim_array_write(arr, 1, flags, SIZE_MAX), SHMPRIM_INDEX_OUT_OF_RANGE);
     EXPECT(shmprim_array_fetch_add(arr, 0, &flags[0], NULL, 1), SHMPRIM_INVALID_ARGUMENT);
     EXPECT(shmprim_array_with_lock(arr, 0, NULL, NULL), SHMPRIM_NULL_POINTER);
     shmprim_array_close(arr);
@@ -313,6 +320,44 @@ int main(void) {
     shmprim_spsc_close(ring);
     EXPECT(shmprim_spsc_unlink(sname), SHMPRIM_OK);
     EXPECT(shmprim_spsc_unlink(sname), SHMPRIM_NOT_FOUND);
+
+    /* A create with a capacity out of range makes no file: the name stays free. */
+    char pname[64];
+    snprintf(pname, sizeof pname, "shmprim-example-bad-pipe-%d", (int)getpid());
+    shmprim_pipe *huge = NULL;
+    EXPECT(shmprim_pipe_create(pname, SIZE_MAX, 8, 1, NULL, &huge), SHMPRIM_INVALID_ARGUMENT);
+    shmprim_byte_ring *huge_ring = NULL;
+    EXPECT(shmprim_byte_ring_create(pname, SIZE_MAX, 8, NULL, &huge_ring), SHMPRIM_INVALID_ARGUMENT);
+    EXPECT(shmprim_pipe_unlink(pname), SHMPRIM_NOT_FOUND);
+
+    /* A typed unlink removes only its own kind of shmprim object: a file of
+     * another program, a glibc named semaphore and an event are left alone. */
+    char fname[64], fpath[96];
+    snprintf(fname, sizeof fname, "shmprim-example-bad-foreign-%d", (int)getpid());
+    snprintf(fpath, sizeof fpath, "/dev/shm/%s", fname);
+    FILE *foreign = fopen(fpath, "w");
+    expect_true("a foreign file can be made", foreign != NULL);
+    if (foreign) {
+        for (int i = 0; i < 8192; i++) fputc(7, foreign);
+        fclose(foreign);
+    }
+    EXPECT(shmprim_mutex_unlink(fname), SHMPRIM_NOT_SHMPRIM);
+    EXPECT(shmprim_queue_unlink(fname), SHMPRIM_NOT_SHMPRIM);
+    EXPECT(shmprim_segment_unlink(fname), SHMPRIM_NOT_SHMPRIM);
+    expect_true("the foreign file is still there", access(fpath, F_OK) == 0);
+    unlink(fpath);
+    char sem_name[64], sem_file[72];
+    snprintf(sem_name, sizeof sem_name, "/shmprim-example-bad-sem-%d", (int)getpid());
+    snprintf(sem_file, sizeof sem_file, "sem.%s", sem_name + 1);
+    sem_t *gsem = sem_open(sem_name, O_CREAT | O_EXCL, 0600, 1);
+    expect_true("a glibc semaphore can be made", gsem != SEM_FAILED);
+    EXPECT(shmprim_mutex_unlink(sem_file), SHMPRIM_NOT_SHMPRIM);
+    expect_true("the glibc semaphore is still there", sem_unlink(sem_name) == 0);
+    if (gsem != SEM_FAILED) sem_close(gsem);
+    EXPECT(shmprim_event_create(ename, NULL, &e), SHMPRIM_OK);
+    EXPECT(shmprim_mutex_unlink(ename), SHMPRIM_INCOMPATIBLE);
+    EXPECT(shmprim_event_unlink(ename), SHMPRIM_OK);
+    shmprim_event_close(e);
 
     printf("bad_calls: %d checks %s\n", checks, failures == 0 ? "ok" : "FAILED");
     return failures == 0 ? 0 : 1;

@@ -556,9 +556,12 @@ shmprim_status shmprim_array_anonymous(uint32_t elem_type,
 void shmprim_array_close(shmprim_array *a);
 
 /**
- * Removes the name `name`; processes that have the array open keep it.
- * Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or
- * `SHMPRIM_NULL_POINTER`.
+ * Removes the name `name` if it is a shmprim array; processes that have it open
+ * keep it. Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_NOT_SHMPRIM`
+ * (a file of another program: left alone), `SHMPRIM_INCOMPATIBLE` (another
+ * kind of shmprim object: left alone), `SHMPRIM_INVALID_NAME` or
+ * `SHMPRIM_NULL_POINTER`. Another process can replace the file between the
+ * check and the removal.
  *
  * # Safety
  * `name` must be a NUL-terminated string.
@@ -714,9 +717,12 @@ shmprim_status shmprim_barrier_anonymous(uint32_t parties,
 void shmprim_barrier_close(shmprim_barrier *h);
 
 /**
- * Removes the name `name`; processes that have the barrier open keep it.
- * Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or
- * `SHMPRIM_NULL_POINTER`.
+ * Removes the name `name` if it is a shmprim barrier; processes that have it open
+ * keep it. Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_NOT_SHMPRIM`
+ * (a file of another program: left alone), `SHMPRIM_INCOMPATIBLE` (another
+ * kind of shmprim object: left alone), `SHMPRIM_INVALID_NAME` or
+ * `SHMPRIM_NULL_POINTER`. Another process can replace the file between the
+ * check and the removal.
  *
  * # Safety
  * `name` must be a NUL-terminated string.
@@ -890,9 +896,12 @@ shmprim_status shmprim_byte_ring_anonymous(size_t capacity,
 void shmprim_byte_ring_close(shmprim_byte_ring *r);
 
 /**
- * Removes the name `name`; processes that have the ring open keep it.
- * Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or
- * `SHMPRIM_NULL_POINTER`.
+ * Removes the name `name` if it is a shmprim ring; processes that have it open
+ * keep it. Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_NOT_SHMPRIM`
+ * (a file of another program: left alone), `SHMPRIM_INCOMPATIBLE` (another
+ * kind of shmprim object: left alone), `SHMPRIM_INVALID_NAME` or
+ * `SHMPRIM_NULL_POINTER`. Another process can replace the file between the
+ * check and the removal.
  *
  * # Safety
  * `name` must be a NUL-terminated string.
@@ -1067,9 +1076,12 @@ shmprim_status shmprim_condvar_anonymous(shmprim_condvar **out);
 void shmprim_condvar_close(shmprim_condvar *h);
 
 /**
- * Removes the name `name`; processes that have the condvar open keep it.
- * Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or
- * `SHMPRIM_NULL_POINTER`.
+ * Removes the name `name` if it is a shmprim condvar; processes that have it open
+ * keep it. Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_NOT_SHMPRIM`
+ * (a file of another program: left alone), `SHMPRIM_INCOMPATIBLE` (another
+ * kind of shmprim object: left alone), `SHMPRIM_INVALID_NAME` or
+ * `SHMPRIM_NULL_POINTER`. Another process can replace the file between the
+ * check and the removal.
  *
  * # Safety
  * `name` must be a NUL-terminated string.
@@ -1226,9 +1238,12 @@ shmprim_status shmprim_duplex_anonymous(size_t capacity,
 void shmprim_duplex_close(shmprim_duplex *d);
 
 /**
- * Removes the name `name`; processes that have the ring open keep it.
- * Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or
- * `SHMPRIM_NULL_POINTER`.
+ * Removes the name `name` if it is a shmprim ring; processes that have it open
+ * keep it. Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_NOT_SHMPRIM`
+ * (a file of another program: left alone), `SHMPRIM_INCOMPATIBLE` (another
+ * kind of shmprim object: left alone), `SHMPRIM_INVALID_NAME` or
+ * `SHMPRIM_NULL_POINTER`. Another process can replace the file between the
+ * check and the removal.
  *
  * # Safety
  * `name` must be a NUL-terminated string.
@@ -1373,9 +1388,12 @@ shmprim_status shmprim_event_anonymous(shmprim_event **out);
 void shmprim_event_close(shmprim_event *h);
 
 /**
- * Removes the name `name`; processes that have the event open keep it.
- * Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or
- * `SHMPRIM_NULL_POINTER`.
+ * Removes the name `name` if it is a shmprim event; processes that have it open
+ * keep it. Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_NOT_SHMPRIM`
+ * (a file of another program: left alone), `SHMPRIM_INCOMPATIBLE` (another
+ * kind of shmprim object: left alone), `SHMPRIM_INVALID_NAME` or
+ * `SHMPRIM_NULL_POINTER`. Another process can replace the file between the
+ * check and the removal.
  *
  * # Safety
  * `name` must be a NUL-terminated string.
@@ -1576,9 +1594,12 @@ shmprim_status shmprim_mutex_anonymous(size_t data_size,
 void shmprim_mutex_close(shmprim_mutex *m);
 
 /**
- * Removes the name `name`; processes that have the mutex open keep it.
- * Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or
- * `SHMPRIM_NULL_POINTER`.
+ * Removes the name `name` if it is a shmprim mutex; processes that have it open
+ * keep it. Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_NOT_SHMPRIM`
+ * (a file of another program: left alone), `SHMPRIM_INCOMPATIBLE` (another
+ * kind of shmprim object: left alone), `SHMPRIM_INVALID_NAME` or
+ * `SHMPRIM_NULL_POINTER`. Another process can replace the file between the
+ * check and the removal.
  *
  * # Safety
  * `name` must be a NUL-terminated string.
@@ -1763,9 +1784,12 @@ shmprim_status shmprim_pipe_anonymous(size_t capacity,
 void shmprim_pipe_close(shmprim_pipe *p);
 
 /**
- * Removes the name `name`; processes that have the pipe open keep it.
- * Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or
- * `SHMPRIM_NULL_POINTER`.
+ * Removes the name `name` if it is a shmprim pipe; processes that have it open
+ * keep it. Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_NOT_SHMPRIM`
+ * (a file of another program: left alone), `SHMPRIM_INCOMPATIBLE` (another
+ * kind of shmprim object: left alone), `SHMPRIM_INVALID_NAME` or
+ * `SHMPRIM_NULL_POINTER`. Another process can replace the file between the
+ * check and the removal.
  *
  * # Safety
  * `name` must be a NUL-terminated string.
@@ -1949,9 +1973,12 @@ shmprim_status shmprim_queue_anonymous(size_t capacity,
 void shmprim_queue_close(shmprim_queue *q);
 
 /**
- * Removes the name `name`; processes that have the queue open keep it.
- * Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or
- * `SHMPRIM_NULL_POINTER`.
+ * Removes the name `name` if it is a shmprim queue; processes that have it open
+ * keep it. Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_NOT_SHMPRIM`
+ * (a file of another program: left alone), `SHMPRIM_INCOMPATIBLE` (another
+ * kind of shmprim object: left alone), `SHMPRIM_INVALID_NAME` or
+ * `SHMPRIM_NULL_POINTER`. Another process can replace the file between the
+ * check and the removal.
  *
  * # Safety
  * `name` must be a NUL-terminated string.
@@ -2383,7 +2410,10 @@ shmprim_status shmprim_segment_anonymous(size_t size, shmprim_segment **out);
 void shmprim_segment_close(shmprim_segment *seg);
 
 /**
- * Removes the name `name`; processes that have the segment open keep it.
+ * Removes the name `name` if it is a shmprim segment of any kind; processes
+ * that have it open keep it. Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`,
+ * `SHMPRIM_NOT_SHMPRIM` (a file of another program: left alone),
+ * `SHMPRIM_INVALID_NAME` or `SHMPRIM_NULL_POINTER`.
  *
  * # Safety
  * `name` must be a NUL-terminated string.
@@ -2479,9 +2509,12 @@ shmprim_status shmprim_semaphore_anonymous(uint32_t value,
 void shmprim_semaphore_close(shmprim_semaphore *h);
 
 /**
- * Removes the name `name`; processes that have the semaphore open keep it.
- * Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or
- * `SHMPRIM_NULL_POINTER`.
+ * Removes the name `name` if it is a shmprim semaphore; processes that have it open
+ * keep it. Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_NOT_SHMPRIM`
+ * (a file of another program: left alone), `SHMPRIM_INCOMPATIBLE` (another
+ * kind of shmprim object: left alone), `SHMPRIM_INVALID_NAME` or
+ * `SHMPRIM_NULL_POINTER`. Another process can replace the file between the
+ * check and the removal.
  *
  * # Safety
  * `name` must be a NUL-terminated string.
@@ -2637,9 +2670,12 @@ shmprim_status shmprim_spsc_anonymous(size_t capacity,
 void shmprim_spsc_close(shmprim_spsc *r);
 
 /**
- * Removes the name `name`; processes that have the ring open keep it.
- * Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or
- * `SHMPRIM_NULL_POINTER`.
+ * Removes the name `name` if it is a shmprim ring; processes that have it open
+ * keep it. Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_NOT_SHMPRIM`
+ * (a file of another program: left alone), `SHMPRIM_INCOMPATIBLE` (another
+ * kind of shmprim object: left alone), `SHMPRIM_INVALID_NAME` or
+ * `SHMPRIM_NULL_POINTER`. Another process can replace the file between the
+ * check and the removal.
  *
  * # Safety
  * `name` must be a NUL-terminated string.
@@ -2845,9 +2881,12 @@ shmprim_status shmprim_value_anonymous(uint32_t elem_type,
 void shmprim_value_close(shmprim_value *v);
 
 /**
- * Removes the name `name`; processes that have the value open keep it.
- * Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or
- * `SHMPRIM_NULL_POINTER`.
+ * Removes the name `name` if it is a shmprim value; processes that have it open
+ * keep it. Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_NOT_SHMPRIM`
+ * (a file of another program: left alone), `SHMPRIM_INCOMPATIBLE` (another
+ * kind of shmprim object: left alone), `SHMPRIM_INVALID_NAME` or
+ * `SHMPRIM_NULL_POINTER`. Another process can replace the file between the
+ * check and the removal.
  *
  * # Safety
  * `name` must be a NUL-terminated string.

@@ -402,9 +402,11 @@ impl Barrier {
         Ok(Barrier { seg })
     }
 
-    /// Removes the name; processes that have it open keep using it.
+    /// Removes the name; processes that have it open keep using it. A file
+    /// that is not a shmprim segment of this kind is refused and left alone
+    /// (see [`Segment::unlink_kind`]).
     pub fn unlink(name: &str) -> Result<()> {
-        Segment::unlink(name)
+        Segment::unlink_kind(name, Kind::Barrier)
     }
 
     fn validate(seg: Segment) -> Result<Barrier> {

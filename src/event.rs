@@ -111,6 +111,7 @@ impl EventState {
     }
 
     /// Raises the flag and wakes every waiter (no syscall when none sleeps).
+    #[inline]
     pub fn set(&self) {
         let mut w = self.word.load(Ordering::Relaxed);
         loop {
@@ -134,12 +135,14 @@ impl EventState {
     }
 
     /// Lowers the flag. Waiters already woken by a `set` still return `true`.
+    #[inline]
     pub fn clear(&self) {
         // Relaxed: clearing publishes nothing; the RMW keeps `seq` intact.
         self.word.fetch_and(!FLAG, Ordering::Relaxed);
     }
 
     /// Whether the flag is up now.
+    #[inline]
     pub fn is_set(&self) -> bool {
         // Acquire: pairs with the Release CAS in `set`.
         self.word.load(Ordering::Acquire) & FLAG != 0
@@ -147,6 +150,7 @@ impl EventState {
 
     /// Waits until the flag is up or a `set` happened since the call began, or
     /// `deadline` passes: returns whether it was set (`false` only on timeout).
+    #[inline]
     pub fn wait(&self, deadline: Deadline) -> bool {
         // Acquire: pairs with the Release CAS in `set`.
         let w = self.word.load(Ordering::Acquire);
@@ -215,9 +219,11 @@ impl Event {
         Ok(Event { seg })
     }
 
-    /// Removes the name; processes that have it open keep using it.
+    /// Removes the name; processes that have it open keep using it. A file
+    /// that is not a shmprim segment of this kind is refused and left alone
+    /// (see [`Segment::unlink_kind`]).
     pub fn unlink(name: &str) -> Result<()> {
-        Segment::unlink(name)
+        Segment::unlink_kind(name, Kind::Event)
     }
 
     fn validate(seg: Segment) -> Result<Event> {
@@ -226,6 +232,7 @@ impl Event {
     }
 
     /// The state in the segment.
+    #[inline]
     pub fn state(&self) -> &EventState {
         // SAFETY: the data area is page aligned and holds at least SIZE bytes
         // (checked on open, requested on create); the state is only atomics, valid
@@ -234,32 +241,38 @@ impl Event {
     }
 
     /// Raises the flag and wakes every waiter.
+    #[inline]
     pub fn set(&self) {
         self.state().set()
     }
 
     /// Lowers the flag.
+    #[inline]
     pub fn clear(&self) {
         self.state().clear()
     }
 
     /// Whether the flag is up now.
+    #[inline]
     pub fn is_set(&self) -> bool {
         self.state().is_set()
     }
 
     /// Waits, as long as it takes, until the flag is up.
+    #[inline]
     pub fn wait(&self) {
         self.state().wait(Deadline::never());
     }
 
     /// Waits at most `timeout` for the flag; returns whether it was set (Python's
     /// `wait(timeout)`).
+    #[inline]
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         try_first(timeout, |d| self.state().wait(d), |set| !set)
     }
 
     /// Waits until `deadline` for the flag; returns whether it was set.
+    #[inline]
     pub fn wait_deadline(&self, deadline: Deadline) -> bool {
         self.state().wait(deadline)
     }

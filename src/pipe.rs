@@ -284,7 +284,7 @@ impl Pipe {
                 // SAFETY: the data area is `memory_size` bytes, page aligned, ours.
                 unsafe { PipeHeader::init(ptr.as_ptr(), cap, max_message, duplex) }
             })?;
-        Self::from_segment(seg)
+        crate::segment::finish_create(seg, Self::from_segment)
     }
 
     /// Opens a named pipe.
@@ -354,9 +354,11 @@ impl Pipe {
         })
     }
 
-    /// Removes the name.
+    /// Removes the name; processes that have it open keep using it. A file
+    /// that is not a shmprim segment of this kind is refused and left alone
+    /// (see [`Segment::unlink_kind`]).
     pub fn unlink(name: &str) -> Result<()> {
-        Segment::unlink(name)
+        Segment::unlink_kind(name, Kind::Pipe)
     }
 
     /// The segment (`None` for a heap pipe).

@@ -117,6 +117,7 @@ impl SemaphoreState {
 
     /// Takes a permit, sleeping while there is none, until `deadline`
     /// (`Err(Timeout)` then). `Deadline::now()` tries once.
+    #[inline]
     pub fn acquire(&self, deadline: Deadline) -> Result<()> {
         loop {
             if self.try_acquire() {
@@ -129,6 +130,7 @@ impl SemaphoreState {
     }
 
     /// Takes a permit if one is available, without waiting.
+    #[inline]
     pub fn try_acquire(&self) -> bool {
         let mut c = self.count.load(Ordering::Relaxed);
         while c > 0 {
@@ -148,6 +150,7 @@ impl SemaphoreState {
     /// Gives back `n` permits and wakes up to `n` sleepers (no syscall when none
     /// sleeps). `Overflow { bound }` and no change if the count would exceed the
     /// bound; `InvalidArgument` for `n == 0` (as Python's `ValueError`).
+    #[inline]
     pub fn release(&self, n: u32) -> Result<()> {
         if n == 0 {
             return Err(Error::invalid_argument("release(n) needs n >= 1"));
@@ -173,6 +176,7 @@ impl SemaphoreState {
     }
 
     /// Permits available now (Python's `get_value()`); a snapshot.
+    #[inline]
     pub fn value(&self) -> u32 {
         self.count.load(Ordering::Relaxed)
     }
@@ -288,9 +292,11 @@ impl Semaphore {
         Ok(Semaphore { seg })
     }
 
-    /// Removes the name; processes that have it open keep using it.
+    /// Removes the name; processes that have it open keep using it. A file
+    /// that is not a shmprim segment of this kind is refused and left alone
+    /// (see [`Segment::unlink_kind`]).
     pub fn unlink(name: &str) -> Result<()> {
-        Segment::unlink(name)
+        Segment::unlink_kind(name, Kind::Semaphore)
     }
 
     fn validate(seg: Segment) -> Result<Semaphore> {
@@ -315,6 +321,7 @@ impl Semaphore {
     }
 
     /// The state in the segment.
+    #[inline]
     pub fn state(&self) -> &SemaphoreState {
         // SAFETY: the data area is page aligned and holds at least SIZE bytes
         // (checked on open, requested on create); the state is only atomics, valid
@@ -323,22 +330,26 @@ impl Semaphore {
     }
 
     /// Takes a permit, sleeping as long as there is none.
+    #[inline]
     pub fn acquire(&self) {
         // A deadline that never passes cannot time out.
         let _ = self.state().acquire(Deadline::never());
     }
 
     /// Takes a permit if one is available now, without waiting.
+    #[inline]
     pub fn try_acquire(&self) -> bool {
         self.state().try_acquire()
     }
 
     /// Takes a permit, waiting at most `timeout`; `Err(Timeout)` if none came.
+    #[inline]
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<()> {
         try_first(timeout, |d| self.state().acquire(d), is_timeout)
     }
 
     /// Takes a permit, waiting until `deadline`; `Err(Timeout)` if none came.
+    #[inline]
     pub fn acquire_deadline(&self, deadline: Deadline) -> Result<()> {
         self.state().acquire(deadline)
     }
@@ -352,11 +363,13 @@ impl Semaphore {
 
     /// Gives back `n` permits, waking up to `n` sleepers; `Overflow` (and no
     /// change) if that would exceed the bound.
+    #[inline]
     pub fn release(&self, n: u32) -> Result<()> {
         self.state().release(n)
     }
 
     /// Permits available now (Python's `get_value()`).
+    #[inline]
     pub fn value(&self) -> u32 {
         self.state().value()
     }

@@ -143,6 +143,33 @@ fn owner_killed_at_depth_two_is_reported_then_consistent_or_unrecoverable() {
     }
 }
 
+/// After an owner's death the new holder may lock again before it decides:
+/// releasing that inner level succeeds (the header asks for `consistent`
+/// only before the *last* release), and the mutex stays usable.
+#[test]
+fn an_inner_release_after_owner_died_succeeds_and_consistent_keeps_the_mutex() {
+    let ctl_name = ShmName::new("rmutex_inner_ctl");
+    let ctl = Segment::create(&ctl_name, 64).unwrap();
+    let name = ShmName::new("rmutex_inner");
+    let m = ReentrantMutex::create(&name, 0u64).unwrap();
+    // The raw lock under the handle: what the C ABI's `shmprim_rmutex_*` call.
+    let bytes = shmprim::mutex::ByteLock::<RawReentrantMutex>::open(&name).unwrap();
+    let raw = bytes.raw();
+    let mut child = spawn("lock_twice_and_hang", &[&name, &ctl_name]);
+    assert!(wait_until(LIMIT, || word(&ctl, 0).load(Ordering::Acquire) == 1));
+    child.kill();
+    assert_eq!(
+        raw.lock(Deadline::after(LIMIT)).unwrap(),
+        LockStatus::OwnerDied
+    );
+    assert_eq!(raw.lock(Deadline::now()).unwrap(), LockStatus::Acquired);
+    raw.unlock().expect("the inner release succeeds");
+    raw.mark_consistent().unwrap();
+    raw.unlock().unwrap();
+    let free = std::thread::scope(|s| s.spawn(|| m.try_lock().is_ok()).join().unwrap());
+    assert!(free, "the mutex is free and recoverable");
+}
+
 #[test]
 fn opening_a_plain_mutex_or_another_type_as_reentrant_is_incompatible() {
     let name = ShmName::new("rmutex_types");

@@ -154,16 +154,19 @@ pub unsafe extern "C" fn shmprim_array_close(a: *mut shmprim_array) {
     unsafe { free(a) }
 }
 
-/// Removes the name `name`; processes that have the array open keep it.
-/// Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or
-/// `SHMPRIM_NULL_POINTER`.
+/// Removes the name `name` if it is a shmprim array; processes that have it open
+/// keep it. Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_NOT_SHMPRIM`
+/// (a file of another program: left alone), `SHMPRIM_INCOMPATIBLE` (another
+/// kind of shmprim object: left alone), `SHMPRIM_INVALID_NAME` or
+/// `SHMPRIM_NULL_POINTER`. Another process can replace the file between the
+/// check and the removal.
 ///
 /// # Safety
 /// `name` must be a NUL-terminated string.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmprim_array_unlink(name: *const c_char) -> shmprim_status {
     // SAFETY: forwarded contract.
-    unsafe { unlink_name(name) }
+    unsafe { unlink_name(name, Some(shmprim::Kind::Array)) }
 }
 
 fn info<T: ShmType>(a: &Array<T>) -> (u32, usize, usize) {
@@ -210,6 +213,9 @@ fn read<T: ShmType>(
         return Ok(());
     }
     non_null(out, "out")?;
+    // Before the buffer is allocated: a count far past the array's length
+    // must be an error, not an allocation failure that aborts the process.
+    check(a.check_range(start, count))?;
     let mut buf = vec![<T as shmprim::bytemuck::Zeroable>::zeroed(); count];
     check(a.read_range(start, &mut buf))?;
     // SAFETY: by the contract `out` is writable for `count` elements; `buf`
@@ -234,6 +240,8 @@ fn write<T: ShmType>(
         return Ok(());
     }
     non_null(input, "input")?;
+    // As in `read`: the range is checked before anything is allocated.
+    check(a.check_range(start, count))?;
     let buf: Vec<T> = (0..count)
         // SAFETY: by the contract `input` is readable for `count` elements.
         .map(|i| unsafe { read_elem(input.cast::<T>().wrapping_add(i).cast()) })

@@ -129,16 +129,19 @@ pub unsafe extern "C" fn shmprim_barrier_close(h: *mut shmprim_barrier) {
     unsafe { free(h) }
 }
 
-/// Removes the name `name`; processes that have the barrier open keep it.
-/// Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or
-/// `SHMPRIM_NULL_POINTER`.
+/// Removes the name `name` if it is a shmprim barrier; processes that have it open
+/// keep it. Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_NOT_SHMPRIM`
+/// (a file of another program: left alone), `SHMPRIM_INCOMPATIBLE` (another
+/// kind of shmprim object: left alone), `SHMPRIM_INVALID_NAME` or
+/// `SHMPRIM_NULL_POINTER`. Another process can replace the file between the
+/// check and the removal.
 ///
 /// # Safety
 /// `name` must be a NUL-terminated string.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmprim_barrier_unlink(name: *const c_char) -> shmprim_status {
     // SAFETY: forwarded contract.
-    unsafe { unlink_name(name) }
+    unsafe { unlink_name(name, Some(shmprim::Kind::Barrier)) }
 }
 
 /// Waits up to `timeout_ns` (negative: forever; `0`: only if this call

@@ -158,16 +158,19 @@ pub unsafe extern "C" fn shmprim_duplex_close(d: *mut shmprim_duplex) {
     unsafe { free(d) }
 }
 
-/// Removes the name `name`; processes that have the ring open keep it.
-/// Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or
-/// `SHMPRIM_NULL_POINTER`.
+/// Removes the name `name` if it is a shmprim ring; processes that have it open
+/// keep it. Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_NOT_SHMPRIM`
+/// (a file of another program: left alone), `SHMPRIM_INCOMPATIBLE` (another
+/// kind of shmprim object: left alone), `SHMPRIM_INVALID_NAME` or
+/// `SHMPRIM_NULL_POINTER`. Another process can replace the file between the
+/// check and the removal.
 ///
 /// # Safety
 /// `name` must be a NUL-terminated string.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmprim_duplex_unlink(name: *const c_char) -> shmprim_status {
     // SAFETY: forwarded contract.
-    unsafe { unlink_name(name) }
+    unsafe { unlink_name(name, Some(shmprim::Kind::Duplex)) }
 }
 
 /// Size in bytes of one element; 0 for a null handle.
@@ -400,6 +403,7 @@ mod tests {
     use super::*;
     use shmprim_status::*;
     use std::ptr::{null, null_mut};
+    use super::super::shmprim_queue_unlink;
 
     /// Through the C functions: geometry checks, one claim per end, the try
     /// answers, sizes, and end-of-file once the peer closes.
@@ -529,8 +533,10 @@ mod tests {
                 shmprim_duplex_open(name.as_ptr(), &mut d),
                 SHMPRIM_INCOMPATIBLE
             );
+            // A duplex unlink refuses a queue and leaves it; the queue's removes it.
+            assert_eq!(shmprim_duplex_unlink(name.as_ptr()), SHMPRIM_INCOMPATIBLE);
             drop(q);
-            assert_eq!(shmprim_duplex_unlink(name.as_ptr()), SHMPRIM_OK);
+            assert_eq!(shmprim_queue_unlink(name.as_ptr()), SHMPRIM_OK);
         }
     }
 }

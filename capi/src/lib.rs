@@ -2,7 +2,7 @@
 //! enum for the whole library, a thread-local message for the last error, and no
 //! panic ever crossing the boundary.
 //!
-//! `include/shmprim.h` is generated from this module by cbindgen (`build.rs`); a
+//! `include/shmprim.h` is generated from this crate by cbindgen (`build.rs`); a
 //! test fails when the checked-in copy is stale. `include/shmprim.hpp` wraps it
 //! for C++.
 //!
@@ -465,17 +465,26 @@ pub(crate) unsafe fn options(
     Ok((opts, o.flags))
 }
 
-/// The body of every `shmprim_<object>_unlink`: removes the name (any kind
-/// of object; processes that have it open keep it). Returns `SHMPRIM_OK`,
-/// `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or `SHMPRIM_NULL_POINTER`.
+/// The body of every `shmprim_<object>_unlink`: removes the name if it is a
+/// shmprim segment of `kind` (of any kind for `None`); processes that have it
+/// open keep it. Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`,
+/// `SHMPRIM_NOT_SHMPRIM` (not a shmprim segment: left alone),
+/// `SHMPRIM_INCOMPATIBLE` (another kind: left alone), `SHMPRIM_INVALID_NAME`
+/// or `SHMPRIM_NULL_POINTER`.
 ///
 /// # Safety
 /// `name` must be null or a NUL-terminated string.
-pub(crate) unsafe fn unlink_name(name: *const c_char) -> shmprim_status {
+pub(crate) unsafe fn unlink_name(
+    name: *const c_char,
+    kind: Option<shmprim::Kind>,
+) -> shmprim_status {
     boundary(|| {
         // SAFETY: the caller passes a NUL-terminated string or null.
         let name = unsafe { c_str(name, "name") }?;
-        check(Segment::unlink(name))
+        check(match kind {
+            Some(kind) => Segment::unlink_kind(name, kind),
+            None => Segment::unlink(name),
+        })
     })
 }
 

@@ -148,16 +148,19 @@ pub unsafe extern "C" fn shmprim_queue_close(q: *mut shmprim_queue) {
     unsafe { free(q) }
 }
 
-/// Removes the name `name`; processes that have the queue open keep it.
-/// Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_INVALID_NAME` or
-/// `SHMPRIM_NULL_POINTER`.
+/// Removes the name `name` if it is a shmprim queue; processes that have it open
+/// keep it. Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`, `SHMPRIM_NOT_SHMPRIM`
+/// (a file of another program: left alone), `SHMPRIM_INCOMPATIBLE` (another
+/// kind of shmprim object: left alone), `SHMPRIM_INVALID_NAME` or
+/// `SHMPRIM_NULL_POINTER`. Another process can replace the file between the
+/// check and the removal.
 ///
 /// # Safety
 /// `name` must be a NUL-terminated string.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmprim_queue_unlink(name: *const c_char) -> shmprim_status {
     // SAFETY: forwarded contract.
-    unsafe { unlink_name(name) }
+    unsafe { unlink_name(name, Some(shmprim::Kind::Queue)) }
 }
 
 /// Size in bytes of one element; 0 for a null handle.
@@ -406,7 +409,7 @@ pub unsafe extern "C" fn shmprim_byte_queue_close(q: *mut shmprim_byte_queue) {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmprim_byte_queue_unlink(name: *const c_char) -> shmprim_status {
     // SAFETY: forwarded contract.
-    unsafe { unlink_name(name) }
+    unsafe { unlink_name(name, Some(shmprim::Kind::ByteQueue)) }
 }
 
 /// The largest message, in bytes; 0 for a null handle.

@@ -159,7 +159,7 @@ pub unsafe extern "C" fn shmprim_rmutex_close(m: *mut shmprim_rmutex) {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmprim_rmutex_unlink(name: *const c_char) -> shmprim_status {
     // SAFETY: forwarded contract.
-    unsafe { unlink_name(name) }
+    unsafe { unlink_name(name, Some(shmprim::Kind::ReentrantMutex)) }
 }
 
 /// Locks (one level deeper if this thread holds it), waiting up to

@@ -129,14 +129,17 @@ pub unsafe extern "C" fn shmprim_segment_close(seg: *mut shmprim_segment) {
     }
 }
 
-/// Removes the name `name`; processes that have the segment open keep it.
+/// Removes the name `name` if it is a shmprim segment of any kind; processes
+/// that have it open keep it. Returns `SHMPRIM_OK`, `SHMPRIM_NOT_FOUND`,
+/// `SHMPRIM_NOT_SHMPRIM` (a file of another program: left alone),
+/// `SHMPRIM_INVALID_NAME` or `SHMPRIM_NULL_POINTER`.
 ///
 /// # Safety
 /// `name` must be a NUL-terminated string.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmprim_segment_unlink(name: *const c_char) -> shmprim_status {
     // SAFETY: forwarded contract.
-    unsafe { unlink_name(name) }
+    unsafe { unlink_name(name, None) }
 }
 
 /// The segment's data area (page aligned), valid until the handle is closed;

@@ -141,9 +141,11 @@ impl<T: ShmType> Array<T> {
         Self::build(Create::Anonymous, len, lock, &Options::default()).map(|(a, _)| a)
     }
 
-    /// Removes the name (see [`Segment::unlink`]).
+    /// Removes the name; processes that have it open keep using it. A file
+    /// that is not a shmprim segment of this kind is refused and left alone
+    /// (see [`Segment::unlink_kind`]).
     pub fn unlink(name: &str) -> Result<()> {
-        Segment::unlink(name)
+        Segment::unlink_kind(name, Kind::Array)
     }
 
     /// The segment holding the array.
@@ -166,7 +168,10 @@ impl<T: ShmType> Array<T> {
         self.cell.len() == 0
     }
 
-    fn check(&self, start: usize, count: usize) -> Result<()> {
+    /// `Ok` if elements `start .. start + count` exist, else
+    /// [`Error::IndexOutOfRange`]: what a caller checks before it allocates
+    /// a buffer of `count` elements.
+    pub fn check_range(&self, start: usize, count: usize) -> Result<()> {
         match start.checked_add(count) {
             Some(end) if end <= self.len() => Ok(()),
             _ => Err(Error::IndexOutOfRange {
@@ -218,7 +223,7 @@ impl<T: ShmType> Array<T> {
 
     /// Copies elements `start..start + out.len()` into `out`.
     pub fn read_range(&self, start: usize, out: &mut [T]) -> Result<()> {
-        self.check(start, out.len())?;
+        self.check_range(start, out.len())?;
         let src = self.cell.elem::<T>(start);
         if let Some(_held) = self.cell.lock_for_op()? {
             // SAFETY: the range is inside the payload (checked); under the lock no
@@ -237,7 +242,7 @@ impl<T: ShmType> Array<T> {
 
     /// Writes `data` to elements `start..start + data.len()`.
     pub fn write_range(&self, start: usize, data: &[T]) -> Result<()> {
-        self.check(start, data.len())?;
+        self.check_range(start, data.len())?;
         let dst = self.cell.elem::<T>(start);
         if let Some(_held) = self.cell.lock_for_op()? {
             // SAFETY: as in `read_range`; `data` is the caller's memory.
@@ -289,7 +294,7 @@ impl<T: ShmType> Array<T> {
 impl<T: AtomicValue> Array<T> {
     /// Runs `op` on element `i`'s atomic word (under the lock, if any).
     fn with_elem<R>(&self, i: usize, op: impl FnOnce(Ops<'_, T>) -> R) -> Result<R> {
-        self.check(i, 1)?;
+        self.check_range(i, 1)?;
         let _held = self.cell.lock_for_op()?;
         // SAFETY: element `i` is inside the payload (checked), aligned to its size,
         // lives as long as `self`, and is only accessed atomically outside a guard

@@ -211,27 +211,35 @@ macro_rules! word {
         // of the same word, in any process.
         impl Word for $t {
             type Atomic = $a;
+            #[inline]
             fn load(a: &$a, o: Ordering) -> $t {
                 a.load(o)
             }
+            #[inline]
             fn store(a: &$a, v: $t, o: Ordering) {
                 a.store(v, o)
             }
+            #[inline]
             fn swap(a: &$a, v: $t, o: Ordering) -> $t {
                 a.swap(v, o)
             }
+            #[inline]
             fn compare_exchange(a: &$a, cur: $t, new: $t) -> Result<$t, $t> {
                 a.compare_exchange(cur, new, Ordering::SeqCst, Ordering::SeqCst)
             }
+            #[inline]
             fn fetch_add(a: &$a, v: $t) -> $t {
                 a.fetch_add(v, Ordering::SeqCst)
             }
+            #[inline]
             fn fetch_sub(a: &$a, v: $t) -> $t {
                 a.fetch_sub(v, Ordering::SeqCst)
             }
+            #[inline]
             fn fetch_and(a: &$a, v: $t) -> $t {
                 a.fetch_and(v, Ordering::SeqCst)
             }
+            #[inline]
             fn fetch_or(a: &$a, v: $t) -> $t {
                 a.fetch_or(v, Ordering::SeqCst)
             }
@@ -278,15 +286,19 @@ macro_rules! atomic_int {
         impl private::SealedValue for $t {}
         impl AtomicValue for $t {
             type Bits = $bits;
+            #[inline]
             fn to_bits(self) -> $bits {
                 self as $bits
             }
+            #[inline]
             fn from_bits(bits: $bits) -> $t {
                 bits as $t
             }
+            #[inline]
             fn add(old: $t, delta: $t) -> $t {
                 old.wrapping_add(delta)
             }
+            #[inline]
             fn sub(old: $t, delta: $t) -> $t {
                 old.wrapping_sub(delta)
             }
@@ -314,15 +326,19 @@ macro_rules! atomic_float {
         impl private::SealedValue for $t {}
         impl AtomicValue for $t {
             type Bits = $bits;
+            #[inline]
             fn to_bits(self) -> $bits {
                 <$t>::to_bits(self)
             }
+            #[inline]
             fn from_bits(bits: $bits) -> $t {
                 <$t>::from_bits(bits)
             }
+            #[inline]
             fn add(old: $t, delta: $t) -> $t {
                 old + delta
             }
+            #[inline]
             fn sub(old: $t, delta: $t) -> $t {
                 old - delta
             }

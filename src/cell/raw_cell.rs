@@ -129,11 +129,13 @@ impl RawCell {
 
     /// Start of the payload: aligned to `max(64, align_of::<T>())`, followed by
     /// `len * size_of::<T>()` bytes of the mapping (checked by `validate`).
+    #[inline]
     pub(crate) fn payload(&self) -> *mut u8 {
         self.payload
     }
 
     /// Address of element `i` of `T`s (`i <= len`).
+    #[inline]
     pub(crate) fn elem<T>(&self, i: usize) -> *mut u8 {
         self.payload().wrapping_add(i * std::mem::size_of::<T>())
     }

@@ -120,9 +120,11 @@ impl<T: ShmType> Value<T> {
         Self::build(Create::Anonymous, initial, lock, &Options::default()).map(|(v, _)| v)
     }
 
-    /// Removes the name (see [`Segment::unlink`]).
+    /// Removes the name; processes that have it open keep using it. A file
+    /// that is not a shmprim segment of this kind is refused and left alone
+    /// (see [`Segment::unlink_kind`]).
     pub fn unlink(name: &str) -> Result<()> {
-        Segment::unlink(name)
+        Segment::unlink_kind(name, Kind::Value)
     }
 
     /// The segment holding the cell.
@@ -138,6 +140,7 @@ impl<T: ShmType> Value<T> {
     /// A consistent copy of the value. Never blocks on the lock; retries while a
     /// writer is storing. Fails with `Corrupted` only if a writer died in the
     /// middle of storing (the next `set` repairs the cell).
+    #[inline]
     pub fn get(&self) -> Result<T> {
         let p = self.cell.payload();
         if word_width::<T>().is_some() {

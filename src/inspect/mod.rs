@@ -343,7 +343,7 @@ pub fn remove(name: &str) -> Result<()> {
             name: name.to_owned(),
         });
     }
-    crate::Segment::unlink(name)
+    crate::segment::unlink_unchecked(name)
 }
 
 /// Segments that [`Inspection::is_garbage`] says nobody uses; removes them unless
@@ -358,7 +358,7 @@ pub fn gc_prefixed(dry_run: bool, prefix: &str) -> Result<Vec<Inspection>> {
     for ins in list_prefixed(prefix)? {
         if ins.is_garbage() {
             if !dry_run {
-                match crate::Segment::unlink(&ins.name) {
+                match crate::segment::unlink_unchecked(&ins.name) {
                     Ok(()) | Err(Error::NotFound { .. }) => {}
                     Err(e) => return Err(e),
                 }

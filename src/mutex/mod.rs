@@ -134,6 +134,7 @@ impl From<Locked> for LockStatus {
 }
 
 /// Maps a failed pthread lock to the crate's error (with an empty segment name).
+#[inline]
 pub(crate) fn lock_error(f: LockFailed) -> Error {
     match f {
         LockFailed::Busy | LockFailed::TimedOut => Error::Timeout,
@@ -180,6 +181,7 @@ pub(crate) fn with_name(err: Error, name: &str) -> Error {
 
 /// Locks `m`: one `trylock` (the whole fast path), then a short spin reading
 /// the futex word, then a blocking or timed `pthread` lock.
+#[inline]
 pub(crate) fn lock_pthread(m: &PthreadMutex, deadline: Deadline) -> Result<LockStatus> {
     match m.try_lock() {
         Ok(l) => return Ok(l.into()),
@@ -215,6 +217,7 @@ fn deadline_ns(deadline: Deadline) -> u64 {
 }
 
 /// `try_lock` of a pthread mutex: `Ok(None)` when held by another thread.
+#[inline]
 pub(crate) fn try_lock_pthread(m: &PthreadMutex) -> Result<Option<LockStatus>> {
     match m.try_lock() {
         Ok(l) => Ok(Some(l.into())),
@@ -302,11 +305,13 @@ impl RawMutex {
     /// now; see [`LockStatus::OwnerDied`]), `Err(Timeout)`,
     /// `Err(Unrecoverable)`, or `Err(InvalidArgument)` if this thread already
     /// holds it.
+    #[inline]
     pub fn lock(&self, deadline: Deadline) -> Result<LockStatus> {
         lock_pthread(&self.mutex, deadline)
     }
 
     /// Locks if free: `Ok(None)` when another thread holds it.
+    #[inline]
     pub fn try_lock(&self) -> Result<Option<LockStatus>> {
         try_lock_pthread(&self.mutex)
     }
@@ -318,6 +323,7 @@ impl RawMutex {
     /// The calling thread must hold the lock, and nothing may use the data it
     /// protects through the now-released lock. (pthread checks the owner and
     /// refuses a non-owner's unlock; the contract is about the data.)
+    #[inline]
     pub unsafe fn unlock(&self) {
         let r = self.mutex.unlock_held();
         // Refused for not being the owner: a bug in the caller (or a forged
@@ -337,6 +343,7 @@ impl RawMutex {
     /// # Safety
     /// Nothing may use the data the lock protects through the released lock
     /// (as for [`unlock`](Self::unlock)).
+    #[inline]
     pub unsafe fn unlock_checked(&self) -> Result<()> {
         self.mutex.unlock_checked().map_err(unlock_error)
     }
@@ -692,9 +699,11 @@ impl<T: Pod> Mutex<T> {
         Ok(Mutex::from_segment(seg))
     }
 
-    /// Removes the name; processes that have it open keep using it.
+    /// Removes the name; processes that have it open keep using it. A file
+    /// that is not a shmprim segment of this kind is refused and left alone
+    /// (see [`Segment::unlink_kind`]).
     pub fn unlink(name: &str) -> Result<()> {
-        Segment::unlink(name)
+        Segment::unlink_kind(name, Kind::Mutex)
     }
 
     /// The segment holding the mutex.
@@ -737,11 +746,13 @@ impl<T: Pod> Mutex<T> {
     /// `Err(LockError::OwnerDied(guard))`: locked, but the previous owner died
     /// holding it; `Err(LockError::Failed(Unrecoverable))`: a previous
     /// owner-died lock was released without `mark_consistent`.
+    #[inline]
     pub fn lock(&self) -> LockResult<MutexGuard<'_, T>> {
         self.lock_until(Deadline::never())
     }
 
     /// Locks if no one holds it; `Failed(Error::Timeout)` if someone does.
+    #[inline]
     pub fn try_lock(&self) -> LockResult<MutexGuard<'_, T>> {
         self.lock_until(Deadline::now())
     }
@@ -773,6 +784,7 @@ impl<T: Pod> Mutex<T> {
 }
 
 impl<T: Pod> Drop for Mutex<T> {
+    #[inline]
     fn drop(&mut self) {
         if self.raw().held_by_current_process() {
             // A guard was leaked (`mem::forget`) and its thread still holds the
@@ -824,6 +836,7 @@ impl<'a, T: Pod> MutexGuard<'a, T> {
 
 impl<T: Pod> std::ops::Deref for MutexGuard<'_, T> {
     type Target = T;
+    #[inline]
     fn deref(&self) -> &T {
         // SAFETY: the value is initialised, aligned and in bounds (checked on
         // open); this thread holds the lock, so no cooperating process writes
@@ -833,6 +846,7 @@ impl<T: Pod> std::ops::Deref for MutexGuard<'_, T> {
 }
 
 impl<T: Pod> std::ops::DerefMut for MutexGuard<'_, T> {
+    #[inline]
     fn deref_mut(&mut self) -> &mut T {
         // SAFETY: as in `deref`; `&mut self` makes this the only reference made
         // through the guard.
@@ -841,6 +855,7 @@ impl<T: Pod> std::ops::DerefMut for MutexGuard<'_, T> {
 }
 
 impl<T: Pod> Drop for MutexGuard<'_, T> {
+    #[inline]
     fn drop(&mut self) {
         // SAFETY: the guard exists only while this thread holds the lock, and
         // the references it handed out end with it.

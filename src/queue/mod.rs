@@ -530,9 +530,11 @@ impl<T: Pod> Queue<T> {
         Self::wrap(Self::builder(capacity, &Options::default())?.anonymous_with(init)?)
     }
 
-    /// Removes the name; handles that are open keep working.
+    /// Removes the name; processes that have it open keep using it. A file
+    /// that is not a shmprim segment of this kind is refused and left alone
+    /// (see [`Segment::unlink_kind`]).
     pub fn unlink(name: &str) -> Result<()> {
-        Segment::unlink(name)
+        Segment::unlink_kind(name, Kind::Queue)
     }
 
     /// The segment holding the queue.
@@ -833,9 +835,11 @@ impl ByteQueue {
         Self::wrap(Self::builder(capacity, max_message, &Options::default())?.anonymous_with(init)?)
     }
 
-    /// Removes the name; handles that are open keep working.
+    /// Removes the name; processes that have it open keep using it. A file
+    /// that is not a shmprim segment of this kind is refused and left alone
+    /// (see [`Segment::unlink_kind`]).
     pub fn unlink(name: &str) -> Result<()> {
-        Segment::unlink(name)
+        Segment::unlink_kind(name, Kind::ByteQueue)
     }
 
     /// The segment holding the queue.

@@ -416,7 +416,7 @@ impl<T: Pod> DuplexRing<T> {
                 // SAFETY: the data area is `memory_size` bytes, page aligned, ours.
                 unsafe { init::<T>(ptr.as_ptr(), cap as usize) }
             })?;
-        Self::from_segment(seg)
+        crate::segment::finish_create(seg, Self::from_segment)
     }
 
     /// Opens a named duplex ring of `T`.
@@ -475,9 +475,11 @@ impl<T: Pod> DuplexRing<T> {
         })
     }
 
-    /// Removes the name.
+    /// Removes the name; processes that have it open keep using it. A file
+    /// that is not a shmprim segment of this kind is refused and left alone
+    /// (see [`Segment::unlink_kind`]).
     pub fn unlink(name: &str) -> Result<()> {
-        Segment::unlink(name)
+        Segment::unlink_kind(name, Kind::Duplex)
     }
 
     /// The segment (`None` for a heap ring).

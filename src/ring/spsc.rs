@@ -3,7 +3,7 @@
 //! variable length up to a maximum fixed at creation ([`SpscByteRing`]). They
 //! have no direct Python counterpart; the [`Pipe`](crate::pipe::Pipe) (Python's
 //! `Pipe`) is built from two byte rings. C programs use element rings through
-//! `shmprim_spsc_*` (see [`crate::ffi`]): the same objects as an `SpscRing<T>`
+//! `shmprim_spsc_*` (the `shmprim-capi` package): the same objects as an `SpscRing<T>`
 //! whose `T` has the element size and alignment.
 //!
 //! # Hot path
@@ -255,16 +255,18 @@ pub fn byte_capacity(capacity: usize, max_message: usize) -> Result<usize> {
             MAX_CAPACITY / 2 - RECORD_HEADER
         )));
     }
-    let cap = capacity
+    // Checked before anything is created: a capacity near `usize::MAX` has
+    // no next power of two (it would wrap to 0).
+    capacity
         .max(2 * record_size(max_message))
         .max(16)
-        .next_power_of_two();
-    if cap > MAX_CAPACITY {
-        return Err(Error::invalid_argument(format!(
-            "byte ring capacity {capacity} is larger than {MAX_CAPACITY}"
-        )));
-    }
-    Ok(cap)
+        .checked_next_power_of_two()
+        .filter(|&cap| cap <= MAX_CAPACITY)
+        .ok_or_else(|| {
+            Error::invalid_argument(format!(
+                "byte ring capacity {capacity} is larger than {MAX_CAPACITY}"
+            ))
+        })
 }
 
 pub(crate) fn check_element_type<T>() -> Result<()> {

@@ -610,6 +610,53 @@ fn wait_ready(
     }
 }
 
+/// Builds a handle on a segment this process has just created; if that
+/// fails (a layout the handle refuses), the name is removed again, so that a
+/// failed create leaves no file behind.
+pub(crate) fn finish_create<T>(
+    seg: Segment,
+    build: impl FnOnce(Segment) -> Result<T>,
+) -> Result<T> {
+    let name = seg.name().map(str::to_owned);
+    let handle = build(seg);
+    if handle.is_err() {
+        if let Some(name) = name {
+            let _ = unlink_unchecked(&name);
+        }
+    }
+    handle
+}
+
+/// Removes the name `name`, whatever file it is: for callers that checked
+/// it themselves (`gc`, `shmprim rm`, the unlinks above).
+pub(crate) fn unlink_unchecked(name: &str) -> Result<()> {
+    validate_name(name)?;
+    sys::shm::shm_unlink(name).map_err(|e| Error::from_io(name, "shm_unlink", e))
+}
+
+/// A copy of the header info of the file `name`, read without mapping it:
+/// `NotShmprim` unless the file is at least a header long and carries the
+/// magic.
+fn peek_info(name: &str) -> Result<HeaderInfo> {
+    validate_name(name)?;
+    let io = |op| move |e| Error::from_io(name, op, e);
+    let fd = sys::shm::shm_open(name, sys::shm::OpenMode::ReadOnly, 0).map_err(io("shm_open"))?;
+    let not_ours = || Error::NotShmprim {
+        name: name.to_owned(),
+    };
+    if sys::shm::fstat(&fd).map_err(io("fstat"))?.size < HEADER_SIZE as u64 {
+        return Err(not_ours());
+    }
+    let mut bytes = [0u8; std::mem::size_of::<HeaderInfo>()];
+    let file = std::fs::File::from(fd);
+    std::os::unix::fs::FileExt::read_exact_at(&file, &mut bytes, 0).map_err(io("pread"))?;
+    let info: HeaderInfo = bytemuck::pod_read_unaligned(&bytes);
+    if info.magic != MAGIC {
+        return Err(not_ours());
+    }
+    Ok(info)
+}
+
 /// Reads the state word and a private copy of the header info from a mapping of
 /// at least `HEADER_SIZE` bytes (read-only mappings included: loads only).
 pub(crate) fn header_snapshot(map: &Mapping) -> (u32, HeaderInfo) {
@@ -736,10 +783,34 @@ impl Segment {
             .anonymous()
     }
 
-    /// Removes the name. Processes that have it open keep their mapping.
+    /// Removes the name of a shmprim segment of any kind. Processes that
+    /// have it open keep their mapping. A file that is not a shmprim segment
+    /// (`/dev/shm` holds other programs' objects too) is refused with
+    /// `NotShmprim` and left alone.
+    ///
+    /// The check and the removal are two steps: another process can replace
+    /// the file between them, and that file is then removed.
     pub fn unlink(name: &str) -> Result<()> {
-        validate_name(name)?;
-        sys::shm::shm_unlink(name).map_err(|e| Error::from_io(name, "shm_unlink", e))
+        peek_info(name)?;
+        unlink_unchecked(name)
+    }
+
+    /// Removes the name of a shmprim segment of `kind`, what every typed
+    /// unlink (`Mutex::unlink`, `Queue::unlink`, ...) calls: another kind of
+    /// segment is refused with `Incompatible`, a file that is not a shmprim
+    /// segment with `NotShmprim`, and both are left alone. As for
+    /// [`unlink`](Self::unlink), the check and the removal are two steps.
+    pub fn unlink_kind(name: &str, kind: Kind) -> Result<()> {
+        let info = peek_info(name)?;
+        if info.kind != kind as u32 {
+            return Err(Error::Incompatible {
+                name: name.to_owned(),
+                what: Mismatch::Kind,
+                expected: kind.name().to_owned(),
+                found: kind_name(info.kind),
+            });
+        }
+        unlink_unchecked(name)
     }
 
     /// The name, or `None` for an anonymous segment.

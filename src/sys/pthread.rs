@@ -335,6 +335,7 @@ impl PthreadMutex {
     }
 
     /// `pthread_mutex_lock`: blocks until acquired.
+    #[inline]
     pub(crate) fn lock(&self) -> Result<Locked, LockFailed> {
         if !self.kind_is_known() {
             return Err(LockFailed::Os(Self::unknown_kind()));
@@ -417,6 +418,11 @@ impl PthreadMutex {
         match unsafe { libc::pthread_mutex_unlock(self.raw()) } {
             0 => Ok(()),
             libc::EPERM => Err(UnlockFailed::NotOwner),
+            // A recursive mutex locked after its owner died and not yet marked
+            // consistent: glibc released one level and the thread still holds
+            // the rest. That inner release succeeded; only the last one, made
+            // without `consistent`, makes the mutex unrecoverable.
+            libc::ENOTRECOVERABLE if self.held_by_current_thread() => Ok(()),
             e => Err(UnlockFailed::Os(io::Error::from_raw_os_error(e))),
         }
     }
@@ -426,6 +432,7 @@ impl PthreadMutex {
     /// changes nothing; the type word is checked first, since glibc reads it
     /// before the owner (a forged lock-elision type makes an unlock of a free
     /// mutex run `xend`).
+    #[inline]
     pub(crate) fn unlock_checked(&self) -> Result<(), UnlockFailed> {
         if !self.kind_is_known() {
             return Err(UnlockFailed::Os(Self::unknown_kind()));
@@ -475,6 +482,7 @@ impl PthreadMutex {
     }
 
     /// Whether the calling thread holds the mutex (its tid is in the futex word).
+    #[inline]
     pub(crate) fn held_by_current_thread(&self) -> bool {
         // SAFETY: gettid has no preconditions.
         let me = unsafe { libc::gettid() } as u32;

@@ -1,4 +1,4 @@
-//! The hand-written C SPSC ring with cached indices (`benches/c/ring.c`, built
+//! The hand-written C SPSC ring with cached indices (`c/ring.c`, built
 //! by build.rs): producer in a child process, consumer in the parent, over one
 //! shared mapping. Its whole loops are in C, so no FFI call sits on the path.
 

@@ -41,7 +41,7 @@ impl RawDuplexRing {
             unsafe { init_for(ptr.as_ptr(), cap, layout) };
             Ok(())
         })?;
-        Self::from_segment(seg)
+        crate::segment::finish_create(seg, Self::from_segment)
     }
 
     /// Opens the named duplex ring, whatever its element type.

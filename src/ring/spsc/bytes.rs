@@ -33,7 +33,7 @@ impl SpscByteRing {
                 // SAFETY: the data area is `memory_size_bytes` bytes, page aligned, ours.
                 unsafe { RingHeader::init_bytes(ptr.as_ptr(), cap, max_message) }
             })?;
-        Self::from_segment(seg)
+        crate::segment::finish_create(seg, Self::from_segment)
     }
 
     /// Opens a named byte ring.
@@ -94,9 +94,11 @@ impl SpscByteRing {
         })
     }
 
-    /// Removes the name.
+    /// Removes the name; processes that have it open keep using it. A file
+    /// that is not a shmprim segment of this kind is refused and left alone
+    /// (see [`Segment::unlink_kind`]).
     pub fn unlink(name: &str) -> Result<()> {
-        Segment::unlink(name)
+        Segment::unlink_kind(name, Kind::SpscByteRing)
     }
 
     /// The segment (`None` for a heap ring).
@@ -222,6 +224,7 @@ impl ByteConsumer {
     /// Takes the next message into `buf` and returns its length. If `buf` is
     /// too small the message stays queued and the error is `BufferTooSmall` (with the size needed);
     /// [`next_len`](Self::next_len) tells the size needed.
+    #[inline]
     pub fn try_recv_into(&mut self, buf: &mut [u8]) -> Result<usize> {
         let n = self.core.try_recv_into(buf)?;
         self.core.wake_hint();

@@ -27,7 +27,7 @@ impl<T: Pod> SpscRing<T> {
                 // SAFETY: the data area is `memory_size_elements` bytes, page aligned, ours.
                 unsafe { RingHeader::init_elements::<T>(ptr.as_ptr(), cap as usize) }
             })?;
-        Self::from_segment(seg)
+        crate::segment::finish_create(seg, Self::from_segment)
     }
 
     /// Opens a named ring of `T`.
@@ -84,9 +84,11 @@ impl<T: Pod> SpscRing<T> {
         })
     }
 
-    /// Removes the name.
+    /// Removes the name; processes that have it open keep using it. A file
+    /// that is not a shmprim segment of this kind is refused and left alone
+    /// (see [`Segment::unlink_kind`]).
     pub fn unlink(name: &str) -> Result<()> {
-        Segment::unlink(name)
+        Segment::unlink_kind(name, Kind::SpscRing)
     }
 
     /// The segment (`None` for a heap ring).

@@ -81,7 +81,7 @@ impl RawSpscRing {
         let seg = builder(cap, unit, align)?
             .options(opts)
             .create_with(name, init(cap, unit))?;
-        Self::from_segment(seg)
+        crate::segment::finish_create(seg, Self::from_segment)
     }
 
     /// Opens the named element ring, whatever its element type.
