@@ -20,12 +20,17 @@
 //!
 //! # Death of a participant
 //!
-//! A party that dies while waiting stays counted in its generation, and a party
-//! that dies before arriving never arrives: the others wait until their timeouts
-//! break the barrier, or until someone calls [`abort`](Barrier::abort) or
-//! [`reset`](Barrier::reset), which free them all (`BrokenBarrier`). Use
-//! timeouts wherever a party may die. No state needs the dead to recover:
-//! `reset` always works.
+//! A party of a named (or anonymous) [`Barrier`] that dies while waiting
+//! breaks the barrier: the others, who sleep in slices of
+//! [`LIVENESS_SLICE`](crate::wait::LIVENESS_SLICE) and look in the barrier's
+//! waiter table for parties of their generation whose process has died, get
+//! [`Error::BrokenBarrier`] within about one slice, as they would after an
+//! [`abort`](Barrier::abort). A party that dies before it arrives never
+//! arrives: the others wait until their timeouts break the barrier, or until
+//! someone calls [`abort`](Barrier::abort) or [`reset`](Barrier::reset).
+//! No state needs the dead to recover: `reset` always works. A
+//! [`BarrierState`] placed in memory of one's own has no participant table
+//! and sees no death.
 //!
 //! # State
 //!
@@ -87,9 +92,9 @@ use std::ptr::NonNull;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::segment::{Kind, Options, Segment, SegmentBuilder};
-use crate::sync::atomic::{AtomicU32, Ordering};
-use crate::wait::{Deadline, wait_while_eq, wake};
+use crate::segment::{Kind, MAX_PARTICIPANTS, Options, ParticipantId, Segment, SegmentBuilder};
+use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use crate::wait::{Deadline, LIVENESS_SLICE, wait_while_eq, wake};
 
 const COUNT_MASK: u32 = (1 << 12) - 1;
 const BROKEN: u32 = 1 << 12;
@@ -104,6 +109,74 @@ pub const MAX_PARTIES: u32 = COUNT_MASK;
 
 /// Header parameter holding the number of parties.
 const PARAM_PARTIES: usize = 0;
+
+/// Where a named barrier's waiter table starts in its data area (after the
+/// 12-byte state, aligned for its 8-byte entries).
+const WAITERS_OFFSET: usize = 16;
+
+/// Bytes of a named barrier's data area: the state, then one waiter entry
+/// per participant slot.
+const DATA_SIZE: usize = WAITERS_OFFSET + MAX_PARTICIPANTS * 8;
+
+/// A named barrier's table of waiting parties, so that a party that dies
+/// while waiting breaks the barrier instead of staying counted for ever.
+///
+/// Entry `s` belongs to participant slot `s`:
+///
+/// | value                                   | meaning                                   |
+/// |-----------------------------------------|-------------------------------------------|
+/// | 0                                       | the slot's holder waits in no generation  |
+/// | `slot generation << 32 \| (gen + 1)`    | it waits (or is arriving) in `gen`        |
+///
+/// A waiter sleeps in slices of [`LIVENESS_SLICE`]; after each it looks for
+/// entries of its own generation whose holder is dead (the segment's
+/// liveness table, immune to pid reuse), and breaks the generation if it
+/// finds one. An entry left by a party killed after its generation ended
+/// names an older generation and is ignored. The entries are hints read from
+/// shared memory: a scribbled one can at worst break a generation (as
+/// `abort` can), never stop a live party.
+struct Watch<'a> {
+    table: &'a [AtomicU64],
+    seg: &'a Segment,
+    me: ParticipantId,
+}
+
+impl Watch<'_> {
+    fn entry(&self) -> Option<&AtomicU64> {
+        self.table.get(self.me.slot as usize)
+    }
+
+    /// Records this party as waiting in `generation`, before it arrives.
+    fn enter(&self, generation: u32) {
+        if let Some(e) = self.entry() {
+            let v = (u64::from(self.me.generation) << 32) | u64::from(generation + 1);
+            // Release: pairs with the Acquire load in `someone_died`.
+            e.store(v, Ordering::Release);
+        }
+    }
+
+    /// Records that this party waits no more.
+    fn leave(&self) {
+        if let Some(e) = self.entry() {
+            e.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether a party recorded as waiting in `generation` has died.
+    fn someone_died(&self, generation: u32) -> bool {
+        let mine = self.me.slot as usize;
+        self.table.iter().enumerate().any(|(slot, e)| {
+            // Acquire: pairs with the Release store in `enter`.
+            let v = e.load(Ordering::Acquire);
+            slot != mine
+                && v as u32 == generation + 1
+                && !self.seg.is_alive(ParticipantId {
+                    slot: slot as u32,
+                    generation: (v >> 32) as u32,
+                })
+        })
+    }
+}
 
 fn count_of(w: u32) -> u32 {
     w & COUNT_MASK
@@ -217,11 +290,32 @@ impl BarrierState {
     /// broken or reset; `Timeout` if the deadline passed first, which breaks the
     /// barrier for the others.
     pub fn wait(&self, deadline: Deadline) -> Result<usize> {
+        self.wait_watched(deadline, None)
+    }
+
+    /// [`wait`](Self::wait), recording this party in `watch`'s table while it
+    /// waits and breaking the barrier when another recorded party of its
+    /// generation has died.
+    fn wait_watched(&self, deadline: Deadline, watch: Option<&Watch<'_>>) -> Result<usize> {
+        let r = self.arrive_and_wait(deadline, watch);
+        if let Some(watch) = watch {
+            watch.leave();
+        }
+        r
+    }
+
+    fn arrive_and_wait(&self, deadline: Deadline, watch: Option<&Watch<'_>>) -> Result<usize> {
         let parties = self.parties()?;
         let mut w = self.word.load(Ordering::Relaxed);
         let (generation, index) = loop {
             if w & BROKEN != 0 {
                 return Err(Error::BrokenBarrier);
+            }
+            if let Some(watch) = watch {
+                // Before the arrival: a party that dies between the two is
+                // recorded as waiting in this generation, and the others
+                // break it, as they must (it will never arrive).
+                watch.enter(gen_of(w));
             }
             let c = count_of(w);
             if c >= parties {
@@ -260,20 +354,35 @@ impl BarrierState {
                 Outcome::Broken => return Err(Error::BrokenBarrier),
                 Outcome::Waiting => {}
             }
-            if wait_while_eq(&self.word, &self.waiters, w, deadline).is_err() {
-                // Our deadline passed in our generation: break it for everyone.
-                // AcqRel: as above (the waiters' Acquire loads see the break).
-                match self
-                    .word
-                    .compare_exchange(w, w | BROKEN, Ordering::AcqRel, Ordering::Acquire)
-                {
-                    Ok(_) => {
-                        wake(&self.word, &self.waiters, u32::MAX);
-                        return Err(Error::Timeout);
-                    }
-                    Err(now) => {
-                        w = now;
-                        continue;
+            // A watched waiter sleeps in slices, to look for dead parties.
+            let until = match watch {
+                Some(_) => deadline.min(Deadline::after(LIVENESS_SLICE)),
+                None => deadline,
+            };
+            if wait_while_eq(&self.word, &self.waiters, w, until).is_err() {
+                let timed_out = deadline.has_passed();
+                if timed_out || watch.is_some_and(|watch| watch.someone_died(generation)) {
+                    // Our deadline passed, or a party of our generation died
+                    // waiting: break the generation for everyone. AcqRel: as
+                    // above (the waiters' Acquire loads see the break).
+                    match self.word.compare_exchange(
+                        w,
+                        w | BROKEN,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    ) {
+                        Ok(_) => {
+                            wake(&self.word, &self.waiters, u32::MAX);
+                            return Err(if timed_out {
+                                Error::Timeout
+                            } else {
+                                Error::BrokenBarrier
+                            });
+                        }
+                        Err(now) => {
+                            w = now;
+                            continue;
+                        }
                     }
                 }
             }
@@ -347,15 +456,16 @@ impl Barrier {
     fn builder(parties: u32) -> Result<SegmentBuilder> {
         check_parties(parties)?;
         Ok(SegmentBuilder::new(Kind::Barrier)
-            .data_size(BarrierState::SIZE as u64)
+            .data_size(DATA_SIZE as u64)
             .param(PARAM_PARTIES, parties.into()))
     }
 
     fn init_fn(parties: u32) -> impl FnOnce(NonNull<u8>, usize) -> Result<()> {
         move |ptr, len| {
-            debug_assert!(len >= BarrierState::SIZE);
-            // SAFETY: the data area is page aligned, at least SIZE bytes (we asked
-            // for them), and nobody else sees it before it is published as ready.
+            debug_assert!(len >= DATA_SIZE);
+            // SAFETY: the data area is page aligned, at least DATA_SIZE bytes (we
+            // asked for them; the waiter table after the state is zeroed), and
+            // nobody else sees it before it is published as ready.
             unsafe { BarrierState::init(ptr.as_ptr().cast(), parties) }
         }
     }
@@ -410,7 +520,7 @@ impl Barrier {
     }
 
     fn validate(seg: Segment) -> Result<Barrier> {
-        seg.expect_data_size(BarrierState::SIZE as u64)?;
+        seg.expect_data_size(DATA_SIZE as u64)?;
         let param = seg.param(PARAM_PARTIES);
         let barrier = Barrier { seg };
         let stored = barrier.state().parties.load(Ordering::Relaxed);
@@ -439,21 +549,42 @@ impl Barrier {
         unsafe { &*self.seg.as_ptr().cast::<BarrierState>() }
     }
 
+    /// The waiter table after the state.
+    fn watch(&self) -> Watch<'_> {
+        // SAFETY: the data area is page aligned and holds DATA_SIZE bytes
+        // (checked on open, requested on create), so the table's
+        // MAX_PARTICIPANTS 8-byte entries at WAITERS_OFFSET are in bounds and
+        // aligned; they are only accessed atomically, valid for any bits, and
+        // live as long as the mapping `self.seg` owns.
+        let table = unsafe {
+            std::slice::from_raw_parts(
+                self.seg.as_ptr().add(WAITERS_OFFSET).cast::<AtomicU64>(),
+                MAX_PARTICIPANTS,
+            )
+        };
+        Watch {
+            table,
+            seg: &self.seg,
+            me: self.seg.participant_id(),
+        }
+    }
+
     /// Waits, as long as it takes, for all parties: the arrival index in
-    /// `0..parties`, or `BrokenBarrier` if the barrier is or becomes broken.
+    /// `0..parties`, or `BrokenBarrier` if the barrier is or becomes broken
+    /// (also when a party dies while waiting).
     pub fn wait(&self) -> Result<usize> {
-        self.named(self.state().wait(Deadline::never()))
+        self.wait_deadline(Deadline::never())
     }
 
     /// Waits at most `timeout` for all parties; on `Timeout` the barrier is
     /// broken for the others.
     pub fn wait_timeout(&self, timeout: Duration) -> Result<usize> {
-        self.named(self.state().wait(Deadline::after(timeout)))
+        self.wait_deadline(Deadline::after(timeout))
     }
 
     /// Waits until `deadline` for all parties; as [`wait_timeout`](Self::wait_timeout).
     pub fn wait_deadline(&self, deadline: Deadline) -> Result<usize> {
-        self.named(self.state().wait(deadline))
+        self.named(self.state().wait_watched(deadline, Some(&self.watch())))
     }
 
     /// Breaks the barrier: waiters and later `wait`s get `BrokenBarrier` until

@@ -1,5 +1,5 @@
 //! Barrier: phases across processes, indices and leaders, timeouts that break
-//! it, abort and reset, a killed party, and parameter checks.
+//! it, abort and reset, a killed party that breaks it, and parameter checks.
 
 mod common;
 
@@ -209,19 +209,47 @@ fn run_one_generation(barrier: &Barrier) {
     assert_eq!(indices, [0, 1, 2]);
 }
 
+/// A party SIGKILLed inside `wait` breaks the barrier for the others within
+/// about one liveness slice, instead of staying counted while they wait out
+/// their timeouts; `reset` then makes it usable again.
 #[test]
-fn a_party_killed_while_waiting_is_handled_by_timeout_then_reset() {
+fn a_party_killed_while_waiting_breaks_the_barrier_for_the_others() {
     let name = ShmName::new("barrier_killed");
     let ctl_name = ShmName::new("barrier_killed_ctl");
     let barrier = Barrier::create(&name, 3).unwrap();
     let _ctl = Segment::create(&ctl_name, 64).unwrap();
+
+    // Killed before the survivor arrives: the survivor's wait sees it.
     let mut victim = spawn("wait_report", &[&name, &ctl_name]);
     assert!(wait_until(LIMIT, || barrier.n_waiting() == 1));
     victim.kill();
-    // The dead party stays counted; the third never comes: the wait times out.
-    let r = barrier.wait_timeout(Duration::from_millis(100));
-    assert!(matches!(r, Err(Error::Timeout)), "{r:?}");
-    assert!(barrier.is_broken());
+    let t = Instant::now();
+    let r = barrier.wait_timeout(LIMIT);
+    assert!(matches!(r, Err(Error::BrokenBarrier)), "{r:?}");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    barrier.reset();
+    run_one_generation(&barrier);
+
+    // Killed while the survivor already sleeps in the same generation.
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            let b = Barrier::open(&name).unwrap();
+            let r = b.wait_timeout(LIMIT);
+            (r, Instant::now())
+        });
+        assert!(wait_until(LIMIT, || barrier.n_waiting() == 1));
+        let mut victim = spawn("wait_report", &[&name, &ctl_name]);
+        assert!(wait_until(LIMIT, || barrier.n_waiting() == 2));
+        victim.kill();
+        let killed = Instant::now();
+        let (r, woke) = waiter.join().unwrap();
+        assert!(matches!(r, Err(Error::BrokenBarrier)), "{r:?}");
+        assert!(
+            woke - killed < Duration::from_secs(5),
+            "{:?}",
+            woke - killed
+        );
+    });
     barrier.reset();
     run_one_generation(&barrier);
 }

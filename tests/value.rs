@@ -442,6 +442,42 @@ fn a_writer_dead_mid_write_is_reported_by_get_and_repaired_by_set() {
     assert_eq!(seq.load(std::sync::atomic::Ordering::SeqCst) % 2, 0);
 }
 
+/// Corrupted control words, an odd sequence naming a *live* writer (this
+/// very handle), make `get`, `set` and `update` report `Corrupted` after a
+/// bounded wait instead of spinning for ever.
+#[test]
+fn an_odd_sequence_held_by_a_live_writer_is_reported_not_spun_on() {
+    let name = ShmName::new("stuck_writer");
+    let v = Value::<Wide>::create_unlocked(&name, Wide { fields: [3; 8] }).unwrap();
+    let me = v.segment().participant_id();
+    assert!(v.segment().is_alive(me));
+    let base = v.segment().as_ptr();
+    // SAFETY: as in the dead-writer test: two 8-aligned u64 control words at
+    // the start of the data area, accessed atomically.
+    let (seq, writer) = unsafe {
+        (
+            &*base.cast::<std::sync::atomic::AtomicU64>(),
+            &*base.add(8).cast::<std::sync::atomic::AtomicU64>(),
+        )
+    };
+    writer.store(me.to_u64(), std::sync::atomic::Ordering::SeqCst);
+    seq.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    for (what, r) in [
+        ("get", v.get().map(drop)),
+        ("set", v.set(Wide { fields: [5; 8] })),
+        ("update", v.update(|w| w).map(drop)),
+    ] {
+        let err = r.unwrap_err();
+        assert!(matches!(err, Error::Corrupted { .. }), "{what}: {err:?}");
+        assert!(err.to_string().contains("held the value"), "{what}: {err}");
+    }
+    // Giving the words back makes the value usable again.
+    writer.store(0, std::sync::atomic::Ordering::SeqCst);
+    seq.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    v.set(Wide { fields: [6; 8] }).unwrap();
+    assert_eq!(v.get().unwrap().fields, [6; 8]);
+}
+
 // ------------------------------------------------------------- C's view
 
 #[test]

@@ -400,10 +400,10 @@ unsafe fn recv_args<'a>(
 
 #[cfg(all(test, not(shmprim_loom)))]
 mod tests {
+    use super::super::shmprim_queue_unlink;
     use super::*;
     use shmprim_status::*;
     use std::ptr::{null, null_mut};
-    use super::super::shmprim_queue_unlink;
 
     /// Through the C functions: geometry checks, one claim per end, the try
     /// answers, sizes, and end-of-file once the peer closes.

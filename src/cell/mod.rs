@@ -540,6 +540,13 @@ pub(crate) const PARAM_PAYLOAD_OFFSET: usize = 2;
 /// (Small under loom, where every iteration is a scheduling point.)
 const SPINS: u32 = if cfg!(shmprim_loom) { 2 } else { 128 };
 const YIELDS_PER_CHECK: u32 = if cfg!(shmprim_loom) { 4 } else { 1024 };
+/// Liveness checks a reader or writer makes while the same live writer
+/// holds the same odd sequence (or the write side) before it reports the
+/// cell stuck: about 2 M yields, seconds, where a real write takes
+/// microseconds. A live writer cannot hold it that long, but corrupted words
+/// (an odd sequence naming a live participant) would hold it for ever. Under
+/// loom, time is modelled by yields and the bound is off.
+const STUCK_CHECKS: u32 = if cfg!(shmprim_loom) { u32::MAX } else { 2048 };
 
 /// The control words of a cell, at the start of its data area.
 ///
@@ -568,6 +575,10 @@ const _: () = assert!(std::mem::size_of::<CellState>() == 64);
 pub(crate) enum ReadError {
     /// The writer holding the sequence odd is dead: the payload may be torn.
     WriterDied,
+    /// The same writer, alive, held the sequence odd (or the write side) for
+    /// [`STUCK_CHECKS`] checks: corrupted words, or a writer stopped in the
+    /// middle of a write.
+    Stuck,
 }
 
 impl CellState {
@@ -623,6 +634,9 @@ impl CellState {
         writer_alive: impl Fn(u64) -> bool,
     ) -> Result<R, ReadError> {
         let mut waited = 0u32;
+        // The odd sequence seen at the last liveness checks, and how many
+        // checks in a row saw it.
+        let (mut held, mut checks) = (0u64, 0u32);
         loop {
             // Acquire: pairs with the Release store that made `seq` even at the
             // end of the last write, so the copy sees at least that write.
@@ -652,6 +666,14 @@ impl CellState {
                     if (w == 0 || !writer_alive(w)) && self.seq.load(Ordering::Relaxed) == s1 {
                         return Err(ReadError::WriterDied);
                     }
+                    (held, checks) = if held == s1 {
+                        (s1, checks + 1)
+                    } else {
+                        (s1, 1)
+                    };
+                    if checks >= STUCK_CHECKS {
+                        return Err(ReadError::Stuck);
+                    }
                 }
             }
         }
@@ -661,10 +683,17 @@ impl CellState {
     /// or from the id of a writer found dead to `me` (a takeover). Writers are
     /// serialised by this claim, with or without a lock. The claim is released
     /// when the returned [`WriteSide`] is dropped.
-    pub(crate) fn claim(&self, me: u64, writer_alive: impl Fn(u64) -> bool) -> WriteSide<'_> {
+    /// `Err(Stuck)` if the same live holder kept the write side for
+    /// [`STUCK_CHECKS`] checks.
+    pub(crate) fn claim(
+        &self,
+        me: u64,
+        writer_alive: impl Fn(u64) -> bool,
+    ) -> Result<WriteSide<'_>, ReadError> {
         debug_assert_ne!(me, 0);
         let mut waited = 0u32;
         let mut expected = 0;
+        let (mut held, mut checks) = (0u64, 0u32);
         loop {
             // Acquire: pairs with the Release store of 0 that ended the previous
             // writer's claim (or, on a takeover, its Release store of `seq`), so
@@ -674,11 +703,11 @@ impl CellState {
                 .compare_exchange(expected, me, Ordering::Acquire, Ordering::Relaxed)
             {
                 Ok(_) => {
-                    return WriteSide {
+                    return Ok(WriteSide {
                         state: self,
                         took_over: expected,
                         abandoned: false,
-                    };
+                    });
                 }
                 Err(holder) => {
                     expected = 0;
@@ -687,8 +716,19 @@ impl CellState {
                         crate::sync::spin_hint();
                     } else {
                         backoff();
-                        if waited % YIELDS_PER_CHECK == 0 && holder != 0 && !writer_alive(holder) {
-                            expected = holder;
+                        if waited % YIELDS_PER_CHECK == 0 && holder != 0 {
+                            if !writer_alive(holder) {
+                                expected = holder;
+                            } else {
+                                (held, checks) = if held == holder {
+                                    (holder, checks + 1)
+                                } else {
+                                    (holder, 1)
+                                };
+                                if checks >= STUCK_CHECKS {
+                                    return Err(ReadError::Stuck);
+                                }
+                            }
                         }
                     }
                 }

@@ -196,7 +196,18 @@ impl RawCell {
                 || unsafe { copy_elems_out(src, dst) },
                 |w| self.writer_alive(w),
             )
-            .map_err(|ReadError::WriterDied| self.torn_error())
+            .map_err(|e| self.read_error(e))
+    }
+
+    /// The error for a failed seqlock read or write claim.
+    pub(crate) fn read_error(&self, e: ReadError) -> Error {
+        match e {
+            ReadError::WriterDied => self.torn_error(),
+            ReadError::Stuck => Error::corrupted(
+                self.name(),
+                "a live writer has held the value for seconds: the sequence or writer word is corrupted, or the writer is stopped",
+            ),
+        }
     }
 
     /// Seqlock write of `src` to `dst` (inside the payload); repairs a torn
@@ -207,7 +218,10 @@ impl RawCell {
         src: &[T],
         whole: bool,
     ) -> Result<()> {
-        let side = self.state().claim(self.me, |w| self.writer_alive(w));
+        let side = self
+            .state()
+            .claim(self.me, |w| self.writer_alive(w))
+            .map_err(|e| self.read_error(e))?;
         if side.torn() && !whole {
             side.abandon();
             return Err(self.torn_error());

@@ -184,7 +184,8 @@ impl<T: ShmType> Value<T> {
         let side = self
             .cell
             .state()
-            .claim(self.cell.me(), |w| self.cell.writer_alive(w));
+            .claim(self.cell.me(), |w| self.cell.writer_alive(w))
+            .map_err(|e| self.cell.read_error(e))?;
         if side.torn() {
             side.abandon();
             return Err(self.cell.torn_error());

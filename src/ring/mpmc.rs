@@ -131,6 +131,7 @@
 
 use std::marker::PhantomData;
 use std::ptr::NonNull;
+#[cfg(not(shmprim_loom))]
 use std::time::Duration;
 
 use bytemuck::Pod;
@@ -138,7 +139,9 @@ use bytemuck::Pod;
 use super::CachePadded;
 use crate::error::{Error, Result};
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
-use crate::wait::{Deadline, LIVENESS_SLICE};
+use crate::wait::Deadline;
+#[cfg(not(shmprim_loom))]
+use crate::wait::LIVENESS_SLICE;
 
 mod blocking;
 mod claim;
