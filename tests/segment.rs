@@ -416,6 +416,57 @@ fn creator_dying_while_initialising_gives_creator_died() {
         start.elapsed() < Duration::from_secs(1),
         "no wait for a dead creator"
     );
+    // `open_or_create` takes the dead creator's place: it initialises the
+    // segment, and everyone can use the name again.
+    let (seg, how) = SegmentBuilder::new(Kind::Raw)
+        .data_size(64)
+        .open_or_create(&name)
+        .unwrap();
+    assert_eq!(how, Disposition::Created);
+    seg.write(0, b"taken over").unwrap();
+    let other = Segment::open(&name).unwrap();
+    let mut back = [0u8; 10];
+    other.read(0, &mut back).unwrap();
+    assert_eq!(&back, b"taken over");
+}
+
+/// What a creator killed at each step of its protocol leaves behind, an
+/// empty file or a zeroed one of the full size with no creator lock, is
+/// taken over by the next `open_or_create`: exactly one of several racing
+/// callers initialises it, the others open what it made.
+#[test]
+fn open_or_create_takes_over_a_dead_creators_file_and_exactly_one_wins() {
+    let total = 4096 + 4096; // a header page and one data page
+    for (case, size) in [("empty", 0usize), ("sized", total)] {
+        let name = ShmName::new(&format!("takeover_{case}"));
+        std::fs::write(name.path(), vec![0u8; size]).unwrap();
+        let results: Vec<_> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..4)
+                .map(|_| {
+                    s.spawn(|| {
+                        SegmentBuilder::new(Kind::Raw)
+                            .data_size(64)
+                            .open_or_create_with(&name, |data, _| {
+                                // SAFETY: the fresh data area is at least 64
+                                // bytes, and nobody sees it before READY.
+                                unsafe { data.as_ptr().write(7) };
+                                Ok(())
+                            })
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut created = 0;
+        for r in results {
+            let (seg, how) = r.unwrap_or_else(|e| panic!("{case}: {e}"));
+            created += usize::from(how == Disposition::Created);
+            let mut b = [0u8; 1];
+            seg.read(0, &mut b).unwrap();
+            assert_eq!(b[0], 7, "{case}: every handle sees the one initialisation");
+        }
+        assert_eq!(created, 1, "{case}: exactly one creator");
+    }
 }
 
 mod random_headers {

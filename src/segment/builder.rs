@@ -4,6 +4,11 @@
 
 use super::*;
 
+/// How long an empty file with its creator lock free must stay so before an
+/// opener concludes its creator died (between `O_EXCL` and the lock a
+/// creator runs a few instructions).
+const EMPTY_FILE_GRACE: Duration = Duration::from_millis(200);
+
 impl SegmentBuilder {
     /// A builder for a segment of `kind` with no data, no parameters, no payload
     /// type, mode `0600`, kept on drop, and a 5 s ready timeout.
@@ -88,8 +93,12 @@ impl SegmentBuilder {
         let fd = sys::shm::shm_open(name, OpenMode::CreateExclusive, self.mode)
             .map_err(|e| Error::from_io(name, "shm_open", e))?;
         let seg = self.initialise(Some(name), fd, init);
-        if seg.is_err() {
-            let _ = sys::shm::shm_unlink(name);
+        if let Err(e) = &seg {
+            // `AlreadyExists` here: an `open_or_create` took the file over
+            // between our O_EXCL and our creator lock; the file is its now.
+            if !matches!(e, Error::AlreadyExists { .. }) {
+                let _ = sys::shm::shm_unlink(name);
+            }
         }
         seg
     }
@@ -117,20 +126,45 @@ impl SegmentBuilder {
         for _ in 0..64 {
             match sys::shm::shm_open(name, OpenMode::CreateExclusive, self.mode) {
                 Ok(fd) => {
-                    let init = init.take().expect("init is used at most once");
-                    let seg = self.initialise(Some(name), fd, init);
-                    if seg.is_err() {
+                    let Some(init) = init.take() else {
+                        // Our `init` went to a takeover that another process
+                        // won, and the name has since been removed: give up
+                        // rather than create without it.
                         let _ = sys::shm::shm_unlink(name);
+                        return Err(Error::CreatorDied {
+                            name: name.to_owned(),
+                        });
+                    };
+                    match self.initialise(Some(name), fd, init) {
+                        Ok(seg) => return Ok((seg, Disposition::Created)),
+                        // Taken over by another `open_or_create` before we
+                        // locked it (see `take_over`): open it like any other.
+                        Err(Error::AlreadyExists { .. }) => {}
+                        Err(e) => {
+                            let _ = sys::shm::shm_unlink(name);
+                            return Err(e);
+                        }
                     }
-                    return seg.map(|s| (s, Disposition::Created));
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
                 Err(e) => return Err(Error::from_io(name, "shm_open", e)),
             }
-            match sys::shm::shm_open(name, OpenMode::ReadWrite, 0) {
-                Ok(fd) => return self.attach(name, fd).map(|s| (s, Disposition::Opened)),
-                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+            let fd = match sys::shm::shm_open(name, OpenMode::ReadWrite, 0) {
+                Ok(fd) => fd,
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
                 Err(e) => return Err(Error::from_io(name, "shm_open", e)),
+            };
+            let spare = fd.try_clone().map_err(|e| Error::from_io(name, "dup", e))?;
+            match self.attach(name, fd) {
+                Ok(seg) => return Ok((seg, Disposition::Opened)),
+                Err(Error::CreatorDied { .. }) if init.is_some() => {
+                    let init = init.take().expect("checked just above");
+                    if let Some(seg) = self.take_over(name, spare, init)? {
+                        return Ok((seg, Disposition::Created));
+                    }
+                    // Another process is taking it over: open it once ready.
+                }
+                Err(e) => return Err(e),
             }
         }
         Err(Error::Io {
@@ -162,6 +196,51 @@ impl SegmentBuilder {
         self.anonymous_with(|_, _| Ok(()))
     }
 
+    /// `open_or_create` over a segment whose creator died while initialising
+    /// it: this process initialises it instead, under the same rule that
+    /// makes exactly one process the creator, the creator byte lock. `None`
+    /// if another process holds that lock (it is taking over; open the
+    /// segment once it is ready).
+    ///
+    /// The file is reused, never shrunk, since openers waiting for it may
+    /// have it mapped: an empty file gets its size, a file of this
+    /// builder's size is zeroed, and a file of any other size is left as it
+    /// is (`CreatorDied`).
+    fn take_over(
+        &self,
+        name: &str,
+        fd: OwnedFd,
+        init: impl FnOnce(NonNull<u8>, usize) -> Result<()>,
+    ) -> Result<Option<Segment>> {
+        let io = |op| move |e| Error::from_io(name, op, e);
+        if !sys::lock::try_lock_byte(fd.as_fd(), CREATOR_LOCK_BYTE).map_err(io("fcntl"))? {
+            return Ok(None);
+        }
+        let size = sys::shm::fstat(&fd).map_err(io("fstat"))?.size;
+        let total = self.total_size()?;
+        let died = || Error::CreatorDied {
+            name: name.to_owned(),
+        };
+        if size != 0 && size != total {
+            sys::lock::unlock_byte(fd.as_fd(), CREATOR_LOCK_BYTE).map_err(io("fcntl"))?;
+            return Err(died());
+        }
+        if size == total {
+            let map = Mapping::map(&fd, size, true).map_err(io("mmap"))?;
+            let (state, _) = header_snapshot(&map);
+            if state != STATE_INITIALISING {
+                // Finished after all (or not ours to reuse): open it instead.
+                sys::lock::unlock_byte(fd.as_fd(), CREATOR_LOCK_BYTE).map_err(io("fcntl"))?;
+                return Ok(None);
+            }
+            // SAFETY: the mapping is `size` bytes and writable; nobody reads
+            // anything but `state` (still INITIALISING) before READY, and we
+            // hold the creator lock, so nobody else writes.
+            unsafe { std::ptr::write_bytes(map.as_ptr(), 0, size as usize) };
+        }
+        self.initialise_locked(Some(name), fd, init).map(Some)
+    }
+
     pub(super) fn total_size(&self) -> Result<u64> {
         let page = page_size();
         self.data_size
@@ -183,15 +262,29 @@ impl SegmentBuilder {
     ) -> Result<Segment> {
         let label = name.unwrap_or(ANON);
         let io = |op| move |e| Error::from_io(label, op, e);
-        let total = self.total_size()?;
         // Lock the creator byte *before* the file gets a size: an opener that sees a
         // sized, unready file with this byte unlocked knows the creator died.
         if !sys::lock::try_lock_byte(fd.as_fd(), CREATOR_LOCK_BYTE).map_err(io("fcntl"))? {
-            return Err(Error::corrupted(
-                label,
-                "creator lock already held on a new file",
-            ));
+            // Only a takeover locks a file it did not create: one happened
+            // between our O_EXCL and this lock.
+            return Err(Error::AlreadyExists {
+                name: label.to_owned(),
+            });
         }
+        self.initialise_locked(name, fd, init)
+    }
+
+    /// The creator's side of the protocol once it holds the creator lock on
+    /// an empty or zeroed file: size, header, `init`, then READY.
+    fn initialise_locked(
+        &self,
+        name: Option<&str>,
+        fd: OwnedFd,
+        init: impl FnOnce(NonNull<u8>, usize) -> Result<()>,
+    ) -> Result<Segment> {
+        let label = name.unwrap_or(ANON);
+        let io = |op| move |e| Error::from_io(label, op, e);
+        let total = self.total_size()?;
         sys::shm::ftruncate(&fd, total).map_err(io("ftruncate"))?;
         if name.is_none() {
             // An anonymous segment's size can be sealed (a named one's cannot:
@@ -246,6 +339,7 @@ impl SegmentBuilder {
         let creator_alive = |fd: &OwnedFd| -> Result<bool> {
             sys::lock::is_byte_locked_by_other(fd.as_fd(), CREATOR_LOCK_BYTE).map_err(io("fcntl"))
         };
+        let mut grace_ends: Option<crate::Deadline> = None;
         let size = loop {
             let size = sys::shm::fstat(&fd).map_err(io("fstat"))?.size;
             if size >= HEADER_SIZE as u64 {
@@ -258,17 +352,25 @@ impl SegmentBuilder {
                     min: HEADER_SIZE as u64,
                 });
             }
-            // Size 0: the creator may be between O_EXCL and ftruncate.
-            if deadline.has_passed() {
-                return Err(if creator_alive(&fd)? {
-                    Error::NotReady {
+            // Size 0: the creator is between O_EXCL and ftruncate, holding
+            // the creator lock, or between O_EXCL and the lock, a few
+            // instructions, or dead. A lock seen free for a grace period
+            // means dead; a held one is waited for until the deadline.
+            if creator_alive(&fd)? {
+                grace_ends = None;
+                if deadline.has_passed() {
+                    return Err(Error::NotReady {
                         name: name.to_owned(),
-                    }
-                } else {
-                    Error::CreatorDied {
+                    });
+                }
+            } else {
+                let ends =
+                    *grace_ends.get_or_insert_with(|| crate::Deadline::after(EMPTY_FILE_GRACE));
+                if ends.has_passed() || deadline.has_passed() {
+                    return Err(Error::CreatorDied {
                         name: name.to_owned(),
-                    }
-                });
+                    });
+                }
             }
             std::thread::sleep(Duration::from_micros(200));
         };
