@@ -62,7 +62,7 @@ use bytemuck::Pod;
 use crate::error::{Error, Result};
 pub use crate::ring::End;
 use crate::ring::spsc::{ConsumerCore, ProducerCore, RingHeader, RingRef, byte_capacity};
-use crate::ring::{Backing, CachePadded, HeapMem, RING_ALIGN, UNCLAIMED};
+use crate::ring::{Backing, CachePadded, HeapMem, PeerWatch, RING_ALIGN, UNCLAIMED};
 use crate::segment::{Kind, Options, Segment, SegmentBuilder};
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::wait::{Deadline, is_timeout, try_first};
@@ -73,12 +73,6 @@ const MAGIC: u32 = u32::from_le_bytes(*b"PIPE");
 const CLOSED_OWNER: u64 = u64::MAX;
 /// A sender checks the receiver's liveness once per this many messages.
 const SEND_LIVENESS_EVERY: u32 = 256;
-/// A non-blocking receive on an empty pipe checks liveness at most this often.
-const POLL_LIVENESS_EVERY: Duration = Duration::from_millis(1);
-/// ... and reads the clock to know whether that time has come only on one
-/// empty answer in this many (a clock read costs as much as the rest of an
-/// empty poll several times over).
-const POLL_CLOCK_EVERY: u32 = 32;
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
@@ -441,9 +435,7 @@ impl Pipe {
             tx,
             rx,
             sends: 0,
-            empty_polls: 0,
-            next_liveness_check: Deadline::now(),
-            peer_gone: false,
+            watch: PeerWatch::new(),
         })
     }
 }
@@ -461,13 +453,9 @@ pub struct PipeEnd {
     /// Consumer of the ring from the peer (`None`: write-only simplex end).
     rx: Option<ConsumerCore>,
     sends: u32,
-    /// Empty answers of `try_take`, to read the clock on one in
-    /// `POLL_CLOCK_EVERY` of them.
-    empty_polls: u32,
-    next_liveness_check: Deadline,
-    /// Set once this end has seen the peer closed or dead: from then on sends
-    /// fail at once.
-    peer_gone: bool,
+    /// When this end looks whether its peer is gone; once it has seen it
+    /// closed or dead, sends fail at once.
+    watch: PeerWatch,
 }
 
 impl std::fmt::Debug for PipeEnd {
@@ -490,10 +478,10 @@ fn write_only() -> Error {
 impl PipeEnd {
     /// Whether the peer closed its end or died; remembered once seen.
     fn check_peer(&mut self) -> bool {
-        if !self.peer_gone {
-            self.peer_gone = self.shared.is_gone(self.end.peer());
+        if !self.watch.is_gone() && self.shared.is_gone(self.end.peer()) {
+            self.watch.set_gone();
         }
-        self.peer_gone
+        self.watch.is_gone()
     }
 
     /// Which end this is.
@@ -538,7 +526,7 @@ impl PipeEnd {
     /// `SEND_LIVENESS_EVERY` sends.
     #[inline]
     fn peer_closed_cheap(&mut self) -> bool {
-        if self.peer_gone {
+        if self.watch.is_gone() {
             return true;
         }
         // Acquire: pairs with the Release store of CLOSED_OWNER in `close`.
@@ -574,7 +562,9 @@ impl PipeEnd {
                 break Err(e);
             }
         };
-        self.peer_gone |= matches!(r, Err(Error::Closed));
+        if matches!(r, Err(Error::Closed)) {
+            self.watch.set_gone();
+        }
         r
     }
 
@@ -608,11 +598,8 @@ impl PipeEnd {
     }
 
     /// One non-blocking `take` from the receiving ring. On an empty ring it
-    /// looks at the peer's liveness (on the first empty answer, then at most
-    /// every `POLL_LIVENESS_EVERY`, looking at the clock every
-    /// `POLL_CLOCK_EVERY` empty answers): once the peer is gone, what it sent
-    /// still comes first, then `Closed`. A close is seen at once (the ring
-    /// says so).
+    /// asks the end's [`PeerWatch`] whether the peer is gone: once it is,
+    /// what it sent still comes first, then `Closed`.
     fn try_take<R>(&mut self, mut take: impl FnMut(&mut ConsumerCore) -> Result<R>) -> Result<R> {
         let rx = self.rx.as_mut().ok_or_else(write_only)?;
         match take(rx) {
@@ -621,19 +608,13 @@ impl PipeEnd {
                 Ok(r)
             }
             Err(Error::Empty) => {
-                let due = self.empty_polls % POLL_CLOCK_EVERY == 0;
-                self.empty_polls = self.empty_polls.wrapping_add(1);
-                if self.peer_gone || (due && self.next_liveness_check.has_passed()) {
-                    self.next_liveness_check = Deadline::after(POLL_LIVENESS_EVERY);
-                    let gone = self.peer_gone || self.shared.is_gone(self.end.peer());
-                    self.peer_gone = gone;
-                    if gone {
-                        // Whatever the peer sent before dying comes first.
-                        return match take(rx) {
-                            Err(Error::Empty) => Err(Error::Closed),
-                            r => r,
-                        };
-                    }
+                let (shared, peer) = (&self.shared, self.end.peer());
+                if self.watch.peer_gone(|| shared.is_gone(peer)) {
+                    // Whatever the peer sent before it went comes first.
+                    return match take(rx) {
+                        Err(Error::Empty) => Err(Error::Closed),
+                        r => r,
+                    };
                 }
                 Err(Error::Empty)
             }
@@ -662,7 +643,20 @@ impl PipeEnd {
     /// `Closed` if none will come.
     pub fn next_len(&mut self) -> Result<usize> {
         let rx = self.rx.as_mut().ok_or_else(write_only)?;
-        rx.next_len()
+        match rx.next_len() {
+            Err(Error::Empty) => {
+                let (shared, peer) = (&self.shared, self.end.peer());
+                if self.watch.peer_gone(|| shared.is_gone(peer)) {
+                    // What the peer sent before it went comes first.
+                    return match rx.next_len() {
+                        Err(Error::Empty) => Err(Error::Closed),
+                        r => r,
+                    };
+                }
+                Err(Error::Empty)
+            }
+            r => r,
+        }
     }
 
     /// Receives one `Pod` value: the message must be exactly
@@ -687,7 +681,7 @@ impl PipeEnd {
         let shared = &self.shared;
         let peer = self.end.peer();
         let rx = self.rx.as_mut().ok_or_else(write_only)?;
-        let mut gone = self.peer_gone;
+        let mut gone = self.watch.is_gone();
         let r = loop {
             match take(rx) {
                 Ok(r) => {
@@ -705,7 +699,9 @@ impl PipeEnd {
                 Err(e) => break Err(e),
             }
         };
-        self.peer_gone |= gone;
+        if gone {
+            self.watch.set_gone();
+        }
         r
     }
 

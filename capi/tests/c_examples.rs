@@ -1,5 +1,6 @@
 //! Compiles every program in `ffi-examples/` with `-Wall -Wextra -Werror` against
-//! the static library this `cargo test` just built, runs it, and checks its output.
+//! the C library (`libshmprim.a`, built first by these tests), runs it, and
+//! checks its output.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -7,12 +8,34 @@ use std::time::{Duration, Instant};
 
 use shmprim::{ByteQueue, Condvar, Mutex, Queue};
 
-/// `target/<profile>/deps`, where `cargo test` builds `libshmprim.a` and
-/// `libshmprim.so` for this very run. (The copies in `target/<profile>` are only
-/// refreshed by `cargo build`, so they can be stale during `cargo test`.)
+/// `target/<profile>`, holding `libshmprim.a` and `libshmprim.so` as built
+/// from this very tree. The package builds no rlib, so `cargo test` does not
+/// build its C artifacts for its integration tests: the first caller builds
+/// them with the `cargo` running this test (a no-op when they are fresh).
 fn lib_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().to_path_buf()
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().unwrap();
+            // target/<profile>/deps/c_examples-<hash>
+            let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+            let mut cargo = Command::new(env!("CARGO"));
+            cargo
+                .args(["build", "--quiet", "-p", "shmprim-capi", "--lib"])
+                .current_dir(workspace_root());
+            if dir.file_name().is_some_and(|p| p == "release") {
+                cargo.arg("--release");
+            }
+            let status = cargo.status().expect("run cargo to build the C library");
+            assert!(status.success(), "cargo build -p shmprim-capi failed");
+            assert!(
+                dir.join("libshmprim.a").exists(),
+                "no libshmprim.a in {}",
+                dir.display()
+            );
+            dir
+        })
+        .clone()
 }
 
 /// The workspace root, where `include/`, `ffi-examples/` and the README live.

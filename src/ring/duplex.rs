@@ -97,7 +97,7 @@ use super::spsc::{
     ConsumerCore, FORMAT_STAMPED, ProducerCore, RingHeader, RingRef, StampedSlot, TryError,
     check_element_type, claim_end, element_capacity, peer_died, release_end,
 };
-use super::{Backing, End, HeapMem};
+use super::{Backing, End, HeapMem, PeerWatch};
 use crate::error::{Error, Result};
 use crate::segment::Disposition;
 use crate::segment::{Kind, Options, Segment, SegmentBuilder, TypeCode, TypeDesc};
@@ -115,8 +115,6 @@ pub const STAMP_ANSWERS: u32 = 2;
 /// A sender re-reads its peer's head (and so sees a close) once per this many
 /// sends, even when the ring is not full.
 pub const CLOSE_CHECK_EVERY: u32 = 256;
-/// A `try_recv` that found nothing checks the peer's liveness at most this often.
-const POLL_LIVENESS_EVERY: Duration = Duration::from_millis(1);
 /// Bytes of the two ring headers before the slot pairs.
 const HEADERS: usize = 2 * RingHeader::DATA_OFFSET;
 
@@ -524,9 +522,9 @@ struct EndCore {
     /// `Empty` answers given from the stamp alone since the last other answer.
     stamp_empties: u32,
     sends: u32,
-    /// Set once a send saw the peer closed or dead: every later send fails.
-    peer_gone: bool,
-    next_liveness_check: Deadline,
+    /// When this end looks whether its peer is gone; once it has seen it
+    /// closed or dead, every later send fails.
+    watch: PeerWatch,
 }
 
 impl EndCore {
@@ -559,8 +557,7 @@ impl EndCore {
             me,
             stamp_empties: 0,
             sends: 0,
-            peer_gone: false,
-            next_liveness_check: Deadline::now(),
+            watch: PeerWatch::new(),
         })
     }
 
@@ -594,7 +591,7 @@ impl EndCore {
     #[inline]
     fn check_closed(&mut self) -> Result<()> {
         self.sends = self.sends.wrapping_add(1);
-        if self.peer_gone || self.sends % CLOSE_CHECK_EVERY == 0 {
+        if self.watch.is_gone() || self.sends % CLOSE_CHECK_EVERY == 0 {
             return self.check_closed_now();
         }
         Ok(())
@@ -602,10 +599,10 @@ impl EndCore {
 
     #[cold]
     fn check_closed_now(&mut self) -> Result<()> {
-        if !self.peer_gone {
+        if !self.watch.is_gone() {
             match self.tx.refresh() {
                 Ok(_) => return Ok(()),
-                Err(Error::Closed) => self.peer_gone = true,
+                Err(Error::Closed) => self.watch.set_gone(),
                 Err(e) => return Err(e),
             }
         }
@@ -616,12 +613,13 @@ impl EndCore {
     /// is `Closed`; every `Closed` is remembered.
     #[cold]
     fn send_failed(&mut self, e: Error) -> Error {
+        let (backing, ring) = (&self.shared.backing, &self.shared.rings[tx_index(self.end)]);
         let e = match e {
-            Error::Full if peer_died(&self.shared.backing, self.tx_ring(), true) => Error::Closed,
+            Error::Full if self.watch.peer_gone(|| peer_died(backing, ring, true)) => Error::Closed,
             e => e,
         };
         if matches!(e, Error::Closed) {
-            self.peer_gone = true;
+            self.watch.set_gone();
         }
         e
     }
@@ -681,14 +679,17 @@ impl EndCore {
         mut pop: impl FnMut(&mut ConsumerCore, bool) -> Result<R>,
     ) -> Result<R, TryError> {
         let mut answer = Err(TryError::from_error(e));
-        if matches!(answer, Err(TryError::Empty)) && self.next_liveness_check.has_passed() {
-            self.next_liveness_check = Deadline::after(POLL_LIVENESS_EVERY);
-            if peer_died(&self.shared.backing, self.rx_ring(), false) {
-                answer = match pop(&mut self.rx, false) {
-                    Err(Error::Empty) => Err(TryError::Closed),
-                    r => r.map_err(TryError::from_error),
-                };
-            }
+        let (backing, ring) = (
+            &self.shared.backing,
+            &self.shared.rings[1 - tx_index(self.end)],
+        );
+        if matches!(answer, Err(TryError::Empty))
+            && self.watch.peer_gone(|| peer_died(backing, ring, false))
+        {
+            answer = match pop(&mut self.rx, false) {
+                Err(Error::Empty) => Err(TryError::Closed),
+                r => r.map_err(TryError::from_error),
+            };
         }
         // Once closed, every answer reads the tail again, so it stays `Closed`.
         self.stamp_empties = if matches!(answer, Err(TryError::Closed)) {

@@ -11,9 +11,11 @@ pub mod spsc;
 
 use std::alloc::Layout;
 use std::ptr::NonNull;
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::segment::{ParticipantId, Segment};
+use crate::wait::Deadline;
 
 /// Which end of a two-ended object: a [`Pipe`](crate::Pipe) or a
 /// [`DuplexRing`](crate::DuplexRing).
@@ -114,6 +116,67 @@ pub(crate) enum Backing {
     Segment(Segment),
     /// Heap memory of one process.
     Heap(HeapMem),
+}
+
+/// How long an end that does not wait goes between two looks at its peer's
+/// liveness.
+pub(crate) const POLL_LIVENESS_EVERY: Duration = Duration::from_millis(1);
+/// An end that does not wait reads the clock on one in this many of its
+/// `Empty` or `Full` answers, so that a polling loop pays for neither a clock
+/// read nor a liveness look on most of them.
+pub(crate) const POLL_CLOCK_EVERY: u32 = 32;
+
+/// How every end of a ring, pipe or duplex ring that does not wait learns
+/// that its peer is gone: the one rule for `try_` forms, in Rust and C.
+///
+/// After an `Empty` answer (a receiver) or a `Full` one (a sender), the end
+/// asks [`peer_gone`](Self::peer_gone). On the first such answer, and then
+/// at most once per [`POLL_LIVENESS_EVERY`], it looks whether the peer's
+/// process died (the liveness table, one `fcntl`); a peer's close is seen at
+/// once by the ring itself. Once gone, always gone: a receiver drains what
+/// the peer sent and then answers `Closed`, a sender answers `Closed`.
+#[derive(Debug)]
+pub(crate) struct PeerWatch {
+    polls: u32,
+    next_look: Deadline,
+    gone: bool,
+}
+
+impl PeerWatch {
+    /// A watch that looks on the first `Empty` or `Full` answer.
+    pub(crate) fn new() -> PeerWatch {
+        PeerWatch {
+            polls: 0,
+            next_look: Deadline::now(),
+            gone: false,
+        }
+    }
+
+    /// Whether the peer is gone for good, calling `died` when a look is due.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn peer_gone(&mut self, died: impl FnOnce() -> bool) -> bool {
+        if self.gone {
+            return true;
+        }
+        let due = self.polls % POLL_CLOCK_EVERY == 0;
+        self.polls = self.polls.wrapping_add(1);
+        if due && self.next_look.has_passed() {
+            self.next_look = Deadline::after(POLL_LIVENESS_EVERY);
+            self.gone = died();
+        }
+        self.gone
+    }
+
+    /// Records that the peer is gone (its close was seen).
+    pub(crate) fn set_gone(&mut self) {
+        self.gone = true;
+    }
+
+    /// Whether the peer was seen gone.
+    pub(crate) fn is_gone(&self) -> bool {
+        self.gone
+    }
 }
 
 /// Claim word value of an end nobody holds.

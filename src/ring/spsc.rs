@@ -127,7 +127,7 @@ use std::time::Duration;
 
 use bytemuck::Pod;
 
-use super::{Backing, CachePadded, HeapMem, RING_ALIGN, UNCLAIMED};
+use super::{Backing, CachePadded, HeapMem, PeerWatch, RING_ALIGN, UNCLAIMED};
 use crate::error::{Error, Result};
 use crate::segment::{Disposition, Kind, Options, Segment, SegmentBuilder, TypeCode, TypeDesc};
 use crate::sync::UnsafeCell;
@@ -887,6 +887,19 @@ pub(crate) fn peer_died(backing: &Backing, ring: &RingRef, producer: bool) -> bo
 }
 
 impl Shared {
+    /// After an `Empty` answer: whether the producer is gone (see
+    /// [`PeerWatch`]; a close shows in the ring itself).
+    fn producer_gone(&self, watch: &mut PeerWatch) -> bool {
+        watch.peer_gone(|| peer_died(&self.backing, &self.ring, false))
+    }
+
+    /// After a `Full` answer: whether the consumer is gone.
+    fn consumer_gone(&self, watch: &mut PeerWatch) -> bool {
+        watch.peer_gone(|| peer_died(&self.backing, &self.ring, true))
+    }
+}
+
+impl Shared {
     /// Claims the producer or consumer end for this handle's participant.
     fn claim(&self, producer: bool) -> Result<u64> {
         claim_end(&self.backing, &self.ring, producer)
@@ -1069,6 +1082,7 @@ pub struct Producer<T: Pod> {
     core: ProducerCore,
     me: u64,
     _t: PhantomData<fn(T)>,
+    watch: PeerWatch,
 }
 
 /// The consumer end of an [`SpscRing`]. Dropping it closes the end.
@@ -1077,6 +1091,7 @@ pub struct Consumer<T: Pod> {
     core: ConsumerCore,
     me: u64,
     _t: PhantomData<fn() -> T>,
+    watch: PeerWatch,
 }
 
 /// A named (or anonymous, or heap) SPSC ring of byte messages of at most
@@ -1105,6 +1120,7 @@ pub struct ByteProducer {
     shared: Arc<Shared>,
     core: ProducerCore,
     me: u64,
+    watch: PeerWatch,
 }
 
 /// The consumer end of an [`SpscByteRing`]. Dropping it closes the end.
@@ -1112,74 +1128,14 @@ pub struct ByteConsumer {
     shared: Arc<Shared>,
     core: ConsumerCore,
     me: u64,
+    watch: PeerWatch,
 }
 
 #[cfg(all(test, shmprim_loom))]
 mod loom_tests;
 
-/// What inspection reads of an SPSC ring whose header starts at `base` of the
-/// data area (loads only; `None` if anything lies outside it).
-pub(crate) struct RingView {
-    /// Messages (element ring) or bytes including framing (byte ring) pending.
-    pub pending: u64,
-    /// Slots or bytes.
-    pub capacity: u64,
-    /// Whether it is a byte ring.
-    pub bytes: bool,
-    /// The producer end closed (or was found dead).
-    pub producer_closed: bool,
-    /// The consumer end closed.
-    pub consumer_closed: bool,
-    /// Sleepers on either side.
-    pub waiters: u64,
-}
-
-pub(crate) fn view_ring(
-    view: &crate::inspect::view::StateView<'_>,
-    base: usize,
-) -> Option<RingView> {
-    use std::mem::offset_of;
-    let format = view.u32(base + 4)?;
-    let capacity = view.u32(base + 8)?;
-    let tail = view.u32(base + offset_of!(RingHeader, tail))?;
-    let head = view.u32(base + offset_of!(RingHeader, head))?;
-    let w = base + offset_of!(RingHeader, waiters);
-    let waiters = view.u32(w)? as u64 + view.u32(w + 4)? as u64;
-    Some(RingView {
-        pending: (tail.wrapping_sub(head) & IDX) as u64,
-        capacity: capacity as u64,
-        bytes: format == FORMAT_BYTES,
-        producer_closed: tail & CLOSED != 0,
-        consumer_closed: head & CLOSED != 0,
-        waiters,
-    })
-}
-
-/// The `ls`/`stat` view of an SPSC ring segment.
-pub(crate) fn summarize(
-    view: &crate::inspect::view::StateView<'_>,
-) -> Option<crate::inspect::view::StateSummary> {
-    use crate::inspect::view::{Field, StateSummary};
-    let r = view_ring(view, 0)?;
-    let unit = if r.bytes { "bytes" } else { "messages" };
-    let mut line = format!("{}/{} {unit} pending", r.pending, r.capacity);
-    if r.producer_closed {
-        line.push_str(", producer closed");
-    }
-    if r.consumer_closed {
-        line.push_str(", consumer closed");
-    }
-    Some(StateSummary {
-        line,
-        fields: vec![
-            ("pending", Field::U64(r.pending)),
-            ("capacity", Field::U64(r.capacity)),
-            ("producer_closed", Field::Bool(r.producer_closed)),
-            ("consumer_closed", Field::Bool(r.consumer_closed)),
-            ("waiters", Field::U64(r.waiters)),
-        ],
-    })
-}
+mod summary;
+pub(crate) use summary::{summarize, view_ring};
 
 #[cfg(all(test, not(shmprim_loom)))]
 mod tests;

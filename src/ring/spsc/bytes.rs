@@ -123,6 +123,7 @@ impl SpscByteRing {
             shared: self.shared.clone(),
             core,
             me,
+            watch: PeerWatch::new(),
         })
     }
 
@@ -133,6 +134,7 @@ impl SpscByteRing {
             shared: self.shared.clone(),
             core,
             me,
+            watch: PeerWatch::new(),
         })
     }
 }
@@ -147,7 +149,7 @@ impl ByteProducer {
     /// Sends `msg` if it fits now: `Full` if not, `InvalidArgument` if it is
     /// longer than the maximum, `Closed` if the consumer end is closed.
     pub fn try_send(&mut self, msg: &[u8]) -> Result<()> {
-        self.core.try_send(msg)?;
+        self.core.try_send(msg).map_err(|e| self.failed(e))?;
         self.core.wake_hint();
         Ok(())
     }
@@ -155,7 +157,12 @@ impl ByteProducer {
     /// Sends as many of `msgs` as fit, in order, publishing once; returns how
     /// many (0 when the first does not fit).
     pub fn try_send_many(&mut self, msgs: &[&[u8]]) -> Result<usize> {
-        let n = self.core.try_send_many(msgs)?;
+        let n = self.core.try_send_many(msgs).map_err(|e| self.failed(e))?;
+        if n == 0 && !msgs.is_empty() {
+            if let Error::Closed = self.failed(Error::Full) {
+                return Err(Error::Closed);
+            }
+        }
         self.core.wake_hint();
         Ok(n)
     }
@@ -163,9 +170,21 @@ impl ByteProducer {
     /// Sends a message of `len` bytes written in place by `fill` (which gets
     /// exactly `len` bytes of the ring's buffer, with unspecified contents).
     pub fn try_send_with(&mut self, len: usize, fill: impl FnOnce(&mut [u8])) -> Result<()> {
-        self.core.try_send_with(len, fill)?;
+        self.core
+            .try_send_with(len, fill)
+            .map_err(|e| self.failed(e))?;
         self.core.wake_hint();
         Ok(())
+    }
+
+    /// A failed send: `Full` becomes `Closed` once the consumer is gone
+    /// (closed, or its process died; see [`PeerWatch`]).
+    #[cold]
+    fn failed(&mut self, e: Error) -> Error {
+        match e {
+            Error::Full if self.shared.consumer_gone(&mut self.watch) => Error::Closed,
+            e => e,
+        }
     }
 
     /// Sends `msg`, waiting for room as long as needed.
@@ -216,9 +235,26 @@ impl ByteConsumer {
     /// Takes the next message: `Empty` if none, `Closed` if none and the
     /// producer end was closed.
     pub fn try_recv(&mut self) -> Result<Vec<u8>> {
-        let msg = self.core.try_recv()?;
+        let msg = match self.core.try_recv() {
+            Err(Error::Empty) => self.after_empty(|c| c.try_recv())?,
+            r => r?,
+        };
         self.core.wake_hint();
         Ok(msg)
+    }
+
+    /// An `Empty` answer: once the producer is gone (closed, or its process
+    /// died; see [`PeerWatch`]), what it sent first comes out by `retake`,
+    /// then `Closed`; else `Empty`.
+    #[cold]
+    fn after_empty<R>(&mut self, retake: impl FnOnce(&mut ConsumerCore) -> Result<R>) -> Result<R> {
+        if !self.shared.producer_gone(&mut self.watch) {
+            return Err(Error::Empty);
+        }
+        match retake(&mut self.core) {
+            Err(Error::Empty) => Err(Error::Closed),
+            r => r,
+        }
     }
 
     /// Takes the next message into `buf` and returns its length. If `buf` is
@@ -226,21 +262,31 @@ impl ByteConsumer {
     /// [`next_len`](Self::next_len) tells the size needed.
     #[inline]
     pub fn try_recv_into(&mut self, buf: &mut [u8]) -> Result<usize> {
-        let n = self.core.try_recv_into(buf)?;
+        let n = match self.core.try_recv_into(buf) {
+            Err(Error::Empty) => self.after_empty(|c| c.try_recv_into(buf))?,
+            r => r?,
+        };
         self.core.wake_hint();
         Ok(n)
     }
 
-    /// Length of the next message, without taking it (`Empty` if none).
+    /// Length of the next message, without taking it: `Empty` if none yet,
+    /// `Closed` if none will come.
     pub fn next_len(&mut self) -> Result<usize> {
-        self.core.next_len()
+        match self.core.next_len() {
+            Err(Error::Empty) => self.after_empty(|c| c.next_len()),
+            r => r,
+        }
     }
 
     /// Takes up to `max` messages, appending them to `out`, publishing once;
     /// returns how many (0 when empty, `Closed` when empty and closed).
     pub fn try_recv_many(&mut self, out: &mut Vec<Vec<u8>>, max: usize) -> Result<usize> {
         let n = match self.core.try_recv_many(out, max) {
-            Err(Error::Empty) => return Ok(0),
+            Err(Error::Empty) => match self.after_empty(|c| c.try_recv_many(out, max)) {
+                Err(Error::Empty) => return Ok(0),
+                r => r?,
+            },
             r => r?,
         };
         self.core.wake_hint();

@@ -110,6 +110,7 @@ impl<T: Pod> SpscRing<T> {
             core,
             me,
             _t: PhantomData,
+            watch: PeerWatch::new(),
         })
     }
 
@@ -122,6 +123,7 @@ impl<T: Pod> SpscRing<T> {
             core,
             me,
             _t: PhantomData,
+            watch: PeerWatch::new(),
         })
     }
 }
@@ -142,7 +144,19 @@ impl<T: Pod> Producer<T> {
                 self.core.wake_hint();
                 Ok(())
             }
+            Err(Error::Full) => Err(self.full()),
             Err(e) => Err(TryError::from_error(e)),
+        }
+    }
+
+    /// A `Full` answer: `Closed` once the consumer is gone (closed, or its
+    /// process died; see [`PeerWatch`]), else `Full`.
+    #[cold]
+    fn full(&mut self) -> TryError {
+        if self.shared.consumer_gone(&mut self.watch) {
+            TryError::Closed
+        } else {
+            TryError::Full
         }
     }
 
@@ -170,7 +184,10 @@ impl<T: Pod> Producer<T> {
         let free = c.reserve(tail, want).map_err(TryError::from_error)?;
         let n = free.min(want) as usize;
         if n == 0 {
-            return Ok(0);
+            return match self.full() {
+                TryError::Full => Ok(0),
+                e => Err(e),
+            };
         }
         let start = (tail & c.ring.mask) as usize;
         let first = n.min(c.ring.cap as usize - start);
@@ -247,6 +264,28 @@ impl<T: Pod> Consumer<T> {
                 self.core.wake_hint();
                 Ok(v)
             }
+            Err(Error::Empty) => self.after_empty(Self::pop_quiet),
+            Err(e) => Err(TryError::from_error(e)),
+        }
+    }
+
+    /// An `Empty` answer: once the producer is gone (closed, or its process
+    /// died; see [`PeerWatch`]), what it published first comes out by
+    /// `retake`, then `Closed`; else `Empty`.
+    #[cold]
+    fn after_empty<R>(
+        &mut self,
+        retake: impl FnOnce(&mut ConsumerCore) -> Result<R>,
+    ) -> Result<R, TryError> {
+        if !self.shared.producer_gone(&mut self.watch) {
+            return Err(TryError::Empty);
+        }
+        match retake(&mut self.core) {
+            Ok(v) => {
+                self.core.wake_hint();
+                Ok(v)
+            }
+            Err(Error::Empty) => Err(TryError::Closed),
             Err(e) => Err(TryError::from_error(e)),
         }
     }
@@ -275,14 +314,21 @@ impl<T: Pod> Consumer<T> {
         if out.is_empty() {
             return Ok(0);
         }
-        let c = &mut self.core;
-        let head = c.head;
-        let want = out.len().min(c.ring.cap as usize) as u32;
-        let avail = match c.available(head, want) {
+        let head = self.core.head;
+        let want = out.len().min(self.core.ring.cap as usize) as u32;
+        let avail = match self.core.available(head, want) {
             Ok(n) => n,
-            Err(Error::Empty) => return Ok(0),
+            Err(Error::Empty) => {
+                return match self.after_empty(|c| c.available(head, want)) {
+                    // The producer is gone but published more: take it below.
+                    Ok(_) => self.pop_into(out),
+                    Err(TryError::Empty) => Ok(0),
+                    Err(e) => Err(e),
+                };
+            }
             Err(e) => return Err(TryError::from_error(e)),
         };
+        let c = &mut self.core;
         let n = avail.min(want) as usize;
         let start = (head & c.ring.mask) as usize;
         let first = n.min(c.ring.cap as usize - start);

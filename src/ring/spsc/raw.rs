@@ -10,8 +10,8 @@
 use std::sync::Arc;
 
 use super::{
-    ConsumerCore, FORMAT_ELEMENTS, ProducerCore, RingHeader, Shared, TryError, element_capacity,
-    pop_blocking, push_blocking, stored_geometry,
+    ConsumerCore, FORMAT_ELEMENTS, PeerWatch, ProducerCore, RingHeader, Shared, TryError,
+    element_capacity, pop_blocking, push_blocking, stored_geometry,
 };
 use crate::error::{Error, Result};
 use crate::ring::{check_elem_shape, copy_bytes};
@@ -142,6 +142,7 @@ impl RawSpscRing {
             shared: self.shared.clone(),
             core,
             me,
+            watch: PeerWatch::new(),
         })
     }
 
@@ -153,6 +154,7 @@ impl RawSpscRing {
             shared: self.shared.clone(),
             core,
             me,
+            watch: PeerWatch::new(),
         })
     }
 }
@@ -162,6 +164,7 @@ pub struct RawProducer {
     shared: Arc<Shared>,
     core: ProducerCore,
     me: u64,
+    watch: PeerWatch,
 }
 
 impl RawProducer {
@@ -179,6 +182,8 @@ impl RawProducer {
         let n = push_elements(&mut self.core, src, count)?;
         if n > 0 {
             self.core.wake_hint();
+        } else if count > 0 && self.shared.consumer_gone(&mut self.watch) {
+            return Err(TryError::Closed);
         }
         Ok(n)
     }
@@ -188,7 +193,11 @@ impl RawProducer {
     #[inline(always)]
     pub fn try_push(&mut self, elem: &[u8]) -> Result<(), TryError> {
         if !push_one(&mut self.core, elem)? {
-            return Err(TryError::Full);
+            return Err(if self.shared.consumer_gone(&mut self.watch) {
+                TryError::Closed
+            } else {
+                TryError::Full
+            });
         }
         self.core.wake_hint();
         Ok(())
@@ -289,6 +298,7 @@ pub struct RawConsumer {
     shared: Arc<Shared>,
     core: ConsumerCore,
     me: u64,
+    watch: PeerWatch,
 }
 
 impl RawConsumer {
@@ -303,16 +313,38 @@ impl RawConsumer {
     /// closed. Builds no [`Error`]: see [`corruption`](Self::corruption).
     #[inline(always)]
     pub fn try_pop_many(&mut self, dst: &mut [u8], count: usize) -> Result<usize, TryError> {
-        let n = pop_elements(&mut self.core, dst, count)?;
+        let n = match pop_elements(&mut self.core, dst, count) {
+            Err(TryError::Empty) => self.after_empty(|c| pop_elements(c, dst, count))?,
+            r => r?,
+        };
         self.core.wake_hint();
         Ok(n)
+    }
+
+    /// An `Empty` answer: `Closed` once the producer is gone and drained
+    /// (what it published first comes out by `retake`), else `Empty`.
+    #[cold]
+    fn after_empty<R>(
+        &mut self,
+        retake: impl FnOnce(&mut ConsumerCore) -> Result<R, TryError>,
+    ) -> Result<R, TryError> {
+        if !self.shared.producer_gone(&mut self.watch) {
+            return Err(TryError::Empty);
+        }
+        match retake(&mut self.core) {
+            Err(TryError::Empty) => Err(TryError::Closed),
+            r => r,
+        }
     }
 
     /// Pops one element into `dst` (at least one element long) if there is
     /// one; otherwise as [`try_pop_many`](Self::try_pop_many).
     #[inline(always)]
     pub fn try_pop(&mut self, dst: &mut [u8]) -> Result<(), TryError> {
-        pop_one(&mut self.core, dst)?;
+        match pop_one(&mut self.core, dst) {
+            Err(TryError::Empty) => self.after_empty(|c| pop_one(c, dst))?,
+            r => r?,
+        }
         self.core.wake_hint();
         Ok(())
     }
