@@ -389,8 +389,9 @@ pub extern "C" fn shmprim_status_str(status: i32) -> *const c_char {
         .as_ptr()
 }
 
-/// The message of the last error on the calling thread (empty if none). Valid
-/// until the next shmprim call on this thread; never null.
+/// The message of the last failed call on the calling thread: a successful
+/// call does not change it, and it is empty on a thread where no call has
+/// failed. Valid until the next shmprim call on this thread; never null.
 #[unsafe(no_mangle)]
 pub extern "C" fn shmprim_last_error_message() -> *const c_char {
     match QUIET.with(Cell::get) {

@@ -16,8 +16,10 @@ fn put<T>(out: *mut *mut T, value: T) {
 }
 
 /// Creates the raw segment `name` with `size` bytes of zeroed data and
-/// permission bits `mode` (`0` means the default `0600`). Fails with
-/// `SHMPRIM_ALREADY_EXISTS` if the name is taken. Does not block.
+/// permission bits `mode` (`0` means the default `0600`). Does not block.
+/// Returns `SHMPRIM_OK`, `SHMPRIM_ALREADY_EXISTS` (the name is taken),
+/// `SHMPRIM_INVALID_NAME`, `SHMPRIM_INVALID_ARGUMENT` (size or mode),
+/// `SHMPRIM_NULL_POINTER`, `SHMPRIM_PERMISSION_DENIED` or `SHMPRIM_IO`.
 ///
 /// On success `*out` holds a new handle owned by the caller.
 ///
@@ -72,8 +74,10 @@ pub unsafe extern "C" fn shmprim_segment_open(
 }
 
 /// Opens the raw segment `name`, creating it with `size` bytes if it does not
-/// exist; exactly one of several racing callers creates it. `created` (may be
-/// null) receives whether this call created it.
+/// exist; exactly one of several racing callers creates it (also over a
+/// segment whose creator died while initialising it). `created` (may be
+/// null) receives whether this call created it. Returns the statuses of
+/// `shmprim_segment_create` and `shmprim_segment_open`.
 ///
 /// # Safety
 /// `name` must be a NUL-terminated string; `out` must be valid for a write;
@@ -100,7 +104,8 @@ pub unsafe extern "C" fn shmprim_segment_open_or_create(
 }
 
 /// Creates an anonymous raw segment (`memfd`) of `size` bytes, shared with
-/// children forked afterwards.
+/// children forked afterwards. Returns `SHMPRIM_OK`,
+/// `SHMPRIM_INVALID_ARGUMENT` (size), `SHMPRIM_NULL_POINTER` or `SHMPRIM_IO`.
 ///
 /// # Safety
 /// `out` must be valid for a write.
@@ -164,7 +169,8 @@ pub unsafe extern "C" fn shmprim_segment_size(seg: *const shmprim_segment) -> us
 }
 
 /// Number of live participants (processes holding the segment open, this handle
-/// included) written to `*count`.
+/// included) written to `*count`. Returns `SHMPRIM_OK`, `SHMPRIM_NULL_POINTER`
+/// or `SHMPRIM_IO`.
 ///
 /// # Safety
 /// `seg` must be null or a live handle; `count` must be valid for a write.

@@ -180,6 +180,7 @@ impl ByteProducer {
     /// A failed send: `Full` becomes `Closed` once the consumer is gone
     /// (closed, or its process died; see [`PeerWatch`]).
     #[cold]
+    #[inline(never)]
     fn failed(&mut self, e: Error) -> Error {
         match e {
             Error::Full if self.shared.consumer_gone(&mut self.watch) => Error::Closed,
@@ -247,6 +248,7 @@ impl ByteConsumer {
     /// died; see [`PeerWatch`]), what it sent first comes out by `retake`,
     /// then `Closed`; else `Empty`.
     #[cold]
+    #[inline(never)]
     fn after_empty<R>(&mut self, retake: impl FnOnce(&mut ConsumerCore) -> Result<R>) -> Result<R> {
         if !self.shared.producer_gone(&mut self.watch) {
             return Err(Error::Empty);

@@ -144,19 +144,20 @@ impl<T: Pod> Producer<T> {
                 self.core.wake_hint();
                 Ok(())
             }
-            Err(Error::Full) => Err(self.full()),
-            Err(e) => Err(TryError::from_error(e)),
+            Err(e) => Err(self.push_failed(e)),
         }
     }
 
-    /// A `Full` answer: `Closed` once the consumer is gone (closed, or its
-    /// process died; see [`PeerWatch`]), else `Full`.
+    /// A failed push: `Full` becomes `Closed` once the consumer is gone
+    /// (closed, or its process died; see [`PeerWatch`]). Out of line, and
+    /// answering only the small [`TryError`], so that `try_push` stays the
+    /// few instructions it was.
     #[cold]
-    fn full(&mut self) -> TryError {
-        if self.shared.consumer_gone(&mut self.watch) {
-            TryError::Closed
-        } else {
-            TryError::Full
+    #[inline(never)]
+    fn push_failed(&mut self, e: Error) -> TryError {
+        match e {
+            Error::Full if self.shared.consumer_gone(&mut self.watch) => TryError::Closed,
+            e => TryError::from_error(e),
         }
     }
 
@@ -184,7 +185,7 @@ impl<T: Pod> Producer<T> {
         let free = c.reserve(tail, want).map_err(TryError::from_error)?;
         let n = free.min(want) as usize;
         if n == 0 {
-            return match self.full() {
+            return match self.push_failed(Error::Full) {
                 TryError::Full => Ok(0),
                 e => Err(e),
             };
@@ -264,29 +265,28 @@ impl<T: Pod> Consumer<T> {
                 self.core.wake_hint();
                 Ok(v)
             }
-            Err(Error::Empty) => self.after_empty(Self::pop_quiet),
-            Err(e) => Err(TryError::from_error(e)),
+            Err(e) => Err(self.pop_failed(e)),
         }
     }
 
-    /// An `Empty` answer: once the producer is gone (closed, or its process
-    /// died; see [`PeerWatch`]), what it published first comes out by
-    /// `retake`, then `Closed`; else `Empty`.
+    /// A failed pop: `Empty` becomes `Closed` once the producer is gone
+    /// (closed, or its process died; see [`PeerWatch`]) and nothing is left.
+    /// If the producer published more just before it went, the answer stays
+    /// `Empty` and the next `try_pop` takes it. Out of line, and answering
+    /// only the small [`TryError`], so that `try_pop` stays the few
+    /// instructions it was.
     #[cold]
-    fn after_empty<R>(
-        &mut self,
-        retake: impl FnOnce(&mut ConsumerCore) -> Result<R>,
-    ) -> Result<R, TryError> {
-        if !self.shared.producer_gone(&mut self.watch) {
-            return Err(TryError::Empty);
-        }
-        match retake(&mut self.core) {
-            Ok(v) => {
-                self.core.wake_hint();
-                Ok(v)
+    #[inline(never)]
+    fn pop_failed(&mut self, e: Error) -> TryError {
+        match e {
+            Error::Empty if self.shared.producer_gone(&mut self.watch) => {
+                match self.core.available(self.core.head, 1) {
+                    Ok(_) => TryError::Empty,
+                    Err(Error::Empty | Error::Closed) => TryError::Closed,
+                    Err(e) => TryError::from_error(e),
+                }
             }
-            Err(Error::Empty) => Err(TryError::Closed),
-            Err(e) => Err(TryError::from_error(e)),
+            e => TryError::from_error(e),
         }
     }
 
@@ -319,11 +319,9 @@ impl<T: Pod> Consumer<T> {
         let avail = match self.core.available(head, want) {
             Ok(n) => n,
             Err(Error::Empty) => {
-                return match self.after_empty(|c| c.available(head, want)) {
-                    // The producer is gone but published more: take it below.
-                    Ok(_) => self.pop_into(out),
-                    Err(TryError::Empty) => Ok(0),
-                    Err(e) => Err(e),
+                return match self.pop_failed(Error::Empty) {
+                    TryError::Empty => Ok(0),
+                    e => Err(e),
                 };
             }
             Err(e) => return Err(TryError::from_error(e)),

@@ -313,27 +313,27 @@ impl RawConsumer {
     /// closed. Builds no [`Error`]: see [`corruption`](Self::corruption).
     #[inline(always)]
     pub fn try_pop_many(&mut self, dst: &mut [u8], count: usize) -> Result<usize, TryError> {
-        let n = match pop_elements(&mut self.core, dst, count) {
-            Err(TryError::Empty) => self.after_empty(|c| pop_elements(c, dst, count))?,
-            r => r?,
-        };
+        let n = pop_elements(&mut self.core, dst, count).map_err(|e| self.pop_failed(e))?;
         self.core.wake_hint();
         Ok(n)
     }
 
-    /// An `Empty` answer: `Closed` once the producer is gone and drained
-    /// (what it published first comes out by `retake`), else `Empty`.
+    /// A failed pop: `Empty` becomes `Closed` once the producer is gone
+    /// (closed, or its process died; see [`PeerWatch`]) and nothing is left;
+    /// if it published more just before it went, the answer stays `Empty`
+    /// and the next call takes it.
     #[cold]
-    fn after_empty<R>(
-        &mut self,
-        retake: impl FnOnce(&mut ConsumerCore) -> Result<R, TryError>,
-    ) -> Result<R, TryError> {
-        if !self.shared.producer_gone(&mut self.watch) {
-            return Err(TryError::Empty);
-        }
-        match retake(&mut self.core) {
-            Err(TryError::Empty) => Err(TryError::Closed),
-            r => r,
+    #[inline(never)]
+    fn pop_failed(&mut self, e: TryError) -> TryError {
+        match e {
+            TryError::Empty if self.shared.producer_gone(&mut self.watch) => {
+                match self.core.available_quiet(self.core.head, 1) {
+                    Ok(_) => TryError::Empty,
+                    Err(TryError::Empty | TryError::Closed) => TryError::Closed,
+                    Err(e) => e,
+                }
+            }
+            e => e,
         }
     }
 
@@ -341,10 +341,7 @@ impl RawConsumer {
     /// one; otherwise as [`try_pop_many`](Self::try_pop_many).
     #[inline(always)]
     pub fn try_pop(&mut self, dst: &mut [u8]) -> Result<(), TryError> {
-        match pop_one(&mut self.core, dst) {
-            Err(TryError::Empty) => self.after_empty(|c| pop_one(c, dst))?,
-            r => r?,
-        }
+        pop_one(&mut self.core, dst).map_err(|e| self.pop_failed(e))?;
         self.core.wake_hint();
         Ok(())
     }
