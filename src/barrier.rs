@@ -22,7 +22,7 @@
 //!
 //! A party of a named (or anonymous) [`Barrier`] that dies while waiting
 //! breaks the barrier: the others, who sleep in slices of
-//! [`LIVENESS_SLICE`](crate::wait::LIVENESS_SLICE) and look in the barrier's
+//! [`LIVENESS_SLICE`] and look in the barrier's
 //! waiter table for parties of their generation whose process has died, get
 //! [`Error::BrokenBarrier`] within about one slice, as they would after an
 //! [`abort`](Barrier::abort). A party that dies before it arrives never

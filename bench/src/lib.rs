@@ -17,8 +17,8 @@
 //!
 //! Adding a shmprim runner when a primitive lands: write a `fn(&Ctx) -> Res<f64>`
 //! returning the figure's unit (see `shmprim_side.rs` for the pattern: parent
-//! measures, child plays the other side through [`Session`](proc::Session)), add
-//! its child role to [`ROLES`], and set `shmprim: Some(Impl { .. })` on the figure.
+//! measures, child plays the other side through `proc::Session`), add
+//! its child role to `ROLES`, and set `shmprim: Some(Impl { .. })` on the figure.
 
 /// The C ABI, compiled into the harness so that its rows call the exported
 /// functions as a C program linked with `libshmprim.a` does. (A dependency on

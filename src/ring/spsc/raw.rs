@@ -1,6 +1,6 @@
 //! Element rings whose element size is known only at run time: what the C
 //! ABI's `shmprim_spsc_*` functions use. A raw ring is the same object as an
-//! [`SpscRing<T>`] whose `T` has that size and alignment: the same kind, the
+//! [`SpscRing<T>`](super::SpscRing) whose `T` has that size and alignment: the same kind, the
 //! same geometry parameters and layout, and a payload type of raw bytes, which
 //! any `T` of that size and alignment may open (and a raw open accepts any).
 //!
