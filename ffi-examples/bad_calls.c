@@ -359,6 +359,32 @@ int main(void) {
     EXPECT(shmprim_event_unlink(ename), SHMPRIM_OK);
     shmprim_event_close(e);
 
+    /* Python's Lock.locked(), an RLock's owner and count, Condition.notify(n). */
+    shmprim_mutex *lm = NULL;
+    EXPECT(shmprim_mutex_anonymous(8, 8, NULL, &lm), SHMPRIM_OK);
+    expect_true("a fresh mutex is not locked", !shmprim_mutex_locked(lm));
+    EXPECT(shmprim_mutex_lock(lm, -1), SHMPRIM_OK);
+    expect_true("a held mutex is locked", shmprim_mutex_locked(lm));
+    EXPECT(shmprim_mutex_unlock(lm), SHMPRIM_OK);
+    expect_true("a released mutex is not locked", !shmprim_mutex_locked(lm));
+    expect_true("a null mutex is not locked", !shmprim_mutex_locked(NULL));
+    shmprim_mutex_close(lm);
+    shmprim_rmutex *rlock = NULL;
+    EXPECT(shmprim_rmutex_anonymous(8, 8, NULL, &rlock), SHMPRIM_OK);
+    uint32_t owner = 1;
+    expect_true("a free rmutex has depth 0 and no owner",
+                shmprim_rmutex_depth(rlock, &owner) == 0 && owner == 0);
+    EXPECT(shmprim_rmutex_lock(rlock, -1), SHMPRIM_OK);
+    EXPECT(shmprim_rmutex_lock(rlock, -1), SHMPRIM_OK);
+    expect_true("held twice: depth 2, owned by this thread",
+                shmprim_rmutex_depth(rlock, &owner) == 2 && owner == (uint32_t)gettid());
+    expect_true("a held rmutex is locked", shmprim_rmutex_locked(rlock));
+    EXPECT(shmprim_rmutex_unlock(rlock), SHMPRIM_OK);
+    EXPECT(shmprim_rmutex_unlock(rlock), SHMPRIM_OK);
+    expect_true("a released rmutex is not locked", !shmprim_rmutex_locked(rlock));
+    shmprim_rmutex_close(rlock);
+    EXPECT(shmprim_condvar_notify(NULL, 2), SHMPRIM_NULL_POINTER);
+
     printf("bad_calls: %d checks %s\n", checks, failures == 0 ? "ok" : "FAILED");
     return failures == 0 ? 0 : 1;
 }

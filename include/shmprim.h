@@ -1163,6 +1163,16 @@ shmprim_status shmprim_condvar_wait(const shmprim_condvar *cv,
 shmprim_status shmprim_condvar_notify_one(const shmprim_condvar *cv);
 
 /**
+ * Wakes up to `n` waiting threads, in any process (Python's
+ * `Condition.notify(n)`). Does not block; no system call when nobody
+ * sleeps. Returns `SHMPRIM_OK` or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `cv` must be null or a live handle.
+ */
+shmprim_status shmprim_condvar_notify(const shmprim_condvar *cv, uint32_t n);
+
+/**
  * Wakes every waiting thread. Does not block. Returns `SHMPRIM_OK` or
  * `SHMPRIM_NULL_POINTER`.
  *
@@ -1716,6 +1726,15 @@ void *shmprim_mutex_data(const shmprim_mutex *m);
  * `m` must be null or a live handle.
  */
 size_t shmprim_mutex_data_size(const shmprim_mutex *m);
+
+/**
+ * Whether some thread of some process holds the mutex now (Python's
+ * `Lock.locked()`; a snapshot). `false` for a null handle.
+ *
+ * # Safety
+ * `m` must be null or a live handle.
+ */
+bool shmprim_mutex_locked(const shmprim_mutex *m);
 
 /**
  * Writes a fresh, unlocked robust process-shared mutex at `mem`
@@ -2360,6 +2379,25 @@ void *shmprim_rmutex_data(const shmprim_rmutex *m);
  * `m` must be null or a live handle.
  */
 size_t shmprim_rmutex_data_size(const shmprim_rmutex *m);
+
+/**
+ * Whether some thread of some process holds the reentrant mutex now (a
+ * snapshot). `false` for a null handle.
+ *
+ * # Safety
+ * `m` must be null or a live handle.
+ */
+bool shmprim_rmutex_locked(const shmprim_rmutex *m);
+
+/**
+ * How many times the holder has locked the reentrant mutex without
+ * releasing it (Python's `RLock` count), with its thread id in `*owner_tid`
+ * (0 when free; may be null). 0 when free or for a null handle.
+ *
+ * # Safety
+ * `m` must be null or a live handle; `owner_tid` null or valid for a write.
+ */
+uint32_t shmprim_rmutex_depth(const shmprim_rmutex *m, uint32_t *owner_tid);
 
 /**
  * Writes a fresh, unlocked robust reentrant mutex at `mem`

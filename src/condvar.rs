@@ -131,7 +131,8 @@ impl RawCondvar {
         self.notify(u32::MAX);
     }
 
-    fn notify(&self, n: u32) {
+    /// Wakes up to `n` waiters (Python's `Condition.notify(n)`).
+    pub fn notify(&self, n: u32) {
         // Release: pairs with the Acquire load of `seq` in `wait_while_eq`; the
         // data itself is published by the paired mutex.
         self.seq.fetch_add(1, Ordering::Release);
@@ -344,9 +345,42 @@ impl Condvar {
         Ok((guard, WaitTimeoutResult(false)))
     }
 
+    /// Python's `Condition.wait_for(predicate, timeout)`: waits until
+    /// `predicate` holds for the guarded value, re-checking it after every
+    /// wake-up, for at most `timeout` (`None`: as long as it takes). Returns
+    /// the guard and the predicate's last value: `false` only when the
+    /// timeout passed first.
+    pub fn wait_for<'a, T: Pod>(
+        &self,
+        mut guard: MutexGuard<'a, T>,
+        timeout: Option<Duration>,
+        mut predicate: impl FnMut(&mut T) -> bool,
+    ) -> LockResult<(MutexGuard<'a, T>, bool)> {
+        let deadline = Deadline::from_timeout(timeout);
+        loop {
+            if predicate(&mut guard) {
+                return Ok((guard, true));
+            }
+            let (g, t) = self
+                .wait_until(guard, deadline)
+                .map_err(|e| e.map(|(g, _)| (g, false)))?;
+            guard = g;
+            if t.timed_out() {
+                let holds = predicate(&mut guard);
+                return Ok((guard, holds));
+            }
+        }
+    }
+
     /// Wakes one waiting thread (in any process); no system call if none sleeps.
     pub fn notify_one(&self) {
         self.raw().notify_one();
+    }
+
+    /// Wakes up to `n` waiting threads (Python's `Condition.notify(n)`); no
+    /// system call if none sleeps.
+    pub fn notify(&self, n: u32) {
+        self.raw().notify(n);
     }
 
     /// Wakes every waiting thread (in any process); no system call if none

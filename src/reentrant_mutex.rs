@@ -158,6 +158,27 @@ impl RawReentrantMutex {
     pub fn held_by_current_process(&self) -> bool {
         self.mutex.held_by_current_process()
     }
+
+    /// Whether some thread of some process holds the lock now (a snapshot).
+    pub fn is_locked(&self) -> bool {
+        self.mutex.owner_tid() != 0
+    }
+
+    /// The thread id of the holder, `None` when free (a snapshot; what
+    /// Python's `RLock` shows as its owner).
+    pub fn owner_tid(&self) -> Option<u32> {
+        Some(self.mutex.owner_tid()).filter(|&tid| tid != 0)
+    }
+
+    /// How many times the holder has locked it without releasing (Python's
+    /// `RLock` count): 0 when free. A snapshot, exact for the holding thread.
+    /// 0 as well where the C library's layout is not known.
+    pub fn depth(&self) -> u32 {
+        if self.mutex.owner_tid() == 0 {
+            return 0;
+        }
+        self.mutex.depth().unwrap_or(0)
+    }
 }
 
 impl std::fmt::Debug for RawReentrantMutex {
@@ -197,6 +218,22 @@ pub struct ReentrantMutexGuard<'a, T: Pod> {
 }
 
 impl<T: Pod> ReentrantMutex<T> {
+    /// Whether some thread of some process holds the lock now (a snapshot).
+    pub fn is_locked(&self) -> bool {
+        self.raw().is_locked()
+    }
+
+    /// The thread id of the holder, `None` when free (a snapshot).
+    pub fn owner_tid(&self) -> Option<u32> {
+        self.raw().owner_tid()
+    }
+
+    /// The holder's recursion depth, 0 when free (see
+    /// [`RawReentrantMutex::depth`]).
+    pub fn depth(&self) -> u32 {
+        self.raw().depth()
+    }
+
     /// Creates the named mutex holding `value`; `AlreadyExists` if taken.
     pub fn create(name: &str, value: T) -> Result<ReentrantMutex<T>> {
         Self::create_with_options(name, value, &MutexOptions::default(), &Options::default())

@@ -344,3 +344,21 @@ fn an_anonymous_array_works_without_a_name() {
     b.lock().unwrap().copy_from_slice(&[4, 5]);
     assert_eq!(b.get(1).unwrap(), 5);
 }
+
+/// Python's `Array(typecode, sequence)`: the array holds the values from the
+/// start, and another handle opening it by name reads them.
+#[test]
+fn create_from_a_slice_holds_its_values_for_every_opener() {
+    let name = ShmName::new("array_from");
+    let values: Vec<i32> = (0..1000).map(|i| i * 3 - 7).collect();
+    let a = Array::<i32>::create_from(&name, &values).unwrap();
+    assert_eq!(a.len(), 1000);
+    let b = Array::<i32>::open(&name).unwrap();
+    let mut back = vec![0; 1000];
+    b.read_range(0, &mut back).unwrap();
+    assert_eq!(back, values);
+    // It has a lock, as `Array(typecode, sequence)` does by default.
+    assert!(a.lock().is_ok());
+    let empty = ShmName::new("array_from_empty");
+    assert_eq!(Array::<u8>::create_from(&empty, &[]).unwrap().len(), 0);
+}

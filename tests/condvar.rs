@@ -234,3 +234,62 @@ fn opening_another_kind_as_a_condvar_is_incompatible() {
     b.notify_one();
     assert_eq!(sleepers(&a), 0);
 }
+
+/// Python's `Condition.notify(n)`: of three sleepers, `notify(2)` wakes
+/// two, and the third sleeps on until `notify_all`.
+#[test]
+fn notify_n_wakes_that_many_sleepers() {
+    let cv_name = ShmName::new("cv_notify_n");
+    let m_name = ShmName::new("cv_notify_n_mutex");
+    let cv = Condvar::create(&cv_name).unwrap();
+    let m = Mutex::create(&m_name, 0u64).unwrap();
+    let woken = std::sync::atomic::AtomicU32::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..3 {
+            s.spawn(|| {
+                let g = m.lock().unwrap();
+                let g = cv.wait(g).unwrap();
+                woken.fetch_add(1, Ordering::SeqCst);
+                drop(g);
+            });
+        }
+        assert!(wait_until(LIMIT, || sleepers(&cv) == 3));
+        cv.notify(2);
+        assert!(wait_until(LIMIT, || woken.load(Ordering::SeqCst) == 2));
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(woken.load(Ordering::SeqCst), 2, "notify(2) woke a third");
+        cv.notify_all();
+    });
+    assert_eq!(woken.load(Ordering::SeqCst), 3);
+}
+
+/// Python's `Condition.wait_for(predicate, timeout)`: returns `true` once
+/// the predicate holds, `false` when the timeout passes first.
+#[test]
+fn wait_for_returns_on_the_predicate_and_on_timeout() {
+    let cv_name = ShmName::new("cv_wait_for");
+    let m_name = ShmName::new("cv_wait_for_mutex");
+    let cv = Condvar::create(&cv_name).unwrap();
+    let m = Mutex::create(&m_name, 0u64).unwrap();
+    let start = Instant::now();
+    let (g, holds) = cv
+        .wait_for(m.lock().unwrap(), Some(Duration::from_millis(50)), |v| {
+            *v == 3
+        })
+        .unwrap();
+    assert!(!holds);
+    assert!(start.elapsed() >= Duration::from_millis(50));
+    drop(g);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for _ in 0..3 {
+                std::thread::sleep(Duration::from_millis(5));
+                *m.lock().unwrap() += 1;
+                cv.notify_all();
+            }
+        });
+        let (g, holds) = cv.wait_for(m.lock().unwrap(), None, |v| *v == 3).unwrap();
+        assert!(holds);
+        assert_eq!(*g, 3);
+    });
+}

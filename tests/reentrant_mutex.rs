@@ -185,3 +185,36 @@ fn opening_a_plain_mutex_or_another_type_as_reentrant_is_incompatible() {
         other => panic!("expected Incompatible, got {other:?}"),
     }
 }
+
+/// Python's `Lock.locked()` and the owner and count an `RLock` shows: free,
+/// then held at depth 1 and 2 by this thread, then free again.
+#[test]
+fn is_locked_owner_and_depth_follow_the_holder() {
+    let name = ShmName::new("rmutex_state");
+    let m = ReentrantMutex::create(&name, 0u64).unwrap();
+    assert!(!m.is_locked());
+    assert_eq!((m.owner_tid(), m.depth()), (None, 0));
+    // SAFETY: gettid has no preconditions.
+    let me = unsafe { libc::gettid() } as u32;
+    let a = m.lock().unwrap();
+    assert!(m.is_locked());
+    assert_eq!((m.owner_tid(), m.depth()), (Some(me), 1));
+    let b = m.lock().unwrap();
+    assert_eq!(m.depth(), 2);
+    // Another thread sees the same holder.
+    let seen = std::thread::scope(|s| s.spawn(|| (m.is_locked(), m.owner_tid())).join().unwrap());
+    assert_eq!(seen, (true, Some(me)));
+    drop(b);
+    assert_eq!(m.depth(), 1);
+    drop(a);
+    assert!(!m.is_locked());
+    assert_eq!((m.owner_tid(), m.depth()), (None, 0));
+
+    let plain = ShmName::new("mutex_locked");
+    let m = Mutex::create(&plain, 0u64).unwrap();
+    assert!(!m.is_locked());
+    let g = m.lock().unwrap();
+    assert!(m.is_locked());
+    drop(g);
+    assert!(!m.is_locked());
+}

@@ -217,6 +217,24 @@ pub unsafe extern "C" fn shmprim_condvar_notify_one(cv: *const shmprim_condvar) 
     })
 }
 
+/// Wakes up to `n` waiting threads, in any process (Python's
+/// `Condition.notify(n)`). Does not block; no system call when nobody
+/// sleeps. Returns `SHMPRIM_OK` or `SHMPRIM_NULL_POINTER`.
+///
+/// # Safety
+/// `cv` must be null or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_condvar_notify(
+    cv: *const shmprim_condvar,
+    n: u32,
+) -> shmprim_status {
+    boundary(|| {
+        // SAFETY: null or live, by the contract.
+        unsafe { handle(cv, "condvar") }?.inner.notify(n);
+        Ok(())
+    })
+}
+
 /// Wakes every waiting thread. Does not block. Returns `SHMPRIM_OK` or
 /// `SHMPRIM_NULL_POINTER`.
 ///

@@ -313,6 +313,17 @@ pub unsafe extern "C" fn shmprim_mutex_data_size(m: *const shmprim_mutex) -> usi
     unsafe { m.as_ref() }.map_or(0, |m| m.lock.data_size())
 }
 
+/// Whether some thread of some process holds the mutex now (Python's
+/// `Lock.locked()`; a snapshot). `false` for a null handle.
+///
+/// # Safety
+/// `m` must be null or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_mutex_locked(m: *const shmprim_mutex) -> bool {
+    // SAFETY: null or live, by the contract.
+    unsafe { m.as_ref() }.is_some_and(|m| m.raw().is_locked())
+}
+
 /// The raw lock of a handle, for the condvar functions.
 pub(crate) fn raw_of(m: &shmprim_mutex) -> &RawMutex {
     m.raw()

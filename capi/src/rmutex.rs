@@ -248,6 +248,37 @@ pub unsafe extern "C" fn shmprim_rmutex_data_size(m: *const shmprim_rmutex) -> u
     unsafe { m.as_ref() }.map_or(0, |m| m.lock.data_size())
 }
 
+/// Whether some thread of some process holds the reentrant mutex now (a
+/// snapshot). `false` for a null handle.
+///
+/// # Safety
+/// `m` must be null or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_rmutex_locked(m: *const shmprim_rmutex) -> bool {
+    // SAFETY: null or live, by the contract.
+    unsafe { m.as_ref() }.is_some_and(|m| m.raw().is_locked())
+}
+
+/// How many times the holder has locked the reentrant mutex without
+/// releasing it (Python's `RLock` count), with its thread id in `*owner_tid`
+/// (0 when free; may be null). 0 when free or for a null handle.
+///
+/// # Safety
+/// `m` must be null or a live handle; `owner_tid` null or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_rmutex_depth(
+    m: *const shmprim_rmutex,
+    owner_tid: *mut u32,
+) -> u32 {
+    // SAFETY: null or live, by the contract.
+    let Some(m) = (unsafe { m.as_ref() }) else {
+        return 0;
+    };
+    // SAFETY: null or valid for a write, by the contract.
+    unsafe { write_opt(owner_tid, m.raw().owner_tid().unwrap_or(0)) };
+    m.raw().depth()
+}
+
 // ------------------------------------------------------------------ in place
 
 /// Writes a fresh, unlocked robust reentrant mutex at `mem`

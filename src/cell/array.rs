@@ -89,6 +89,24 @@ impl<T: ShmType> Array<T> {
         Self::create_with_options(name, len, true, &Options::default())
     }
 
+    /// Creates the named array holding a copy of `values`, with a lock
+    /// (Python's `Array(typecode, sequence)`). The values are in place
+    /// before any other process can open it.
+    pub fn create_from(name: &str, values: &[T]) -> Result<Self> {
+        let (cell, _) = RawCell::create::<T>(
+            Create::Named(name),
+            Kind::Array,
+            values.len(),
+            true,
+            &Options::default(),
+            |payload| payload.copy_from_slice(values),
+        )?;
+        Ok(Array {
+            cell,
+            _t: PhantomData,
+        })
+    }
+
     /// Creates the named array without a lock (Python's `lock=False` /
     /// `RawArray`): nothing blocks, and [`lock`](Array::lock) fails.
     pub fn create_unlocked(name: &str, len: usize) -> Result<Self> {

@@ -369,6 +369,12 @@ impl RawMutex {
         self.mutex.held_by_current_thread()
     }
 
+    /// Whether some thread of some process holds the lock now (Python's
+    /// `Lock.locked()`; a snapshot). A holder that died no longer counts.
+    pub fn is_locked(&self) -> bool {
+        self.mutex.owner_tid() != 0
+    }
+
     /// A mutex on the heap (for tests and single-process use).
     pub fn new(opts: &MutexOptions) -> Result<Box<RawMutex>> {
         let mut mem = Box::<RawMutex>::new_uninit();
@@ -645,6 +651,12 @@ pub struct MutexGuard<'a, T: Pod> {
 }
 
 impl<T: Pod> Mutex<T> {
+    /// Whether some thread of some process holds the lock now (Python's
+    /// `Lock.locked()`; a snapshot).
+    pub fn is_locked(&self) -> bool {
+        self.raw().is_locked()
+    }
+
     /// Creates the named mutex holding `value`; `AlreadyExists` if the name is
     /// taken.
     pub fn create(name: &str, value: T) -> Result<Mutex<T>> {

@@ -461,6 +461,25 @@ impl PthreadMutex {
         self.futex_word() & FUTEX_TID_MASK
     }
 
+    /// The recursion depth glibc keeps in `__count` (meaningful while a
+    /// thread holds a recursive mutex; 0 for a free one), read with one
+    /// relaxed atomic load; `None` for another C library, whose layout this
+    /// does not read.
+    pub(crate) fn depth(&self) -> Option<u32> {
+        let [_, count, _] = INSPECTABLE_WORDS?;
+        // SAFETY: `__count` is a 4-byte aligned int inside the mutex, mapped
+        // while `self` lives; glibc writes it only while holding the mutex,
+        // and a relaxed atomic load of it is at worst a stale value.
+        let word = unsafe {
+            &*self
+                .raw()
+                .cast::<u8>()
+                .add(count)
+                .cast::<std::sync::atomic::AtomicU32>()
+        };
+        Some(word.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
     /// One relaxed atomic load of the futex word (see `owner_tid`).
     fn futex_word(&self) -> u32 {
         self.futex_word_atomic()
