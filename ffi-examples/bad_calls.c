@@ -37,6 +37,9 @@ static void expect_true(const char *what, int cond) {
     printf("%s %s\n", cond ? "ok  " : "FAIL", what);
 }
 
+/* A barrier action for the check below: counts its calls. */
+static void count_call(void *ctx) { *(int *)ctx += 1; }
+
 int main(void) {
     char mname[64], ename[64];
     snprintf(mname, sizeof mname, "shmprim-example-bad-mutex-%d", (int)getpid());
@@ -384,6 +387,18 @@ int main(void) {
     expect_true("a released rmutex is not locked", !shmprim_rmutex_locked(rlock));
     shmprim_rmutex_close(rlock);
     EXPECT(shmprim_condvar_notify(NULL, 2), SHMPRIM_NULL_POINTER);
+
+    /* Python's Barrier action: run by the last party to arrive, once per trip. */
+    shmprim_barrier *solo = NULL;
+    EXPECT(shmprim_barrier_anonymous(1, &solo), SHMPRIM_OK);
+    int actions = 0;
+    size_t solo_index = 9;
+    EXPECT(shmprim_barrier_wait_action(solo, -1, &solo_index, count_call, &actions), SHMPRIM_OK);
+    EXPECT(shmprim_barrier_wait_action(solo, -1, NULL, count_call, &actions), SHMPRIM_OK);
+    EXPECT(shmprim_barrier_wait_action(solo, -1, NULL, NULL, NULL), SHMPRIM_OK);
+    expect_true("the action ran once per trip", actions == 2 && solo_index == 0);
+    EXPECT(shmprim_barrier_wait_action(NULL, -1, NULL, count_call, &actions), SHMPRIM_NULL_POINTER);
+    shmprim_barrier_close(solo);
 
     printf("bad_calls: %d checks %s\n", checks, failures == 0 ? "ok" : "FAILED");
     return failures == 0 ? 0 : 1;

@@ -787,6 +787,22 @@ shmprim_status shmprim_barrier_unlink(const char *name);
 shmprim_status shmprim_barrier_wait(const shmprim_barrier *b, int64_t timeout_ns, size_t *index);
 
 /**
+ * `shmprim_barrier_wait` with Python's `action`: if this call is the last
+ * to arrive, it runs `action(ctx)` (when `action` is not `NULL`) before any
+ * party is released. Statuses as for `shmprim_barrier_wait`.
+ *
+ * # Safety
+ * `b` must be null or a live handle; `index` null or valid for a write;
+ * `action` null or a function that may be called once with `ctx` and
+ * returns (it must not unwind).
+ */
+shmprim_status shmprim_barrier_wait_action(const shmprim_barrier *b,
+                                           int64_t timeout_ns,
+                                           size_t *index,
+                                           void (*action)(void *ctx),
+                                           void *ctx);
+
+/**
  * Breaks the barrier: waiters and later waits get `SHMPRIM_BROKEN_BARRIER`
  * until `shmprim_barrier_reset`. Does not block. Returns `SHMPRIM_OK` or
  * `SHMPRIM_NULL_POINTER`.

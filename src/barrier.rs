@@ -15,8 +15,10 @@
 //! parties wait breaks their generation (they get `BrokenBarrier`) and starts a
 //! fresh one at once. The caller whose timeout broke the barrier gets
 //! [`Error::Timeout`] (Python raises `BrokenBarrierError` for it too; here it
-//! learns *why*), the others `BrokenBarrier`. Python's `action` argument has no
-//! counterpart: run the action in the party that got index 0.
+//! learns *why*), the others `BrokenBarrier`. Python's `action` and `timeout`
+//! arguments are [`Barrier::with_action`] (run by the last party to arrive,
+//! before any is released) and [`Barrier::with_timeout`] (what `wait` waits
+//! at most).
 //!
 //! # Death of a participant
 //!
@@ -229,6 +231,17 @@ fn check_parties(parties: u32) -> Result<()> {
     Ok(())
 }
 
+/// Breaks the barrier if dropped: armed around a party's `action`, so that a
+/// panic in it breaks the generation for the others, as an exception in
+/// Python's `action` does.
+struct BreakOnUnwind<'a>(&'a BarrierState);
+
+impl Drop for BreakOnUnwind<'_> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The barrier's state as it lives in shared memory (12 bytes, align 4).
 ///
 /// Place it anywhere with [`BarrierState::init`] (the C API's
@@ -290,21 +303,31 @@ impl BarrierState {
     /// broken or reset; `Timeout` if the deadline passed first, which breaks the
     /// barrier for the others.
     pub fn wait(&self, deadline: Deadline) -> Result<usize> {
-        self.wait_watched(deadline, None)
+        self.wait_watched(deadline, None, None)
     }
 
     /// [`wait`](Self::wait), recording this party in `watch`'s table while it
     /// waits and breaking the barrier when another recorded party of its
     /// generation has died.
-    fn wait_watched(&self, deadline: Deadline, watch: Option<&Watch<'_>>) -> Result<usize> {
-        let r = self.arrive_and_wait(deadline, watch);
+    fn wait_watched(
+        &self,
+        deadline: Deadline,
+        watch: Option<&Watch<'_>>,
+        action: Option<&mut dyn FnMut()>,
+    ) -> Result<usize> {
+        let r = self.arrive_and_wait(deadline, watch, action);
         if let Some(watch) = watch {
             watch.leave();
         }
         r
     }
 
-    fn arrive_and_wait(&self, deadline: Deadline, watch: Option<&Watch<'_>>) -> Result<usize> {
+    fn arrive_and_wait(
+        &self,
+        deadline: Deadline,
+        watch: Option<&Watch<'_>>,
+        mut action: Option<&mut dyn FnMut()>,
+    ) -> Result<usize> {
         let parties = self.parties()?;
         let mut w = self.word.load(Ordering::Relaxed);
         let (generation, index) = loop {
@@ -325,6 +348,20 @@ impl BarrierState {
                 ));
             }
             let last = c + 1 == parties;
+            if last {
+                if let Some(action) = action.take() {
+                    // Every other party of this generation waits: run the
+                    // action before releasing them (Python's `action`), then
+                    // look at the word again. A panic breaks the barrier.
+                    let broke = BreakOnUnwind(self);
+                    action();
+                    std::mem::forget(broke);
+                    // Acquire: pairs with the AcqRel of any change made
+                    // while the action ran (a break, a reset).
+                    w = self.word.load(Ordering::Acquire);
+                    continue;
+                }
+            }
             let new = if last {
                 next_generation(w, false)
             } else {
@@ -447,12 +484,56 @@ impl BarrierState {
 
 /// A named (or anonymous) barrier: `multiprocessing.Barrier`. See the
 /// [module documentation](self).
-#[derive(Debug)]
 pub struct Barrier {
     seg: Segment,
+    /// Python's `action`: run by the last party to arrive, before any is
+    /// released ([`with_action`](Self::with_action)).
+    action: Option<std::sync::Mutex<Box<dyn FnMut() + Send>>>,
+    /// Python's `timeout`: what [`wait`](Self::wait) waits at most.
+    timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for Barrier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Barrier")
+            .field("segment", &self.seg)
+            .field("action", &self.action.is_some())
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 impl Barrier {
+    fn from_segment(seg: Segment) -> Barrier {
+        Barrier {
+            seg,
+            action: None,
+            timeout: None,
+        }
+    }
+
+    /// Python's `Barrier(parties, action=...)`: when this handle's party is
+    /// the last to arrive, it runs `action` before any party is released.
+    /// Each process gives its own handle the action; the party that trips
+    /// the barrier runs its own. A panic in the action breaks the barrier
+    /// for the others (`BrokenBarrier`) and goes on in the caller.
+    pub fn with_action(mut self, action: impl FnMut() + Send + 'static) -> Barrier {
+        self.action = Some(std::sync::Mutex::new(Box::new(action)));
+        self
+    }
+
+    /// Python's `Barrier(parties, timeout=...)`: [`wait`](Self::wait) waits
+    /// at most `timeout`, then breaks the barrier and answers `Timeout`.
+    pub fn with_timeout(mut self, timeout: Duration) -> Barrier {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The default timeout of [`wait`](Self::wait), if one was set.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
     fn builder(parties: u32) -> Result<SegmentBuilder> {
         check_parties(parties)?;
         Ok(SegmentBuilder::new(Kind::Barrier)
@@ -481,7 +562,7 @@ impl Barrier {
         let seg = Self::builder(parties)?
             .options(opts)
             .create_with(name, Self::init_fn(parties))?;
-        Ok(Barrier { seg })
+        Ok(Barrier::from_segment(seg))
     }
 
     /// Opens an existing barrier, with the number of parties it was created
@@ -509,7 +590,7 @@ impl Barrier {
     /// An anonymous barrier, shared with children forked after this call.
     pub fn anonymous(parties: u32) -> Result<Barrier> {
         let seg = Self::builder(parties)?.anonymous_with(Self::init_fn(parties))?;
-        Ok(Barrier { seg })
+        Ok(Barrier::from_segment(seg))
     }
 
     /// Removes the name; processes that have it open keep using it. A file
@@ -522,7 +603,7 @@ impl Barrier {
     fn validate(seg: Segment) -> Result<Barrier> {
         seg.expect_data_size(DATA_SIZE as u64)?;
         let param = seg.param(PARAM_PARTIES);
-        let barrier = Barrier { seg };
+        let barrier = Barrier::from_segment(seg);
         let stored = barrier.state().parties.load(Ordering::Relaxed);
         if param == 0 || param > MAX_PARTIES.into() || u64::from(stored) != param {
             return Err(Error::corrupted(
@@ -569,11 +650,12 @@ impl Barrier {
         }
     }
 
-    /// Waits, as long as it takes, for all parties: the arrival index in
-    /// `0..parties`, or `BrokenBarrier` if the barrier is or becomes broken
-    /// (also when a party dies while waiting).
+    /// Waits for all parties, as long as it takes or for the default
+    /// [`timeout`](Self::with_timeout): the arrival index in `0..parties`,
+    /// or `BrokenBarrier` if the barrier is or becomes broken (also when a
+    /// party dies while waiting).
     pub fn wait(&self) -> Result<usize> {
-        self.wait_deadline(Deadline::never())
+        self.wait_deadline(Deadline::from_timeout(self.timeout))
     }
 
     /// Waits at most `timeout` for all parties; on `Timeout` the barrier is
@@ -584,7 +666,39 @@ impl Barrier {
 
     /// Waits until `deadline` for all parties; as [`wait_timeout`](Self::wait_timeout).
     pub fn wait_deadline(&self, deadline: Deadline) -> Result<usize> {
-        self.named(self.state().wait_watched(deadline, Some(&self.watch())))
+        let watch = self.watch();
+        // Locked only by the party that runs it: threads of this process
+        // sharing the handle must not queue on the action while they wait.
+        let mut run = || {
+            if let Some(action) = &self.action {
+                (action
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner))();
+            }
+        };
+        let action = self
+            .action
+            .is_some()
+            .then_some(&mut run as &mut dyn FnMut());
+        self.named(self.state().wait_watched(deadline, Some(&watch), action))
+    }
+
+    /// [`wait_deadline`](Self::wait_deadline) with an action for this call
+    /// only: if this party is the last to arrive, it runs `action` before any
+    /// party is released (instead of the handle's own
+    /// [`with_action`](Self::with_action)).
+    pub fn wait_with_action(&self, deadline: Deadline, action: impl FnOnce()) -> Result<usize> {
+        let watch = self.watch();
+        let mut action = Some(action);
+        let mut run = || {
+            if let Some(action) = action.take() {
+                action();
+            }
+        };
+        self.named(
+            self.state()
+                .wait_watched(deadline, Some(&watch), Some(&mut run)),
+        )
     }
 
     /// Breaks the barrier: waiters and later `wait`s get `BrokenBarrier` until

@@ -338,3 +338,73 @@ fn corrupted_state_is_reported_never_trusted() {
     barrier.reset();
     run_one_generation(&barrier);
 }
+
+// ---------------------------------------------------------------- action
+
+/// Python's `action`: run exactly once per trip, by the last party, before
+/// any party is released (no party sees a generation's end without its
+/// action having run); the index-0 party is unaffected.
+#[test]
+fn the_action_runs_once_per_trip_before_any_party_is_released() {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicU64;
+    let name = ShmName::new("barrier_action");
+    let runs = Arc::new(AtomicU64::new(0));
+    let _owner = Barrier::create(&name, 3).unwrap();
+    const ROUNDS: u64 = 50;
+    std::thread::scope(|s| {
+        for _ in 0..3 {
+            let runs = runs.clone();
+            let name = &name;
+            s.spawn(move || {
+                let counter = runs.clone();
+                let b = Barrier::open(name).unwrap().with_action(move || {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                });
+                for round in 1..=ROUNDS {
+                    b.wait_timeout(LIMIT).unwrap();
+                    // Released only after this trip's action ran.
+                    assert!(runs.load(Ordering::SeqCst) >= round, "round {round}");
+                }
+            });
+        }
+    });
+    assert_eq!(runs.load(Ordering::SeqCst), ROUNDS, "one action per trip");
+}
+
+/// An action that panics breaks the barrier for the other parties, and the
+/// panic goes on in the party that ran it.
+#[test]
+fn a_panicking_action_breaks_the_barrier() {
+    let name = ShmName::new("barrier_action_panic");
+    let b = Barrier::create(&name, 2).unwrap();
+    std::thread::scope(|s| {
+        let other = s.spawn(|| Barrier::open(&name).unwrap().wait_timeout(LIMIT));
+        assert!(wait_until(LIMIT, || b.n_waiting() == 1));
+        let b = Barrier::open(&name)
+            .unwrap()
+            .with_action(|| panic!("action failed"));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| b.wait_timeout(LIMIT)));
+        assert!(
+            r.is_err(),
+            "the panic reaches the party that ran the action"
+        );
+        assert!(matches!(other.join().unwrap(), Err(Error::BrokenBarrier)));
+    });
+    assert!(b.is_broken());
+}
+
+/// Python's `timeout`: `wait` without one of its own waits at most the
+/// barrier's default, then breaks it.
+#[test]
+fn wait_uses_the_default_timeout() {
+    let name = ShmName::new("barrier_default_timeout");
+    let b = Barrier::create(&name, 2)
+        .unwrap()
+        .with_timeout(Duration::from_millis(50));
+    assert_eq!(b.timeout(), Some(Duration::from_millis(50)));
+    let start = Instant::now();
+    assert!(matches!(b.wait(), Err(Error::Timeout)));
+    assert!(start.elapsed() >= Duration::from_millis(50));
+    assert!(b.is_broken());
+}

@@ -169,6 +169,38 @@ pub unsafe extern "C" fn shmprim_barrier_wait(
     })
 }
 
+/// `shmprim_barrier_wait` with Python's `action`: if this call is the last
+/// to arrive, it runs `action(ctx)` (when `action` is not `NULL`) before any
+/// party is released. Statuses as for `shmprim_barrier_wait`.
+///
+/// # Safety
+/// `b` must be null or a live handle; `index` null or valid for a write;
+/// `action` null or a function that may be called once with `ctx` and
+/// returns (it must not unwind).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_barrier_wait_action(
+    b: *const shmprim_barrier,
+    timeout_ns: i64,
+    index: *mut usize,
+    action: Option<unsafe extern "C" fn(ctx: *mut c_void)>,
+    ctx: *mut c_void,
+) -> shmprim_status {
+    boundary(|| {
+        // SAFETY: null or live, by the contract.
+        let b = unsafe { handle(b, "barrier") }?;
+        let deadline = super::deadline_from_c(timeout_ns);
+        let i = check(b.inner.wait_with_action(deadline, || {
+            if let Some(action) = action {
+                // SAFETY: the caller gives a function to call with `ctx`.
+                unsafe { action(ctx) }
+            }
+        }))?;
+        // SAFETY: null or valid for a write, by the contract.
+        unsafe { write_opt(index, i) };
+        Ok(())
+    })
+}
+
 /// Breaks the barrier: waiters and later waits get `SHMPRIM_BROKEN_BARRIER`
 /// until `shmprim_barrier_reset`. Does not block. Returns `SHMPRIM_OK` or
 /// `SHMPRIM_NULL_POINTER`.
