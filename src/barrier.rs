@@ -632,11 +632,12 @@ impl Barrier {
 
     /// The waiter table after the state.
     fn watch(&self) -> Watch<'_> {
-        // SAFETY: the data area is page aligned and holds DATA_SIZE bytes
-        // (checked on open, requested on create), so the table's
-        // MAX_PARTICIPANTS 8-byte entries at WAITERS_OFFSET are in bounds and
-        // aligned; they are only accessed atomically, valid for any bits, and
-        // live as long as the mapping `self.seg` owns.
+        // The data area is page aligned and holds DATA_SIZE bytes (checked on
+        // open, requested on create), so the table's MAX_PARTICIPANTS 8-byte
+        // entries at WAITERS_OFFSET are in bounds and aligned.
+        // SAFETY: in bounds and aligned, as just said; the entries are only
+        // accessed atomically, valid for any bits, and live as long as the
+        // mapping `self.seg` owns.
         let table = unsafe {
             std::slice::from_raw_parts(
                 self.seg.as_ptr().add(WAITERS_OFFSET).cast::<AtomicU64>(),

@@ -511,7 +511,7 @@ impl RingRef {
     /// Only for small messages ([`ConsumerCore::prefetch`] decides): with
     /// large ones it cost more than it saved. A ping-pong of 200-byte elements,
     /// or of 200-byte messages over a `Pipe`, was 15 to 25 ns slower with it
-    /// (64-byte elements: level; BENCHMARKS.md, session 13), probably because
+    /// (64-byte elements: level), probably because
     /// the consumer takes back the first line of a message the producer is
     /// still writing. Stamped rings poll the stamp in the slot instead.
     #[inline(always)]

@@ -280,7 +280,7 @@ impl ConsumerCore {
     /// again and checks it the same way. Out of line, the whole function
     /// returned its 40-byte `Result` through memory on every message: one
     /// thread's `try_send` + `try_recv_into` of 8 bytes took 18.1 ns with it
-    /// so, against 16.9 ns now (scratch `pp7`, session 13).
+    /// so, against 16.9 ns inline.
     #[inline]
     pub(super) fn peek_record(&mut self, pending: &mut u32) -> Result<(usize, usize, u32)> {
         let avail = self.available(*pending, RECORD_HEADER as u32)?;
