@@ -36,6 +36,11 @@
  * SHMPRIM_INDEX_OUT_OF_RANGE for indices), and a failed create leaves no file.
  *
  * Timeouts are int64_t nanoseconds: negative waits forever, 0 tries once.
+ * A call that waits returns SHMPRIM_INTERRUPTED, having done nothing, when a
+ * signal handler ran during its wait (as sem_wait returns EINTR), also one
+ * installed with SA_RESTART; mutex and reentrant-mutex locks are the
+ * exception: the C library restarts them. A condition variable's wait
+ * relocks its mutex before it returns, whatever ended the wait.
  *
  * Errors. Every fallible call returns a shmprim_status (SHMPRIM_OK is 0);
  * shmprim_last_error_message() then describes the last failure on the
@@ -336,6 +341,11 @@ enum shmprim_status
    * A system call failed.
    */
   SHMPRIM_IO = 27,
+  /**
+   * A signal handler ran during the wait (as `sem_wait`'s `EINTR`);
+   * nothing was done.
+   */
+  SHMPRIM_INTERRUPTED = 28,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -138,6 +138,9 @@ pub enum Error {
     },
     /// A barrier was aborted, reset or timed out while this party waited.
     BrokenBarrier,
+    /// A signal handler ran while an [`interruptible`](crate::wait::interruptible)
+    /// call waited (as `sem_wait` returns `EINTR`).
+    Interrupted,
     /// The caller released a lock it does not hold.
     NotOwner,
     /// Releasing would raise a bounded semaphore above its bound.
@@ -264,6 +267,7 @@ impl fmt::Display for Error {
                 "lock in segment {name:?} is unrecoverable: its owner died and the data was never marked consistent"
             ),
             Error::BrokenBarrier => f.write_str("barrier is broken"),
+            Error::Interrupted => f.write_str("a signal handler interrupted the wait"),
             Error::NotOwner => f.write_str("lock released by a thread that does not own it"),
             Error::Overflow { bound } => {
                 write!(f, "release would raise the bounded semaphore above {bound}")

@@ -258,7 +258,10 @@ impl Event {
         self.state().is_set()
     }
 
-    /// Waits, as long as it takes, until the flag is up.
+    /// Waits, as long as it takes, until the flag is up. (Inside
+    /// [`interruptible`](crate::wait::interruptible), a signal can end it
+    /// early: use [`wait_timeout`](Self::wait_timeout) there, which says
+    /// whether the flag went up.)
     #[inline]
     pub fn wait(&self) {
         self.state().wait(Deadline::never());

@@ -28,6 +28,8 @@
 
 use std::time::Duration;
 
+use std::cell::Cell;
+
 use crate::sync::atomic::{AtomicU32, Ordering, fence};
 
 /// Iterations of the spin phase before a waiter goes to sleep. Each iteration is
@@ -98,7 +100,17 @@ impl Deadline {
     ///
     /// Under loom, time does not advance, so every finite deadline counts as
     /// passed: that models a timer expiring at the earliest moment it is checked.
+    ///
+    /// Inside [`interruptible`], every deadline, [`never`](Self::never)
+    /// included, counts as passed once a signal handler interrupted a wait of
+    /// this thread: that is how every blocking call ends early.
     pub fn has_passed(self) -> bool {
+        self.ns == PASSED_NS || interrupted() || self.passed_by_clock()
+    }
+
+    /// [`has_passed`](Self::has_passed) by the clock alone, whatever signals
+    /// did: for waits that are not interruptible (a mutex's relock).
+    pub(crate) fn passed_by_clock(self) -> bool {
         if self.is_never() {
             return false;
         }
@@ -199,6 +211,77 @@ pub fn is_timeout<T>(r: &crate::Result<T>) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimedOut;
 
+thread_local! {
+    /// Whether this thread's waits end when a signal handler runs.
+    static INTERRUPTIBLE: Cell<bool> = const { Cell::new(false) };
+    /// Whether one of them did, since the innermost [`interruptible`] began.
+    static INTERRUPTED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether an interruptible wait of this thread was interrupted (and the
+/// [`interruptible`] call around it has not ended yet).
+fn interrupted() -> bool {
+    INTERRUPTED.with(Cell::get)
+}
+
+/// Runs `f` with this thread's waits interruptible, as `sem_wait` is: when a
+/// signal handler runs during a wait (a Ctrl-C handler, a binding's
+/// `KeyboardInterrupt`), the blocking call in progress ends at once, and the
+/// answer is [`Error::Interrupted`](crate::Error::Interrupted) unless the call
+/// had already succeeded. Outside, waits absorb signals and go on, as std's
+/// do.
+///
+/// Every wait on a futex is covered: queues, rings, pipes, events,
+/// semaphores, condition variables (the wait, not the relock), barriers and
+/// values. A `Mutex` or `ReentrantMutex` lock is not: the C library restarts
+/// it after the handler.
+///
+/// ```
+/// use std::time::Duration;
+/// use shmprim::{Error, Event, wait::interruptible};
+///
+/// let e = Event::anonymous()?;
+/// // No signal arrives: the wait times out as usual.
+/// let r = interruptible(|| if e.wait_timeout(Duration::from_millis(5)) { Ok(()) } else { Err(Error::Timeout) });
+/// assert!(matches!(r, Err(Error::Timeout)));
+/// # Ok::<(), Error>(())
+/// ```
+pub fn interruptible<T>(f: impl FnOnce() -> crate::Result<T>) -> crate::Result<T> {
+    let (r, was_interrupted) = interruptible_with(f);
+    match r {
+        Err(_) if was_interrupted => Err(crate::Error::Interrupted),
+        r => r,
+    }
+}
+
+/// [`interruptible`] for any result: `f`'s answer and whether a signal
+/// interrupted one of its waits (for callers with their own error type,
+/// such as the C ABI).
+pub fn interruptible_with<R>(f: impl FnOnce() -> R) -> (R, bool) {
+    let outer = (INTERRUPTIBLE.with(Cell::get), interrupted());
+    INTERRUPTIBLE.with(|c| c.set(true));
+    INTERRUPTED.with(|c| c.set(false));
+    // Restores the outer state also when `f` unwinds.
+    struct Restore(bool, bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            INTERRUPTIBLE.with(|c| c.set(self.0));
+            INTERRUPTED.with(|c| c.set(self.1));
+        }
+    }
+    let restore = Restore(outer.0, outer.1);
+    let r = f();
+    let was = interrupted();
+    drop(restore);
+    (r, was)
+}
+
+/// The longest a futex wait of an interruptible thread sleeps in one call:
+/// a wait with a deadline always ends with `EINTR` when a handler runs,
+/// whatever `SA_RESTART` says, so such a thread never waits without one.
+#[cfg(not(shmprim_loom))]
+const INTERRUPTIBLE_SLICE: Duration = Duration::from_secs(1);
+
 /// Blocks while `word == expected`: returns `Ok(())` once the word is seen to
 /// differ, `Err(TimedOut)` if `deadline` passes first. Spurious wake-ups and
 /// `EINTR` are absorbed here.
@@ -270,11 +353,25 @@ pub fn wake(word: &AtomicU32, waiters: &AtomicU32, n: u32) {
 
 #[cfg(not(shmprim_loom))]
 fn sleep(word: &AtomicU32, expected: u32, deadline: Deadline) -> bool {
+    use crate::sys::futex::FutexWait;
+    let interruptible = INTERRUPTIBLE.with(Cell::get);
+    let until = if interruptible {
+        deadline.min(Deadline::after(INTERRUPTIBLE_SLICE))
+    } else {
+        deadline
+    };
     // SAFETY: `word` is a live, aligned AtomicU32 borrowed for the whole call.
     let r = unsafe {
-        crate::sys::futex::futex_wait(word.as_ptr(), expected, deadline.as_futex_deadline())
+        crate::sys::futex::futex_wait(word.as_ptr(), expected, until.as_futex_deadline())
     };
-    r == crate::sys::futex::FutexWait::TimedOut
+    match r {
+        FutexWait::TimedOut => deadline.has_passed(),
+        FutexWait::Interrupted if interruptible => {
+            INTERRUPTED.with(|c| c.set(true));
+            true
+        }
+        FutexWait::Interrupted | FutexWait::Returned => false,
+    }
 }
 
 /// Wakes up to `n` sleepers on `word` unconditionally (one `futex_wake`), for

@@ -162,7 +162,10 @@ pub unsafe extern "C" fn shmprim_barrier_wait(
     boundary(|| {
         // SAFETY: null or live, by the contract.
         let b = unsafe { handle(b, "barrier") }?;
-        let i = check(b.inner.wait_deadline(super::deadline_from_c(timeout_ns)))?;
+        let i = check(super::waiting(
+            || b.inner.wait_deadline(super::deadline_from_c(timeout_ns)),
+            |r| r.is_err(),
+        ))?;
         // SAFETY: null or valid for a write, by the contract.
         unsafe { write_opt(index, i) };
         Ok(())
@@ -189,12 +192,17 @@ pub unsafe extern "C" fn shmprim_barrier_wait_action(
         // SAFETY: null or live, by the contract.
         let b = unsafe { handle(b, "barrier") }?;
         let deadline = super::deadline_from_c(timeout_ns);
-        let i = check(b.inner.wait_with_action(deadline, || {
-            if let Some(action) = action {
-                // SAFETY: the caller gives a function to call with `ctx`.
-                unsafe { action(ctx) }
-            }
-        }))?;
+        let i = check(super::waiting(
+            || {
+                b.inner.wait_with_action(deadline, || {
+                    if let Some(action) = action {
+                        // SAFETY: the caller gives a function to call with `ctx`.
+                        unsafe { action(ctx) }
+                    }
+                })
+            },
+            |r| r.is_err(),
+        ))?;
         // SAFETY: null or valid for a write, by the contract.
         unsafe { write_opt(index, i) };
         Ok(())

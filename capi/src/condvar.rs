@@ -157,14 +157,22 @@ fn wait(
             "condvar wait: the calling thread does not hold the mutex",
         ));
     }
-    let (relocked, timed_out) = cv.wait_with(
+    // Interruptible as every C wait is; the relock is not (it is a mutex
+    // lock), so `m` is held again whatever ended the wait.
+    let (relocked, timed_out) = super::waiting(
         || {
-            // SAFETY: C holds no Rust references into the guarded data; the
-            // check above makes this thread the owner, so the unlock succeeds.
-            let _ = unsafe { m.unlock_checked() };
+            cv.wait_with(
+                || {
+                    // SAFETY: C holds no Rust references into the guarded
+                    // data; the check above makes this thread the owner, so
+                    // the unlock succeeds.
+                    let _ = unsafe { m.unlock_checked() };
+                },
+                || m.lock(Deadline::never()),
+                super::deadline_from_c(timeout_ns),
+            )
         },
-        || m.lock(Deadline::never()),
-        super::deadline_from_c(timeout_ns),
+        |(relocked, timed_out)| relocked.is_ok() && *timed_out,
     );
     match relocked.map_err(err)? {
         LockStatus::OwnerDied => lock_status(LockStatus::OwnerDied),

@@ -67,7 +67,7 @@ use std::time::Duration;
 use shmprim::error::Error;
 use shmprim::ring::spsc::TryError;
 use shmprim::segment::{Options, Segment};
-use shmprim::wait::{Deadline, try_first};
+use shmprim::wait::{Deadline, interruptible_with, try_first};
 
 /// Major version of the library (`SHMPRIM_VERSION_MAJOR`).
 pub const SHMPRIM_VERSION_MAJOR: u32 = 0;
@@ -136,11 +136,14 @@ pub enum shmprim_status {
     SHMPRIM_INTERNAL = 26,
     /// A system call failed.
     SHMPRIM_IO = 27,
+    /// A signal handler ran during the wait (as `sem_wait`'s `EINTR`);
+    /// nothing was done.
+    SHMPRIM_INTERRUPTED = 28,
 }
 
 use shmprim_status::*;
 
-const ALL_STATUSES: [shmprim_status; 28] = [
+const ALL_STATUSES: [shmprim_status; 29] = [
     SHMPRIM_OK,
     SHMPRIM_INVALID_NAME,
     SHMPRIM_ALREADY_EXISTS,
@@ -169,6 +172,7 @@ const ALL_STATUSES: [shmprim_status; 28] = [
     SHMPRIM_BUFFER_TOO_SMALL,
     SHMPRIM_INTERNAL,
     SHMPRIM_IO,
+    SHMPRIM_INTERRUPTED,
 ];
 
 impl shmprim_status {
@@ -199,6 +203,7 @@ impl shmprim_status {
             Error::BufferTooSmall { .. } => SHMPRIM_BUFFER_TOO_SMALL,
             Error::InvalidArgument { .. } => SHMPRIM_INVALID_ARGUMENT,
             Error::Io { .. } => SHMPRIM_IO,
+            Error::Interrupted => SHMPRIM_INTERRUPTED,
             // A variant this version of the C ABI does not know yet.
             _ => SHMPRIM_INTERNAL,
         }
@@ -234,11 +239,16 @@ impl shmprim_status {
             SHMPRIM_BUFFER_TOO_SMALL => c"buffer too small",
             SHMPRIM_INTERNAL => c"internal error",
             SHMPRIM_IO => c"system call failed",
+            SHMPRIM_INTERRUPTED => c"interrupted by a signal",
         }
     }
 }
 
 thread_local! {
+    /// Set by [`waiting`] when a signal handler ended the current call's wait
+    /// and the call failed; [`boundary`] turns the failure into
+    /// `SHMPRIM_INTERRUPTED` and clears it.
+    static INTERRUPTED_CALL: Cell<bool> = const { Cell::new(false) };
     /// The last error's message when it was built (an allocation); read
     /// only when `QUIET` is `None`.
     static LAST_ERROR: RefCell<Option<CString>> = const { RefCell::new(None) };
@@ -304,7 +314,16 @@ pub(crate) fn fail_with(status: shmprim_status, message: &str) -> shmprim_status
 pub(crate) fn boundary(f: impl FnOnce() -> Result<(), shmprim_status>) -> shmprim_status {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(())) => SHMPRIM_OK,
-        Ok(Err(status)) => status,
+        Ok(Err(status)) => {
+            if INTERRUPTED_CALL.with(|c| c.replace(false)) {
+                fail_with(
+                    SHMPRIM_INTERRUPTED,
+                    "a signal handler interrupted the wait; nothing was done",
+                )
+            } else {
+                status
+            }
+        }
         Err(_) => fail_with(
             SHMPRIM_INTERNAL,
             "internal error: a Rust panic was caught at the C boundary",
@@ -494,16 +513,41 @@ pub(crate) unsafe fn unlink_name(
 /// and `0` go straight to their deadline, which costs no clock read either.
 /// Only for calls whose failed try changes nothing: not a barrier's wait, not
 /// a condition variable's.
+///
+/// A call that may wait (a timeout other than `0`) is interruptible, as
+/// `sem_wait` is: when a signal handler ends its wait, [`boundary`] answers
+/// `SHMPRIM_INTERRUPTED`.
 pub(crate) fn timed<R>(
     timeout_ns: i64,
     mut op: impl FnMut(Deadline) -> R,
-    timed_out: impl FnOnce(&R) -> bool,
+    timed_out: impl Fn(&R) -> bool,
 ) -> R {
-    if timeout_ns > 0 {
-        try_first(Duration::from_nanos(timeout_ns as u64), op, timed_out)
-    } else {
-        op(deadline_from_c(timeout_ns))
+    if timeout_ns == 0 {
+        return op(Deadline::now());
     }
+    waiting(
+        || {
+            if timeout_ns > 0 {
+                try_first(Duration::from_nanos(timeout_ns as u64), &mut op, |r| {
+                    timed_out(r)
+                })
+            } else {
+                op(Deadline::never())
+            }
+        },
+        &timed_out,
+    )
+}
+
+/// Runs a C call that may wait with interruptible waits; if a signal handler
+/// ended a wait and the call failed (`failed`), [`boundary`] answers
+/// `SHMPRIM_INTERRUPTED` for it.
+pub(crate) fn waiting<R>(call: impl FnOnce() -> R, failed: impl Fn(&R) -> bool) -> R {
+    let (r, interrupted) = interruptible_with(call);
+    if interrupted && failed(&r) {
+        INTERRUPTED_CALL.with(|c| c.set(true));
+    }
+    r
 }
 
 /// The deadline of a C timeout: negative waits forever, `0` tries once,
@@ -751,5 +795,56 @@ mod tests {
             shmprim::barrier::BarrierState::SIZE,
             shmprim::barrier::BarrierState::ALIGN
         ));
+    }
+
+    extern "C" fn ignore_signal(_: libc::c_int) {}
+
+    /// A blocking C call interrupted by a signal handler, even one installed
+    /// with `SA_RESTART` (as `signal()` does), answers `SHMPRIM_INTERRUPTED`
+    /// with its message; a try is never interrupted.
+    #[test]
+    fn a_waiting_c_call_answers_interrupted_when_a_handler_runs() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        // SAFETY: a zeroed sigaction is valid; the handler does nothing.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = ignore_signal as extern "C" fn(libc::c_int) as usize;
+            sa.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut sa.sa_mask);
+            assert_eq!(libc::sigaction(libc::SIGUSR2, &sa, std::ptr::null_mut()), 0);
+        }
+        let mut q = std::ptr::null_mut();
+        // SAFETY: out-pointer to a local.
+        let made = unsafe { shmprim_queue_anonymous(4, 8, 8, &mut q) };
+        assert_eq!(made, SHMPRIM_OK);
+        // SAFETY: pthread_self has no preconditions.
+        let me = unsafe { libc::pthread_self() };
+        let done = AtomicBool::new(false);
+        let status = std::thread::scope(|s| {
+            s.spawn(|| {
+                for _ in 0..500 {
+                    if done.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                    // SAFETY: `me` waits for this scope; SIGUSR2 has a handler.
+                    unsafe { libc::pthread_kill(me, libc::SIGUSR2) };
+                }
+            });
+            let mut v = 0u64;
+            // SAFETY: `q` is live; `v` is a writable local of 8 bytes.
+            let st =
+                unsafe { shmprim_queue_get(q, (&raw mut v).cast(), 8, std::ptr::null_mut(), -1) };
+            done.store(true, Ordering::SeqCst);
+            st
+        });
+        assert_eq!(status, SHMPRIM_INTERRUPTED);
+        assert!(last_message().contains("signal"), "{}", last_message());
+        let mut v = 0u64;
+        // SAFETY: as above.
+        let st = unsafe { shmprim_queue_get(q, (&raw mut v).cast(), 8, std::ptr::null_mut(), 0) };
+        assert_eq!(st, SHMPRIM_EMPTY);
+        // SAFETY: closed once.
+        unsafe { shmprim_queue_close(q) };
     }
 }

@@ -188,7 +188,9 @@ pub(crate) fn lock_pthread(m: &PthreadMutex, deadline: Deadline) -> Result<LockS
         Err(LockFailed::Busy) => {}
         Err(f) => return Err(lock_error(f)),
     }
-    if deadline.has_passed() {
+    // By the clock: a mutex lock is not interruptible (see
+    // `wait::interruptible`), and a condvar's relock must not give up.
+    if deadline.passed_by_clock() {
         return Err(Error::Timeout);
     }
     for _ in 0..SPIN_ITERATIONS {

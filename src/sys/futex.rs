@@ -9,9 +9,12 @@ use std::io;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum FutexWait {
     /// Woken by `futex_wake`, or the word already differed from `expected`
-    /// (`EAGAIN`), or interrupted by a signal (`EINTR`), or spurious: the caller
-    /// re-checks its condition in every case.
+    /// (`EAGAIN`), or spurious: the caller re-checks its condition.
     Returned,
+    /// A signal handler ran (`EINTR`). A wait with a deadline always ends so;
+    /// one without is restarted by the kernel when the handler was installed
+    /// with `SA_RESTART`.
+    Interrupted,
     /// The absolute deadline passed.
     TimedOut,
 }
@@ -45,10 +48,13 @@ pub(crate) unsafe fn futex_wait(
             libc::FUTEX_BITSET_MATCH_ANY,
         )
     };
-    if rc == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::ETIMEDOUT) {
-        FutexWait::TimedOut
-    } else {
-        FutexWait::Returned
+    if rc != -1 {
+        return FutexWait::Returned;
+    }
+    match io::Error::last_os_error().raw_os_error() {
+        Some(libc::ETIMEDOUT) => FutexWait::TimedOut,
+        Some(libc::EINTR) => FutexWait::Interrupted,
+        _ => FutexWait::Returned,
     }
 }
 
