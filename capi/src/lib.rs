@@ -34,6 +34,7 @@ mod condvar;
 mod duplex;
 mod event;
 mod inspect;
+mod lock;
 mod mutex;
 mod pipe;
 mod queue;

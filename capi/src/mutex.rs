@@ -8,15 +8,15 @@
 //! opens), and opens any mutex whatever its payload, learning the payload's
 //! size from the segment header.
 
+use super::lock::{self, LockHandle};
 use std::ffi::{c_char, c_void};
 
 use super::{
-    SHMPRIM_PRIORITY_INHERITANCE, aligned, at, boundary, c_str, check, fail, fail_with, free,
-    handle, options, put, shmprim_options, shmprim_status, timed, unlink_name, write_opt,
+    SHMPRIM_PRIORITY_INHERITANCE, aligned, at, boundary, check, fail, fail_with, free,
+    shmprim_options, shmprim_status, timed, unlink_name,
 };
 use shmprim::error::Error;
 use shmprim::mutex::{ByteLock, LockStatus, MutexOptions, RawMutex};
-use shmprim::segment::Disposition;
 use shmprim::wait::is_timeout;
 
 /// Bytes to reserve for an in-place mutex (`shmprim_mutex_init`); at least
@@ -70,6 +70,19 @@ impl shmprim_mutex {
     }
 }
 
+impl LockHandle for shmprim_mutex {
+    type Raw = RawMutex;
+    const WHAT: &'static str = "mutex";
+
+    fn wrap(lock: ByteLock<RawMutex>) -> Self {
+        shmprim_mutex { lock }
+    }
+
+    fn lock(&self) -> &ByteLock<RawMutex> {
+        &self.lock
+    }
+}
+
 /// Creates the named mutex guarding `data_size` zeroed bytes aligned to
 /// `data_align` (a power of two up to 4096). A Rust `Mutex<T>` with
 /// `size_of::<T>() == data_size` and `align_of::<T>() == data_align` opens
@@ -93,21 +106,8 @@ pub unsafe extern "C" fn shmprim_mutex_create(
     opts: *const shmprim_options,
     out: *mut *mut shmprim_mutex,
 ) -> shmprim_status {
-    boundary(|| {
-        super::non_null(out, "out")?;
-        // SAFETY: the caller passes a NUL-terminated string or null.
-        let name = unsafe { c_str(name, "name") }?;
-        // SAFETY: null or readable, by the contract.
-        let (opts, flags) = unsafe { options(opts, SHMPRIM_PRIORITY_INHERITANCE) }?;
-        let lock = check(ByteLock::create(
-            Some(name),
-            data_size,
-            data_align,
-            &mutex_options(flags),
-            &opts,
-        ))?;
-        put(out, shmprim_mutex { lock })
-    })
+    // SAFETY: forwarded contract.
+    unsafe { lock::create(Some(name), data_size, data_align, opts, out) }
 }
 
 /// Opens the existing mutex `name`, whatever its payload (see
@@ -124,13 +124,8 @@ pub unsafe extern "C" fn shmprim_mutex_open(
     name: *const c_char,
     out: *mut *mut shmprim_mutex,
 ) -> shmprim_status {
-    boundary(|| {
-        super::non_null(out, "out")?;
-        // SAFETY: the caller passes a NUL-terminated string or null.
-        let name = unsafe { c_str(name, "name") }?;
-        let lock = ByteLock::open(name).map_err(|e| fail(&e))?;
-        put(out, shmprim_mutex { lock })
-    })
+    // SAFETY: forwarded contract.
+    unsafe { lock::open(name, out) }
 }
 
 /// Opens the mutex `name`, or creates it with `data_size` zeroed bytes aligned
@@ -150,16 +145,8 @@ pub unsafe extern "C" fn shmprim_mutex_open_or_create(
     out: *mut *mut shmprim_mutex,
     created: *mut bool,
 ) -> shmprim_status {
-    boundary(|| {
-        super::non_null(out, "out")?;
-        // SAFETY: the caller passes a NUL-terminated string or null.
-        let name = unsafe { c_str(name, "name") }?;
-        let (lock, how) =
-            ByteLock::open_or_create(name, data_size, data_align).map_err(|e| fail(&e))?;
-        // SAFETY: null or valid for a write, by the contract.
-        unsafe { write_opt(created, how == Disposition::Created) };
-        put(out, shmprim_mutex { lock })
-    })
+    // SAFETY: forwarded contract.
+    unsafe { lock::open_or_create(name, data_size, data_align, out, created) }
 }
 
 /// Creates an anonymous mutex (no name) guarding `data_size` zeroed bytes,
@@ -175,19 +162,8 @@ pub unsafe extern "C" fn shmprim_mutex_anonymous(
     opts: *const shmprim_options,
     out: *mut *mut shmprim_mutex,
 ) -> shmprim_status {
-    boundary(|| {
-        super::non_null(out, "out")?;
-        // SAFETY: null or readable, by the contract.
-        let (opts, flags) = unsafe { options(opts, SHMPRIM_PRIORITY_INHERITANCE) }?;
-        let lock = check(ByteLock::create(
-            None,
-            data_size,
-            data_align,
-            &mutex_options(flags),
-            &opts,
-        ))?;
-        put(out, shmprim_mutex { lock })
-    })
+    // SAFETY: forwarded contract.
+    unsafe { lock::create(None, data_size, data_align, opts, out) }
 }
 
 /// Closes a handle (null is ignored). If a thread of this process still holds
@@ -237,13 +213,8 @@ pub unsafe extern "C" fn shmprim_mutex_lock(
     m: *const shmprim_mutex,
     timeout_ns: i64,
 ) -> shmprim_status {
-    boundary(|| {
-        // SAFETY: null or live, by the contract.
-        let m = unsafe { handle(m, "mutex") }?;
-        let status = timed(timeout_ns, |d| m.raw().lock(d), is_timeout)
-            .map_err(|e| fail(&m.lock.named(e)))?;
-        lock_status(status)
-    })
+    // SAFETY: forwarded contract.
+    unsafe { lock::lock(m, timeout_ns) }
 }
 
 /// `shmprim_mutex_lock(m, 0)`: locks if free, else `SHMPRIM_TIMEOUT` at once.
@@ -266,12 +237,8 @@ pub unsafe extern "C" fn shmprim_mutex_trylock(m: *const shmprim_mutex) -> shmpr
 /// `m` must be null or a live handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmprim_mutex_unlock(m: *const shmprim_mutex) -> shmprim_status {
-    boundary(|| {
-        // SAFETY: null or live, by the contract.
-        let m = unsafe { handle(m, "mutex") }?;
-        // SAFETY: C holds no Rust references into the payload.
-        unsafe { m.raw().unlock_checked() }.map_err(|e| fail(&m.lock.named(e)))
-    })
+    // SAFETY: forwarded contract.
+    unsafe { lock::unlock(m) }
 }
 
 /// Marks the guarded data consistent after `SHMPRIM_OWNER_DIED`, so the mutex
@@ -282,13 +249,8 @@ pub unsafe extern "C" fn shmprim_mutex_unlock(m: *const shmprim_mutex) -> shmpri
 /// `m` must be null or a live handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmprim_mutex_consistent(m: *const shmprim_mutex) -> shmprim_status {
-    boundary(|| {
-        // SAFETY: null or live, by the contract.
-        let m = unsafe { handle(m, "mutex") }?;
-        m.raw()
-            .mark_consistent()
-            .map_err(|e| fail(&m.lock.named(e)))
-    })
+    // SAFETY: forwarded contract.
+    unsafe { lock::consistent(m) }
 }
 
 /// The guarded data (`shmprim_mutex_data_size` bytes, aligned as created),
@@ -299,8 +261,8 @@ pub unsafe extern "C" fn shmprim_mutex_consistent(m: *const shmprim_mutex) -> sh
 /// `m` must be null or a live handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmprim_mutex_data(m: *const shmprim_mutex) -> *mut c_void {
-    // SAFETY: null or live, by the contract.
-    unsafe { m.as_ref() }.map_or(std::ptr::null_mut(), |m| m.lock.data_ptr().cast())
+    // SAFETY: forwarded contract.
+    unsafe { lock::data(m) }
 }
 
 /// Size in bytes of the guarded data; 0 for a null handle.
@@ -309,8 +271,8 @@ pub unsafe extern "C" fn shmprim_mutex_data(m: *const shmprim_mutex) -> *mut c_v
 /// `m` must be null or a live handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmprim_mutex_data_size(m: *const shmprim_mutex) -> usize {
-    // SAFETY: null or live, by the contract.
-    unsafe { m.as_ref() }.map_or(0, |m| m.lock.data_size())
+    // SAFETY: forwarded contract.
+    unsafe { lock::data_size(m) }
 }
 
 /// Whether some thread of some process holds the mutex now (Python's
@@ -320,8 +282,8 @@ pub unsafe extern "C" fn shmprim_mutex_data_size(m: *const shmprim_mutex) -> usi
 /// `m` must be null or a live handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmprim_mutex_locked(m: *const shmprim_mutex) -> bool {
-    // SAFETY: null or live, by the contract.
-    unsafe { m.as_ref() }.is_some_and(|m| m.raw().is_locked())
+    // SAFETY: forwarded contract.
+    unsafe { lock::locked(m) }
 }
 
 /// The raw lock of a handle, for the condvar functions.

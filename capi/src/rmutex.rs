@@ -3,16 +3,16 @@
 //! `ffi/mutex.rs` for how the byte payload matches `T`), and in-place forms
 //! over [`RawReentrantMutex`].
 
+use super::lock::{self, LockHandle};
 use std::ffi::{c_char, c_void};
 
-use super::mutex::{in_place_flags, lock_status, mutex_options};
+use super::mutex::{in_place_flags, lock_status};
 use super::{
-    SHMPRIM_PRIORITY_INHERITANCE, aligned, at, boundary, c_str, check, fail, free, handle, options,
-    put, shmprim_options, shmprim_status, timed, unlink_name, write_opt,
+    aligned, at, boundary, check, free, shmprim_options, shmprim_status, timed, unlink_name,
+    write_opt,
 };
 use shmprim::mutex::ByteLock;
 use shmprim::reentrant_mutex::RawReentrantMutex;
-use shmprim::segment::Disposition;
 use shmprim::wait::is_timeout;
 
 /// Bytes to reserve for an in-place reentrant mutex (`shmprim_rmutex_init`).
@@ -35,6 +35,19 @@ impl shmprim_rmutex {
     }
 }
 
+impl LockHandle for shmprim_rmutex {
+    type Raw = RawReentrantMutex;
+    const WHAT: &'static str = "rmutex";
+
+    fn wrap(lock: ByteLock<RawReentrantMutex>) -> Self {
+        shmprim_rmutex { lock }
+    }
+
+    fn lock(&self) -> &ByteLock<RawReentrantMutex> {
+        &self.lock
+    }
+}
+
 /// Creates the named reentrant mutex guarding `data_size` zeroed bytes aligned
 /// to `data_align`; as `shmprim_mutex_create` in every other respect (a Rust
 /// `ReentrantMutex<T>` of that size and alignment opens it). Does not block.
@@ -53,21 +66,8 @@ pub unsafe extern "C" fn shmprim_rmutex_create(
     opts: *const shmprim_options,
     out: *mut *mut shmprim_rmutex,
 ) -> shmprim_status {
-    boundary(|| {
-        super::non_null(out, "out")?;
-        // SAFETY: the caller passes a NUL-terminated string or null.
-        let name = unsafe { c_str(name, "name") }?;
-        // SAFETY: null or readable, by the contract.
-        let (opts, flags) = unsafe { options(opts, SHMPRIM_PRIORITY_INHERITANCE) }?;
-        let lock = check(ByteLock::create(
-            Some(name),
-            data_size,
-            data_align,
-            &mutex_options(flags),
-            &opts,
-        ))?;
-        put(out, shmprim_rmutex { lock })
-    })
+    // SAFETY: forwarded contract.
+    unsafe { lock::create(Some(name), data_size, data_align, opts, out) }
 }
 
 /// Opens the existing reentrant mutex `name`, whatever its payload. Statuses as
@@ -80,13 +80,8 @@ pub unsafe extern "C" fn shmprim_rmutex_open(
     name: *const c_char,
     out: *mut *mut shmprim_rmutex,
 ) -> shmprim_status {
-    boundary(|| {
-        super::non_null(out, "out")?;
-        // SAFETY: the caller passes a NUL-terminated string or null.
-        let name = unsafe { c_str(name, "name") }?;
-        let lock = ByteLock::open(name).map_err(|e| fail(&e))?;
-        put(out, shmprim_rmutex { lock })
-    })
+    // SAFETY: forwarded contract.
+    unsafe { lock::open(name, out) }
 }
 
 /// Opens the reentrant mutex `name`, or creates it; as
@@ -103,16 +98,8 @@ pub unsafe extern "C" fn shmprim_rmutex_open_or_create(
     out: *mut *mut shmprim_rmutex,
     created: *mut bool,
 ) -> shmprim_status {
-    boundary(|| {
-        super::non_null(out, "out")?;
-        // SAFETY: the caller passes a NUL-terminated string or null.
-        let name = unsafe { c_str(name, "name") }?;
-        let (lock, how) =
-            ByteLock::open_or_create(name, data_size, data_align).map_err(|e| fail(&e))?;
-        // SAFETY: null or valid for a write, by the contract.
-        unsafe { write_opt(created, how == Disposition::Created) };
-        put(out, shmprim_rmutex { lock })
-    })
+    // SAFETY: forwarded contract.
+    unsafe { lock::open_or_create(name, data_size, data_align, out, created) }
 }
 
 /// Creates an anonymous reentrant mutex shared with children forked later; as
@@ -127,19 +114,8 @@ pub unsafe extern "C" fn shmprim_rmutex_anonymous(
     opts: *const shmprim_options,
     out: *mut *mut shmprim_rmutex,
 ) -> shmprim_status {
-    boundary(|| {
-        super::non_null(out, "out")?;
-        // SAFETY: null or readable, by the contract.
-        let (opts, flags) = unsafe { options(opts, SHMPRIM_PRIORITY_INHERITANCE) }?;
-        let lock = check(ByteLock::create(
-            None,
-            data_size,
-            data_align,
-            &mutex_options(flags),
-            &opts,
-        ))?;
-        put(out, shmprim_rmutex { lock })
-    })
+    // SAFETY: forwarded contract.
+    unsafe { lock::create(None, data_size, data_align, opts, out) }
 }
 
 /// Closes a handle (null is ignored); as `shmprim_mutex_close`.
@@ -177,13 +153,8 @@ pub unsafe extern "C" fn shmprim_rmutex_lock(
     m: *const shmprim_rmutex,
     timeout_ns: i64,
 ) -> shmprim_status {
-    boundary(|| {
-        // SAFETY: null or live, by the contract.
-        let m = unsafe { handle(m, "rmutex") }?;
-        let status = timed(timeout_ns, |d| m.raw().lock(d), is_timeout)
-            .map_err(|e| fail(&m.lock.named(e)))?;
-        lock_status(status)
-    })
+    // SAFETY: forwarded contract.
+    unsafe { lock::lock(m, timeout_ns) }
 }
 
 /// `shmprim_rmutex_lock(m, 0)`.
@@ -204,11 +175,8 @@ pub unsafe extern "C" fn shmprim_rmutex_trylock(m: *const shmprim_rmutex) -> shm
 /// `m` must be null or a live handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmprim_rmutex_unlock(m: *const shmprim_rmutex) -> shmprim_status {
-    boundary(|| {
-        // SAFETY: null or live, by the contract.
-        let m = unsafe { handle(m, "rmutex") }?;
-        m.raw().unlock().map_err(|e| fail(&m.lock.named(e)))
-    })
+    // SAFETY: forwarded contract.
+    unsafe { lock::unlock(m) }
 }
 
 /// Marks the data consistent after `SHMPRIM_OWNER_DIED`. Does not block.
@@ -218,13 +186,8 @@ pub unsafe extern "C" fn shmprim_rmutex_unlock(m: *const shmprim_rmutex) -> shmp
 /// `m` must be null or a live handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmprim_rmutex_consistent(m: *const shmprim_rmutex) -> shmprim_status {
-    boundary(|| {
-        // SAFETY: null or live, by the contract.
-        let m = unsafe { handle(m, "rmutex") }?;
-        m.raw()
-            .mark_consistent()
-            .map_err(|e| fail(&m.lock.named(e)))
-    })
+    // SAFETY: forwarded contract.
+    unsafe { lock::consistent(m) }
 }
 
 /// The guarded data, valid until the handle is closed; use it only while
@@ -234,8 +197,8 @@ pub unsafe extern "C" fn shmprim_rmutex_consistent(m: *const shmprim_rmutex) -> 
 /// `m` must be null or a live handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmprim_rmutex_data(m: *const shmprim_rmutex) -> *mut c_void {
-    // SAFETY: null or live, by the contract.
-    unsafe { m.as_ref() }.map_or(std::ptr::null_mut(), |m| m.lock.data_ptr().cast())
+    // SAFETY: forwarded contract.
+    unsafe { lock::data(m) }
 }
 
 /// Size in bytes of the guarded data; 0 for a null handle.
@@ -244,8 +207,8 @@ pub unsafe extern "C" fn shmprim_rmutex_data(m: *const shmprim_rmutex) -> *mut c
 /// `m` must be null or a live handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmprim_rmutex_data_size(m: *const shmprim_rmutex) -> usize {
-    // SAFETY: null or live, by the contract.
-    unsafe { m.as_ref() }.map_or(0, |m| m.lock.data_size())
+    // SAFETY: forwarded contract.
+    unsafe { lock::data_size(m) }
 }
 
 /// Whether some thread of some process holds the reentrant mutex now (a
@@ -255,8 +218,8 @@ pub unsafe extern "C" fn shmprim_rmutex_data_size(m: *const shmprim_rmutex) -> u
 /// `m` must be null or a live handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmprim_rmutex_locked(m: *const shmprim_rmutex) -> bool {
-    // SAFETY: null or live, by the contract.
-    unsafe { m.as_ref() }.is_some_and(|m| m.raw().is_locked())
+    // SAFETY: forwarded contract.
+    unsafe { lock::locked(m) }
 }
 
 /// How many times the holder has locked the reentrant mutex without

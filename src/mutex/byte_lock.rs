@@ -12,12 +12,15 @@
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 
-use super::{MutexOptions, RawMutex, check_lock_segment_for, lock_builder_for, with_name};
+use super::{
+    LockStatus, MutexOptions, RawMutex, check_lock_segment_for, lock_builder_for, with_name,
+};
 use crate::error::{Error, Result};
 use crate::reentrant_mutex::RawReentrantMutex;
 use crate::segment::{
     Disposition, HEADER_SIZE, Kind, Options, Segment, SegmentBuilder, TypeCode, TypeDesc,
 };
+use crate::wait::Deadline;
 
 /// A raw lock that can head a lock segment: [`RawMutex`] or
 /// [`RawReentrantMutex`]. Sealed.
@@ -36,6 +39,24 @@ pub trait SegmentLock: sealed::Sealed + Sized {
 
     /// Whether a thread of this process holds the lock.
     fn held_here(&self) -> bool;
+
+    /// Locks, waiting until `deadline` (one level deeper for a reentrant
+    /// lock its thread holds).
+    fn lock_until(&self, deadline: Deadline) -> Result<LockStatus>;
+
+    /// Releases one level of the calling thread's lock; `NotOwner` if it
+    /// holds none.
+    ///
+    /// # Safety
+    /// No reference into the guarded payload may outlive the release (a
+    /// guard of the typed handle must not be alive on this thread).
+    unsafe fn release(&self) -> Result<()>;
+
+    /// Declares the payload consistent after `OwnerDied`.
+    fn mark_consistent(&self) -> Result<()>;
+
+    /// Whether some thread of some process holds the lock now (a snapshot).
+    fn is_locked(&self) -> bool;
 }
 
 mod sealed {
@@ -56,6 +77,23 @@ impl SegmentLock for RawMutex {
     fn held_here(&self) -> bool {
         self.held_by_current_process()
     }
+
+    fn lock_until(&self, deadline: Deadline) -> Result<LockStatus> {
+        self.lock(deadline)
+    }
+
+    unsafe fn release(&self) -> Result<()> {
+        // SAFETY: forwarded contract: no reference into the payload survives.
+        unsafe { self.unlock_checked() }
+    }
+
+    fn mark_consistent(&self) -> Result<()> {
+        RawMutex::mark_consistent(self)
+    }
+
+    fn is_locked(&self) -> bool {
+        RawMutex::is_locked(self)
+    }
 }
 
 impl SegmentLock for RawReentrantMutex {
@@ -69,6 +107,22 @@ impl SegmentLock for RawReentrantMutex {
 
     fn held_here(&self) -> bool {
         self.held_by_current_process()
+    }
+
+    fn lock_until(&self, deadline: Deadline) -> Result<LockStatus> {
+        self.lock(deadline)
+    }
+
+    unsafe fn release(&self) -> Result<()> {
+        self.unlock()
+    }
+
+    fn mark_consistent(&self) -> Result<()> {
+        RawReentrantMutex::mark_consistent(self)
+    }
+
+    fn is_locked(&self) -> bool {
+        RawReentrantMutex::is_locked(self)
     }
 }
 
