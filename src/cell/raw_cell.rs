@@ -39,12 +39,24 @@ impl RawCell {
             fill(payload);
             Ok(())
         };
-        let (seg, disposition) = match how {
-            Create::Named(name) => (builder.create_with(name, init)?, Disposition::Created),
-            Create::OpenOrCreateNamed(name) => builder.open_or_create_with(name, init)?,
-            Create::Anonymous => (builder.anonymous_with(init)?, Disposition::Created),
-        };
-        Ok((RawCell::validate::<T>(seg, None)?, disposition))
+        let validate = |seg| RawCell::validate::<T>(seg, None);
+        match how {
+            Create::Named(name) => {
+                let seg = builder.create_with(name, init)?;
+                Ok((
+                    crate::segment::finish_create(seg, validate)?,
+                    Disposition::Created,
+                ))
+            }
+            Create::OpenOrCreateNamed(name) => {
+                let (seg, how) = builder.open_or_create_with(name, init)?;
+                Ok((validate(seg)?, how))
+            }
+            Create::Anonymous => Ok((
+                validate(builder.anonymous_with(init)?)?,
+                Disposition::Created,
+            )),
+        }
     }
 
     /// Opens a cell of `T`s; with `len`, also checks the length.

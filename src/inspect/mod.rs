@@ -337,13 +337,7 @@ pub fn list_prefixed(prefix: &str) -> Result<Vec<Inspection>> {
 /// Unlinks the named segment after checking it is a shmprim segment
 /// (`NotShmprim` for any other file, which is left alone).
 pub fn remove(name: &str) -> Result<()> {
-    let ins = inspect(name)?;
-    if ins.info.is_none() {
-        return Err(Error::NotShmprim {
-            name: name.to_owned(),
-        });
-    }
-    crate::segment::unlink_unchecked(name)
+    crate::Segment::unlink(name)
 }
 
 /// Segments that [`Inspection::is_garbage`] says nobody uses; removes them unless

@@ -167,11 +167,10 @@ impl<L: SegmentLock> ByteLock<L> {
         // SAFETY: the data area is fresh, page aligned, at least `L::SIZE`
         // bytes (the builder's layout) and unseen until published.
         let init = |data: std::ptr::NonNull<u8>, _| unsafe { L::init_at(data.as_ptr(), mopts) };
-        let seg = match name {
-            Some(name) => b.create_with(name, init)?,
-            None => b.anonymous_with(init)?,
-        };
-        Self::checked(seg)
+        match name {
+            Some(name) => crate::segment::finish_create(b.create_with(name, init)?, Self::checked),
+            None => Self::checked(b.anonymous_with(init)?),
+        }
     }
 
     /// Opens the named lock whatever its payload.

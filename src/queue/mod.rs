@@ -496,7 +496,8 @@ impl<T: Pod> Queue<T> {
     /// [`create`](Self::create) with handle [`Options`].
     pub fn create_with_options(name: &str, capacity: usize, opts: &Options) -> Result<Queue<T>> {
         let init = Core::init(Kind::Queue, capacity_u64(capacity), Self::slot());
-        Self::wrap(Self::builder(capacity, opts)?.create_with(name, init)?)
+        let seg = Self::builder(capacity, opts)?.create_with(name, init)?;
+        crate::segment::finish_create(seg, Self::wrap)
     }
 
     /// Opens an existing queue of `T` (`Incompatible` for another kind or type).
@@ -796,7 +797,8 @@ impl ByteQueue {
         opts: &Options,
     ) -> Result<ByteQueue> {
         let init = Core::init(Kind::ByteQueue, capacity_u64(capacity), max_message as u64);
-        Self::wrap(Self::builder(capacity, max_message, opts)?.create_with(name, init)?)
+        let seg = Self::builder(capacity, max_message, opts)?.create_with(name, init)?;
+        crate::segment::finish_create(seg, Self::wrap)
     }
 
     /// Opens an existing byte queue.

@@ -63,7 +63,7 @@ impl RawQueue {
         let seg = Self::builder(capacity, size, align)?
             .options(opts)
             .create_with(name, init)?;
-        Self::attach(seg, Some(size))
+        crate::segment::finish_create(seg, |seg| Self::attach(seg, Some(size)))
     }
 
     /// Opens the named queue, whatever its element type (see
