@@ -168,6 +168,35 @@ pub enum Error {
         /// What is wrong with it.
         detail: String,
     },
+    /// A child was to be spawned before [`process::init`](crate::process::init)
+    /// ran in this program.
+    NotInitialised,
+    /// `fork` was refused: the process has more than one thread, and a forked
+    /// copy could inherit a lock held by a thread that does not exist in it.
+    ForkWithThreads {
+        /// How many threads the process has.
+        threads: usize,
+    },
+    /// The function run in a child process or pool worker panicked.
+    Panicked {
+        /// The panic's message.
+        message: String,
+    },
+    /// A child process ended without returning its function's result.
+    ProcessDied {
+        /// Its process id.
+        pid: u32,
+        /// Python's `exitcode`: its exit status, or minus the signal number.
+        exitcode: i32,
+    },
+    /// The pool worker running this task died (a signal, `exit`, `abort`)
+    /// before it returned.
+    WorkerDied {
+        /// The worker's process id.
+        pid: u32,
+        /// Python's `exitcode`: its exit status, or minus the signal number.
+        exitcode: i32,
+    },
     /// A system call failed for a reason not listed above.
     Io {
         /// Segment name, or `<anonymous>`.
@@ -281,10 +310,35 @@ impl fmt::Display for Error {
                  {needed} bytes (the message stays queued)"
             ),
             Error::InvalidArgument { detail } => write!(f, "invalid argument: {detail}"),
+            Error::NotInitialised => f.write_str(
+                "cannot spawn a child: call shmprim::process::init() first thing in main \
+                 (or put shmprim::test_harness!() at the top of a test file)",
+            ),
+            Error::ForkWithThreads { threads } => write!(
+                f,
+                "fork refused: this process has {threads} threads, and a forked copy could \
+                 inherit a lock held by one of them; use the spawn start method"
+            ),
+            Error::Panicked { message } => write!(f, "the child panicked: {message}"),
+            Error::ProcessDied { pid, exitcode } => {
+                write!(f, "child process {pid} died ({})", describe_exit(*exitcode))
+            }
+            Error::WorkerDied { pid, exitcode } => {
+                write!(f, "pool worker {pid} died ({})", describe_exit(*exitcode))
+            }
             Error::Io { name, op, source } => {
                 write!(f, "{op} failed on segment {name:?}: {source}")
             }
         }
+    }
+}
+
+/// "killed by signal 9" or "exit code 3", from Python's `exitcode`.
+fn describe_exit(exitcode: i32) -> String {
+    if exitcode < 0 {
+        format!("killed by signal {}", -exitcode)
+    } else {
+        format!("exit code {exitcode}")
     }
 }
 

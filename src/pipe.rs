@@ -286,6 +286,12 @@ impl Pipe {
         Self::from_segment(SegmentBuilder::new(Kind::Pipe).open(name)?)
     }
 
+    /// Opens an anonymous pipe whose descriptor a spawning parent handed down
+    /// (see `SegmentBuilder::open_inherited`).
+    pub(crate) fn open_inherited(fd: std::os::fd::RawFd) -> Result<Pipe> {
+        Self::from_segment(SegmentBuilder::new(Kind::Pipe).open_inherited(fd)?)
+    }
+
     /// Opens the named duplex pipe, or creates it.
     pub fn open_or_create(name: &str, capacity: usize, max_message: usize) -> Result<Pipe> {
         let cap = byte_capacity(capacity, max_message)?;

@@ -191,6 +191,16 @@ impl SegmentBuilder {
         self.initialise(None, fd, init)
     }
 
+    /// Opens an anonymous segment whose descriptor a spawning parent handed
+    /// down under the number `fd`, as a new open file description: this
+    /// process gets a participant slot of its own, so its death is seen as
+    /// its own and not as its parent's.
+    pub(crate) fn open_inherited(&self, fd: std::os::fd::RawFd) -> Result<Segment> {
+        let fd = sys::process::reopen_inherited(fd)
+            .map_err(|e| Error::from_io(ANON, "open inherited", e))?;
+        self.attach(ANON, fd)
+    }
+
     /// [`anonymous_with`](Self::anonymous_with) with zeroed data.
     pub fn anonymous(&self) -> Result<Segment> {
         self.anonymous_with(|_, _| Ok(()))

@@ -813,6 +813,13 @@ impl Segment {
         unlink_unchecked(name)
     }
 
+    /// The descriptor behind the mapping, to hand down to a spawned child
+    /// ([`SegmentBuilder::open_inherited`] opens it there).
+    pub(crate) fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.fd.as_raw_fd()
+    }
+
     /// The name, or `None` for an anonymous segment.
     pub fn name(&self) -> Option<&str> {
         self.name.as_deref()

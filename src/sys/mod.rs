@@ -10,6 +10,8 @@ pub(crate) mod fork;
 #[cfg_attr(shmprim_loom, allow(dead_code))]
 pub(crate) mod futex;
 pub(crate) mod lock;
+#[cfg_attr(shmprim_loom, allow(dead_code))]
+pub(crate) mod process;
 pub(crate) mod shm;
 #[cfg_attr(shmprim_loom, allow(dead_code))]
 pub(crate) mod time;

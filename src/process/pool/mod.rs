@@ -1,0 +1,653 @@
+//! A pool of worker processes: Python's `multiprocessing.Pool` and
+//! `concurrent.futures.ProcessPoolExecutor`, which loses only the task a dead
+//! worker was running.
+//!
+//! Workers are spawned (the program calls [`process::init`](crate::process::init)
+//! first in `main`) and run functions `fn(A) -> R` on [`Payload`] arguments.
+//! Each worker has its own pair of shared-memory rings to the parent; a
+//! manager thread in the parent hands out tasks, collects results and runs
+//! callbacks.
+//!
+//! **When a worker dies** (SIGKILL, `abort`, `exit`), the manager sees it
+//! within a few milliseconds. The task it was running completes with
+//! [`Error::WorkerDied`] (its pid and exit code), or runs again on another
+//! worker when the pool was built with [`retries`](PoolBuilder::retries); the
+//! tasks queued behind it go to other workers, never having started; a
+//! replacement starts. Every other task completes exactly once and nothing
+//! waits for ever. Python's `Pool` hangs here, and `ProcessPoolExecutor` fails
+//! every pending task. A task that panics completes with
+//! [`Error::Panicked`] and its worker goes on serving.
+//!
+//! ```no_run
+//! use shmprim::Pool;
+//!
+//! fn square(x: u64) -> u64 {
+//!     x * x
+//! }
+//!
+//! fn main() -> shmprim::Result<()> {
+//!     shmprim::process::init();
+//!     let pool = Pool::new(4)?;
+//!     assert_eq!(pool.map(square, 0..10)?, [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]);
+//!     Ok(())
+//! }
+//! ```
+
+mod batch;
+mod manager;
+mod worker;
+
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex as StdMutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use batch::{Batch, OnItem, copy_error, deadline_after};
+use manager::{Config, Inbox, Shared, Task};
+use worker::Control;
+
+use super::entry::Entry;
+use super::payload::{Payload, from_bytes, to_bytes};
+use crate::error::{Error, Result};
+
+/// Bytes each ring of a worker holds, by default.
+const DEFAULT_CAPACITY: usize = 1 << 20;
+/// The largest task or result record, by default.
+const DEFAULT_MAX_MESSAGE: usize = 256 << 10;
+
+/// How to build a [`Pool`] (Python's `Pool(processes, initializer, initargs,
+/// maxtasksperchild)` and more).
+#[derive(Debug, Clone)]
+pub struct PoolBuilder {
+    workers: usize,
+    initializer: Option<(Entry, Vec<u8>)>,
+    max_tasks: u64,
+    capacity: usize,
+    max_message: usize,
+    retries: u32,
+    task_timeout: Option<Duration>,
+}
+
+impl Default for PoolBuilder {
+    fn default() -> Self {
+        PoolBuilder {
+            workers: super::cpu_count(),
+            initializer: None,
+            max_tasks: 0,
+            capacity: DEFAULT_CAPACITY,
+            max_message: DEFAULT_MAX_MESSAGE,
+            retries: 0,
+            task_timeout: None,
+        }
+    }
+}
+
+impl PoolBuilder {
+    /// Python's defaults: one worker per CPU, no initializer, workers that
+    /// live as long as the pool.
+    pub fn new() -> PoolBuilder {
+        PoolBuilder::default()
+    }
+
+    /// How many workers (Python's `processes`).
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = n;
+        self
+    }
+
+    /// A function each worker runs on `arg` when it starts (Python's
+    /// `initializer` and `initargs`).
+    pub fn initializer<A: Payload>(mut self, f: fn(A), arg: A) -> Result<Self> {
+        self.initializer = Some((Entry::of(f)?, to_bytes(&arg)));
+        Ok(self)
+    }
+
+    /// A worker exits after this many tasks (chunks) and a fresh one replaces
+    /// it (Python's `maxtasksperchild`); 0, the default, means never.
+    pub fn max_tasks_per_child(mut self, n: u64) -> Self {
+        self.max_tasks = n;
+        self
+    }
+
+    /// Bytes each worker's task ring and result ring hold.
+    pub fn queue_capacity(mut self, bytes: usize) -> Self {
+        self.capacity = bytes;
+        self
+    }
+
+    /// The largest encoded task (a chunk's arguments) or result, in bytes.
+    pub fn max_message(mut self, bytes: usize) -> Self {
+        self.max_message = bytes;
+        self
+    }
+
+    /// How many times a task whose worker died runs again before it fails
+    /// with [`Error::WorkerDied`] (default 0).
+    pub fn retries(mut self, n: u32) -> Self {
+        self.retries = n;
+        self
+    }
+
+    /// A task (chunk) that runs longer than this has its worker killed and
+    /// replaced, and completes with [`Error::Timeout`].
+    pub fn task_timeout(mut self, timeout: Duration) -> Self {
+        self.task_timeout = Some(timeout);
+        self
+    }
+
+    /// Starts the pool: its manager thread, which starts the workers.
+    pub fn build(self) -> Result<Pool> {
+        super::check_initialised()?;
+        if self.workers == 0 || self.workers > 4096 {
+            return Err(Error::invalid_argument(format!(
+                "a pool needs 1 to 4096 workers, not {}",
+                self.workers
+            )));
+        }
+        if self.max_message == 0 || self.capacity < self.max_message {
+            return Err(Error::invalid_argument(format!(
+                "queue_capacity ({}) must be at least max_message ({}), which must not be 0",
+                self.capacity, self.max_message
+            )));
+        }
+        let control = Control::create(self.workers)?;
+        let workers = self.workers;
+        let max_message = self.max_message;
+        let shared = Arc::new(Shared {
+            inbox: StdMutex::new(Inbox::default()),
+            control,
+            config: Config {
+                workers: self.workers,
+                initializer: self.initializer,
+                max_tasks: self.max_tasks,
+                capacity: self.capacity,
+                max_message: self.max_message,
+                retries: self.retries,
+                task_timeout: self.task_timeout,
+            },
+            pids: StdMutex::new(vec![0; workers]),
+        });
+        let for_thread = Arc::clone(&shared);
+        let manager = std::thread::Builder::new()
+            .name("shmprim-pool".into())
+            .spawn(move || manager::run(for_thread))
+            .map_err(|e| Error::Io {
+                name: "<pool>".into(),
+                op: "thread spawn",
+                source: e,
+            })?;
+        Ok(Pool {
+            shared,
+            manager: StdMutex::new(Some(manager)),
+            workers,
+            max_message,
+        })
+    }
+}
+
+/// A pool of worker processes (Python's `multiprocessing.Pool`). Dropping it
+/// terminates and reaps its workers.
+pub struct Pool {
+    shared: Arc<Shared>,
+    manager: StdMutex<Option<JoinHandle<()>>>,
+    workers: usize,
+    max_message: usize,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("workers", &self.workers)
+            .field("pids", &self.worker_pids())
+            .finish()
+    }
+}
+
+/// Python's default `chunksize` for `map`: the items spread over four
+/// chunks per worker.
+pub fn default_chunksize(items: usize, workers: usize) -> usize {
+    let per = workers.max(1) * 4;
+    items.div_ceil(per).max(1)
+}
+
+impl Pool {
+    /// A pool of `workers` processes with Python's other defaults.
+    pub fn new(workers: usize) -> Result<Pool> {
+        PoolBuilder::new().workers(workers).build()
+    }
+
+    /// A builder for a pool with more settings.
+    pub fn builder() -> PoolBuilder {
+        PoolBuilder::new()
+    }
+
+    /// How many workers the pool keeps running.
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// The pids of the workers running now (a dead worker's replacement has a
+    /// new one).
+    pub fn worker_pids(&self) -> Vec<u32> {
+        let pids = self.shared.pids.lock().unwrap_or_else(|p| p.into_inner());
+        pids.iter().copied().filter(|&p| p != 0).collect()
+    }
+
+    /// Encodes `items` into tasks of `chunksize` items for `batch`, numbering
+    /// them from `first`, and queues them.
+    fn submit(
+        &self,
+        entry: Entry,
+        items: Vec<Vec<u8>>,
+        chunksize: usize,
+        batch: &Arc<Batch>,
+        first: u64,
+    ) -> Result<()> {
+        let chunksize = chunksize.max(1);
+        let mut tasks = Vec::with_capacity(items.len().div_ceil(chunksize));
+        let mut index = first;
+        let mut items = items.into_iter().peekable();
+        while items.peek().is_some() {
+            let chunk: Vec<Vec<u8>> = items.by_ref().take(chunksize).collect();
+            let bytes: usize = 32 + chunk.iter().map(|i| i.len() + 4).sum::<usize>();
+            if bytes > self.max_message {
+                return Err(Error::invalid_argument(format!(
+                    "a task of {bytes} bytes is more than the pool's max_message of {}: \
+                     use a smaller chunksize or a larger PoolBuilder::max_message",
+                    self.max_message
+                )));
+            }
+            let n = chunk.len() as u64;
+            tasks.push(Task {
+                id: 0,
+                entry,
+                items: chunk,
+                batch: Arc::clone(batch),
+                first: index,
+                attempts: 0,
+            });
+            index += n;
+        }
+        let mut inbox = self.shared.inbox();
+        if inbox.closed || inbox.terminate {
+            return Err(Error::Closed);
+        }
+        for mut t in tasks {
+            inbox.next_id += 1;
+            t.id = inbox.next_id;
+            inbox.pending.push_back(t);
+        }
+        drop(inbox);
+        self.shared.control.ring();
+        Ok(())
+    }
+
+    /// Runs `f(arg)` in a worker and waits for its result (Python's `apply`).
+    pub fn apply<A: Payload, R: Payload>(&self, f: fn(A) -> R, arg: A) -> Result<R> {
+        self.apply_async(f, arg)?.get()
+    }
+
+    /// Queues `f(arg)` and returns a handle to its result at once (Python's
+    /// `apply_async`).
+    pub fn apply_async<A: Payload, R: Payload>(
+        &self,
+        f: fn(A) -> R,
+        arg: A,
+    ) -> Result<AsyncResult<R>> {
+        self.apply_async_inner(Entry::of(f)?, to_bytes(&arg), None)
+    }
+
+    /// [`apply_async`](Self::apply_async) with Python's `callback` and
+    /// `error_callback`: the manager thread calls one of them in this process
+    /// as soon as the task completes.
+    pub fn apply_async_with<A: Payload, R: Payload>(
+        &self,
+        f: fn(A) -> R,
+        arg: A,
+        callback: impl FnOnce(R) + Send + 'static,
+        error_callback: impl FnOnce(Error) + Send + 'static,
+    ) -> Result<AsyncResult<R>> {
+        let mut callbacks = Some((callback, error_callback));
+        let on_item: OnItem = Box::new(move |r: &Result<Vec<u8>>| {
+            let Some((ok, err)) = callbacks.take() else {
+                return;
+            };
+            match r
+                .as_ref()
+                .map_err(copy_error)
+                .and_then(|b| from_bytes::<R>(b))
+            {
+                Ok(v) => ok(v),
+                Err(e) => err(e),
+            }
+        });
+        self.apply_async_inner(Entry::of(f)?, to_bytes(&arg), Some(on_item))
+    }
+
+    fn apply_async_inner<R: Payload>(
+        &self,
+        entry: Entry,
+        arg: Vec<u8>,
+        on_item: Option<OnItem>,
+    ) -> Result<AsyncResult<R>> {
+        let batch = Arc::new(Batch::new(on_item));
+        self.submit(entry, vec![arg], 1, &batch, 0)?;
+        Ok(AsyncResult {
+            batch,
+            _r: PhantomData,
+        })
+    }
+
+    /// Runs `f` on every item and returns the results in order, or the first
+    /// item's error (Python's `map`, with its default chunksize).
+    pub fn map<A: Payload, R: Payload>(
+        &self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A>,
+    ) -> Result<Vec<R>> {
+        self.map_async(f, items, None)?.get()
+    }
+
+    /// [`map`](Self::map) with items sent `chunksize` to a task.
+    pub fn map_chunked<A: Payload, R: Payload>(
+        &self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A>,
+        chunksize: usize,
+    ) -> Result<Vec<R>> {
+        self.map_async(f, items, Some(chunksize))?.get()
+    }
+
+    /// Queues `f` over every item and returns a handle at once (Python's
+    /// `map_async`); `None` picks Python's default chunksize.
+    pub fn map_async<A: Payload, R: Payload>(
+        &self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A>,
+        chunksize: Option<usize>,
+    ) -> Result<MapResult<R>> {
+        self.map_entry(
+            Entry::of(f)?,
+            items.into_iter().map(|a| to_bytes(&a)),
+            chunksize,
+        )
+    }
+
+    fn map_entry<R: Payload>(
+        &self,
+        entry: Entry,
+        items: impl Iterator<Item = Vec<u8>>,
+        chunksize: Option<usize>,
+    ) -> Result<MapResult<R>> {
+        let items: Vec<Vec<u8>> = items.collect();
+        let len = items.len() as u64;
+        let chunksize = chunksize.unwrap_or_else(|| default_chunksize(items.len(), self.workers));
+        let batch = Arc::new(Batch::new(None));
+        self.submit(entry, items, chunksize, &batch, 0)?;
+        Ok(MapResult {
+            batch,
+            len,
+            _r: PhantomData,
+        })
+    }
+
+    /// Python's `starmap`: `f(a, b)` for every pair.
+    pub fn starmap<A: Payload, B: Payload, R: Payload>(
+        &self,
+        f: fn(A, B) -> R,
+        items: impl IntoIterator<Item = (A, B)>,
+    ) -> Result<Vec<R>> {
+        let entry = Entry::of2(f)?;
+        self.map_entry(entry, items.into_iter().map(|p| to_bytes(&p)), None)?
+            .get()
+    }
+
+    /// Results of `f` over `items` in order, computed as the iterator is read
+    /// (Python's `imap`): at most a window of chunks is in the pool at a time,
+    /// so an endless input runs in bounded memory.
+    pub fn imap<'p, A: Payload + 'p, R: Payload>(
+        &'p self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A> + 'p,
+        chunksize: usize,
+    ) -> Result<Imap<'p, A, R>> {
+        self.imap_inner(f, items, chunksize, true)
+    }
+
+    /// [`imap`](Self::imap) that yields results as they complete (Python's
+    /// `imap_unordered`).
+    pub fn imap_unordered<'p, A: Payload + 'p, R: Payload>(
+        &'p self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A> + 'p,
+        chunksize: usize,
+    ) -> Result<Imap<'p, A, R>> {
+        self.imap_inner(f, items, chunksize, false)
+    }
+
+    fn imap_inner<'p, A: Payload + 'p, R: Payload>(
+        &'p self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A> + 'p,
+        chunksize: usize,
+        ordered: bool,
+    ) -> Result<Imap<'p, A, R>> {
+        let chunksize = chunksize.max(1);
+        Ok(Imap {
+            pool: self,
+            entry: Entry::of(f)?,
+            input: Box::new(items.into_iter()),
+            batch: Arc::new(Batch::new(None)),
+            chunksize,
+            window: (self.workers as u64 * 4 + 8) * chunksize as u64,
+            submitted: 0,
+            yielded: 0,
+            exhausted: false,
+            ordered,
+            _r: PhantomData,
+        })
+    }
+
+    /// No more tasks may be queued; the workers exit once the queued ones are
+    /// done (Python's `close`).
+    pub fn close(&self) {
+        self.shared.inbox().closed = true;
+        self.shared.control.ring();
+    }
+
+    /// Kills the workers at once; tasks not finished complete with
+    /// [`Error::Closed`] (Python's `terminate`).
+    pub fn terminate(&self) {
+        self.shared.inbox().terminate = true;
+        self.shared.control.ring();
+    }
+
+    /// Waits for the workers to exit, after [`close`](Self::close) or
+    /// [`terminate`](Self::terminate) (Python's `join`, which also refuses to
+    /// wait on a pool still open).
+    pub fn join(&self) -> Result<()> {
+        {
+            let inbox = self.shared.inbox();
+            if !inbox.closed && !inbox.terminate {
+                return Err(Error::invalid_argument(
+                    "join needs close() or terminate() first (the workers would never exit)",
+                ));
+            }
+        }
+        let handle = self
+            .manager
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(h) = handle {
+            h.join().map_err(|_| Error::Panicked {
+                message: "the pool's manager thread panicked".into(),
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.terminate();
+        let _ = self.join();
+    }
+}
+
+/// The pending result of [`Pool::apply_async`] (Python's `AsyncResult`).
+pub struct AsyncResult<R> {
+    batch: Arc<Batch>,
+    _r: PhantomData<fn() -> R>,
+}
+
+impl<R: Payload> AsyncResult<R> {
+    /// Waits for the result and returns it (it can be asked for again).
+    pub fn get(&self) -> Result<R> {
+        self.get_inner(None)
+    }
+
+    /// [`get`](Self::get), or [`Error::Timeout`] if it is not ready in time.
+    pub fn get_timeout(&self, timeout: Duration) -> Result<R> {
+        self.get_inner(deadline_after(Some(timeout)))
+    }
+
+    fn get_inner(&self, deadline: Option<std::time::Instant>) -> Result<R> {
+        self.batch
+            .peek(0, deadline, |r| match r {
+                Ok(bytes) => from_bytes::<R>(bytes),
+                Err(e) => Err(copy_error(e)),
+            })
+            .unwrap_or(Err(Error::Timeout))
+    }
+
+    /// Whether the task completed.
+    pub fn ready(&self) -> bool {
+        self.batch.completed() >= 1
+    }
+
+    /// Waits until the task completed.
+    pub fn wait(&self) {
+        self.batch.wait_completed(1, None);
+    }
+
+    /// Waits up to `timeout`; whether the task completed.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        self.batch.wait_completed(1, deadline_after(Some(timeout)))
+    }
+
+    /// Whether it completed without an error; `None` while not ready.
+    pub fn successful(&self) -> Option<bool> {
+        if !self.ready() {
+            return None;
+        }
+        self.batch.peek(0, None, |r| r.is_ok())
+    }
+}
+
+/// The pending results of [`Pool::map_async`].
+pub struct MapResult<R> {
+    batch: Arc<Batch>,
+    len: u64,
+    _r: PhantomData<fn() -> R>,
+}
+
+impl<R: Payload> MapResult<R> {
+    /// Whether every item completed.
+    pub fn ready(&self) -> bool {
+        self.batch.completed() >= self.len
+    }
+
+    /// Waits up to `timeout`; whether every item completed.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        self.batch
+            .wait_completed(self.len, deadline_after(Some(timeout)))
+    }
+
+    /// Waits for every item; the results in order, or the first error.
+    pub fn get(self) -> Result<Vec<R>> {
+        self.each().into_iter().collect()
+    }
+
+    /// Waits for every item; each item's own result, in order (a dead
+    /// worker's chunk shows as [`Error::WorkerDied`] on its items only).
+    pub fn each(self) -> Vec<Result<R>> {
+        (0..self.len)
+            .map(|i| {
+                let r = self.batch.take(i, None).expect("no deadline");
+                r.and_then(|b| from_bytes::<R>(&b))
+            })
+            .collect()
+    }
+}
+
+/// The results of [`Pool::imap`] and [`Pool::imap_unordered`], computed as
+/// they are read. Each item is `Ok(value)` or that item's error.
+pub struct Imap<'p, A, R> {
+    pool: &'p Pool,
+    entry: Entry,
+    input: Box<dyn Iterator<Item = A> + 'p>,
+    batch: Arc<Batch>,
+    chunksize: usize,
+    /// Items in the pool or done and not yet yielded, at most.
+    window: u64,
+    submitted: u64,
+    yielded: u64,
+    exhausted: bool,
+    ordered: bool,
+    _r: PhantomData<fn() -> R>,
+}
+
+impl<A: Payload, R: Payload> Imap<'_, A, R> {
+    fn refill(&mut self) -> Result<()> {
+        while !self.exhausted && self.submitted - self.yielded < self.window {
+            let chunk: Vec<Vec<u8>> = self
+                .input
+                .by_ref()
+                .take(self.chunksize)
+                .map(|a| to_bytes(&a))
+                .collect();
+            if chunk.len() < self.chunksize {
+                self.exhausted = true;
+            }
+            if chunk.is_empty() {
+                break;
+            }
+            let n = chunk.len() as u64;
+            self.pool.submit(
+                self.entry,
+                chunk,
+                self.chunksize,
+                &self.batch,
+                self.submitted,
+            )?;
+            self.submitted += n;
+        }
+        Ok(())
+    }
+}
+
+impl<A: Payload, R: Payload> Iterator for Imap<'_, A, R> {
+    type Item = Result<R>;
+
+    fn next(&mut self) -> Option<Result<R>> {
+        if let Err(e) = self.refill() {
+            self.exhausted = true;
+            if self.yielded == self.submitted {
+                self.yielded += 1;
+                self.submitted += 1;
+                return Some(Err(e));
+            }
+        }
+        if self.yielded == self.submitted {
+            return None;
+        }
+        let r = if self.ordered {
+            self.batch.take(self.yielded, None)
+        } else {
+            self.batch.take_any(None).map(|(_, r)| r)
+        };
+        self.yielded += 1;
+        Some(r.expect("no deadline").and_then(|b| from_bytes::<R>(&b)))
+    }
+}

@@ -1,0 +1,222 @@
+//! The worker side of a pool, and the records its rings carry.
+//!
+//! Each worker has a duplex pipe to the parent: tasks come in on one ring,
+//! results go out on the other. Before it runs a task the worker writes the
+//! task's id into its slot of the control segment, and clears it after the
+//! result is sent: when a worker dies, the parent drains the results it sent,
+//! and the slot then tells the one task that was running (it fails, or runs
+//! again) from those still queued behind it (they go to other workers, never
+//! having started).
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use crate::error::{Error, Result};
+use crate::pipe::Pipe;
+use crate::process::entry::{Entry, Outcome, catch};
+use crate::process::payload::{Payload, malformed, take};
+use crate::segment::{Kind, Segment, SegmentBuilder};
+
+/// Bytes of the control segment before the first slot: the doorbell word
+/// and its sleeper count.
+pub(crate) const SLOTS_AT: usize = 64;
+/// Bytes per worker slot (one cache line each).
+pub(crate) const SLOT_SIZE: usize = 64;
+
+/// The control segment's words.
+pub(crate) struct Control {
+    seg: Segment,
+    slots: usize,
+}
+
+impl Control {
+    pub(crate) fn create(slots: usize) -> Result<Control> {
+        let seg = Segment::anonymous(SLOTS_AT + SLOT_SIZE * slots)?;
+        Ok(Control { seg, slots })
+    }
+
+    fn open_inherited(fd: i32, slot: usize) -> Result<Control> {
+        let seg = SegmentBuilder::new(Kind::Raw).open_inherited(fd)?;
+        let slots = (seg.len().saturating_sub(SLOTS_AT)) / SLOT_SIZE;
+        if slot >= slots {
+            return Err(Error::corrupted(
+                "<pool control>",
+                format!("slot {slot} of a segment with {slots}"),
+            ));
+        }
+        Ok(Control { seg, slots })
+    }
+
+    pub(crate) fn raw_fd(&self) -> i32 {
+        self.seg.raw_fd()
+    }
+
+    fn word32(&self, offset: usize) -> &AtomicU32 {
+        assert!(offset + 4 <= self.seg.len() && offset % 4 == 0);
+        // SAFETY: in bounds and aligned (checked; the data area is page
+        // aligned), and only ever accessed atomically.
+        unsafe { &*self.seg.as_ptr().add(offset).cast::<AtomicU32>() }
+    }
+
+    /// The word workers bump after each result, and the manager sleeps on.
+    pub(crate) fn doorbell(&self) -> (&AtomicU32, &AtomicU32) {
+        (self.word32(0), self.word32(4))
+    }
+
+    /// Rings the doorbell: wakes the manager if it sleeps.
+    pub(crate) fn ring(&self) {
+        let (word, waiters) = self.doorbell();
+        // Release: pairs with the manager's Acquire in `wait_while_eq`, so it
+        // sees the result pushed before the bump (the ring's own ordering
+        // covers the result itself).
+        word.fetch_add(1, Ordering::Release);
+        crate::wait::wake(word, waiters, u32::MAX);
+    }
+
+    /// The id of the task the worker in `slot` runs, 0 when none.
+    pub(crate) fn started(&self, slot: usize) -> &AtomicU64 {
+        assert!(slot < self.slots);
+        let offset = SLOTS_AT + SLOT_SIZE * slot;
+        assert!(offset + 8 <= self.seg.len());
+        // SAFETY: in bounds (checked), 8-byte aligned (64-byte stride from a
+        // page-aligned start), only ever accessed atomically.
+        unsafe { &*self.seg.as_ptr().add(offset).cast::<AtomicU64>() }
+    }
+}
+
+/// What a new worker is told.
+pub(crate) struct WorkerBoot {
+    pub(crate) pipe_fd: i32,
+    pub(crate) control_fd: i32,
+    pub(crate) slot: u32,
+    pub(crate) initializer: Option<(Entry, Vec<u8>)>,
+    /// Tasks after which the worker exits (0: never).
+    pub(crate) max_tasks: u64,
+}
+
+impl Payload for WorkerBoot {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.pipe_fd.encode(out);
+        self.control_fd.encode(out);
+        self.slot.encode(out);
+        self.initializer.encode(out);
+        self.max_tasks.encode(out);
+    }
+    fn decode(input: &mut &[u8]) -> Result<Self> {
+        Ok(WorkerBoot {
+            pipe_fd: i32::decode(input)?,
+            control_fd: i32::decode(input)?,
+            slot: u32::decode(input)?,
+            initializer: Option::decode(input)?,
+            max_tasks: u64::decode(input)?,
+        })
+    }
+}
+
+const TASK_TAG: u8 = 1;
+
+/// Encodes a task record: its id, the function, and its items' encoded
+/// arguments.
+pub(crate) fn encode_task(out: &mut Vec<u8>, id: u64, entry: Entry, items: &[Vec<u8>]) {
+    out.clear();
+    out.push(TASK_TAG);
+    id.encode(out);
+    entry.encode(out);
+    (items.len() as u32).encode(out);
+    for item in items {
+        (item.len() as u32).encode(out);
+        out.extend_from_slice(item);
+    }
+}
+
+/// Decodes a result record into its task id and one outcome per item.
+pub(crate) fn decode_result(mut input: &[u8]) -> Result<(u64, Vec<Outcome>)> {
+    let input = &mut input;
+    let id = u64::decode(input)?;
+    let n = u32::decode(input)? as usize;
+    if n > input.len() {
+        return Err(malformed(format!("{n} outcomes in {} bytes", input.len())));
+    }
+    let mut outcomes = Vec::with_capacity(n);
+    for _ in 0..n {
+        outcomes.push(Outcome::decode(input)?);
+    }
+    Ok((id, outcomes))
+}
+
+/// The worker process's function.
+pub(crate) fn worker_main(boot: WorkerBoot) {
+    if let Err(e) = serve(boot) {
+        eprintln!("shmprim pool worker {}: {e}", std::process::id());
+        std::process::exit(1);
+    }
+}
+
+fn serve(boot: WorkerBoot) -> Result<()> {
+    let slot = boot.slot as usize;
+    let control = Control::open_inherited(boot.control_fd, slot)?;
+    let pipe = Pipe::open_inherited(boot.pipe_fd)?;
+    let mut end = pipe.end_b()?;
+    let max_message = pipe.max_message();
+    if let Some((entry, arg)) = &boot.initializer {
+        // SAFETY: the entry came from `Entry::of` in the parent, which spawned
+        // this process from its own build (checked at boot).
+        unsafe { entry.call(arg) }?;
+    }
+    let started = control.started(slot);
+    let mut out = Vec::new();
+    let mut served = 0u64;
+    loop {
+        let msg = match end.recv() {
+            Ok(msg) => msg,
+            // The parent closed its end (the pool is closing) or died.
+            Err(Error::Closed) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let mut input = &msg[..];
+        let input = &mut input;
+        if u8::decode(input)? != TASK_TAG {
+            return Err(malformed("not a task record"));
+        }
+        let id = u64::decode(input)?;
+        let entry = Entry::decode(input)?;
+        let n = u32::decode(input)?;
+        // Release: pairs with the manager's Acquire load after this worker
+        // died; the manager then knows this task ran (or runs).
+        started.store(id, Ordering::Release);
+        out.clear();
+        id.encode(&mut out);
+        n.encode(&mut out);
+        for _ in 0..n {
+            let len = u32::decode(input)? as usize;
+            let arg = take(input, len)?;
+            // SAFETY: as for the initializer above.
+            let outcome = match catch(|| unsafe { entry.call(arg) }) {
+                Ok(Ok(bytes)) => Outcome::Returned(bytes),
+                Ok(Err(e)) => Outcome::Failed(e.to_string()),
+                Err(message) => Outcome::Panicked(message),
+            };
+            outcome.encode(&mut out);
+        }
+        if out.len() > max_message {
+            let mut small = Vec::new();
+            id.encode(&mut small);
+            n.encode(&mut small);
+            let failed = Outcome::Failed(format!(
+                "the results take {} bytes, more than the pool's max_message of {}",
+                out.len(),
+                max_message
+            ));
+            for _ in 0..n {
+                failed.encode(&mut small);
+            }
+            out = small;
+        }
+        end.send(&out)?;
+        started.store(0, Ordering::Relaxed);
+        control.ring();
+        served += 1;
+        if boot.max_tasks != 0 && served >= boot.max_tasks {
+            return Ok(());
+        }
+    }
+}
