@@ -28,7 +28,7 @@ fn counted(x: u64) -> u64 {
     let seg = COUNTERS.get().expect("the initializer ran");
     common::word(seg, x as usize).fetch_add(1, Ordering::AcqRel);
     let mut acc = x;
-    for i in 0..2_000u64 {
+    for i in 0..20_000u64 {
         acc = std::hint::black_box(acc.wrapping_mul(31).wrapping_add(i));
     }
     std::hint::black_box(acc);
@@ -37,10 +37,12 @@ fn counted(x: u64) -> u64 {
 
 #[test]
 fn a_killed_worker_costs_exactly_its_running_task() {
+    // 50 rounds take seconds optimised and minutes unoptimised: the debug
+    // run does a few, `.ci/run` runs all 50 in release.
     let rounds: u64 = std::env::var("SHMPRIM_CRASH_ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())
-        .unwrap_or(50);
+        .unwrap_or(if cfg!(debug_assertions) { 4 } else { 50 });
     let mut rng = common::Rng(0x9e37_79b9_7f4a_7c15);
     let name = common::ShmName::new("pool-crash");
     let seg = Segment::create(&name, TASKS as usize * 4).unwrap();
@@ -108,5 +110,7 @@ fn a_killed_worker_costs_exactly_its_running_task() {
     eprintln!("{rounds} rounds: {lost_total} tasks lost to a kill mid-task");
     // A kill that lands between tasks loses nothing; over the rounds some
     // must land inside one, or the test did not test the loss.
-    assert!(lost_total > 0, "no kill ever landed on a running task");
+    if rounds >= 20 {
+        assert!(lost_total > 0, "no kill ever landed on a running task");
+    }
 }
