@@ -1,10 +1,50 @@
 //! # shmprim
 //!
-//! Inter-process primitives that live in named shared memory, with a C ABI so that
-//! C and C++ programs share the very same objects: Python's `multiprocessing`
-//! (Queue, Pipe, Lock, RLock, Semaphore, Event, Condition, Barrier, Value, Array)
-//! done natively. Every operation is loads and stores on mapped memory; the kernel
-//! is entered only to sleep or to wake a sleeper.
+//! Python's `multiprocessing` done natively: [`Process`] and a [`Pool`] that
+//! loses only the task of a worker that dies, and the primitives processes talk
+//! through (Queue, Pipe, Lock, RLock, Semaphore, Event, Condition, Barrier,
+//! Value, Array), living in named shared memory, with a C ABI so that C and C++
+//! programs share the very same objects. Every operation is loads and stores on
+//! mapped memory; the kernel is entered only to sleep or to wake a sleeper.
+//!
+//! Two processes talking through a queue (`main` calls
+//! [`process::init`] first: a spawned child runs its function there):
+//!
+//! ```no_run
+//! use shmprim::{Process, Queue};
+//!
+//! fn producer(name: String) {
+//!     let q = Queue::<u64>::open(&name).unwrap();
+//!     for i in 1..=3 {
+//!         q.put(i * 10).unwrap();
+//!     }
+//! }
+//!
+//! fn main() -> shmprim::Result<()> {
+//!     shmprim::process::init();
+//!     let name = format!("jobs-{}", std::process::id());
+//!     let q = Queue::<u64>::create(&name, 16)?;
+//!     let child = Process::spawn(producer, name.clone())?;
+//!     assert_eq!([q.get()?, q.get()?, q.get()?], [10, 20, 30]);
+//!     child.join()?;
+//!     Queue::<u64>::unlink(&name)
+//! }
+//! ```
+//!
+//! Python's `Pool(4).map(f, range(10))`:
+//!
+//! ```no_run
+//! fn f(x: u64) -> u64 {
+//!     x * x
+//! }
+//!
+//! fn main() -> shmprim::Result<()> {
+//!     shmprim::process::init();
+//!     let p = shmprim::Pool::new(4)?;
+//!     assert_eq!(p.map(f, 0..10)?, [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]);
+//!     Ok(())
+//! }
+//! ```
 //!
 //! | Python `multiprocessing`      | shmprim            |
 //! |-------------------------------|--------------------|
@@ -21,6 +61,8 @@
 //! | `Pipe(duplex)`                | [`Pipe`] ([`PipeEnd`] A and B, two SPSC byte rings) |
 //! | (no counterpart: SPSC rings)  | [`SpscRing<T>`], [`SpscByteRing`] |
 //! | `Pipe(duplex)` of small values | [`DuplexRing<T>`] ([`DuplexEnd`] A and B, two interleaved SPSC rings) |
+//! | `Process(target, args)`       | [`Process`] (spawn or fork), [`process::Builder`] |
+//! | `Pool`, `ProcessPoolExecutor` | [`Pool`], [`process::PoolBuilder`] |
 //!
 //! The foundation every primitive stands on:
 //!

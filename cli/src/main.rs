@@ -18,21 +18,18 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Watch processes cooperate through every primitive (the classic
-    /// multiprocessing worker pool).
+    /// Watch processes cooperate through shmprim: the articles' programs in
+    /// one run.
     ///
-    /// Re-executes itself as worker processes: a producer feeds tasks into a
-    /// ByteQueue, workers compute and put results into a Queue, a Mutex-guarded
-    /// tally and a Value counter track progress (the progress bar), each worker
-    /// logs to the parent through a Pipe, a Barrier separates the processing and
-    /// summary phases, an Array collects per-worker summaries, and an Event tells
-    /// the workers to stop. Checks that every task was done exactly once and exits
-    /// non-zero if not. Leaves nothing in /dev/shm, also on Ctrl-C or when a
-    /// worker is killed.
+    /// A writer Process puts items into a Queue that a reader Process drains
+    /// into a Value, both printing under a Lock; a Barrier separates set-up
+    /// from work and an Event stops the reader. Then a Pool runs
+    /// imap_unordered over the tasks with a progress bar; midway the worker
+    /// running one task is SIGKILLed, and the pool carries on: that task comes
+    /// back as WorkerDied, every other is done exactly once, a replacement
+    /// starts. Checks all of it and exits non-zero if anything is off. Leaves
+    /// nothing in /dev/shm, also on Ctrl-C.
     Demo(demo::Args),
-    /// A demo worker process (started by `shmprim demo`).
-    #[command(hide = true)]
-    DemoWorker(demo::WorkerArgs),
     /// Run the cross-process benchmark suite and print one table.
     ///
     /// For each figure: shmprim's value and each reference measured beside it in
@@ -64,6 +61,9 @@ enum Command {
 }
 
 fn main() {
+    // A spawned child (a demo process, a pool worker) runs its function here
+    // and exits.
+    shmprim::process::init();
     // Benchmark children re-execute this binary with a role: play it and exit.
     shmprim_bench::dispatch_role();
 
@@ -71,7 +71,6 @@ fn main() {
     let code = match cli.command {
         Command::Bench(args) => bench::run(args),
         Command::Demo(args) => demo::run(args),
-        Command::DemoWorker(args) => demo::worker(args),
         Command::Ls(args) => inspect::ls(args),
         Command::Stat(args) => inspect::stat(args),
         Command::Rm(args) => inspect::rm(args),

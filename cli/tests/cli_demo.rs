@@ -95,18 +95,30 @@ fn demo_with_small_settings_succeeds_checks_itself_and_leaves_dev_shm_clean() {
         "--workers",
         "3",
         "--tasks",
-        "20000",
-        "--message-size",
-        "100",
+        "5000",
+        "--items",
+        "3000",
         "--quiet",
     ]);
     let pid = demo.0.id();
     let (code, out, err) = finish(demo, Duration::from_secs(60));
     assert_eq!(code, Some(0), "stdout:\n{out}\nstderr:\n{err}");
-    assert!(out.contains("ok: every task done exactly once"), "{out}");
-    assert_eq!(out.matches("share of the work").count(), 3, "{out}");
-    assert!(out.contains("20000 tasks in"), "{out}");
+    assert!(out.contains("writer  (pid"), "{out}");
+    assert!(out.contains("reader  (pid"), "{out}");
+    assert!(
+        out.contains("ok: 3000 items through the queue, sum 4501500"),
+        "{out}"
+    );
+    assert!(out.contains("pool: killed worker"), "{out}");
+    assert!(out.contains("task 2500 reported WorkerDied"), "{out}");
+    assert!(
+        out.contains(
+            "ok: every other task done exactly once; a replacement kept the pool at 3 workers"
+        ),
+        "{out}"
+    );
     assert!(leftovers(pid).is_empty(), "{:?}", leftovers(pid));
+    assert!(children_of(pid).is_empty());
 }
 
 #[test]
@@ -114,61 +126,76 @@ fn demo_rejects_bad_settings() {
     let (code, _, err) = finish(start(&["--workers", "0"]), Duration::from_secs(20));
     assert_eq!(code, Some(1));
     assert!(err.contains("--workers"), "{err}");
-    let (code, _, err) = finish(start(&["--message-size", "4"]), Duration::from_secs(20));
+    let (code, _, err) = finish(start(&["--tasks", "4"]), Duration::from_secs(20));
     assert_eq!(code, Some(1));
-    assert!(err.contains("--message-size"), "{err}");
+    assert!(err.contains("--tasks"), "{err}");
 }
 
-/// Starts a long demo and waits until its workers are up and tasks flow.
+/// Starts a long demo and waits until its writer and reader are up and the
+/// names unlinked (every process attached): that is "running".
 fn start_long() -> (Demo, u32, Vec<u32>) {
-    let demo = start(&["--workers", "2", "--tasks", "50000000", "--quiet"]);
+    let demo = start(&["--workers", "2", "--items", "50000000", "--quiet"]);
     let pid = demo.0.id();
     let end = Instant::now() + Duration::from_secs(20);
     loop {
         let kids = children_of(pid);
-        // Names are unlinked once every worker has attached: that is "running".
-        if kids.len() == 2 && leftovers(pid).is_empty() {
+        let names = leftovers(pid);
+        if kids.len() == 2 && names.iter().all(|n| n.ends_with("-victim")) {
             std::thread::sleep(Duration::from_millis(200));
             return (demo, pid, kids);
         }
-        assert!(Instant::now() < end, "demo workers did not start");
+        assert!(Instant::now() < end, "demo processes did not start");
         std::thread::sleep(Duration::from_millis(10));
     }
 }
 
 #[test]
-fn demo_fails_cleanly_when_a_worker_is_killed() {
+fn demo_fails_cleanly_when_its_reader_is_killed() {
     let (demo, pid, kids) = start_long();
-    // SAFETY: kill(2) on a worker process of our demo.
-    unsafe { libc::kill(kids[0] as i32, libc::SIGKILL) };
-    let (code, out, err) = finish(demo, Duration::from_secs(30));
+    // The reader is the second child started.
+    let reader = *kids.iter().max().unwrap();
+    // SAFETY: kill(2) on a child process of our demo.
+    unsafe { libc::kill(reader as i32, libc::SIGKILL) };
+    let (code, out, err) = finish(demo, Duration::from_secs(90));
     assert_eq!(code, Some(1), "stdout:\n{out}\nstderr:\n{err}");
     assert!(err.contains("died"), "{err}");
     assert!(leftovers(pid).is_empty(), "{:?}", leftovers(pid));
     for k in kids {
-        assert!(
-            !std::path::Path::new(&format!("/proc/{k}")).exists()
-                || std::fs::read_to_string(format!("/proc/{k}/stat"))
-                    .is_ok_and(|s| s.contains(") Z")),
-            "worker {k} still running"
-        );
+        assert!(common_gone(k), "child {k} still running");
+    }
+}
+
+/// Whether a process is gone or a zombie.
+fn common_gone(pid: u32) -> bool {
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let gone = !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.contains(") Z"));
+        if gone || Instant::now() >= end {
+            return gone;
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
 #[test]
 fn demo_leaves_nothing_behind_on_ctrl_c() {
-    let (demo, pid, _) = start_long();
+    let (demo, pid, kids) = start_long();
     // Ctrl-C in a terminal signals the whole foreground process group.
     // SAFETY: kill(2) on the demo's own process group.
     unsafe { libc::kill(-(pid as i32), libc::SIGINT) };
     let (code, _, err) = finish(demo, Duration::from_secs(30));
     assert_ne!(code, Some(0), "{err}");
     assert!(leftovers(pid).is_empty(), "{:?}", leftovers(pid));
+    for k in kids {
+        assert!(common_gone(k), "child {k} outlived the demo");
+    }
 }
 
 #[test]
-fn demo_cleans_up_when_interrupted_before_its_workers_attach() {
-    // SIGINT to the parent alone, at once: the names exist, the workers may not.
+fn demo_cleans_up_when_interrupted_before_its_children_attach() {
+    // SIGINT to the parent alone, at once: the names exist, the children may not.
     let demo = start(&["--workers", "4", "--tasks", "1000", "--quiet"]);
     let pid = demo.0.id();
     std::thread::sleep(Duration::from_millis(5));

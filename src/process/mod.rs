@@ -47,6 +47,8 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use child::{Builder, ChildInfo, Process, active_children, current_name};
+#[cfg(feature = "serde")]
+pub use payload::Serde;
 pub use payload::{Payload, from_bytes, take, to_bytes};
 pub use pool::{AsyncResult, Pool, PoolBuilder};
 

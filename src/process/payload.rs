@@ -15,8 +15,8 @@ use crate::error::{Error, Result};
 /// Implemented for numbers, `bool`, `char`, `()`, `String`, `Vec<T>`,
 /// `Option<T>`, `Result<T, E>`, arrays, tuples of up to six, and `Box<T>`. A
 /// plain-old-data struct gets it with [`pod_payload!`](crate::pod_payload)
-/// (its bytes go as they are); any `serde` type through [`Serde`](crate::process::Serde)
-/// with the `serde` feature.
+/// (its bytes go as they are); any `serde` type through `process::Serde` with
+/// the `serde` feature.
 pub trait Payload: Sized {
     /// Appends this value's encoding to `out`.
     fn encode(&self, out: &mut Vec<u8>);
@@ -291,6 +291,47 @@ macro_rules! pod_payload {
     )+};
 }
 
+/// Any serde type as a [`Payload`] (feature `serde`), encoded with postcard
+/// behind a length.
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// use shmprim::process::{Serde, from_bytes, to_bytes};
+/// #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+/// struct Job { id: u32, tags: Vec<String> }
+/// let job = Serde(Job { id: 7, tags: vec!["a".into()] });
+/// let back: Serde<Job> = from_bytes(&to_bytes(&job)).unwrap();
+/// assert_eq!(back.0, job.0);
+/// # }
+/// ```
+#[cfg(feature = "serde")]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Serde<T>(pub T);
+
+#[cfg(feature = "serde")]
+impl<T: serde::Serialize + serde::de::DeserializeOwned> Payload for Serde<T> {
+    fn encode(&self, out: &mut Vec<u8>) {
+        let at = out.len();
+        0u64.encode(out);
+        // Serialising into a Vec fails only for a type whose Serialize
+        // impl reports an error; such a value is sent as a record that fails
+        // to decode on the other side, with the reason.
+        match postcard::to_extend(&self.0, std::mem::take(out)) {
+            Ok(v) => *out = v,
+            Err(e) => panic!("serde payload could not be serialised: {e}"),
+        }
+        let len = (out.len() - at - 8) as u64;
+        out[at..at + 8].copy_from_slice(&len.to_le_bytes());
+    }
+    fn decode(input: &mut &[u8]) -> Result<Self> {
+        let len = take_len(input, 1)?;
+        let bytes = take(input, len)?;
+        postcard::from_bytes(bytes)
+            .map(Serde)
+            .map_err(|e| malformed(format!("serde payload: {e}")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,6 +361,19 @@ mod tests {
         round_trip::<std::result::Result<u16, String>>(Err("bad".into()));
         round_trip([7u16; 4]);
         round_trip((1u8, 2u16, 3u32, 4u64, 5i8, vec![String::new()]));
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn serde_values_round_trip_and_garbage_is_refused() {
+        #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+        enum Shape {
+            Circle { r: f64 },
+            Poly(Vec<(i32, i32)>),
+        }
+        round_trip(Serde(Shape::Poly(vec![(1, 2), (-3, 4)])));
+        round_trip(Serde(vec![Shape::Circle { r: 1.5 }]));
+        assert!(from_bytes::<Serde<Shape>>(&[1, 0, 0, 0, 0, 0, 0, 0, 9]).is_err());
     }
 
     #[test]
