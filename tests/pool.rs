@@ -296,3 +296,44 @@ fn oversized_tasks_and_bad_settings_are_refused() {
         Err(Error::InvalidArgument { .. })
     ));
 }
+
+fn kilobyte(x: u16) -> Vec<u8> {
+    vec![x as u8; 1000]
+}
+
+#[test]
+fn chunks_and_results_larger_than_a_message_are_split() {
+    let pool = Pool::builder()
+        .workers(2)
+        .max_message(4096)
+        .queue_capacity(16384)
+        .build()
+        .unwrap();
+    // Python's default chunksize here is 2500 items, 30 KB of arguments: the
+    // chunks are cut to fit a message.
+    let out = pool.map(square, 0..20_000u64).unwrap();
+    assert!(
+        out.iter()
+            .enumerate()
+            .all(|(i, &v)| v == (i as u64) * (i as u64))
+    );
+    // Ten results of 1000 bytes each do not fit one 4096-byte message: they
+    // come back in several.
+    let out = pool.map_chunked(kilobyte, 0..40u16, 10).unwrap();
+    for (i, v) in out.iter().enumerate() {
+        assert_eq!(v.len(), 1000);
+        assert!(v.iter().all(|&b| b == i as u8));
+    }
+    // One result too big for any message fails alone.
+    let pool = Pool::builder()
+        .workers(1)
+        .max_message(512)
+        .queue_capacity(4096)
+        .build()
+        .unwrap();
+    let each = pool.map_async(kilobyte, 0..3u16, Some(3)).unwrap().each();
+    assert_eq!(each.len(), 3);
+    assert!(each.iter().all(
+        |r| matches!(r, Err(Error::Corrupted { detail, .. }) if detail.contains("max_message"))
+    ));
+}

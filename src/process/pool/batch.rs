@@ -13,6 +13,9 @@ pub(crate) type OnItem = Box<dyn FnMut(&Result<Vec<u8>>) + Send>;
 
 /// The results of one call, by item index.
 pub(crate) struct Batch {
+    /// Whether items are taken in completion order (`imap_unordered`), which
+    /// keeps that order; others take by index.
+    unordered: bool,
     state: Mutex<BatchState>,
     cond: Condvar,
     on_item: Mutex<Option<OnItem>>,
@@ -26,11 +29,36 @@ struct BatchState {
     order: VecDeque<u64>,
     /// How many items completed so far.
     completed: u64,
+    /// What each waiting thread waits for: completions wake them only when
+    /// one of these is met, not once per item.
+    wants: Vec<Want>,
+}
+
+/// What a waiting thread waits for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Want {
+    /// At least this many items completed.
+    Count(u64),
+    /// This item completed.
+    Index(u64),
+    /// Any item completed and not taken.
+    Any,
+}
+
+impl BatchState {
+    fn met(&self, want: Want) -> bool {
+        match want {
+            Want::Count(n) => self.completed >= n,
+            Want::Index(i) => self.done.contains_key(&i),
+            Want::Any => !self.order.is_empty(),
+        }
+    }
 }
 
 impl Batch {
-    pub(crate) fn new(on_item: Option<OnItem>) -> Batch {
+    pub(crate) fn new(on_item: Option<OnItem>, unordered: bool) -> Batch {
         Batch {
+            unordered,
             state: Mutex::new(BatchState::default()),
             cond: Condvar::new(),
             on_item: Mutex::new(on_item),
@@ -41,25 +69,33 @@ impl Batch {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records item `index`'s outcome (the manager thread), after running the
-    /// callback on it.
-    pub(crate) fn complete(&self, index: u64, outcome: Result<Vec<u8>>) {
-        if let Some(cb) = self
-            .on_item
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_mut()
-        {
-            // A panicking callback must not take the manager thread down with
-            // it (Python logs and carries on): the item completes regardless.
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(&outcome)));
+    /// Records items' outcomes (the manager thread), after running the
+    /// callback on each, and wakes the threads whose wait they end.
+    pub(crate) fn complete_many(&self, items: impl Iterator<Item = (u64, Result<Vec<u8>>)>) {
+        let mut on_item = self.on_item.lock().unwrap_or_else(|p| p.into_inner());
+        let mut st = None;
+        for (index, outcome) in items {
+            if let Some(cb) = on_item.as_mut() {
+                // A panicking callback must not take the manager thread down
+                // with it (Python logs and carries on): the item completes
+                // regardless.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(&outcome)));
+            }
+            let st = st.get_or_insert_with(|| self.lock());
+            st.done.insert(index, outcome);
+            if self.unordered {
+                st.order.push_back(index);
+            }
+            st.completed += 1;
         }
-        let mut st = self.lock();
-        st.done.insert(index, outcome);
-        st.order.push_back(index);
-        st.completed += 1;
-        drop(st);
-        self.cond.notify_all();
+        drop(on_item);
+        if let Some(st) = st {
+            let wake = st.wants.iter().any(|&w| st.met(w));
+            drop(st);
+            if wake {
+                self.cond.notify_all();
+            }
+        }
     }
 
     /// How many items have completed.
@@ -70,22 +106,15 @@ impl Batch {
     /// Waits until `count` items completed or `deadline` passes; whether they did.
     pub(crate) fn wait_completed(&self, count: u64, deadline: Option<Instant>) -> bool {
         let mut st = self.lock();
-        while st.completed < count {
-            st = match deadline {
-                None => self.cond.wait(st).unwrap_or_else(|p| p.into_inner()),
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        return false;
-                    }
-                    self.cond
-                        .wait_timeout(st, d - now)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0
-                }
-            };
+        loop {
+            if st.completed >= count {
+                return true;
+            }
+            match self.wait(st, Want::Count(count), deadline) {
+                Some(s) => st = s,
+                None => return false,
+            }
         }
-        true
     }
 
     /// Takes item `index`, waiting for it; `None` if `deadline` passes first.
@@ -93,14 +122,14 @@ impl Batch {
         let mut st = self.lock();
         loop {
             if let Some(r) = st.done.remove(&index) {
-                st.order.retain(|&i| i != index);
                 return Some(r);
             }
-            st = self.wait(st, deadline)?;
+            st = self.wait(st, Want::Index(index), deadline)?;
         }
     }
 
-    /// Takes whichever item completed first, waiting for one.
+    /// Takes whichever item completed first, waiting for one (in a batch
+    /// made `unordered`).
     pub(crate) fn take_any(&self, deadline: Option<Instant>) -> Option<(u64, Result<Vec<u8>>)> {
         let mut st = self.lock();
         loop {
@@ -108,7 +137,7 @@ impl Batch {
                 let r = st.done.remove(&i).expect("ordered items are stored");
                 return Some((i, r));
             }
-            st = self.wait(st, deadline)?;
+            st = self.wait(st, Want::Any, deadline)?;
         }
     }
 
@@ -125,30 +154,41 @@ impl Batch {
             if let Some(r) = st.done.get(&index) {
                 return Some(f(r));
             }
-            st = self.wait(st, deadline)?;
+            st = self.wait(st, Want::Index(index), deadline)?;
         }
     }
 
+    /// Sleeps until a completion meets `want` (or spuriously), or until
+    /// `deadline`; `None` once the deadline passed.
     fn wait<'a>(
         &'a self,
-        st: MutexGuard<'a, BatchState>,
+        mut st: MutexGuard<'a, BatchState>,
+        want: Want,
         deadline: Option<Instant>,
     ) -> Option<MutexGuard<'a, BatchState>> {
-        match deadline {
-            None => Some(self.cond.wait(st).unwrap_or_else(|p| p.into_inner())),
+        st.wants.push(want);
+        let mut st = match deadline {
+            None => self.cond.wait(st).unwrap_or_else(|p| p.into_inner()),
             Some(d) => {
                 let now = Instant::now();
                 if now >= d {
+                    drop_want(&mut st, want);
                     return None;
                 }
-                Some(
-                    self.cond
-                        .wait_timeout(st, d - now)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0,
-                )
+                self.cond
+                    .wait_timeout(st, d - now)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0
             }
-        }
+        };
+        drop_want(&mut st, want);
+        Some(st)
+    }
+}
+
+fn drop_want(st: &mut BatchState, want: Want) {
+    if let Some(i) = st.wants.iter().position(|&w| w == want) {
+        st.wants.swap_remove(i);
     }
 }
 

@@ -38,13 +38,24 @@ pub(crate) struct Task {
     pub(crate) first: u64,
     /// How many times it ran on a worker that died.
     pub(crate) attempts: u32,
+    /// How many of its items (from the first) have their results.
+    pub(crate) done: usize,
 }
 
 impl Task {
+    /// Completes every item without a result yet with `err`.
     fn fail(self, err: impl Fn() -> Error) {
-        for i in 0..self.items.len() as u64 {
-            self.batch.complete(self.first + i, Err(err()));
-        }
+        let items = self.items.len() as u64;
+        self.batch
+            .complete_many((self.done as u64..items).map(|i| (self.first + i, Err(err()))));
+    }
+
+    /// The task made of the items still without a result, to run again.
+    fn remainder(mut self) -> Task {
+        self.items.drain(..self.done);
+        self.first += self.done as u64;
+        self.done = 0;
+        self
     }
 }
 
@@ -101,7 +112,8 @@ pub(crate) fn run(shared: Arc<Shared>) {
     let mut m = Manager {
         workers: (0..shared.config.workers).map(|_| None).collect(),
         local: VecDeque::new(),
-        buf: Vec::new(),
+        buf: vec![0; shared.config.max_message],
+        task_buf: Vec::new(),
         next_number: 1,
         respawn_at: None,
         shared,
@@ -114,7 +126,10 @@ struct Manager {
     workers: Vec<Option<Worker>>,
     /// Tasks taken from the inbox, not yet sent.
     local: VecDeque<Task>,
+    /// Where results are received.
     buf: Vec<u8>,
+    /// Where task records are encoded.
+    task_buf: Vec<u8>,
     next_number: u64,
     respawn_at: Option<Instant>,
 }
@@ -254,8 +269,8 @@ impl Manager {
                 let Some(task) = self.local.pop_front() else {
                     return progressed;
                 };
-                encode_task(&mut self.buf, task.id, task.entry, &task.items);
-                match w.end.try_send(&self.buf) {
+                encode_task(&mut self.task_buf, task.id, task.entry, &task.items);
+                match w.end.try_send(&self.task_buf) {
                     Ok(()) => {
                         w.sent.push_back(task);
                         progressed = true;
@@ -279,7 +294,7 @@ impl Manager {
     fn collect(&mut self) -> bool {
         let mut progressed = false;
         for w in self.workers.iter_mut().flatten() {
-            progressed |= drain(w);
+            progressed |= drain(w, &mut self.buf);
         }
         progressed
     }
@@ -315,19 +330,19 @@ impl Manager {
     /// (or runs again when retries allow); the ones queued behind it go back
     /// to be sent to other workers.
     fn bury(&mut self, slot: usize, mut w: Worker, exitcode: i32) {
-        drain(&mut w);
+        drain(&mut w, &mut self.buf);
         // Acquire: pairs with the worker's Release store of the id it ran.
         let running = self.shared.control.started(slot).load(Ordering::Acquire);
         let pid = w.process.pid();
         let mut back = Vec::new();
         for mut task in w.sent.drain(..) {
             if task.id != running {
-                back.push(task);
+                back.push(task.remainder());
             } else if w.timed_out == Some(task.id) {
                 task.fail(|| Error::Timeout);
             } else if task.attempts < self.shared.config.retries {
                 task.attempts += 1;
-                back.push(task);
+                back.push(task.remainder());
             } else {
                 task.fail(|| Error::WorkerDied { pid, exitcode });
             }
@@ -369,7 +384,7 @@ impl Manager {
         }
         for slot in 0..self.workers.len() {
             if let Some(mut w) = self.workers[slot].take() {
-                drain(&mut w);
+                drain(&mut w, &mut self.buf);
                 for task in w.sent.drain(..) {
                     task.fail(|| Error::Closed);
                 }
@@ -388,35 +403,44 @@ impl Manager {
     }
 }
 
-/// Completes the tasks whose results `w` sent; whether there were any.
-fn drain(w: &mut Worker) -> bool {
+/// Completes the items whose results `w` sent; whether there were any.
+fn drain(w: &mut Worker, buf: &mut [u8]) -> bool {
     let mut progressed = false;
-    while let Ok(msg) = w.end.try_recv() {
+    while let Ok(len) = w.end.try_recv_into(buf) {
         progressed = true;
-        let Ok((id, outcomes)) = decode_result(&msg) else {
+        let Ok(record) = decode_result(&buf[..len]) else {
             eprintln!(
                 "shmprim pool: a malformed result from worker {}",
                 w.process.pid()
             );
             continue;
         };
-        let Some(pos) = w.sent.iter().position(|t| t.id == id) else {
+        let Some(pos) = w.sent.iter().position(|t| t.id == record.id) else {
             continue;
         };
-        let task = w.sent.remove(pos).expect("position found just above");
-        let n = task.items.len();
-        let mut outcomes = outcomes.into_iter();
-        for i in 0..n as u64 {
-            let r = match outcomes.next() {
-                Some(Outcome::Returned(bytes)) => Ok(bytes),
-                Some(Outcome::Panicked(message)) => Err(Error::Panicked { message }),
-                Some(Outcome::Failed(detail)) => Err(Error::corrupted("<payload>", detail)),
-                None => Err(Error::corrupted(
-                    "<payload>",
-                    "the worker sent fewer results than items",
-                )),
-            };
-            task.batch.complete(task.first + i, r);
+        let task = &mut w.sent[pos];
+        let first = record.first as usize;
+        let n = record.outcomes.len();
+        if first != task.done || first + n > task.items.len() {
+            eprintln!(
+                "shmprim pool: results out of order from worker {}",
+                w.process.pid()
+            );
+            continue;
+        }
+        let base = task.first + first as u64;
+        task.batch
+            .complete_many(record.outcomes.into_iter().enumerate().map(|(i, o)| {
+                let r = match o {
+                    Outcome::Returned(bytes) => Ok(bytes),
+                    Outcome::Panicked(message) => Err(Error::Panicked { message }),
+                    Outcome::Failed(detail) => Err(Error::corrupted("<payload>", detail)),
+                };
+                (base + i as u64, r)
+            }));
+        task.done += n;
+        if task.done == task.items.len() {
+            w.sent.remove(pos);
         }
     }
     progressed

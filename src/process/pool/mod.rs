@@ -50,6 +50,8 @@ use super::entry::Entry;
 use super::payload::{Payload, from_bytes, to_bytes};
 use crate::error::{Error, Result};
 
+/// Bytes of a task record before its items: tag, id, function, count.
+const TASK_HEADER: usize = 1 + 8 + 16 + 4;
 /// Bytes each ring of a worker holds, by default.
 const DEFAULT_CAPACITY: usize = 1 << 20;
 /// The largest task or result record, by default.
@@ -244,29 +246,44 @@ impl Pool {
         first: u64,
     ) -> Result<()> {
         let chunksize = chunksize.max(1);
+        // A chunk is at most `chunksize` items and at most one ring message.
+        let room = self.max_message.saturating_sub(TASK_HEADER);
         let mut tasks = Vec::with_capacity(items.len().div_ceil(chunksize));
+        let mut chunk: Vec<Vec<u8>> = Vec::new();
+        let mut bytes = 0;
         let mut index = first;
-        let mut items = items.into_iter().peekable();
-        while items.peek().is_some() {
-            let chunk: Vec<Vec<u8>> = items.by_ref().take(chunksize).collect();
-            let bytes: usize = 32 + chunk.iter().map(|i| i.len() + 4).sum::<usize>();
-            if bytes > self.max_message {
-                return Err(Error::invalid_argument(format!(
-                    "a task of {bytes} bytes is more than the pool's max_message of {}: \
-                     use a smaller chunksize or a larger PoolBuilder::max_message",
-                    self.max_message
-                )));
-            }
+        let mut flush = |chunk: &mut Vec<Vec<u8>>, index: &mut u64| {
             let n = chunk.len() as u64;
             tasks.push(Task {
                 id: 0,
                 entry,
-                items: chunk,
+                items: std::mem::take(chunk),
                 batch: Arc::clone(batch),
-                first: index,
+                first: *index,
                 attempts: 0,
+                done: 0,
             });
-            index += n;
+            *index += n;
+        };
+        for item in items {
+            let size = item.len() + 4;
+            if size > room {
+                return Err(Error::invalid_argument(format!(
+                    "an argument of {} bytes does not fit the pool's max_message of {} \
+                     (PoolBuilder::max_message)",
+                    item.len(),
+                    self.max_message
+                )));
+            }
+            if chunk.len() == chunksize || bytes + size > room {
+                flush(&mut chunk, &mut index);
+                bytes = 0;
+            }
+            bytes += size;
+            chunk.push(item);
+        }
+        if !chunk.is_empty() {
+            flush(&mut chunk, &mut index);
         }
         let mut inbox = self.shared.inbox();
         if inbox.closed || inbox.terminate {
@@ -330,7 +347,7 @@ impl Pool {
         arg: Vec<u8>,
         on_item: Option<OnItem>,
     ) -> Result<AsyncResult<R>> {
-        let batch = Arc::new(Batch::new(on_item));
+        let batch = Arc::new(Batch::new(on_item, false));
         self.submit(entry, vec![arg], 1, &batch, 0)?;
         Ok(AsyncResult {
             batch,
@@ -382,7 +399,7 @@ impl Pool {
         let items: Vec<Vec<u8>> = items.collect();
         let len = items.len() as u64;
         let chunksize = chunksize.unwrap_or_else(|| default_chunksize(items.len(), self.workers));
-        let batch = Arc::new(Batch::new(None));
+        let batch = Arc::new(Batch::new(None, false));
         self.submit(entry, items, chunksize, &batch, 0)?;
         Ok(MapResult {
             batch,
@@ -437,7 +454,7 @@ impl Pool {
             pool: self,
             entry: Entry::of(f)?,
             input: Box::new(items.into_iter()),
-            batch: Arc::new(Batch::new(None)),
+            batch: Arc::new(Batch::new(None, !ordered)),
             chunksize,
             window: (self.workers as u64 * 4 + 8) * chunksize as u64,
             submitted: 0,
@@ -572,6 +589,7 @@ impl<R: Payload> MapResult<R> {
     /// Waits for every item; each item's own result, in order (a dead
     /// worker's chunk shows as [`Error::WorkerDied`] on its items only).
     pub fn each(self) -> Vec<Result<R>> {
+        self.batch.wait_completed(self.len, None);
         (0..self.len)
             .map(|i| {
                 let r = self.batch.take(i, None).expect("no deadline");

@@ -11,7 +11,7 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
-use crate::pipe::Pipe;
+use crate::pipe::{Pipe, PipeEnd};
 use crate::process::entry::{Entry, Outcome, catch};
 use crate::process::payload::{Payload, malformed, take};
 use crate::segment::{Kind, Segment, SegmentBuilder};
@@ -128,10 +128,22 @@ pub(crate) fn encode_task(out: &mut Vec<u8>, id: u64, entry: Entry, items: &[Vec
     }
 }
 
-/// Decodes a result record into its task id and one outcome per item.
-pub(crate) fn decode_result(mut input: &[u8]) -> Result<(u64, Vec<Outcome>)> {
+/// The bytes of a result record before its outcomes: id, first item, count.
+const RESULT_HEADER: usize = 16;
+
+/// A result record: the outcomes of items `first..first + n` of task `id`. A
+/// chunk whose results do not fit one message comes back in several.
+pub(crate) struct ResultRecord {
+    pub(crate) id: u64,
+    pub(crate) first: u32,
+    pub(crate) outcomes: Vec<Outcome>,
+}
+
+/// Decodes a result record.
+pub(crate) fn decode_result(mut input: &[u8]) -> Result<ResultRecord> {
     let input = &mut input;
     let id = u64::decode(input)?;
+    let first = u32::decode(input)?;
     let n = u32::decode(input)? as usize;
     if n > input.len() {
         return Err(malformed(format!("{n} outcomes in {} bytes", input.len())));
@@ -140,7 +152,71 @@ pub(crate) fn decode_result(mut input: &[u8]) -> Result<(u64, Vec<Outcome>)> {
     for _ in 0..n {
         outcomes.push(Outcome::decode(input)?);
     }
-    Ok((id, outcomes))
+    Ok(ResultRecord {
+        id,
+        first,
+        outcomes,
+    })
+}
+
+/// Builds result records no larger than the ring's largest message.
+struct ResultWriter {
+    out: Vec<u8>,
+    id: u64,
+    first: u32,
+    n: u32,
+    max: usize,
+}
+
+impl ResultWriter {
+    fn start(&mut self, id: u64) {
+        self.id = id;
+        self.first = 0;
+        self.n = 0;
+        self.reset();
+    }
+
+    fn reset(&mut self) {
+        self.out.clear();
+        self.id.encode(&mut self.out);
+        self.first.encode(&mut self.out);
+        0u32.encode(&mut self.out);
+    }
+
+    /// Adds one item's outcome, sending what is gathered first if the
+    /// outcome would not fit beside it.
+    fn push(&mut self, end: &mut PipeEnd, outcome: &Outcome) -> Result<()> {
+        let mut item = Vec::new();
+        outcome.encode(&mut item);
+        if RESULT_HEADER + item.len() > self.max {
+            item.clear();
+            Outcome::Failed(format!(
+                "the result takes {} bytes, more than the pool's max_message of {}",
+                item.len(),
+                self.max
+            ))
+            .encode(&mut item);
+        }
+        if self.out.len() + item.len() > self.max {
+            self.flush(end)?;
+        }
+        self.out.extend_from_slice(&item);
+        self.n += 1;
+        Ok(())
+    }
+
+    /// Sends the gathered outcomes, if any.
+    fn flush(&mut self, end: &mut PipeEnd) -> Result<()> {
+        if self.n == 0 {
+            return Ok(());
+        }
+        self.out[12..16].copy_from_slice(&self.n.to_le_bytes());
+        end.send(&self.out)?;
+        self.first += self.n;
+        self.n = 0;
+        self.reset();
+        Ok(())
+    }
 }
 
 /// The worker process's function.
@@ -151,28 +227,53 @@ pub(crate) fn worker_main(boot: WorkerBoot) {
     }
 }
 
+/// Results a worker sends before it rings the doorbell even though more
+/// tasks wait in its ring (it always rings when its ring runs dry).
+const RING_EVERY: u32 = 32;
+
 fn serve(boot: WorkerBoot) -> Result<()> {
     let slot = boot.slot as usize;
     let control = Control::open_inherited(boot.control_fd, slot)?;
     let pipe = Pipe::open_inherited(boot.pipe_fd)?;
     let mut end = pipe.end_b()?;
-    let max_message = pipe.max_message();
+    let max = pipe.max_message();
     if let Some((entry, arg)) = &boot.initializer {
         // SAFETY: the entry came from `Entry::of` in the parent, which spawned
         // this process from its own build (checked at boot).
         unsafe { entry.call(arg) }?;
     }
     let started = control.started(slot);
-    let mut out = Vec::new();
+    let mut msg = vec![0u8; max];
+    let mut results = ResultWriter {
+        out: Vec::with_capacity(max),
+        id: 0,
+        first: 0,
+        n: 0,
+        max,
+    };
     let mut served = 0u64;
+    let mut unrung = 0u32;
     loop {
-        let msg = match end.recv() {
-            Ok(msg) => msg,
-            // The parent closed its end (the pool is closing) or died.
+        let len = match end.try_recv_into(&mut msg) {
+            Ok(len) => len,
+            Err(Error::Empty) => {
+                // About to sleep: let the manager know what is done, so that it
+                // collects it and sends more.
+                if unrung > 0 {
+                    control.ring();
+                    unrung = 0;
+                }
+                match end.recv_into(&mut msg) {
+                    Ok(len) => len,
+                    // The parent closed its end (the pool is closing) or died.
+                    Err(Error::Closed) => return Ok(()),
+                    Err(e) => return Err(e),
+                }
+            }
             Err(Error::Closed) => return Ok(()),
             Err(e) => return Err(e),
         };
-        let mut input = &msg[..];
+        let mut input = &msg[..len];
         let input = &mut input;
         if u8::decode(input)? != TASK_TAG {
             return Err(malformed("not a task record"));
@@ -183,9 +284,7 @@ fn serve(boot: WorkerBoot) -> Result<()> {
         // Release: pairs with the manager's Acquire load after this worker
         // died; the manager then knows this task ran (or runs).
         started.store(id, Ordering::Release);
-        out.clear();
-        id.encode(&mut out);
-        n.encode(&mut out);
+        results.start(id);
         for _ in 0..n {
             let len = u32::decode(input)? as usize;
             let arg = take(input, len)?;
@@ -195,28 +294,19 @@ fn serve(boot: WorkerBoot) -> Result<()> {
                 Ok(Err(e)) => Outcome::Failed(e.to_string()),
                 Err(message) => Outcome::Panicked(message),
             };
-            outcome.encode(&mut out);
+            results.push(&mut end, &outcome)?;
         }
-        if out.len() > max_message {
-            let mut small = Vec::new();
-            id.encode(&mut small);
-            n.encode(&mut small);
-            let failed = Outcome::Failed(format!(
-                "the results take {} bytes, more than the pool's max_message of {}",
-                out.len(),
-                max_message
-            ));
-            for _ in 0..n {
-                failed.encode(&mut small);
-            }
-            out = small;
-        }
-        end.send(&out)?;
+        results.flush(&mut end)?;
         started.store(0, Ordering::Relaxed);
-        control.ring();
+        unrung += 1;
         served += 1;
         if boot.max_tasks != 0 && served >= boot.max_tasks {
+            control.ring();
             return Ok(());
+        }
+        if unrung >= RING_EVERY {
+            control.ring();
+            unrung = 0;
         }
     }
 }
