@@ -15,6 +15,8 @@ struct Cli {
 }
 
 fn main() {
+    // Pool workers and processes the suite spawns run their function here.
+    shmprim::process::init();
     shmprim_bench::dispatch_role();
     let cli = Cli::parse();
     std::process::exit(shmprim_bench::main_with(&cli.config));

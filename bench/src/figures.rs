@@ -6,8 +6,10 @@
 //! names it, and a one-line comment says what to plug in. Its references still
 //! run, and the table shows shmprim as `n/a`.
 
-use super::refs::{atomics, c_ring, os_ipc, pingpong, pthread, python, raw_sync_mutex, threads};
-use super::{Figure, Goal, Impl, Unit, shmprim_side};
+use super::refs::{
+    atomics, c_ring, os_ipc, pingpong, pool, pthread, python, raw_sync_mutex, threads,
+};
+use super::{Figure, Goal, Impl, Unit, pool_side, shmprim_side};
 use crate::refs::always;
 
 /// Slots of every SPSC ring of `u64` (C ring, rtrb, crossbeam, shmprim).
@@ -47,6 +49,16 @@ pub const MUTEX_UNCONTENDED_OPS: u64 = 8_000_000;
 pub const MUTEX_CONTENDED_OPS: u64 = 400_000;
 /// Operations per `Value` run.
 pub const VALUE_OPS: u64 = 8_000_000;
+/// Workers of every process pool (shmprim's, Python's, the thread pool).
+pub const POOL_WORKERS: usize = 2;
+/// Tasks per `map` run with chunksize 1 (20 times as many with the default
+/// chunksize).
+pub const POOL_TASKS: u64 = 400_000;
+/// Tasks per Python `Pool.map` run with chunksize 1 (a quarter for
+/// `ProcessPoolExecutor`, 40 times as many with the default chunksize).
+pub const POOL_PYTHON_TASKS: u64 = 20_000;
+/// Processes started and joined per run.
+pub const PROCESS_STARTS: u64 = 200;
 
 fn reference(name: &'static str, run: super::Runner, goal: Option<Goal>) -> Impl {
     Impl {
@@ -548,6 +560,104 @@ pub fn figures() -> Vec<Figure> {
                 pthread::mutex_copy_get,
                 None,
             )],
+        },
+        // ---- Processes and pools ----
+        Figure {
+            id: "pool-map-cs1",
+            group: "pool",
+            title: "Pool.map of u64 identity tasks over 2 workers, chunksize 1",
+            unit: Unit::Mmsgs,
+            shmprim: Some(Impl {
+                name: "Pool::map_chunked(ident, 0..n, 1)",
+                run: pool_side::pool_map_cs1,
+                goal: None,
+                available: always,
+            }),
+            hook: "Pool",
+            references: vec![
+                Impl {
+                    name: "Python Pool(2).map, chunksize=1",
+                    run: python::pool_map_cs1,
+                    goal: Some(Goal::RatioAtLeast(100.0)),
+                    available: python::available,
+                },
+                Impl {
+                    name: "Python ProcessPoolExecutor(2).map, chunksize=1",
+                    run: python::executor_map_cs1,
+                    goal: None,
+                    available: python::available,
+                },
+                reference(
+                    "thread pool: 2 std threads + crossbeam-channel",
+                    pool::thread_pool_cs1,
+                    Some(Goal::RatioAtLeast(0.5)),
+                ),
+            ],
+        },
+        Figure {
+            id: "pool-map-default",
+            group: "pool",
+            title: "Pool.map of u64 identity tasks over 2 workers, Python's default chunksize",
+            unit: Unit::Mmsgs,
+            shmprim: Some(Impl {
+                name: "Pool::map(ident, 0..n)",
+                run: pool_side::pool_map_default,
+                goal: None,
+                available: always,
+            }),
+            hook: "Pool",
+            references: vec![Impl {
+                name: "Python Pool(2).map, default chunksize",
+                run: python::pool_map_default,
+                goal: Some(Goal::RatioAtLeast(1.0)),
+                available: python::available,
+            }],
+        },
+        Figure {
+            id: "pool-worker-death",
+            group: "pool",
+            title: "a running task's worker SIGKILLed: until its result is WorkerDied",
+            unit: Unit::Ns,
+            shmprim: Some(Impl {
+                name: "Pool(1).apply_async, kill, get",
+                run: pool_side::worker_death,
+                goal: None,
+                available: always,
+            }),
+            hook: "Pool",
+            // The goal is absolute (median at most 10 ms, max at most 100
+            // ms; BENCHMARKS.md); the kernel's own kill-to-wait is its floor.
+            references: vec![reference(
+                "Child::kill + wait of a sleeping child",
+                pool::kill_to_wait,
+                None,
+            )],
+        },
+        Figure {
+            id: "process-start-join",
+            group: "pool",
+            title: "a child process started and joined",
+            unit: Unit::Ns,
+            shmprim: Some(Impl {
+                name: "Process::spawn(noop, ()).join()",
+                run: pool_side::process_start_join,
+                goal: None,
+                available: always,
+            }),
+            hook: "Process",
+            references: vec![
+                reference(
+                    "Command::new(this executable) --version, status()",
+                    pool::command_start_wait,
+                    None,
+                ),
+                Impl {
+                    name: "Python Process(target=noop).start(); join() (fork)",
+                    run: python::process_start_join,
+                    goal: None,
+                    available: python::available,
+                },
+            ],
         },
     ]
 }

@@ -28,6 +28,7 @@
 #[allow(dead_code, missing_docs, unused_imports)]
 mod capi;
 mod figures;
+mod pool_side;
 mod proc;
 mod refs;
 mod report;

@@ -254,7 +254,7 @@ pub(super) fn run_spawned(fd: OsString) -> ! {
     let outcome = match catch(|| {
         // SAFETY: the entry came from `Entry::of` in the parent, and
         // `Boot::decode` checked that this is the parent's build.
-        unsafe { boot.entry.call(&boot.arg) }
+        unsafe { boot.entry.call_to_vec(&boot.arg) }
     }) {
         Ok(Ok(bytes)) => Outcome::Returned(bytes),
         Ok(Err(e)) => Outcome::Failed(e.to_string()),

@@ -15,13 +15,13 @@
 
 use std::os::fd::{AsFd, BorrowedFd};
 
-use super::payload::{Payload, from_bytes, malformed, take, to_bytes};
+use super::payload::{Payload, from_bytes, malformed, take};
 use crate::error::{Error, Result};
 use crate::sys::process as sys;
 
 /// What runs in the child: decodes the argument, calls the function whose
-/// address it is given, encodes the result.
-pub(crate) type Trampoline = fn(usize, &[u8]) -> Result<Vec<u8>>;
+/// address it is given, appends the encoded result to the buffer.
+pub(crate) type Trampoline = fn(usize, &[u8], &mut Vec<u8>) -> Result<()>;
 
 /// The function every distance is measured from.
 #[inline(never)]
@@ -56,24 +56,31 @@ fn check_offset() -> u64 {
 }
 
 /// The trampoline for functions `fn(A) -> R`.
-pub(crate) fn trampoline<A: Payload, R: Payload>(f: usize, arg: &[u8]) -> Result<Vec<u8>> {
+pub(crate) fn trampoline<A: Payload, R: Payload>(
+    f: usize,
+    arg: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<()> {
     // SAFETY: `f` is the address of an `fn(A) -> R`: the parent took it from
     // one (see `Entry::of`), and this build is the parent's (the check offset
     // matched before any entry is called).
     let f: fn(A) -> R = unsafe { std::mem::transmute::<usize, fn(A) -> R>(f) };
     let arg = from_bytes::<A>(arg)?;
-    Ok(to_bytes(&f(arg)))
+    f(arg).encode(out);
+    Ok(())
 }
 
 /// The trampoline for functions `fn(A, B) -> R` on a pair.
 pub(crate) fn trampoline2<A: Payload, B: Payload, R: Payload>(
     f: usize,
     arg: &[u8],
-) -> Result<Vec<u8>> {
+    out: &mut Vec<u8>,
+) -> Result<()> {
     // SAFETY: as in `trampoline`, for an `fn(A, B) -> R` (see `Entry::of2`).
     let f: fn(A, B) -> R = unsafe { std::mem::transmute::<usize, fn(A, B) -> R>(f) };
     let (a, b) = from_bytes::<(A, B)>(arg)?;
-    Ok(to_bytes(&f(a, b)))
+    f(a, b).encode(out);
+    Ok(())
 }
 
 /// A function to run in another process, as distances from [`base`].
@@ -115,12 +122,23 @@ impl Entry {
     /// # Safety
     /// The entry must have been made by [`Entry::of`] in a process running this
     /// very build, and decoded only after [`Boot::decode`] checked that.
-    pub(crate) unsafe fn call(self, arg: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) unsafe fn call(self, arg: &[u8], out: &mut Vec<u8>) -> Result<()> {
         // SAFETY: per the contract, `trampoline` is the distance of a
         // `Trampoline` in this build.
         let t: Trampoline =
             unsafe { std::mem::transmute::<usize, Trampoline>(addr_of(self.trampoline)) };
-        t(addr_of(self.function), arg)
+        t(addr_of(self.function), arg, out)
+    }
+
+    /// [`call`](Self::call) into a fresh buffer.
+    ///
+    /// # Safety
+    /// As for [`call`](Self::call).
+    pub(crate) unsafe fn call_to_vec(self, arg: &[u8]) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        // SAFETY: the caller upholds `call`'s contract.
+        unsafe { self.call(arg, &mut out) }?;
+        Ok(out)
     }
 }
 

@@ -14,6 +14,7 @@ pub(crate) mod atomics;
 pub(crate) mod c_ring;
 pub(crate) mod os_ipc;
 pub(crate) mod pingpong;
+pub(crate) mod pool;
 pub(crate) mod pthread;
 pub(crate) mod python;
 pub(crate) mod raw_sync_mutex;

@@ -1,7 +1,8 @@
-//! Python's `multiprocessing.Queue`: a round trip through two queues between two
-//! Python processes (`benches/py/mp_queue_rtt.py`, run with `python3 -c`), run
-//! only when `python3` is on PATH. The script times its own loop and prints
-//! nanoseconds per round trip.
+//! Python's `multiprocessing`: a round trip through two queues between two
+//! Python processes (`py/mp_queue_rtt.py`), `Pool.map` and
+//! `ProcessPoolExecutor.map`, and `Process().start(); join()` (`py/mp_pool.py`),
+//! each run with `python3 -c` only when `python3` is on PATH. The scripts time
+//! their own loops and print their figure's unit.
 
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -10,9 +11,10 @@ use std::time::{Duration, Instant};
 use super::super::Res;
 use super::super::proc::{PEER_TIMEOUT, register_pid, unregister_pid};
 use crate::Ctx;
-use crate::figures::PYTHON_ROUND_TRIPS;
+use crate::figures::{POOL_PYTHON_TASKS, POOL_WORKERS, PROCESS_STARTS, PYTHON_ROUND_TRIPS};
 
 const SCRIPT: &str = include_str!("../../py/mp_queue_rtt.py");
+const POOL_SCRIPT: &str = include_str!("../../py/mp_pool.py");
 
 /// Whether `python3` runs and has `multiprocessing` (checked once).
 pub(crate) fn available() -> bool {
@@ -30,9 +32,46 @@ pub(crate) fn available() -> bool {
 
 /// `multiprocessing.Queue` round trip: ns.
 pub(crate) fn mp_queue(ctx: &Ctx) -> Res<f64> {
-    let n = ctx.n(PYTHON_ROUND_TRIPS);
+    run(SCRIPT, &[&ctx.n(PYTHON_ROUND_TRIPS).to_string()])
+}
+
+fn pool_script(mode: &str, n: u64, chunksize: u64) -> Res<f64> {
+    run(
+        POOL_SCRIPT,
+        &[
+            mode,
+            &n.to_string(),
+            &chunksize.to_string(),
+            &POOL_WORKERS.to_string(),
+        ],
+    )
+}
+
+/// `Pool(2).map(ident, range(n), chunksize=1)`: millions of tasks/s.
+pub(crate) fn pool_map_cs1(ctx: &Ctx) -> Res<f64> {
+    pool_script("pool", ctx.n(POOL_PYTHON_TASKS), 1)
+}
+
+/// `ProcessPoolExecutor(2).map(ident, range(n), chunksize=1)`: millions of tasks/s.
+pub(crate) fn executor_map_cs1(ctx: &Ctx) -> Res<f64> {
+    pool_script("executor", ctx.n(POOL_PYTHON_TASKS / 4), 1)
+}
+
+/// `Pool(2).map(ident, range(n))` with Python's default chunksize: millions of tasks/s.
+pub(crate) fn pool_map_default(ctx: &Ctx) -> Res<f64> {
+    pool_script("pool", ctx.n(POOL_PYTHON_TASKS * 40), 0)
+}
+
+/// `Process(target=noop).start(); join()`: ns per process.
+pub(crate) fn process_start_join(ctx: &Ctx) -> Res<f64> {
+    pool_script("process", ctx.n(PROCESS_STARTS), 0)
+}
+
+fn run(script: &str, args: &[&str]) -> Res<f64> {
     let child = Command::new("python3")
-        .args(["-c", SCRIPT, &n.to_string()])
+        .arg("-c")
+        .arg(script)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

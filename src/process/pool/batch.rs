@@ -1,31 +1,46 @@
 //! Where a pool's results land: one batch per `apply_async`, `map` or `imap`
 //! call, filled by the manager thread, read by the caller.
+//!
+//! Results are kept as the records brought them, a run of item outcomes per
+//! record, and decoded when taken.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::record::read_item;
 use crate::error::{Error, Result};
 
 /// What the manager runs in the parent as each item completes (the
-/// `callback` / `error_callback` of `apply_async`).
-pub(crate) type OnItem = Box<dyn FnMut(&Result<Vec<u8>>) + Send>;
+/// `callback` / `error_callback` of `apply_async`): the item's encoded value,
+/// or its error.
+pub(crate) type OnItem = Box<dyn FnMut(std::result::Result<&[u8], Error>) + Send>;
 
 /// The results of one call, by item index.
 pub(crate) struct Batch {
-    /// Whether items are taken in completion order (`imap_unordered`), which
-    /// keeps that order; others take by index.
+    /// Whether items are taken in completion order (`imap_unordered`).
     unordered: bool,
     state: Mutex<BatchState>,
     cond: Condvar,
     on_item: Mutex<Option<OnItem>>,
 }
 
+/// A run of consecutive items' outcomes.
+struct Run {
+    /// How many items it holds.
+    count: u32,
+    /// The outcomes, back to back.
+    bytes: Vec<u8>,
+    /// The next item to take, and where its outcome starts.
+    next: u32,
+    at: usize,
+}
+
 #[derive(Default)]
 struct BatchState {
-    /// Completed items not yet taken, by index.
-    done: BTreeMap<u64, Result<Vec<u8>>>,
-    /// Indices in the order they completed (for `imap_unordered`).
+    /// Runs not yet taken in full, by the index of their first item.
+    runs: BTreeMap<u64, Run>,
+    /// Runs in the order they completed (kept for `imap_unordered` only).
     order: VecDeque<u64>,
     /// How many items completed so far.
     completed: u64,
@@ -46,13 +61,49 @@ enum Want {
 }
 
 impl BatchState {
-    fn met(&self, want: Want) -> bool {
+    /// The run holding item `index`, if it completed.
+    fn run_of(&mut self, index: u64) -> Option<(u64, &mut Run)> {
+        let (&first, run) = self.runs.range_mut(..=index).next_back()?;
+        (index < first + run.count as u64).then_some((first, run))
+    }
+
+    fn met(&mut self, want: Want) -> bool {
         match want {
             Want::Count(n) => self.completed >= n,
-            Want::Index(i) => self.done.contains_key(&i),
+            Want::Index(i) => self.run_of(i).is_some(),
             Want::Any => !self.order.is_empty(),
         }
     }
+}
+
+/// An item as the caller decodes it: its encoded value, or its error.
+pub(crate) type Item<'a> = std::result::Result<&'a [u8], Error>;
+
+/// Reads item `k` of `run` (scanning from the start unless it is the next)
+/// and hands it to `f`.
+fn read_at<T>(
+    run: &mut Run,
+    k: u32,
+    consume: bool,
+    f: impl FnOnce(Item<'_>) -> Result<T>,
+) -> Result<T> {
+    let (mut input, mut i) = if k >= run.next {
+        (&run.bytes[run.at..], run.next)
+    } else {
+        (&run.bytes[..], 0)
+    };
+    while i < k {
+        super::record::skip_item(&mut input, true)?;
+        i += 1;
+    }
+    let before = input.len();
+    let item = read_item(&mut input);
+    let used = before - input.len();
+    if consume && k == run.next {
+        run.at += used;
+        run.next += 1;
+    }
+    f(item?)
 }
 
 impl Batch {
@@ -69,32 +120,45 @@ impl Batch {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records items' outcomes (the manager thread), after running the
-    /// callback on each, and wakes the threads whose wait they end.
-    pub(crate) fn complete_many(&self, items: impl Iterator<Item = (u64, Result<Vec<u8>>)>) {
-        let mut on_item = self.on_item.lock().unwrap_or_else(|p| p.into_inner());
-        let mut st = None;
-        for (index, outcome) in items {
-            if let Some(cb) = on_item.as_mut() {
+    /// Records the outcomes of items `first..first + count`, back to back in
+    /// `bytes` (the manager thread), after running the callback on each, and
+    /// wakes the threads whose wait they end.
+    pub(crate) fn complete(&self, first: u64, count: u32, bytes: Vec<u8>) {
+        if let Some(cb) = self
+            .on_item
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
+            let mut input = &bytes[..];
+            for _ in 0..count {
+                let item = read_item(&mut input).unwrap_or_else(Err);
                 // A panicking callback must not take the manager thread down
                 // with it (Python logs and carries on): the item completes
                 // regardless.
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(&outcome)));
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(item)));
             }
-            let st = st.get_or_insert_with(|| self.lock());
-            st.done.insert(index, outcome);
-            if self.unordered {
-                st.order.push_back(index);
-            }
-            st.completed += 1;
         }
-        drop(on_item);
-        if let Some(st) = st {
-            let wake = st.wants.iter().any(|&w| st.met(w));
-            drop(st);
-            if wake {
-                self.cond.notify_all();
-            }
+        let mut st = self.lock();
+        st.runs.insert(
+            first,
+            Run {
+                count,
+                bytes,
+                next: 0,
+                at: 0,
+            },
+        );
+        if self.unordered {
+            st.order.push_back(first);
+        }
+        st.completed += count as u64;
+        let wants = std::mem::take(&mut st.wants);
+        let wake = wants.iter().any(|&w| st.met(w));
+        st.wants = wants;
+        drop(st);
+        if wake {
+            self.cond.notify_all();
         }
     }
 
@@ -118,24 +182,43 @@ impl Batch {
     }
 
     /// Takes item `index`, waiting for it; `None` if `deadline` passes first.
-    pub(crate) fn take(&self, index: u64, deadline: Option<Instant>) -> Option<Result<Vec<u8>>> {
+    /// Items of a run are taken in order; a run taken in full is dropped.
+    pub(crate) fn take<T>(
+        &self,
+        index: u64,
+        deadline: Option<Instant>,
+        f: impl FnOnce(Item<'_>) -> Result<T>,
+    ) -> Option<Result<T>> {
         let mut st = self.lock();
         loop {
-            if let Some(r) = st.done.remove(&index) {
-                return Some(r);
+            if let Some((first, run)) = st.run_of(index) {
+                let item = read_at(run, (index - first) as u32, true, f);
+                if run.next == run.count {
+                    st.runs.remove(&first);
+                }
+                return Some(item);
             }
             st = self.wait(st, Want::Index(index), deadline)?;
         }
     }
 
-    /// Takes whichever item completed first, waiting for one (in a batch
-    /// made `unordered`).
-    pub(crate) fn take_any(&self, deadline: Option<Instant>) -> Option<(u64, Result<Vec<u8>>)> {
+    /// Takes the next item of whichever run completed first, waiting for one
+    /// (in a batch made `unordered`).
+    pub(crate) fn take_any<T>(
+        &self,
+        deadline: Option<Instant>,
+        f: impl FnOnce(Item<'_>) -> Result<T>,
+    ) -> Option<Result<T>> {
         let mut st = self.lock();
         loop {
-            if let Some(i) = st.order.pop_front() {
-                let r = st.done.remove(&i).expect("ordered items are stored");
-                return Some((i, r));
+            if let Some(&first) = st.order.front() {
+                let run = st.runs.get_mut(&first).expect("ordered runs are stored");
+                let item = read_at(run, run.next, true, f);
+                if run.next == run.count {
+                    st.runs.remove(&first);
+                    st.order.pop_front();
+                }
+                return Some(item);
             }
             st = self.wait(st, Want::Any, deadline)?;
         }
@@ -147,12 +230,12 @@ impl Batch {
         &self,
         index: u64,
         deadline: Option<Instant>,
-        f: impl FnOnce(&Result<Vec<u8>>) -> T,
-    ) -> Option<T> {
+        f: impl FnOnce(Item<'_>) -> Result<T>,
+    ) -> Option<Result<T>> {
         let mut st = self.lock();
         loop {
-            if let Some(r) = st.done.get(&index) {
-                return Some(f(r));
+            if let Some((first, run)) = st.run_of(index) {
+                return Some(read_at(run, (index - first) as u32, false, f));
             }
             st = self.wait(st, Want::Index(index), deadline)?;
         }
@@ -189,30 +272,6 @@ impl Batch {
 fn drop_want(st: &mut BatchState, want: Want) {
     if let Some(i) = st.wants.iter().position(|&w| w == want) {
         st.wants.swap_remove(i);
-    }
-}
-
-/// A fresh copy of an item's error (errors are not `Clone`): the variants a
-/// pool produces keep their details, others keep their message.
-pub(crate) fn copy_error(e: &Error) -> Error {
-    match e {
-        Error::Panicked { message } => Error::Panicked {
-            message: message.clone(),
-        },
-        Error::WorkerDied { pid, exitcode } => Error::WorkerDied {
-            pid: *pid,
-            exitcode: *exitcode,
-        },
-        Error::Timeout => Error::Timeout,
-        Error::Closed => Error::Closed,
-        Error::Corrupted { name, detail } => Error::Corrupted {
-            name: name.clone(),
-            detail: detail.clone(),
-        },
-        Error::InvalidArgument { detail } => Error::InvalidArgument {
-            detail: detail.clone(),
-        },
-        other => Error::invalid_argument(other.to_string()),
     }
 }
 

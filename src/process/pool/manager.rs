@@ -13,11 +13,12 @@ use std::sync::{Arc, Mutex as StdMutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::batch::Batch;
-use super::worker::{Control, WorkerBoot, decode_result, encode_task, worker_main};
+use super::record::{self, Args, RESULT_HEADER, encode_task, result_header};
+use super::worker::{Control, WorkerBoot, worker_main};
 use crate::error::{Error, Result};
 use crate::pipe::{Pipe, PipeEnd};
 use crate::process::child::{Builder, Process};
-use crate::process::entry::{Entry, Outcome};
+use crate::process::entry::Entry;
 use crate::wait::{Deadline, wait_while_eq};
 
 /// The longest the manager sleeps between looks at its workers.
@@ -32,29 +33,36 @@ const RESPAWN_BACKOFF: Duration = Duration::from_millis(50);
 pub(crate) struct Task {
     pub(crate) id: u64,
     pub(crate) entry: Entry,
-    pub(crate) items: Vec<Vec<u8>>,
+    pub(crate) args: Args,
     pub(crate) batch: Arc<Batch>,
     /// The batch index of the first item.
     pub(crate) first: u64,
     /// How many times it ran on a worker that died.
     pub(crate) attempts: u32,
     /// How many of its items (from the first) have their results.
-    pub(crate) done: usize,
+    pub(crate) done: u32,
 }
 
 impl Task {
     /// Completes every item without a result yet with `err`.
-    fn fail(self, err: impl Fn() -> Error) {
-        let items = self.items.len() as u64;
+    fn fail(self, err: Error) {
+        let left = self.args.count - self.done;
+        let mut bytes = Vec::new();
+        for _ in 0..left {
+            record::lost(&mut bytes, &err);
+        }
         self.batch
-            .complete_many((self.done as u64..items).map(|i| (self.first + i, Err(err()))));
+            .complete(self.first + self.done as u64, left, bytes);
     }
 
     /// The task made of the items still without a result, to run again.
     fn remainder(mut self) -> Task {
-        self.items.drain(..self.done);
-        self.first += self.done as u64;
-        self.done = 0;
+        if self.done > 0 {
+            // The arguments were encoded by this process: they parse.
+            let _ = self.args.drop_front(self.done);
+            self.first += self.done as u64;
+            self.done = 0;
+        }
         self
     }
 }
@@ -194,9 +202,9 @@ impl Manager {
                         // let their callers wait for ever.
                         let msg = e.to_string();
                         for t in self.local.drain(..) {
-                            t.fail(|| {
-                                Error::invalid_argument(format!("no worker could start: {msg}"))
-                            });
+                            t.fail(Error::invalid_argument(format!(
+                                "no worker could start: {msg}"
+                            )));
                         }
                     }
                     return;
@@ -269,14 +277,14 @@ impl Manager {
                 let Some(task) = self.local.pop_front() else {
                     return progressed;
                 };
-                encode_task(&mut self.task_buf, task.id, task.entry, &task.items);
+                encode_task(&mut self.task_buf, task.id, task.entry, &task.args);
                 match w.end.try_send(&self.task_buf) {
                     Ok(()) => {
                         w.sent.push_back(task);
                         progressed = true;
                     }
-                    Err(Error::InvalidArgument { detail }) => {
-                        task.fail(|| Error::invalid_argument(detail.clone()));
+                    Err(e @ Error::InvalidArgument { .. }) => {
+                        task.fail(e);
                         progressed = true;
                     }
                     // Full, or its worker is gone (seen by `look_at_workers`).
@@ -339,12 +347,12 @@ impl Manager {
             if task.id != running {
                 back.push(task.remainder());
             } else if w.timed_out == Some(task.id) {
-                task.fail(|| Error::Timeout);
+                task.fail(Error::Timeout);
             } else if task.attempts < self.shared.config.retries {
                 task.attempts += 1;
                 back.push(task.remainder());
             } else {
-                task.fail(|| Error::WorkerDied { pid, exitcode });
+                task.fail(Error::WorkerDied { pid, exitcode });
             }
         }
         for task in back.into_iter().rev() {
@@ -386,17 +394,17 @@ impl Manager {
             if let Some(mut w) = self.workers[slot].take() {
                 drain(&mut w, &mut self.buf);
                 for task in w.sent.drain(..) {
-                    task.fail(|| Error::Closed);
+                    task.fail(Error::Closed);
                 }
                 // Dropping the daemon process reaps it (it was killed above).
             }
         }
         for task in self.local.drain(..) {
-            task.fail(|| Error::Closed);
+            task.fail(Error::Closed);
         }
         let rest: Vec<Task> = self.shared.inbox().pending.drain(..).collect();
         for task in rest {
-            task.fail(|| Error::Closed);
+            task.fail(Error::Closed);
         }
         let mut pids = self.shared.pids.lock().unwrap_or_else(|p| p.into_inner());
         pids.iter_mut().for_each(|p| *p = 0);
@@ -408,38 +416,32 @@ fn drain(w: &mut Worker, buf: &mut [u8]) -> bool {
     let mut progressed = false;
     while let Ok(len) = w.end.try_recv_into(buf) {
         progressed = true;
-        let Ok(record) = decode_result(&buf[..len]) else {
+        let record = &buf[..len];
+        let Ok(head) = result_header(record) else {
             eprintln!(
                 "shmprim pool: a malformed result from worker {}",
                 w.process.pid()
             );
             continue;
         };
-        let Some(pos) = w.sent.iter().position(|t| t.id == record.id) else {
+        let Some(pos) = w.sent.iter().position(|t| t.id == head.id) else {
             continue;
         };
         let task = &mut w.sent[pos];
-        let first = record.first as usize;
-        let n = record.outcomes.len();
-        if first != task.done || first + n > task.items.len() {
+        if head.first != task.done || head.count > task.args.count - task.done {
             eprintln!(
                 "shmprim pool: results out of order from worker {}",
                 w.process.pid()
             );
             continue;
         }
-        let base = task.first + first as u64;
-        task.batch
-            .complete_many(record.outcomes.into_iter().enumerate().map(|(i, o)| {
-                let r = match o {
-                    Outcome::Returned(bytes) => Ok(bytes),
-                    Outcome::Panicked(message) => Err(Error::Panicked { message }),
-                    Outcome::Failed(detail) => Err(Error::corrupted("<payload>", detail)),
-                };
-                (base + i as u64, r)
-            }));
-        task.done += n;
-        if task.done == task.items.len() {
+        task.batch.complete(
+            task.first + head.first as u64,
+            head.count,
+            record[RESULT_HEADER..].to_vec(),
+        );
+        task.done += head.count;
+        if task.done == task.args.count {
             w.sent.remove(pos);
         }
     }

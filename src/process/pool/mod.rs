@@ -35,6 +35,7 @@
 
 mod batch;
 mod manager;
+mod record;
 mod worker;
 
 use std::marker::PhantomData;
@@ -42,16 +43,15 @@ use std::sync::{Arc, Mutex as StdMutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use batch::{Batch, OnItem, copy_error, deadline_after};
+use batch::{Batch, Item, OnItem, deadline_after};
 use manager::{Config, Inbox, Shared, Task};
+use record::{Args, TASK_HEADER};
 use worker::Control;
 
 use super::entry::Entry;
 use super::payload::{Payload, from_bytes, to_bytes};
 use crate::error::{Error, Result};
 
-/// Bytes of a task record before its items: tag, id, function, count.
-const TASK_HEADER: usize = 1 + 8 + 16 + 4;
 /// Bytes each ring of a worker holds, by default.
 const DEFAULT_CAPACITY: usize = 1 << 20;
 /// The largest task or result record, by default.
@@ -235,56 +235,58 @@ impl Pool {
         pids.iter().copied().filter(|&p| p != 0).collect()
     }
 
-    /// Encodes `items` into tasks of `chunksize` items for `batch`, numbering
-    /// them from `first`, and queues them.
-    fn submit(
+    /// Encodes `items` into tasks of at most `chunksize` items, each fitting
+    /// one ring message, for `batch`, numbering them from `first`, and queues
+    /// them; how many items there were.
+    fn submit<A: Payload>(
         &self,
         entry: Entry,
-        items: Vec<Vec<u8>>,
+        items: impl IntoIterator<Item = A>,
         chunksize: usize,
         batch: &Arc<Batch>,
         first: u64,
-    ) -> Result<()> {
-        let chunksize = chunksize.max(1);
-        // A chunk is at most `chunksize` items and at most one ring message.
+    ) -> Result<u64> {
+        let chunksize = chunksize.clamp(1, u32::MAX as usize) as u32;
         let room = self.max_message.saturating_sub(TASK_HEADER);
-        let mut tasks = Vec::with_capacity(items.len().div_ceil(chunksize));
-        let mut chunk: Vec<Vec<u8>> = Vec::new();
-        let mut bytes = 0;
+        let mut tasks = Vec::new();
+        let mut args = Args::default();
         let mut index = first;
-        let mut flush = |chunk: &mut Vec<Vec<u8>>, index: &mut u64| {
-            let n = chunk.len() as u64;
-            tasks.push(Task {
+        let task = |args: Args, index: &mut u64| {
+            let task = Task {
                 id: 0,
                 entry,
-                items: std::mem::take(chunk),
-                batch: Arc::clone(batch),
                 first: *index,
+                batch: Arc::clone(batch),
                 attempts: 0,
                 done: 0,
-            });
-            *index += n;
+                args,
+            };
+            *index += task.args.count as u64;
+            task
         };
         for item in items {
-            let size = item.len() + 4;
-            if size > room {
-                return Err(Error::invalid_argument(format!(
-                    "an argument of {} bytes does not fit the pool's max_message of {} \
-                     (PoolBuilder::max_message)",
-                    item.len(),
-                    self.max_message
-                )));
+            let at = args.bytes.len();
+            args.push(&item)?;
+            if args.bytes.len() > room {
+                if args.count == 1 {
+                    return Err(Error::invalid_argument(format!(
+                        "an argument of {} bytes does not fit the pool's max_message of {} \
+                         (PoolBuilder::max_message)",
+                        args.bytes.len() - 4,
+                        self.max_message
+                    )));
+                }
+                let next = args.pop_last(at);
+                tasks.push(task(std::mem::replace(&mut args, next), &mut index));
             }
-            if chunk.len() == chunksize || bytes + size > room {
-                flush(&mut chunk, &mut index);
-                bytes = 0;
+            if args.count == chunksize {
+                tasks.push(task(std::mem::take(&mut args), &mut index));
             }
-            bytes += size;
-            chunk.push(item);
         }
-        if !chunk.is_empty() {
-            flush(&mut chunk, &mut index);
+        if args.count > 0 {
+            tasks.push(task(args, &mut index));
         }
+        let count = index - first;
         let mut inbox = self.shared.inbox();
         if inbox.closed || inbox.terminate {
             return Err(Error::Closed);
@@ -296,7 +298,7 @@ impl Pool {
         }
         drop(inbox);
         self.shared.control.ring();
-        Ok(())
+        Ok(count)
     }
 
     /// Runs `f(arg)` in a worker and waits for its result (Python's `apply`).
@@ -311,7 +313,7 @@ impl Pool {
         f: fn(A) -> R,
         arg: A,
     ) -> Result<AsyncResult<R>> {
-        self.apply_async_inner(Entry::of(f)?, to_bytes(&arg), None)
+        self.apply_async_inner(Entry::of(f)?, arg, None)
     }
 
     /// [`apply_async`](Self::apply_async) with Python's `callback` and
@@ -325,30 +327,26 @@ impl Pool {
         error_callback: impl FnOnce(Error) + Send + 'static,
     ) -> Result<AsyncResult<R>> {
         let mut callbacks = Some((callback, error_callback));
-        let on_item: OnItem = Box::new(move |r: &Result<Vec<u8>>| {
+        let on_item: OnItem = Box::new(move |item: Item<'_>| {
             let Some((ok, err)) = callbacks.take() else {
                 return;
             };
-            match r
-                .as_ref()
-                .map_err(copy_error)
-                .and_then(|b| from_bytes::<R>(b))
-            {
+            match item.and_then(from_bytes::<R>) {
                 Ok(v) => ok(v),
                 Err(e) => err(e),
             }
         });
-        self.apply_async_inner(Entry::of(f)?, to_bytes(&arg), Some(on_item))
+        self.apply_async_inner(Entry::of(f)?, arg, Some(on_item))
     }
 
-    fn apply_async_inner<R: Payload>(
+    fn apply_async_inner<A: Payload, R: Payload>(
         &self,
         entry: Entry,
-        arg: Vec<u8>,
+        arg: A,
         on_item: Option<OnItem>,
     ) -> Result<AsyncResult<R>> {
         let batch = Arc::new(Batch::new(on_item, false));
-        self.submit(entry, vec![arg], 1, &batch, 0)?;
+        self.submit(entry, [arg], 1, &batch, 0)?;
         Ok(AsyncResult {
             batch,
             _r: PhantomData,
@@ -383,24 +381,30 @@ impl Pool {
         items: impl IntoIterator<Item = A>,
         chunksize: Option<usize>,
     ) -> Result<MapResult<R>> {
-        self.map_entry(
-            Entry::of(f)?,
-            items.into_iter().map(|a| to_bytes(&a)),
-            chunksize,
-        )
+        self.map_entry(Entry::of(f)?, items, chunksize)
     }
 
-    fn map_entry<R: Payload>(
+    fn map_entry<A: Payload, R: Payload>(
         &self,
         entry: Entry,
-        items: impl Iterator<Item = Vec<u8>>,
+        items: impl IntoIterator<Item = A>,
         chunksize: Option<usize>,
     ) -> Result<MapResult<R>> {
-        let items: Vec<Vec<u8>> = items.collect();
-        let len = items.len() as u64;
-        let chunksize = chunksize.unwrap_or_else(|| default_chunksize(items.len(), self.workers));
+        let items = items.into_iter();
         let batch = Arc::new(Batch::new(None, false));
-        self.submit(entry, items, chunksize, &batch, 0)?;
+        // Python's default chunksize needs the length; an iterator that does
+        // not know it exactly is collected first.
+        let len = match (chunksize, items.size_hint()) {
+            (Some(c), _) => self.submit(entry, items, c, &batch, 0)?,
+            (None, (lo, Some(hi))) if lo == hi => {
+                self.submit(entry, items, default_chunksize(lo, self.workers), &batch, 0)?
+            }
+            (None, _) => {
+                let all: Vec<A> = items.collect();
+                let c = default_chunksize(all.len(), self.workers);
+                self.submit(entry, all, c, &batch, 0)?
+            }
+        };
         Ok(MapResult {
             batch,
             len,
@@ -414,9 +418,7 @@ impl Pool {
         f: fn(A, B) -> R,
         items: impl IntoIterator<Item = (A, B)>,
     ) -> Result<Vec<R>> {
-        let entry = Entry::of2(f)?;
-        self.map_entry(entry, items.into_iter().map(|p| to_bytes(&p)), None)?
-            .get()
+        self.map_entry(Entry::of2(f)?, items, None)?.get()
     }
 
     /// Results of `f` over `items` in order, computed as the iterator is read
@@ -531,10 +533,7 @@ impl<R: Payload> AsyncResult<R> {
 
     fn get_inner(&self, deadline: Option<std::time::Instant>) -> Result<R> {
         self.batch
-            .peek(0, deadline, |r| match r {
-                Ok(bytes) => from_bytes::<R>(bytes),
-                Err(e) => Err(copy_error(e)),
-            })
+            .peek(0, deadline, |item| item.and_then(from_bytes::<R>))
             .unwrap_or(Err(Error::Timeout))
     }
 
@@ -558,7 +557,9 @@ impl<R: Payload> AsyncResult<R> {
         if !self.ready() {
             return None;
         }
-        self.batch.peek(0, None, |r| r.is_ok())
+        self.batch
+            .peek(0, None, |item| Ok(item.is_ok()))
+            .and_then(Result::ok)
     }
 }
 
@@ -592,8 +593,9 @@ impl<R: Payload> MapResult<R> {
         self.batch.wait_completed(self.len, None);
         (0..self.len)
             .map(|i| {
-                let r = self.batch.take(i, None).expect("no deadline");
-                r.and_then(|b| from_bytes::<R>(&b))
+                self.batch
+                    .take(i, None, |item| item.and_then(from_bytes::<R>))
+                    .expect("no deadline")
             })
             .collect()
     }
@@ -619,27 +621,20 @@ pub struct Imap<'p, A, R> {
 impl<A: Payload, R: Payload> Imap<'_, A, R> {
     fn refill(&mut self) -> Result<()> {
         while !self.exhausted && self.submitted - self.yielded < self.window {
-            let chunk: Vec<Vec<u8>> = self
-                .input
-                .by_ref()
-                .take(self.chunksize)
-                .map(|a| to_bytes(&a))
-                .collect();
+            let chunk: Vec<A> = self.input.by_ref().take(self.chunksize).collect();
             if chunk.len() < self.chunksize {
                 self.exhausted = true;
             }
             if chunk.is_empty() {
                 break;
             }
-            let n = chunk.len() as u64;
-            self.pool.submit(
+            self.submitted += self.pool.submit(
                 self.entry,
                 chunk,
                 self.chunksize,
                 &self.batch,
                 self.submitted,
             )?;
-            self.submitted += n;
         }
         Ok(())
     }
@@ -660,12 +655,13 @@ impl<A: Payload, R: Payload> Iterator for Imap<'_, A, R> {
         if self.yielded == self.submitted {
             return None;
         }
+        let decode = |item: Item<'_>| item.and_then(from_bytes::<R>);
         let r = if self.ordered {
-            self.batch.take(self.yielded, None)
+            self.batch.take(self.yielded, None, decode)
         } else {
-            self.batch.take_any(None).map(|(_, r)| r)
+            self.batch.take_any(None, decode)
         };
         self.yielded += 1;
-        Some(r.expect("no deadline").and_then(|b| from_bytes::<R>(&b)))
+        Some(r.expect("no deadline"))
     }
 }

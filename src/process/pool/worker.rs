@@ -10,9 +10,10 @@
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use super::record::{self, RESULT_HEADER, TASK_TAG};
 use crate::error::{Error, Result};
 use crate::pipe::{Pipe, PipeEnd};
-use crate::process::entry::{Entry, Outcome, catch};
+use crate::process::entry::{Entry, catch};
 use crate::process::payload::{Payload, malformed, take};
 use crate::segment::{Kind, Segment, SegmentBuilder};
 
@@ -112,59 +113,13 @@ impl Payload for WorkerBoot {
     }
 }
 
-const TASK_TAG: u8 = 1;
-
-/// Encodes a task record: its id, the function, and its items' encoded
-/// arguments.
-pub(crate) fn encode_task(out: &mut Vec<u8>, id: u64, entry: Entry, items: &[Vec<u8>]) {
-    out.clear();
-    out.push(TASK_TAG);
-    id.encode(out);
-    entry.encode(out);
-    (items.len() as u32).encode(out);
-    for item in items {
-        (item.len() as u32).encode(out);
-        out.extend_from_slice(item);
-    }
-}
-
-/// The bytes of a result record before its outcomes: id, first item, count.
-const RESULT_HEADER: usize = 16;
-
-/// A result record: the outcomes of items `first..first + n` of task `id`. A
-/// chunk whose results do not fit one message comes back in several.
-pub(crate) struct ResultRecord {
-    pub(crate) id: u64,
-    pub(crate) first: u32,
-    pub(crate) outcomes: Vec<Outcome>,
-}
-
-/// Decodes a result record.
-pub(crate) fn decode_result(mut input: &[u8]) -> Result<ResultRecord> {
-    let input = &mut input;
-    let id = u64::decode(input)?;
-    let first = u32::decode(input)?;
-    let n = u32::decode(input)? as usize;
-    if n > input.len() {
-        return Err(malformed(format!("{n} outcomes in {} bytes", input.len())));
-    }
-    let mut outcomes = Vec::with_capacity(n);
-    for _ in 0..n {
-        outcomes.push(Outcome::decode(input)?);
-    }
-    Ok(ResultRecord {
-        id,
-        first,
-        outcomes,
-    })
-}
-
-/// Builds result records no larger than the ring's largest message.
+/// Builds result records no larger than the ring's largest message,
+/// encoding each outcome in place.
 struct ResultWriter {
     out: Vec<u8>,
     id: u64,
     first: u32,
-    n: u32,
+    count: u32,
     max: usize,
 }
 
@@ -172,7 +127,7 @@ impl ResultWriter {
     fn start(&mut self, id: u64) {
         self.id = id;
         self.first = 0;
-        self.n = 0;
+        self.count = 0;
         self.reset();
     }
 
@@ -183,37 +138,61 @@ impl ResultWriter {
         0u32.encode(&mut self.out);
     }
 
-    /// Adds one item's outcome, sending what is gathered first if the
-    /// outcome would not fit beside it.
-    fn push(&mut self, end: &mut PipeEnd, outcome: &Outcome) -> Result<()> {
-        let mut item = Vec::new();
-        outcome.encode(&mut item);
-        if RESULT_HEADER + item.len() > self.max {
-            item.clear();
-            Outcome::Failed(format!(
-                "the result takes {} bytes, more than the pool's max_message of {}",
-                item.len(),
-                self.max
-            ))
-            .encode(&mut item);
+    /// Runs `entry` on `arg`, encoding its outcome in place; sends what is
+    /// gathered first if the outcome does not fit beside it.
+    fn run(&mut self, end: &mut PipeEnd, entry: Entry, arg: &[u8]) -> Result<()> {
+        let mark = self.out.len();
+        let mut ran = Ok(());
+        let caught = catch(|| {
+            record::returned(&mut self.out, |out| {
+                // SAFETY: the entry came from `Entry::of` in the parent, which
+                // spawned this process from its own build (checked at boot).
+                ran = unsafe { entry.call(arg, out) };
+            });
+            Ok(())
+        });
+        match (caught, ran) {
+            (Ok(_), Ok(())) => {}
+            (Ok(_), Err(e)) => {
+                self.out.truncate(mark);
+                record::failed(&mut self.out, &e.to_string());
+            }
+            (Err(message), _) => {
+                self.out.truncate(mark);
+                record::panicked(&mut self.out, &message);
+            }
         }
-        if self.out.len() + item.len() > self.max {
-            self.flush(end)?;
+        if self.out.len() > self.max {
+            let item = self.out.split_off(mark);
+            if self.count > 0 {
+                self.flush(end)?;
+            }
+            if RESULT_HEADER + item.len() > self.max {
+                record::failed(
+                    &mut self.out,
+                    &format!(
+                        "the result takes {} bytes, more than the pool's max_message of {}",
+                        item.len(),
+                        self.max
+                    ),
+                );
+            } else {
+                self.out.extend_from_slice(&item);
+            }
         }
-        self.out.extend_from_slice(&item);
-        self.n += 1;
+        self.count += 1;
         Ok(())
     }
 
     /// Sends the gathered outcomes, if any.
     fn flush(&mut self, end: &mut PipeEnd) -> Result<()> {
-        if self.n == 0 {
+        if self.count == 0 {
             return Ok(());
         }
-        self.out[12..16].copy_from_slice(&self.n.to_le_bytes());
+        self.out[12..16].copy_from_slice(&self.count.to_le_bytes());
         end.send(&self.out)?;
-        self.first += self.n;
-        self.n = 0;
+        self.first += self.count;
+        self.count = 0;
         self.reset();
         Ok(())
     }
@@ -240,7 +219,7 @@ fn serve(boot: WorkerBoot) -> Result<()> {
     if let Some((entry, arg)) = &boot.initializer {
         // SAFETY: the entry came from `Entry::of` in the parent, which spawned
         // this process from its own build (checked at boot).
-        unsafe { entry.call(arg) }?;
+        unsafe { entry.call(arg, &mut Vec::new()) }?;
     }
     let started = control.started(slot);
     let mut msg = vec![0u8; max];
@@ -248,7 +227,7 @@ fn serve(boot: WorkerBoot) -> Result<()> {
         out: Vec::with_capacity(max),
         id: 0,
         first: 0,
-        n: 0,
+        count: 0,
         max,
     };
     let mut served = 0u64;
@@ -288,13 +267,7 @@ fn serve(boot: WorkerBoot) -> Result<()> {
         for _ in 0..n {
             let len = u32::decode(input)? as usize;
             let arg = take(input, len)?;
-            // SAFETY: as for the initializer above.
-            let outcome = match catch(|| unsafe { entry.call(arg) }) {
-                Ok(Ok(bytes)) => Outcome::Returned(bytes),
-                Ok(Err(e)) => Outcome::Failed(e.to_string()),
-                Err(message) => Outcome::Panicked(message),
-            };
-            results.push(&mut end, &outcome)?;
+            results.run(&mut end, entry, arg)?;
         }
         results.flush(&mut end)?;
         started.store(0, Ordering::Relaxed);
