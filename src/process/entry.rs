@@ -84,7 +84,7 @@ pub(crate) fn trampoline2<A: Payload, B: Payload, R: Payload>(
 }
 
 /// A function to run in another process, as distances from [`base`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Entry {
     trampoline: u64,
     function: u64,

@@ -202,6 +202,34 @@ impl Batch {
         }
     }
 
+    /// Takes items `0..len` in order once all completed, decoding each with
+    /// `f` under one lock.
+    pub(crate) fn take_all<T>(
+        &self,
+        len: u64,
+        mut f: impl FnMut(Item<'_>) -> Result<T>,
+    ) -> Vec<Result<T>> {
+        self.wait_completed(len, None);
+        let mut st = self.lock();
+        let mut out = Vec::with_capacity(len as usize);
+        while (out.len() as u64) < len {
+            let index = out.len() as u64;
+            let Some((first, run)) = st.run_of(index) else {
+                out.push(Err(Error::corrupted(
+                    "<pool>",
+                    format!("item {index} has no result"),
+                )));
+                continue;
+            };
+            let k = (index - first) as u32;
+            for _ in k..run.count {
+                out.push(read_at(run, run.next, true, &mut f));
+            }
+            st.runs.remove(&first);
+        }
+        out
+    }
+
     /// Takes the next item of whichever run completed first, waiting for one
     /// (in a batch made `unordered`).
     pub(crate) fn take_any<T>(

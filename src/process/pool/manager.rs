@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex as StdMutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::batch::Batch;
-use super::record::{self, Args, RESULT_HEADER, encode_task, result_header};
+use super::record::{self, Args, RESULT_HEADER, result_header};
 use super::worker::{Control, WorkerBoot, worker_main};
 use crate::error::{Error, Result};
 use crate::pipe::{Pipe, PipeEnd};
@@ -25,6 +25,9 @@ use crate::wait::{Deadline, wait_while_eq};
 const TICK: Duration = Duration::from_millis(2);
 /// How long closed workers get to exit on their own before they are killed.
 const STOP_GRACE: Duration = Duration::from_secs(2);
+/// The most result records one look at a worker takes, so that a busy
+/// worker does not keep the manager from the others.
+const DRAIN_AT_MOST: usize = 1024;
 /// How long the manager waits before trying again to start a worker that
 /// failed to start.
 const RESPAWN_BACKOFF: Duration = Duration::from_millis(50);
@@ -121,7 +124,6 @@ pub(crate) fn run(shared: Arc<Shared>) {
         workers: (0..shared.config.workers).map(|_| None).collect(),
         local: VecDeque::new(),
         buf: vec![0; shared.config.max_message],
-        task_buf: Vec::new(),
         next_number: 1,
         respawn_at: None,
         shared,
@@ -136,8 +138,6 @@ struct Manager {
     local: VecDeque<Task>,
     /// Where results are received.
     buf: Vec<u8>,
-    /// Where task records are encoded.
-    task_buf: Vec<u8>,
     next_number: u64,
     respawn_at: Option<Instant>,
 }
@@ -274,11 +274,11 @@ impl Manager {
         let mut progressed = false;
         for w in self.workers.iter_mut().flatten() {
             while w.sent.len() < depth {
-                let Some(task) = self.local.pop_front() else {
+                let Some(mut task) = self.local.pop_front() else {
                     return progressed;
                 };
-                encode_task(&mut self.task_buf, task.id, task.entry, &task.args);
-                match w.end.try_send(&self.task_buf) {
+                let (id, entry) = (task.id, task.entry);
+                match w.end.try_send(task.args.record(id, entry)) {
                     Ok(()) => {
                         w.sent.push_back(task);
                         progressed = true;
@@ -413,9 +413,15 @@ impl Manager {
 
 /// Completes the items whose results `w` sent; whether there were any.
 fn drain(w: &mut Worker, buf: &mut [u8]) -> bool {
-    let mut progressed = false;
-    while let Ok(len) = w.end.try_recv_into(buf) {
-        progressed = true;
+    // Results of consecutive items of one batch (a worker's share of a map)
+    // are handed over as one run: one allocation and one lock per burst.
+    let mut run: Option<(Arc<Batch>, u64, u32, Vec<u8>)> = None;
+    let mut records = 0;
+    while records < DRAIN_AT_MOST {
+        let Ok(len) = w.end.try_recv_into(buf) else {
+            break;
+        };
+        records += 1;
         let record = &buf[..len];
         let Ok(head) = result_header(record) else {
             eprintln!(
@@ -435,15 +441,34 @@ fn drain(w: &mut Worker, buf: &mut [u8]) -> bool {
             );
             continue;
         }
-        task.batch.complete(
-            task.first + head.first as u64,
-            head.count,
-            record[RESULT_HEADER..].to_vec(),
-        );
+        let start = task.first + head.first as u64;
+        let outcomes = &record[RESULT_HEADER..];
+        match &mut run {
+            Some((batch, first, count, bytes))
+                if Arc::ptr_eq(batch, &task.batch) && *first + *count as u64 == start =>
+            {
+                *count += head.count;
+                bytes.extend_from_slice(outcomes);
+            }
+            _ => {
+                if let Some((batch, first, count, bytes)) = run.take() {
+                    batch.complete(first, count, bytes);
+                }
+                run = Some((
+                    Arc::clone(&task.batch),
+                    start,
+                    head.count,
+                    outcomes.to_vec(),
+                ));
+            }
+        }
         task.done += head.count;
         if task.done == task.args.count {
             w.sent.remove(pos);
         }
     }
-    progressed
+    if let Some((batch, first, count, bytes)) = run {
+        batch.complete(first, count, bytes);
+    }
+    records > 0
 }

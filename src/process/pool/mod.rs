@@ -52,6 +52,8 @@ use super::entry::Entry;
 use super::payload::{Payload, from_bytes, to_bytes};
 use crate::error::{Error, Result};
 
+/// Tasks handed to the manager at a time while a call encodes its items.
+const SUBMIT_SLICE: usize = 256;
 /// Bytes each ring of a worker holds, by default.
 const DEFAULT_CAPACITY: usize = 1 << 20;
 /// The largest task or result record, by default.
@@ -247,10 +249,25 @@ impl Pool {
         first: u64,
     ) -> Result<u64> {
         let chunksize = chunksize.clamp(1, u32::MAX as usize) as u32;
-        let room = self.max_message.saturating_sub(TASK_HEADER);
         let mut tasks = Vec::new();
         let mut args = Args::default();
         let mut index = first;
+        // Tasks go to the manager in slices, so that workers start on the
+        // first ones while the rest are encoded.
+        let send = |tasks: &mut Vec<Task>| -> Result<()> {
+            let mut inbox = self.shared.inbox();
+            if inbox.closed || inbox.terminate {
+                return Err(Error::Closed);
+            }
+            for mut t in tasks.drain(..) {
+                inbox.next_id += 1;
+                t.id = inbox.next_id;
+                inbox.pending.push_back(t);
+            }
+            drop(inbox);
+            self.shared.control.ring();
+            Ok(())
+        };
         let task = |args: Args, index: &mut u64| {
             let task = Task {
                 id: 0,
@@ -267,12 +284,12 @@ impl Pool {
         for item in items {
             let at = args.bytes.len();
             args.push(&item)?;
-            if args.bytes.len() > room {
+            if args.bytes.len() > self.max_message {
                 if args.count == 1 {
                     return Err(Error::invalid_argument(format!(
                         "an argument of {} bytes does not fit the pool's max_message of {} \
                          (PoolBuilder::max_message)",
-                        args.bytes.len() - 4,
+                        args.bytes.len() - TASK_HEADER - 4,
                         self.max_message
                     )));
                 }
@@ -282,23 +299,15 @@ impl Pool {
             if args.count == chunksize {
                 tasks.push(task(std::mem::take(&mut args), &mut index));
             }
+            if tasks.len() >= SUBMIT_SLICE {
+                send(&mut tasks)?;
+            }
         }
         if args.count > 0 {
             tasks.push(task(args, &mut index));
         }
-        let count = index - first;
-        let mut inbox = self.shared.inbox();
-        if inbox.closed || inbox.terminate {
-            return Err(Error::Closed);
-        }
-        for mut t in tasks {
-            inbox.next_id += 1;
-            t.id = inbox.next_id;
-            inbox.pending.push_back(t);
-        }
-        drop(inbox);
-        self.shared.control.ring();
-        Ok(count)
+        send(&mut tasks)?;
+        Ok(index - first)
     }
 
     /// Runs `f(arg)` in a worker and waits for its result (Python's `apply`).
@@ -590,14 +599,8 @@ impl<R: Payload> MapResult<R> {
     /// Waits for every item; each item's own result, in order (a dead
     /// worker's chunk shows as [`Error::WorkerDied`] on its items only).
     pub fn each(self) -> Vec<Result<R>> {
-        self.batch.wait_completed(self.len, None);
-        (0..self.len)
-            .map(|i| {
-                self.batch
-                    .take(i, None, |item| item.and_then(from_bytes::<R>))
-                    .expect("no deadline")
-            })
-            .collect()
+        self.batch
+            .take_all(self.len, |item| item.and_then(from_bytes::<R>))
     }
 }
 

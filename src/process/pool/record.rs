@@ -122,12 +122,22 @@ pub(crate) fn skip_item(input: &mut &[u8], tagged: bool) -> Result<()> {
     Ok(())
 }
 
-/// The arguments of one task, encoded back to back as a task record carries
-/// them.
-#[derive(Debug, Default)]
+/// A task record in the making: room for the header, then the arguments
+/// back to back. The manager fills the header in and sends the buffer as it
+/// is, with no copy.
+#[derive(Debug)]
 pub(crate) struct Args {
     pub(crate) bytes: Vec<u8>,
     pub(crate) count: u32,
+}
+
+impl Default for Args {
+    fn default() -> Self {
+        Args {
+            bytes: vec![0; TASK_HEADER],
+            count: 0,
+        }
+    }
 }
 
 impl Args {
@@ -143,34 +153,39 @@ impl Args {
         Ok(())
     }
 
-    /// Splits off the last argument (to start the next chunk with it).
+    /// Splits off the last argument, which starts at `last_at` (to start the
+    /// next task with it).
     pub(crate) fn pop_last(&mut self, last_at: usize) -> Args {
-        let bytes = self.bytes.split_off(last_at);
+        let mut next = Args::default();
+        next.bytes.extend_from_slice(&self.bytes[last_at..]);
+        next.count = 1;
+        self.bytes.truncate(last_at);
         self.count -= 1;
-        Args { bytes, count: 1 }
+        next
     }
 
     /// Drops the first `n` arguments.
     pub(crate) fn drop_front(&mut self, n: u32) -> Result<()> {
-        let mut rest = &self.bytes[..];
+        let mut rest = &self.bytes[TASK_HEADER..];
         for _ in 0..n {
             skip_item(&mut rest, false)?;
         }
         let at = self.bytes.len() - rest.len();
-        self.bytes.drain(..at);
+        self.bytes.drain(TASK_HEADER..at);
         self.count -= n;
         Ok(())
     }
-}
 
-/// Encodes a task record into `out`.
-pub(crate) fn encode_task(out: &mut Vec<u8>, id: u64, entry: Entry, args: &Args) {
-    out.clear();
-    out.push(TASK_TAG);
-    id.encode(out);
-    entry.encode(out);
-    args.count.encode(out);
-    out.extend_from_slice(&args.bytes);
+    /// The whole task record, its header filled in for task `id` of `entry`.
+    pub(crate) fn record(&mut self, id: u64, entry: Entry) -> &[u8] {
+        let mut header = Vec::with_capacity(TASK_HEADER);
+        header.push(TASK_TAG);
+        id.encode(&mut header);
+        entry.encode(&mut header);
+        self.count.encode(&mut header);
+        self.bytes[..TASK_HEADER].copy_from_slice(&header);
+        &self.bytes
+    }
 }
 
 /// A result record's header.
@@ -240,19 +255,26 @@ mod tests {
     }
 
     #[test]
-    fn args_split_and_drop_their_front() {
+    fn args_split_drop_their_front_and_become_records() {
         let mut args = Args::default();
         for i in 0..5u32 {
             args.push(&i).unwrap();
         }
         args.drop_front(2).unwrap();
         assert_eq!(args.count, 3);
-        let mut rest = &args.bytes[..];
-        skip_item(&mut rest, false).unwrap();
-        let last_at = args.bytes.len() - rest.len();
-        let mut tail = args.pop_last(last_at + 8);
+        // Items are a 4-byte length and a 4-byte u32: the third starts 16
+        // bytes after the header.
+        let mut tail = args.pop_last(TASK_HEADER + 16);
         assert_eq!((args.count, tail.count), (2, 1));
+        let record = tail.record(9, Entry::default()).to_vec();
+        let mut input = &record[..];
+        assert_eq!(u8::decode(&mut input).unwrap(), TASK_TAG);
+        assert_eq!(u64::decode(&mut input).unwrap(), 9);
+        assert_eq!(Entry::decode(&mut input).unwrap(), Entry::default());
+        assert_eq!(u32::decode(&mut input).unwrap(), 1);
+        assert_eq!(u32::decode(&mut input).unwrap(), 4);
+        assert_eq!(u32::decode(&mut input).unwrap(), 4, "the fifth argument");
         tail.drop_front(1).unwrap();
-        assert!(tail.bytes.is_empty());
+        assert_eq!(tail.bytes.len(), TASK_HEADER);
     }
 }
