@@ -1,7 +1,8 @@
 //! shmprim's side of the process figures: `Pool.map`, a worker's death seen
 //! by its task, and `Process` start + join. The pool's workers and the
 //! processes are spawned from this executable, which calls
-//! `shmprim::process::init()` first in `main`.
+//! `shmprim::process::init()` first in `main`. Every runner here, and every
+//! reference beside it, runs unpinned: workers inherit the caller's CPU mask.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -12,7 +13,7 @@ use shmprim::{Error, Pool, Value};
 use super::Res;
 use crate::Ctx;
 use crate::figures::{POOL_TASKS, POOL_WORKERS, PROCESS_STARTS};
-use crate::proc::name_prefix;
+use crate::proc::{name_prefix, unpinned};
 
 fn ident(x: u64) -> u64 {
     x
@@ -49,12 +50,12 @@ fn timed_map(ctx: &Ctx, n: u64, chunksize: Option<usize>) -> Res<f64> {
 
 /// `Pool(2).map_chunked(ident, 0..n, 1)`: millions of tasks/s.
 pub(crate) fn pool_map_cs1(ctx: &Ctx) -> Res<f64> {
-    timed_map(ctx, POOL_TASKS, Some(1))
+    unpinned(|| timed_map(ctx, POOL_TASKS, Some(1)))
 }
 
 /// `Pool(2).map(ident, 0..n)`, Python's default chunksize: millions of tasks/s.
 pub(crate) fn pool_map_default(ctx: &Ctx) -> Res<f64> {
-    timed_map(ctx, POOL_TASKS * 20, None)
+    unpinned(|| timed_map(ctx, POOL_TASKS * 20, None))
 }
 
 /// A task that reports its worker's pid in the Value named `name` and waits
@@ -71,6 +72,10 @@ static VICTIMS: AtomicUsize = AtomicUsize::new(0);
 /// A running task's worker SIGKILLed: ns until its `AsyncResult` returns
 /// `WorkerDied`.
 pub(crate) fn worker_death(_ctx: &Ctx) -> Res<f64> {
+    unpinned(worker_death_pinned_off)
+}
+
+fn worker_death_pinned_off() -> Res<f64> {
     let name = format!(
         "{}victim-{}",
         name_prefix(),
@@ -110,6 +115,10 @@ pub(crate) fn worker_death(_ctx: &Ctx) -> Res<f64> {
 
 /// `Process::spawn(noop, ()).join()`: ns per process.
 pub(crate) fn process_start_join(ctx: &Ctx) -> Res<f64> {
+    unpinned(|| process_start_join_free(ctx))
+}
+
+fn process_start_join_free(ctx: &Ctx) -> Res<f64> {
     let n = ctx.n(PROCESS_STARTS);
     let t = Instant::now();
     for _ in 0..n {

@@ -464,6 +464,16 @@ pub(crate) fn pin_to_cpu(cpu: usize) {
     }
 }
 
+/// Runs `f` with the calling thread free to run on every core, then pins it
+/// back to core 0 (where the suite runs): for figures whose threads and
+/// children, which inherit the mask, must spread over the cores (pools).
+pub(crate) fn unpinned<T>(f: impl FnOnce() -> T) -> T {
+    unpin();
+    let out = f();
+    pin_to_cpu(0);
+    out
+}
+
 /// Lets the calling thread run on every core again.
 pub(crate) fn unpin() {
     // SAFETY: as in `pin_to_cpu`.

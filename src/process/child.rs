@@ -1,11 +1,11 @@
 //! One child process: start (spawn or fork), watch, join, signal.
 
 use std::collections::BTreeMap;
+use std::ffi::CString;
 use std::ffi::OsString;
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::sync::Mutex as StdMutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -132,38 +132,56 @@ impl Builder {
         };
         let fd = memfd_create("shmprim-process").map_err(|e| io_error("memfd_create", e))?;
         sys::write_all_at(fd.as_fd(), &boot.encode(), 0).map_err(|e| io_error("write", e))?;
-        let mut cmd = Command::new("/proc/self/exe");
-        cmd.arg0(
+        let cstring = |s: &[u8]| {
+            CString::new(s).map_err(|_| {
+                Error::invalid_argument("a NUL byte in an argument or the environment")
+            })
+        };
+        let mut argv = vec![cstring(
             std::env::args_os()
                 .next()
-                .unwrap_or_else(|| OsString::from("shmprim-child")),
-        )
-        .env(BOOT_FD_VAR, fd.as_raw_fd().to_string())
-        .stdin(Stdio::null());
-        if let Some(test) = HARNESS_TEST.get() {
-            cmd.args([
+                .unwrap_or_else(|| OsString::from("shmprim-child"))
+                .as_bytes(),
+        )?];
+        let harness = HARNESS_TEST.get();
+        if let Some(test) = harness {
+            for a in [
                 test.as_str(),
                 "--exact",
                 "--test-threads=1",
                 "-q",
                 "--nocapture",
-            ])
-            .stdout(Stdio::null());
+            ] {
+                argv.push(cstring(a.as_bytes())?);
+            }
         }
+        let mut env = Vec::new();
+        for (k, v) in std::env::vars_os() {
+            if k != BOOT_FD_VAR {
+                let mut kv = k.into_vec();
+                kv.push(b'=');
+                kv.extend_from_slice(v.as_bytes());
+                // A variable with a NUL cannot be passed on; leave it out.
+                if let Ok(c) = CString::new(kv) {
+                    env.push(c);
+                }
+            }
+        }
+        env.push(cstring(
+            format!("{BOOT_FD_VAR}={}", fd.as_raw_fd()).as_bytes(),
+        )?);
         let mut keep = self.inherit.clone();
         keep.push(fd.as_raw_fd());
-        // SAFETY: the hook only calls fcntl, which is async-signal-safe, on
-        // descriptors this process holds open across the spawn.
-        unsafe {
-            cmd.pre_exec(move || {
-                for &fd in &keep {
-                    sys::keep_across_exec(fd)?;
-                }
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().map_err(|e| io_error("spawn", e))?;
-        Ok(Process::started(child.id(), name, self.daemon, fd))
+        let pid = sys::spawn(&sys::SpawnSpec {
+            path: c"/proc/self/exe",
+            argv: &argv,
+            env: &env,
+            keep: &keep,
+            null_stdin: true,
+            null_stdout: harness.is_some(),
+        })
+        .map_err(|e| io_error("posix_spawn", e))?;
+        Ok(Process::started(pid, name, self.daemon, fd))
     }
 
     /// Starts a child by forking this process; it runs `f` in its copy of the

@@ -8,11 +8,16 @@ use std::time::{Duration, Instant};
 use super::super::Res;
 use crate::Ctx;
 use crate::figures::{POOL_TASKS, POOL_WORKERS, PROCESS_STARTS};
+use crate::proc::unpinned;
 
 /// `POOL_WORKERS` threads taking task indices from one channel and sending
 /// `(index, result)` back on another; the caller puts results in order.
 /// Millions of tasks/s.
 pub(crate) fn thread_pool_cs1(ctx: &Ctx) -> Res<f64> {
+    unpinned(|| thread_pool(ctx))
+}
+
+fn thread_pool(ctx: &Ctx) -> Res<f64> {
     let n = ctx.n(POOL_TASKS);
     let (task_tx, task_rx) = crossbeam_channel::bounded::<u64>(1024);
     let (done_tx, done_rx) = crossbeam_channel::bounded::<(u64, u64)>(1024);
@@ -57,6 +62,10 @@ pub(crate) fn thread_pool_cs1(ctx: &Ctx) -> Res<f64> {
 
 /// A sleeping child SIGKILLed: ns until `wait` returns its status.
 pub(crate) fn kill_to_wait(_ctx: &Ctx) -> Res<f64> {
+    unpinned(kill_to_wait_free)
+}
+
+fn kill_to_wait_free() -> Res<f64> {
     let mut child = Command::new("sleep")
         .arg("30")
         .stdin(Stdio::null())
@@ -71,6 +80,10 @@ pub(crate) fn kill_to_wait(_ctx: &Ctx) -> Res<f64> {
 
 /// `Command::new(this executable).arg("--version").status()`: ns per process.
 pub(crate) fn command_start_wait(ctx: &Ctx) -> Res<f64> {
+    unpinned(|| command_start_wait_free(ctx))
+}
+
+fn command_start_wait_free(ctx: &Ctx) -> Res<f64> {
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
     let n = ctx.n(PROCESS_STARTS);
     let t = Instant::now();

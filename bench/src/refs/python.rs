@@ -36,15 +36,16 @@ pub(crate) fn mp_queue(ctx: &Ctx) -> Res<f64> {
 }
 
 fn pool_script(mode: &str, n: u64, chunksize: u64) -> Res<f64> {
-    run(
-        POOL_SCRIPT,
-        &[
-            mode,
-            &n.to_string(),
-            &chunksize.to_string(),
-            &POOL_WORKERS.to_string(),
-        ],
-    )
+    let args = [
+        mode.to_owned(),
+        n.to_string(),
+        chunksize.to_string(),
+        POOL_WORKERS.to_string(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    // A pool's processes must spread over the cores: unpinned, as shmprim's
+    // pool beside it.
+    super::super::proc::unpinned(|| run(POOL_SCRIPT, &args))
 }
 
 /// `Pool(2).map(ident, range(n), chunksize=1)`: millions of tasks/s.
