@@ -28,6 +28,12 @@
  * at most once a millisecond, they look at the peer, and answer
  * SHMPRIM_CLOSED once it is gone and drained.
  *
+ * Pools. `shmprim_pool_create` forks worker processes (from a process
+ * with one thread) and `shmprim_pool_map` runs a task function over an
+ * array of fixed-size tasks, results in order and one status per task: a
+ * worker that dies costs only the task it ran (SHMPRIM_WORKER_DIED), a
+ * replacement is forked, every other task completes.
+ *
  * Limits. Names: 1 to 200 bytes of [A-Za-z0-9._-], not starting with '.'
  * or '-'. Participants: 128 slots per segment, one per open handle; past
  * them an open returns SHMPRIM_TOO_MANY_PARTICIPANTS. Barrier parties: 1 to
@@ -346,6 +352,14 @@ enum shmprim_status
    * nothing was done.
    */
   SHMPRIM_INTERRUPTED = 28,
+  /**
+   * The pool worker running the task died (a signal, `abort`, `exit`).
+   */
+  SHMPRIM_WORKER_DIED = 29,
+  /**
+   * The task function returned nonzero (or, in Rust, panicked).
+   */
+  SHMPRIM_TASK_FAILED = 30,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -437,6 +451,12 @@ typedef struct shmprim_pipe shmprim_pipe;
 typedef struct shmprim_pipe_end shmprim_pipe_end;
 
 /**
+ * A pool of forked worker processes. Opaque; free it with
+ * `shmprim_pool_close`. Use it from one thread at a time.
+ */
+typedef struct shmprim_pool shmprim_pool;
+
+/**
  * An open named (or anonymous) queue of fixed-size elements. Opaque; free it
  * with `shmprim_queue_close`. One handle may be used by many threads.
  */
@@ -509,6 +529,15 @@ typedef struct {
  * the lock unrecoverable.
  */
 typedef int32_t (*shmprim_array_fn)(void *elems, size_t len, bool owner_died, void *ctx);
+
+/**
+ * A task function: reads the task at `task` (the map's `task_size` bytes),
+ * writes its result at `result` (`result_size` bytes), returns 0 on
+ * success and anything else on failure. `ctx` is the map's context pointer,
+ * as the forked worker sees it. It runs in a worker process: what it writes
+ * elsewhere in memory stays in that process.
+ */
+typedef int (*shmprim_task_fn)(const void *task, void *result, void *ctx);
 
 /**
  * The callback of `shmprim_value_update`: changes the element at `value` (a
@@ -1988,6 +2017,75 @@ shmprim_status shmprim_pipe_next_len(shmprim_pipe_end *e, size_t *len);
  * valid for a write.
  */
 shmprim_status shmprim_pipe_poll(shmprim_pipe_end *e, int64_t timeout_ns, bool *ready);
+
+/**
+ * Forks `workers` worker processes (1 to 4096). The calling process must
+ * have one thread: a process with more is refused with
+ * `SHMPRIM_INVALID_ARGUMENT` (a forked copy could inherit a lock another
+ * thread holds). The workers die with the process. Returns `SHMPRIM_OK` (a
+ * new handle in `*out`), `SHMPRIM_INVALID_ARGUMENT`, `SHMPRIM_NULL_POINTER`
+ * or `SHMPRIM_IO`.
+ *
+ * # Safety
+ * `out` must be valid for a write.
+ */
+shmprim_status shmprim_pool_create(uint32_t workers, shmprim_pool **out);
+
+/**
+ * Runs `task_fn` over `count` tasks of `task_size` bytes, back to back at
+ * `tasks`, and writes each task's result (`result_size` bytes, 0 allowed)
+ * at its place in `results`, in order. `statuses[i]` tells how task `i`
+ * ended: `SHMPRIM_OK`, `SHMPRIM_TASK_FAILED` (`task_fn` returned nonzero; its
+ * result is zeroed), `SHMPRIM_WORKER_DIED` (its worker died running it;
+ * its result is zeroed) or `SHMPRIM_INTERNAL`. Blocks until every task
+ * ended. Returns `SHMPRIM_OK` when the map ran (each task's own outcome is
+ * in `statuses`), `SHMPRIM_NULL_POINTER`, `SHMPRIM_INVALID_ARGUMENT`
+ * (`task_size` 0, sizes that overflow) or `SHMPRIM_CLOSED` (the pool was
+ * terminated).
+ *
+ * # Safety
+ * `pool` must be a live handle; `tasks` readable for `count * task_size`
+ * bytes, `results` writable for `count * result_size`, `statuses` for
+ * `count` `int32_t`s (any may be null when `count` is 0); `task_fn` safe to call
+ * in a forked worker with such buffers and `ctx`.
+ */
+shmprim_status shmprim_pool_map(const shmprim_pool *pool,
+                                shmprim_task_fn task_fn,
+                                void *ctx,
+                                const void *tasks,
+                                size_t count,
+                                size_t task_size,
+                                void *results,
+                                size_t result_size,
+                                int32_t *statuses);
+
+/**
+ * The number of workers the pool keeps running.
+ *
+ * # Safety
+ * `pool` must be null (0 is returned) or a live handle.
+ */
+uint32_t shmprim_pool_workers(const shmprim_pool *pool);
+
+/**
+ * Kills every worker at once (Python's `terminate`); a map running on
+ * another thread returns with its unfinished tasks failed. Free the handle
+ * with `shmprim_pool_close` afterwards.
+ *
+ * # Safety
+ * `pool` must be null (ignored) or a live handle.
+ */
+void shmprim_pool_terminate(const shmprim_pool *pool);
+
+/**
+ * Lets the workers finish and exit, waits for them, and frees the handle
+ * (Python's `close(); join()`); null is ignored.
+ *
+ * # Safety
+ * `pool` must be null or a handle not yet closed, not in use by another
+ * thread.
+ */
+void shmprim_pool_close(shmprim_pool *pool);
 
 /**
  * Creates the named queue of `capacity` elements of `elem_size` bytes

@@ -3,7 +3,7 @@
  *
  * - Move-only RAII handles (closed in the destructor): shmprim::segment,
  *   mutex, rmutex, semaphore, event, condvar, barrier, queue<T>, byte_queue,
- *   value<T>, array<T>, pipe and pipe_end.
+ *   value<T>, array<T>, pipe and pipe_end, and pool (forked workers).
  * - Timeouts as std::chrono durations; shmprim::forever waits without limit.
  * - Failures throw shmprim::error (a std::system_error whose code() is in
  *   shmprim::category(), so `e.code() == SHMPRIM_TIMEOUT` works), with the
@@ -477,6 +477,38 @@ public:
 private:
     explicit event(shmprim_event *p) : h_(p) {}
     detail::handle<shmprim_event, shmprim_event_close> h_;
+};
+
+/** A pool of forked worker processes (Python's Pool): map() runs a task
+ * function over fixed-size tasks; a worker that dies costs only the task it
+ * was running, reported as SHMPRIM_WORKER_DIED in that task's status. Build
+ * it while the process has one thread. */
+class pool {
+public:
+    explicit pool(std::uint32_t workers)
+        : h_(detail::make<shmprim_pool>([&](shmprim_pool **out) { return shmprim_pool_create(workers, out); })) {}
+    /** Runs `fn` over `tasks` into `results` (resized to match); one status
+     * per task. `ctx` is passed to every call, in the forked worker. */
+    template <class Task, class Result>
+    std::vector<shmprim_status> map(shmprim_task_fn fn, void *ctx, const std::vector<Task> &tasks,
+                                    std::vector<Result> &results) {
+        static_assert(std::is_trivially_copyable_v<Task> && std::is_trivially_copyable_v<Result>,
+                      "tasks and results cross processes as bytes");
+        results.assign(tasks.size(), Result{});
+        std::vector<std::int32_t> st(tasks.size());
+        detail::check(shmprim_pool_map(h_.get(), fn, ctx, tasks.data(), tasks.size(), sizeof(Task),
+                                       results.data(), sizeof(Result), st.data()));
+        std::vector<shmprim_status> out;
+        out.reserve(st.size());
+        for (std::int32_t s : st) out.push_back(static_cast<shmprim_status>(s));
+        return out;
+    }
+    std::uint32_t workers() const { return shmprim_pool_workers(h_.get()); }
+    /** Kills every worker now (Python's terminate). */
+    void terminate() { shmprim_pool_terminate(h_.get()); }
+
+private:
+    detail::handle<shmprim_pool, shmprim_pool_close> h_;
 };
 
 /** A barrier for a fixed number of parties (Python's Barrier). wait()

@@ -4,8 +4,34 @@
 
 use std::time::Duration;
 
-use shmprim::Error;
+use std::ffi::{c_int, c_void};
+
+use shmprim::process::pool::RawStatus;
 use shmprim::process::{Builder, Process, Start, current_name};
+use shmprim::{Error, Pool};
+
+/// A C-ABI task: squares a u64, and aborts on 5. `ctx` points to the
+/// offset added to every result.
+unsafe extern "C" fn square_or_abort(
+    task: *const c_void,
+    result: *mut c_void,
+    ctx: *mut c_void,
+) -> c_int {
+    // SAFETY: map_raw hands 8-byte task and result buffers (unaligned) and
+    // the context pointer given to it, valid in the forked worker.
+    unsafe {
+        let x = task.cast::<u64>().read_unaligned();
+        if x == 5 {
+            libc::abort();
+        }
+        if x == 7 {
+            return 42;
+        }
+        let offset = ctx.cast::<u64>().read();
+        result.cast::<u64>().write_unaligned(x * x + offset);
+    }
+    0
+}
 
 fn triple(x: u32) -> u32 {
     x * 3
@@ -17,6 +43,8 @@ fn check(name: &str, f: impl FnOnce()) {
 }
 
 fn main() {
+    // This binary also runs the spawn pool's worker below.
+    shmprim::process::init();
     check("a returned value comes back", || {
         let base = 6u64;
         let p = Process::fork(move || base * 7).unwrap();
@@ -64,10 +92,72 @@ fn main() {
         drop(p);
         assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
     });
-    check("spawn needs init even where fork does not", || {
+    check(
+        "a fork pool runs C-ABI tasks; an abort costs its task only",
+        || {
+            let pool = Pool::builder()
+                .workers(2)
+                .start(Start::Fork)
+                .build()
+                .unwrap();
+            let tasks: Vec<u8> = (0..12u64).flat_map(|x| x.to_le_bytes()).collect();
+            let mut results = vec![0u8; 12 * 8];
+            let mut offset = 1000u64;
+            // SAFETY: the function reads and writes 8 bytes and reads the u64
+            // behind ctx, which lives until map_raw returns.
+            let statuses = unsafe {
+                pool.map_raw(
+                    square_or_abort,
+                    (&raw mut offset).cast(),
+                    &tasks,
+                    8,
+                    &mut results,
+                    8,
+                )
+            }
+            .unwrap();
+            for (x, status) in statuses.iter().enumerate() {
+                let got = u64::from_le_bytes(results[x * 8..x * 8 + 8].try_into().unwrap());
+                match x {
+                    5 => assert!(
+                        matches!(status, RawStatus::WorkerDied { exitcode, .. } if *exitcode == -libc::SIGABRT),
+                        "{status:?}"
+                    ),
+                    7 => assert_eq!((status, got), (&RawStatus::Failed(42), 0)),
+                    _ => assert_eq!((status, got), (&RawStatus::Ok, (x * x) as u64 + 1000)),
+                }
+            }
+            // Rust functions run in fork workers too.
+            fn double(x: u32) -> u32 {
+                x * 2
+            }
+            assert_eq!(pool.map(double, 0..5).unwrap(), [0, 2, 4, 6, 8]);
+            pool.close();
+            pool.join().unwrap();
+        },
+    );
+    check("a fork pool is refused once threads exist", || {
+        let t = std::thread::spawn(|| std::thread::sleep(Duration::from_millis(300)));
         assert!(matches!(
-            Process::spawn(triple, 1),
-            Err(Error::NotInitialised)
+            Pool::builder().start(Start::Fork).build(),
+            Err(Error::ForkWithThreads { .. })
         ));
+        t.join().unwrap();
+    });
+    check("a spawn pool refuses map_raw", || {
+        let pool = Pool::new(1).unwrap();
+        let mut results = [0u8; 8];
+        // SAFETY: refused before anything runs.
+        let r = unsafe {
+            pool.map_raw(
+                square_or_abort,
+                std::ptr::null_mut(),
+                &[0; 8],
+                8,
+                &mut results,
+                8,
+            )
+        };
+        assert!(matches!(r, Err(Error::InvalidArgument { .. })));
     });
 }

@@ -37,6 +37,7 @@ mod inspect;
 mod lock;
 mod mutex;
 mod pipe;
+mod pool;
 mod queue;
 mod rmutex;
 mod segment;
@@ -53,6 +54,7 @@ pub use event::*;
 pub use inspect::*;
 pub use mutex::*;
 pub use pipe::*;
+pub use pool::*;
 pub use queue::*;
 pub use rmutex::*;
 pub use segment::*;
@@ -140,11 +142,15 @@ pub enum shmprim_status {
     /// A signal handler ran during the wait (as `sem_wait`'s `EINTR`);
     /// nothing was done.
     SHMPRIM_INTERRUPTED = 28,
+    /// The pool worker running the task died (a signal, `abort`, `exit`).
+    SHMPRIM_WORKER_DIED = 29,
+    /// The task function returned nonzero (or, in Rust, panicked).
+    SHMPRIM_TASK_FAILED = 30,
 }
 
 use shmprim_status::*;
 
-const ALL_STATUSES: [shmprim_status; 29] = [
+const ALL_STATUSES: [shmprim_status; 31] = [
     SHMPRIM_OK,
     SHMPRIM_INVALID_NAME,
     SHMPRIM_ALREADY_EXISTS,
@@ -174,6 +180,8 @@ const ALL_STATUSES: [shmprim_status; 29] = [
     SHMPRIM_INTERNAL,
     SHMPRIM_IO,
     SHMPRIM_INTERRUPTED,
+    SHMPRIM_WORKER_DIED,
+    SHMPRIM_TASK_FAILED,
 ];
 
 impl shmprim_status {
@@ -205,6 +213,8 @@ impl shmprim_status {
             Error::InvalidArgument { .. } => SHMPRIM_INVALID_ARGUMENT,
             Error::Io { .. } => SHMPRIM_IO,
             Error::Interrupted => SHMPRIM_INTERRUPTED,
+            Error::WorkerDied { .. } | Error::ProcessDied { .. } => SHMPRIM_WORKER_DIED,
+            Error::Panicked { .. } => SHMPRIM_TASK_FAILED,
             // A variant this version of the C ABI does not know yet.
             _ => SHMPRIM_INTERNAL,
         }
@@ -241,6 +251,8 @@ impl shmprim_status {
             SHMPRIM_INTERNAL => c"internal error",
             SHMPRIM_IO => c"system call failed",
             SHMPRIM_INTERRUPTED => c"interrupted by a signal",
+            SHMPRIM_WORKER_DIED => c"the worker running the task died",
+            SHMPRIM_TASK_FAILED => c"the task failed",
         }
     }
 }

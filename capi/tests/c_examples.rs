@@ -674,3 +674,18 @@ fn a_c_process_changes_a_value_and_an_array_a_rust_process_created() {
     a.read_into(&mut elems).unwrap();
     assert_eq!(elems, [-1, -2, -3, -4, -5]);
 }
+
+#[test]
+fn pool_example_loses_only_the_aborting_task() {
+    let out = run_example(&build_example("pool_map.c"), &[]);
+    assert!(
+        out.contains("pool_map: 0 1 4 9 16 25 lost 49 64 81 ok"),
+        "{out}"
+    );
+}
+
+#[test]
+fn cpp_pool_reports_each_task_on_its_own() {
+    let out = run_example(&build_example("cpp_pool.cpp"), &[]);
+    assert!(out.contains("cpp_pool: 8 ok, 1 failed, 1 lost"), "{out}");
+}

@@ -191,19 +191,41 @@ impl Builder {
         if threads > 1 {
             return Err(Error::ForkWithThreads { threads });
         }
+        // SAFETY: this process has one thread (checked above), so the child is
+        // a complete copy in which any code may run.
+        unsafe { self.fork_unchecked(f) }
+    }
+
+    /// [`fork`](Self::fork) without the check for threads: what a fork pool's
+    /// manager thread uses to replace a worker.
+    ///
+    /// # Safety
+    /// In the child only code that takes no lock another thread of this
+    /// process may have held at the fork may run: the pool's worker loop
+    /// takes none, the task function is the caller's responsibility (as
+    /// with Python's fork start method).
+    pub(crate) unsafe fn fork_unchecked<R: Payload>(
+        &self,
+        f: impl FnOnce() -> R,
+    ) -> Result<Process<R>> {
         let name = self.take_name();
         let fd = memfd_create("shmprim-process").map_err(|e| io_error("memfd_create", e))?;
         let parent = std::process::id();
-        // SAFETY: this process has one thread (checked above), so the child is
-        // a complete copy in which any code may run.
+        // SAFETY: the caller upholds the contract above.
         match unsafe { sys::fork() }.map_err(|e| io_error("fork", e))? {
             Some(pid) => Ok(Process::started(pid, name, self.daemon, fd)),
             None => {
                 if self.daemon && sys::die_with_parent(parent) {
                     sys::exit_now(1);
                 }
-                *lock(&CURRENT_NAME) = Some(name);
-                lock(&CHILDREN).clear();
+                // Another thread of the parent may have held these at the
+                // fork: never wait for them in the copy.
+                if let Ok(mut current) = CURRENT_NAME.try_lock() {
+                    *current = Some(name);
+                }
+                if let Ok(mut children) = CHILDREN.try_lock() {
+                    children.clear();
+                }
                 let outcome = match catch(|| Ok(super::to_bytes(&f()))) {
                     Ok(Ok(bytes)) => Outcome::Returned(bytes),
                     Ok(Err(e)) => Outcome::Failed(e.to_string()),

@@ -102,6 +102,16 @@ impl Entry {
         Self::checked(trampoline2::<A, B, R>, f as usize)
     }
 
+    /// The entry for a function `f` that `t` knows how to call, with no check
+    /// of where it lives: for forked workers only, which share the parent's
+    /// addresses.
+    pub(crate) fn forked(t: Trampoline, f: usize) -> Entry {
+        Entry {
+            trampoline: offset_of(t as usize),
+            function: offset_of(f),
+        }
+    }
+
     fn checked(t: Trampoline, f: usize) -> Result<Entry> {
         for addr in [t as usize, f] {
             if sys::same_object(addr, base_addr()) == Some(false) {

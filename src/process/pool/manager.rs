@@ -17,6 +17,7 @@ use super::record::{self, Args, RESULT_HEADER, result_header};
 use super::worker::{Control, WorkerBoot, worker_main};
 use crate::error::{Error, Result};
 use crate::pipe::{Pipe, PipeEnd};
+use crate::process::Start;
 use crate::process::child::{Builder, Process};
 use crate::process::entry::Entry;
 use crate::wait::{Deadline, wait_while_eq};
@@ -79,6 +80,7 @@ pub(crate) struct Config {
     pub(crate) max_message: usize,
     pub(crate) retries: u32,
     pub(crate) task_timeout: Option<Duration>,
+    pub(crate) start: Start,
 }
 
 /// What callers hand to the manager.
@@ -240,11 +242,16 @@ impl Manager {
         };
         let number = self.next_number;
         self.next_number += 1;
-        let process = Builder::new()
+        let builder = Builder::new()
             .name(format!("PoolWorker-{number}"))
             .daemon(true)
-            .inherit(&[pipe_fd, control_fd])
-            .spawn(worker_main, boot)?;
+            .inherit(&[pipe_fd, control_fd]);
+        let process = match cfg.start {
+            Start::Spawn => builder.spawn(worker_main, boot)?,
+            // SAFETY: the worker loop takes no lock of the parent's; the task
+            // functions are the pool owner's (see `PoolBuilder::start`).
+            Start::Fork => unsafe { builder.fork_unchecked(move || worker_main(boot)) }?,
+        };
         Ok(Worker {
             process,
             end,

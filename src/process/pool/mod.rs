@@ -35,6 +35,7 @@
 
 mod batch;
 mod manager;
+mod raw;
 mod record;
 mod worker;
 
@@ -45,9 +46,11 @@ use std::time::Duration;
 
 use batch::{Batch, Item, OnItem, deadline_after};
 use manager::{Config, Inbox, Shared, Task};
+pub use raw::{RawStatus, RawTaskFn};
 use record::{Args, TASK_HEADER};
 use worker::Control;
 
+use super::Start;
 use super::entry::Entry;
 use super::payload::{Payload, from_bytes, to_bytes};
 use crate::error::{Error, Result};
@@ -70,6 +73,7 @@ pub struct PoolBuilder {
     max_message: usize,
     retries: u32,
     task_timeout: Option<Duration>,
+    start: Start,
 }
 
 impl Default for PoolBuilder {
@@ -82,6 +86,7 @@ impl Default for PoolBuilder {
             max_message: DEFAULT_MAX_MESSAGE,
             retries: 0,
             task_timeout: None,
+            start: Start::Spawn,
         }
     }
 }
@@ -139,9 +144,34 @@ impl PoolBuilder {
         self
     }
 
+    /// How workers start (Python's start methods). [`Start::Spawn`], the
+    /// default, runs functions `fn(A) -> R` found in a fresh copy of the
+    /// program. [`Start::Fork`] copies the parent: the pool must be built
+    /// while the process has one thread, and the manager thread later forks
+    /// replacements from a process that then has several, so a task function
+    /// must not take a lock another thread of the parent may hold (Python's
+    /// fork pools share that caveat). Fork is what C programs use
+    /// ([`map_raw`](Pool::map_raw)).
+    pub fn start(mut self, start: Start) -> Self {
+        self.start = start;
+        self
+    }
+
     /// Starts the pool: its manager thread, which starts the workers.
     pub fn build(self) -> Result<Pool> {
-        super::check_initialised()?;
+        match self.start {
+            Start::Spawn => super::check_initialised()?,
+            Start::Fork => {
+                let threads = crate::sys::process::thread_count().map_err(|e| Error::Io {
+                    name: "<pool>".into(),
+                    op: "/proc/self/task",
+                    source: e,
+                })?;
+                if threads > 1 {
+                    return Err(Error::ForkWithThreads { threads });
+                }
+            }
+        }
         if self.workers == 0 || self.workers > 4096 {
             return Err(Error::invalid_argument(format!(
                 "a pool needs 1 to 4096 workers, not {}",
@@ -168,6 +198,7 @@ impl PoolBuilder {
                 max_message: self.max_message,
                 retries: self.retries,
                 task_timeout: self.task_timeout,
+                start: self.start,
             },
             pids: StdMutex::new(vec![0; workers]),
         });
@@ -185,6 +216,7 @@ impl PoolBuilder {
             manager: StdMutex::new(Some(manager)),
             workers,
             max_message,
+            start: self.start,
         })
     }
 }
@@ -196,6 +228,7 @@ pub struct Pool {
     manager: StdMutex<Option<JoinHandle<()>>>,
     workers: usize,
     max_message: usize,
+    start: Start,
 }
 
 impl std::fmt::Debug for Pool {
