@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{ShmName, spawn};
+use common::ShmName;
 use shmprim::{Array, Error, LockError, Mismatch, Value};
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -21,13 +21,10 @@ fn pattern(i: usize) -> f64 {
     }
 }
 
-/// Entry point of every child process these tests start.
-#[test]
-#[ignore = "entry point for child processes started by the other tests"]
-fn child_entry() {
-    let Some((role, args)) = common::child_role() else {
-        return;
-    };
+shmprim::test_harness!();
+
+/// What the children of these tests play: a role, with its arguments.
+fn child_entry((role, args): (String, Vec<String>)) {
     match role.as_str() {
         "fill_big" => {
             let a = Array::<f64>::open_with_len(&args[0], BIG).unwrap();
@@ -51,6 +48,11 @@ fn child_entry() {
         }
         other => panic!("unknown role {other}"),
     }
+}
+
+/// Starts a child playing `role` (see `child_entry`).
+fn spawn(role: &str, args: &[&str]) -> common::ChildProc {
+    common::spawn_with(child_entry, role, args)
 }
 
 #[test]

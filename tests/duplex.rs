@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Rng, ShmName, spawn};
+use common::{Rng, ShmName};
 use proptest::prelude::*;
 use shmprim::ring::duplex::{CLOSE_CHECK_EVERY, DuplexRing, STAMP_ANSWERS, memory_size};
 use shmprim::ring::spsc::TryError;
@@ -28,12 +28,10 @@ fn word32(ring: &DuplexRing<u64>, offset: usize) -> &AtomicU32 {
     common::word(ring.segment().unwrap(), offset / 4)
 }
 
-#[test]
-#[ignore = "entry point for child processes started by the other tests"]
-fn child_entry() {
-    let Some((role, args)) = common::child_role() else {
-        return;
-    };
+shmprim::test_harness!();
+
+/// What the children of these tests play: a role, with its arguments.
+fn child_entry((role, args): (String, Vec<String>)) {
     match role.as_str() {
         // Answers every value `v` with `v * 3 + 1` until the other end closes.
         "echo" => {
@@ -59,6 +57,11 @@ fn child_entry() {
         }
         other => panic!("unknown role {other}"),
     }
+}
+
+/// Starts a child playing `role` (see `child_entry`).
+fn spawn(role: &str, args: &[&str]) -> common::ChildProc {
+    common::spawn_with(child_entry, role, args)
 }
 
 // ------------------------------------------------------------ model

@@ -6,7 +6,7 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{ShmName, python_eval, spawn, wait_until, word};
+use common::{ShmName, python_eval, wait_until, word};
 use shmprim::inspect::{self, Health};
 use shmprim::segment::{HEADER_SIZE, MAGIC};
 use shmprim::{Error, Kind, Segment, SegmentBuilder};
@@ -24,12 +24,10 @@ fn garbage_lock() -> std::sync::MutexGuard<'static, ()> {
     GARBAGE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-#[test]
-#[ignore = "entry point for child processes started by the other tests"]
-fn child_entry() {
-    let Some((role, args)) = common::child_role() else {
-        return;
-    };
+shmprim::test_harness!();
+
+/// What the children of these tests play: a role, with its arguments.
+fn child_entry((role, args): (String, Vec<String>)) {
     match role.as_str() {
         // Creates (or opens) the segment, says so in word 1, then waits to be killed.
         "create_and_hold" => {
@@ -57,6 +55,11 @@ fn child_entry() {
         }
         other => panic!("unknown role {other}"),
     }
+}
+
+/// Starts a child playing `role` (see `child_entry`).
+fn spawn(role: &str, args: &[&str]) -> common::ChildProc {
+    common::spawn_with(child_entry, role, args)
 }
 
 #[test]

@@ -7,20 +7,17 @@ mod common;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{ShmName, spawn, wait_until, word};
+use common::{ShmName, wait_until, word};
 use shmprim::{
     Condvar, Error, LockError, Mismatch, Mutex, MutexOptions, Options, RawMutex, Segment,
 };
 
 const LIMIT: Duration = Duration::from_secs(20);
 
-/// Entry point of every child process these tests start.
-#[test]
-#[ignore = "entry point for child processes started by the other tests"]
-fn child_entry() {
-    let Some((role, args)) = common::child_role() else {
-        return;
-    };
+shmprim::test_harness!();
+
+/// What the children of these tests play: a role, with its arguments.
+fn child_entry((role, args): (String, Vec<String>)) {
     match role.as_str() {
         "increment" => child_increment(&args[0], args[1].parse().unwrap()),
         "lock_and_hang" => child_lock_and_hang(&args[0], &args[1], args[2].parse().unwrap()),
@@ -28,6 +25,11 @@ fn child_entry() {
         "leak_guard" => child_leak_guard(&args[0], &args[1]),
         other => panic!("unknown role {other}"),
     }
+}
+
+/// Starts a child playing `role` (see `child_entry`).
+fn spawn(role: &str, args: &[&str]) -> common::ChildProc {
+    common::spawn_with(child_entry, role, args)
 }
 
 // ---------------------------------------------------------------- exclusion

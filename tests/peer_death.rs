@@ -9,7 +9,7 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::{ShmName, spawn, wait_until, word};
+use common::{ShmName, wait_until, word};
 use shmprim::ring::spsc::raw::RawSpscRing;
 use shmprim::ring::spsc::{SpscByteRing, SpscRing, TryError};
 use shmprim::{DuplexRing, Error, Pipe, Segment};
@@ -19,12 +19,10 @@ const LIMIT: Duration = Duration::from_secs(20);
 /// comes at most every millisecond; this leaves room for a loaded machine.
 const SEEN_WITHIN: Duration = Duration::from_secs(2);
 
-#[test]
-#[ignore = "entry point for child processes started by the other tests"]
-fn child_entry() {
-    let Some((role, args)) = common::child_role() else {
-        return;
-    };
+shmprim::test_harness!();
+
+/// What the children of these tests play: a role, with its arguments.
+fn child_entry((role, args): (String, Vec<String>)) {
     let ctl = Segment::open(&args[1]).unwrap();
     let ready = || word(&ctl, 0).store(1, Ordering::SeqCst);
     let name = &args[0];
@@ -75,6 +73,11 @@ fn child_entry() {
         }
         other => panic!("unknown role {other}"),
     }
+}
+
+/// Starts a child playing `role` (see `child_entry`).
+fn spawn(role: &str, args: &[&str]) -> common::ChildProc {
+    common::spawn_with(child_entry, role, args)
 }
 
 /// Starts `role` on `name`, waits until it is set up, and SIGKILLs it.

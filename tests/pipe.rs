@@ -5,18 +5,16 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{ShmName, spawn};
+use common::ShmName;
 use shmprim::pipe::{End, Pipe};
 use shmprim::{Deadline, Error};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
-#[test]
-#[ignore = "entry point for child processes started by the other tests"]
-fn child_entry() {
-    let Some((role, args)) = common::child_role() else {
-        return;
-    };
+shmprim::test_harness!();
+
+/// What the children of these tests play: a role, with its arguments.
+fn child_entry((role, args): (String, Vec<String>)) {
     match role.as_str() {
         "echo" => {
             let mut b = Pipe::open(&args[0]).unwrap().end_b().unwrap();
@@ -43,6 +41,11 @@ fn child_entry() {
         }
         other => panic!("unknown role {other}"),
     }
+}
+
+/// Starts a child playing `role` (see `child_entry`).
+fn spawn(role: &str, args: &[&str]) -> common::ChildProc {
+    common::spawn_with(child_entry, role, args)
 }
 
 fn request(seq: u64) -> Vec<u8> {

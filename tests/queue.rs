@@ -8,20 +8,17 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{ChildProc, Rng, ShmName, spawn, wait_until};
+use common::{ChildProc, Rng, ShmName, wait_until};
 use proptest::prelude::*;
 use shmprim::ring::mpmc::{MpmcState, SlotForm};
 use shmprim::{ByteQueue, Deadline, Error, Mismatch, Queue, Segment};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
-/// Entry point of every child process these tests start.
-#[test]
-#[ignore = "entry point for child processes started by the other tests"]
-fn child_entry() {
-    let Some((role, args)) = common::child_role() else {
-        return;
-    };
+shmprim::test_harness!();
+
+/// What the children of these tests play: a role, with its arguments.
+fn child_entry((role, args): (String, Vec<String>)) {
     let num = |i: usize| args[i].parse::<u64>().unwrap();
     match role.as_str() {
         "producer" => child_producer(&args[0], &args[1], num(2), num(3)),
@@ -34,6 +31,11 @@ fn child_entry() {
         }
         other => panic!("unknown role {other}"),
     }
+}
+
+/// Starts a child playing `role` (see `child_entry`).
+fn spawn(role: &str, args: &[&str]) -> common::ChildProc {
+    common::spawn_with(child_entry, role, args)
 }
 
 // ---------------------------------------------------------------- the API

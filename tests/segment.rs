@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{ShmName, spawn, wait_until, word};
+use common::{ShmName, wait_until, word};
 use shmprim::segment::{HEADER_SIZE, LAYOUT_VERSION};
 use shmprim::wait::{TimedOut, wait_while_eq, wake};
 use shmprim::{
@@ -16,13 +16,10 @@ use shmprim::{
 
 const LIMIT: Duration = Duration::from_secs(20);
 
-/// Entry point of every child process these tests start.
-#[test]
-#[ignore = "entry point for child processes started by the other tests"]
-fn child_entry() {
-    let Some((role, args)) = common::child_role() else {
-        return;
-    };
+shmprim::test_harness!();
+
+/// What the children of these tests play: a role, with its arguments.
+fn child_entry((role, args): (String, Vec<String>)) {
     match role.as_str() {
         "answer_write" => child_answer_write(&args[0]),
         "futex_waiter" => child_futex_waiter(&args[0]),
@@ -38,6 +35,11 @@ fn child_entry() {
         "fork_drop" => child_fork_drop(&args[0]),
         other => panic!("unknown role {other}"),
     }
+}
+
+/// Starts a child playing `role` (see `child_entry`).
+fn spawn(role: &str, args: &[&str]) -> common::ChildProc {
+    common::spawn_with(child_entry, role, args)
 }
 
 // ---------------------------------------------------------------- sharing

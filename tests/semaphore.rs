@@ -6,7 +6,7 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::{ShmName, spawn, wait_until, word};
+use common::{ShmName, wait_until, word};
 use proptest::prelude::*;
 use shmprim::segment::HEADER_SIZE;
 use shmprim::semaphore::{SemaphoreState, UNBOUNDED};
@@ -14,18 +14,20 @@ use shmprim::{Deadline, Error, Event, Mismatch, Segment, Semaphore};
 
 const LIMIT: Duration = Duration::from_secs(20);
 
-/// Entry point of every child process these tests start.
-#[test]
-#[ignore = "entry point for child processes started by the other tests"]
-fn child_entry() {
-    let Some((role, args)) = common::child_role() else {
-        return;
-    };
+shmprim::test_harness!();
+
+/// What the children of these tests play: a role, with its arguments.
+fn child_entry((role, args): (String, Vec<String>)) {
     match role.as_str() {
         "admission" => child_admission(&args[0], &args[1], args[2].parse().unwrap()),
         "block_acquire" => child_block_acquire(&args[0], &args[1]),
         other => panic!("unknown role {other}"),
     }
+}
+
+/// Starts a child playing `role` (see `child_entry`).
+fn spawn(role: &str, args: &[&str]) -> common::ChildProc {
+    common::spawn_with(child_entry, role, args)
 }
 
 // ---------------------------------------------------------------- admission

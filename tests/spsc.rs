@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Rng, ShmName, spawn};
+use common::{Rng, ShmName};
 use proptest::prelude::*;
 use shmprim::ring::spsc::{SpscByteRing, SpscRing, TryError, record_size};
 use shmprim::{Error, Mismatch};
@@ -32,12 +32,10 @@ fn word64(ptr: *mut u8, offset: usize) -> &'static AtomicU64 {
     unsafe { &*ptr.add(offset).cast::<AtomicU64>() }
 }
 
-#[test]
-#[ignore = "entry point for child processes started by the other tests"]
-fn child_entry() {
-    let Some((role, args)) = common::child_role() else {
-        return;
-    };
+shmprim::test_harness!();
+
+/// What the children of these tests play: a role, with its arguments.
+fn child_entry((role, args): (String, Vec<String>)) {
     match role.as_str() {
         "produce_blocking" => {
             let ring = SpscRing::<u64>::open(&args[0]).unwrap();
@@ -58,6 +56,11 @@ fn child_entry() {
         }
         other => panic!("unknown role {other}"),
     }
+}
+
+/// Starts a child playing `role` (see `child_entry`).
+fn spawn(role: &str, args: &[&str]) -> common::ChildProc {
+    common::spawn_with(child_entry, role, args)
 }
 
 // ------------------------------------------------------------ element model

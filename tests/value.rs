@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{ShmName, spawn, wait_until};
+use common::{ShmName, wait_until};
 use shmprim::cell::ShmType;
 use shmprim::{Array, Error, LockError, Mismatch, ParticipantId, Value};
 
@@ -20,13 +20,10 @@ struct Wide {
 }
 impl ShmType for Wide {}
 
-/// Entry point of every child process these tests start.
-#[test]
-#[ignore = "entry point for child processes started by the other tests"]
-fn child_entry() {
-    let Some((role, args)) = common::child_role() else {
-        return;
-    };
+shmprim::test_harness!();
+
+/// What the children of these tests play: a role, with its arguments.
+fn child_entry((role, args): (String, Vec<String>)) {
     match role.as_str() {
         "fetch_add" => {
             let v = Value::<u64>::open(&args[0]).unwrap();
@@ -50,6 +47,11 @@ fn child_entry() {
         }
         other => panic!("unknown role {other}"),
     }
+}
+
+/// Starts a child playing `role` (see `child_entry`).
+fn spawn(role: &str, args: &[&str]) -> common::ChildProc {
+    common::spawn_with(child_entry, role, args)
 }
 
 // ------------------------------------------------------------- atomics

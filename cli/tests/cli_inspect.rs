@@ -8,16 +8,14 @@ use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{ShmName, python_eval as py, spawn, wait_until, word};
+use common::{ShmName, python_eval as py, wait_until, word};
 
 const LIMIT: Duration = Duration::from_secs(20);
 
-#[test]
-#[ignore = "entry point for child processes started by the other tests"]
-fn child_entry() {
-    let Some((role, args)) = common::child_role() else {
-        return;
-    };
+shmprim::test_harness!();
+
+/// What the children of these tests play: a role, with its arguments.
+fn child_entry((role, args): (String, Vec<String>)) {
     match role.as_str() {
         "hold_mutex" => {
             let m = shmprim::Mutex::<u64>::open(&args[0]).unwrap();
@@ -33,6 +31,11 @@ fn child_entry() {
         }
         other => panic!("unknown role {other}"),
     }
+}
+
+/// Starts a child playing `role` (see `child_entry`).
+fn spawn(role: &str, args: &[&str]) -> common::ChildProc {
+    common::spawn_with(child_entry, role, args)
 }
 
 fn shmprim(args: &[&str]) -> (i32, String, String) {

@@ -1,15 +1,11 @@
 //! Support for tests that touch shared memory: unique names that are unlinked on
-//! drop, and child processes made by re-executing the test binary (fork inside
+//! drop, and child processes spawned through `shmprim::process` (fork inside
 //! the multi-threaded test harness is unsafe), killed and reaped on drop.
 #![allow(dead_code)]
 
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
-
-/// Environment variable carrying a child's role.
-pub const ROLE_VAR: &str = "SHMPRIM_TEST_ROLE";
-/// Environment variable carrying a child's arguments, separated by `\x1f`.
-pub const ARGS_VAR: &str = "SHMPRIM_TEST_ARGS";
 
 /// The start of every segment name this test process makes: what it passes
 /// to `gc` and `ls`, so that they touch only its own segments.
@@ -48,56 +44,47 @@ impl std::ops::Deref for ShmName {
     }
 }
 
-/// A child process running `role`; killed (SIGKILL) and reaped when dropped.
+/// What a test file's children run: its role dispatcher, given the role and
+/// its arguments.
+pub type Roles = fn((String, Vec<String>));
+
+/// A child process playing a role; killed (SIGKILL) and reaped when dropped.
 pub struct ChildProc {
-    child: Option<Child>,
+    child: Option<shmprim::Process<()>>,
 }
 
-/// Starts the current test binary as a child that runs only the `child_entry`
-/// test of the same file, with `role` and `args` in its environment.
-pub fn spawn(role: &str, args: &[&str]) -> ChildProc {
-    let exe = std::env::current_exe().expect("test binary path");
-    let child = Command::new(exe)
-        .args([
-            "--exact",
-            "child_entry",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
-        .env(ROLE_VAR, role)
-        .env(ARGS_VAR, args.join("\x1f"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn child test process");
+/// Starts a child (spawned through `shmprim::process`, as a daemon) that
+/// plays `role` with `args` through the file's dispatcher `roles`. The test
+/// file puts `shmprim::test_harness!()` at its top.
+pub fn spawn_with(roles: Roles, role: &str, args: &[&str]) -> ChildProc {
+    let args = args.iter().map(|a| (*a).to_owned()).collect();
+    let child = shmprim::process::Builder::new()
+        .name(role)
+        .daemon(true)
+        .spawn(roles, (role.to_owned(), args))
+        .expect("spawn child process");
     ChildProc { child: Some(child) }
 }
 
 impl ChildProc {
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("child present").id()
+        self.child.as_ref().expect("child present").pid()
     }
 
     /// Waits up to `limit` for the child to exit; panics (after killing it) if it
     /// does not.
     pub fn wait_timeout(&mut self, limit: Duration) -> ExitStatus {
         let child = self.child.as_mut().expect("child present");
-        let end = Instant::now() + limit;
-        loop {
-            if let Some(status) = child.try_wait().expect("try_wait") {
+        match child.join_timeout(limit).expect("waitpid") {
+            Some(code) => {
                 self.child = None;
-                return status;
+                // The raw wait status of that exit code, as std reports it.
+                ExitStatus::from_raw(if code < 0 { -code } else { code << 8 })
             }
-            if Instant::now() >= end {
-                let _ = child.kill();
-                let _ = child.wait();
-                self.child = None;
+            None => {
+                self.kill();
                 panic!("child did not exit within {limit:?}");
             }
-            std::thread::sleep(Duration::from_millis(2));
         }
     }
 
@@ -109,10 +96,8 @@ impl ChildProc {
 
     /// Kills the child with SIGKILL and reaps it.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        // Dropping a running daemon child kills and reaps it.
+        self.child = None;
     }
 }
 
@@ -120,18 +105,6 @@ impl Drop for ChildProc {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-/// In a child: the role and arguments, if this process is one.
-pub fn child_role() -> Option<(String, Vec<String>)> {
-    let role = std::env::var(ROLE_VAR).ok()?;
-    let args = std::env::var(ARGS_VAR).unwrap_or_default();
-    let args = if args.is_empty() {
-        Vec::new()
-    } else {
-        args.split('\x1f').map(str::to_owned).collect()
-    };
-    Some((role, args))
 }
 
 /// Polls `cond` every millisecond until it holds or `limit` passes.
