@@ -189,10 +189,31 @@ impl Batch {
         deadline: Option<Instant>,
         f: impl FnOnce(Item<'_>) -> Result<T>,
     ) -> Option<Result<T>> {
+        self.read(index, deadline, true, f)
+    }
+
+    /// Reads item `index` without taking it (for `AsyncResult::get`, which
+    /// may be called more than once).
+    pub(crate) fn peek<T>(
+        &self,
+        index: u64,
+        deadline: Option<Instant>,
+        f: impl FnOnce(Item<'_>) -> Result<T>,
+    ) -> Option<Result<T>> {
+        self.read(index, deadline, false, f)
+    }
+
+    fn read<T>(
+        &self,
+        index: u64,
+        deadline: Option<Instant>,
+        consume: bool,
+        f: impl FnOnce(Item<'_>) -> Result<T>,
+    ) -> Option<Result<T>> {
         let mut st = self.lock();
         loop {
             if let Some((first, run)) = st.run_of(index) {
-                let item = read_at(run, (index - first) as u32, true, f);
+                let item = read_at(run, (index - first) as u32, consume, f);
                 if run.next == run.count {
                     st.runs.remove(&first);
                 }
@@ -249,23 +270,6 @@ impl Batch {
                 return Some(item);
             }
             st = self.wait(st, Want::Any, deadline)?;
-        }
-    }
-
-    /// Reads item `index` without taking it (for `AsyncResult::get`, which
-    /// may be called more than once).
-    pub(crate) fn peek<T>(
-        &self,
-        index: u64,
-        deadline: Option<Instant>,
-        f: impl FnOnce(Item<'_>) -> Result<T>,
-    ) -> Option<Result<T>> {
-        let mut st = self.lock();
-        loop {
-            if let Some((first, run)) = st.run_of(index) {
-                return Some(read_at(run, (index - first) as u32, false, f));
-            }
-            st = self.wait(st, Want::Index(index), deadline)?;
         }
     }
 
