@@ -1,6 +1,7 @@
 //! `cargo bench -p shmprim-bench --bench xproc [-- --quick --filter ID ...]`:
 //! the same cross-process suite as `shmprim bench`, with the same options.
-//! Benchmark children re-execute this executable, so it dispatches roles first.
+//! Benchmark children are spawned from this executable, so `main` calls
+//! `shmprim::process::init()` first.
 
 use clap::Parser;
 
@@ -15,9 +16,8 @@ struct Cli {
 }
 
 fn main() {
-    // Pool workers and processes the suite spawns run their function here.
+    // Every child the suite spawns (role players, pool workers) runs here.
     shmprim::process::init();
-    shmprim_bench::dispatch_role();
     let cli = Cli::parse();
     std::process::exit(shmprim_bench::main_with(&cli.config));
 }

@@ -10,8 +10,9 @@
 //! - [`figures`]: the registry: id, group, title, unit, direction, the shmprim
 //!   runner (or `None` with the primitive that will plug in), and the references
 //!   each with its goal.
-//! - `proc`: child processes (the executable re-executed with a role, see
-//!   [`dispatch_role`]), the start barrier, CPU pinning, cleanup on Ctrl-C.
+//! - `proc`: child processes (spawned through `shmprim::process`, each playing
+//!   a role), the start barrier, CPU pinning, cleanup on Ctrl-C.
+//! - `pool_side`: the shmprim runners of the process and pool figures.
 //! - `refs`: the references, one file per family.
 //! - `shmprim_side`: the shmprim runners.
 //!
@@ -38,7 +39,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 pub use figures::figures;
-pub use proc::{ARGS_VAR, CPU_VAR, PARENT_VAR, ROLE_VAR, name_prefix};
+pub use proc::name_prefix;
 
 /// Result of one measurement or setup step; the error is a message for the table.
 pub(crate) type Res<T> = std::result::Result<T, String>;
@@ -291,7 +292,7 @@ impl Report {
     }
 }
 
-/// The child roles: the name in [`ROLE_VAR`] and the function that plays it.
+/// The child roles: a name and the function that plays it.
 pub(crate) type Role = fn(&proc::ChildCtx) -> Res<()>;
 
 /// Every child role of the suite.
@@ -338,29 +339,6 @@ pub(crate) const ROLES: &[(&str, Role)] = &[
     ("shmprim-mpmc-consumer", shmprim_side::mpmc_consumer_child),
     ("shmprim-queue-pong", shmprim_side::queue_pong_child),
 ];
-
-/// If this process was started as a benchmark child ([`ROLE_VAR`] set), plays
-/// the role and exits; otherwise returns at once. Call it first thing in `main`
-/// of every executable that runs the suite.
-pub fn dispatch_role() {
-    let Ok(role) = std::env::var(ROLE_VAR) else {
-        return;
-    };
-    let code = match ROLES.iter().find(|(name, _)| *name == role) {
-        None => {
-            eprintln!("shmprim bench child: unknown role {role:?}");
-            2
-        }
-        Some((_, play)) => match proc::child_ctx_from_env().and_then(|c| play(&c)) {
-            Ok(()) => 0,
-            Err(e) => {
-                eprintln!("shmprim bench child {role}: {e}");
-                1
-            }
-        },
-    };
-    std::process::exit(code);
-}
 
 /// The figures `config.filter` selects (all when empty).
 pub fn selected(config: &Config) -> Vec<Figure> {

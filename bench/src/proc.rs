@@ -1,15 +1,14 @@
 //! Cross-process plumbing for the benchmarks: raw shared mappings, child
-//! processes that re-execute the current executable with a role, a start
-//! barrier in shared memory, CPU pinning, and cleanup on error and on Ctrl-C.
+//! processes that play a role, a start barrier in shared memory, CPU pinning,
+//! and cleanup on error and on Ctrl-C.
 //!
 //! # Roles
 //!
-//! A child is the current executable started with the environment variable
-//! [`ROLE_VAR`] set to a role name, [`ARGS_VAR`] to its arguments (separated
-//! by `\x1f`) and [`CPU_VAR`] to the core it pins itself to. Every executable
-//! that runs the suite (the `shmprim` binary and the `xproc` bench target) calls
-//! [`dispatch_role`](super::dispatch_role) first thing in `main`, which runs the
-//! role and exits when the variable is set.
+//! A child is spawned through `shmprim::process` (a daemon: it dies with the
+//! suite) and runs [`play_role`] on its role's name, its arguments and the
+//! core it pins itself to. Every executable that runs the suite (the
+//! `shmprim` binary and the `xproc` bench target) calls
+//! `shmprim::process::init()` first thing in `main`.
 //!
 //! # Start barrier
 //!
@@ -30,21 +29,10 @@
 //! from the crate's "libc only in `src/sys`" rule.
 
 use std::ffi::CString;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::Res;
-
-/// Environment variable naming a child's role.
-pub const ROLE_VAR: &str = "SHMPRIM_BENCH_ROLE";
-/// Environment variable carrying a child's arguments, separated by `\x1f`.
-pub const ARGS_VAR: &str = "SHMPRIM_BENCH_ARGS";
-/// Environment variable naming the core a child pins itself to (absent: no pinning).
-pub const CPU_VAR: &str = "SHMPRIM_BENCH_CPU";
-/// Environment variable carrying the parent's pid, so a child whose parent is
-/// already gone exits instead of running on as an orphan.
-pub const PARENT_VAR: &str = "SHMPRIM_BENCH_PARENT";
 
 /// How long any side waits for another before giving up with an error.
 pub(crate) const PEER_TIMEOUT: Duration = Duration::from_secs(20);
@@ -207,27 +195,6 @@ impl Drop for CleanupSignalsBlocked {
     fn drop(&mut self) {
         // SAFETY: `old` is the mask pthread_sigmask returned in `new`.
         unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut()) };
-    }
-}
-
-/// In a child: asks the kernel to SIGKILL this process when its parent dies,
-/// then exits at once if the parent named by [`PARENT_VAR`] is already gone
-/// (it died before the request took effect).
-fn die_with_parent() {
-    let Some(parent) = std::env::var(PARENT_VAR)
-        .ok()
-        .and_then(|p| p.parse::<libc::pid_t>().ok())
-    else {
-        return;
-    };
-    // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and no pointers;
-    // getppid has no preconditions.
-    let orphaned = unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
-        libc::getppid() != parent
-    };
-    if orphaned {
-        std::process::exit(3);
     }
 }
 
@@ -524,16 +491,14 @@ pub(crate) struct Session {
 }
 
 struct ChildGuard {
-    child: Option<Child>,
+    /// A daemon child: dropping it while it runs kills and reaps it.
+    child: Option<shmprim::Process<()>>,
     reg: Option<usize>,
 }
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.child = None;
         unregister_pid(self.reg);
     }
 }
@@ -586,7 +551,6 @@ impl Session {
     /// spinning on the start barrier.
     pub(crate) fn start(spawns: Vec<Spawn>) -> Res<Session> {
         let ctl = RawShm::create("ctl", CTL_SIZE)?;
-        let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
         let mut session = Session {
             ctl,
             children: Vec::new(),
@@ -595,26 +559,19 @@ impl Session {
         for s in spawns {
             let mut args = vec![session.ctl.name().to_owned()];
             args.extend(s.args);
-            let mut cmd = Command::new(&exe);
-            cmd.env(ROLE_VAR, s.role)
-                .env(ARGS_VAR, args.join("\x1f"))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::inherit());
-            match s.cpu {
-                Some(c) => cmd.env(CPU_VAR, c.to_string()),
-                None => cmd.env_remove(CPU_VAR),
-            };
-            cmd.env(PARENT_VAR, std::process::id().to_string());
-            // The cleanup signals stay blocked from before the fork until the
+            let cpu = s.cpu.map(|c| c as u32);
+            // The cleanup signals stay blocked from before the spawn until the
             // child's pid is registered: a SIGINT in between would otherwise
-            // leave a child the handler does not know of. (std resets the
-            // child's signal mask before exec.)
+            // leave a child the handler does not know of. (The child starts
+            // with no signal blocked.)
             let blocked = CleanupSignalsBlocked::new();
-            let spawned = cmd.spawn();
-            let reg = spawned.as_ref().ok().and_then(|c| register_pid(c.id()));
+            let spawned = shmprim::process::Builder::new()
+                .name(s.role)
+                .daemon(true)
+                .spawn(play_role, (s.role.to_owned(), args, cpu));
+            let reg = spawned.as_ref().ok().and_then(|c| register_pid(c.pid()));
             drop(blocked);
-            let child = spawned.map_err(|e| format!("spawn {}: {e}", exe.display()))?;
+            let child = spawned.map_err(|e| format!("spawn {}: {e}", s.role))?;
             session.children.push(ChildGuard {
                 child: Some(child),
                 reg,
@@ -675,21 +632,15 @@ impl Session {
             let Some(child) = g.child.as_mut() else {
                 continue;
             };
-            loop {
-                match child.try_wait() {
-                    Ok(Some(status)) => {
-                        g.child = None;
-                        if !status.success() {
-                            return Err(format!("child failed: {status}"));
-                        }
-                        break;
-                    }
-                    Ok(None) if start.elapsed() > PEER_TIMEOUT => {
-                        return Err("child did not exit in time".into());
-                    }
-                    Ok(None) => std::thread::sleep(Duration::from_micros(200)),
-                    Err(e) => return Err(format!("wait: {e}")),
+            let left = PEER_TIMEOUT.saturating_sub(start.elapsed());
+            match child.join_timeout(left) {
+                Ok(Some(0)) => g.child = None,
+                Ok(Some(code)) => {
+                    g.child = None;
+                    return Err(format!("child failed: exit code {code}"));
                 }
+                Ok(None) => return Err("child did not exit in time".into()),
+                Err(e) => return Err(format!("wait: {e}")),
             }
         }
         Ok(())
@@ -702,16 +653,14 @@ fn any_failed(children: &mut [ChildGuard]) -> bool {
     children.iter_mut().any(|g| {
         g.child
             .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(Some(st)) if !st.success()))
+            .is_some_and(|c| matches!(c.exitcode(), Some(code) if code != 0))
     })
 }
 
 fn any_exited(children: &mut [ChildGuard]) -> bool {
-    children.iter_mut().any(|g| {
-        g.child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))))
-    })
+    children
+        .iter_mut()
+        .any(|g| g.child.as_mut().is_some_and(|c| c.exitcode().is_some()))
 }
 
 /// A child's side: its arguments (after the control name) and the control block.
@@ -757,22 +706,31 @@ impl ChildCtx {
     }
 }
 
-/// In a child: opens the control block named by the first argument and pins the
-/// process as asked.
-pub(crate) fn child_ctx_from_env() -> Res<ChildCtx> {
-    die_with_parent();
-    let raw = std::env::var(ARGS_VAR).unwrap_or_default();
-    let mut args: Vec<String> = raw.split('\x1f').map(str::to_owned).collect();
-    if args.is_empty() || args[0].is_empty() {
-        return Err(format!("{ARGS_VAR} is missing the control name"));
+/// What a benchmark child runs: pins itself as asked, opens the control
+/// block named by its first argument, and plays `role`; exits with status 1
+/// (after saying why) if the role fails.
+pub(crate) fn play_role((role, mut args, cpu): (String, Vec<String>, Option<u32>)) {
+    let result = (|| {
+        let play = super::ROLES
+            .iter()
+            .find(|(name, _)| *name == role)
+            .map(|(_, play)| *play)
+            .ok_or_else(|| format!("unknown role {role:?}"))?;
+        if args.is_empty() {
+            return Err("the control name is missing".to_string());
+        }
+        let ctl_name = args.remove(0);
+        // The parent is pinned and children inherit its mask: pin to the core
+        // asked for, or float over every core.
+        match cpu {
+            Some(cpu) => pin_to_cpu(cpu as usize),
+            None => unpin(),
+        }
+        let ctl = RawShm::open(&ctl_name, CTL_SIZE)?;
+        play(&ChildCtx { ctl, args })
+    })();
+    if let Err(e) = result {
+        eprintln!("shmprim bench child {role}: {e}");
+        std::process::exit(1);
     }
-    let ctl_name = args.remove(0);
-    // The parent is pinned and children inherit its mask: pin to the core asked
-    // for, or float over every core.
-    match std::env::var(CPU_VAR).ok().and_then(|c| c.parse().ok()) {
-        Some(cpu) => pin_to_cpu(cpu),
-        None => unpin(),
-    }
-    let ctl = RawShm::open(&ctl_name, CTL_SIZE)?;
-    Ok(ChildCtx { ctl, args })
 }

@@ -61,11 +61,9 @@ enum Command {
 }
 
 fn main() {
-    // A spawned child (a demo process, a pool worker) runs its function here
-    // and exits.
+    // A spawned child (a demo process, a pool worker, a benchmark role)
+    // runs its function here and exits.
     shmprim::process::init();
-    // Benchmark children re-execute this binary with a role: play it and exit.
-    shmprim_bench::dispatch_role();
 
     let cli = Cli::parse();
     let code = match cli.command {
