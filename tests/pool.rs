@@ -337,3 +337,41 @@ fn chunks_and_results_larger_than_a_message_are_split() {
         |r| matches!(r, Err(Error::Corrupted { detail, .. }) if detail.contains("max_message"))
     ));
 }
+
+/// In a child: builds a pool, publishes its workers' pids in the segment
+/// named `name`, and waits to be killed.
+fn pool_owner(name: String) {
+    let seg = shmprim::Segment::open(&name).unwrap();
+    let pool = Pool::new(2).unwrap();
+    assert!(common::wait_until(Duration::from_secs(20), || pool
+        .worker_pids()
+        .len()
+        == 2));
+    for (i, pid) in pool.worker_pids().into_iter().enumerate() {
+        common::word(&seg, i).store(pid, Ordering::Release);
+    }
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+#[test]
+fn workers_die_with_their_sigkilled_parent() {
+    let name = common::ShmName::new("pool-owner");
+    let seg = shmprim::Segment::create(&name, 64).unwrap();
+    let mut owner = shmprim::process::Builder::new()
+        .daemon(true)
+        .spawn(pool_owner, name.to_string())
+        .unwrap();
+    let w = |i| common::word(&seg, i).load(Ordering::Acquire);
+    assert!(
+        common::wait_until(Duration::from_secs(30), || w(0) != 0 && w(1) != 0),
+        "the pool's workers never started"
+    );
+    let pids = [w(0), w(1)];
+    owner.kill().unwrap();
+    assert_eq!(
+        owner.join_timeout(Duration::from_secs(10)).unwrap(),
+        Some(-9)
+    );
+    // Re-parented to init, which reaps them once they die.
+    assert!(all_gone(&pids), "workers outlived their SIGKILLed parent");
+}
