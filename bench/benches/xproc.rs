@@ -18,6 +18,8 @@ struct Cli {
 fn main() {
     // Every child the suite spawns (role players, pool workers) runs here.
     shmprim::process::init();
+    // And procspawn's children (a reference of the suite).
+    shmprim_bench::init();
     let cli = Cli::parse();
     std::process::exit(shmprim_bench::main_with(&cli.config));
 }

@@ -592,6 +592,11 @@ pub fn figures() -> Vec<Figure> {
                     pool::thread_pool_cs1,
                     Some(Goal::RatioAtLeast(0.5)),
                 ),
+                reference(
+                    "procspawn Pool(2), one spawn per task",
+                    pool::procspawn_pool_cs1,
+                    None,
+                ),
             ],
         },
         Figure {

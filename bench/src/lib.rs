@@ -340,6 +340,13 @@ pub(crate) const ROLES: &[(&str, Role)] = &[
     ("shmprim-queue-pong", shmprim_side::queue_pong_child),
 ];
 
+/// Call first thing in `main` of every executable that runs the suite, after
+/// `shmprim::process::init()`: in a child of procspawn's pool (a reference)
+/// it runs the child and exits; otherwise it returns at once.
+pub fn init() {
+    procspawn::init();
+}
+
 /// The figures `config.filter` selects (all when empty).
 pub fn selected(config: &Config) -> Vec<Figure> {
     figures()

@@ -64,6 +64,8 @@ fn main() {
     // A spawned child (a demo process, a pool worker, a benchmark role)
     // runs its function here and exits.
     shmprim::process::init();
+    // And procspawn's children (a reference of the suite).
+    shmprim_bench::init();
 
     let cli = Cli::parse();
     let code = match cli.command {

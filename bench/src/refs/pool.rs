@@ -1,6 +1,7 @@
 //! The native references of the process figures: a thread pool (std threads
-//! and crossbeam-channel, the floor a process pool cannot beat), the kernel's
-//! own kill-to-wait, and `std::process::Command` starting this executable.
+//! and crossbeam-channel, the floor a process pool cannot beat), procspawn's
+//! pool, the kernel's own kill-to-wait, and `std::process::Command` starting
+//! this executable.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -58,6 +59,36 @@ fn thread_pool(ctx: &Ctx) -> Res<f64> {
         return Err("thread pool returned wrong results".into());
     }
     Ok(n as f64 / dt.as_secs_f64() / 1e6)
+}
+
+/// Tasks per procspawn run: its pool moves each task through serde over a
+/// socket, a few thousand a second.
+const PROCSPAWN_TASKS: u64 = 5_000;
+
+/// procspawn's `Pool(2)`: one `spawn` per task (its pool has no map), the
+/// handles joined in order. Millions of tasks/s.
+pub(crate) fn procspawn_pool_cs1(ctx: &Ctx) -> Res<f64> {
+    unpinned(|| {
+        let n = ctx.n(PROCSPAWN_TASKS);
+        let pool = procspawn::Pool::new(POOL_WORKERS).map_err(|e| format!("procspawn: {e}"))?;
+        // Warm up: every worker started and served a task.
+        for h in (0..8u64)
+            .map(|i| pool.spawn(i, |x: u64| x))
+            .collect::<Vec<_>>()
+        {
+            h.join().map_err(|e| format!("procspawn: {e}"))?;
+        }
+        let t = Instant::now();
+        let handles: Vec<_> = (0..n).map(|i| pool.spawn(i, |x: u64| x)).collect();
+        for (i, h) in handles.into_iter().enumerate() {
+            if h.join().map_err(|e| format!("procspawn: {e}"))? != i as u64 {
+                return Err("procspawn returned a wrong result".into());
+            }
+        }
+        let dt = t.elapsed();
+        pool.shutdown();
+        Ok(n as f64 / dt.as_secs_f64() / 1e6)
+    })
 }
 
 /// A sleeping child SIGKILLed: ns until `wait` returns its status.
