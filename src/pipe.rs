@@ -288,6 +288,7 @@ impl Pipe {
 
     /// Opens an anonymous pipe whose descriptor a spawning parent handed down
     /// (see `SegmentBuilder::open_inherited`).
+    #[cfg_attr(shmprim_loom, allow(dead_code))]
     pub(crate) fn open_inherited(fd: std::os::fd::RawFd) -> Result<Pipe> {
         Self::from_segment(SegmentBuilder::new(Kind::Pipe).open_inherited(fd)?)
     }

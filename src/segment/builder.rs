@@ -195,6 +195,7 @@ impl SegmentBuilder {
     /// down under the number `fd`, as a new open file description: this
     /// process gets a participant slot of its own, so its death is seen as
     /// its own and not as its parent's.
+    #[cfg_attr(shmprim_loom, allow(dead_code))]
     pub(crate) fn open_inherited(&self, fd: std::os::fd::RawFd) -> Result<Segment> {
         let fd = sys::process::reopen_inherited(fd)
             .map_err(|e| Error::from_io(ANON, "open inherited", e))?;

@@ -815,6 +815,7 @@ impl Segment {
 
     /// The descriptor behind the mapping, to hand down to a spawned child
     /// ([`SegmentBuilder::open_inherited`] opens it there).
+    #[cfg_attr(shmprim_loom, allow(dead_code))]
     pub(crate) fn raw_fd(&self) -> std::os::fd::RawFd {
         use std::os::fd::AsRawFd;
         self.fd.as_raw_fd()
