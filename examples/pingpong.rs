@@ -1,6 +1,6 @@
 //! Two processes talking through one named segment: the parent creates it and
-//! re-executes itself as the child; they pass a counter back and forth, each
-//! waiting (spin, then futex sleep) for the other's turn.
+//! spawns the child (`Process::spawn`); they pass a counter back and forth,
+//! each waiting (spin, then futex sleep) for the other's turn.
 //!
 //! ```text
 //! cargo run --release --example pingpong [ROUNDS]
@@ -9,6 +9,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use shmprim::process::Process;
 use shmprim::wait::{wait_while_eq, wake};
 use shmprim::{Deadline, Segment};
 
@@ -42,40 +43,35 @@ fn play(seg: &Segment, rounds: u32, first: u32) -> shmprim::Result<()> {
     Ok(())
 }
 
+/// The child: opens the segment and plays the odd turns.
+fn child((name, rounds): (String, u32)) {
+    let seg = Segment::open(&name).expect("the parent's segment");
+    play(&seg, rounds, 1).expect("the parent kept playing");
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
-    if let Some(name) = std::env::var_os("PINGPONG_CHILD") {
-        let seg = Segment::open(name.to_str().ok_or("bad name")?)?;
-        let rounds: u32 = args.next().unwrap_or_default().parse()?;
-        play(&seg, rounds, 1)?;
-        return Ok(());
-    }
-    let rounds: u32 = args.next().map_or(Ok(100_000), |a| a.parse())?;
+    shmprim::process::init();
+    let rounds: u32 = std::env::args().nth(1).map_or(Ok(100_000), |a| a.parse())?;
     let name = format!("shmprim-pingpong-{}", std::process::id());
     let seg = shmprim::SegmentBuilder::new(shmprim::Kind::Raw)
         .data_size(64)
         .unlink_on_drop(true)
         .create(&name)?;
-    let mut child = std::process::Command::new(std::env::current_exe()?)
-        .arg(rounds.to_string())
-        .env("PINGPONG_CHILD", &name)
-        .spawn()?;
+    let mut peer = Process::spawn(child, (name, rounds))?;
+    let pid = peer.pid();
     let start = Instant::now();
     let result = play(&seg, rounds, 0);
     let elapsed = start.elapsed();
     if result.is_err() {
-        let _ = child.kill();
+        peer.kill()?;
     }
-    let status = child.wait()?;
+    let joined = peer.join();
     result?;
-    if !status.success() {
-        return Err(format!("child failed: {status}").into());
-    }
+    joined?;
     let live = seg.participants()?.iter().filter(|p| p.alive).count();
     println!(
-        "{rounds} round trips between pid {} and pid {} in {:.3} s: {:.2} us per round trip ({} live participants at the end)",
+        "{rounds} round trips between pid {} and pid {pid} in {:.3} s: {:.2} us per round trip ({} live participants at the end)",
         std::process::id(),
-        child.id(),
         elapsed.as_secs_f64(),
         elapsed.as_secs_f64() * 1e6 / rounds as f64,
         live,

@@ -88,3 +88,9 @@ fn value_array_sees_the_childs_updates() {
         "1 [0, -1, -2, -3, -4, -5, -6, -7, -8, -9]"
     );
 }
+
+#[test]
+fn pingpong_passes_the_ball_between_two_processes() {
+    let out = run("pingpong");
+    assert!(out.contains("100000 round trips between pid"), "{out}");
+}
