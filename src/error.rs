@@ -182,6 +182,13 @@ pub enum Error {
         /// The panic's message.
         message: String,
     },
+    /// A child's or a pool task's function could not run or could not return
+    /// its result: its argument did not decode (another build, or another
+    /// type), or its result did not fit the pool's `max_message`.
+    TaskFailed {
+        /// What went wrong.
+        detail: String,
+    },
     /// A child process ended without returning its function's result.
     ProcessDied {
         /// Its process id.
@@ -320,6 +327,7 @@ impl fmt::Display for Error {
                  inherit a lock held by one of them; use the spawn start method"
             ),
             Error::Panicked { message } => write!(f, "the child panicked: {message}"),
+            Error::TaskFailed { detail } => write!(f, "the task could not run: {detail}"),
             Error::ProcessDied { pid, exitcode } => {
                 write!(f, "child process {pid} died ({})", describe_exit(*exitcode))
             }

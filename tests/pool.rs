@@ -333,9 +333,11 @@ fn chunks_and_results_larger_than_a_message_are_split() {
         .unwrap();
     let each = pool.map_async(kilobyte, 0..3u16, Some(3)).unwrap().each();
     assert_eq!(each.len(), 3);
-    assert!(each.iter().all(
-        |r| matches!(r, Err(Error::Corrupted { detail, .. }) if detail.contains("max_message"))
-    ));
+    assert!(
+        each.iter().all(
+            |r| matches!(r, Err(Error::TaskFailed { detail }) if detail.contains("max_message"))
+        )
+    );
 }
 
 /// In a child: builds a pool, publishes its workers' pids in the segment

@@ -214,7 +214,7 @@ impl shmprim_status {
             Error::Io { .. } => SHMPRIM_IO,
             Error::Interrupted => SHMPRIM_INTERRUPTED,
             Error::WorkerDied { .. } | Error::ProcessDied { .. } => SHMPRIM_WORKER_DIED,
-            Error::Panicked { .. } => SHMPRIM_TASK_FAILED,
+            Error::Panicked { .. } | Error::TaskFailed { .. } => SHMPRIM_TASK_FAILED,
             // A variant this version of the C ABI does not know yet.
             _ => SHMPRIM_INTERNAL,
         }

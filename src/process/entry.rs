@@ -263,7 +263,7 @@ impl Outcome {
         match self {
             Outcome::Returned(bytes) => from_bytes(&bytes),
             Outcome::Panicked(message) => Err(Error::Panicked { message }),
-            Outcome::Failed(detail) => Err(Error::corrupted("<payload>", detail)),
+            Outcome::Failed(detail) => Err(Error::TaskFailed { detail }),
         }
     }
 }

@@ -100,7 +100,7 @@ pub(crate) fn read_item<'a>(input: &mut &'a [u8]) -> Result<std::result::Result<
         PANICKED => Err(Error::Panicked {
             message: text(body),
         }),
-        FAILED => Err(Error::corrupted("<payload>", text(body))),
+        FAILED => Err(Error::TaskFailed { detail: text(body) }),
         DIED => Err(Error::WorkerDied {
             pid: u32::decode(&mut body)?,
             exitcode: i32::decode(&mut body)?,
@@ -232,7 +232,7 @@ mod tests {
         );
         assert!(matches!(
             read_item(&mut input).unwrap(),
-            Err(Error::Corrupted { .. })
+            Err(Error::TaskFailed { detail }) if detail == "bad"
         ));
         assert!(matches!(
             read_item(&mut input).unwrap(),
