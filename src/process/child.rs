@@ -10,8 +10,10 @@ use std::sync::Mutex as StdMutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use super::entry::{Boot, Entry, Outcome, catch, read_outcome, write_outcome};
+use super::entry::{Boot, Entry, read_result, write_result};
+use super::outcome::{read_item, run};
 use super::payload::Payload;
+use super::payload::from_bytes;
 use super::{BOOT_FD_VAR, HARNESS_TEST, Start, check_initialised};
 use crate::error::{Error, Result};
 use crate::sys::process::{self as sys, Ended};
@@ -187,10 +189,7 @@ impl Builder {
     /// Starts a child by forking this process; it runs `f` in its copy of the
     /// parent and exits. Refused when this process has more than one thread.
     pub fn fork<R: Payload>(&self, f: impl FnOnce() -> R) -> Result<Process<R>> {
-        let threads = sys::thread_count().map_err(|e| io_error("/proc/self/task", e))?;
-        if threads > 1 {
-            return Err(Error::ForkWithThreads { threads });
-        }
+        refuse_if_threaded()?;
         // SAFETY: this process has one thread (checked above), so the child is
         // a complete copy in which any code may run.
         unsafe { self.fork_unchecked(f) }
@@ -226,15 +225,25 @@ impl Builder {
                 if let Ok(mut children) = CHILDREN.try_lock() {
                     children.clear();
                 }
-                let outcome = match catch(|| Ok(super::to_bytes(&f()))) {
-                    Ok(Ok(bytes)) => Outcome::Returned(bytes),
-                    Ok(Err(e)) => Outcome::Failed(e.to_string()),
-                    Err(message) => Outcome::Panicked(message),
-                };
-                finish(fd.as_fd(), &outcome)
+                let mut outcome = Vec::new();
+                let returned = run(&mut outcome, |out| {
+                    f().encode(out);
+                    Ok(())
+                });
+                finish(fd.as_fd(), &outcome, returned)
             }
         }
     }
+}
+
+/// `Err(ForkWithThreads)` when this process has more than one thread: what
+/// every fork that lets any code run in the child checks first.
+pub(crate) fn refuse_if_threaded() -> Result<()> {
+    let threads = sys::thread_count().map_err(|e| io_error("/proc/self/task", e))?;
+    if threads > 1 {
+        return Err(Error::ForkWithThreads { threads });
+    }
+    Ok(())
 }
 
 fn io_error(op: &'static str, source: std::io::Error) -> Error {
@@ -247,13 +256,10 @@ fn io_error(op: &'static str, source: std::io::Error) -> Error {
 
 /// Writes the outcome, flushes, and ends the child: exit status 0 when the
 /// function returned, 1 otherwise (Python's exit code for an exception).
-fn finish(fd: std::os::fd::BorrowedFd<'_>, outcome: &Outcome) -> ! {
+fn finish(fd: std::os::fd::BorrowedFd<'_>, outcome: &[u8], returned: bool) -> ! {
     use std::io::Write;
-    let code = match outcome {
-        Outcome::Returned(_) => 0,
-        _ => 1,
-    };
-    let code = match write_outcome(fd, outcome) {
+    let code = if returned { 0 } else { 1 };
+    let code = match write_result(fd, outcome) {
         Ok(()) => code,
         Err(e) => {
             eprintln!("shmprim child: could not write its result: {e}");
@@ -291,16 +297,13 @@ pub(super) fn run_spawned(fd: OsString) -> ! {
         sys::exit_now(1);
     }
     *lock(&CURRENT_NAME) = Some(boot.name.clone());
-    let outcome = match catch(|| {
-        // SAFETY: the entry came from `Entry::of` in the parent, and
-        // `Boot::decode` checked that this is the parent's build.
-        unsafe { boot.entry.call_to_vec(&boot.arg) }
-    }) {
-        Ok(Ok(bytes)) => Outcome::Returned(bytes),
-        Ok(Err(e)) => Outcome::Failed(e.to_string()),
-        Err(message) => Outcome::Panicked(message),
-    };
-    finish(fd.as_fd(), &outcome)
+    let mut outcome = Vec::new();
+    // SAFETY: the entry came from `Entry::of` in the parent, and
+    // `Boot::decode` checked that this is the parent's build.
+    let returned = run(&mut outcome, |out| unsafe {
+        boot.entry.call(&boot.arg, out)
+    });
+    finish(fd.as_fd(), &outcome, returned)
 }
 
 /// A child process (Python's `multiprocessing.Process`), started by
@@ -400,8 +403,18 @@ impl<R: Payload> Process<R> {
         let ended = self
             .poll(true)?
             .expect("a blocking waitpid reports the end");
-        match (ended, read_outcome(&self.result)) {
-            (Ended::Exited(_), Some(outcome)) => outcome.into_result(),
+        let outcome = read_result(&self.result).filter(|_| matches!(ended, Ended::Exited(_)));
+        match outcome {
+            Some(bytes) => {
+                let mut input = &bytes[..];
+                let item = read_item(&mut input)?;
+                if !input.is_empty() {
+                    return Err(crate::process::payload::malformed(
+                        "bytes after a child's result",
+                    ));
+                }
+                item.and_then(from_bytes::<R>)
+            }
             _ => Err(Error::ProcessDied {
                 pid: self.pid,
                 exitcode: ended.exitcode(),

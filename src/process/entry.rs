@@ -15,7 +15,7 @@
 
 use std::os::fd::{AsFd, BorrowedFd};
 
-use super::payload::{Payload, from_bytes, malformed, take};
+use super::payload::{Payload, from_bytes, malformed};
 use crate::error::{Error, Result};
 use crate::sys::process as sys;
 
@@ -139,17 +139,6 @@ impl Entry {
             unsafe { std::mem::transmute::<usize, Trampoline>(addr_of(self.trampoline)) };
         t(addr_of(self.function), arg, out)
     }
-
-    /// [`call`](Self::call) into a fresh buffer.
-    ///
-    /// # Safety
-    /// As for [`call`](Self::call).
-    pub(crate) unsafe fn call_to_vec(self, arg: &[u8]) -> Result<Vec<u8>> {
-        let mut out = Vec::new();
-        // SAFETY: the caller upholds `call`'s contract.
-        unsafe { self.call(arg, &mut out) }?;
-        Ok(out)
-    }
 }
 
 impl Payload for Entry {
@@ -211,89 +200,20 @@ impl Boot {
     }
 }
 
-/// How a child's function ended, as its result record says.
-#[derive(Debug)]
-pub(crate) enum Outcome {
-    /// It returned this encoded value.
-    Returned(Vec<u8>),
-    /// It panicked with this message.
-    Panicked(String),
-    /// The child could not run it (the argument did not decode, ...).
-    Failed(String),
-}
-
-impl Outcome {
-    fn tag(&self) -> u8 {
-        match self {
-            Outcome::Returned(_) => 0,
-            Outcome::Panicked(_) => 1,
-            Outcome::Failed(_) => 2,
-        }
-    }
-
-    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
-        RESULT_MAGIC.encode(out);
-        out.push(self.tag());
-        match self {
-            Outcome::Returned(bytes) => {
-                (bytes.len() as u64).encode(out);
-                out.extend_from_slice(bytes);
-            }
-            Outcome::Panicked(msg) | Outcome::Failed(msg) => msg.encode(out),
-        }
-    }
-
-    pub(crate) fn decode(input: &mut &[u8]) -> Result<Outcome> {
-        if u32::decode(input)? != RESULT_MAGIC {
-            return Err(malformed("not a result record"));
-        }
-        match u8::decode(input)? {
-            0 => {
-                let len = usize::decode(input)?;
-                Ok(Outcome::Returned(take(input, len)?.to_vec()))
-            }
-            1 => Ok(Outcome::Panicked(String::decode(input)?)),
-            2 => Ok(Outcome::Failed(String::decode(input)?)),
-            t => Err(malformed(format!("result tag {t}"))),
-        }
-    }
-
-    /// The result this outcome makes for the caller.
-    pub(crate) fn into_result<R: Payload>(self) -> Result<R> {
-        match self {
-            Outcome::Returned(bytes) => from_bytes(&bytes),
-            Outcome::Panicked(message) => Err(Error::Panicked { message }),
-            Outcome::Failed(detail) => Err(Error::TaskFailed { detail }),
-        }
-    }
-}
-
-/// Runs `f`, catching a panic; the panic's message when it has one.
-pub(crate) fn catch<T>(f: impl FnOnce() -> Result<T>) -> std::result::Result<Result<T>, String> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
-        if let Some(s) = payload.downcast_ref::<&str>() {
-            (*s).to_owned()
-        } else if let Some(s) = payload.downcast_ref::<String>() {
-            s.clone()
-        } else {
-            "a panic with a payload that is not a string".to_owned()
-        }
-    })
-}
-
-/// Replaces the contents of the result memfd with `outcome`.
-pub(crate) fn write_outcome(fd: BorrowedFd<'_>, outcome: &Outcome) -> std::io::Result<()> {
-    let mut record = Vec::new();
-    outcome.encode(&mut record);
+/// Replaces the contents of the result memfd with a result record: its
+/// magic, then the function's outcome (`process::outcome`).
+pub(crate) fn write_result(fd: BorrowedFd<'_>, outcome: &[u8]) -> std::io::Result<()> {
+    let mut record = Vec::with_capacity(4 + outcome.len());
+    RESULT_MAGIC.encode(&mut record);
+    record.extend_from_slice(outcome);
     sys::set_len(fd, 0)?;
     sys::write_all_at(fd, &record, 0)
 }
 
-/// Reads the result memfd: `None` when it holds no complete result record
-/// (the child died before writing it, or wrote it half).
-pub(crate) fn read_outcome(fd: impl AsFd) -> Option<Outcome> {
+/// Reads the result memfd: the outcome, `None` when it holds no result
+/// record (the child died before writing one).
+pub(crate) fn read_result(fd: impl AsFd) -> Option<Vec<u8>> {
     let bytes = sys::read_whole(fd.as_fd()).ok()?;
     let mut input = &bytes[..];
-    let outcome = Outcome::decode(&mut input).ok()?;
-    input.is_empty().then_some(outcome)
+    (u32::decode(&mut input).ok()? == RESULT_MAGIC).then(|| input.to_vec())
 }

@@ -40,6 +40,7 @@
 
 mod child;
 pub(crate) mod entry;
+mod outcome;
 mod payload;
 pub mod pool;
 

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::record::read_item;
 use crate::error::{Error, Result};
+use crate::process::outcome::read_item;
 
 /// What the manager runs in the parent as each item completes (the
 /// `callback` / `error_callback` of `apply_async`): the item's encoded value,
@@ -93,7 +93,7 @@ fn read_at<T>(
         (&run.bytes[..], 0)
     };
     while i < k {
-        super::record::skip_item(&mut input, true)?;
+        crate::process::outcome::skip_item(&mut input, true)?;
         i += 1;
     }
     let before = input.len();

@@ -13,13 +13,14 @@ use std::sync::{Arc, Mutex as StdMutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::batch::Batch;
-use super::record::{self, Args, RESULT_HEADER, result_header};
+use super::record::{Args, RESULT_HEADER, result_header};
 use super::worker::{Control, WorkerBoot, worker_main};
 use crate::error::{Error, Result};
 use crate::pipe::{Pipe, PipeEnd};
 use crate::process::Start;
 use crate::process::child::{Builder, Process};
 use crate::process::entry::Entry;
+use crate::process::outcome;
 use crate::wait::{Deadline, wait_while_eq};
 
 /// The longest the manager sleeps between looks at its workers.
@@ -53,7 +54,7 @@ impl Task {
         let left = self.args.count - self.done;
         let mut bytes = Vec::new();
         for _ in 0..left {
-            record::lost(&mut bytes, &err);
+            outcome::lost(&mut bytes, &err);
         }
         self.batch
             .complete(self.first + self.done as u64, left, bytes);

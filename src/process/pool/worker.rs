@@ -10,10 +10,11 @@
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use super::record::{self, RESULT_HEADER, TASK_TAG};
+use super::record::{RESULT_HEADER, TASK_TAG};
 use crate::error::{Error, Result};
 use crate::pipe::{Pipe, PipeEnd};
-use crate::process::entry::{Entry, catch};
+use crate::process::entry::Entry;
+use crate::process::outcome;
 use crate::process::payload::{Payload, malformed, take};
 use crate::segment::{Kind, Segment, SegmentBuilder};
 
@@ -142,33 +143,16 @@ impl ResultWriter {
     /// gathered first if the outcome does not fit beside it.
     fn run(&mut self, end: &mut PipeEnd, entry: Entry, arg: &[u8]) -> Result<()> {
         let mark = self.out.len();
-        let mut ran = Ok(());
-        let caught = catch(|| {
-            record::returned(&mut self.out, |out| {
-                // SAFETY: the entry came from `Entry::of` in the parent, which
-                // spawned this process from its own build (checked at boot).
-                ran = unsafe { entry.call(arg, out) };
-            });
-            Ok(())
-        });
-        match (caught, ran) {
-            (Ok(_), Ok(())) => {}
-            (Ok(_), Err(e)) => {
-                self.out.truncate(mark);
-                record::failed(&mut self.out, &e.to_string());
-            }
-            (Err(message), _) => {
-                self.out.truncate(mark);
-                record::panicked(&mut self.out, &message);
-            }
-        }
+        // SAFETY: the entry came from `Entry::of` in the parent, which
+        // spawned this process from its own build (checked at boot).
+        outcome::run(&mut self.out, |out| unsafe { entry.call(arg, out) });
         if self.out.len() > self.max {
             let item = self.out.split_off(mark);
             if self.count > 0 {
                 self.flush(end)?;
             }
             if RESULT_HEADER + item.len() > self.max {
-                record::failed(
+                outcome::failed(
                     &mut self.out,
                     &format!(
                         "the result takes {} bytes, more than the pool's max_message of {}",
