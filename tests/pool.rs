@@ -377,3 +377,12 @@ fn workers_die_with_their_sigkilled_parent() {
     // Re-parented to init, which reaps them once they die.
     assert!(all_gone(&pids), "workers outlived their SIGKILLed parent");
 }
+
+#[test]
+fn imap_on_a_closed_pool_ends_with_the_refusal() {
+    let pool = Pool::new(1).unwrap();
+    pool.close();
+    let mut it = pool.imap(square, 0..10u64, 2).unwrap();
+    assert!(matches!(it.next(), Some(Err(Error::Closed))));
+    assert!(it.next().is_none());
+}

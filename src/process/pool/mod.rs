@@ -161,16 +161,7 @@ impl PoolBuilder {
     pub fn build(self) -> Result<Pool> {
         match self.start {
             Start::Spawn => super::check_initialised()?,
-            Start::Fork => {
-                let threads = crate::sys::process::thread_count().map_err(|e| Error::Io {
-                    name: "<pool>".into(),
-                    op: "/proc/self/task",
-                    source: e,
-                })?;
-                if threads > 1 {
-                    return Err(Error::ForkWithThreads { threads });
-                }
-            }
+            Start::Fork => super::child::refuse_if_threaded()?,
         }
         if self.workers == 0 || self.workers > 4096 {
             return Err(Error::invalid_argument(format!(
@@ -504,6 +495,7 @@ impl Pool {
             submitted: 0,
             yielded: 0,
             exhausted: false,
+            refused: None,
             ordered,
             _r: PhantomData,
         })
@@ -650,6 +642,8 @@ pub struct Imap<'p, A, R> {
     submitted: u64,
     yielded: u64,
     exhausted: bool,
+    /// Why the pool took no more items, yielded after the last result.
+    refused: Option<Error>,
     ordered: bool,
     _r: PhantomData<fn() -> R>,
 }
@@ -681,15 +675,13 @@ impl<A: Payload, R: Payload> Iterator for Imap<'_, A, R> {
 
     fn next(&mut self) -> Option<Result<R>> {
         if let Err(e) = self.refill() {
+            // The pool refused more items (closed): the input ends here, and
+            // the refusal is the last item, after those already in the pool.
             self.exhausted = true;
-            if self.yielded == self.submitted {
-                self.yielded += 1;
-                self.submitted += 1;
-                return Some(Err(e));
-            }
+            self.refused = Some(e);
         }
         if self.yielded == self.submitted {
-            return None;
+            return self.refused.take().map(Err);
         }
         let decode = |item: Item<'_>| item.and_then(from_bytes::<R>);
         let r = if self.ordered {
