@@ -236,7 +236,7 @@ int main(void) {
                 qgot == 20 && memcmp(roomy, "twenty bytes of text", 20) == 0);
     EXPECT(shmprim_byte_queue_get(bq, roomy, sizeof roomy, &qgot, 0), SHMPRIM_EMPTY);
     EXPECT(shmprim_byte_queue_get(bq, roomy, sizeof roomy, &qgot, 1000000), SHMPRIM_TIMEOUT);
-    EXPECT(shmprim_byte_queue_shutdown(bq), SHMPRIM_OK);
+    EXPECT(shmprim_byte_queue_shutdown(bq, false), SHMPRIM_OK);
     EXPECT(shmprim_byte_queue_put(bq, "x", 1, 0), SHMPRIM_CLOSED);
     EXPECT(shmprim_byte_queue_get(bq, roomy, sizeof roomy, &qgot, -1), SHMPRIM_CLOSED);
     shmprim_byte_queue_close(bq);

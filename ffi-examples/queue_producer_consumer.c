@@ -95,7 +95,7 @@ int main(void) {
     int ok = 1;
     for (int i = 0; i < PRODUCERS; i++) ok = reap(producers[i]) && ok;
     /* Every job is in; shut the queue: consumers drain it, then see CLOSED. */
-    shmprim_queue_shutdown(q);
+    shmprim_queue_shutdown(q, false);
     for (int i = 0; i < CONSUMERS; i++) ok = reap(consumers[i]) && ok;
 
     uint64_t count = 0, sum = 0;

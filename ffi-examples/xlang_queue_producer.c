@@ -44,7 +44,7 @@ int main(int argc, char **argv) {
         st = shmprim_byte_queue_put(bq, msg, (size_t)n, 10000000000LL);
         if (st != SHMPRIM_OK) return fail("byte put", st);
     }
-    shmprim_byte_queue_shutdown(bq);
+    shmprim_byte_queue_shutdown(bq, false);
     shmprim_queue_close(q);
     shmprim_byte_queue_close(bq);
     printf("xlang_queue_producer: %ld values and %ld messages put\n", count, count);

@@ -97,6 +97,25 @@
 #define SHMPRIM_NO_LOCK 4
 
 /**
+ * Options flag (queues, at creation): count unfinished tasks, as Python's
+ * `JoinableQueue` (`shmprim_queue_task_done`, `shmprim_queue_join`).
+ */
+#define SHMPRIM_JOINABLE 8
+
+/**
+ * Options flag (queues): the handle only puts. With neither this nor
+ * `SHMPRIM_RECEIVE_ONLY` it puts and gets; either way it counts as a sender
+ * until it is closed (see the queue functions' end of stream).
+ */
+#define SHMPRIM_SEND_ONLY 16
+
+/**
+ * Options flag (queues): the handle only gets: its puts report
+ * `SHMPRIM_CLOSED`, and it never holds the stream open.
+ */
+#define SHMPRIM_RECEIVE_ONLY 32
+
+/**
  * The largest number of parties a barrier may have.
  */
 #define SHMPRIM_BARRIER_MAX_PARTIES 4095
@@ -2090,7 +2109,8 @@ void shmprim_pool_close(shmprim_pool *pool);
 /**
  * Creates the named queue of `capacity` elements of `elem_size` bytes
  * aligned to `elem_align` (a power of two); a Rust `Queue<T>` with that size
- * and alignment opens it. `opts` may be `NULL`. Does not block. Returns
+ * and alignment opens it. `opts` may be `NULL`; its flags may hold
+ * `SHMPRIM_JOINABLE` and one of `SHMPRIM_SEND_ONLY`, `SHMPRIM_RECEIVE_ONLY`. Does not block. Returns
  * `SHMPRIM_OK` (a new handle in `*out`, owned by the caller, freed with
  * `shmprim_queue_close`), `SHMPRIM_ALREADY_EXISTS`, `SHMPRIM_INVALID_NAME`,
  * `SHMPRIM_INVALID_ARGUMENT` (sizes, alignment, flags),
@@ -2119,6 +2139,20 @@ shmprim_status shmprim_queue_create(const char *name,
  * `name` must be a NUL-terminated string; `out` valid for a write.
  */
 shmprim_status shmprim_queue_open(const char *name, shmprim_queue **out);
+
+/**
+ * `shmprim_queue_open` with options: `opts` (may be `NULL`) may hold
+ * `SHMPRIM_SEND_ONLY` or `SHMPRIM_RECEIVE_ONLY`, and
+ * `SHMPRIM_UNLINK_ON_CLOSE`. Statuses as for `shmprim_queue_open`, and
+ * `SHMPRIM_INVALID_ARGUMENT` for other flags.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `opts` null or readable; `out`
+ * valid for a write.
+ */
+shmprim_status shmprim_queue_open_with(const char *name,
+                                       const shmprim_options *opts,
+                                       shmprim_queue **out);
 
 /**
  * Opens the element queue `name` (which must have elements of `elem_size`
@@ -2227,15 +2261,47 @@ shmprim_status shmprim_queue_get(const shmprim_queue *q,
 shmprim_status shmprim_queue_len(const shmprim_queue *q, size_t *len, size_t *capacity);
 
 /**
- * Shuts the queue for every process (Python's `Queue.close` for all): later
- * puts fail with `SHMPRIM_CLOSED`; gets drain what is left, then report
- * `SHMPRIM_CLOSED`; sleepers are woken. Does not block. Returns `SHMPRIM_OK`
- * or `SHMPRIM_NULL_POINTER`.
+ * Shuts the queue for every process (Python 3.13's `Queue.shutdown`):
+ * later puts fail with `SHMPRIM_CLOSED`; gets drain what is left, then
+ * report `SHMPRIM_CLOSED`; sleepers are woken. With `immediate`, what is
+ * queued is discarded first (and counted done on a joinable queue). Does not
+ * block. Returns `SHMPRIM_OK` or `SHMPRIM_NULL_POINTER`.
  *
  * # Safety
  * `q` must be null or a live handle.
  */
-shmprim_status shmprim_queue_shutdown(const shmprim_queue *q);
+shmprim_status shmprim_queue_shutdown(const shmprim_queue *q, bool immediate);
+
+/**
+ * This handle puts no more (Python's `Queue.close`); its gets still work.
+ * Closing the handle does the same. Returns `SHMPRIM_OK` or
+ * `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `q` must be null or a live handle.
+ */
+shmprim_status shmprim_queue_close_sending(const shmprim_queue *q);
+
+/**
+ * Python's `JoinableQueue.task_done`. Returns `SHMPRIM_OK`,
+ * `SHMPRIM_INVALID_ARGUMENT` (the queue is not joinable, or more calls than
+ * items put) or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `q` must be null or a live handle.
+ */
+shmprim_status shmprim_queue_task_done(const shmprim_queue *q);
+
+/**
+ * Python's `JoinableQueue.join`: waits up to `timeout_ns` (negative:
+ * forever; `0`: look once) until every item put is done. Returns
+ * `SHMPRIM_OK`, `SHMPRIM_TIMEOUT`, `SHMPRIM_INTERRUPTED`,
+ * `SHMPRIM_INVALID_ARGUMENT` (not joinable) or `SHMPRIM_NULL_POINTER`.
+ *
+ * # Safety
+ * `q` must be null or a live handle.
+ */
+shmprim_status shmprim_queue_join(const shmprim_queue *q, int64_t timeout_ns);
 
 /**
  * Creates the named byte queue of `capacity` messages of at most
@@ -2267,6 +2333,17 @@ shmprim_status shmprim_byte_queue_create(const char *name,
  * `name` must be a NUL-terminated string; `out` valid for a write.
  */
 shmprim_status shmprim_byte_queue_open(const char *name, shmprim_byte_queue **out);
+
+/**
+ * `shmprim_byte_queue_open` with options, as `shmprim_queue_open_with`.
+ *
+ * # Safety
+ * `name` must be a NUL-terminated string; `opts` null or readable; `out`
+ * valid for a write.
+ */
+shmprim_status shmprim_byte_queue_open_with(const char *name,
+                                            const shmprim_options *opts,
+                                            shmprim_byte_queue **out);
 
 /**
  * Opens the byte queue `name` (which must have this capacity and maximum
@@ -2375,7 +2452,31 @@ shmprim_status shmprim_byte_queue_len(const shmprim_byte_queue *q, size_t *len, 
  * # Safety
  * `q` must be null or a live handle.
  */
-shmprim_status shmprim_byte_queue_shutdown(const shmprim_byte_queue *q);
+shmprim_status shmprim_byte_queue_shutdown(const shmprim_byte_queue *q, bool immediate);
+
+/**
+ * This handle puts no more; as `shmprim_queue_close_sending`.
+ *
+ * # Safety
+ * `q` must be null or a live handle.
+ */
+shmprim_status shmprim_byte_queue_close_sending(const shmprim_byte_queue *q);
+
+/**
+ * Python's `JoinableQueue.task_done`; as `shmprim_queue_task_done`.
+ *
+ * # Safety
+ * `q` must be null or a live handle.
+ */
+shmprim_status shmprim_byte_queue_task_done(const shmprim_byte_queue *q);
+
+/**
+ * Python's `JoinableQueue.join`; as `shmprim_queue_join`.
+ *
+ * # Safety
+ * `q` must be null or a live handle.
+ */
+shmprim_status shmprim_byte_queue_join(const shmprim_byte_queue *q, int64_t timeout_ns);
 
 /**
  * Creates the named reentrant mutex guarding `data_size` zeroed bytes aligned

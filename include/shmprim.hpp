@@ -794,7 +794,7 @@ public:
         return n;
     }
     /** Shuts the queue for every process: puts fail, gets drain then fail. */
-    void shutdown() { detail::check(shmprim_queue_shutdown(h_.get())); }
+    void shutdown(bool immediate = false) { detail::check(shmprim_queue_shutdown(h_.get(), immediate)); }
     shmprim_queue *native_handle() const noexcept { return h_.get(); }
 
 private:
@@ -854,7 +854,7 @@ public:
         detail::check(shmprim_byte_queue_len(h_.get(), &n, nullptr));
         return n;
     }
-    void shutdown() { detail::check(shmprim_byte_queue_shutdown(h_.get())); }
+    void shutdown(bool immediate = false) { detail::check(shmprim_byte_queue_shutdown(h_.get(), immediate)); }
     shmprim_byte_queue *native_handle() const noexcept { return h_.get(); }
 
 private:

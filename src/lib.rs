@@ -58,6 +58,7 @@
 //! | `Value(typecode, v, lock)`    | [`Value<T>`]       |
 //! | `Array(typecode, n, lock)`    | [`Array<T>`]       |
 //! | `Queue(maxsize)`              | [`Queue<T>`], [`ByteQueue`] |
+//! | `JoinableQueue(maxsize)`      | [`Queue<T>`], [`ByteQueue`] created with [`Options::joinable`] |
 //! | `Pipe(duplex)`                | [`Pipe`] ([`PipeEnd`] A and B, two SPSC byte rings) |
 //! | (no counterpart: SPSC rings)  | [`SpscRing<T>`], [`SpscByteRing`] |
 //! | `Pipe(duplex)` of small values | [`DuplexRing<T>`] ([`DuplexEnd`] A and B, two interleaved SPSC rings) |
@@ -77,6 +78,22 @@
 //! Everything read from shared memory is treated as untrusted input: another
 //! process, buggy or crashed half way, can write anything into a segment, and the
 //! result is an [`Error::Corrupted`], never undefined behaviour.
+//!
+//! # Migration
+//!
+//! Changes a program written against an earlier shmprim must make:
+//!
+//! - **`Queue::close` (and `ByteQueue`'s, `RawQueue`'s) now means "this handle
+//!   puts no more"**, as Python's `Queue.close` does; other producers keep
+//!   putting. The old close for everyone is [`Queue::shutdown`]`(false)`;
+//!   `is_closed` is now [`Queue::is_shutdown`]. Once every sending handle has
+//!   closed or its process has died, receivers drain the queue and then get
+//!   `Closed`: a consumer no longer needs a sentinel. Open consumers with
+//!   [`Options::role`]`(`[`Role::Receive`]`)`, since a handle that may put
+//!   holds the stream open. In C, `shmprim_queue_shutdown` and
+//!   `shmprim_byte_queue_shutdown` take an `immediate` flag.
+//! - [`Options`] has two more public fields, `role` and `joinable`: build it
+//!   with `Options::default()` and its setters rather than a struct literal.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
@@ -120,8 +137,8 @@ pub use reentrant_mutex::{RawReentrantMutex, ReentrantMutex, ReentrantMutexGuard
 pub use ring::duplex::{DuplexEnd, DuplexRing};
 pub use ring::spsc::{SpscByteRing, SpscRing};
 pub use segment::{
-    Disposition, HeaderInfo, Kind, Options, Participant, ParticipantId, Segment, SegmentBuilder,
-    TypeCode, TypeDesc,
+    Disposition, HeaderInfo, Kind, Options, Participant, ParticipantId, Role, Segment,
+    SegmentBuilder, TypeCode, TypeDesc,
 };
 pub use semaphore::Semaphore;
 pub use wait::Deadline;

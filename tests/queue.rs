@@ -102,12 +102,12 @@ fn len_is_empty_is_full_and_capacity_track_contents() {
 }
 
 #[test]
-fn close_fails_puts_and_lets_gets_drain_then_fail() {
+fn shutdown_fails_puts_and_lets_gets_drain_then_fail() {
     let q: Queue<u64> = Queue::anonymous(4).unwrap();
     q.put(1).unwrap();
     q.put(2).unwrap();
-    q.close();
-    assert!(q.is_closed());
+    q.shutdown(false);
+    assert!(q.is_shutdown());
     assert!(matches!(q.put(3), Err(Error::Closed)));
     assert!(matches!(q.try_put(3), Err(Error::Closed)));
     assert_eq!(q.get().unwrap(), 1);
@@ -117,12 +117,12 @@ fn close_fails_puts_and_lets_gets_drain_then_fail() {
 }
 
 #[test]
-fn close_wakes_a_getter_blocked_in_another_thread() {
+fn shutdown_wakes_a_getter_blocked_in_another_thread() {
     let q: Queue<u64> = Queue::anonymous(2).unwrap();
     std::thread::scope(|s| {
         let getter = s.spawn(|| q.get());
         std::thread::sleep(Duration::from_millis(50));
-        q.close();
+        q.shutdown(false);
         assert!(matches!(getter.join().unwrap(), Err(Error::Closed)));
     });
 }
@@ -175,7 +175,7 @@ fn threads_sharing_one_handle_deliver_everything_once() {
         for p in producers {
             p.join().unwrap();
         }
-        q.close();
+        q.shutdown(false);
     });
     let mut seen = seen.into_inner().unwrap();
     seen.sort();
@@ -413,7 +413,7 @@ fn inspection_shows_depth_capacity_and_closed() {
     let line = |n: &str| shmprim::inspect::inspect(n).unwrap().state.unwrap().line;
     assert_eq!(line(&name), "depth 3/8, open, 0 getting, 0 putting");
     q.get().unwrap();
-    q.close();
+    q.shutdown(false);
     assert_eq!(line(&name), "depth 2/8, closed, 0 getting, 0 putting");
 }
 
@@ -748,7 +748,7 @@ fn four_producers_four_consumers_lose_and_duplicate_nothing_and_keep_order() {
     for p in &mut run.producers {
         p.expect_success(Duration::from_secs(120));
     }
-    run.q.close();
+    run.q.shutdown(false);
     for c in &mut run.consumers {
         c.expect_success(LIMIT);
     }
@@ -837,7 +837,7 @@ fn sigkilled_producers_and_consumers_lose_only_their_in_flight_messages() {
                 p.expect_success(LIMIT);
             }
         }
-        run.q.close();
+        run.q.shutdown(false);
         for (i, c) in run.consumers.iter_mut().enumerate() {
             if !killed_c[i] {
                 c.expect_success(LIMIT);

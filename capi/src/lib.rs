@@ -450,6 +450,16 @@ pub const SHMPRIM_PRIORITY_INHERITANCE: u32 = 2;
 /// Options flag (values and arrays only): no lock (Python's `lock=False`,
 /// `RawValue`, `RawArray`).
 pub const SHMPRIM_NO_LOCK: u32 = 4;
+/// Options flag (queues, at creation): count unfinished tasks, as Python's
+/// `JoinableQueue` (`shmprim_queue_task_done`, `shmprim_queue_join`).
+pub const SHMPRIM_JOINABLE: u32 = 8;
+/// Options flag (queues): the handle only puts. With neither this nor
+/// `SHMPRIM_RECEIVE_ONLY` it puts and gets; either way it counts as a sender
+/// until it is closed (see the queue functions' end of stream).
+pub const SHMPRIM_SEND_ONLY: u32 = 16;
+/// Options flag (queues): the handle only gets: its puts report
+/// `SHMPRIM_CLOSED`, and it never holds the stream open.
+pub const SHMPRIM_RECEIVE_ONLY: u32 = 32;
 
 /// Options for the `_create` functions; pass `NULL` for the defaults (a
 /// zero-filled struct means the same).
@@ -491,7 +501,22 @@ pub(crate) unsafe fn options(
             &format!("mode {:#o} has bits outside 0777", o.mode),
         ));
     }
-    let mut opts = Options::default().unlink_on_drop(o.flags & SHMPRIM_UNLINK_ON_CLOSE != 0);
+    let roles = o.flags & (SHMPRIM_SEND_ONLY | SHMPRIM_RECEIVE_ONLY);
+    let role = match roles {
+        0 => shmprim::Role::Both,
+        SHMPRIM_SEND_ONLY => shmprim::Role::Send,
+        SHMPRIM_RECEIVE_ONLY => shmprim::Role::Receive,
+        _ => {
+            return Err(fail_with(
+                SHMPRIM_INVALID_ARGUMENT,
+                "SHMPRIM_SEND_ONLY and SHMPRIM_RECEIVE_ONLY together",
+            ));
+        }
+    };
+    let mut opts = Options::default()
+        .unlink_on_drop(o.flags & SHMPRIM_UNLINK_ON_CLOSE != 0)
+        .role(role)
+        .joinable(o.flags & SHMPRIM_JOINABLE != 0);
     if o.mode != 0 {
         opts = opts.mode(o.mode);
     }

@@ -7,6 +7,13 @@
 //! Timeouts: negative waits forever; `0` tries once and reports
 //! `SHMPRIM_FULL` / `SHMPRIM_EMPTY` (Python's `put_nowait` / `get_nowait`);
 //! a positive timeout that passes reports `SHMPRIM_TIMEOUT`.
+//!
+//! End of stream: every handle puts and gets unless opened with
+//! `SHMPRIM_SEND_ONLY` or `SHMPRIM_RECEIVE_ONLY`. Once every handle that
+//! puts has been closed (`shmprim_queue_close`, `_close_sending`) or its
+//! process has died, gets on the other handles drain what is queued and then
+//! report `SHMPRIM_CLOSED`. `shmprim_queue_shutdown` closes the queue for
+//! everybody at once.
 
 use std::ffi::{c_char, c_void};
 
@@ -15,7 +22,13 @@ use super::{
     boundary, buffer_too_small, c_str, check, fail, free, handle, non_null, options, put,
     shmprim_options, shmprim_status, timed, unlink_name, write_opt, wrong_elem_size,
 };
+use shmprim::Options;
 use shmprim::queue::{ByteQueue, RawQueue};
+
+/// Option flags a queue's create accepts (besides `SHMPRIM_UNLINK_ON_CLOSE`).
+const QUEUE_CREATE_FLAGS: u32 = super::SHMPRIM_JOINABLE | QUEUE_ROLE_FLAGS;
+/// Option flags a queue's open accepts.
+const QUEUE_ROLE_FLAGS: u32 = super::SHMPRIM_SEND_ONLY | super::SHMPRIM_RECEIVE_ONLY;
 use shmprim::segment::Disposition;
 use shmprim::wait::is_timeout;
 
@@ -33,7 +46,8 @@ pub struct shmprim_byte_queue {
 
 /// Creates the named queue of `capacity` elements of `elem_size` bytes
 /// aligned to `elem_align` (a power of two); a Rust `Queue<T>` with that size
-/// and alignment opens it. `opts` may be `NULL`. Does not block. Returns
+/// and alignment opens it. `opts` may be `NULL`; its flags may hold
+/// `SHMPRIM_JOINABLE` and one of `SHMPRIM_SEND_ONLY`, `SHMPRIM_RECEIVE_ONLY`. Does not block. Returns
 /// `SHMPRIM_OK` (a new handle in `*out`, owned by the caller, freed with
 /// `shmprim_queue_close`), `SHMPRIM_ALREADY_EXISTS`, `SHMPRIM_INVALID_NAME`,
 /// `SHMPRIM_INVALID_ARGUMENT` (sizes, alignment, flags),
@@ -56,7 +70,7 @@ pub unsafe extern "C" fn shmprim_queue_create(
         // SAFETY: the caller passes a NUL-terminated string or null.
         let name = unsafe { c_str(name, "name") }?;
         // SAFETY: null or readable, by the contract.
-        let (opts, _) = unsafe { options(opts, 0) }?;
+        let (opts, _) = unsafe { options(opts, QUEUE_CREATE_FLAGS) }?;
         let inner = check(RawQueue::create(
             name, capacity, elem_size, elem_align, &opts,
         ))?;
@@ -82,7 +96,32 @@ pub unsafe extern "C" fn shmprim_queue_open(
         non_null(out, "out")?;
         // SAFETY: the caller passes a NUL-terminated string or null.
         let name = unsafe { c_str(name, "name") }?;
-        let inner = check(RawQueue::open(name))?;
+        let inner = check(RawQueue::open(name, &Options::default()))?;
+        put(out, shmprim_queue { inner })
+    })
+}
+
+/// `shmprim_queue_open` with options: `opts` (may be `NULL`) may hold
+/// `SHMPRIM_SEND_ONLY` or `SHMPRIM_RECEIVE_ONLY`, and
+/// `SHMPRIM_UNLINK_ON_CLOSE`. Statuses as for `shmprim_queue_open`, and
+/// `SHMPRIM_INVALID_ARGUMENT` for other flags.
+///
+/// # Safety
+/// `name` must be a NUL-terminated string; `opts` null or readable; `out`
+/// valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_queue_open_with(
+    name: *const c_char,
+    opts: *const shmprim_options,
+    out: *mut *mut shmprim_queue,
+) -> shmprim_status {
+    boundary(|| {
+        non_null(out, "out")?;
+        // SAFETY: the caller passes a NUL-terminated string or null.
+        let name = unsafe { c_str(name, "name") }?;
+        // SAFETY: null or readable, by the contract.
+        let (opts, _) = unsafe { options(opts, QUEUE_ROLE_FLAGS) }?;
+        let inner = check(RawQueue::open(name, &opts))?;
         put(out, shmprim_queue { inner })
     })
 }
@@ -271,19 +310,71 @@ pub unsafe extern "C" fn shmprim_queue_len(
     })
 }
 
-/// Shuts the queue for every process (Python's `Queue.close` for all): later
-/// puts fail with `SHMPRIM_CLOSED`; gets drain what is left, then report
-/// `SHMPRIM_CLOSED`; sleepers are woken. Does not block. Returns `SHMPRIM_OK`
-/// or `SHMPRIM_NULL_POINTER`.
+/// Shuts the queue for every process (Python 3.13's `Queue.shutdown`):
+/// later puts fail with `SHMPRIM_CLOSED`; gets drain what is left, then
+/// report `SHMPRIM_CLOSED`; sleepers are woken. With `immediate`, what is
+/// queued is discarded first (and counted done on a joinable queue). Does not
+/// block. Returns `SHMPRIM_OK` or `SHMPRIM_NULL_POINTER`.
 ///
 /// # Safety
 /// `q` must be null or a live handle.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn shmprim_queue_shutdown(q: *const shmprim_queue) -> shmprim_status {
+pub unsafe extern "C" fn shmprim_queue_shutdown(
+    q: *const shmprim_queue,
+    immediate: bool,
+) -> shmprim_status {
+    boundary(|| {
+        // SAFETY: null or live, by the contract.
+        unsafe { handle(q, "queue") }?.inner.shutdown(immediate);
+        Ok(())
+    })
+}
+
+/// This handle puts no more (Python's `Queue.close`); its gets still work.
+/// Closing the handle does the same. Returns `SHMPRIM_OK` or
+/// `SHMPRIM_NULL_POINTER`.
+///
+/// # Safety
+/// `q` must be null or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_queue_close_sending(q: *const shmprim_queue) -> shmprim_status {
     boundary(|| {
         // SAFETY: null or live, by the contract.
         unsafe { handle(q, "queue") }?.inner.close();
         Ok(())
+    })
+}
+
+/// Python's `JoinableQueue.task_done`. Returns `SHMPRIM_OK`,
+/// `SHMPRIM_INVALID_ARGUMENT` (the queue is not joinable, or more calls than
+/// items put) or `SHMPRIM_NULL_POINTER`.
+///
+/// # Safety
+/// `q` must be null or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_queue_task_done(q: *const shmprim_queue) -> shmprim_status {
+    boundary(|| {
+        // SAFETY: null or live, by the contract.
+        check(unsafe { handle(q, "queue") }?.inner.task_done())
+    })
+}
+
+/// Python's `JoinableQueue.join`: waits up to `timeout_ns` (negative:
+/// forever; `0`: look once) until every item put is done. Returns
+/// `SHMPRIM_OK`, `SHMPRIM_TIMEOUT`, `SHMPRIM_INTERRUPTED`,
+/// `SHMPRIM_INVALID_ARGUMENT` (not joinable) or `SHMPRIM_NULL_POINTER`.
+///
+/// # Safety
+/// `q` must be null or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_queue_join(
+    q: *const shmprim_queue,
+    timeout_ns: i64,
+) -> shmprim_status {
+    boundary(|| {
+        // SAFETY: null or live, by the contract.
+        let q = &unsafe { handle(q, "queue") }?.inner;
+        check(timed(timeout_ns, |d| q.join_deadline(d), is_timeout))
     })
 }
 
@@ -312,7 +403,7 @@ pub unsafe extern "C" fn shmprim_byte_queue_create(
         // SAFETY: the caller passes a NUL-terminated string or null.
         let name = unsafe { c_str(name, "name") }?;
         // SAFETY: null or readable, by the contract.
-        let (opts, _) = unsafe { options(opts, 0) }?;
+        let (opts, _) = unsafe { options(opts, QUEUE_CREATE_FLAGS) }?;
         let inner = check(ByteQueue::create_with_options(
             name,
             capacity,
@@ -342,6 +433,28 @@ pub unsafe extern "C" fn shmprim_byte_queue_open(
         // SAFETY: the caller passes a NUL-terminated string or null.
         let name = unsafe { c_str(name, "name") }?;
         let inner = check(ByteQueue::open(name))?;
+        put(out, shmprim_byte_queue { inner })
+    })
+}
+
+/// `shmprim_byte_queue_open` with options, as `shmprim_queue_open_with`.
+///
+/// # Safety
+/// `name` must be a NUL-terminated string; `opts` null or readable; `out`
+/// valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_byte_queue_open_with(
+    name: *const c_char,
+    opts: *const shmprim_options,
+    out: *mut *mut shmprim_byte_queue,
+) -> shmprim_status {
+    boundary(|| {
+        non_null(out, "out")?;
+        // SAFETY: the caller passes a NUL-terminated string or null.
+        let name = unsafe { c_str(name, "name") }?;
+        // SAFETY: null or readable, by the contract.
+        let (opts, _) = unsafe { options(opts, QUEUE_ROLE_FLAGS) }?;
+        let inner = check(ByteQueue::open_with_options(name, &opts))?;
         put(out, shmprim_byte_queue { inner })
     })
 }
@@ -530,11 +643,57 @@ pub unsafe extern "C" fn shmprim_byte_queue_len(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmprim_byte_queue_shutdown(
     q: *const shmprim_byte_queue,
+    immediate: bool,
+) -> shmprim_status {
+    boundary(|| {
+        // SAFETY: null or live, by the contract.
+        unsafe { handle(q, "queue") }?.inner.shutdown(immediate);
+        Ok(())
+    })
+}
+
+/// This handle puts no more; as `shmprim_queue_close_sending`.
+///
+/// # Safety
+/// `q` must be null or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_byte_queue_close_sending(
+    q: *const shmprim_byte_queue,
 ) -> shmprim_status {
     boundary(|| {
         // SAFETY: null or live, by the contract.
         unsafe { handle(q, "queue") }?.inner.close();
         Ok(())
+    })
+}
+
+/// Python's `JoinableQueue.task_done`; as `shmprim_queue_task_done`.
+///
+/// # Safety
+/// `q` must be null or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_byte_queue_task_done(
+    q: *const shmprim_byte_queue,
+) -> shmprim_status {
+    boundary(|| {
+        // SAFETY: null or live, by the contract.
+        check(unsafe { handle(q, "queue") }?.inner.task_done())
+    })
+}
+
+/// Python's `JoinableQueue.join`; as `shmprim_queue_join`.
+///
+/// # Safety
+/// `q` must be null or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shmprim_byte_queue_join(
+    q: *const shmprim_byte_queue,
+    timeout_ns: i64,
+) -> shmprim_status {
+    boundary(|| {
+        // SAFETY: null or live, by the contract.
+        let q = &unsafe { handle(q, "queue") }?.inner;
+        check(timed(timeout_ns, |d| q.join_deadline(d), is_timeout))
     })
 }
 
@@ -616,12 +775,64 @@ mod tests {
                 assert_eq!(v, k);
             }
             assert_eq!(put(q, 20), SHMPRIM_OK);
-            assert_eq!(shmprim_queue_shutdown(q), SHMPRIM_OK);
+            assert_eq!(shmprim_queue_shutdown(q, false), SHMPRIM_OK);
             assert_eq!(put(q, 21), SHMPRIM_CLOSED);
             assert_eq!(get(q, &mut v), SHMPRIM_OK);
             assert_eq!(v, 20);
             assert_eq!(get(q, &mut v), SHMPRIM_CLOSED);
             shmprim_queue_close(q);
+        }
+    }
+
+    /// End of stream and `JoinableQueue` through the C calls: a receive-only
+    /// handle drains what a sender put and then reads `SHMPRIM_CLOSED` once
+    /// the sender's handle is closed; `task_done` and `join` count the items;
+    /// both role flags together are refused.
+    #[test]
+    fn c_receivers_see_the_end_of_stream_and_joinable_queues_count_tasks() {
+        let name = std::ffi::CString::new(format!("capi-eos-{}", std::process::id())).unwrap();
+        let opts = |flags| super::super::shmprim_options { mode: 0, flags };
+        // SAFETY: pointers are locals or handles made here, each closed once.
+        unsafe {
+            let (mut s, mut r, mut bad) = (null_mut(), null_mut(), null_mut());
+            let create = opts(super::super::SHMPRIM_JOINABLE | super::super::SHMPRIM_SEND_ONLY);
+            assert_eq!(
+                shmprim_queue_create(name.as_ptr(), 4, 8, 8, &create, &mut s),
+                SHMPRIM_OK
+            );
+            let both = opts(super::super::SHMPRIM_SEND_ONLY | super::super::SHMPRIM_RECEIVE_ONLY);
+            assert_eq!(
+                shmprim_queue_open_with(name.as_ptr(), &both, &mut bad),
+                SHMPRIM_INVALID_ARGUMENT
+            );
+            let receive = opts(super::super::SHMPRIM_RECEIVE_ONLY);
+            assert_eq!(
+                shmprim_queue_open_with(name.as_ptr(), &receive, &mut r),
+                SHMPRIM_OK
+            );
+            let put = |q, v: u64| shmprim_queue_put(q, (&raw const v).cast(), 8, 0);
+            let get =
+                |q, v: &mut u64| shmprim_queue_get(q, (v as *mut u64).cast(), 8, null_mut(), -1);
+            assert_eq!(put(r, 1), SHMPRIM_CLOSED, "a receive-only handle puts");
+            assert_eq!(put(s, 7), SHMPRIM_OK);
+            assert_eq!(put(s, 8), SHMPRIM_OK);
+            assert_eq!(shmprim_queue_join(r, 0), SHMPRIM_TIMEOUT);
+            let mut v = 0;
+            assert_eq!(get(r, &mut v), SHMPRIM_OK);
+            assert_eq!(shmprim_queue_task_done(r), SHMPRIM_OK);
+            shmprim_queue_close(s);
+            assert_eq!(get(r, &mut v), SHMPRIM_OK);
+            assert_eq!(v, 8);
+            assert_eq!(
+                get(r, &mut v),
+                SHMPRIM_CLOSED,
+                "the sender's close ends the stream"
+            );
+            assert_eq!(shmprim_queue_task_done(r), SHMPRIM_OK);
+            assert_eq!(shmprim_queue_join(r, -1), SHMPRIM_OK);
+            assert_eq!(shmprim_queue_task_done(r), SHMPRIM_INVALID_ARGUMENT);
+            shmprim_queue_close(r);
+            assert_eq!(shmprim_queue_unlink(name.as_ptr()), SHMPRIM_OK);
         }
     }
 }

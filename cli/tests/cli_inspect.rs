@@ -68,7 +68,7 @@ fn ls_and_stat_json_report_each_primitives_state() {
     for i in 0..5 {
         q.put(i).unwrap();
     }
-    q.close();
+    q.shutdown(false);
 
     let (code, ls, err) = shmprim(&["ls", "--json", "--prefix", &common::own_prefix()]);
     assert_eq!(code, 0, "{err}");

@@ -10,9 +10,35 @@
 //!
 //! - Non-blocking operations never sleep; blocking ones spin briefly, then sleep
 //!   on a shared futex, and a put or get with nobody asleep makes no syscall.
-//! - [`close`](Queue::close): later puts fail with [`Error::Closed`]; gets drain
-//!   what is left, then fail with `Closed`; every sleeper is woken. A put racing
-//!   with `close` may still land, and is then drained like the rest.
+//! - **End of stream** (crossbeam-channel's disconnection, across
+//!   processes): each handle has a [`Role`] (in [`Options`]): it puts and
+//!   gets ([`Role::Both`], the default), or it is opened to put
+//!   ([`Role::Send`]) or only to get ([`Role::Receive`]: its puts fail with
+//!   `Closed`). A handle that may put counts as a sender until it is
+//!   [`close`](Queue::close)d ("this handle puts no more", Python's
+//!   `Queue.close`) or dropped, or its process dies. Once some sender was
+//!   there and none is left, gets drain what is queued and then fail with
+//!   [`Error::Closed`]; a blocked get is woken at once by the last close, and
+//!   within 50 ms ([`LIVENESS_SLICE`](crate::wait::LIVENESS_SLICE)) of the
+//!   last sender's death. A handle that may put never sees its own stream
+//!   end. As with a channel, hand the senders out before the last one leaves:
+//!   a producer that opens after every sender has gone starts the stream
+//!   again, but consumers may already have ended. The usual shape: the
+//!   parent creates the queue, starts producers that open it with
+//!   `Role::Send` and say so (a [`Semaphore`](crate::Semaphore)), then closes
+//!   its own handle's sending side.
+//! - [`shutdown`](Queue::shutdown) closes the queue for everyone (Python
+//!   3.13's `Queue.shutdown`): later puts fail with `Closed`; gets drain what
+//!   is left, then fail with `Closed`; every sleeper is woken. With
+//!   `immediate`, what is queued is discarded first. A put racing with
+//!   `shutdown` may still land, and is then drained like the rest.
+//! - **`JoinableQueue`**: a queue created with [`Options::joinable`] counts
+//!   every put as an unfinished task before its item becomes visible;
+//!   [`task_done`](Queue::task_done) takes one off (more calls than puts are
+//!   `InvalidArgument`, Python's `ValueError`) and [`join`](Queue::join)
+//!   waits for none to be left. A consumer that dies between its get and its
+//!   `task_done` leaves its task unfinished for ever, as in Python: use
+//!   [`join_timeout`](Queue::join_timeout) where consumers may die.
 //! - **When a participant dies** (even `SIGKILL` between claiming a slot and
 //!   finishing with it), survivors find the dead claimer through the segment's
 //!   liveness table and skip or release its slot: nobody waits forever and nothing
@@ -59,8 +85,9 @@
 //! assert_eq!(other.get_many(&mut buf)?, 2);
 //! assert!(matches!(other.try_get(), Err(Error::Empty)));
 //! assert!(matches!(other.get_timeout(Duration::from_millis(1)), Err(Error::Timeout)));
-//! q.close();
+//! q.shutdown(false);
 //! assert!(matches!(q.put(1), Err(Error::Closed)));
+//! assert!(matches!(other.get(), Err(Error::Closed)));
 //! Queue::<u64>::unlink(&name)?;
 //!
 //! let bq = ByteQueue::anonymous(4, 64)?;
@@ -77,9 +104,10 @@ use bytemuck::Pod;
 use crate::error::{Error, Result};
 use crate::ring::mpmc::{Agent, Fast, Liveness, MpmcRing, MpmcState, SlotForm};
 use crate::segment::{
-    Disposition, Kind, Options, ParticipantId, Segment, SegmentBuilder, TypeCode, TypeDesc,
+    Disposition, FLAG_JOINABLE, Kind, Options, ParticipantId, Role, Segment, SegmentBuilder,
+    TypeCode, TypeDesc,
 };
-use crate::sync::atomic::{AtomicU32, AtomicUsize, Ordering, compiler_fence};
+use crate::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering, compiler_fence};
 use crate::wait::{Deadline, Patience, is_timeout, try_first};
 
 /// Parameter index of the capacity in the segment header.
@@ -97,12 +125,20 @@ fn form_of(kind: Kind) -> SlotForm {
     }
 }
 
-/// Liveness through a segment's participant table.
-struct SegmentLiveness<'a>(&'a Segment);
+/// Liveness through a segment's participant table, for a handle that sends
+/// (`sending`: then the stream has not ended) or not.
+struct SegmentLiveness<'a> {
+    seg: &'a Segment,
+    sending: bool,
+}
 
 impl Liveness for SegmentLiveness<'_> {
     fn is_alive(&self, owner: u64) -> bool {
-        ParticipantId::from_u64(owner).is_some_and(|id| self.0.is_alive(id))
+        ParticipantId::from_u64(owner).is_some_and(|id| self.seg.is_alive(id))
+    }
+
+    fn stream_ended(&self) -> bool {
+        !self.sending && self.seg.senders_gone()
     }
 }
 
@@ -169,9 +205,6 @@ impl Lane {
 
 use crate::sys::fork::{NO_KEY, thread_key, thread_key_if_set};
 
-mod raw;
-pub use raw::RawQueue;
-
 /// The first of the shared lanes (1..LANES) a thread with `key` tries.
 fn preferred_shared_lane(key: usize) -> usize {
     ((key as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize % (LANES - 1)
@@ -193,6 +226,14 @@ pub(crate) struct Core {
     /// `sys::fork::fork_generation()` when the lanes' records were claimed: a
     /// child forked since then must claim its own (see `with_agent`).
     fork_generation: AtomicU32,
+    /// Whether this handle may still put: its role sends and it was not
+    /// [`close`](Queue::close)d.
+    sends: AtomicBool,
+    /// `sends` and not `joinable`: a put may take the inlined path, which
+    /// counts no task (one load on the put's fast path).
+    plain_put: AtomicBool,
+    /// Whether the queue was created joinable: puts count unfinished tasks.
+    joinable: bool,
     seg: Segment,
 }
 
@@ -226,8 +267,9 @@ impl Core {
     }
 
     /// Builds the handle on a created or opened segment, checking the header's
-    /// parameters (and, with `slot`, that the slot size is the expected one).
-    pub(crate) fn attach(seg: Segment, slot: Option<u64>) -> Result<Core> {
+    /// parameters (and, with `slot`, that the slot size is the expected one),
+    /// and registers it as a sender if its `role` sends.
+    pub(crate) fn attach(seg: Segment, slot: Option<u64>, role: Role) -> Result<Core> {
         let name = seg.display_name().to_owned();
         if let Some(slot) = slot {
             seg.expect_param(PARAM_SLOT_SIZE, slot, "element size")?;
@@ -250,8 +292,21 @@ impl Core {
         let id = seg.participant_id().to_u64();
         // Claim the first lane's record now, so that a queue with no free record
         // fails at open rather than at its first operation.
-        let first = ring.register(id, &SegmentLiveness(&seg))?;
+        let first = ring.register(
+            id,
+            &SegmentLiveness {
+                seg: &seg,
+                sending: true,
+            },
+        )?;
+        if role.sends() {
+            seg.set_sending(true);
+        }
+        let joinable = seg.has_flag(FLAG_JOINABLE);
         Ok(Core {
+            sends: AtomicBool::new(role.sends()),
+            plain_put: AtomicBool::new(role.sends() && !joinable),
+            joinable,
             id,
             ring,
             owner: AtomicUsize::new(NO_OWNER),
@@ -319,7 +374,7 @@ impl Core {
         // thread re-entering between them. An inherited handle fails the
         // owner check in a forked child (see `on_own_lane_fast`).
         if self.owner.load(Ordering::Relaxed) == thread_key_if_set() && idle & BUSY == 0 {
-            return self.on_own_lane(lane, idle, &SegmentLiveness(&self.seg), f);
+            return self.on_own_lane(lane, idle, &self.liveness(), f);
         }
         self.with_agent_slow(thread_key(), f)
     }
@@ -336,7 +391,7 @@ impl Core {
         if generation != self.fork_generation.load(Ordering::Relaxed) {
             self.forget_parent_records(generation);
         }
-        let live = SegmentLiveness(&self.seg);
+        let live = self.liveness();
         // Load first: a failed CAS would still take the line holding the ring's
         // view away from the owner thread on every call of the other threads.
         if self.owner.load(Ordering::Relaxed) == NO_OWNER {
@@ -403,6 +458,124 @@ impl Core {
 }
 
 impl Core {
+    fn liveness(&self) -> SegmentLiveness<'_> {
+        SegmentLiveness {
+            seg: &self.seg,
+            sending: self.sends.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Whether a put may take the inlined path: the handle sends and the
+    /// queue counts no tasks. Otherwise it goes through
+    /// [`counted_put`](Self::counted_put).
+    #[inline(always)]
+    pub(crate) fn plain_put(&self) -> bool {
+        self.plain_put.load(Ordering::Relaxed)
+    }
+
+    /// A try that found the queue empty, on a handle that does not send:
+    /// whether to look again through the general path, which answers
+    /// `Closed` once the senders are gone.
+    #[cold]
+    pub(crate) fn empty_may_have_ended(&self) -> bool {
+        !self.sends.load(Ordering::Relaxed) && self.stream_ended()
+    }
+
+    /// `Closed` once this handle sends no more (see [`Queue::close`]).
+    #[inline(always)]
+    pub(crate) fn may_send(&self) -> Result<()> {
+        if self.sends.load(Ordering::Relaxed) {
+            Ok(())
+        } else {
+            Err(Error::Closed)
+        }
+    }
+
+    /// Runs a put of `n` items, `put` returning how many it put, counting
+    /// them as unfinished tasks first if the queue is joinable (so that a
+    /// consumer's `task_done` always finds its task counted).
+    #[inline(always)]
+    pub(crate) fn counted_put(
+        &self,
+        n: usize,
+        put: impl FnOnce() -> Result<usize>,
+    ) -> Result<usize> {
+        self.may_send()?;
+        if !self.joinable {
+            return put();
+        }
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        self.seg.task_added(n);
+        let r = put();
+        let done = *r.as_ref().unwrap_or(&0) as u32;
+        self.seg.task_withdrawn(n.saturating_sub(done));
+        r
+    }
+
+    /// This handle sends no more: its puts fail with `Closed`, and once every
+    /// sending handle has done so (or died) receivers drain the queue and get
+    /// `Closed`.
+    pub(crate) fn close_sending(&self) {
+        self.sends.store(false, Ordering::Relaxed);
+        self.plain_put.store(false, Ordering::Relaxed);
+        if self.seg.set_sending(false) {
+            self.ring.wake_receivers();
+        }
+    }
+
+    /// Closes the queue for everyone; with `immediate`, discards what is
+    /// queued (counting each discarded item done, for `join`).
+    pub(crate) fn shutdown(&self, immediate: bool) {
+        self.ring.close();
+        if !immediate {
+            return;
+        }
+        let mut discarded = 0u32;
+        loop {
+            let r = self.with_agent(|ring, a, live| {
+                ring.pop_with(a, live, 64, None, |_, _| {}, Deadline::never(), true)
+            });
+            match r {
+                Ok(k) => discarded = discarded.saturating_add(k as u32),
+                Err(_) => break,
+            }
+        }
+        if self.joinable {
+            self.seg
+                .task_withdrawn(discarded.min(self.seg.unfinished()));
+        }
+    }
+
+    /// Python's `JoinableQueue.task_done` (`InvalidArgument` when the queue
+    /// is not joinable, or when called more often than items were put).
+    pub(crate) fn task_done(&self) -> Result<()> {
+        self.check_joinable()?;
+        self.seg.task_done()
+    }
+
+    /// Python's `JoinableQueue.join`, until `deadline` (`Timeout`).
+    pub(crate) fn join(&self, deadline: Deadline) -> Result<()> {
+        self.check_joinable()?;
+        self.seg.join_tasks(deadline)
+    }
+
+    fn check_joinable(&self) -> Result<()> {
+        if self.joinable {
+            Ok(())
+        } else {
+            Err(Error::invalid_argument(format!(
+                "{} was not created joinable (Options::joinable)",
+                self.seg.display_name()
+            )))
+        }
+    }
+
+    /// Whether the stream has ended for this handle: it does not send, some
+    /// handle did, and none that did is alive (see the module doc).
+    pub(crate) fn stream_ended(&self) -> bool {
+        self.liveness().stream_ended()
+    }
+
     /// In a child forked after this handle claimed its records: those records
     /// still serve the parent, and sharing one would let the two overwrite each
     /// other's claims (a survivor could then recover a slot whose claimer is
@@ -424,6 +597,7 @@ impl Drop for Core {
             // Inherited and never used here: the records are the parent's.
             return;
         }
+        self.close_sending();
         for lane in std::iter::once(&self.own).chain(self.shared.iter()) {
             // Without `BUSY`: set still if an operation panicked inside it.
             let record = lane.state.load(Ordering::Relaxed) & !BUSY;
@@ -444,6 +618,96 @@ impl std::fmt::Debug for Core {
             .finish()
     }
 }
+
+/// The header flags of a queue created with `opts`.
+fn create_flags(opts: &Options) -> u32 {
+    if opts.joinable { FLAG_JOINABLE } else { 0 }
+}
+
+/// The end-of-stream and `JoinableQueue` calls, the same on [`Queue`],
+/// [`ByteQueue`] and [`RawQueue`] (each holds a `core: Core`).
+macro_rules! stream_methods {
+    () => {
+        /// This handle puts no more (Python's `Queue.close`: "no more data
+        /// will be put on this queue by the current process"): its puts fail
+        /// with `Closed`, its gets still work. Once every sending handle has
+        /// closed (or been dropped, or its process has died), receivers drain
+        /// what is queued and then get `Closed`: see the end of stream in the
+        /// [module doc](crate::queue).
+        pub fn close(&self) {
+            self.core.close_sending();
+        }
+
+        /// Closes the queue for every process (Python 3.13's
+        /// `Queue.shutdown`): puts fail with `Closed`, gets drain what is
+        /// queued and then fail with `Closed`, and every sleeper is woken. With
+        /// `immediate`, what is queued is discarded first (and, on a joinable
+        /// queue, counted done), so that gets fail at once.
+        pub fn shutdown(&self, immediate: bool) {
+            self.core.shutdown(immediate);
+        }
+
+        /// Whether the queue was [`shutdown`](Self::shutdown).
+        pub fn is_shutdown(&self) -> bool {
+            self.core.ring.is_closed()
+        }
+
+        /// Whether this handle may still put: its [`Role`] sends and it was
+        /// not [`close`](Self::close)d.
+        pub fn is_sending(&self) -> bool {
+            self.core.sends.load(Ordering::Relaxed)
+        }
+
+        /// Whether a get on this handle, once the queue is drained, fails
+        /// with `Closed`: the queue was shut down, or this handle does not
+        /// send and every handle that did is gone.
+        pub fn is_ended(&self) -> bool {
+            self.core.ring.is_closed() || self.core.stream_ended()
+        }
+
+        /// Sending handles open now in live processes (one system call
+        /// each; a snapshot).
+        pub fn senders(&self) -> usize {
+            self.core.seg.live_senders()
+        }
+
+        /// Python's `JoinableQueue.task_done`: the consumer of an item says it
+        /// is finished with it. `InvalidArgument` when the queue was not
+        /// created [joinable](Options::joinable), or when called more often
+        /// than items were put (Python's `ValueError`).
+        pub fn task_done(&self) -> Result<()> {
+            self.core.task_done()
+        }
+
+        /// Python's `JoinableQueue.join`: waits until every item put has
+        /// been [`task_done`](Self::task_done). An item whose consumer died
+        /// before its `task_done` is never done: use
+        /// [`join_timeout`](Self::join_timeout) where consumers may die.
+        pub fn join(&self) -> Result<()> {
+            self.core.join(Deadline::never())
+        }
+
+        /// [`join`](Self::join), waiting at most `timeout` (`Timeout`).
+        pub fn join_timeout(&self, timeout: Duration) -> Result<()> {
+            self.core.join(Deadline::after(timeout))
+        }
+
+        /// [`join`](Self::join), waiting until `deadline` (`Timeout`).
+        pub fn join_deadline(&self, deadline: Deadline) -> Result<()> {
+            self.core.join(deadline)
+        }
+
+        /// Items put and not yet done (a joinable queue; 0 otherwise).
+        pub fn unfinished_tasks(&self) -> usize {
+            self.core.seg.unfinished() as usize
+        }
+    };
+}
+
+mod bytes;
+mod raw;
+pub use bytes::ByteQueue;
+pub use raw::RawQueue;
 
 fn capacity_u64(capacity: usize) -> u64 {
     capacity as u64
@@ -477,12 +741,13 @@ impl<T: Pod> Queue<T> {
             Self::slot(),
             TypeDesc::of::<T>(TypeCode::Struct),
         )?
-        .options(opts))
+        .options(opts)
+        .flags(create_flags(opts)))
     }
 
-    fn wrap(seg: Segment) -> Result<Queue<T>> {
+    fn wrap(seg: Segment, role: Role) -> Result<Queue<T>> {
         Ok(Queue {
-            core: Core::attach(seg, Some(Self::slot()))?,
+            core: Core::attach(seg, Some(Self::slot()), role)?,
             _t: PhantomData,
         })
     }
@@ -497,7 +762,7 @@ impl<T: Pod> Queue<T> {
     pub fn create_with_options(name: &str, capacity: usize, opts: &Options) -> Result<Queue<T>> {
         let init = Core::init(Kind::Queue, capacity_u64(capacity), Self::slot());
         let seg = Self::builder(capacity, opts)?.create_with(name, init)?;
-        crate::segment::finish_create(seg, Self::wrap)
+        crate::segment::finish_create(seg, |seg| Self::wrap(seg, opts.role))
     }
 
     /// Opens an existing queue of `T` (`Incompatible` for another kind or type).
@@ -511,24 +776,40 @@ impl<T: Pod> Queue<T> {
             .payload(TypeDesc::of::<T>(TypeCode::Struct))
             .options(opts)
             .open(name)?;
-        Self::wrap(seg)
+        Self::wrap(seg, opts.role)
     }
 
     /// Opens the queue, or creates it with `capacity` if it does not exist.
     pub fn open_or_create(name: &str, capacity: usize) -> Result<(Queue<T>, Disposition)> {
+        Self::open_or_create_with_options(name, capacity, &Options::default())
+    }
+
+    /// [`open_or_create`](Self::open_or_create) with handle [`Options`].
+    pub fn open_or_create_with_options(
+        name: &str,
+        capacity: usize,
+        opts: &Options,
+    ) -> Result<(Queue<T>, Disposition)> {
         let init = Core::init(Kind::Queue, capacity_u64(capacity), Self::slot());
-        let (seg, how) =
-            Self::builder(capacity, &Options::default())?.open_or_create_with(name, init)?;
+        let (seg, how) = Self::builder(capacity, opts)?.open_or_create_with(name, init)?;
         if how == Disposition::Opened {
             seg.expect_param(PARAM_CAPACITY, capacity_u64(capacity), "capacity")?;
         }
-        Ok((Self::wrap(seg)?, how))
+        Ok((Self::wrap(seg, opts.role)?, how))
     }
 
     /// An anonymous queue, shared with children forked after this call.
     pub fn anonymous(capacity: usize) -> Result<Queue<T>> {
+        Self::anonymous_with_options(capacity, &Options::default())
+    }
+
+    /// [`anonymous`](Self::anonymous) with handle [`Options`].
+    pub fn anonymous_with_options(capacity: usize, opts: &Options) -> Result<Queue<T>> {
         let init = Core::init(Kind::Queue, capacity_u64(capacity), Self::slot());
-        Self::wrap(Self::builder(capacity, &Options::default())?.anonymous_with(init)?)
+        Self::wrap(
+            Self::builder(capacity, opts)?.anonymous_with(init)?,
+            opts.role,
+        )
     }
 
     /// Removes the name; processes that have it open keep using it. A file
@@ -550,6 +831,9 @@ impl<T: Pod> Queue<T> {
         deadline: impl Into<Patience>,
         try_once: bool,
     ) -> Result<()> {
+        if !self.core.plain_put() {
+            return self.put_counted(value, deadline.into().fix(), try_once);
+        }
         match self.core.on_own_lane_fast(
             #[inline(always)]
             |ring, a, by_stamp| ring.push_value_fast(a, value, try_once, by_stamp),
@@ -568,6 +852,14 @@ impl<T: Pod> Queue<T> {
     fn put_slow(&self, value: &T, deadline: Deadline, try_once: bool) -> Result<()> {
         self.core
             .with_agent(|ring, a, live| ring.push_value(a, live, value, deadline, try_once))
+    }
+
+    /// A put on a handle that closed, or on a joinable queue.
+    #[cold]
+    fn put_counted(&self, value: &T, deadline: Deadline, try_once: bool) -> Result<()> {
+        self.core
+            .counted_put(1, || self.put_slow(value, deadline, try_once).map(|()| 1))
+            .map(drop)
     }
 
     /// Puts `value`, waiting for room as long as it takes.
@@ -611,15 +903,17 @@ impl<T: Pod> Queue<T> {
     }
 
     fn put_many_deadline(&self, values: &[T], deadline: Deadline, try_once: bool) -> Result<usize> {
-        self.core.with_agent(|ring, a, live| {
-            ring.push_with(
-                a,
-                live,
-                values.len(),
-                |i| bytemuck::bytes_of(&values[i]),
-                deadline,
-                try_once,
-            )
+        self.core.counted_put(values.len(), || {
+            self.core.with_agent(|ring, a, live| {
+                ring.push_with(
+                    a,
+                    live,
+                    values.len(),
+                    |i| bytemuck::bytes_of(&values[i]),
+                    deadline,
+                    try_once,
+                )
+            })
         })
     }
 
@@ -630,6 +924,7 @@ impl<T: Pod> Queue<T> {
             |ring, a, by_stamp| ring.pop_value_fast(a, try_once, by_stamp),
         ) {
             Fast::Slow | Fast::Lost => {}
+            Fast::Empty if self.core.empty_may_have_ended() => {}
             fast => return self.core.ring.fast_result(fast),
         }
         // As in `put_deadline_raw`: a get that finds a value reads no clock.
@@ -644,7 +939,7 @@ impl<T: Pod> Queue<T> {
     }
 
     /// Takes the oldest value, waiting as long as it takes; `Closed` once the
-    /// queue is closed and drained.
+    /// queue is shut down or its stream has ended (see the module doc), and drained.
     #[inline]
     pub fn get(&self) -> Result<T> {
         self.get_raw(Deadline::never(), false)
@@ -742,250 +1037,7 @@ impl<T: Pod> Queue<T> {
         self.core.ring.capacity()
     }
 
-    /// Closes the queue for every process: puts fail with `Closed`, gets drain
-    /// and then fail with `Closed`, sleepers are woken.
-    pub fn close(&self) {
-        self.core.ring.close();
-    }
-
-    /// Whether the queue was closed.
-    pub fn is_closed(&self) -> bool {
-        self.core.ring.is_closed()
-    }
-}
-
-/// A multi-producer multi-consumer queue of byte messages of up to
-/// `max_message` bytes (Python's `multiprocessing.Queue` of `bytes`). See the
-/// [module doc](self).
-pub struct ByteQueue {
-    core: Core,
-}
-
-impl std::fmt::Debug for ByteQueue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.core.fmt(f)
-    }
-}
-
-impl ByteQueue {
-    fn builder(capacity: usize, max_message: usize, opts: &Options) -> Result<SegmentBuilder> {
-        Ok(Core::builder(
-            Kind::ByteQueue,
-            capacity_u64(capacity),
-            max_message as u64,
-            TypeDesc::new(TypeCode::U8, 1, 1, "u8"),
-        )?
-        .options(opts))
-    }
-
-    fn wrap(seg: Segment) -> Result<ByteQueue> {
-        Ok(ByteQueue {
-            core: Core::attach(seg, None)?,
-        })
-    }
-
-    /// Creates a queue of `capacity` messages of up to `max_message` bytes each.
-    pub fn create(name: &str, capacity: usize, max_message: usize) -> Result<ByteQueue> {
-        Self::create_with_options(name, capacity, max_message, &Options::default())
-    }
-
-    /// [`create`](Self::create) with handle [`Options`].
-    pub fn create_with_options(
-        name: &str,
-        capacity: usize,
-        max_message: usize,
-        opts: &Options,
-    ) -> Result<ByteQueue> {
-        let init = Core::init(Kind::ByteQueue, capacity_u64(capacity), max_message as u64);
-        let seg = Self::builder(capacity, max_message, opts)?.create_with(name, init)?;
-        crate::segment::finish_create(seg, Self::wrap)
-    }
-
-    /// Opens an existing byte queue.
-    pub fn open(name: &str) -> Result<ByteQueue> {
-        Self::open_with_options(name, &Options::default())
-    }
-
-    /// [`open`](Self::open) with handle [`Options`].
-    pub fn open_with_options(name: &str, opts: &Options) -> Result<ByteQueue> {
-        let seg = SegmentBuilder::new(Kind::ByteQueue)
-            .payload(TypeDesc::new(TypeCode::U8, 1, 1, "u8"))
-            .options(opts)
-            .open(name)?;
-        Self::wrap(seg)
-    }
-
-    /// Opens the queue, or creates it if it does not exist.
-    pub fn open_or_create(
-        name: &str,
-        capacity: usize,
-        max_message: usize,
-    ) -> Result<(ByteQueue, Disposition)> {
-        let init = Core::init(Kind::ByteQueue, capacity_u64(capacity), max_message as u64);
-        let (seg, how) = Self::builder(capacity, max_message, &Options::default())?
-            .open_or_create_with(name, init)?;
-        if how == Disposition::Opened {
-            seg.expect_param(PARAM_CAPACITY, capacity_u64(capacity), "capacity")?;
-            seg.expect_param(PARAM_SLOT_SIZE, max_message as u64, "max message")?;
-        }
-        Ok((Self::wrap(seg)?, how))
-    }
-
-    /// An anonymous byte queue, shared with children forked after this call.
-    pub fn anonymous(capacity: usize, max_message: usize) -> Result<ByteQueue> {
-        let init = Core::init(Kind::ByteQueue, capacity_u64(capacity), max_message as u64);
-        Self::wrap(Self::builder(capacity, max_message, &Options::default())?.anonymous_with(init)?)
-    }
-
-    /// Removes the name; processes that have it open keep using it. A file
-    /// that is not a shmprim segment of this kind is refused and left alone
-    /// (see [`Segment::unlink_kind`]).
-    pub fn unlink(name: &str) -> Result<()> {
-        Segment::unlink_kind(name, Kind::ByteQueue)
-    }
-
-    /// The segment holding the queue.
-    pub fn segment(&self) -> &Segment {
-        &self.core.seg
-    }
-
-    /// Largest message, in bytes.
-    pub fn max_message(&self) -> usize {
-        self.core.ring.slot_size()
-    }
-
-    fn put_raw(&self, msg: &[u8], deadline: Deadline, try_once: bool) -> Result<()> {
-        self.core
-            .with_agent(|ring, a, live| ring.push_with(a, live, 1, |_| msg, deadline, try_once))
-            .map(drop)
-    }
-
-    /// Puts `msg` (at most `max_message` bytes, else `InvalidArgument`), waiting
-    /// for room as long as it takes.
-    pub fn put(&self, msg: &[u8]) -> Result<()> {
-        self.put_raw(msg, Deadline::never(), false)
-    }
-
-    /// Puts `msg`, waiting at most `timeout` for room (`Timeout`).
-    pub fn put_timeout(&self, msg: &[u8], timeout: Duration) -> Result<()> {
-        try_first(timeout, |d| self.put_deadline(msg, d), is_timeout)
-    }
-
-    /// Puts `msg`, waiting until `deadline` for room (`Timeout`).
-    pub fn put_deadline(&self, msg: &[u8], deadline: Deadline) -> Result<()> {
-        self.put_raw(msg, deadline, false)
-    }
-
-    /// Puts `msg` if there is room now, else fails with `Full`.
-    pub fn try_put(&self, msg: &[u8]) -> Result<()> {
-        self.put_raw(msg, Deadline::never(), true)
-    }
-
-    /// Puts as many of `msgs` as there is room for now, in order; returns how
-    /// many. `Full` if none fits.
-    pub fn put_many(&self, msgs: &[&[u8]]) -> Result<usize> {
-        self.core.with_agent(|ring, a, live| {
-            ring.push_with(a, live, msgs.len(), |i| msgs[i], Deadline::never(), true)
-        })
-    }
-
-    fn get_vec(&self, deadline: Deadline, try_once: bool) -> Result<Vec<u8>> {
-        let mut out = Vec::new();
-        self.core.with_agent(|ring, a, live| {
-            ring.pop_with(
-                a,
-                live,
-                1,
-                None,
-                |_, b| out = b.to_vec(),
-                deadline,
-                try_once,
-            )
-        })?;
-        Ok(out)
-    }
-
-    /// Takes the oldest message, waiting as long as it takes; `Closed` once the
-    /// queue is closed and drained.
-    pub fn get(&self) -> Result<Vec<u8>> {
-        self.get_vec(Deadline::never(), false)
-    }
-
-    /// Takes the oldest message, waiting at most `timeout` (`Timeout`).
-    pub fn get_timeout(&self, timeout: Duration) -> Result<Vec<u8>> {
-        try_first(timeout, |d| self.get_vec(d, false), is_timeout)
-    }
-
-    /// Takes the oldest message if there is one now, else fails with `Empty`.
-    pub fn try_get(&self) -> Result<Vec<u8>> {
-        self.get_vec(Deadline::never(), true)
-    }
-
-    /// Takes the oldest message into the start of `buf`, waiting until
-    /// `deadline`; returns its length. A message longer than `buf` stays in the
-    /// queue and the call fails with `BufferTooSmall` naming the size needed.
-    pub fn get_into_deadline(&self, buf: &mut [u8], deadline: Deadline) -> Result<usize> {
-        self.core
-            .with_agent(|ring, a, live| ring.pop_timeout(a, live, buf, deadline))
-    }
-
-    /// [`get_into_deadline`](Self::get_into_deadline) waiting as long as it takes.
-    pub fn get_into(&self, buf: &mut [u8]) -> Result<usize> {
-        self.get_into_deadline(buf, Deadline::never())
-    }
-
-    /// [`get_into_deadline`](Self::get_into_deadline) that does not wait (`Empty`).
-    pub fn try_get_into(&self, buf: &mut [u8]) -> Result<usize> {
-        self.core
-            .with_agent(|ring, a, live| ring.try_pop(a, live, buf))
-    }
-
-    /// Takes up to `max` messages that are there now; `Empty` if there is none.
-    pub fn get_many(&self, max: usize) -> Result<Vec<Vec<u8>>> {
-        let mut out = Vec::new();
-        self.core.with_agent(|ring, a, live| {
-            ring.pop_with(
-                a,
-                live,
-                max,
-                None,
-                |_, b| out.push(b.to_vec()),
-                Deadline::never(),
-                true,
-            )
-        })?;
-        Ok(out)
-    }
-
-    /// Number of messages in the queue (a snapshot).
-    pub fn len(&self) -> usize {
-        self.core.ring.len()
-    }
-
-    /// Whether the queue holds no message (a snapshot).
-    pub fn is_empty(&self) -> bool {
-        self.core.ring.is_empty()
-    }
-
-    /// Whether the queue is full (a snapshot).
-    pub fn is_full(&self) -> bool {
-        self.core.ring.is_full()
-    }
-
-    /// Most messages the queue holds.
-    pub fn capacity(&self) -> usize {
-        self.core.ring.capacity()
-    }
-
-    /// Closes the queue for every process (see [`Queue::close`]).
-    pub fn close(&self) {
-        self.core.ring.close();
-    }
-
-    /// Whether the queue was closed.
-    pub fn is_closed(&self) -> bool {
-        self.core.ring.is_closed()
-    }
+    stream_methods!();
 }
 
 /// The inspection summary of a queue segment (`shmprim ls` / `stat`): depth,

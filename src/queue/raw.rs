@@ -8,8 +8,12 @@
 use super::Core;
 use crate::error::{Error, Result};
 use crate::ring::mpmc::Fast;
-use crate::segment::{Disposition, Kind, Options, Segment, SegmentBuilder, TypeCode, TypeDesc};
+use crate::segment::{
+    Disposition, Kind, Options, Role, Segment, SegmentBuilder, TypeCode, TypeDesc,
+};
+use crate::sync::atomic::Ordering;
 use crate::wait::Deadline;
+use std::time::Duration;
 
 /// A multi-producer multi-consumer queue of elements of `elem_size` bytes, a
 /// size given at run time. One handle may be used by many threads.
@@ -62,15 +66,20 @@ impl RawQueue {
         let init = Core::init(Kind::Queue, capacity as u64, size as u64);
         let seg = Self::builder(capacity, size, align)?
             .options(opts)
+            .flags(super::create_flags(opts))
             .create_with(name, init)?;
-        crate::segment::finish_create(seg, |seg| Self::attach(seg, Some(size)))
+        crate::segment::finish_create(seg, |seg| Self::attach(seg, Some(size), opts.role))
     }
 
     /// Opens the named queue, whatever its element type (see
-    /// [`elem_size`](Self::elem_size)).
-    pub fn open(name: &str) -> Result<RawQueue> {
-        let seg = SegmentBuilder::new(Kind::Queue).any_payload().open(name)?;
-        Self::attach(seg, None)
+    /// [`elem_size`](Self::elem_size)), with the handle [`Options`] (its
+    /// [`Role`] among them).
+    pub fn open(name: &str, opts: &Options) -> Result<RawQueue> {
+        let seg = SegmentBuilder::new(Kind::Queue)
+            .any_payload()
+            .options(opts)
+            .open(name)?;
+        Self::attach(seg, None, opts.role)
     }
 
     /// Opens the named queue, which must have elements of `size` bytes aligned
@@ -83,20 +92,20 @@ impl RawQueue {
     ) -> Result<(RawQueue, Disposition)> {
         let init = Core::init(Kind::Queue, capacity as u64, size as u64);
         let (seg, how) = Self::builder(capacity, size, align)?.open_or_create_with(name, init)?;
-        Ok((Self::attach(seg, Some(size))?, how))
+        Ok((Self::attach(seg, Some(size), Role::Both)?, how))
     }
 
     /// Creates an anonymous queue, shared with children forked afterwards.
     pub fn anonymous(capacity: usize, size: usize, align: usize) -> Result<RawQueue> {
         let init = Core::init(Kind::Queue, capacity as u64, size as u64);
         let seg = Self::builder(capacity, size, align)?.anonymous_with(init)?;
-        Self::attach(seg, Some(size))
+        Self::attach(seg, Some(size), Role::Both)
     }
 
-    fn attach(seg: Segment, size: Option<usize>) -> Result<RawQueue> {
+    fn attach(seg: Segment, size: Option<usize>, role: Role) -> Result<RawQueue> {
         // The slot size is the element size: checked against the header
         // when given, else taken from it.
-        let core = Core::attach(seg, size.map(|s| s as u64))?;
+        let core = Core::attach(seg, size.map(|s| s as u64), role)?;
         Ok(RawQueue { core })
     }
 
@@ -131,6 +140,9 @@ impl RawQueue {
     #[inline(always)]
     fn put_raw(&self, elem: &[u8], deadline: Deadline, try_once: bool) -> Result<()> {
         self.check_elem(elem.len())?;
+        if !self.core.plain_put() {
+            return self.put_counted(elem, deadline, try_once);
+        }
         match self.core.on_own_lane_fast(
             #[inline(always)]
             |ring, a, by_stamp| ring.push_bytes_fast(a, elem, try_once, by_stamp),
@@ -139,6 +151,13 @@ impl RawQueue {
             fast => return self.core.ring.fast_result(fast),
         }
         self.put_slow(elem, deadline, try_once)
+    }
+
+    #[cold]
+    fn put_counted(&self, elem: &[u8], deadline: Deadline, try_once: bool) -> Result<()> {
+        self.core
+            .counted_put(1, || self.put_slow(elem, deadline, try_once).map(|()| 1))
+            .map(drop)
     }
 
     #[inline(never)]
@@ -170,6 +189,7 @@ impl RawQueue {
             |ring, a, by_stamp| ring.pop_bytes_fast(a, buf, try_once, by_stamp),
         ) {
             Fast::Slow | Fast::Lost => {}
+            Fast::Empty if self.core.empty_may_have_ended() => {}
             fast => return self.core.ring.fast_result(fast),
         }
         self.get_slow(buf, deadline, try_once)
@@ -187,7 +207,7 @@ impl RawQueue {
     /// Takes the oldest element into the start of `buf` (at least
     /// [`elem_size`](Self::elem_size) bytes, else `BufferTooSmall` and nothing
     /// is taken), waiting until `deadline` (`Timeout`); `Closed` once the queue
-    /// is closed and drained.
+    /// is shut down or its stream has ended, and drained.
     #[inline]
     pub fn get_into_deadline(&self, buf: &mut [u8], deadline: Deadline) -> Result<()> {
         self.get_raw(buf, deadline, false)
@@ -215,10 +235,7 @@ impl RawQueue {
         self.core.ring.capacity()
     }
 
-    /// Closes the queue for every process (see [`Queue::close`](super::Queue::close)).
-    pub fn close(&self) {
-        self.core.ring.close();
-    }
+    stream_methods!();
 
     /// The segment holding the queue.
     pub fn segment(&self) -> &Segment {

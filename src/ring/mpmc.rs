@@ -270,6 +270,15 @@ fn claim_covers(claim: u64, op: u64, pos: u64) -> bool {
 pub trait Liveness {
     /// Whether the participant with this id (never 0) is alive.
     fn is_alive(&self, owner: u64) -> bool;
+
+    /// Whether every sender is gone, so that an empty ring means the end of
+    /// the stream (see the queue module): a pop then fails with `Closed` as
+    /// after [`close`](MpmcRing::close). Asked only when the ring is found
+    /// empty by a try, or before a pop goes to sleep: it may make system
+    /// calls. Heap rings have no senders to lose.
+    fn stream_ended(&self) -> bool {
+        false
+    }
 }
 
 impl<F: Fn(u64) -> bool> Liveness for F {

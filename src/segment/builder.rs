@@ -22,7 +22,15 @@ impl SegmentBuilder {
             mode: DEFAULT_MODE,
             unlink_on_drop: false,
             ready_timeout: DEFAULT_READY_TIMEOUT,
+            flags: 0,
         }
+    }
+
+    /// Creation flags written into the header ([`HeaderInfo::flags`]), such as
+    /// [`FLAG_JOINABLE`].
+    pub fn flags(mut self, flags: u32) -> Self {
+        self.flags = flags;
+        self
     }
 
     /// Size of the primitive's data area (at creation).
@@ -316,7 +324,7 @@ impl SegmentBuilder {
             params: self.params,
             payload: self.payload,
             creator_pid: sys::getpid(),
-            flags: 0,
+            flags: self.flags,
             created_at_ns: sys::time::realtime_ns(),
         };
         let header = map.as_ptr().cast::<Header>();

@@ -57,6 +57,13 @@ use crate::sys;
 use crate::sys::shm::{Mapping, OpenMode};
 
 mod builder;
+mod stream;
+
+pub use stream::Role;
+
+/// [`HeaderInfo::flags`] bit of a queue created joinable (Python's
+/// `JoinableQueue`): puts count unfinished tasks, `task_done` and `join` work.
+pub const FLAG_JOINABLE: u32 = 1;
 
 /// The first eight bytes of every shmprim segment.
 pub const MAGIC: [u8; 8] = *b"SHMPRIM\0";
@@ -348,7 +355,8 @@ pub struct HeaderInfo {
     pub payload: TypeDesc,
     /// Pid of the creating process (for display: pids are reused).
     pub creator_pid: u32,
-    /// Reserved, zero.
+    /// Creation flags: [`FLAG_JOINABLE`] for a queue that counts unfinished
+    /// tasks; the other bits are zero.
     pub flags: u32,
     /// Creation time, nanoseconds since the Unix epoch.
     pub created_at_ns: u64,
@@ -363,7 +371,9 @@ struct Slot {
     generation: AtomicU32,
     /// `SLOT_UNUSED`, `SLOT_ACTIVE` or `SLOT_LEFT`.
     status: AtomicU32,
-    _pad: u32,
+    /// The generation of the tenure whose handle sends on the segment's stream
+    /// (a queue's producers), or 0: see `stream`.
+    sending: AtomicU32,
     /// When the slot was taken, nanoseconds since the Unix epoch.
     since_ns: AtomicU64,
 }
@@ -374,7 +384,9 @@ pub(crate) struct Header {
     /// `STATE_INITIALISING`, then `STATE_READY` (Release store by the creator,
     /// Acquire load by openers: publishes `info` and the primitive's state).
     state: AtomicU32,
-    _reserved: [u32; 15],
+    /// Who still sends, and the tasks not yet done, for queues: see `stream`.
+    stream: stream::StreamWords,
+    _reserved: [u32; 10],
     slots: [Slot; MAX_PARTICIPANTS],
 }
 
@@ -492,6 +504,12 @@ pub struct Options {
     pub unlink_on_drop: bool,
     /// Bound on waiting for a segment being initialised (default 5 s).
     pub ready_timeout: Duration,
+    /// Queues only: which way the handle carries messages (default
+    /// [`Role::Both`]); see the [`queue`](crate::queue) module's end of stream.
+    pub role: Role,
+    /// Queues only, at creation: count unfinished tasks, as Python's
+    /// `JoinableQueue` (default `false`).
+    pub joinable: bool,
 }
 
 impl Default for Options {
@@ -500,11 +518,25 @@ impl Default for Options {
             mode: DEFAULT_MODE,
             unlink_on_drop: false,
             ready_timeout: DEFAULT_READY_TIMEOUT,
+            role: Role::Both,
+            joinable: false,
         }
     }
 }
 
 impl Options {
+    /// Sets a queue handle's [`Role`].
+    pub fn role(mut self, role: Role) -> Options {
+        self.role = role;
+        self
+    }
+
+    /// Sets whether a queue created with these options is joinable.
+    pub fn joinable(mut self, yes: bool) -> Options {
+        self.joinable = yes;
+        self
+    }
+
     /// Sets the permission bits of a new segment.
     pub fn mode(mut self, mode: u32) -> Options {
         self.mode = mode & 0o777;
@@ -538,6 +570,7 @@ pub struct SegmentBuilder {
     mode: u32,
     unlink_on_drop: bool,
     ready_timeout: Duration,
+    flags: u32,
 }
 
 /// Whether `open_or_create` created the segment or opened an existing one.
@@ -947,6 +980,7 @@ impl Segment {
             if taken {
                 let slot = self.slot(i);
                 slot.generation.fetch_add(1, Ordering::Relaxed);
+                self.header().clear_stale_sender(i);
                 slot.since_ns
                     .store(sys::time::realtime_ns(), Ordering::Relaxed);
                 slot.pid.store(sys::getpid(), Ordering::Relaxed);
@@ -1039,6 +1073,9 @@ pub(crate) fn participants_of(
 impl Drop for Segment {
     fn drop(&mut self) {
         if let Some(i) = self.slot.filter(|_| self.owner_pid == sys::getpid()) {
+            // A queue handle takes its registration back (and wakes its
+            // receivers) itself; this covers any other holder of the slot.
+            self.set_sending(false);
             self.slot(i).status.store(SLOT_LEFT, Ordering::Release);
             // The lock would go with the descriptor and the mapping anyway; drop it
             // now so the slot reads as free at once.

@@ -56,6 +56,18 @@ impl MpmcRing {
         }
     }
 
+    /// After the last sender left: wakes every consumer asleep on `not_empty`,
+    /// so that it looks at [`Liveness::stream_ended`] again.
+    pub fn wake_receivers(&self) {
+        let sig = self.signals();
+        // Release: a consumer woken by the bump sees what the sender did
+        // before (its last messages and its leaving).
+        sig.not_empty.fetch_add(1, Ordering::Release);
+        // `wake`'s SeqCst fence pairs with the consumer's fence between its
+        // registration as a sleeper and its look at the senders.
+        crate::wait::wake(&sig.not_empty, &sig.not_empty_waiters, u32::MAX);
+    }
+
     /// Whether [`close`](Self::close) was called.
     #[inline]
     pub fn is_closed(&self) -> bool {
@@ -262,6 +274,9 @@ impl MpmcRing {
         let too_big = |len: usize| too_small_error(limit.unwrap_or(0), len);
         let mut idle_rounds = 0u64;
         let mut busy_rounds = 0u32;
+        // Set once a try found the ring empty and the senders gone: one more
+        // look (a last message may have landed in between), then `Closed`.
+        let mut ended = false;
         loop {
             // Skipping dead producers' slots delivers nothing; on a corrupted ring
             // that could go on for a very long time, so it is bounded by the
@@ -306,11 +321,16 @@ impl MpmcRing {
                     }
                 }
                 Step::Empty => {
-                    if self.is_closed() {
-                        // Drained: `closed` was set before we found it empty.
+                    if self.is_closed() || ended {
+                        // Drained: `closed` was set (or the senders were seen
+                        // gone) before we found it empty.
                         return Err(Error::Closed);
                     }
                     if try_once {
+                        if live.stream_ended() {
+                            ended = true;
+                            continue;
+                        }
                         return Err(Error::Empty);
                     }
                     if tries < SPIN_TRIES {
@@ -327,7 +347,9 @@ impl MpmcRing {
             // SeqCst fence: pairs with the fence in `notify` (Dekker pair).
             fence(Ordering::SeqCst);
             let w = sig.not_empty.load(Ordering::Acquire);
-            let closed = self.is_closed();
+            // The senders' count is read after the fence: a sender leaving
+            // after it wakes us (`wake_receivers`).
+            let closed = self.is_closed() || live.stream_ended();
             let mut busy = None;
             let outcome = match self.pop_step(agent, n, limit, &mut sink) {
                 Ok(Step::Done(k)) => Some(Ok(k)),

@@ -200,6 +200,8 @@ impl MpmcRing {
     ) -> Result<T> {
         match retrying_lost(|| self.pop_value_fast(agent, try_once, false)) {
             Fast::Slow | Fast::Lost => {}
+            // The general path tells the end of the stream from an empty ring.
+            Fast::Empty if live.stream_ended() => {}
             fast => return self.fast_result(fast),
         }
         let mut out = T::zeroed();
