@@ -94,6 +94,13 @@
 //!   `shmprim_byte_queue_shutdown` take an `immediate` flag.
 //! - [`Options`] has two more public fields, `role` and `joinable`: build it
 //!   with `Options::default()` and its setters rather than a struct literal.
+//! - A plain-data payload is now known by [`stable_type_name`] (its name
+//!   without module paths), its size and its alignment: the same `#[repr(C)]`
+//!   struct in two modules or binaries opens the same queue, value or array.
+//!   Segments made by an earlier build record the full path and are refused
+//!   by the new one: create them again.
+//! - Values of any type and length go through [`ObjectQueue`] and
+//!   [`PipeEnd::send_object`]; `Queue<T>` stays the queue of plain data.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
@@ -132,13 +139,15 @@ pub use mutex::{LockError, LockResult, LockStatus, Mutex, MutexGuard, MutexOptio
 pub use pipe::{Pipe, PipeEnd};
 #[cfg(not(shmprim_loom))]
 pub use process::{Pool, Process};
+#[cfg(not(shmprim_loom))]
+pub use queue::ObjectQueue;
 pub use queue::{ByteQueue, Queue};
 pub use reentrant_mutex::{RawReentrantMutex, ReentrantMutex, ReentrantMutexGuard};
 pub use ring::duplex::{DuplexEnd, DuplexRing};
 pub use ring::spsc::{SpscByteRing, SpscRing};
 pub use segment::{
     Disposition, HeaderInfo, Kind, Options, Participant, ParticipantId, Role, Segment,
-    SegmentBuilder, TypeCode, TypeDesc,
+    SegmentBuilder, TypeCode, TypeDesc, stable_type_name,
 };
 pub use semaphore::Semaphore;
 pub use wait::Deadline;

@@ -10,7 +10,7 @@
 //! records in the segment header and every opener checks (`Incompatible` on a
 //! mismatch). The primitives map to their exact [`TypeCode`]s (`I8`...`U64`,
 //! `F32`, `F64`); arrays `[T; N]` and user structs (`impl ShmType for P {}`) are
-//! `Struct`s identified by size, alignment and `std::any::type_name`. C opens a
+//! `Struct`s identified by size, alignment and [`stable_type_name`](crate::stable_type_name). C opens a
 //! cell of any type as `Bytes` of the right size and alignment.
 //!
 //! `bool` is not `Pod` (only 0 and 1 are valid bytes), so Rust has no
@@ -151,7 +151,7 @@ use crate::sync::atomic::{AtomicU8, AtomicU16, AtomicU32, AtomicU64, Ordering, f
 ///
 /// Implemented for the fixed-width integers and floats (exact codes) and for
 /// arrays `[T; N]` of such types. For your own `#[repr(C)]` `Pod` struct, the
-/// default (`Struct`, named by `std::any::type_name`) is one line:
+/// default (`Struct`, named by [`stable_type_name`](crate::stable_type_name)) is one line:
 ///
 /// ```
 /// #[repr(C)]

@@ -116,6 +116,23 @@ impl Inspection {
             .map(|i| UNIX_EPOCH + Duration::from_nanos(i.created_at_ns))
     }
 
+    /// For a message an object queue stored out of line
+    /// ([`FLAG_QUEUED_MESSAGE`](crate::segment::FLAG_QUEUED_MESSAGE)): whether
+    /// a segment its queue's name starts with is among `names` (its
+    /// reference may then still be queued).
+    fn queue_still_holds_it(&self, names: &[&str]) -> bool {
+        let queued = self
+            .info
+            .is_some_and(|i| i.flags & crate::segment::FLAG_QUEUED_MESSAGE != 0);
+        let Some(base) = self.name.rfind(".m").map(|i| &self.name[..i]) else {
+            return false;
+        };
+        queued
+            && names.iter().any(|n| {
+                *n != self.name && n.starts_with(base) && !n[base.len()..].starts_with(".m")
+            })
+    }
+
     /// Whether `gc` may remove it: no live participant, and its creator process
     /// is gone (or it never became ready and its creator died).
     pub fn is_garbage(&self) -> bool {
@@ -349,15 +366,17 @@ pub fn gc(dry_run: bool) -> Result<Vec<Inspection>> {
 /// [`gc`], limited to the segments whose name starts with `prefix`.
 pub fn gc_prefixed(dry_run: bool, prefix: &str) -> Result<Vec<Inspection>> {
     let mut removed = Vec::new();
-    for ins in list_prefixed(prefix)? {
-        if ins.is_garbage() {
+    let all = list_prefixed(prefix)?;
+    let names: Vec<&str> = all.iter().map(|i| i.name.as_str()).collect();
+    for ins in &all {
+        if ins.is_garbage() && !ins.queue_still_holds_it(&names) {
             if !dry_run {
                 match crate::segment::unlink_unchecked(&ins.name) {
                     Ok(()) | Err(Error::NotFound { .. }) => {}
                     Err(e) => return Err(e),
                 }
             }
-            removed.push(ins);
+            removed.push(ins.clone());
         }
     }
     Ok(removed)

@@ -15,7 +15,7 @@ use crate::wait::{Deadline, is_timeout, try_first};
 /// `max_message` bytes (Python's `multiprocessing.Queue` of `bytes`). See the
 /// [module doc](crate::queue).
 pub struct ByteQueue {
-    core: Core,
+    pub(super) core: Core,
 }
 
 impl std::fmt::Debug for ByteQueue {
@@ -198,6 +198,11 @@ impl ByteQueue {
     /// Takes the oldest message, waiting at most `timeout` (`Timeout`).
     pub fn get_timeout(&self, timeout: Duration) -> Result<Vec<u8>> {
         try_first(timeout, |d| self.get_vec(d, false), is_timeout)
+    }
+
+    /// Takes the oldest message, waiting until `deadline` (`Timeout`).
+    pub fn get_deadline(&self, deadline: Deadline) -> Result<Vec<u8>> {
+        self.get_vec(deadline, false)
     }
 
     /// Takes the oldest message if there is one now, else fails with `Empty`.

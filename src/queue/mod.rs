@@ -705,8 +705,12 @@ macro_rules! stream_methods {
 }
 
 mod bytes;
+#[cfg(not(shmprim_loom))]
+mod object;
 mod raw;
 pub use bytes::ByteQueue;
+#[cfg(not(shmprim_loom))]
+pub use object::{MIN_OBJECT_SLOT, ObjectQueue};
 pub use raw::RawQueue;
 
 fn capacity_u64(capacity: usize) -> u64 {

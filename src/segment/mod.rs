@@ -64,6 +64,10 @@ pub use stream::Role;
 /// [`HeaderInfo::flags`] bit of a queue created joinable (Python's
 /// `JoinableQueue`): puts count unfinished tasks, `task_done` and `join` work.
 pub const FLAG_JOINABLE: u32 = 1;
+/// [`HeaderInfo::flags`] bit of a message an object queue stored out of line
+/// (named `QUEUE.mPID.N` after its queue): it belongs to whoever gets its
+/// reference from the queue, so `gc` leaves it while its queue exists.
+pub const FLAG_QUEUED_MESSAGE: u32 = 2;
 
 /// The first eight bytes of every shmprim segment.
 pub const MAGIC: [u8; 8] = *b"SHMPRIM\0";
@@ -225,6 +229,31 @@ impl TypeCode {
     }
 }
 
+/// `T`'s name as a payload type is known by: `std::any::type_name` with
+/// every module path taken out (`app::geom::Point<core::f64>` is
+/// `Point<f64>`), so that it depends only on what the type's definition
+/// names, not on where the definition lives. A payload's identity is this
+/// name with its size and alignment.
+pub fn stable_type_name<T: ?Sized>() -> String {
+    let full = std::any::type_name::<T>();
+    let mut out = String::with_capacity(full.len());
+    let mut segment_start = 0;
+    let mut chars = full.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == ':' && chars.peek() == Some(&':') {
+            chars.next();
+            // Drop the path segment just written, and the separator.
+            out.truncate(segment_start);
+            continue;
+        }
+        out.push(c);
+        if !(c.is_alphanumeric() || c == '_') {
+            segment_start = out.len();
+        }
+    }
+    out
+}
+
 /// Length of the type name stored in a [`TypeDesc`].
 pub const TYPE_NAME_LEN: usize = 48;
 
@@ -265,13 +294,15 @@ impl TypeDesc {
         }
     }
 
-    /// The description of `T` with the given code, named by `std::any::type_name`.
+    /// The description of `T` with the given code, named by
+    /// [`stable_type_name`]: the type's own name without the module paths, so
+    /// that the same definition in two modules or two binaries matches.
     pub fn of<T>(code: TypeCode) -> TypeDesc {
         TypeDesc::new(
             code,
             std::mem::size_of::<T>() as u64,
             std::mem::align_of::<T>() as u32,
-            std::any::type_name::<T>(),
+            &stable_type_name::<T>(),
         )
     }
 

@@ -54,6 +54,8 @@
 //! # Ok::<(), shmprim::Error>(())
 //! ```
 
+mod message;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -443,6 +445,7 @@ impl Pipe {
             rx,
             sends: 0,
             watch: PeerWatch::new(),
+            partial: None,
         })
     }
 }
@@ -463,6 +466,9 @@ pub struct PipeEnd {
     /// When this end looks whether its peer is gone; once it has seen it
     /// closed or dead, sends fail at once.
     watch: PeerWatch,
+    /// A message of any length whose first frames were received by a call
+    /// that then timed out: the next receive goes on with it.
+    partial: Option<message::Partial>,
 }
 
 impl std::fmt::Debug for PipeEnd {
