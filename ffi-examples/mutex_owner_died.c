@@ -5,7 +5,8 @@
  * without unlocking.  The parent's lock then returns SHMPRIM_OWNER_DIED: it
  * holds the lock, repairs the record, calls shmprim_mutex_consistent and
  * unlocks; later locks succeed normally.  A second round shows the other
- * choice: unlocking without consistent makes the mutex unrecoverable.
+ * choice: unlocking without consistent leaves the decision to the next
+ * locker, which is told SHMPRIM_OWNER_DIED in turn.
  * Prints "mutex_owner_died: recovered ok" on success.
  */
 #include <stdint.h>
@@ -63,11 +64,15 @@ int main(void) {
     ok = ok && r->balance == r->checksum;
     ok = ok && shmprim_mutex_unlock(m) == SHMPRIM_OK;
 
-    /* Second round: unlock without consistent; nobody can lock it again. */
+    /* Second round: unlock without consistent; the next locker is told. */
     ok = ok && die_holding(name);
     ok = ok && shmprim_mutex_lock(m, 5000000000LL) == SHMPRIM_OWNER_DIED;
     ok = ok && shmprim_mutex_unlock(m) == SHMPRIM_OK;
-    ok = ok && shmprim_mutex_lock(m, -1) == SHMPRIM_UNRECOVERABLE;
+    ok = ok && shmprim_mutex_lock(m, -1) == SHMPRIM_OWNER_DIED;
+    ok = ok && shmprim_mutex_consistent(m) == SHMPRIM_OK;
+    ok = ok && shmprim_mutex_unlock(m) == SHMPRIM_OK;
+    ok = ok && shmprim_mutex_lock(m, 0) == SHMPRIM_OK;
+    ok = ok && shmprim_mutex_unlock(m) == SHMPRIM_OK;
 
     shmprim_mutex_close(m);
     shmprim_mutex_unlink(name);

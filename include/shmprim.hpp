@@ -14,8 +14,8 @@
  * Owner death: when lock() finds that the previous owner died holding the
  * lock, it returns normally *with the lock held* and owner_died() is true
  * until unlock: check or repair the data, then call consistent(); unlocking
- * without it makes the mutex unrecoverable (later locks throw
- * SHMPRIM_UNRECOVERABLE).
+ * without it leaves the decision to the next locker, whose owner_died() is
+ * true in turn.
  */
 #ifndef SHMPRIM_HPP
 #define SHMPRIM_HPP

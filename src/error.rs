@@ -130,8 +130,16 @@ pub enum Error {
     Empty,
     /// The object was closed (queue closed, pipe end closed or its holder died).
     Closed,
-    /// The previous owner of a lock died while holding it and the data was never
-    /// marked consistent: the lock can no longer be used.
+    /// A lock was acquired after its previous owner died holding it, and the
+    /// caller let the error take the guard (`lock()?`): the lock is released
+    /// again, and the next locker is told the owner died in turn.
+    OwnerDied {
+        /// Segment name.
+        name: String,
+    },
+    /// The lock's pthread state says unrecoverable (only bytes written into
+    /// the segment from outside shmprim can leave it so): the lock can no
+    /// longer be used.
     Unrecoverable {
         /// Segment name.
         name: String,
@@ -298,6 +306,10 @@ impl fmt::Display for Error {
             Error::Full => f.write_str("full"),
             Error::Empty => f.write_str("empty"),
             Error::Closed => f.write_str("closed"),
+            Error::OwnerDied { name } => write!(
+                f,
+                "lock in segment {name:?}: its previous owner died holding it, and the data was not marked consistent"
+            ),
             Error::Unrecoverable { name } => write!(
                 f,
                 "lock in segment {name:?} is unrecoverable: its owner died and the data was never marked consistent"

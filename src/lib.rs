@@ -99,6 +99,12 @@
 //!   struct in two modules or binaries opens the same queue, value or array.
 //!   Segments made by an earlier build record the full path and are refused
 //!   by the new one: create them again.
+//! - A lock released after `OwnerDied` without `mark_consistent` no longer
+//!   becomes unrecoverable: the next locker is told `OwnerDied` in turn. A
+//!   `LockError` converts into [`Error`] (owner-died: [`Error::OwnerDied`]),
+//!   so `lock()?` works in functions returning `shmprim::Result` or
+//!   `Box<dyn Error>`; `LockError` itself is no longer a `std::error::Error`.
+//!   `RawMutex::SIZE` grew by the flag that keeps this state (8 bytes).
 //! - Values of any type and length go through [`ObjectQueue`] and
 //!   [`PipeEnd::send_object`]; `Queue<T>` stays the queue of plain data.
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -135,7 +141,9 @@ pub use cell::{Array, Value};
 pub use condvar::{Condvar, RawCondvar, WaitTimeoutResult};
 pub use error::{Error, Mismatch, Result};
 pub use event::Event;
-pub use mutex::{LockError, LockResult, LockStatus, Mutex, MutexGuard, MutexOptions, RawMutex};
+pub use mutex::{
+    LockError, LockGuard, LockResult, LockStatus, Mutex, MutexGuard, MutexOptions, RawMutex,
+};
 pub use pipe::{Pipe, PipeEnd};
 #[cfg(not(shmprim_loom))]
 pub use process::{Pool, Process};

@@ -11,7 +11,8 @@
 //!
 //! As for [`Mutex`](crate::Mutex): if the owner dies holding it (at any
 //! recursion depth), the next locker gets it with an owner-died indication
-//! (at depth 1) and either marks it consistent or lets it become unrecoverable.
+//! (at depth 1) and either marks it consistent or, releasing it undecided,
+//! passes the owner-died indication on to the next locker.
 //!
 //! # States
 //!
@@ -23,8 +24,8 @@
 //! |-----------------------|----------------|-------------------|----------------------|-----------------|
 //! | free                  | -              | held, depth 1     | `NotOwner`           | `NotOwner`      |
 //! | held, depth d         | depth d+1      | waits             | depth d-1 (0: free)  | `NotOwner`      |
-//! | owner died            | -              | `OwnerDied`, d=1  | -                    | -               |
-//! | unrecoverable         | `Unrecoverable`| `Unrecoverable`   | -                    | -               |
+//! | owner died, undecided | -              | `OwnerDied`, d=1  | -                    | -               |
+//! | unrecoverable (forged bytes) | `Unrecoverable`| `Unrecoverable` | -              | -               |
 //!
 //! # Why the guard gives no `&T`
 //!
@@ -90,7 +91,12 @@ use crate::wait::{Deadline, try_first};
 #[repr(C)]
 pub struct RawReentrantMutex {
     mutex: PthreadMutex,
+    /// shmprim's owner-died state (see [`RawMutex`](crate::RawMutex)'s).
+    suspect: std::sync::atomic::AtomicU32,
 }
+
+const _: () =
+    assert!(std::mem::offset_of!(RawReentrantMutex, suspect) == crate::mutex::SUSPECT_OFFSET);
 
 // SAFETY: the pthread mutex is made to be shared between threads and processes.
 unsafe impl Sync for RawReentrantMutex {}
@@ -110,8 +116,9 @@ impl RawReentrantMutex {
     /// [`Self::ALIGN`], and not in use by any thread or process.
     pub unsafe fn init(ptr: *mut RawReentrantMutex, opts: &MutexOptions) -> Result<()> {
         // SAFETY: forwarded from the caller; the struct is `repr(C)` with the
-        // pthread mutex at offset 0.
+        // pthread mutex at offset 0 and the flag after it.
         let r = unsafe {
+            std::ptr::addr_of_mut!((*ptr).suspect).write(std::sync::atomic::AtomicU32::new(0));
             PthreadMutex::init(
                 ptr.cast::<PthreadMutex>(),
                 MutexType::Recursive,
@@ -133,12 +140,12 @@ impl RawReentrantMutex {
     /// Locks (again, if this thread holds it), waiting until `deadline`:
     /// `Ok(Acquired)`, `Ok(OwnerDied)`, `Err(Timeout)`, `Err(Unrecoverable)`.
     pub fn lock(&self, deadline: Deadline) -> Result<LockStatus> {
-        lock_pthread(&self.mutex, deadline)
+        lock_pthread(&self.mutex, &self.suspect, deadline)
     }
 
     /// Locks if free or held by this thread; `Ok(None)` when another holds it.
     pub fn try_lock(&self) -> Result<Option<LockStatus>> {
-        try_lock_pthread(&self.mutex)
+        try_lock_pthread(&self.mutex, &self.suspect)
     }
 
     /// Releases one level of this thread's lock; [`Error::NotOwner`](crate::Error::NotOwner) if this
@@ -151,7 +158,7 @@ impl RawReentrantMutex {
     /// Declares the data consistent after [`LockStatus::OwnerDied`]; does
     /// nothing otherwise.
     pub fn mark_consistent(&self) -> Result<()> {
-        consistent_pthread(&self.mutex)
+        consistent_pthread(&self.mutex, &self.suspect)
     }
 
     /// Whether a thread of the calling process holds the lock.
@@ -215,6 +222,12 @@ pub struct ReentrantMutex<T: Pod> {
 pub struct ReentrantMutexGuard<'a, T: Pod> {
     mutex: &'a ReentrantMutex<T>,
     _not_send: PhantomData<*const ()>,
+}
+
+impl<T: Pod> crate::mutex::LockGuard for ReentrantMutexGuard<'_, T> {
+    fn lock_name(&self) -> &str {
+        self.mutex.segment().display_name()
+    }
 }
 
 impl<T: Pod> ReentrantMutex<T> {

@@ -263,17 +263,22 @@ fn inspection_reports_a_mutex_free_held_by_a_pid_and_with_its_owner_dead() {
         "{}",
         state_of(&name)
     );
-    // The next locker recovers it without marking it consistent: unrecoverable.
+    // The next locker drops its guard without deciding: the decision passes
+    // on, and the inspection says so.
     let err = m.lock().unwrap_err();
     assert!(err.is_owner_died());
     drop(err);
     assert!(
-        state_of(&name).starts_with("unrecoverable"),
+        state_of(&name).starts_with("owner died, data not yet marked consistent"),
         "{}",
         state_of(&name)
     );
     let json = inspect::inspect(&name).unwrap().to_json();
-    assert!(json.contains("\"state\":\"unrecoverable\""), "{json}");
+    assert!(json.contains("\"owner_died\":true"), "{json}");
+    let guard = m.lock().unwrap_err().into_guard().unwrap();
+    guard.mark_consistent().unwrap();
+    drop(guard);
+    assert_eq!(state_of(&name), "free, value 77");
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! Mutex<T> (Python `Lock`): mutual exclusion across processes, owner death
-//! (owner-died, consistent, unrecoverable), try/timeout, type checks, priority
+//! (owner-died, consistent, passed on until decided), try/timeout, type checks, priority
 //! inheritance, and leaked guards.
 
 mod common;
@@ -72,7 +72,7 @@ fn child_lock_and_hang(name: &str, ctl: &str, value: u64) {
 }
 
 #[test]
-fn owner_killed_holding_the_lock_is_reported_then_consistent_or_unrecoverable_100_times() {
+fn owner_killed_holding_the_lock_is_reported_until_a_locker_marks_it_consistent_100_times() {
     let ctl_name = ShmName::new("mutex_death_ctl");
     let ctl = Segment::create(&ctl_name, 64).unwrap();
     let start = Instant::now();
@@ -107,25 +107,35 @@ fn owner_killed_holding_the_lock_is_reported_then_consistent_or_unrecoverable_10
             }
             assert!(m.try_lock().is_ok());
         } else {
-            drop(guard); // not marked consistent
-            for r in [
-                m.lock(),
-                m.try_lock(),
-                m.lock_timeout(Duration::from_millis(10)),
-            ] {
+            drop(guard); // no decision: it passes to every next locker
+            for how in 0..3 {
+                // Each guard is dropped (undecided) before the next lock.
+                let r = match how {
+                    0 => m.lock(),
+                    1 => m.try_lock(),
+                    _ => m.lock_timeout(Duration::from_millis(10)),
+                }
+                .map(drop)
+                .map_err(|e| e.map(drop));
                 match r {
-                    Err(LockError::Failed(Error::Unrecoverable { name: n })) => {
-                        assert_eq!(n, name.as_str())
-                    }
-                    other => panic!("iteration {i}: expected unrecoverable, got {other:?}"),
+                    Err(LockError::OwnerDied(())) => {}
+                    other => panic!("iteration {i}: expected owner-died again, got {other:?}"),
                 }
             }
-            // Another handle sees the same.
+            // Another handle sees the same, and `lock()?` carries it as an error.
             let other = Mutex::<[u64; 2]>::open(&name).unwrap();
-            assert!(matches!(
-                other.lock(),
-                Err(LockError::Failed(Error::Unrecoverable { .. }))
-            ));
+            let through_question_mark = || -> shmprim::Result<()> {
+                other.lock()?;
+                Ok(())
+            };
+            match through_question_mark() {
+                Err(Error::OwnerDied { name: n }) => assert_eq!(n, name.as_str()),
+                other => panic!("iteration {i}: expected Error::OwnerDied, got {other:?}"),
+            }
+            let g = other.lock().unwrap_err().into_guard().unwrap();
+            g.mark_consistent().unwrap();
+            drop(g);
+            assert_eq!(*m.lock().unwrap(), [value, !value]);
         }
     }
     assert!(
@@ -312,8 +322,11 @@ fn handles_are_send_and_sync() {
 }
 
 #[test]
-fn raw_mutex_layout_is_a_pthread_mutex() {
-    assert_eq!(RawMutex::SIZE, std::mem::size_of::<libc::pthread_mutex_t>());
+fn raw_mutex_layout_is_a_pthread_mutex_and_its_owner_died_flag() {
+    assert_eq!(
+        RawMutex::SIZE,
+        std::mem::size_of::<libc::pthread_mutex_t>() + 8
+    );
     assert_eq!(
         RawMutex::ALIGN,
         std::mem::align_of::<libc::pthread_mutex_t>()

@@ -343,7 +343,7 @@ pub unsafe extern "C" fn shmprim_array_fetch_add(
 /// with the elements themselves (`len` of them, in shared memory) and whether
 /// the previous holder died holding it. Returning nonzero after
 /// `owner_died` declares the elements consistent; returning 0 then leaves
-/// the lock unrecoverable.
+/// the owner-died state for the next locker.
 pub type shmprim_array_fn = Option<
     unsafe extern "C" fn(elems: *mut c_void, len: usize, owner_died: bool, ctx: *mut c_void) -> i32,
 >;
@@ -381,7 +381,7 @@ fn owner_died_status(kept: bool) -> Result<(), shmprim_status> {
         if kept {
             "the previous holder died holding the lock; the callback declared the elements consistent"
         } else {
-            "the previous holder died holding the lock; the callback did not declare the elements consistent, so the lock is now unrecoverable"
+            "the previous holder died holding the lock; the callback did not declare the elements consistent, so the next locker is told too"
         },
     ))
 }

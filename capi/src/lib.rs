@@ -205,6 +205,7 @@ impl shmprim_status {
             Error::Empty => SHMPRIM_EMPTY,
             Error::Closed => SHMPRIM_CLOSED,
             Error::Unrecoverable { .. } => SHMPRIM_UNRECOVERABLE,
+            Error::OwnerDied { .. } => SHMPRIM_OWNER_DIED,
             Error::BrokenBarrier => SHMPRIM_BROKEN_BARRIER,
             Error::NotOwner => SHMPRIM_NOT_OWNER,
             Error::Overflow { .. } => SHMPRIM_OVERFLOW,

@@ -198,9 +198,11 @@ pub unsafe extern "C" fn shmprim_mutex_unlink(name: *const c_char) -> shmprim_st
 /// - `SHMPRIM_OK`: locked;
 /// - `SHMPRIM_OWNER_DIED`: locked, but the previous owner died holding it; the
 ///   data may be half-updated. Repair it and call `shmprim_mutex_consistent`
-///   before unlocking, or the mutex becomes unrecoverable;
+///   before unlocking; unlocked without it, the next locker is told
+///   `SHMPRIM_OWNER_DIED` in turn;
 /// - `SHMPRIM_TIMEOUT`: not locked (someone else holds it);
-/// - `SHMPRIM_UNRECOVERABLE`: not locked, never again lockable;
+/// - `SHMPRIM_UNRECOVERABLE`: not locked, never again lockable (only bytes
+///   written into the segment from outside shmprim leave it so);
 /// - `SHMPRIM_INVALID_ARGUMENT`: this thread already holds it (not reentrant);
 /// - `SHMPRIM_NULL_POINTER`.
 ///
@@ -230,7 +232,7 @@ pub unsafe extern "C" fn shmprim_mutex_trylock(m: *const shmprim_mutex) -> shmpr
 /// Unlocks. Does not block. Returns `SHMPRIM_OK`, `SHMPRIM_NOT_OWNER` (the
 /// calling thread does not hold it; nothing changes) or `SHMPRIM_NULL_POINTER`.
 /// Unlocking after `SHMPRIM_OWNER_DIED` without `shmprim_mutex_consistent`
-/// makes the mutex unrecoverable. Pointers from `shmprim_mutex_data` must not
+/// leaves the owner-died state for the next locker. Pointers from `shmprim_mutex_data` must not
 /// be used until the mutex is locked again.
 ///
 /// # Safety

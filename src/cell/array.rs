@@ -373,9 +373,15 @@ pub struct ArrayGuard<'a, T: ShmType> {
     held: Held<'a>,
 }
 
+impl<T: ShmType> crate::mutex::LockGuard for ArrayGuard<'_, T> {
+    fn lock_name(&self) -> &str {
+        self.array.segment().display_name()
+    }
+}
+
 impl<T: ShmType> ArrayGuard<'_, T> {
     /// Declares the elements consistent after an owner-died lock, so the lock
-    /// stays usable once this guard drops (else it becomes unrecoverable). Does
+    /// stays clear once this guard drops (else the next locker is told in turn). Does
     /// nothing on a guard from a normal lock.
     pub fn mark_consistent(&self) -> Result<()> {
         self.held

@@ -99,8 +99,8 @@
 //!   dead holder's copy was never written back.
 //! - Holding an `Array`'s lock: the next `lock()` reports owner-died, and the
 //!   elements hold whatever the holder wrote before dying; the guard holder
-//!   checks them and calls `mark_consistent`, else the lock becomes
-//!   unrecoverable. A plain operation (`get`, `set`, ...) that acquires a lock
+//!   checks them and calls `mark_consistent`, else the next locker is told
+//!   in turn. A plain operation (`get`, `set`, ...) that acquires a lock
 //!   whose owner died marks it consistent and proceeds: it makes no claim
 //!   about relations between elements.
 //! - In the middle of a seqlock write: `seq` stays odd. A reader that has waited

@@ -205,8 +205,8 @@ impl<T: ShmType> Value<T> {
     /// `Err(LockError::OwnerDied(guard))` if the previous holder died holding
     /// it (the value itself is intact: see [`ValueGuard`]);
     /// `Err(LockError::Failed(e))` with `InvalidArgument` if the cell has no
-    /// lock or this thread already holds it, `Unrecoverable` if an owner died
-    /// and nobody marked it consistent.
+    /// lock or this thread already holds it, `Unrecoverable` if the lock's bytes
+    /// were forged.
     pub fn lock(&self) -> LockResult<ValueGuard<'_, T>> {
         self.lock_until(Deadline::never())
     }
@@ -336,9 +336,15 @@ pub struct ValueGuard<'a, T: ShmType> {
     held: Held<'a>,
 }
 
+impl<T: ShmType> crate::mutex::LockGuard for ValueGuard<'_, T> {
+    fn lock_name(&self) -> &str {
+        self.value.segment().display_name()
+    }
+}
+
 impl<T: ShmType> ValueGuard<'_, T> {
     /// Declares the state consistent after an owner-died lock, so the lock stays
-    /// usable once this guard drops (else it becomes unrecoverable). Does nothing
+    /// usable once this guard drops (else the next locker is told in turn). Does nothing
     /// on a guard from a normal lock. Readers never see the value half updated
     /// (guards write back through the seqlock), but an update spanning several
     /// cells may be.

@@ -176,7 +176,8 @@ fn pid_of_tid(tid: u32) -> Option<u32> {
 }
 
 /// A glibc robust pthread mutex at the start of the data area: free, held by
-/// which process, owner dead, or unrecoverable; plus the guarded value.
+/// which process, owner dead (by pthread's word or shmprim's own flag), or
+/// unrecoverable; plus the guarded value.
 fn pthread_mutex_summary(
     kind: Kind,
     info: &HeaderInfo,
@@ -193,14 +194,17 @@ fn pthread_mutex_summary(
             view.u32(count)?,
             view.u32(owner)?,
         );
+        let suspect = view.u32(crate::mutex::SUSPECT_OFFSET)? != 0;
         let pid = (m.tid != 0).then(|| pid_of_tid(m.tid)).flatten();
         let state = if m.unrecoverable {
             "unrecoverable".to_owned()
         } else if m.tid == 0 && m.owner_died {
             "owner died (next locker must recover it)".to_owned()
+        } else if m.tid == 0 && suspect {
+            "owner died, data not yet marked consistent (next locker decides)".to_owned()
         } else if m.tid != 0 {
             let who = pid.map_or(format!("tid {} (gone)", m.tid), |p| format!("pid {p}"));
-            if m.owner_died || m.inconsistent {
+            if m.owner_died || m.inconsistent || suspect {
                 format!("held by {who}, recovering from an owner's death")
             } else {
                 format!("held by {who}")
@@ -214,6 +218,7 @@ fn pthread_mutex_summary(
             fields.push(("owner_pid", Field::U64(p as u64)));
         }
         fields.push(("waiters", Field::Bool(m.waiters)));
+        fields.push(("owner_died", Field::Bool(suspect || m.owner_died)));
         if kind == Kind::ReentrantMutex && m.tid != 0 {
             fields.push(("depth", Field::U64(m.depth as u64)));
         }

@@ -12,9 +12,19 @@
 //! waiter. The next locker acquires it and is told so ([`LockStatus::OwnerDied`]),
 //! the way `std::sync::Mutex` reports poisoning. It then either calls
 //! `mark_consistent` (the data was checked or repaired) and carries on, or
-//! unlocks without doing so, and the lock becomes *unrecoverable*: every later
-//! lock fails with [`Error::Unrecoverable`]. A mutex that nobody holds when a
+//! unlocks without doing so, and the next locker is told the same, until one
+//! decides. So the natural `m.lock().unwrap()` (a panic that drops the guard)
+//! and `m.lock()?` (which turns the owner-died guard into
+//! [`Error::OwnerDied`], dropping it) leave the lock usable, with the
+//! decision to whoever locks next. A mutex that nobody holds when a
 //! participant dies is unaffected.
+//!
+//! shmprim keeps this state itself, in a flag beside the `pthread_mutex_t`:
+//! a lock that gets `EOWNERDEAD` makes the pthread mutex consistent at once
+//! and sets the flag, `mark_consistent` clears it, and a lock that finds it
+//! set reports `OwnerDied`. pthread's own rule (an unlock without
+//! `pthread_mutex_consistent` makes the mutex unrecoverable for good) would
+//! make every such slip fatal for every process.
 //!
 //! # States
 //!
@@ -27,7 +37,8 @@
 //! | `tid` (`\| WAITERS`)  | `tid`            | held by thread `tid`        | waits                   |
 //! | `OWNER_DIED`          | `tid` (dead)     | owner died holding it (set by the kernel) | `OwnerDied`, now held |
 //! | `tid`                 | `INCONSISTENT`   | held after `OwnerDied`      | waits                   |
-//! | `0`                   | `NOTRECOVERABLE` | released without `mark_consistent` | `Err(Unrecoverable)` |
+//! | `0`                   | `0`, flag set    | released after `OwnerDied` without `mark_consistent` | `OwnerDied`, now held |
+//! | `0`                   | `NOTRECOVERABLE` | only from bytes written from outside | `Err(Unrecoverable)` |
 //!
 //! `mark_consistent` turns `INCONSISTENT` back into a normal owner. Blocking
 //! locks try once, spin briefly reading the futex word (never writing it), then
@@ -89,6 +100,7 @@
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use bytemuck::Pod;
@@ -119,8 +131,9 @@ pub enum LockStatus {
     /// Normally.
     Acquired,
     /// Acquired, but the previous owner died holding it: the protected data may
-    /// be half-updated. Call `mark_consistent` before unlocking to keep the lock
-    /// usable; unlocking without it makes the lock unrecoverable.
+    /// be half-updated. Call `mark_consistent` before unlocking once it is
+    /// checked or repaired; unlocking without it tells the next locker the
+    /// same.
     OwnerDied,
 }
 
@@ -179,12 +192,45 @@ pub(crate) fn with_name(err: Error, name: &str) -> Error {
     }
 }
 
+/// What a lock of `m` reports, given what pthread said: an owner-died lock
+/// is made consistent for pthread at once (so that no unlock can make it
+/// unrecoverable) and remembered in `suspect`, shmprim's own owner-died
+/// state; a normal lock reports owner-died while `suspect` stays set, that
+/// is until a holder calls `mark_consistent`. So a guard dropped without a
+/// decision leaves the decision to the next locker. A reentrant lock taken
+/// again by its holder (depth over 1) reports what the outer lock did.
+#[inline]
+fn settle(m: &PthreadMutex, suspect: &AtomicU32, locked: Locked) -> LockStatus {
+    match locked {
+        Locked::OwnerDied => {
+            // Relaxed: the lock itself orders this store for the next holder.
+            suspect.store(1, Ordering::Relaxed);
+            // EINVAL (not inconsistent) cannot happen right after
+            // EOWNERDEAD; any other refusal leaves pthread's own owner-died
+            // state, as before this layer existed.
+            let _ = m.consistent();
+            LockStatus::OwnerDied
+        }
+        Locked::Acquired => {
+            if suspect.load(Ordering::Relaxed) != 0 && m.depth().is_none_or(|d| d <= 1) {
+                LockStatus::OwnerDied
+            } else {
+                LockStatus::Acquired
+            }
+        }
+    }
+}
+
 /// Locks `m`: one `trylock` (the whole fast path), then a short spin reading
 /// the futex word, then a blocking or timed `pthread` lock.
 #[inline]
-pub(crate) fn lock_pthread(m: &PthreadMutex, deadline: Deadline) -> Result<LockStatus> {
+pub(crate) fn lock_pthread(
+    m: &PthreadMutex,
+    suspect: &AtomicU32,
+    deadline: Deadline,
+) -> Result<LockStatus> {
     match m.try_lock() {
-        Ok(l) => return Ok(l.into()),
+        Ok(l) => return Ok(settle(m, suspect, l)),
         Err(LockFailed::Busy) => {}
         Err(f) => return Err(lock_error(f)),
     }
@@ -197,7 +243,7 @@ pub(crate) fn lock_pthread(m: &PthreadMutex, deadline: Deadline) -> Result<LockS
         crate::sync::spin_hint();
         if m.owner_tid() == 0 {
             match m.try_lock() {
-                Ok(l) => return Ok(l.into()),
+                Ok(l) => return Ok(settle(m, suspect, l)),
                 Err(LockFailed::Busy) => {}
                 Err(f) => return Err(lock_error(f)),
             }
@@ -208,7 +254,7 @@ pub(crate) fn lock_pthread(m: &PthreadMutex, deadline: Deadline) -> Result<LockS
     } else {
         m.lock_until(deadline_ns(deadline))
     };
-    r.map(LockStatus::from).map_err(lock_error)
+    r.map(|l| settle(m, suspect, l)).map_err(lock_error)
 }
 
 /// Nanoseconds on `CLOCK_MONOTONIC` of a finite deadline.
@@ -220,17 +266,22 @@ fn deadline_ns(deadline: Deadline) -> u64 {
 
 /// `try_lock` of a pthread mutex: `Ok(None)` when held by another thread.
 #[inline]
-pub(crate) fn try_lock_pthread(m: &PthreadMutex) -> Result<Option<LockStatus>> {
+pub(crate) fn try_lock_pthread(
+    m: &PthreadMutex,
+    suspect: &AtomicU32,
+) -> Result<Option<LockStatus>> {
     match m.try_lock() {
-        Ok(l) => Ok(Some(l.into())),
+        Ok(l) => Ok(Some(settle(m, suspect, l))),
         Err(LockFailed::Busy) => Ok(None),
         Err(f) => Err(lock_error(f)),
     }
 }
 
-/// `mark_consistent` of a pthread mutex; a mutex not in the owner-died state is
+/// `mark_consistent` of a pthread mutex held by the caller: clears shmprim's
+/// owner-died state, and pthread's if it is still set; a mutex in neither is
 /// left alone (`Ok`).
-pub(crate) fn consistent_pthread(m: &PthreadMutex) -> Result<()> {
+pub(crate) fn consistent_pthread(m: &PthreadMutex, suspect: &AtomicU32) -> Result<()> {
+    suspect.store(0, Ordering::Relaxed);
     match m.consistent() {
         Ok(()) => Ok(()),
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(()),
@@ -266,7 +317,15 @@ pub(crate) fn consistent_pthread(m: &PthreadMutex) -> Result<()> {
 #[repr(C)]
 pub struct RawMutex {
     mutex: PthreadMutex,
+    /// Non-zero from a lock that found its owner dead until a holder marks
+    /// the data consistent (see `settle`).
+    suspect: AtomicU32,
 }
+
+/// Byte offset of shmprim's owner-died flag (`u32`, non-zero until a holder
+/// marks the data consistent) in a [`RawMutex`] and a
+/// [`RawReentrantMutex`](crate::RawReentrantMutex), for inspection.
+pub(crate) const SUSPECT_OFFSET: usize = std::mem::offset_of!(RawMutex, suspect);
 
 // SAFETY: the pthread mutex is designed to be used from many threads (and
 // processes) at once through a shared pointer.
@@ -292,8 +351,9 @@ impl RawMutex {
     /// [`RawMutex::ALIGN`], and no thread or process may be using a mutex there.
     pub unsafe fn init(ptr: *mut RawMutex, opts: &MutexOptions) -> Result<()> {
         // SAFETY: forwarded from the caller; `RawMutex` is `repr(C)` with the
-        // `PthreadMutex` as its only field, at offset 0.
+        // `PthreadMutex` at offset 0 and the flag after it.
         let r = unsafe {
+            std::ptr::addr_of_mut!((*ptr).suspect).write(AtomicU32::new(0));
             PthreadMutex::init(
                 ptr.cast::<PthreadMutex>(),
                 MutexType::ErrorCheck,
@@ -309,17 +369,18 @@ impl RawMutex {
     /// holds it.
     #[inline]
     pub fn lock(&self, deadline: Deadline) -> Result<LockStatus> {
-        lock_pthread(&self.mutex, deadline)
+        lock_pthread(&self.mutex, &self.suspect, deadline)
     }
 
     /// Locks if free: `Ok(None)` when another thread holds it.
     #[inline]
     pub fn try_lock(&self) -> Result<Option<LockStatus>> {
-        try_lock_pthread(&self.mutex)
+        try_lock_pthread(&self.mutex, &self.suspect)
     }
 
     /// Unlocks. If the lock was acquired with [`LockStatus::OwnerDied`] and not
-    /// marked consistent, it becomes unrecoverable.
+    /// marked consistent, the next locker is told [`LockStatus::OwnerDied`]
+    /// in turn.
     ///
     /// # Safety
     /// The calling thread must hold the lock, and nothing may use the data it
@@ -354,7 +415,7 @@ impl RawMutex {
     /// before unlocking, so the lock stays usable. Does nothing (`Ok`) when the
     /// lock is not in the owner-died state.
     pub fn mark_consistent(&self) -> Result<()> {
-        consistent_pthread(&self.mutex)
+        consistent_pthread(&self.mutex, &self.suspect)
     }
 
     /// Whether a thread of the calling process holds the lock. Handles use it
@@ -537,8 +598,10 @@ pub type LockResult<G> = std::result::Result<G, LockError<G>>;
 /// Like `std::sync::PoisonError`, [`LockError::OwnerDied`] carries the guard:
 /// the lock *is* held, but its previous owner died holding it, so the data may
 /// be half-updated. Check or repair it, then call the guard's
-/// `mark_consistent`; dropping the guard without doing so makes the lock
-/// unrecoverable. Every other failure is a [`crate::Error`].
+/// `mark_consistent`; dropping the guard without doing so passes the news on
+/// to the next locker. Every other failure is a [`crate::Error`]. With `?`,
+/// a `LockError` becomes an [`Error`] (an owner-died one
+/// [`Error::OwnerDied`], its guard dropped), also inside a `Box<dyn Error>`.
 ///
 /// C status codes: `OwnerDied` is `SHMPRIM_OWNER_DIED` (locked, with a
 /// warning); `Failed(e)` is `e`'s status (`SHMPRIM_TIMEOUT`,
@@ -607,12 +670,36 @@ impl<G> std::fmt::Display for LockError<G> {
     }
 }
 
-impl<G> std::error::Error for LockError<G> {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            LockError::OwnerDied(_) => None,
-            LockError::Failed(e) => Some(e),
+/// A guard of a robust lock, which knows its segment's name: what lets a
+/// [`LockError`] become an [`Error`] (`lock()?`).
+pub trait LockGuard {
+    /// The name of the segment the lock lives in.
+    fn lock_name(&self) -> &str;
+}
+
+impl<G: LockGuard> From<LockError<G>> for Error {
+    /// A failed lock's error, or [`Error::OwnerDied`] for an owner-died lock:
+    /// the guard is dropped without a decision, so the lock goes back with its
+    /// owner-died state for the next locker to decide.
+    fn from(e: LockError<G>) -> Error {
+        match e {
+            LockError::OwnerDied(guard) => Error::OwnerDied {
+                name: guard.lock_name().to_owned(),
+            },
+            LockError::Failed(e) => e,
         }
+    }
+}
+
+impl<G: LockGuard> From<LockError<G>> for Box<dyn std::error::Error> {
+    fn from(e: LockError<G>) -> Box<dyn std::error::Error> {
+        Box::new(Error::from(e))
+    }
+}
+
+impl<G: LockGuard> From<LockError<G>> for Box<dyn std::error::Error + Send + Sync> {
+    fn from(e: LockError<G>) -> Box<dyn std::error::Error + Send + Sync> {
+        Box::new(Error::from(e))
     }
 }
 
@@ -758,8 +845,19 @@ impl<T: Pod> Mutex<T> {
     /// Locks, waiting as long as it takes.
     ///
     /// `Err(LockError::OwnerDied(guard))`: locked, but the previous owner died
-    /// holding it; `Err(LockError::Failed(Unrecoverable))`: a previous
-    /// owner-died lock was released without `mark_consistent`.
+    /// holding it (also when a locker since then released it without
+    /// `mark_consistent`).
+    ///
+    /// ```
+    /// fn add_one(m: &shmprim::Mutex<u64>) -> Result<(), Box<dyn std::error::Error>> {
+    ///     *m.lock()? += 1;
+    ///     Ok(())
+    /// }
+    /// let m = shmprim::Mutex::anonymous(41u64)?;
+    /// add_one(&m).unwrap();
+    /// assert_eq!(*m.lock().unwrap(), 42);
+    /// # Ok::<(), shmprim::Error>(())
+    /// ```
     #[inline]
     pub fn lock(&self) -> LockResult<MutexGuard<'_, T>> {
         self.lock_until(Deadline::never())
@@ -868,6 +966,12 @@ impl<T: Pod> std::ops::DerefMut for MutexGuard<'_, T> {
     }
 }
 
+impl<T: Pod> LockGuard for MutexGuard<'_, T> {
+    fn lock_name(&self) -> &str {
+        self.mutex.segment().display_name()
+    }
+}
+
 impl<T: Pod> Drop for MutexGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
@@ -939,7 +1043,7 @@ mod raw_tests {
 
     /// A thread that exits holding the lock makes the kernel mark it owner-died.
     #[test]
-    fn raw_mutex_reports_owner_died_then_consistent_or_unrecoverable() {
+    fn raw_mutex_reports_owner_died_until_a_locker_marks_it_consistent() {
         for keep in [true, false] {
             let m: std::sync::Arc<RawMutex> =
                 RawMutex::new(&MutexOptions::default()).unwrap().into();
@@ -960,19 +1064,21 @@ mod raw_tests {
                 // SAFETY: this thread holds it.
                 unsafe { m.unlock() };
             } else {
-                assert!(matches!(
-                    m.lock(Deadline::never()),
-                    Err(Error::Unrecoverable { .. })
-                ));
-                assert!(matches!(m.try_lock(), Err(Error::Unrecoverable { .. })));
-                assert!(matches!(
-                    m.lock(Deadline::now()),
-                    Err(Error::Unrecoverable { .. })
-                ));
-                assert!(matches!(
-                    m.lock(Deadline::after(Duration::from_millis(50))),
-                    Err(Error::Unrecoverable { .. })
-                ));
+                // Undecided: every kind of lock is told, until one decides.
+                assert_eq!(m.lock(Deadline::never()).unwrap(), LockStatus::OwnerDied);
+                // SAFETY: this thread holds it.
+                unsafe { m.unlock() };
+                assert_eq!(m.try_lock().unwrap(), Some(LockStatus::OwnerDied));
+                // SAFETY: this thread holds it.
+                unsafe { m.unlock() };
+                let timed = m.lock(Deadline::after(Duration::from_millis(50)));
+                assert_eq!(timed.unwrap(), LockStatus::OwnerDied);
+                m.mark_consistent().unwrap();
+                // SAFETY: this thread holds it.
+                unsafe { m.unlock() };
+                assert_eq!(m.lock(Deadline::now()).unwrap(), LockStatus::Acquired);
+                // SAFETY: this thread holds it.
+                unsafe { m.unlock() };
                 assert!(!m.held_by_current_process());
             }
         }
