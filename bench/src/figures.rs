@@ -1,5 +1,5 @@
 //! The registry of figures: what is measured, against which references, with
-//! which goals (from issues 3, 4 and 5), and the sizes every implementation of
+//! which goals, and the sizes every implementation of
 //! a figure must use so that they measure the same thing.
 //!
 //! A figure whose `shmprim` is `None` is waiting for a primitive; its `hook`
@@ -9,7 +9,7 @@
 use super::refs::{
     atomics, c_ring, os_ipc, pingpong, pool, pthread, python, raw_sync_mutex, threads,
 };
-use super::{Figure, Goal, Impl, Unit, pool_side, shmprim_side};
+use super::{Figure, Goal, Impl, Unit, object_side, pool_side, shmprim_side};
 use crate::refs::always;
 
 /// Slots of every SPSC ring of `u64` (C ring, rtrb, crossbeam, shmprim).
@@ -37,6 +37,9 @@ pub const SPIN_ROUND_TRIPS: u64 = 400_000;
 pub const FUTEX_ROUND_TRIPS: u64 = 40_000;
 /// Round trips per blocking-queue run (futex, pipe, socket, mq, Queue).
 pub const QUEUE_ROUND_TRIPS: u64 = 40_000;
+/// Messages per `ObjectQueue` / `ByteQueue` throughput run (a hundredth of
+/// them for Python's `multiprocessing.Queue`).
+pub const OBJECT_MSGS: u64 = 400_000;
 /// Round trips per Python `multiprocessing.Queue` run.
 pub const PYTHON_ROUND_TRIPS: u64 = 4_000;
 /// Round trips per semaphore run.
@@ -59,6 +62,45 @@ pub const POOL_TASKS: u64 = 400_000;
 pub const POOL_PYTHON_TASKS: u64 = 20_000;
 /// Processes started and joined per run.
 pub const PROCESS_STARTS: u64 = 200;
+
+/// A throughput figure of `ObjectQueue<String>`: the floor is a `ByteQueue`
+/// of the same bytes (at least half its speed), the peer Python's
+/// `multiprocessing.Queue` of the same strings (at least 100 times its
+/// speed).
+fn object_figure(
+    id: &'static str,
+    title: &'static str,
+    run: super::Runner,
+    floor: super::Runner,
+    python_run: super::Runner,
+) -> Figure {
+    Figure {
+        id,
+        group: "object",
+        title,
+        unit: Unit::Mmsgs,
+        shmprim: Some(Impl {
+            name: "ObjectQueue<String>, blocking put / get",
+            run,
+            goal: None,
+            available: always,
+        }),
+        hook: "ObjectQueue<String>",
+        references: vec![
+            reference(
+                "ByteQueue of the same bytes",
+                floor,
+                Some(Goal::RatioAtLeast(0.5)),
+            ),
+            Impl {
+                name: "Python multiprocessing.Queue of str",
+                run: python_run,
+                goal: Some(Goal::RatioAtLeast(100.0)),
+                available: python::available,
+            },
+        ],
+    }
+}
 
 fn reference(name: &'static str, run: super::Runner, goal: Option<Goal>) -> Impl {
     Impl {
@@ -432,6 +474,21 @@ pub fn figures() -> Vec<Figure> {
                 },
             ],
         },
+        // ---- Values of any type ----
+        object_figure(
+            "objq-str16",
+            "ObjectQueue<String> of 16-byte strings, 1 producer and 1 consumer process",
+            object_side::objq_str16,
+            object_side::byteq_16,
+            python::mp_queue_str16,
+        ),
+        object_figure(
+            "objq-str1k",
+            "ObjectQueue<String> of 1 KiB strings, 1 producer and 1 consumer process",
+            object_side::objq_str1k,
+            object_side::byteq_1k,
+            python::mp_queue_str1k,
+        ),
         // ---- Locks and friends ----
         Figure {
             id: "mutex-uncontended",

@@ -29,6 +29,7 @@
 #[allow(dead_code, missing_docs, unused_imports)]
 mod capi;
 mod figures;
+mod object_side;
 mod pool_side;
 mod proc;
 mod refs;
@@ -338,6 +339,7 @@ pub(crate) const ROLES: &[(&str, Role)] = &[
     ("shmprim-mpmc-producer", shmprim_side::mpmc_producer_child),
     ("shmprim-mpmc-consumer", shmprim_side::mpmc_consumer_child),
     ("shmprim-queue-pong", shmprim_side::queue_pong_child),
+    ("shmprim-objq-producer", object_side::producer_child),
 ];
 
 /// Call first thing in `main` of every executable that runs the suite, after

@@ -175,18 +175,33 @@ impl ByteQueue {
 
     fn get_vec(&self, deadline: Deadline, try_once: bool) -> Result<Vec<u8>> {
         let mut out = Vec::new();
+        self.get_reusing(&mut out, deadline, try_once)?;
+        Ok(out)
+    }
+
+    /// Takes the oldest message into `out` (replacing what it held, keeping
+    /// its allocation), waiting until `deadline` unless `try_once`.
+    pub(crate) fn get_reusing(
+        &self,
+        out: &mut Vec<u8>,
+        deadline: Deadline,
+        try_once: bool,
+    ) -> Result<()> {
         self.core.with_agent(|ring, a, live| {
             ring.pop_with(
                 a,
                 live,
                 1,
                 None,
-                |_, b| out = b.to_vec(),
+                |_, b| {
+                    out.clear();
+                    b.append_to(out);
+                },
                 deadline,
                 try_once,
             )
         })?;
-        Ok(out)
+        Ok(())
     }
 
     /// Takes the oldest message, waiting as long as it takes; `Closed` once the

@@ -4,6 +4,7 @@
 //!
 //! The design is in [`ObjectQueue`]'s doc.
 
+use std::cell::RefCell;
 use std::marker::PhantomData;
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::process::{Payload, from_bytes};
 use crate::segment::{Disposition, FLAG_QUEUED_MESSAGE, Kind, Options, Segment, SegmentBuilder};
 use crate::sync::atomic::{AtomicU64, Ordering};
-use crate::wait::Deadline;
+use crate::wait::{Deadline, is_timeout, try_first};
 
 const INLINE: u8 = 0;
 const SPILLED: u8 = 1;
@@ -169,19 +170,20 @@ impl<T: Payload> ObjectQueue<T> {
         &self.bytes
     }
 
-    /// Puts `value`, waiting until `deadline` for room (`Timeout`; with
-    /// `try_once`, `Full` at once).
-    fn put_raw(&self, value: &T, deadline: Deadline, try_once: bool) -> Result<()> {
-        let mut msg = Vec::with_capacity(64);
-        msg.push(INLINE);
-        value.encode(&mut msg);
-        self.put_encoded(msg, deadline, try_once)
+    /// Puts `value`, waiting for room as `wait` says. The encoding goes
+    /// through this thread's scratch buffer: no allocation per message.
+    fn put_raw(&self, value: &T, wait: Wait) -> Result<()> {
+        with_scratch(&PUT_SCRATCH, |msg| {
+            msg.push(INLINE);
+            value.encode(msg);
+            self.put_encoded(msg, wait)
+        })
     }
 
     /// Puts a tagged message: in a slot if it fits, else out of line.
-    fn put_encoded(&self, msg: Vec<u8>, deadline: Deadline, try_once: bool) -> Result<()> {
+    fn put_encoded(&self, msg: &[u8], wait: Wait) -> Result<()> {
         if msg.len() <= self.bytes.max_message() {
-            return self.put_bytes(&msg, deadline, try_once);
+            return self.put_bytes(msg, wait);
         }
         // Checked before a segment is made: a closed handle makes no file.
         self.bytes.core.may_send()?;
@@ -194,7 +196,7 @@ impl<T: Payload> ObjectQueue<T> {
         reference.push(SPILLED);
         reference.extend_from_slice(&(data.len() as u64).to_le_bytes());
         reference.extend_from_slice(name.as_bytes());
-        let put = written.and_then(|()| self.put_bytes(&reference, deadline, try_once));
+        let put = written.and_then(|()| self.put_bytes(&reference, wait));
         if put.is_err() {
             let _ = Segment::unlink_kind(&name, Kind::Raw);
         }
@@ -223,74 +225,88 @@ impl<T: Payload> ObjectQueue<T> {
         }
     }
 
-    fn put_bytes(&self, msg: &[u8], deadline: Deadline, try_once: bool) -> Result<()> {
-        if try_once {
-            self.bytes.try_put(msg)
-        } else {
-            self.bytes.put_deadline(msg, deadline)
+    fn put_bytes(&self, msg: &[u8], wait: Wait) -> Result<()> {
+        match wait {
+            Wait::Try => self.bytes.try_put(msg),
+            Wait::For(timeout) => self.bytes.put_timeout(msg, timeout),
+            Wait::Until(deadline) => self.bytes.put_deadline(msg, deadline),
         }
     }
 
     /// Puts `value`, waiting for room as long as it takes.
     pub fn put(&self, value: &T) -> Result<()> {
-        self.put_raw(value, Deadline::never(), false)
+        self.put_raw(value, Wait::Until(Deadline::never()))
     }
 
     /// Puts `value`, waiting at most `timeout` for room (`Timeout`).
     pub fn put_timeout(&self, value: &T, timeout: Duration) -> Result<()> {
-        self.put_raw(value, Deadline::after(timeout), false)
+        self.put_raw(value, Wait::For(timeout))
     }
 
     /// Puts `value` if there is room now, else fails with `Full`.
     pub fn try_put(&self, value: &T) -> Result<()> {
-        self.put_raw(value, Deadline::never(), true)
+        self.put_raw(value, Wait::Try)
     }
 
     /// Puts raw bytes of any length as one message; a consumer takes them
     /// with [`get_message`](Self::get_message) (not as a `T`, unless they are
     /// `T`'s encoding).
     pub fn put_message(&self, bytes: &[u8], deadline: Deadline) -> Result<()> {
-        let mut msg = Vec::with_capacity(bytes.len() + 1);
-        msg.push(INLINE);
-        msg.extend_from_slice(bytes);
-        self.put_encoded(msg, deadline, false)
+        with_scratch(&PUT_SCRATCH, |msg| {
+            msg.push(INLINE);
+            msg.extend_from_slice(bytes);
+            self.put_encoded(msg, Wait::Until(deadline))
+        })
     }
 
     /// Takes the oldest value, waiting as long as it takes; `Closed` once the
     /// queue is shut down or its stream has ended, and drained.
     pub fn get(&self) -> Result<T> {
-        from_bytes(&self.get_message(Deadline::never())?)
+        self.take(Wait::Until(Deadline::never()), from_bytes)
     }
 
     /// Takes the oldest value, waiting at most `timeout` (`Timeout`).
     pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
-        from_bytes(&self.get_message(Deadline::after(timeout))?)
+        self.take(Wait::For(timeout), from_bytes)
     }
 
     /// Takes the oldest value if there is one now, else fails with `Empty`.
     pub fn try_get(&self) -> Result<T> {
-        from_bytes(&self.resolve(self.bytes.try_get()?)?)
+        self.take(Wait::Try, from_bytes)
     }
 
     /// Takes the oldest message as bytes (a value's encoding, or what
     /// [`put_message`](Self::put_message) put), waiting until `deadline`.
     pub fn get_message(&self, deadline: Deadline) -> Result<Vec<u8>> {
-        let msg = if deadline.is_never() {
-            self.bytes.get()?
-        } else {
-            self.bytes.get_deadline(deadline)?
-        };
-        self.resolve(msg)
+        self.take(Wait::Until(deadline), |bytes| Ok(bytes.to_vec()))
+    }
+
+    /// Takes the oldest message, waiting as `wait` says, and hands its bytes
+    /// to `f`: copied from the slot into this thread's scratch buffer, or
+    /// read from its out-of-line segment.
+    fn take<R>(&self, wait: Wait, f: impl FnOnce(&[u8]) -> Result<R>) -> Result<R> {
+        with_scratch(&GET_SCRATCH, |msg| {
+            match wait {
+                Wait::Try => self.bytes.get_reusing(msg, Deadline::never(), true)?,
+                Wait::Until(d) => self.bytes.get_reusing(msg, d, false)?,
+                Wait::For(timeout) => try_first(
+                    timeout,
+                    |d| self.bytes.get_reusing(msg, d, false),
+                    is_timeout,
+                )?,
+            }
+            match msg.first() {
+                Some(&INLINE) => f(&msg[1..]),
+                _ => f(&self.resolve(msg)?),
+            }
+        })
     }
 
     /// The message a tagged slot message stands for: its own bytes, or the
     /// out-of-line segment's, whose name is then removed.
-    fn resolve(&self, mut msg: Vec<u8>) -> Result<Vec<u8>> {
+    fn resolve(&self, msg: &[u8]) -> Result<Vec<u8>> {
         match msg.first() {
-            Some(&INLINE) => {
-                msg.remove(0);
-                Ok(msg)
-            }
+            Some(&INLINE) => Ok(msg[1..].to_vec()),
             Some(&SPILLED) => {
                 let (len, name) = parse_reference(&msg[1..])
                     .filter(|(_, name)| name.starts_with(&self.spill_base))
@@ -377,6 +393,47 @@ impl<T: Payload> ObjectQueue<T> {
     pub fn join_timeout(&self, timeout: Duration) -> Result<()> {
         self.bytes.join_timeout(timeout)
     }
+}
+
+thread_local! {
+    /// A put's encoding, kept between puts so that a put allocates nothing.
+    static PUT_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// A get's copy of its slot, kept between gets likewise.
+    static GET_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Most bytes a scratch buffer keeps between calls (a message stored out of
+/// line may have grown it to megabytes).
+const SCRATCH_KEEP: usize = 64 * 1024;
+
+/// Runs `f` with the thread's scratch buffer `key`, cleared; a nested call
+/// (a `Payload` whose encoding puts on a queue, say) gets a fresh one.
+fn with_scratch<R>(
+    key: &'static std::thread::LocalKey<RefCell<Vec<u8>>>,
+    f: impl FnOnce(&mut Vec<u8>) -> R,
+) -> R {
+    key.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            let r = f(&mut buf);
+            if buf.capacity() > SCRATCH_KEEP {
+                *buf = Vec::new();
+            }
+            r
+        }
+        Err(_) => f(&mut Vec::new()),
+    })
+}
+
+/// How long a call waits.
+#[derive(Clone, Copy)]
+enum Wait {
+    /// Not at all (`Full` or `Empty`).
+    Try,
+    /// At most this long, counted from the first look (`Timeout`).
+    For(Duration),
+    /// Until this deadline (`Timeout`).
+    Until(Deadline),
 }
 
 /// Splits a reference (after its tag) into the message length and the

@@ -635,9 +635,24 @@ impl SlotBytes<'_> {
 
     /// The message as a new vector.
     pub fn to_vec(&self) -> Vec<u8> {
-        let mut v = vec![0u8; self.len];
-        self.copy_to(&mut v);
+        let mut v = Vec::new();
+        self.append_to(&mut v);
         v
+    }
+
+    /// Appends the message to `out`, with no zero-filling of the room first.
+    pub fn append_to(&self, out: &mut Vec<u8>) {
+        out.reserve(self.len);
+        let start = out.len();
+        // SAFETY: `ptr..ptr+len` lies inside a slot this caller has claimed
+        // (the ring checked `len <= slot_size`); the destination is the
+        // vector's spare capacity, at least `len` bytes after `reserve`, and
+        // distinct from the slot. The bytes are initialised by the copy
+        // before `set_len` exposes them.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.ptr, out.as_mut_ptr().add(start), self.len);
+            out.set_len(start + self.len);
+        }
     }
 }
 

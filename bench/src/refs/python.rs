@@ -1,5 +1,6 @@
 //! Python's `multiprocessing`: a round trip through two queues between two
-//! Python processes (`py/mp_queue_rtt.py`), `Pool.map` and
+//! Python processes (`py/mp_queue_rtt.py`), a queue's throughput of strings
+//! (`py/mp_queue_tput.py`), `Pool.map` and
 //! `ProcessPoolExecutor.map`, and `Process().start(); join()` (`py/mp_pool.py`),
 //! each run with `python3 -c` only when `python3` is on PATH. The scripts time
 //! their own loops and print their figure's unit.
@@ -11,10 +12,13 @@ use std::time::{Duration, Instant};
 use super::super::Res;
 use super::super::proc::{PEER_TIMEOUT, register_pid, unregister_pid};
 use crate::Ctx;
-use crate::figures::{POOL_PYTHON_TASKS, POOL_WORKERS, PROCESS_STARTS, PYTHON_ROUND_TRIPS};
+use crate::figures::{
+    OBJECT_MSGS, POOL_PYTHON_TASKS, POOL_WORKERS, PROCESS_STARTS, PYTHON_ROUND_TRIPS,
+};
 
 const SCRIPT: &str = include_str!("../../py/mp_queue_rtt.py");
 const POOL_SCRIPT: &str = include_str!("../../py/mp_pool.py");
+const TPUT_SCRIPT: &str = include_str!("../../py/mp_queue_tput.py");
 
 /// Whether `python3` runs and has `multiprocessing` (checked once).
 pub(crate) fn available() -> bool {
@@ -33,6 +37,23 @@ pub(crate) fn available() -> bool {
 /// `multiprocessing.Queue` round trip: ns.
 pub(crate) fn mp_queue(ctx: &Ctx) -> Res<f64> {
     run(SCRIPT, &[&ctx.n(PYTHON_ROUND_TRIPS).to_string()])
+}
+
+/// `multiprocessing.Queue` of `len`-character strings, one producer process:
+/// Mmsg/s.
+fn mp_queue_strings(ctx: &Ctx, len: usize) -> Res<f64> {
+    let n = ctx.n(OBJECT_MSGS / 100).to_string();
+    run(TPUT_SCRIPT, &[&n, &len.to_string()])
+}
+
+/// `multiprocessing.Queue` of 16-character strings: Mmsg/s.
+pub(crate) fn mp_queue_str16(ctx: &Ctx) -> Res<f64> {
+    mp_queue_strings(ctx, 16)
+}
+
+/// `multiprocessing.Queue` of 1024-character strings: Mmsg/s.
+pub(crate) fn mp_queue_str1k(ctx: &Ctx) -> Res<f64> {
+    mp_queue_strings(ctx, 1024)
 }
 
 fn pool_script(mode: &str, n: u64, chunksize: u64) -> Res<f64> {
