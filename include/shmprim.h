@@ -794,11 +794,13 @@ shmprim_status shmprim_barrier_open(const char *name, shmprim_barrier **out);
  * `shmprim_barrier_create` and `shmprim_barrier_open`.
  *
  * # Safety
- * `name` must be a NUL-terminated string; `out` valid for a write.
+ * `name` must be a NUL-terminated string; `out` valid for a write;
+ * `created` null or valid for a write (whether this call created it).
  */
 shmprim_status shmprim_barrier_open_or_create(const char *name,
                                               uint32_t parties,
-                                              shmprim_barrier **out);
+                                              shmprim_barrier **out,
+                                              bool *created);
 
 /**
  * Creates an anonymous barrier (no name) for `parties` parties (1 to `SHMPRIM_BARRIER_MAX_PARTIES`), shared with children
@@ -1172,9 +1174,12 @@ shmprim_status shmprim_condvar_open(const char *name, shmprim_condvar **out);
  * `shmprim_condvar_create` and `shmprim_condvar_open`.
  *
  * # Safety
- * `name` must be a NUL-terminated string; `out` valid for a write.
+ * `name` must be a NUL-terminated string; `out` valid for a write;
+ * `created` null or valid for a write (whether this call created it).
  */
-shmprim_status shmprim_condvar_open_or_create(const char *name, shmprim_condvar **out);
+shmprim_status shmprim_condvar_open_or_create(const char *name,
+                                              shmprim_condvar **out,
+                                              bool *created);
 
 /**
  * Creates an anonymous condvar (no name), shared with children
@@ -1494,9 +1499,10 @@ shmprim_status shmprim_event_open(const char *name, shmprim_event **out);
  * `shmprim_event_create` and `shmprim_event_open`.
  *
  * # Safety
- * `name` must be a NUL-terminated string; `out` valid for a write.
+ * `name` must be a NUL-terminated string; `out` valid for a write;
+ * `created` null or valid for a write (whether this call created it).
  */
-shmprim_status shmprim_event_open_or_create(const char *name, shmprim_event **out);
+shmprim_status shmprim_event_open_or_create(const char *name, shmprim_event **out, bool *created);
 
 /**
  * Creates an anonymous event (no name), unset, shared with children
@@ -1892,12 +1898,14 @@ shmprim_status shmprim_pipe_open(const char *name, shmprim_pipe **out);
  * `shmprim_pipe_create` and `shmprim_pipe_open`.
  *
  * # Safety
- * `name` must be a NUL-terminated string; `out` valid for a write.
+ * `name` must be a NUL-terminated string; `out` valid for a write;
+ * `created` null or valid for a write (whether this call created it).
  */
 shmprim_status shmprim_pipe_open_or_create(const char *name,
                                            size_t capacity,
                                            size_t max_message,
-                                           shmprim_pipe **out);
+                                           shmprim_pipe **out,
+                                           bool *created);
 
 /**
  * Creates an anonymous pipe (no name), shared with children forked after
@@ -2797,12 +2805,14 @@ shmprim_status shmprim_semaphore_open(const char *name, shmprim_semaphore **out)
  * `shmprim_semaphore_create` and `shmprim_semaphore_open`.
  *
  * # Safety
- * `name` must be a NUL-terminated string; `out` valid for a write.
+ * `name` must be a NUL-terminated string; `out` valid for a write;
+ * `created` null or valid for a write (whether this call created it).
  */
 shmprim_status shmprim_semaphore_open_or_create(const char *name,
                                                 uint32_t value,
                                                 uint32_t bound,
-                                                shmprim_semaphore **out);
+                                                shmprim_semaphore **out,
+                                                bool *created);
 
 /**
  * Creates an anonymous semaphore (no name) holding `value` permits, never more than `bound` (`SHMPRIM_SEMAPHORE_UNBOUNDED` for no bound; Python's `BoundedSemaphore(n)` is `value == bound == n`), shared with children

@@ -94,6 +94,7 @@ use std::ptr::NonNull;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::segment::Disposition;
 use crate::segment::{Kind, MAX_PARTICIPANTS, Options, ParticipantId, Segment, SegmentBuilder};
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::wait::{Deadline, LIVENESS_SLICE, wait_while_eq, wake};
@@ -581,10 +582,11 @@ impl Barrier {
 
     /// Opens the barrier, or creates it for `parties` parties. An existing
     /// barrier for another number of parties is `Incompatible { what: Parameter }`.
-    pub fn open_or_create(name: &str, parties: u32) -> Result<Barrier> {
-        let (seg, _) = Self::builder(parties)?.open_or_create_with(name, Self::init_fn(parties))?;
+    pub fn open_or_create(name: &str, parties: u32) -> Result<(Barrier, Disposition)> {
+        let (seg, how) =
+            Self::builder(parties)?.open_or_create_with(name, Self::init_fn(parties))?;
         seg.expect_param(PARAM_PARTIES, parties.into(), "parties")?;
-        Self::validate(seg)
+        Ok((Self::validate(seg)?, how))
     }
 
     /// An anonymous barrier, shared with children forked after this call.

@@ -222,7 +222,7 @@ impl Condvar {
     }
 
     /// Opens the condvar, or creates it if it does not exist.
-    pub fn open_or_create(name: &str) -> Result<Condvar> {
+    pub fn open_or_create(name: &str) -> Result<(Condvar, Disposition)> {
         let (seg, how) = builder(&Options::default()).open_or_create_with(name, |data, _| {
             // SAFETY: as in `create_with_options`.
             unsafe { RawCondvar::init(data.as_ptr().cast()) };
@@ -231,7 +231,7 @@ impl Condvar {
         if how == Disposition::Opened {
             seg.expect_data_size(RawCondvar::SIZE as u64)?;
         }
-        Ok(Condvar { seg })
+        Ok((Condvar { seg }, how))
     }
 
     /// An anonymous condvar, shared with children forked later.

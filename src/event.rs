@@ -42,11 +42,11 @@
 //! # let name = format!("doc-event-{}", std::process::id());
 //! let ev = Event::create(&name)?;
 //! assert!(!ev.is_set());
-//! assert!(!ev.wait_timeout(Duration::from_millis(10))); // nobody set it
+//! assert!(matches!(ev.wait_timeout(Duration::from_millis(10)), Err(shmprim::Error::Timeout))); // nobody set it
 //! let other = Event::open(&name)?; // in another process
 //! other.set();
 //! assert!(ev.is_set());
-//! ev.wait(); // returns at once
+//! ev.wait()?; // returns at once
 //! ev.clear();
 //! assert!(!ev.is_set());
 //! Event::unlink(&name)?;
@@ -57,6 +57,7 @@ use std::ptr::NonNull;
 use std::time::Duration;
 
 use crate::error::Result;
+use crate::segment::Disposition;
 use crate::segment::{Kind, Options, Segment, SegmentBuilder};
 use crate::sync::atomic::{AtomicU32, Ordering};
 use crate::wait::{Deadline, try_first, wait_while_eq, wake};
@@ -208,9 +209,9 @@ impl Event {
     }
 
     /// Opens the event, or creates it unset if it does not exist.
-    pub fn open_or_create(name: &str) -> Result<Event> {
-        let (seg, _) = Self::builder().open_or_create_with(name, Self::init_fn)?;
-        Self::validate(seg)
+    pub fn open_or_create(name: &str) -> Result<(Event, Disposition)> {
+        let (seg, how) = Self::builder().open_or_create_with(name, Self::init_fn)?;
+        Ok((Self::validate(seg)?, how))
     }
 
     /// An anonymous event, shared with children forked after this call.
@@ -258,26 +259,31 @@ impl Event {
         self.state().is_set()
     }
 
-    /// Waits, as long as it takes, until the flag is up. (Inside
-    /// [`interruptible`](crate::wait::interruptible), a signal can end it
-    /// early: use [`wait_timeout`](Self::wait_timeout) there, which says
-    /// whether the flag went up.)
+    /// Waits, as long as it takes, until the flag is up. `Err` only inside
+    /// [`interruptible`](crate::wait::interruptible), where a signal handler
+    /// ends the wait ([`Error::Interrupted`](crate::Error::Interrupted)).
     #[inline]
-    pub fn wait(&self) {
-        self.state().wait(Deadline::never());
+    pub fn wait(&self) -> Result<()> {
+        self.wait_deadline(Deadline::never())
     }
 
-    /// Waits at most `timeout` for the flag; returns whether it was set (Python's
-    /// `wait(timeout)`).
+    /// Waits at most `timeout` for the flag (Python's `wait(timeout)`):
+    /// `Ok` once it is up, `Err(Timeout)` if it stayed down, as every timed
+    /// wait of the crate answers.
     #[inline]
-    pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        try_first(timeout, |d| self.state().wait(d), |set| !set)
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<()> {
+        try_first(timeout, |d| self.wait_deadline(d), crate::wait::is_timeout)
     }
 
-    /// Waits until `deadline` for the flag; returns whether it was set.
+    /// Waits until `deadline` for the flag: `Ok` once it is up,
+    /// `Err(Timeout)` if it stayed down.
     #[inline]
-    pub fn wait_deadline(&self, deadline: Deadline) -> bool {
-        self.state().wait(deadline)
+    pub fn wait_deadline(&self, deadline: Deadline) -> Result<()> {
+        if self.state().wait(deadline) {
+            Ok(())
+        } else {
+            Err(crate::Error::Timeout)
+        }
     }
 
     /// The segment holding the event.

@@ -105,6 +105,20 @@
 //!   so `lock()?` works in functions returning `shmprim::Result` or
 //!   `Box<dyn Error>`; `LockError` itself is no longer a `std::error::Error`.
 //!   `RawMutex::SIZE` grew by the flag that keeps this state (8 bytes).
+//! - **One shape for every object.** `open_or_create` returns the handle
+//!   and a [`Disposition`] (created or opened) for every object, as it did for
+//!   queues, values and arrays; in C, `_open_or_create` of semaphores,
+//!   events, barriers, condvars and pipes takes a `created` pointer. Every
+//!   timed wait answers `Ok` or `Err(Timeout)`: [`Event::wait_timeout`] and
+//!   `wait_deadline` no longer return `bool`, [`Event::wait`] returns a
+//!   `Result` (a signal handler can end it inside
+//!   [`wait::interruptible`]), and so do the pool's
+//!   `AsyncResult::wait_timeout` and `MapResult::wait_timeout`. Only
+//!   [`Condvar::wait_timeout`] keeps std's shape, since the guard must come
+//!   back either way.
+//! - **One payload bound.** Every `Pod` type is a [`cell::ShmType`] with no
+//!   code to write: remove `impl ShmType for T {}` lines. `bytemuck` is
+//!   re-exported as [`bytemuck`].
 //! - Values of any type and length go through [`ObjectQueue`] and
 //!   [`PipeEnd::send_object`]; `Queue<T>` stays the queue of plain data.
 #![deny(unsafe_op_in_unsafe_fn)]

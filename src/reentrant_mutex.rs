@@ -283,7 +283,7 @@ impl<T: Pod> ReentrantMutex<T> {
     }
 
     /// Opens the mutex, or creates it holding `value`.
-    pub fn open_or_create(name: &str, value: T) -> Result<ReentrantMutex<T>> {
+    pub fn open_or_create(name: &str, value: T) -> Result<(ReentrantMutex<T>, Disposition)> {
         let mopts = MutexOptions::default();
         let (seg, how) = lock_builder::<T>(
             Kind::ReentrantMutex,
@@ -295,7 +295,7 @@ impl<T: Pod> ReentrantMutex<T> {
         if how == Disposition::Opened {
             check_lock_segment::<T>(&seg, RawReentrantMutex::SIZE)?;
         }
-        Ok(Self::from_segment(seg))
+        Ok((Self::from_segment(seg), how))
     }
 
     /// An anonymous reentrant mutex holding `value`, shared with forked children.

@@ -56,6 +56,7 @@ use std::ptr::NonNull;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::segment::Disposition;
 use crate::segment::{Kind, Options, Segment, SegmentBuilder};
 use crate::sync::atomic::{AtomicU32, Ordering};
 use crate::wait::{Deadline, is_timeout, try_first, wait_while_eq, wake};
@@ -278,12 +279,12 @@ impl Semaphore {
     /// Opens the semaphore, or creates it with `value` permits and `bound`
     /// ([`UNBOUNDED`] for none). An existing one created with another value or
     /// bound is `Incompatible { what: Parameter }`.
-    pub fn open_or_create(name: &str, value: u32, bound: u32) -> Result<Semaphore> {
-        let (seg, _) =
+    pub fn open_or_create(name: &str, value: u32, bound: u32) -> Result<(Semaphore, Disposition)> {
+        let (seg, how) =
             Self::builder(value, bound)?.open_or_create_with(name, Self::init_fn(value, bound))?;
         seg.expect_param(PARAM_VALUE, value.into(), "initial value")?;
         seg.expect_param(PARAM_BOUND, bound.into(), "bound")?;
-        Self::validate(seg)
+        Ok((Self::validate(seg)?, how))
     }
 
     /// An anonymous semaphore, shared with children forked after this call.

@@ -263,7 +263,8 @@ fn open_reads_parties_and_open_or_create_checks_them() {
     let name = ShmName::new("barrier_params");
     let _barrier = Barrier::create(&name, 4).unwrap();
     assert_eq!(Barrier::open(&name).unwrap().parties(), 4);
-    assert_eq!(Barrier::open_or_create(&name, 4).unwrap().parties(), 4);
+    let (b, how) = Barrier::open_or_create(&name, 4).unwrap();
+    assert_eq!((b.parties(), how), (4, shmprim::Disposition::Opened));
     let err = Barrier::open_or_create(&name, 5).unwrap_err();
     assert!(
         matches!(

@@ -230,8 +230,12 @@ fn opening_another_kind_as_a_condvar_is_incompatible() {
         other => panic!("expected Incompatible, got {other:?}"),
     }
     let name2 = ShmName::new("cv_ooc");
-    let a = Condvar::open_or_create(&name2).unwrap();
-    let b = Condvar::open_or_create(&name2).unwrap();
+    let (a, how_a) = Condvar::open_or_create(&name2).unwrap();
+    let (b, how_b) = Condvar::open_or_create(&name2).unwrap();
+    assert_eq!(
+        (how_a, how_b),
+        (shmprim::Disposition::Created, shmprim::Disposition::Opened)
+    );
     a.notify_all();
     b.notify_one();
     assert_eq!(sleepers(&a), 0);

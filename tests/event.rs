@@ -38,7 +38,7 @@ fn child_waiter(ev_name: &str, ctl_name: &str, index: usize) {
     let ev = Event::open(ev_name).unwrap();
     let ctl = Segment::open(ctl_name).unwrap();
     word(&ctl, READY).fetch_add(1, Ordering::SeqCst);
-    let set = ev.wait_timeout(LIMIT);
+    let set = ev.wait_timeout(LIMIT).is_ok();
     word(&ctl, 1 + index).store(if set { WOKEN } else { TIMED_OUT }, Ordering::SeqCst);
 }
 
@@ -104,7 +104,7 @@ fn waiter_woken_by_set_returns_true_even_if_cleared_at_once() {
     let ev = Event::anonymous().unwrap();
     for round in 0..10 {
         std::thread::scope(|s| {
-            let t = s.spawn(|| ev.wait_timeout(Duration::from_secs(5)));
+            let t = s.spawn(|| ev.wait_timeout(Duration::from_secs(5)).is_ok());
             std::thread::sleep(Duration::from_millis(20)); // asleep by now
             ev.set();
             ev.clear();
@@ -119,7 +119,7 @@ fn wait_timeout_on_an_unset_event_returns_false_on_time() {
     let ev = Event::anonymous().unwrap();
     let asked = Duration::from_millis(200);
     let start = Instant::now();
-    let set = ev.wait_timeout(asked);
+    let set = ev.wait_timeout(asked).is_ok();
     let took = start.elapsed();
     assert!(!set);
     assert!(took >= asked, "returned early: {took:?}");
@@ -133,23 +133,27 @@ fn wait_timeout_on_an_unset_event_returns_false_on_time() {
 fn set_clear_and_is_set_follow_the_flag() {
     let ev = Event::anonymous().unwrap();
     assert!(!ev.is_set());
-    assert!(!ev.wait_deadline(Deadline::now()));
+    assert!(matches!(ev.wait_deadline(Deadline::now()), Err(Error::Timeout)));
     ev.set();
     ev.set(); // idempotent
     assert!(ev.is_set());
-    assert!(ev.wait_deadline(Deadline::now()));
-    ev.wait(); // returns at once
+    assert!(ev.wait_deadline(Deadline::now()).is_ok());
+    ev.wait().unwrap(); // returns at once
     ev.clear();
     ev.clear();
     assert!(!ev.is_set());
-    assert!(!ev.wait_deadline(Deadline::now()));
+    assert!(matches!(ev.wait_deadline(Deadline::now()), Err(Error::Timeout)));
 }
 
 #[test]
 fn open_or_create_shares_one_event() {
     let name = ShmName::new("event_ooc");
-    let a = Event::open_or_create(&name).unwrap();
-    let b = Event::open_or_create(&name).unwrap();
+    let (a, how_a) = Event::open_or_create(&name).unwrap();
+    let (b, how_b) = Event::open_or_create(&name).unwrap();
+    assert_eq!(
+        (how_a, how_b),
+        (shmprim::Disposition::Created, shmprim::Disposition::Opened)
+    );
     a.set();
     assert!(b.is_set());
     b.clear();

@@ -69,13 +69,8 @@ fn every_kind_of_wait_ends_with_interrupted_when_a_handler_runs() {
     let (_b, mut a) = (pipe.end_b().unwrap(), pipe.end_a().unwrap());
     interrupted("PipeEnd::recv", || a.recv());
     let e = Event::anonymous().unwrap();
-    interrupted("Event::wait_timeout", || {
-        if e.wait_timeout(LIMIT) {
-            Ok(())
-        } else {
-            Err(Error::Timeout)
-        }
-    });
+    interrupted("Event::wait_timeout", || e.wait_timeout(LIMIT));
+    interrupted("Event::wait", || e.wait());
     let sem = Semaphore::anonymous(0, 0).unwrap();
     interrupted("Semaphore::acquire_timeout", || sem.acquire_timeout(LIMIT));
     let b = Barrier::anonymous(2).unwrap();

@@ -241,8 +241,12 @@ fn opening_with_another_value_type_or_kind_is_incompatible() {
 #[test]
 fn open_or_create_creates_once_and_shares_the_value() {
     let name = ShmName::new("mutex_ooc");
-    let a = Mutex::open_or_create(&name, 5u32).unwrap();
-    let b = Mutex::open_or_create(&name, 9u32).unwrap();
+    let (a, how_a) = Mutex::open_or_create(&name, 5u32).unwrap();
+    let (b, how_b) = Mutex::open_or_create(&name, 9u32).unwrap();
+    assert_eq!(
+        (how_a, how_b),
+        (shmprim::Disposition::Created, shmprim::Disposition::Opened)
+    );
     *a.lock().unwrap() += 1;
     assert_eq!(*b.lock().unwrap(), 6);
     assert!(matches!(

@@ -100,7 +100,7 @@ fn apply_and_apply_async_callbacks_run_in_the_parent() {
         );
     }
     for (x, h) in handles.iter().enumerate() {
-        assert!(h.wait_timeout(Duration::from_secs(20)));
+        assert!(h.wait_timeout(Duration::from_secs(20)).is_ok());
         assert!(h.ready());
         if x == 7 {
             assert_eq!(h.successful(), Some(false));

@@ -247,8 +247,12 @@ fn open_reads_value_and_bound_of_the_creator() {
 #[test]
 fn open_or_create_refuses_another_bound_or_value() {
     let name = ShmName::new("sem_ooc");
-    let _sem = Semaphore::open_or_create(&name, 1, 1).unwrap();
-    let same = Semaphore::open_or_create(&name, 1, 1).unwrap();
+    let (_sem, how_a) = Semaphore::open_or_create(&name, 1, 1).unwrap();
+    let (same, how_b) = Semaphore::open_or_create(&name, 1, 1).unwrap();
+    assert_eq!(
+        (how_a, how_b),
+        (shmprim::Disposition::Created, shmprim::Disposition::Opened)
+    );
     assert_eq!(same.bound(), Some(1));
     for (value, bound) in [(1, 2), (0, 1), (1, UNBOUNDED)] {
         let err = Semaphore::open_or_create(&name, value, bound).unwrap_err();

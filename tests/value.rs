@@ -18,7 +18,6 @@ const LIMIT: Duration = Duration::from_secs(30);
 struct Wide {
     fields: [u64; 8],
 }
-impl ShmType for Wide {}
 
 shmprim::test_harness!();
 

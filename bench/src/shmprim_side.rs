@@ -276,7 +276,7 @@ pub(crate) fn event_rtt(ctx: &Ctx) -> Res<f64> {
     let t0 = s.go();
     for _ in 0..n {
         ping.set();
-        if !pong.wait_deadline(peer_deadline()) {
+        if pong.wait_deadline(peer_deadline()).is_err() {
             return Err("peer timed out".into());
         }
         pong.clear();
@@ -293,7 +293,7 @@ pub(crate) fn event_pong_child(c: &ChildCtx) -> Res<()> {
     let n: u64 = c.arg(2)?;
     c.ready()?;
     for _ in 0..n {
-        if !ping.wait_deadline(peer_deadline()) {
+        if ping.wait_deadline(peer_deadline()).is_err() {
             return Err("peer timed out".into());
         }
         ping.clear();

@@ -86,18 +86,22 @@ pub unsafe extern "C" fn shmprim_barrier_open(
 /// `shmprim_barrier_create` and `shmprim_barrier_open`.
 ///
 /// # Safety
-/// `name` must be a NUL-terminated string; `out` valid for a write.
+/// `name` must be a NUL-terminated string; `out` valid for a write;
+/// `created` null or valid for a write (whether this call created it).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmprim_barrier_open_or_create(
     name: *const c_char,
     parties: u32,
     out: *mut *mut shmprim_barrier,
+    created: *mut bool,
 ) -> shmprim_status {
     boundary(|| {
         non_null(out, "out")?;
         // SAFETY: the caller passes a NUL-terminated string or null.
         let name = unsafe { c_str(name, "name") }?;
-        let inner = check(Barrier::open_or_create(name, parties))?;
+        let (inner, how) = check(Barrier::open_or_create(name, parties))?;
+        // SAFETY: null or valid for a write, by the contract.
+        unsafe { write_opt(created, how == shmprim::Disposition::Created) };
         put(out, shmprim_barrier { inner })
     })
 }

@@ -8,7 +8,7 @@ use std::ffi::{c_char, c_void};
 use super::mutex::{err_of, lock_status, raw_of, shmprim_mutex};
 use super::{
     aligned, at, boundary, c_str, check, fail, fail_with, free, handle, non_null, options, put,
-    shmprim_options, shmprim_status, unlink_name,
+    shmprim_options, shmprim_status, unlink_name, write_opt,
 };
 use shmprim::condvar::{Condvar, RawCondvar};
 use shmprim::error::Error;
@@ -87,17 +87,21 @@ pub unsafe extern "C" fn shmprim_condvar_open(
 /// `shmprim_condvar_create` and `shmprim_condvar_open`.
 ///
 /// # Safety
-/// `name` must be a NUL-terminated string; `out` valid for a write.
+/// `name` must be a NUL-terminated string; `out` valid for a write;
+/// `created` null or valid for a write (whether this call created it).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmprim_condvar_open_or_create(
     name: *const c_char,
     out: *mut *mut shmprim_condvar,
+    created: *mut bool,
 ) -> shmprim_status {
     boundary(|| {
         non_null(out, "out")?;
         // SAFETY: the caller passes a NUL-terminated string or null.
         let name = unsafe { c_str(name, "name") }?;
-        let inner = check(Condvar::open_or_create(name))?;
+        let (inner, how) = check(Condvar::open_or_create(name))?;
+        // SAFETY: null or valid for a write, by the contract.
+        unsafe { write_opt(created, how == shmprim::Disposition::Created) };
         put(out, shmprim_condvar { inner })
     })
 }

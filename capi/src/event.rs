@@ -5,7 +5,7 @@ use std::ffi::{c_char, c_void};
 
 use super::{
     aligned, at, boundary, c_str, check, fail_with, free, handle, non_null, options, put,
-    shmprim_options, shmprim_status, timed, unlink_name,
+    shmprim_options, shmprim_status, timed, unlink_name, write_opt,
 };
 use shmprim::event::{Event, EventState};
 
@@ -81,17 +81,21 @@ pub unsafe extern "C" fn shmprim_event_open(
 /// `shmprim_event_create` and `shmprim_event_open`.
 ///
 /// # Safety
-/// `name` must be a NUL-terminated string; `out` valid for a write.
+/// `name` must be a NUL-terminated string; `out` valid for a write;
+/// `created` null or valid for a write (whether this call created it).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmprim_event_open_or_create(
     name: *const c_char,
     out: *mut *mut shmprim_event,
+    created: *mut bool,
 ) -> shmprim_status {
     boundary(|| {
         non_null(out, "out")?;
         // SAFETY: the caller passes a NUL-terminated string or null.
         let name = unsafe { c_str(name, "name") }?;
-        let inner = check(Event::open_or_create(name))?;
+        let (inner, how) = check(Event::open_or_create(name))?;
+        // SAFETY: null or valid for a write, by the contract.
+        unsafe { write_opt(created, how == shmprim::Disposition::Created) };
         put(out, shmprim_event { inner })
     })
 }
@@ -208,7 +212,11 @@ pub unsafe extern "C" fn shmprim_event_wait(
     boundary(|| {
         // SAFETY: null or live, by the contract.
         let e = unsafe { handle(e, "event") }?;
-        waited(timed(timeout_ns, |d| e.inner.wait_deadline(d), |set| !set))
+        waited(timed(
+            timeout_ns,
+            |d| e.inner.wait_deadline(d).is_ok(),
+            |set| !set,
+        ))
     })
 }
 

@@ -7,7 +7,7 @@ use std::ffi::{c_char, c_void};
 
 use super::{
     boundary, c_str, check, fail, fail_with, free, handle, handle_mut, non_null, options, put,
-    shmprim_options, shmprim_status, timed, unlink_name,
+    shmprim_options, shmprim_status, timed, unlink_name, write_opt,
 };
 use shmprim::error::Error;
 use shmprim::pipe::{End, Pipe, PipeEnd};
@@ -103,19 +103,23 @@ pub unsafe extern "C" fn shmprim_pipe_open(
 /// `shmprim_pipe_create` and `shmprim_pipe_open`.
 ///
 /// # Safety
-/// `name` must be a NUL-terminated string; `out` valid for a write.
+/// `name` must be a NUL-terminated string; `out` valid for a write;
+/// `created` null or valid for a write (whether this call created it).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmprim_pipe_open_or_create(
     name: *const c_char,
     capacity: usize,
     max_message: usize,
     out: *mut *mut shmprim_pipe,
+    created: *mut bool,
 ) -> shmprim_status {
     boundary(|| {
         non_null(out, "out")?;
         // SAFETY: the caller passes a NUL-terminated string or null.
         let name = unsafe { c_str(name, "name") }?;
-        let inner = check(Pipe::open_or_create(name, capacity, max_message))?;
+        let (inner, how) = check(Pipe::open_or_create(name, capacity, max_message))?;
+        // SAFETY: null or valid for a write, by the contract.
+        unsafe { write_opt(created, how == shmprim::Disposition::Created) };
         put(out, shmprim_pipe { inner })
     })
 }

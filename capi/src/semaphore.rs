@@ -6,7 +6,7 @@ use std::ffi::{c_char, c_void};
 
 use super::{
     aligned, at, boundary, c_str, check, free, handle, non_null, options, put, shmprim_options,
-    shmprim_status, timed, unlink_name,
+    shmprim_status, timed, unlink_name, write_opt,
 };
 use shmprim::semaphore::{Semaphore, SemaphoreState, UNBOUNDED};
 use shmprim::wait::is_timeout;
@@ -88,19 +88,23 @@ pub unsafe extern "C" fn shmprim_semaphore_open(
 /// `shmprim_semaphore_create` and `shmprim_semaphore_open`.
 ///
 /// # Safety
-/// `name` must be a NUL-terminated string; `out` valid for a write.
+/// `name` must be a NUL-terminated string; `out` valid for a write;
+/// `created` null or valid for a write (whether this call created it).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmprim_semaphore_open_or_create(
     name: *const c_char,
     value: u32,
     bound: u32,
     out: *mut *mut shmprim_semaphore,
+    created: *mut bool,
 ) -> shmprim_status {
     boundary(|| {
         non_null(out, "out")?;
         // SAFETY: the caller passes a NUL-terminated string or null.
         let name = unsafe { c_str(name, "name") }?;
-        let inner = check(Semaphore::open_or_create(name, value, bound))?;
+        let (inner, how) = check(Semaphore::open_or_create(name, value, bound))?;
+        // SAFETY: null or valid for a write, by the contract.
+        unsafe { write_opt(created, how == shmprim::Disposition::Created) };
         put(out, shmprim_semaphore { inner })
     })
 }

@@ -248,7 +248,7 @@ pub(crate) unsafe fn write_elem<T: ShmType>(p: *mut c_void, v: T) {
 
 /// The type code of `T`.
 pub(crate) fn code_of<T: ShmType>() -> u32 {
-    T::CODE as u32
+    T::type_desc().code
 }
 
 /// An open named (or anonymous) typed value. Opaque; free it with

@@ -2,9 +2,6 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::ShmType;
-use crate::segment::{TypeCode, TypeDesc};
-
 /// A truth value stored as one byte, recorded with type code `Bool` (C's
 /// `bool`): any nonzero byte reads as `true`, so every bit pattern is valid
 /// (unlike Rust's `bool`, which cannot be `Pod`).
@@ -49,14 +46,5 @@ impl From<Bool> for bool {
 impl std::fmt::Debug for Bool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         std::fmt::Debug::fmt(&self.get(), f)
-    }
-}
-
-impl ShmType for Bool {
-    const CODE: TypeCode = TypeCode::Bool;
-
-    /// Named `bool`, as C's cells of this code are.
-    fn type_desc() -> TypeDesc {
-        TypeDesc::new(TypeCode::Bool, 1, 1, "bool")
     }
 }

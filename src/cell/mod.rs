@@ -147,29 +147,56 @@ use crate::segment::{TypeCode, TypeDesc};
 use crate::sync::atomic::{AtomicU8, AtomicU16, AtomicU32, AtomicU64, Ordering, fence};
 
 /// A type that can live in a shared cell: plain data with a [`TypeDesc`]
-/// recorded in the segment header.
+/// recorded in the segment header. Every `Pod` type is one, with no code to
+/// write: the same bound as [`Queue`](crate::Queue) and
+/// [`Mutex`](crate::Mutex) ask for.
 ///
-/// Implemented for the fixed-width integers and floats (exact codes) and for
-/// arrays `[T; N]` of such types. For your own `#[repr(C)]` `Pod` struct, the
-/// default (`Struct`, named by [`stable_type_name`](crate::stable_type_name)) is one line:
+/// The description ([`payload_desc`]) gives the fixed-width integers and
+/// floats their exact codes (what C's typed cells use), [`Bool`] its own, and
+/// every other type (arrays, your `#[repr(C)]` structs) `Struct`, named by
+/// [`stable_type_name`](crate::stable_type_name):
 ///
 /// ```
 /// #[repr(C)]
 /// #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 /// struct Point { x: f64, y: f64 }
-/// impl shmprim::cell::ShmType for Point {}
+/// let v = shmprim::Value::anonymous(Point { x: 1.0, y: 2.0 }, true)?;
+/// assert_eq!(v.get()?.y, 2.0);
+/// # Ok::<(), shmprim::Error>(())
 /// ```
 pub trait ShmType: bytemuck::Pod + Send + Sync {
-    /// The code recorded in the header (`Struct` unless overridden).
-    const CODE: TypeCode = TypeCode::Struct;
-
     /// The full description recorded in the header: size, alignment, code, name.
     fn type_desc() -> TypeDesc {
-        TypeDesc::of::<Self>(Self::CODE)
+        payload_desc::<Self>()
     }
 }
 
-impl<T: ShmType, const N: usize> ShmType for [T; N] where [T; N]: bytemuck::Pod {}
+impl<T: bytemuck::Pod + Send + Sync> ShmType for T {}
+
+/// The description of a plain-data payload `T`: the exact [`TypeCode`] of a
+/// fixed-width integer or float (named as Rust names it) or of [`Bool`]
+/// (named `bool`, as C's cells of that code are), else `Struct` named by
+/// [`stable_type_name`](crate::stable_type_name).
+pub fn payload_desc<T>() -> TypeDesc {
+    let name = crate::stable_type_name::<T>();
+    let code = match name.as_str() {
+        "i8" => TypeCode::I8,
+        "u8" => TypeCode::U8,
+        "i16" => TypeCode::I16,
+        "u16" => TypeCode::U16,
+        "i32" => TypeCode::I32,
+        "u32" => TypeCode::U32,
+        "i64" => TypeCode::I64,
+        "u64" => TypeCode::U64,
+        "f32" => TypeCode::F32,
+        "f64" => TypeCode::F64,
+        "Bool" if std::mem::size_of::<T>() == 1 => {
+            return TypeDesc::new(TypeCode::Bool, 1, 1, "bool");
+        }
+        _ => TypeCode::Struct,
+    };
+    TypeDesc::of::<T>(code)
+}
 
 mod private {
     /// Seals [`Word`](super::Word).
@@ -280,9 +307,6 @@ pub trait AtomicInteger: AtomicValue {}
 
 macro_rules! atomic_int {
     ($($t:ty => $bits:ty, $code:ident;)*) => {$(
-        impl ShmType for $t {
-            const CODE: TypeCode = TypeCode::$code;
-        }
         impl private::SealedValue for $t {}
         impl AtomicValue for $t {
             type Bits = $bits;
@@ -320,9 +344,6 @@ atomic_int! {
 
 macro_rules! atomic_float {
     ($($t:ty => $bits:ty, $code:ident;)*) => {$(
-        impl ShmType for $t {
-            const CODE: TypeCode = TypeCode::$code;
-        }
         impl private::SealedValue for $t {}
         impl AtomicValue for $t {
             type Bits = $bits;

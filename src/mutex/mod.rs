@@ -106,7 +106,7 @@ use std::time::Duration;
 use bytemuck::Pod;
 
 use crate::error::{Error, Result};
-use crate::segment::{Disposition, Kind, Options, Segment, SegmentBuilder, TypeCode, TypeDesc};
+use crate::segment::{Disposition, Kind, Options, Segment, SegmentBuilder, TypeDesc};
 use crate::sys::pthread::{LockFailed, Locked, MutexType, PthreadMutex, UnlockFailed};
 use crate::wait::{Deadline, SPIN_ITERATIONS, try_first};
 
@@ -509,7 +509,7 @@ pub(crate) fn lock_builder<T: Pod>(
     lock_builder_for(
         kind,
         lock_size,
-        TypeDesc::of::<T>(TypeCode::Struct),
+        crate::cell::payload_desc::<T>(),
         mopts,
         opts,
     )
@@ -781,7 +781,7 @@ impl<T: Pod> Mutex<T> {
 
     /// Opens the mutex, or creates it holding `value` if it does not exist
     /// (exactly one caller creates under any race).
-    pub fn open_or_create(name: &str, value: T) -> Result<Mutex<T>> {
+    pub fn open_or_create(name: &str, value: T) -> Result<(Mutex<T>, Disposition)> {
         let mopts = MutexOptions::default();
         let (seg, how) =
             lock_builder::<T>(Kind::Mutex, RawMutex::SIZE, &mopts, &Options::default())?
@@ -789,7 +789,7 @@ impl<T: Pod> Mutex<T> {
         if how == Disposition::Opened {
             check_lock_segment::<T>(&seg, RawMutex::SIZE)?;
         }
-        Ok(Mutex::from_segment(seg))
+        Ok((Mutex::from_segment(seg), how))
     }
 
     /// An anonymous mutex holding `value`, shared with children forked later.

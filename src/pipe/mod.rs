@@ -65,6 +65,7 @@ use crate::error::{Error, Result};
 pub use crate::ring::End;
 use crate::ring::spsc::{ConsumerCore, ProducerCore, RingHeader, RingRef, byte_capacity};
 use crate::ring::{Backing, CachePadded, HeapMem, PeerWatch, RING_ALIGN, UNCLAIMED};
+use crate::segment::Disposition;
 use crate::segment::{Kind, Options, Segment, SegmentBuilder};
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::wait::{Deadline, is_timeout, try_first};
@@ -296,16 +297,20 @@ impl Pipe {
     }
 
     /// Opens the named duplex pipe, or creates it.
-    pub fn open_or_create(name: &str, capacity: usize, max_message: usize) -> Result<Pipe> {
+    pub fn open_or_create(
+        name: &str,
+        capacity: usize,
+        max_message: usize,
+    ) -> Result<(Pipe, Disposition)> {
         let cap = byte_capacity(capacity, max_message)?;
-        let (seg, _) = builder(cap, max_message, true)?.open_or_create_with(name, |ptr, _| {
+        let (seg, how) = builder(cap, max_message, true)?.open_or_create_with(name, |ptr, _| {
             // SAFETY: as in `create_with_options`.
             unsafe { PipeHeader::init(ptr.as_ptr(), cap, max_message, true) }
         })?;
         seg.expect_param(0, cap as u64, "capacity")?;
         seg.expect_param(1, max_message as u64, "max_message")?;
         seg.expect_param(2, 1, "duplex")?;
-        Self::from_segment(seg)
+        Ok((Self::from_segment(seg)?, how))
     }
 
     /// An anonymous pipe (`memfd`), shared with children forked afterwards.

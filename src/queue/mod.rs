@@ -105,7 +105,7 @@ use crate::error::{Error, Result};
 use crate::ring::mpmc::{Agent, Fast, Liveness, MpmcRing, MpmcState, SlotForm};
 use crate::segment::{
     Disposition, FLAG_JOINABLE, Kind, Options, ParticipantId, Role, Segment, SegmentBuilder,
-    TypeCode, TypeDesc,
+    TypeDesc,
 };
 use crate::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering, compiler_fence};
 use crate::wait::{Deadline, Patience, is_timeout, try_first};
@@ -743,7 +743,7 @@ impl<T: Pod> Queue<T> {
             Kind::Queue,
             capacity_u64(capacity),
             Self::slot(),
-            TypeDesc::of::<T>(TypeCode::Struct),
+            crate::cell::payload_desc::<T>(),
         )?
         .options(opts)
         .flags(create_flags(opts)))
@@ -777,7 +777,7 @@ impl<T: Pod> Queue<T> {
     /// [`open`](Self::open) with handle [`Options`].
     pub fn open_with_options(name: &str, opts: &Options) -> Result<Queue<T>> {
         let seg = SegmentBuilder::new(Kind::Queue)
-            .payload(TypeDesc::of::<T>(TypeCode::Struct))
+            .payload(crate::cell::payload_desc::<T>())
             .options(opts)
             .open(name)?;
         Self::wrap(seg, opts.role)

@@ -342,7 +342,7 @@ fn builder<T: Pod>(cap: u32) -> Result<SegmentBuilder> {
     builder_for(
         cap,
         SlotLayout::of::<T>()?,
-        TypeDesc::of::<T>(TypeCode::Struct),
+        crate::cell::payload_desc::<T>(),
     )
 }
 
@@ -424,14 +424,14 @@ impl<T: Pod> DuplexRing<T> {
     }
 
     /// Opens the named duplex ring, or creates it with `capacity` values each way.
-    pub fn open_or_create(name: &str, capacity: usize) -> Result<DuplexRing<T>> {
+    pub fn open_or_create(name: &str, capacity: usize) -> Result<(DuplexRing<T>, Disposition)> {
         let cap = element_capacity(capacity)?;
-        let (seg, _) = builder::<T>(cap)?.open_or_create_with(name, |ptr, _| {
+        let (seg, how) = builder::<T>(cap)?.open_or_create_with(name, |ptr, _| {
             // SAFETY: as in `create_with_options`.
             unsafe { init::<T>(ptr.as_ptr(), cap as usize) }
         })?;
         seg.expect_param(0, u64::from(cap), "capacity")?;
-        Self::from_segment(seg)
+        Ok((Self::from_segment(seg)?, how))
     }
 
     /// An anonymous duplex ring (`memfd`), shared with children forked

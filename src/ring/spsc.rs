@@ -129,7 +129,7 @@ use bytemuck::Pod;
 
 use super::{Backing, CachePadded, HeapMem, PeerWatch, RING_ALIGN, UNCLAIMED};
 use crate::error::{Error, Result};
-use crate::segment::{Disposition, Kind, Options, Segment, SegmentBuilder, TypeCode, TypeDesc};
+use crate::segment::{Disposition, Kind, Options, Segment, SegmentBuilder};
 use crate::sync::UnsafeCell;
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::wait::{self, Deadline, LIVENESS_SLICE, Patience};
@@ -1043,7 +1043,7 @@ fn element_builder<T: Pod>(cap: u32) -> Result<SegmentBuilder> {
         .data_size(RingHeader::memory_size_elements::<T>(cap as usize)? as u64)
         .param(0, u64::from(cap))
         .param(1, std::mem::size_of::<T>() as u64)
-        .payload(TypeDesc::of::<T>(TypeCode::Struct)))
+        .payload(crate::cell::payload_desc::<T>()))
 }
 
 fn byte_builder(cap: usize, max_message: usize) -> Result<SegmentBuilder> {

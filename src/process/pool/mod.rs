@@ -581,9 +581,10 @@ impl<R: Payload> AsyncResult<R> {
         self.batch.wait_completed(1, None);
     }
 
-    /// Waits up to `timeout`; whether the task completed.
-    pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.batch.wait_completed(1, deadline_after(Some(timeout)))
+    /// Waits up to `timeout` for the task to complete (`Timeout` if it did
+    /// not).
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<()> {
+        timed_out_unless(self.batch.wait_completed(1, deadline_after(Some(timeout))))
     }
 
     /// Whether it completed without an error; `None` while not ready.
@@ -595,6 +596,11 @@ impl<R: Payload> AsyncResult<R> {
             .peek(0, None, |item| Ok(item.is_ok()))
             .and_then(Result::ok)
     }
+}
+
+/// `Ok` when a wait ended with its condition met, else `Timeout`.
+fn timed_out_unless(met: bool) -> Result<()> {
+    if met { Ok(()) } else { Err(Error::Timeout) }
 }
 
 /// The pending results of [`Pool::map_async`].
@@ -610,10 +616,13 @@ impl<R: Payload> MapResult<R> {
         self.batch.completed() >= self.len
     }
 
-    /// Waits up to `timeout`; whether every item completed.
-    pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.batch
-            .wait_completed(self.len, deadline_after(Some(timeout)))
+    /// Waits up to `timeout` for every item to complete (`Timeout` if they
+    /// did not).
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<()> {
+        timed_out_unless(
+            self.batch
+                .wait_completed(self.len, deadline_after(Some(timeout))),
+        )
     }
 
     /// Waits for every item; the results in order, or the first error.

@@ -37,14 +37,14 @@ impl<T: Pod> SpscRing<T> {
     }
 
     /// Opens the named ring, or creates it with `capacity` elements.
-    pub fn open_or_create(name: &str, capacity: usize) -> Result<SpscRing<T>> {
+    pub fn open_or_create(name: &str, capacity: usize) -> Result<(SpscRing<T>, Disposition)> {
         let cap = element_capacity(capacity)?;
-        let (seg, _) = element_builder::<T>(cap)?.open_or_create_with(name, |ptr, _| {
+        let (seg, how) = element_builder::<T>(cap)?.open_or_create_with(name, |ptr, _| {
             // SAFETY: as in `create_with_options`.
             unsafe { RingHeader::init_elements::<T>(ptr.as_ptr(), cap as usize) }
         })?;
         seg.expect_param(0, u64::from(cap), "capacity")?;
-        Self::from_segment(seg)
+        Ok((Self::from_segment(seg)?, how))
     }
 
     /// An anonymous ring (`memfd`), shared with children forked afterwards.
