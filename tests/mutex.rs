@@ -59,6 +59,36 @@ fn four_processes_incrementing_ten_thousand_times_each_give_exactly_forty_thousa
 
 // ---------------------------------------------------------------- owner death
 
+/// The natural `m.lock().unwrap()` after a holder's death panics (the
+/// owner-died guard is dropped while unwinding, with no decision made): the
+/// mutex must stay usable, and the next locker is told the owner died.
+#[test]
+fn lock_unwrap_after_a_holders_death_leaves_the_mutex_recoverable() {
+    let ctl_name = ShmName::new("mutex_unwrap_ctl");
+    let ctl = Segment::create(&ctl_name, 64).unwrap();
+    let name = ShmName::new("mutex_unwrap");
+    let m = Mutex::create(&name, [0u64; 2]).unwrap();
+    let mut child = spawn("lock_and_hang", &[&name, &ctl_name, "5"]);
+    assert!(wait_until(LIMIT, || word(&ctl, 0).load(Ordering::Acquire) == 1));
+    child.kill();
+    let careless = std::thread::scope(|s| {
+        s.spawn(|| {
+            let g = m.lock().unwrap();
+            g[0]
+        })
+        .join()
+    });
+    assert!(careless.is_err(), "unwrap of an owner-died lock did not panic");
+    let g = match m.lock_timeout(LIMIT) {
+        Err(LockError::OwnerDied(g)) => g,
+        other => panic!("the next locker was not told: {other:?}"),
+    };
+    assert_eq!(*g, [5, !5]);
+    g.mark_consistent().unwrap();
+    drop(g);
+    assert_eq!(*m.lock().unwrap(), [5, !5]);
+}
+
 /// Locks, writes `value` to the guarded pair, says so in the control segment,
 /// and hangs until killed.
 fn child_lock_and_hang(name: &str, ctl: &str, value: u64) {
