@@ -133,7 +133,10 @@ fn wait_timeout_on_an_unset_event_returns_false_on_time() {
 fn set_clear_and_is_set_follow_the_flag() {
     let ev = Event::anonymous().unwrap();
     assert!(!ev.is_set());
-    assert!(matches!(ev.wait_deadline(Deadline::now()), Err(Error::Timeout)));
+    assert!(matches!(
+        ev.wait_deadline(Deadline::now()),
+        Err(Error::Timeout)
+    ));
     ev.set();
     ev.set(); // idempotent
     assert!(ev.is_set());
@@ -142,7 +145,10 @@ fn set_clear_and_is_set_follow_the_flag() {
     ev.clear();
     ev.clear();
     assert!(!ev.is_set());
-    assert!(matches!(ev.wait_deadline(Deadline::now()), Err(Error::Timeout)));
+    assert!(matches!(
+        ev.wait_deadline(Deadline::now()),
+        Err(Error::Timeout)
+    ));
 }
 
 #[test]

@@ -78,7 +78,10 @@ fn lock_unwrap_after_a_holders_death_leaves_the_mutex_recoverable() {
         })
         .join()
     });
-    assert!(careless.is_err(), "unwrap of an owner-died lock did not panic");
+    assert!(
+        careless.is_err(),
+        "unwrap of an owner-died lock did not panic"
+    );
     let g = match m.lock_timeout(LIMIT) {
         Err(LockError::OwnerDied(g)) => g,
         other => panic!("the next locker was not told: {other:?}"),
