@@ -166,6 +166,11 @@ impl RawReentrantMutex {
         self.mutex.held_by_current_process()
     }
 
+    /// Whether the calling thread holds the lock (at any depth).
+    pub fn held_by_current_thread(&self) -> bool {
+        self.mutex.held_by_current_thread()
+    }
+
     /// Whether some thread of some process holds the lock now (a snapshot).
     pub fn is_locked(&self) -> bool {
         self.mutex.owner_tid() != 0

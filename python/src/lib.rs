@@ -1,0 +1,865 @@
+//! `shmprim._native`: the shmprim objects a Python process holds. The
+//! `shmprim` package (`python/shmprim/`) gives them multiprocessing's names
+//! and signatures; this module keeps to handles, bytes and numbers.
+//!
+//! Every call that can wait releases the GIL, waits in slices of at most
+//! [`SLICE`] inside [`shmprim::wait::interruptible`], and between slices (or
+//! as soon as a signal handler interrupted one) lets Python run its signal
+//! handlers: Ctrl-C raises `KeyboardInterrupt` out of a blocked `get`.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+use std::sync::Mutex as StdMutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use pyo3::exceptions::{
+    PyEOFError, PyFileExistsError, PyFileNotFoundError, PyOSError, PyRuntimeError, PyValueError,
+};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use shmprim::mutex::ByteLock;
+use shmprim::pipe::{End, PipeEnd};
+use shmprim::queue::ObjectQueue;
+use shmprim::semaphore::UNBOUNDED;
+use shmprim::{
+    Array, Barrier, Condvar, Deadline, Error, Event, LockStatus, MutexOptions, Options, Pipe,
+    RawMutex, RawReentrantMutex, Role, Semaphore,
+};
+
+/// The longest a wait runs without giving Python's signal handlers a turn.
+const SLICE: Duration = Duration::from_millis(100);
+
+pyo3::create_exception!(
+    _native,
+    QueueClosed,
+    PyValueError,
+    "The queue was shut down, or every process that put on it is gone and it is drained."
+);
+
+/// Python's exception for a shmprim error that is not a timeout.
+fn to_py(py: Python<'_>, e: Error) -> PyErr {
+    let from_module = |module: &str, class: &str, msg: String| -> PyErr {
+        match py.import(module).and_then(|m| m.getattr(class)) {
+            Ok(cls) => PyErr::from_value(
+                cls.call1((msg,))
+                    .unwrap_or_else(|e| e.into_value(py).into_bound(py).into_any()),
+            ),
+            Err(err) => err,
+        }
+    };
+    let msg = e.to_string();
+    match e {
+        Error::Empty => from_module("queue", "Empty", msg),
+        Error::Full => from_module("queue", "Full", msg),
+        Error::BrokenBarrier => from_module("threading", "BrokenBarrierError", msg),
+        Error::Closed => QueueClosed::new_err(msg),
+        Error::NotFound { .. } => PyFileNotFoundError::new_err(msg),
+        Error::AlreadyExists { .. } => PyFileExistsError::new_err(msg),
+        Error::InvalidArgument { .. } | Error::InvalidName { .. } | Error::Overflow { .. } => {
+            PyValueError::new_err(msg)
+        }
+        Error::NotOwner => PyRuntimeError::new_err(msg),
+        _ => PyOSError::new_err(msg),
+    }
+}
+
+/// The wait a Python call asks for: `block=False` is a single look, a
+/// `timeout` of `None` waits for ever, a negative one counts as 0.
+fn patience(block: bool, timeout: Option<f64>) -> Option<Duration> {
+    if !block {
+        return Some(Duration::ZERO);
+    }
+    timeout.map(|t| Duration::try_from_secs_f64(t.max(0.0)).unwrap_or(Duration::MAX))
+}
+
+/// Runs `f` until it answers something other than a timeout, or `timeout`
+/// passes (`Ok(None)`), with the GIL released, in slices between which
+/// Python's signal handlers run (an exception they raise ends the wait).
+fn wait_loop<T: Send>(
+    py: Python<'_>,
+    timeout: Option<Duration>,
+    f: impl Fn(Deadline) -> shmprim::Result<T> + Sync,
+) -> PyResult<Option<T>> {
+    let end = timeout.map(|t| Instant::now().checked_add(t));
+    loop {
+        let now = Instant::now();
+        let slice = match end {
+            Some(Some(end)) => end.saturating_duration_since(now).min(SLICE),
+            _ => SLICE,
+        };
+        let r = py.allow_threads(|| shmprim::wait::interruptible(|| f(Deadline::after(slice))));
+        match r {
+            Ok(v) => return Ok(Some(v)),
+            Err(Error::Timeout) | Err(Error::Interrupted) => {
+                py.check_signals()?;
+                if let Some(Some(end)) = end {
+                    if Instant::now() >= end {
+                        return Ok(None);
+                    }
+                }
+            }
+            Err(e) => return Err(to_py(py, e)),
+        }
+    }
+}
+
+fn options(unlink_on_drop: bool) -> Options {
+    Options::default().unlink_on_drop(unlink_on_drop)
+}
+
+fn role_of(role: &str) -> PyResult<Role> {
+    match role {
+        "both" => Ok(Role::Both),
+        "send" => Ok(Role::Send),
+        "receive" => Ok(Role::Receive),
+        other => Err(PyValueError::new_err(format!(
+            "role {other:?} is not 'both', 'send' or 'receive'"
+        ))),
+    }
+}
+
+// ------------------------------------------------------------------ queue
+
+/// A queue of byte messages of any length (an `ObjectQueue`: short ones in a
+/// slot, long ones out of line); the package pickles objects into them.
+#[pyclass(module = "shmprim._native", frozen)]
+struct Queue {
+    q: ObjectQueue<Vec<u8>>,
+}
+
+#[pymethods]
+impl Queue {
+    #[new]
+    #[pyo3(signature = (name, maxsize, max_message, create, role="both", joinable=false, unlink_on_drop=false))]
+    // Python's keyword arguments, one per option.
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        name: &str,
+        maxsize: usize,
+        max_message: usize,
+        create: bool,
+        role: &str,
+        joinable: bool,
+        unlink_on_drop: bool,
+    ) -> PyResult<Queue> {
+        let opts = options(unlink_on_drop)
+            .role(role_of(role)?)
+            .joinable(joinable);
+        let q = if create {
+            ObjectQueue::create_with_options(name, maxsize, max_message, &opts)
+        } else {
+            ObjectQueue::open_with_options(name, &opts)
+        };
+        Ok(Queue {
+            q: q.map_err(|e| to_py(py, e))?,
+        })
+    }
+
+    /// Puts `data`; `False` when it could not within the wait asked for.
+    #[pyo3(signature = (data, block=true, timeout=None))]
+    fn put_bytes(
+        &self,
+        py: Python<'_>,
+        data: &[u8],
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<bool> {
+        let r = wait_loop(py, patience(block, timeout), |d| {
+            self.q.put_message(data, d)
+        })?;
+        Ok(r.is_some())
+    }
+
+    /// The next message; `None` when none came within the wait asked for.
+    #[pyo3(signature = (block=true, timeout=None))]
+    fn get_bytes<'py>(
+        &self,
+        py: Python<'py>,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let r = wait_loop(py, patience(block, timeout), |d| self.q.get_message(d))?;
+        Ok(r.map(|v| PyBytes::new(py, &v)))
+    }
+
+    fn qsize(&self) -> usize {
+        self.q.len()
+    }
+
+    fn capacity(&self) -> usize {
+        self.q.byte_queue().capacity()
+    }
+
+    fn close(&self) {
+        self.q.close();
+    }
+
+    #[pyo3(signature = (immediate=false))]
+    fn shutdown(&self, immediate: bool) {
+        self.q.shutdown(immediate);
+    }
+
+    fn is_shutdown(&self) -> bool {
+        self.q.is_shutdown()
+    }
+
+    fn task_done(&self, py: Python<'_>) -> PyResult<()> {
+        self.q.task_done().map_err(|e| to_py(py, e))
+    }
+
+    /// Waits until every item put is done; `False` at the timeout.
+    #[pyo3(signature = (timeout=None))]
+    fn join(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+        let r = wait_loop(py, patience(true, timeout), |d| {
+            self.q.byte_queue().join_deadline(d)
+        })?;
+        Ok(r.is_some())
+    }
+
+    fn unfinished_tasks(&self) -> usize {
+        self.q.byte_queue().unfinished_tasks()
+    }
+
+    #[staticmethod]
+    fn unlink(py: Python<'_>, name: &str) -> PyResult<()> {
+        shmprim::ByteQueue::unlink(name).map_err(|e| to_py(py, e))
+    }
+}
+
+// ------------------------------------------------------------------ locks
+
+enum AnyLock {
+    Plain(ByteLock<RawMutex>),
+    Reentrant(ByteLock<RawReentrantMutex>),
+}
+
+/// A robust lock: `Lock` (not reentrant) or `RLock`.
+#[pyclass(module = "shmprim._native", frozen)]
+struct Lock {
+    lock: AnyLock,
+}
+
+impl Lock {
+    fn lock_once(&self, d: Deadline) -> shmprim::Result<LockStatus> {
+        match &self.lock {
+            AnyLock::Plain(l) => l.raw().lock(d),
+            AnyLock::Reentrant(l) => l.raw().lock(d),
+        }
+    }
+
+    fn unlock_once(&self) -> shmprim::Result<()> {
+        match &self.lock {
+            // SAFETY: the lock guards no data that Python could still be
+            // using through it.
+            AnyLock::Plain(l) => unsafe { l.raw().unlock_checked() },
+            AnyLock::Reentrant(l) => l.raw().unlock(),
+        }
+    }
+}
+
+#[pymethods]
+impl Lock {
+    #[new]
+    #[pyo3(signature = (name, create, recursive, unlink_on_drop=false))]
+    fn new(
+        py: Python<'_>,
+        name: &str,
+        create: bool,
+        recursive: bool,
+        unlink_on_drop: bool,
+    ) -> PyResult<Lock> {
+        let opts = options(unlink_on_drop);
+        let mopts = MutexOptions::default();
+        let lock = if recursive {
+            if create {
+                ByteLock::create(Some(name), 0, 1, &mopts, &opts)
+            } else {
+                ByteLock::open(name)
+            }
+            .map(AnyLock::Reentrant)
+        } else {
+            if create {
+                ByteLock::create(Some(name), 0, 1, &mopts, &opts)
+            } else {
+                ByteLock::open(name)
+            }
+            .map(AnyLock::Plain)
+        };
+        Ok(Lock {
+            lock: lock.map_err(|e| to_py(py, e))?,
+        })
+    }
+
+    /// 0: not acquired within the wait; 1: acquired; 2: acquired after its
+    /// holder died (the lock is marked consistent: Python has no repair
+    /// step, the package warns instead).
+    #[pyo3(signature = (block=true, timeout=None))]
+    fn acquire(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<u8> {
+        match wait_loop(py, patience(block, timeout), |d| self.lock_once(d))? {
+            None => Ok(0),
+            Some(LockStatus::Acquired) => Ok(1),
+            Some(LockStatus::OwnerDied) => {
+                let r = match &self.lock {
+                    AnyLock::Plain(l) => l.raw().mark_consistent(),
+                    AnyLock::Reentrant(l) => l.raw().mark_consistent(),
+                };
+                r.map_err(|e| to_py(py, e))?;
+                Ok(2)
+            }
+        }
+    }
+
+    fn release(&self, py: Python<'_>) -> PyResult<()> {
+        self.unlock_once().map_err(|e| to_py(py, e))
+    }
+
+    fn locked(&self) -> bool {
+        match &self.lock {
+            AnyLock::Plain(l) => l.raw().is_locked(),
+            AnyLock::Reentrant(l) => l.raw().is_locked(),
+        }
+    }
+
+    /// Whether the calling thread holds it.
+    fn is_owned(&self) -> bool {
+        match &self.lock {
+            AnyLock::Plain(l) => l.raw().held_by_current_thread(),
+            AnyLock::Reentrant(l) => l.raw().held_by_current_thread(),
+        }
+    }
+}
+
+// ------------------------------------------------------------------ condvar
+
+/// A condition variable waited on with a [`Lock`] held.
+#[pyclass(module = "shmprim._native", frozen)]
+struct Condvar_ {
+    cv: Condvar,
+}
+
+#[pymethods]
+impl Condvar_ {
+    #[new]
+    #[pyo3(signature = (name, create, unlink_on_drop=false))]
+    fn new(py: Python<'_>, name: &str, create: bool, unlink_on_drop: bool) -> PyResult<Condvar_> {
+        let cv = if create {
+            Condvar::create_with_options(name, &options(unlink_on_drop))
+        } else {
+            Condvar::open(name)
+        };
+        Ok(Condvar_ {
+            cv: cv.map_err(|e| to_py(py, e))?,
+        })
+    }
+
+    /// Releases `lock` (every level of an `RLock` this thread holds), waits
+    /// for a notification or the timeout, and takes it back as it was.
+    /// Whether it was notified.
+    #[pyo3(signature = (lock, timeout=None))]
+    fn wait(&self, py: Python<'_>, lock: &Lock, timeout: Option<f64>) -> PyResult<bool> {
+        if !lock.is_owned() {
+            return Err(PyRuntimeError::new_err("cannot wait on un-acquired lock"));
+        }
+        let depth = match &lock.lock {
+            AnyLock::Reentrant(l) => l.raw().depth().max(1),
+            AnyLock::Plain(_) => 1,
+        };
+        let deadline = match patience(true, timeout) {
+            Some(t) => Deadline::after(t),
+            None => Deadline::never(),
+        };
+        let (relocked, timed_out) = py.allow_threads(|| {
+            let (r, timed_out) = shmprim::wait::interruptible_with(|| {
+                self.cv.state().wait_with(
+                    || {
+                        for _ in 0..depth {
+                            let _ = lock.unlock_once();
+                        }
+                    },
+                    || -> shmprim::Result<()> {
+                        for _ in 0..depth {
+                            lock.lock_once(Deadline::never())?;
+                        }
+                        Ok(())
+                    },
+                    deadline,
+                )
+            });
+            (r.0, r.1 || timed_out)
+        });
+        relocked.map_err(|e| to_py(py, e))?;
+        py.check_signals()?;
+        Ok(!timed_out)
+    }
+
+    #[pyo3(signature = (n=1))]
+    fn notify(&self, n: u32) {
+        self.cv.notify(n);
+    }
+
+    fn notify_all(&self) {
+        self.cv.notify_all();
+    }
+}
+
+// ------------------------------------------------------------------ semaphore
+
+#[pyclass(module = "shmprim._native", frozen)]
+struct Semaphore_ {
+    sem: Semaphore,
+}
+
+#[pymethods]
+impl Semaphore_ {
+    #[new]
+    #[pyo3(signature = (name, value, bound, create, unlink_on_drop=false))]
+    fn new(
+        py: Python<'_>,
+        name: &str,
+        value: u32,
+        bound: Option<u32>,
+        create: bool,
+        unlink_on_drop: bool,
+    ) -> PyResult<Semaphore_> {
+        let sem = if create {
+            Semaphore::create_with_options(
+                name,
+                value,
+                bound.unwrap_or(UNBOUNDED),
+                &options(unlink_on_drop),
+            )
+        } else {
+            Semaphore::open(name)
+        };
+        Ok(Semaphore_ {
+            sem: sem.map_err(|e| to_py(py, e))?,
+        })
+    }
+
+    #[pyo3(signature = (block=true, timeout=None))]
+    fn acquire(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
+        Ok(wait_loop(py, patience(block, timeout), |d| {
+            self.sem.acquire_deadline(d)
+        })?
+        .is_some())
+    }
+
+    #[pyo3(signature = (n=1))]
+    fn release(&self, py: Python<'_>, n: u32) -> PyResult<()> {
+        self.sem.release(n).map_err(|e| to_py(py, e))
+    }
+
+    fn get_value(&self) -> u32 {
+        self.sem.value()
+    }
+
+    fn bound(&self) -> Option<u32> {
+        self.sem.bound()
+    }
+}
+
+// ------------------------------------------------------------------ event
+
+#[pyclass(module = "shmprim._native", frozen)]
+struct Event_ {
+    ev: Event,
+}
+
+#[pymethods]
+impl Event_ {
+    #[new]
+    #[pyo3(signature = (name, create, unlink_on_drop=false))]
+    fn new(py: Python<'_>, name: &str, create: bool, unlink_on_drop: bool) -> PyResult<Event_> {
+        let ev = if create {
+            Event::create_with_options(name, &options(unlink_on_drop))
+        } else {
+            Event::open(name)
+        };
+        Ok(Event_ {
+            ev: ev.map_err(|e| to_py(py, e))?,
+        })
+    }
+
+    fn set(&self) {
+        self.ev.set();
+    }
+
+    fn clear(&self) {
+        self.ev.clear();
+    }
+
+    fn is_set(&self) -> bool {
+        self.ev.is_set()
+    }
+
+    #[pyo3(signature = (timeout=None))]
+    fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+        Ok(wait_loop(py, patience(true, timeout), |d| self.ev.wait_deadline(d))?.is_some())
+    }
+}
+
+// ------------------------------------------------------------------ barrier
+
+#[pyclass(module = "shmprim._native", frozen)]
+struct Barrier_ {
+    b: Barrier,
+}
+
+#[pymethods]
+impl Barrier_ {
+    #[new]
+    #[pyo3(signature = (name, parties, create, unlink_on_drop=false))]
+    fn new(
+        py: Python<'_>,
+        name: &str,
+        parties: u32,
+        create: bool,
+        unlink_on_drop: bool,
+    ) -> PyResult<Barrier_> {
+        let b = if create {
+            Barrier::create_with_options(name, parties, &options(unlink_on_drop))
+        } else {
+            Barrier::open(name)
+        };
+        Ok(Barrier_ {
+            b: b.map_err(|e| to_py(py, e))?,
+        })
+    }
+
+    /// The party's index, or `None` at the timeout (the barrier is then
+    /// broken, as Python's is).
+    #[pyo3(signature = (timeout=None))]
+    fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<usize>> {
+        let deadline = match patience(true, timeout) {
+            Some(t) => Deadline::after(t),
+            None => Deadline::never(),
+        };
+        // One wait for the whole timeout: a barrier wait cannot be cut into
+        // slices (leaving it breaks the barrier), so a signal interrupts it.
+        let r =
+            py.allow_threads(|| shmprim::wait::interruptible(|| self.b.wait_deadline(deadline)));
+        match r {
+            Ok(i) => Ok(Some(i)),
+            Err(Error::Timeout) => Ok(None),
+            Err(Error::Interrupted) => {
+                py.check_signals()?;
+                Err(to_py(py, Error::BrokenBarrier))
+            }
+            Err(e) => Err(to_py(py, e)),
+        }
+    }
+
+    fn abort(&self) {
+        self.b.abort();
+    }
+
+    fn reset(&self) {
+        self.b.reset();
+    }
+
+    fn parties(&self) -> u32 {
+        self.b.parties()
+    }
+
+    fn n_waiting(&self) -> u32 {
+        self.b.n_waiting()
+    }
+
+    fn broken(&self) -> bool {
+        self.b.is_broken()
+    }
+}
+
+// ------------------------------------------------------------------ pipe
+
+/// The segment of a pipe, held by its creator.
+#[pyclass(module = "shmprim._native", frozen)]
+struct Pipe_ {
+    _pipe: Pipe,
+}
+
+#[pymethods]
+impl Pipe_ {
+    #[new]
+    #[pyo3(signature = (name, capacity, max_message, duplex, unlink_on_drop=false))]
+    fn new(
+        py: Python<'_>,
+        name: &str,
+        capacity: usize,
+        max_message: usize,
+        duplex: bool,
+        unlink_on_drop: bool,
+    ) -> PyResult<Pipe_> {
+        let opts = options(unlink_on_drop);
+        let pipe = Pipe::create_with_options(name, capacity, max_message, duplex, &opts);
+        Ok(Pipe_ {
+            _pipe: pipe.map_err(|e| to_py(py, e))?,
+        })
+    }
+}
+
+/// One end of a pipe, claimed by the first process that uses it.
+#[pyclass(module = "shmprim._native", frozen)]
+struct Connection_ {
+    name: String,
+    end: End,
+    inner: StdMutex<Option<PipeEnd>>,
+    closed: AtomicBool,
+}
+
+fn eof(py: Python<'_>, e: Error) -> PyErr {
+    match e {
+        Error::Closed => PyEOFError::new_err("the other end is closed or its process is gone"),
+        e => to_py(py, e),
+    }
+}
+
+impl Connection_ {
+    fn with_end<R>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut PipeEnd) -> PyResult<R>,
+    ) -> PyResult<R> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(PyOSError::new_err("handle is closed"));
+        }
+        let mut guard = self
+            .inner
+            .lock()
+            .map_err(|_| PyRuntimeError::new_err("connection used by a thread that panicked"))?;
+        if guard.is_none() {
+            let end = Pipe::open(&self.name)
+                .and_then(|p| p.end(self.end))
+                .map_err(|e| eof(py, e))?;
+            *guard = Some(end);
+        }
+        f(guard.as_mut().expect("claimed above"))
+    }
+}
+
+#[pymethods]
+impl Connection_ {
+    #[new]
+    fn new(name: &str, end: u8) -> PyResult<Connection_> {
+        let end = match end {
+            0 => End::A,
+            1 => End::B,
+            _ => return Err(PyValueError::new_err("end is 0 (A) or 1 (B)")),
+        };
+        Ok(Connection_ {
+            name: name.to_owned(),
+            end,
+            inner: StdMutex::new(None),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    fn send_bytes(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
+        self.with_end(py, |end| {
+            let ptr = SendPtr(end as *mut PipeEnd);
+            let r = wait_loop(py, None, move |d| {
+                // SAFETY: as in `recv_bytes`.
+                let end = unsafe { &mut *ptr.get() };
+                end.send_message_deadline(data, d)
+            });
+            match r {
+                Ok(Some(())) => Ok(()),
+                Ok(None) => Err(PyOSError::new_err("send did not complete")),
+                Err(e) if e.is_instance_of::<QueueClosed>(py) => Err(PyEOFError::new_err(
+                    "the other end is closed or its process is gone",
+                )),
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    fn recv_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        self.with_end(py, |end| {
+            let ptr = SendPtr(end as *mut PipeEnd);
+            let r = wait_loop(py, None, move |d| {
+                // SAFETY: the end is borrowed mutably for the whole loop and
+                // used by one slice at a time, on this thread.
+                let end = unsafe { &mut *ptr.get() };
+                end.recv_message_deadline(d)
+            });
+            match r {
+                Ok(Some(v)) => Ok(PyBytes::new(py, &v)),
+                Ok(None) => Err(PyOSError::new_err("receive did not complete")),
+                Err(e) => Err(e),
+            }
+        })
+        .map_err(|e| {
+            if e.is_instance_of::<QueueClosed>(py) {
+                PyEOFError::new_err("the other end is closed or its process is gone")
+            } else {
+                e
+            }
+        })
+    }
+
+    /// Whether a message (or the end of the stream) is there, waiting up to
+    /// `timeout` (0: just look; `None`: for ever).
+    #[pyo3(signature = (timeout=Some(0.0)))]
+    fn poll(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+        self.with_end(py, |end| {
+            let ptr = SendPtr(end as *mut PipeEnd);
+            let r = wait_loop(py, patience(true, timeout), move |d| {
+                // SAFETY: as in `recv_bytes`.
+                let end = unsafe { &mut *ptr.get() };
+                match end.poll_deadline(d) {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(Error::Timeout),
+                    Err(e) => Err(e),
+                }
+            })?;
+            Ok(r.is_some())
+        })
+    }
+
+    fn close(&self) -> PyResult<()> {
+        self.closed.store(true, Ordering::Relaxed);
+        if let Ok(mut g) = self.inner.lock() {
+            if let Some(end) = g.take() {
+                end.close();
+            }
+        }
+        Ok(())
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+}
+
+/// A pointer to a pipe end, sent into the GIL-free part of a call on the
+/// same thread (the end itself is `Send`; the mutable borrow is not `Sync`).
+#[derive(Clone, Copy)]
+struct SendPtr(*mut PipeEnd);
+// SAFETY: only dereferenced on the thread that made it, while the borrow it
+// came from is alive (see its uses).
+unsafe impl Send for SendPtr {}
+// SAFETY: as above.
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    fn get(self) -> *mut PipeEnd {
+        self.0
+    }
+}
+
+// ------------------------------------------------------------------ arrays
+
+macro_rules! typed_arrays {
+    ($($code:literal => $variant:ident($t:ty),)*) => {
+        enum AnyArray { $($variant(Array<$t>),)* }
+
+        impl AnyArray {
+            fn make(name: &str, typecode: &str, len: usize, create: bool, opts: &Options) -> PyResult<Option<AnyArray>> {
+                Ok(match typecode {
+                    $($code => Some(AnyArray::$variant(if create {
+                        Array::<$t>::create_with_options(name, len, true, opts)
+                    } else {
+                        Array::<$t>::open(name)
+                    }.map_err(|e| Python::with_gil(|py| to_py(py, e)))?)),)*
+                    _ => None,
+                })
+            }
+
+            fn len(&self) -> usize {
+                match self { $(AnyArray::$variant(a) => a.len(),)* }
+            }
+
+            fn get(&self, py: Python<'_>, i: usize) -> PyResult<PyObject> {
+                match self {
+                    $(AnyArray::$variant(a) => {
+                        let v = a.get(i).map_err(|e| to_py(py, e))?;
+                        Ok(v.into_pyobject(py)?.into_any().unbind())
+                    })*
+                }
+            }
+
+            fn set(&self, py: Python<'_>, i: usize, v: &Bound<'_, PyAny>) -> PyResult<()> {
+                match self {
+                    $(AnyArray::$variant(a) => {
+                        let v: $t = v.extract()?;
+                        a.set(i, v).map_err(|e| to_py(py, e))
+                    })*
+                }
+            }
+        }
+    };
+}
+
+typed_arrays! {
+    "b" => I8(i8),
+    "B" => U8(u8),
+    "h" => I16(i16),
+    "H" => U16(u16),
+    "i" => I32(i32),
+    "I" => U32(u32),
+    "l" => I64(i64),
+    "L" => U64(u64),
+    "q" => I64Q(i64),
+    "Q" => U64Q(u64),
+    "f" => F32(f32),
+    "d" => F64(f64),
+}
+
+/// Shared numbers of one C type (Python's typecodes `bBhHiIlLqQfd`).
+#[pyclass(module = "shmprim._native", frozen)]
+struct Array_ {
+    a: AnyArray,
+}
+
+#[pymethods]
+impl Array_ {
+    #[new]
+    #[pyo3(signature = (name, typecode, length, create, unlink_on_drop=false))]
+    fn new(
+        name: &str,
+        typecode: &str,
+        length: usize,
+        create: bool,
+        unlink_on_drop: bool,
+    ) -> PyResult<Array_> {
+        match AnyArray::make(name, typecode, length, create, &options(unlink_on_drop))? {
+            Some(a) => Ok(Array_ { a }),
+            None => Err(PyValueError::new_err(format!(
+                "typecode {typecode:?} is not one of bBhHiIlLqQfd"
+            ))),
+        }
+    }
+
+    fn __len__(&self) -> usize {
+        self.a.len()
+    }
+
+    fn get(&self, py: Python<'_>, i: usize) -> PyResult<PyObject> {
+        self.a.get(py, i)
+    }
+
+    fn set(&self, py: Python<'_>, i: usize, v: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.a.set(py, i, v)
+    }
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Queue>()?;
+    m.add_class::<Lock>()?;
+    m.add_class::<Condvar_>()?;
+    m.add_class::<Semaphore_>()?;
+    m.add_class::<Event_>()?;
+    m.add_class::<Barrier_>()?;
+    m.add_class::<Pipe_>()?;
+    m.add_class::<Connection_>()?;
+    m.add_class::<Array_>()?;
+    m.add("QueueClosed", m.py().get_type::<QueueClosed>())?;
+    m.add("UNBOUNDED", UNBOUNDED)?;
+    Ok(())
+}
