@@ -168,6 +168,15 @@ impl Queue {
         block: bool,
         timeout: Option<f64>,
     ) -> PyResult<bool> {
+        // A put with room takes no clock read and keeps the GIL.
+        match self.q.try_put_message(data) {
+            Ok(()) => return Ok(true),
+            Err(Error::Full) if patience(block, timeout) == Some(Duration::ZERO) => {
+                return Ok(false);
+            }
+            Err(Error::Full) => {}
+            Err(e) => return Err(to_py(py, e)),
+        }
         let r = wait_loop(py, patience(block, timeout), |d| {
             self.q.put_message(data, d)
         })?;
@@ -182,6 +191,15 @@ impl Queue {
         block: bool,
         timeout: Option<f64>,
     ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        // A get that finds a message takes no clock read and keeps the GIL.
+        match self.q.try_get_message() {
+            Ok(v) => return Ok(Some(PyBytes::new(py, &v))),
+            Err(Error::Empty) if patience(block, timeout) == Some(Duration::ZERO) => {
+                return Ok(None);
+            }
+            Err(Error::Empty) => {}
+            Err(e) => return Err(to_py(py, e)),
+        }
         let r = wait_loop(py, patience(block, timeout), |d| self.q.get_message(d))?;
         Ok(r.map(|v| PyBytes::new(py, &v)))
     }
@@ -294,21 +312,63 @@ impl Lock {
         })
     }
 
-    /// 0: not acquired within the wait; 1: acquired; 2: acquired after its
-    /// holder died (the lock is marked consistent: Python has no repair
-    /// step, the package warns instead).
+    /// Python's `acquire(block, timeout)`: whether it was acquired. A lock
+    /// whose holder died is acquired and marked consistent (Python has no
+    /// repair step), with a `shmprim.OwnerDiedWarning`. A second acquire of
+    /// a `Lock` by its holder answers `False` after the wait asked for, or
+    /// `RuntimeError` for a wait without end (Python's would deadlock).
     #[pyo3(signature = (block=true, timeout=None))]
-    fn acquire(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<u8> {
-        match wait_loop(py, patience(block, timeout), |d| self.lock_once(d))? {
-            None => Ok(0),
-            Some(LockStatus::Acquired) => Ok(1),
+    fn acquire(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
+        // A free lock is taken with the GIL held: no clock read, no release.
+        let first = match &self.lock {
+            AnyLock::Plain(l) => l.raw().try_lock(),
+            AnyLock::Reentrant(l) => l.raw().try_lock(),
+        };
+        let wait = patience(block, timeout);
+        let status = match first {
+            Ok(Some(LockStatus::Acquired)) => return Ok(true),
+            Ok(Some(status)) => Some(status),
+            // pthread answers a holder's relock of an error-checking mutex
+            // with EDEADLK, or (trylock) with busy.
+            Ok(None) | Err(Error::InvalidArgument { .. })
+                if matches!(self.lock, AnyLock::Plain(_)) && self.is_owned() =>
+            {
+                return match wait {
+                    None => Err(PyRuntimeError::new_err(
+                        "this thread already holds the lock (a deadlock)",
+                    )),
+                    Some(t) => {
+                        wait_loop(py, Some(t), |d| {
+                            std::thread::sleep(d.remaining().unwrap_or_default());
+                            Err::<(), _>(Error::Timeout)
+                        })?;
+                        Ok(false)
+                    }
+                };
+            }
+            Ok(None) if wait == Some(Duration::ZERO) => None,
+            Ok(None) => wait_loop(py, wait, |d| self.lock_once(d))?,
+            Err(e) => return Err(to_py(py, e)),
+        };
+        match status {
+            None => Ok(false),
+            Some(LockStatus::Acquired) => Ok(true),
             Some(LockStatus::OwnerDied) => {
                 let r = match &self.lock {
                     AnyLock::Plain(l) => l.raw().mark_consistent(),
                     AnyLock::Reentrant(l) => l.raw().mark_consistent(),
                 };
                 r.map_err(|e| to_py(py, e))?;
-                Ok(2)
+                let warning = py.import("shmprim")?.getattr("OwnerDiedWarning")?;
+                let name = match &self.lock {
+                    AnyLock::Plain(l) => l.segment().display_name().to_owned(),
+                    AnyLock::Reentrant(l) => l.segment().display_name().to_owned(),
+                };
+                let msg =
+                    std::ffi::CString::new(format!("{name}: its previous holder died holding it"))
+                        .unwrap_or_default();
+                PyErr::warn(py, &warning, &msg, 1)?;
+                Ok(true)
             }
         }
     }
@@ -442,6 +502,12 @@ impl Semaphore_ {
 
     #[pyo3(signature = (block=true, timeout=None))]
     fn acquire(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
+        if self.sem.try_acquire() {
+            return Ok(true);
+        }
+        if patience(block, timeout) == Some(Duration::ZERO) {
+            return Ok(false);
+        }
         Ok(wait_loop(py, patience(block, timeout), |d| {
             self.sem.acquire_deadline(d)
         })?
@@ -498,6 +564,9 @@ impl Event_ {
 
     #[pyo3(signature = (timeout=None))]
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+        if self.ev.is_set() {
+            return Ok(true);
+        }
         Ok(wait_loop(py, patience(true, timeout), |d| self.ev.wait_deadline(d))?.is_some())
     }
 }
@@ -762,7 +831,7 @@ macro_rules! typed_arrays {
             fn make(name: &str, typecode: &str, len: usize, create: bool, opts: &Options) -> PyResult<Option<AnyArray>> {
                 Ok(match typecode {
                     $($code => Some(AnyArray::$variant(if create {
-                        Array::<$t>::create_with_options(name, len, true, opts)
+                        Array::<$t>::create_with_options(name, len, false, opts)
                     } else {
                         Array::<$t>::open(name)
                     }.map_err(|e| Python::with_gil(|py| to_py(py, e)))?)),)*

@@ -259,6 +259,21 @@ impl<T: Payload> ObjectQueue<T> {
         })
     }
 
+    /// [`put_message`](Self::put_message) if there is room now, else `Full`.
+    pub fn try_put_message(&self, bytes: &[u8]) -> Result<()> {
+        with_scratch(&PUT_SCRATCH, |msg| {
+            msg.push(INLINE);
+            msg.extend_from_slice(bytes);
+            self.put_encoded(msg, Wait::Try)
+        })
+    }
+
+    /// [`get_message`](Self::get_message) if a message is there now, else
+    /// `Empty`.
+    pub fn try_get_message(&self) -> Result<Vec<u8>> {
+        self.take(Wait::Try, |bytes| Ok(bytes.to_vec()))
+    }
+
     /// Takes the oldest value, waiting as long as it takes; `Closed` once the
     /// queue is shut down or its stream has ended, and drained.
     pub fn get(&self) -> Result<T> {

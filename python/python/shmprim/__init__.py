@@ -15,7 +15,7 @@ Where shmprim differs from ``multiprocessing`` on purpose:
   gets it, with an ``OwnerDiedWarning``.
 - A lock is released by the thread that acquired it (``RuntimeError``
   otherwise), as ``threading.Lock`` would not require.
-- ``Queue(maxsize=0)`` holds at most 4096 items (shared memory is sized at
+- ``Queue(maxsize=0)`` holds at most 1024 items (shared memory is sized at
   creation); a ``put`` beyond waits as with any ``maxsize``.
 - Every blocking call releases the GIL and ends with ``KeyboardInterrupt``
   on Ctrl-C.
@@ -43,6 +43,7 @@ __all__ = [
     "Lock",
     "OwnerDiedWarning",
     "Pipe",
+    "Pool",
     "Process",
     "Queue",
     "QueueClosed",
@@ -50,6 +51,7 @@ __all__ = [
     "Semaphore",
     "SimpleQueue",
     "Value",
+    "WorkerDied",
     "active_children",
     "cpu_count",
     "current_process",
@@ -61,10 +63,11 @@ QueueClosed = _native.QueueClosed
 is gone) and is drained, and by a ``put`` on a closed queue handle."""
 
 # Items a queue created with maxsize <= 0 holds.
-_DEFAULT_CAPACITY = 4096
+_DEFAULT_CAPACITY = 1024
 # Bytes of a queue slot: a pickle up to this long travels in the queue, a
-# longer one out of line (see the Rust ObjectQueue).
-_SLOT = 512
+# longer one out of line, in a segment of its own (see the Rust
+# ObjectQueue), which costs a few system calls.
+_SLOT = 4096
 _PICKLE_PROTOCOL = 5
 
 _names = _itertools.count()
@@ -72,13 +75,6 @@ _names = _itertools.count()
 
 def _fresh_name(kind):
     return f"shmprim-py-{_os.getpid()}-{next(_names)}-{kind}"
-
-
-def _patience(block, timeout):
-    """Python's rule: a negative timeout counts as 0."""
-    if timeout is not None and timeout < 0:
-        timeout = 0.0
-    return block, timeout
 
 
 class OwnerDiedWarning(RuntimeWarning):
@@ -124,14 +120,12 @@ class Queue:
 
     def put(self, obj, block=True, timeout=None):
         """Puts ``obj``; ``queue.Full`` if there is no room within the wait."""
-        data = _pickle.dumps(obj, protocol=_PICKLE_PROTOCOL)
-        if not self._q.put_bytes(data, *_patience(block, timeout)):
+        if not self._q.put_bytes(_pickle.dumps(obj, protocol=5), block, timeout):
             raise _queue.Full
-        return None
 
     def get(self, block=True, timeout=None):
         """The next object; ``queue.Empty`` if none comes within the wait."""
-        data = self._q.get_bytes(*_patience(block, timeout))
+        data = self._q.get_bytes(block, timeout)
         if data is None:
             raise _queue.Empty
         return _pickle.loads(data)
@@ -145,13 +139,13 @@ class Queue:
     def put_bytes(self, data, block=True, timeout=None):
         """Puts raw bytes, as a Rust or C program reads them with
         ``ObjectQueue::get_message``."""
-        if not self._q.put_bytes(bytes(data), *_patience(block, timeout)):
+        if not self._q.put_bytes(bytes(data), block, timeout):
             raise _queue.Full
 
     def get_bytes(self, block=True, timeout=None):
         """The next message as raw bytes (what ``put_bytes`` or a Rust
         ``ObjectQueue::put_message`` put)."""
-        data = self._q.get_bytes(*_patience(block, timeout))
+        data = self._q.get_bytes(block, timeout)
         if data is None:
             raise _queue.Empty
         return data
@@ -218,6 +212,9 @@ class Lock:
             recursive=self._recursive,
             unlink_on_drop=not _open and name is None,
         )
+        # The native calls themselves: no Python frame in between.
+        self.acquire = self._lock.acquire
+        self.release = self._lock.release
 
     @classmethod
     def open(cls, name):
@@ -227,25 +224,9 @@ class Lock:
         return (_reopen, (type(self), self.name))
 
     def acquire(self, block=True, timeout=None):
-        if not self._recursive and self._lock.is_owned():
-            # Python's Lock has no owner: a second acquire by the holder
-            # waits for ever (or its timeout). Say so instead of hanging.
-            if not block:
-                return False
-            if timeout is not None:
-                import time
-
-                time.sleep(max(timeout, 0.0))
-                return False
-            raise RuntimeError(f"{self.name}: this thread already holds it (a deadlock)")
-        got = self._lock.acquire(*_patience(block, timeout))
-        if got == 2:
-            _warnings.warn(
-                f"{self.name}: its previous holder died holding it",
-                OwnerDiedWarning,
-                stacklevel=2,
-            )
-        return got != 0
+        """Whether it was acquired within the wait; warns with
+        ``OwnerDiedWarning`` when its previous holder died holding it."""
+        return self._lock.acquire(block, timeout)
 
     def release(self):
         self._lock.release()
@@ -257,10 +238,10 @@ class Lock:
         return self._lock.is_owned()
 
     def __enter__(self):
-        return self.acquire()
+        return self._lock.acquire(True, None)
 
     def __exit__(self, *exc):
-        self.release()
+        self._lock.release()
 
     def __repr__(self):
         return f"<shmprim.{type(self).__name__} {self.name}>"
@@ -371,7 +352,7 @@ class Semaphore:
         return (_reopen, (type(self), self.name))
 
     def acquire(self, block=True, timeout=None):
-        return self._sem.acquire(*_patience(block, timeout))
+        return self._sem.acquire(block, timeout)
 
     def release(self, n=1):
         """Releases ``n`` permits; ``ValueError`` above a bounded
@@ -598,14 +579,16 @@ class Value:
 
     def __init__(self, typecode_or_type, value=0, *, lock=True, name=None, _open=False):
         self._arr = Array(typecode_or_type, 1, lock=lock, name=name, _open=_open)
+        self._a = self._arr._a
         self.name = self._arr.name
         if not _open:
-            self._arr[0] = value
+            self._a.set(0, value)
 
     @classmethod
     def open(cls, name, typecode, lock_name=None):
         obj = cls.__new__(cls)
         obj._arr = Array.open(name, typecode, lock_name)
+        obj._a = obj._arr._a
         obj.name = name
         return obj
 
@@ -618,11 +601,11 @@ class Value:
 
     @property
     def value(self):
-        return self._arr[0]
+        return self._a.get(0)
 
     @value.setter
     def value(self, v):
-        self._arr[0] = v
+        self._a.set(0, v)
 
     def get_lock(self):
         return self._arr.get_lock()
@@ -715,3 +698,7 @@ def Pipe(duplex=True, *, capacity=1 << 16, max_message=4096):
     name = _fresh_name("pipe")
     owner = _native.Pipe_(name, capacity, max_message, duplex, unlink_on_drop=True)
     return Connection(name, 0, owner), Connection(name, 1, owner)
+
+
+# The pool is built on the objects above.
+from .pool import Pool, WorkerDied  # noqa: E402
