@@ -824,7 +824,20 @@ impl SendPtr {
 // ------------------------------------------------------------------ arrays
 
 macro_rules! typed_arrays {
-    ($($code:literal => $variant:ident($t:ty),)*) => {
+    (@format "b") => { c"b" };
+    (@format "B") => { c"B" };
+    (@format "h") => { c"h" };
+    (@format "H") => { c"H" };
+    (@format "i") => { c"i" };
+    (@format "I") => { c"I" };
+    // Python's `l` and `L` are the platform's long: 8 bytes here, `q`/`Q`.
+    (@format "l") => { c"q" };
+    (@format "L") => { c"Q" };
+    (@format "q") => { c"q" };
+    (@format "Q") => { c"Q" };
+    (@format "f") => { c"f" };
+    (@format "d") => { c"d" };
+    ($($code:tt => $variant:ident($t:ty),)*) => {
         enum AnyArray { $($variant(Array<$t>),)* }
 
         impl AnyArray {
@@ -841,6 +854,17 @@ macro_rules! typed_arrays {
 
             fn len(&self) -> usize {
                 match self { $(AnyArray::$variant(a) => a.len(),)* }
+            }
+
+            /// The first element, its size, and its `struct` format letter.
+            fn raw(&self) -> (*mut u8, usize, &'static std::ffi::CStr) {
+                match self {
+                    $(AnyArray::$variant(a) => (
+                        a.as_ptr().cast::<u8>(),
+                        std::mem::size_of::<$t>(),
+                        typed_arrays!(@format $code),
+                    ),)*
+                }
             }
 
             fn get(&self, py: Python<'_>, i: usize) -> PyResult<PyObject> {
@@ -883,6 +907,10 @@ typed_arrays! {
 #[pyclass(module = "shmprim._native", frozen)]
 struct Array_ {
     a: AnyArray,
+    /// The buffer protocol's shape and strides: they must stay put while a
+    /// view is out, as this object does.
+    shape: [isize; 1],
+    strides: [isize; 1],
 }
 
 #[pymethods]
@@ -897,7 +925,14 @@ impl Array_ {
         unlink_on_drop: bool,
     ) -> PyResult<Array_> {
         match AnyArray::make(name, typecode, length, create, &options(unlink_on_drop))? {
-            Some(a) => Ok(Array_ { a }),
+            Some(a) => {
+                let (_, size, _) = a.raw();
+                Ok(Array_ {
+                    shape: [a.len() as isize],
+                    strides: [size as isize],
+                    a,
+                })
+            }
             None => Err(PyValueError::new_err(format!(
                 "typecode {typecode:?} is not one of bBhHiIlLqQfd"
             ))),
@@ -915,6 +950,60 @@ impl Array_ {
     fn set(&self, py: Python<'_>, i: usize, v: &Bound<'_, PyAny>) -> PyResult<()> {
         self.a.set(py, i, v)
     }
+
+    /// The buffer protocol: `memoryview(arr)` and `numpy.asarray(arr)` see
+    /// the elements in shared memory, without a copy (and without the
+    /// array's per-element atomicity: like Python's `RawArray`).
+    ///
+    /// # Safety
+    /// Called by Python with a `view` to fill.
+    unsafe fn __getbuffer__(
+        slf: Bound<'_, Self>,
+        view: *mut pyo3::ffi::Py_buffer,
+        flags: std::os::raw::c_int,
+    ) -> PyResult<()> {
+        if view.is_null() {
+            return Err(PyValueError::new_err("no buffer view to fill"));
+        }
+        let this = slf.get();
+        let (ptr, size, format) = this.a.raw();
+        // SAFETY: `view` is a live Py_buffer Python handed us to fill; the
+        // pointers stored in it (the elements, the format, shape and strides
+        // of this object) stay valid while the view holds a reference to
+        // `slf`, which it does through `obj`.
+        unsafe {
+            (*view).obj = slf.clone().into_any().into_ptr();
+            (*view).buf = ptr.cast();
+            (*view).len = (this.a.len() * size) as isize;
+            (*view).readonly = 0;
+            (*view).itemsize = size as isize;
+            (*view).format = if flags & pyo3::ffi::PyBUF_FORMAT != 0 {
+                format.as_ptr().cast_mut()
+            } else {
+                std::ptr::null_mut()
+            };
+            (*view).ndim = 1;
+            (*view).shape = if flags & pyo3::ffi::PyBUF_ND != 0 {
+                this.shape.as_ptr().cast_mut()
+            } else {
+                std::ptr::null_mut()
+            };
+            (*view).strides = if flags & pyo3::ffi::PyBUF_STRIDES == pyo3::ffi::PyBUF_STRIDES {
+                this.strides.as_ptr().cast_mut()
+            } else {
+                std::ptr::null_mut()
+            };
+            (*view).suboffsets = std::ptr::null_mut();
+            (*view).internal = std::ptr::null_mut();
+        }
+        Ok(())
+    }
+
+    /// Nothing to undo: the view borrows this object's own fields.
+    ///
+    /// # Safety
+    /// Called by Python with the view `__getbuffer__` filled.
+    unsafe fn __releasebuffer__(&self, _view: *mut pyo3::ffi::Py_buffer) {}
 }
 
 #[pymodule]

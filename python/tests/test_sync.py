@@ -243,3 +243,28 @@ def test_objects_cross_to_a_spawned_child_by_name():
     p.join(30)
     assert p.exitcode == 0
     del sem
+
+
+def _fill_with_numpy(arr):
+    import numpy as np
+
+    view = np.frombuffer(arr.get_obj(), dtype=np.float64)
+    view[:] = np.arange(len(view)) * 0.5
+
+
+def test_a_numpy_array_filled_in_one_process_is_read_in_another_without_a_copy():
+    np = __import__("numpy")
+    arr = shmprim.Array("d", 1000)
+    p = multiprocessing.Process(target=_fill_with_numpy, args=(arr,))
+    p.start()
+    p.join(60)
+    assert p.exitcode == 0
+    view = np.frombuffer(arr.get_obj(), dtype=np.float64)
+    assert (view == np.arange(1000) * 0.5).all()
+    # The same memory, not a copy: a write through numpy shows in the Array.
+    view[7] = -1.0
+    assert arr[7] == -1.0
+    m = memoryview(arr.get_obj())
+    assert (m.format, m.itemsize, m.shape, m.readonly) == ("d", 8, (1000,), False)
+    m.release()
+    del view

@@ -171,6 +171,16 @@ impl<T: ShmType> Array<T> {
         self.cell.segment()
     }
 
+    /// The first element in shared memory, for a binding that hands the
+    /// elements out as they are (Python's buffer protocol over a
+    /// `RawArray`): `len()` elements of `T`, aligned for `T`, mapped while
+    /// this handle lives. Whoever reads or writes through it gives up what
+    /// the array's own calls guarantee (its lock, its seqlock, atomic access):
+    /// other processes may write the same bytes at the same time.
+    pub fn as_ptr(&self) -> *mut T {
+        self.cell.payload().cast::<T>()
+    }
+
     /// Whether the array was created with a lock.
     pub fn has_lock(&self) -> bool {
         self.cell.has_lock()

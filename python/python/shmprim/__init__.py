@@ -538,7 +538,11 @@ class Array:
         return self._lock
 
     def get_obj(self):
-        return self
+        """The elements themselves, with the buffer protocol:
+        ``memoryview(arr.get_obj())`` and ``numpy.frombuffer(arr.get_obj(),
+        dtype)`` see the shared memory without a copy (as a ``RawArray``:
+        no lock is taken for them)."""
+        return self._a
 
     def __len__(self):
         return len(self._a)
