@@ -261,25 +261,5 @@ impl ByteQueue {
         Ok(out)
     }
 
-    /// Number of messages in the queue (a snapshot).
-    pub fn len(&self) -> usize {
-        self.core.ring.len()
-    }
-
-    /// Whether the queue holds no message (a snapshot).
-    pub fn is_empty(&self) -> bool {
-        self.core.ring.is_empty()
-    }
-
-    /// Whether the queue is full (a snapshot).
-    pub fn is_full(&self) -> bool {
-        self.core.ring.is_full()
-    }
-
-    /// Most messages the queue holds.
-    pub fn capacity(&self) -> usize {
-        self.core.ring.capacity()
-    }
-
     stream_methods!();
 }

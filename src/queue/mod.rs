@@ -624,10 +624,30 @@ fn create_flags(opts: &Options) -> u32 {
     if opts.joinable { FLAG_JOINABLE } else { 0 }
 }
 
-/// The end-of-stream and `JoinableQueue` calls, the same on [`Queue`],
+/// The size, end-of-stream and `JoinableQueue` calls, the same on [`Queue`],
 /// [`ByteQueue`] and [`RawQueue`] (each holds a `core: Core`).
 macro_rules! stream_methods {
     () => {
+        /// Number of items in the queue (Python's `qsize`; a snapshot).
+        pub fn len(&self) -> usize {
+            self.core.ring.len()
+        }
+
+        /// Whether the queue holds no item (a snapshot).
+        pub fn is_empty(&self) -> bool {
+            self.core.ring.is_empty()
+        }
+
+        /// Whether the queue is full (a snapshot).
+        pub fn is_full(&self) -> bool {
+            self.core.ring.is_full()
+        }
+
+        /// Most items the queue holds.
+        pub fn capacity(&self) -> usize {
+            self.core.ring.capacity()
+        }
+
         /// This handle puts no more (Python's `Queue.close`: "no more data
         /// will be put on this queue by the current process"): its puts fail
         /// with `Closed`, its gets still work. Once every sending handle has
@@ -1019,26 +1039,6 @@ impl<T: Pod> Queue<T> {
             )),
             None => Ok(got),
         }
-    }
-
-    /// Number of values in the queue (Python's `qsize`; a snapshot).
-    pub fn len(&self) -> usize {
-        self.core.ring.len()
-    }
-
-    /// Whether the queue holds no value (a snapshot).
-    pub fn is_empty(&self) -> bool {
-        self.core.ring.is_empty()
-    }
-
-    /// Whether the queue is full (a snapshot).
-    pub fn is_full(&self) -> bool {
-        self.core.ring.is_full()
-    }
-
-    /// Most values the queue holds.
-    pub fn capacity(&self) -> usize {
-        self.core.ring.capacity()
     }
 
     stream_methods!();

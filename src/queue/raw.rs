@@ -220,21 +220,6 @@ impl RawQueue {
         self.get_raw(buf, Deadline::never(), true)
     }
 
-    /// Number of elements queued (Python's `qsize`; a snapshot).
-    pub fn len(&self) -> usize {
-        self.core.ring.len()
-    }
-
-    /// Whether the queue holds no element (a snapshot).
-    pub fn is_empty(&self) -> bool {
-        self.core.ring.is_empty()
-    }
-
-    /// Most elements the queue holds.
-    pub fn capacity(&self) -> usize {
-        self.core.ring.capacity()
-    }
-
     stream_methods!();
 
     /// The segment holding the queue.
