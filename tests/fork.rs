@@ -65,6 +65,33 @@ fn main() {
             matches!(p.join(), Err(Error::Panicked { message }) if message == "forked and failed")
         );
     });
+    check(
+        "a child dropping an inherited unlink-on-drop handle leaves the name",
+        || {
+            let name = format!("shmprim-test-{}-fork-unlink", std::process::id());
+            let opts = shmprim::Options::default().unlink_on_drop(true);
+            let q = shmprim::Queue::<u64>::create_with_options(&name, 4, &opts).unwrap();
+            let path = format!("/dev/shm/{name}");
+            let addr = &q as *const shmprim::Queue<u64> as usize;
+            let p = Process::fork(move || {
+                // SAFETY: the child's memory is a copy of the parent's; this takes
+                // the child's copy of `q`, which nothing else in the child uses
+                // (it leaves through `_exit`, running no destructor of its own).
+                drop(unsafe { std::ptr::read(addr as *const shmprim::Queue<u64>) });
+            })
+            .unwrap();
+            p.join().unwrap();
+            assert!(
+                std::path::Path::new(&path).exists(),
+                "the child removed the name"
+            );
+            drop(q);
+            assert!(
+                !std::path::Path::new(&path).exists(),
+                "the parent kept the name"
+            );
+        },
+    );
     check("exit(3) and SIGKILL give Python's exit codes", || {
         let mut p = Process::<()>::fork(|| std::process::exit(3)).unwrap();
         assert_eq!(p.join_timeout(Duration::from_secs(20)).unwrap(), Some(3));

@@ -242,6 +242,12 @@ impl Queue {
         self.q.byte_queue().unfinished_tasks()
     }
 
+    /// This handle's participant slot and generation in the segment.
+    fn participant(&self) -> (u32, u32) {
+        let id = self.q.byte_queue().segment().participant_id();
+        (id.slot, id.generation)
+    }
+
     #[staticmethod]
     fn unlink(py: Python<'_>, name: &str) -> PyResult<()> {
         shmprim::ByteQueue::unlink(name).map_err(|e| to_py(py, e))

@@ -161,3 +161,22 @@ def test_simple_queue():
     assert not q.empty()
     assert q.get() == 1
     q.close()
+
+
+def _report_participant(q, out):
+    out.put(q._q.participant())
+
+
+def test_a_forked_child_is_a_participant_of_its_own():
+    """A forked child opens every object again, so that it holds a
+    participant slot of its own: its death then shows to the survivors
+    (a put it dies in the middle of is recovered), where with the parent's
+    inherited handle it would look alive as long as the parent lives."""
+    ctx = multiprocessing.get_context("fork")
+    q, out = shmprim.Queue(), shmprim.Queue()
+    p = ctx.Process(target=_report_participant, args=(q, out))
+    p.start()
+    child = out.get(timeout=30)
+    p.join(30)
+    assert p.exitcode == 0
+    assert child != q._q.participant()

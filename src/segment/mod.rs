@@ -1112,7 +1112,9 @@ impl Drop for Segment {
             // now so the slot reads as free at once.
             let _ = sys::lock::unlock_byte(self.fd.as_fd(), slot_lock_byte(i));
         }
-        if self.unlink_on_drop {
+        // Only in the process that opened this handle: a child that inherited
+        // it through fork and drops it must not remove its parent's name.
+        if self.unlink_on_drop && self.owner_pid == sys::getpid() {
             if let Some(name) = &self.name {
                 let _ = sys::shm::shm_unlink(name);
             }

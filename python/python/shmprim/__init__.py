@@ -27,6 +27,7 @@ import pickle as _pickle
 import queue as _queue
 import threading as _threading
 import warnings as _warnings
+import weakref as _weakref
 from multiprocessing import Process, active_children, cpu_count, current_process
 
 from . import _native
@@ -77,6 +78,35 @@ def _fresh_name(kind):
     return f"shmprim-py-{_os.getpid()}-{next(_names)}-{kind}"
 
 
+# Every object made or opened in this process: a child forked from it opens
+# each again, so that the child is a participant of its own in every segment
+# (its death then shows, as its parent's does) instead of sharing its
+# parent's inherited handle.
+_live = _weakref.WeakSet()
+
+
+def _after_fork_in_child():
+    for obj in list(_live):
+        obj._reopen()
+
+
+_os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class _Shared:
+    """What every object shares: a name, the process its handle belongs to,
+    and the reopening in a forked child."""
+
+    def _track(self):
+        self._pid = _os.getpid()
+        _live.add(self)
+
+    def _reopen(self):
+        if self._pid != _os.getpid():
+            self._pid = _os.getpid()
+            self._open_native()
+
+
 class OwnerDiedWarning(RuntimeWarning):
     """A lock was acquired after its previous holder died holding it: what it
     protected may be half-updated."""
@@ -85,7 +115,7 @@ class OwnerDiedWarning(RuntimeWarning):
 # ---------------------------------------------------------------- queues
 
 
-class Queue:
+class Queue(_Shared):
     """``multiprocessing.Queue``: any picklable object (pickle protocol 5),
     large ones included, in a shared-memory queue.
 
@@ -108,6 +138,10 @@ class Queue:
             # one named by the caller stays until unlinked.
             unlink_on_drop=self._create and name is None,
         )
+        self._track()
+
+    def _open_native(self):
+        self._q = _native.Queue(self.name, self._maxsize, _SLOT, create=False)
 
     @classmethod
     def open(cls, name):
@@ -199,7 +233,7 @@ def _reopen(cls, name, *args):
 # ---------------------------------------------------------------- locks
 
 
-class Lock:
+class Lock(_Shared):
     """``multiprocessing.Lock``, robust: a holder's death does not lose it."""
 
     _recursive = False
@@ -212,9 +246,17 @@ class Lock:
             recursive=self._recursive,
             unlink_on_drop=not _open and name is None,
         )
+        self._bind()
+        self._track()
+
+    def _bind(self):
         # The native calls themselves: no Python frame in between.
         self.acquire = self._lock.acquire
         self.release = self._lock.release
+
+    def _open_native(self):
+        self._lock = _native.Lock(self.name, create=False, recursive=self._recursive)
+        self._bind()
 
     @classmethod
     def open(cls, name):
@@ -253,7 +295,7 @@ class RLock(Lock):
     _recursive = True
 
 
-class Condition:
+class Condition(_Shared):
     """``multiprocessing.Condition`` over a shmprim ``Lock`` or ``RLock``
     (an ``RLock`` by default)."""
 
@@ -265,8 +307,16 @@ class Condition:
         self._cv = _native.Condvar_(
             self.name, create=not _open, unlink_on_drop=not _open and name is None
         )
-        self.acquire = lock.acquire
-        self.release = lock.release
+        self._track()
+
+    def _open_native(self):
+        self._cv = _native.Condvar_(self.name, create=False)
+
+    def acquire(self, block=True, timeout=None):
+        return self._lock.acquire(block, timeout)
+
+    def release(self):
+        self._lock.release()
 
     @classmethod
     def open(cls, name, lock_name, recursive=True):
@@ -327,7 +377,7 @@ class Condition:
         self._cv.notify_all()
 
 
-class Semaphore:
+class Semaphore(_Shared):
     """``multiprocessing.Semaphore``."""
 
     _bounded = False
@@ -343,6 +393,10 @@ class Semaphore:
             create=not _open,
             unlink_on_drop=not _open and name is None,
         )
+        self._track()
+
+    def _open_native(self):
+        self._sem = _native.Semaphore_(self.name, 0, None, create=False)
 
     @classmethod
     def open(cls, name):
@@ -375,7 +429,7 @@ class BoundedSemaphore(Semaphore):
     _bounded = True
 
 
-class Event:
+class Event(_Shared):
     """``multiprocessing.Event``."""
 
     def __init__(self, *, name=None, _open=False):
@@ -383,6 +437,10 @@ class Event:
         self._ev = _native.Event_(
             self.name, create=not _open, unlink_on_drop=not _open and name is None
         )
+        self._track()
+
+    def _open_native(self):
+        self._ev = _native.Event_(self.name, create=False)
 
     @classmethod
     def open(cls, name):
@@ -406,7 +464,7 @@ class Event:
         return self._ev.wait(timeout)
 
 
-class Barrier:
+class Barrier(_Shared):
     """``multiprocessing.Barrier``. ``action`` runs in the party whose
     ``wait`` returns 0, before that ``wait`` returns (the other parties may
     already go on: unlike Python's, they do not wait for it); a timeout or a
@@ -419,6 +477,10 @@ class Barrier:
         )
         self._action = action
         self._timeout = timeout
+        self._track()
+
+    def _open_native(self):
+        self._b = _native.Barrier_(self.name, 0, create=False)
 
     @classmethod
     def open(cls, name, action=None, timeout=None):
@@ -494,7 +556,7 @@ def _typecode(typecode_or_type):
     raise ValueError(f"unsupported type {typecode_or_type!r} (typecodes: {_TYPECODES})")
 
 
-class Array:
+class Array(_Shared):
     """``multiprocessing.Array`` of numbers (typecodes ``bBhHiIlLqQfd``)."""
 
     def __init__(self, typecode_or_type, size_or_initializer, *, lock=True, name=None, _open=False):
@@ -515,6 +577,7 @@ class Array:
         if init is not None:
             for i, v in enumerate(init):
                 self._a.set(i, v)
+        self._track()
         self._lock = None
         if lock is True:
             self._lock = RLock()
@@ -531,6 +594,9 @@ class Array:
     def __reduce__(self):
         lock_name = self._lock.name if self._lock is not None else None
         return (_reopen, (type(self), self.name, self._typecode, lock_name))
+
+    def _open_native(self):
+        self._a = _native.Array_(self.name, self._typecode, 0, create=False)
 
     def get_lock(self):
         if self._lock is None:
@@ -577,7 +643,7 @@ class Array:
         return self.get_lock().__exit__(*exc)
 
 
-class Value:
+class Value(_Shared):
     """``multiprocessing.Value`` of a number; ``get_lock()`` for updates that
     read and write."""
 
@@ -587,6 +653,11 @@ class Value:
         self.name = self._arr.name
         if not _open:
             self._a.set(0, value)
+        self._track()
+
+    def _open_native(self):
+        self._arr._reopen()
+        self._a = self._arr._a
 
     @classmethod
     def open(cls, name, typecode, lock_name=None):
@@ -594,6 +665,7 @@ class Value:
         obj._arr = Array.open(name, typecode, lock_name)
         obj._a = obj._arr._a
         obj.name = name
+        obj._track()
         return obj
 
     def __reduce__(self):
