@@ -124,10 +124,16 @@ fn role_of(role: &str) -> PyResult<Role> {
 // ------------------------------------------------------------------ queue
 
 /// A queue of byte messages of any length (an `ObjectQueue`: short ones in a
-/// slot, long ones out of line); the package pickles objects into them.
+/// slot, long ones out of line); `put` and `get` pickle objects into them.
 #[pyclass(module = "shmprim._native", frozen)]
 struct Queue {
     q: ObjectQueue<Vec<u8>>,
+    /// `pickle.dumps`, `pickle.loads`, `queue.Empty` and `queue.Full`,
+    /// looked up once.
+    dumps: PyObject,
+    loads: PyObject,
+    empty: PyObject,
+    full: PyObject,
 }
 
 #[pymethods]
@@ -154,9 +160,54 @@ impl Queue {
         } else {
             ObjectQueue::open_with_options(name, &opts)
         };
+        let pickle = py.import("pickle")?;
+        let queue = py.import("queue")?;
         Ok(Queue {
             q: q.map_err(|e| to_py(py, e))?,
+            dumps: pickle.getattr("dumps")?.unbind(),
+            loads: pickle.getattr("loads")?.unbind(),
+            empty: queue.getattr("Empty")?.unbind(),
+            full: queue.getattr("Full")?.unbind(),
         })
+    }
+
+    /// Python's `Queue.put`: pickles `obj` (protocol 5) and puts it;
+    /// `queue.Full` when there is no room within the wait.
+    #[pyo3(signature = (obj, block=true, timeout=None))]
+    fn put(
+        &self,
+        py: Python<'_>,
+        obj: &Bound<'_, PyAny>,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<()> {
+        let data = self.dumps.call1(py, (obj, 5))?;
+        let data = data.downcast_bound::<PyBytes>(py)?;
+        if self.put_bytes(py, data.as_bytes(), block, timeout)? {
+            Ok(())
+        } else {
+            Err(PyErr::from_value(self.full.bind(py).call0()?))
+        }
+    }
+
+    /// Python's `Queue.get`: the next object; `queue.Empty` when none comes
+    /// within the wait.
+    #[pyo3(signature = (block=true, timeout=None))]
+    fn get(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<PyObject> {
+        // A message that is there is unpickled straight from the copy of its
+        // slot: no bytes object in between.
+        match self
+            .q
+            .try_get_with(|bytes| self.loads.call1(py, (PyBytes::new(py, bytes),)))
+        {
+            Ok(obj) => return obj,
+            Err(Error::Empty) => {}
+            Err(e) => return Err(to_py(py, e)),
+        }
+        match self.get_bytes(py, block, timeout)? {
+            Some(data) => self.loads.call1(py, (data,)),
+            None => Err(PyErr::from_value(self.empty.bind(py).call0()?)),
+        }
     }
 
     /// Puts `data`; `False` when it could not within the wait asked for.

@@ -268,6 +268,14 @@ impl<T: Payload> ObjectQueue<T> {
         })
     }
 
+    /// Hands the bytes of the oldest message (as
+    /// [`get_message`](Self::get_message) would return them) to `f` if a
+    /// message is there now, else `Empty`: a binding builds its own object
+    /// from them with no vector in between.
+    pub fn try_get_with<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        self.take(Wait::Try, |bytes| Ok(f(bytes)))
+    }
+
     /// [`get_message`](Self::get_message) if a message is there now, else
     /// `Empty`.
     pub fn try_get_message(&self) -> Result<Vec<u8>> {

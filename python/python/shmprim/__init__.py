@@ -138,10 +138,17 @@ class Queue(_Shared):
             # one named by the caller stays until unlinked.
             unlink_on_drop=self._create and name is None,
         )
+        self._bind()
         self._track()
+
+    def _bind(self):
+        # The native calls themselves: no Python frame in between.
+        self.put = self._q.put
+        self.get = self._q.get
 
     def _open_native(self):
         self._q = _native.Queue(self.name, self._maxsize, _SLOT, create=False)
+        self._bind()
 
     @classmethod
     def open(cls, name):
@@ -154,15 +161,11 @@ class Queue(_Shared):
 
     def put(self, obj, block=True, timeout=None):
         """Puts ``obj``; ``queue.Full`` if there is no room within the wait."""
-        if not self._q.put_bytes(_pickle.dumps(obj, protocol=5), block, timeout):
-            raise _queue.Full
+        self._q.put(obj, block, timeout)
 
     def get(self, block=True, timeout=None):
         """The next object; ``queue.Empty`` if none comes within the wait."""
-        data = self._q.get_bytes(block, timeout)
-        if data is None:
-            raise _queue.Empty
-        return _pickle.loads(data)
+        return self._q.get(block, timeout)
 
     def put_nowait(self, obj):
         return self.put(obj, False)
