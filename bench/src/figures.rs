@@ -7,7 +7,7 @@
 //! run, and the table shows shmprim as `n/a`.
 
 use super::refs::{
-    atomics, c_ring, os_ipc, pingpong, pool, pthread, python, raw_sync_mutex, threads,
+    atomics, boost, c_ring, os_ipc, pingpong, pool, pthread, python, raw_sync_mutex, threads,
 };
 use super::{Figure, Goal, Impl, Unit, object_side, pool_side, shmprim_side};
 use crate::refs::always;
@@ -99,6 +99,17 @@ fn object_figure(
                 available: python::available,
             },
         ],
+    }
+}
+
+/// A Boost.Interprocess reference: skipped, saying why, when the suite was
+/// built without Boost's headers.
+fn boost_ref(name: &'static str, run: super::Runner, goal: Option<Goal>) -> Impl {
+    Impl {
+        name,
+        run,
+        goal,
+        available: boost::available,
     }
 }
 
@@ -378,6 +389,7 @@ pub fn figures() -> Vec<Figure> {
                     Some(Goal::RatioAtLeast(1.0)),
                 ),
                 reference("mutex+condvar queue in shm (procs)", pthread::cvq_1, None),
+                boost_ref("Boost message_queue (procs)", boost::mq_1, None),
             ],
         },
         Figure {
@@ -399,6 +411,11 @@ pub fn figures() -> Vec<Figure> {
                     Some(Goal::RatioAtLeast(1.0)),
                 ),
                 reference("mutex+condvar queue in shm (procs)", pthread::cvq_2, None),
+                boost_ref(
+                    "Boost message_queue (procs)",
+                    boost::mq_2,
+                    Some(Goal::RatioAtLeast(10.0)),
+                ),
             ],
         },
         Figure {
@@ -441,6 +458,7 @@ pub fn figures() -> Vec<Figure> {
                     None,
                 ),
                 reference("mutex+condvar queue in shm (procs)", pthread::cvq_4, None),
+                boost_ref("Boost message_queue (procs)", boost::mq_4, None),
             ],
         },
         // ---- Blocking queue round trip ----
@@ -472,6 +490,7 @@ pub fn figures() -> Vec<Figure> {
                     goal: None,
                     available: python::available,
                 },
+                boost_ref("Boost message_queue (2 procs)", boost::mq_rtt, None),
             ],
         },
         // ---- Values of any type ----
@@ -509,6 +528,11 @@ pub fn figures() -> Vec<Figure> {
                     Some(Goal::RatioAtMost(1.1)),
                 ),
                 reference("raw_sync Mutex", raw_sync_mutex::uncontended, None),
+                boost_ref(
+                    "Boost interprocess_mutex",
+                    boost::mutex_uncontended,
+                    Some(Goal::RatioAtMost(1.0)),
+                ),
             ],
         },
         Figure {
@@ -530,6 +554,11 @@ pub fn figures() -> Vec<Figure> {
                     None,
                 ),
                 reference("raw_sync Mutex", raw_sync_mutex::contended, None),
+                boost_ref(
+                    "Boost interprocess_mutex (2 procs)",
+                    boost::mutex_contended,
+                    None,
+                ),
             ],
         },
         Figure {
@@ -547,6 +576,7 @@ pub fn figures() -> Vec<Figure> {
             references: vec![
                 reference("POSIX sem_t pshared (2 procs)", pthread::sem, None),
                 bare_futex(None),
+                boost_ref("Boost named_semaphore (2 procs)", boost::sem_rtt, None),
             ],
         },
         Figure {

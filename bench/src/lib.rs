@@ -340,6 +340,11 @@ pub(crate) const ROLES: &[(&str, Role)] = &[
     ("shmprim-mpmc-consumer", shmprim_side::mpmc_consumer_child),
     ("shmprim-queue-pong", shmprim_side::queue_pong_child),
     ("shmprim-objq-producer", object_side::producer_child),
+    ("bipc-mq-producer", refs::boost::mq_producer_child),
+    ("bipc-mq-consumer", refs::boost::mq_consumer_child),
+    ("bipc-mq-pong", refs::boost::mq_pong_child),
+    ("bipc-mutex-contender", refs::boost::mutex_contender_child),
+    ("bipc-sem-pong", refs::boost::sem_pong_child),
 ];
 
 /// Call first thing in `main` of every executable that runs the suite, after

@@ -52,12 +52,15 @@ pub(crate) enum CleanupKind {
     Shm = 1,
     /// A POSIX message queue (`mq_unlink`).
     Mq = 2,
+    /// A POSIX named semaphore (`sem_unlink`).
+    Sem = 3,
 }
 
 const SLOT_FREE: u8 = 0;
 const SLOT_WRITING: u8 = 1;
 const SLOT_SHM: u8 = 2;
 const SLOT_MQ: u8 = 3;
+const SLOT_SEM: u8 = 4;
 
 struct NameSlot {
     state: AtomicU8,
@@ -65,7 +68,7 @@ struct NameSlot {
 }
 
 // SAFETY: `name` is written only by the thread that moved `state` from FREE to
-// WRITING, and read only after a Release store of SHM/MQ has published it.
+// WRITING, and read only after a Release store of SHM/MQ/SEM has published it.
 unsafe impl Sync for NameSlot {}
 
 #[allow(clippy::declare_interior_mutable_const)]
@@ -104,6 +107,7 @@ pub(crate) fn register_name(kind: CleanupKind, name: &str) -> Option<usize> {
             let state = match kind {
                 CleanupKind::Shm => SLOT_SHM,
                 CleanupKind::Mq => SLOT_MQ,
+                CleanupKind::Sem => SLOT_SEM,
             };
             // Release: pairs with the Acquire load in `cleanup_all`, which then
             // sees the whole name.
@@ -137,7 +141,7 @@ pub(crate) fn unregister_pid(slot: Option<usize>) {
 }
 
 /// Kills every registered child and removes every registered name. Only
-/// async-signal-safe calls (kill, shm_unlink/unlink, mq_unlink).
+/// async-signal-safe calls (kill, shm_unlink/unlink, mq_unlink, sem_unlink).
 fn cleanup_all() {
     for p in &PIDS {
         let pid = p.swap(0, Ordering::Relaxed);
@@ -149,15 +153,15 @@ fn cleanup_all() {
     for slot in &NAMES {
         // Acquire: pairs with the Release store in `register_name`.
         let state = slot.state.load(Ordering::Acquire);
-        if state == SLOT_SHM || state == SLOT_MQ {
+        if state == SLOT_SHM || state == SLOT_MQ || state == SLOT_SEM {
             let name = slot.name.get().cast::<libc::c_char>();
             // SAFETY: the published buffer holds a NUL-terminated name.
             unsafe {
-                if state == SLOT_SHM {
-                    libc::shm_unlink(name);
-                } else {
-                    libc::mq_unlink(name);
-                }
+                match state {
+                    SLOT_SHM => libc::shm_unlink(name),
+                    SLOT_MQ => libc::mq_unlink(name),
+                    _ => libc::sem_unlink(name),
+                };
             }
         }
     }

@@ -35,7 +35,8 @@ enum Command {
     /// For each figure: shmprim's value and each reference measured beside it in
     /// the same run (a C ring, rtrb, crossbeam, a raw atomic ping-pong, a bare
     /// futex, pipes, sockets, POSIX message queues, Python's
-    /// multiprocessing.Queue, pthread mutexes, condvar queues, raw_sync), the
+    /// multiprocessing.Queue and Pool, pthread mutexes, condvar queues,
+    /// raw_sync, Boost.Interprocess, procspawn, a thread pool), the
     /// ratio shmprim / reference, and whether the goal is met. Each value is the
     /// median of several interleaved rounds, shown with its min and max.
     /// Everything it creates in /dev/shm is removed, also on Ctrl-C.

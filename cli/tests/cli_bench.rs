@@ -152,3 +152,57 @@ fn sigint_after(delay: Duration) {
         "children still running {delay:?} after the start: {kids:?}"
     );
 }
+
+/// Every Boost.Interprocess row runs once (quick, one round) and is measured,
+/// not skipped (CI installs Boost's headers, so the suite always builds
+/// them); afterwards nothing of the run or of Boost's is left in /dev/shm
+/// (its named semaphores included) and no child is left.
+#[test]
+fn the_boost_rows_run_and_leave_nothing_behind() {
+    let child = Command::new(EXE)
+        .args(["bench", "--quick", "--runs", "1"])
+        .args([
+            "--filter",
+            "mpmc-1p1c",
+            "--filter",
+            "mpmc-2p2c",
+            "--filter",
+            "mpmc-4p4c",
+        ])
+        .args([
+            "--filter",
+            "queue-rtt",
+            "--filter",
+            "mutex-",
+            "--filter",
+            "semaphore-rtt",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run shmprim");
+    let pid = child.id();
+    let out = child.wait_with_output().expect("wait for shmprim");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "shmprim bench failed:\n{stdout}");
+    let boost: Vec<&str> = stdout.lines().filter(|l| l.contains("Boost ")).collect();
+    assert_eq!(boost.len(), 7, "expected seven Boost rows in:\n{stdout}");
+    for row in boost {
+        assert!(
+            !row.contains("n/a") && !row.contains("FAILED") && !row.contains("skipped"),
+            "a Boost row did not run: {row}"
+        );
+    }
+    assert_eq!(leftovers_of(pid), Vec::<String>::new());
+    let sems: Vec<String> = std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&format!("sem.shmprim-bench-{pid}-")))
+        .collect();
+    assert_eq!(sems, Vec::<String>::new());
+    assert!(wait_until(Duration::from_secs(5), || children_of(pid)
+        .into_iter()
+        .all(gone)));
+}

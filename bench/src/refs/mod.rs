@@ -11,6 +11,7 @@
 //! instead of reporting a fast wrong number.
 
 pub(crate) mod atomics;
+pub(crate) mod boost;
 pub(crate) mod c_ring;
 pub(crate) mod os_ipc;
 pub(crate) mod pingpong;
