@@ -7,7 +7,8 @@
 //! run, and the table shows shmprim as `n/a`.
 
 use super::refs::{
-    atomics, boost, c_ring, os_ipc, pingpong, pool, pthread, python, raw_sync_mutex, threads,
+    atomics, boost, c_ring, iceoryx, os_ipc, pingpong, pool, pthread, python, raw_sync_mutex,
+    threads,
 };
 use super::{Figure, Goal, Impl, Unit, object_side, pool_side, shmprim_side};
 use crate::refs::always;
@@ -158,6 +159,11 @@ pub fn figures() -> Vec<Figure> {
                 c_ring(c_ring::u64s),
                 rtrb(threads::rtrb_u64),
                 xbeam_spsc(threads::crossbeam_u64),
+                reference(
+                    "iceoryx2 publish-subscribe (2 procs)",
+                    iceoryx::pubsub_u64,
+                    Some(Goal::RatioAtLeast(1.0)),
+                ),
             ],
         },
         Figure {
@@ -214,6 +220,11 @@ pub fn figures() -> Vec<Figure> {
                 reference(
                     "crossbeam [u8; 64] (2 threads)",
                     threads::crossbeam_64b,
+                    None,
+                ),
+                reference(
+                    "iceoryx2 publish-subscribe, 64 bytes (2 procs)",
+                    iceoryx::pubsub_64,
                     None,
                 ),
             ],
@@ -295,6 +306,11 @@ pub fn figures() -> Vec<Figure> {
                     pingpong::spin_two_words,
                     None,
                 ),
+                reference(
+                    "iceoryx2 publish-subscribe ping-pong (2 procs)",
+                    iceoryx::pingpong,
+                    Some(Goal::RatioAtMost(1.0)),
+                ),
             ],
         },
         Figure {
@@ -367,6 +383,11 @@ pub fn figures() -> Vec<Figure> {
             references: vec![
                 bare_futex(Some(Goal::RatioAtMost(1.0))),
                 reference("Unix pipe (2 procs)", os_ipc::pipe, None),
+                reference(
+                    "iceoryx2 event (2 procs)",
+                    iceoryx::event_rtt,
+                    Some(Goal::RatioAtMost(1.0)),
+                ),
             ],
         },
         // ---- MPMC throughput ----

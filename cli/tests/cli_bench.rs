@@ -206,3 +206,49 @@ fn the_boost_rows_run_and_leave_nothing_behind() {
         .into_iter()
         .all(gone)));
 }
+
+/// Every iceoryx2 row runs once (quick, one round) and is measured; its
+/// services had unique names and went with their ports, and the run removed
+/// iceoryx2's machine-wide files it made, so nothing of iceoryx2's is left in
+/// /dev/shm, and no child is left.
+#[test]
+fn the_iceoryx2_rows_run_and_leave_nothing_behind() {
+    let iox_before: Vec<String> = std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("iox2_"))
+        .collect();
+    let child = Command::new(EXE)
+        .args(["bench", "--quick", "--runs", "1"])
+        .args(["--filter", "spsc-u64", "--filter", "spsc-bytes-64"])
+        .args(["--filter", "pingpong-spin-duplex", "--filter", "event-rtt"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run shmprim");
+    let pid = child.id();
+    let out = child.wait_with_output().expect("wait for shmprim");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "shmprim bench failed:\n{stdout}");
+    let rows: Vec<&str> = stdout.lines().filter(|l| l.contains("iceoryx2 ")).collect();
+    assert_eq!(rows.len(), 4, "expected four iceoryx2 rows in:\n{stdout}");
+    for row in rows {
+        assert!(
+            !row.contains("n/a") && !row.contains("FAILED"),
+            "an iceoryx2 row did not run: {row}"
+        );
+    }
+    assert_eq!(leftovers_of(pid), Vec::<String>::new());
+    let iox_after: Vec<String> = std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("iox2_") && !iox_before.contains(n))
+        .collect();
+    assert_eq!(iox_after, Vec::<String>::new());
+    assert!(wait_until(Duration::from_secs(5), || children_of(pid)
+        .into_iter()
+        .all(gone)));
+}

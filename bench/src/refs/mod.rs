@@ -13,6 +13,7 @@
 pub(crate) mod atomics;
 pub(crate) mod boost;
 pub(crate) mod c_ring;
+pub(crate) mod iceoryx;
 pub(crate) mod os_ipc;
 pub(crate) mod pingpong;
 pub(crate) mod pool;
