@@ -311,6 +311,11 @@ pub fn figures() -> Vec<Figure> {
                     iceoryx::pingpong,
                     Some(Goal::RatioAtMost(1.0)),
                 ),
+                reference(
+                    "iceoryx2 request-response (2 procs)",
+                    iceoryx::request_rtt,
+                    None,
+                ),
             ],
         },
         Figure {

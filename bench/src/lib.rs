@@ -342,6 +342,7 @@ pub(crate) const ROLES: &[(&str, Role)] = &[
     ("shmprim-objq-producer", object_side::producer_child),
     ("iox2-publisher", refs::iceoryx::publisher_child),
     ("iox2-pong", refs::iceoryx::pong_child),
+    ("iox2-server", refs::iceoryx::server_child),
     ("iox2-event-pong", refs::iceoryx::event_pong_child),
     ("bipc-mq-producer", refs::boost::mq_producer_child),
     ("bipc-mq-consumer", refs::boost::mq_consumer_child),

@@ -233,7 +233,7 @@ fn the_iceoryx2_rows_run_and_leave_nothing_behind() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "shmprim bench failed:\n{stdout}");
     let rows: Vec<&str> = stdout.lines().filter(|l| l.contains("iceoryx2 ")).collect();
-    assert_eq!(rows.len(), 4, "expected four iceoryx2 rows in:\n{stdout}");
+    assert_eq!(rows.len(), 5, "expected five iceoryx2 rows in:\n{stdout}");
     for row in rows {
         assert!(
             !row.contains("n/a") && !row.contains("FAILED"),

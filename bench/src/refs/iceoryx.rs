@@ -2,8 +2,9 @@
 //! middleware a user would reach for instead: publish-subscribe throughput of
 //! `u64` and of 64-byte messages (one publisher and one subscriber process,
 //! busy-polling), a busy-polling ping-pong over two publish-subscribe
-//! services, and a round trip of its events (notify / wait). Every service
-//! has a unique name and goes with the last port and node that use it.
+//! services, a busy-polling request-response round trip, and a round trip of
+//! its events (notify / wait). Every service has a unique name and goes with
+//! the last port and node that use it.
 
 use std::time::{Duration, Instant};
 
@@ -295,6 +296,73 @@ pub(crate) fn pong_child(c: &ChildCtx) -> Res<()> {
         match sub.receive().map_err(err("receive"))? {
             Some(v) => {
                 publ.send_copy(*v + 1).map_err(err("send"))?;
+                done += 1;
+            }
+            None => stalled(t0)?,
+        }
+    }
+    c.done();
+    Ok(())
+}
+
+fn request_response(
+    node: &Node<ipc::Service>,
+    name: &str,
+) -> Res<
+    iceoryx2::service::port_factory::request_response::PortFactory<ipc::Service, u64, (), u64, ()>,
+> {
+    node.service_builder(&service_name(name)?)
+        .request_response::<u64, u64>()
+        .open_or_create()
+        .map_err(err("request-response service"))
+}
+
+/// Busy-polling request-response: the parent (client) sends `i`, the child
+/// (server) answers `i + 1`. ns per round trip.
+pub(crate) fn request_rtt(ctx: &Ctx) -> Res<f64> {
+    let n = ctx.n(SPIN_ROUND_TRIPS / 4);
+    let name = unique_name("iox2-rr");
+    let _files = MachineFiles::note();
+    let node = node()?;
+    let svc = request_response(&node, &name)?;
+    let client = svc.client_builder().create().map_err(err("client"))?;
+    let s = Session::start(vec![Spawn::pinned(
+        "iox2-server",
+        vec![name.clone(), n.to_string()],
+    )])?;
+    let t0 = s.go();
+    for i in 0..n {
+        let pending = client.send_copy(i).map_err(err("request"))?;
+        loop {
+            if let Some(v) = pending.receive().map_err(err("response"))? {
+                if *v != i + 1 {
+                    return Err("wrong answer".into());
+                }
+                break;
+            }
+            stalled(t0)?;
+        }
+    }
+    let dt = t0.elapsed();
+    s.finish()?;
+    Ok(ns_per(dt, n))
+}
+
+/// Child of [`request_rtt`]: answers `n` requests.
+pub(crate) fn server_child(c: &ChildCtx) -> Res<()> {
+    let name = c.str_arg(0)?.to_owned();
+    let n: u64 = c.arg(1)?;
+    let node = node()?;
+    let svc = request_response(&node, &name)?;
+    let server = svc.server_builder().create().map_err(err("server"))?;
+    c.ready()?;
+    let t0 = Instant::now();
+    let mut done = 0;
+    while done < n {
+        match server.receive().map_err(err("receive"))? {
+            Some(request) => {
+                let v = *request + 1;
+                request.send_copy(v).map_err(err("respond"))?;
                 done += 1;
             }
             None => stalled(t0)?,
