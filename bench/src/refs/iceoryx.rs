@@ -78,6 +78,10 @@ impl Drop for MachineFiles {
 }
 
 fn node() -> Res<Node<ipc::Service>> {
+    // iceoryx2 logs to the terminal, warning for instance that it runs
+    // without a configuration file: only its errors may interleave with the
+    // suite's table.
+    set_log_level_from_env_or(LogLevel::Error);
     NodeBuilder::new()
         .create::<ipc::Service>()
         .map_err(err("node"))
