@@ -36,6 +36,58 @@ fn children_of(pid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// Entries of /dev/shm whose name starts with `prefix`.
+fn dev_shm_starting(prefix: &str) -> Vec<String> {
+    std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(prefix))
+        .collect()
+}
+
+/// Runs `shmprim bench --quick --runs 1` with `filters`; its pid and stdout,
+/// after checking that it succeeded.
+fn quick_run(filters: &[&str]) -> (u32, String) {
+    let mut cmd = Command::new(EXE);
+    cmd.args(["bench", "--quick", "--runs", "1"]);
+    for f in filters {
+        cmd.args(["--filter", f]);
+    }
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run shmprim");
+    let pid = child.id();
+    let out = child.wait_with_output().expect("wait for shmprim");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "shmprim bench failed:\n{stdout}");
+    (pid, stdout)
+}
+
+/// Every row whose reference name contains `peer` was measured, `count` of
+/// them; nothing of the run is left in /dev/shm, and no child.
+fn assert_measured_and_clean(pid: u32, stdout: &str, peer: &str, count: usize) {
+    let rows: Vec<&str> = stdout.lines().filter(|l| l.contains(peer)).collect();
+    assert_eq!(
+        rows.len(),
+        count,
+        "expected {count} {peer}rows in:\n{stdout}"
+    );
+    for row in rows {
+        assert!(
+            !row.contains("n/a") && !row.contains("FAILED") && !row.contains("skipped"),
+            "a row did not run: {row}"
+        );
+    }
+    assert_eq!(leftovers_of(pid), Vec::<String>::new());
+    assert!(wait_until(Duration::from_secs(5), || children_of(pid)
+        .into_iter()
+        .all(gone)));
+}
+
 /// Whether process `pid` is gone (or a zombie waiting for its reaper).
 fn gone(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z "))
@@ -159,52 +211,19 @@ fn sigint_after(delay: Duration) {
 /// (its named semaphores included) and no child is left.
 #[test]
 fn the_boost_rows_run_and_leave_nothing_behind() {
-    let child = Command::new(EXE)
-        .args(["bench", "--quick", "--runs", "1"])
-        .args([
-            "--filter",
-            "mpmc-1p1c",
-            "--filter",
-            "mpmc-2p2c",
-            "--filter",
-            "mpmc-4p4c",
-        ])
-        .args([
-            "--filter",
-            "queue-rtt",
-            "--filter",
-            "mutex-",
-            "--filter",
-            "semaphore-rtt",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run shmprim");
-    let pid = child.id();
-    let out = child.wait_with_output().expect("wait for shmprim");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "shmprim bench failed:\n{stdout}");
-    let boost: Vec<&str> = stdout.lines().filter(|l| l.contains("Boost ")).collect();
-    assert_eq!(boost.len(), 7, "expected seven Boost rows in:\n{stdout}");
-    for row in boost {
-        assert!(
-            !row.contains("n/a") && !row.contains("FAILED") && !row.contains("skipped"),
-            "a Boost row did not run: {row}"
-        );
-    }
-    assert_eq!(leftovers_of(pid), Vec::<String>::new());
-    let sems: Vec<String> = std::fs::read_dir("/dev/shm")
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(&format!("sem.shmprim-bench-{pid}-")))
-        .collect();
-    assert_eq!(sems, Vec::<String>::new());
-    assert!(wait_until(Duration::from_secs(5), || children_of(pid)
-        .into_iter()
-        .all(gone)));
+    let (pid, stdout) = quick_run(&[
+        "mpmc-1p1c",
+        "mpmc-2p2c",
+        "mpmc-4p4c",
+        "queue-rtt",
+        "mutex-",
+        "semaphore-rtt",
+    ]);
+    assert_measured_and_clean(pid, &stdout, "Boost ", 7);
+    assert_eq!(
+        dev_shm_starting(&format!("sem.shmprim-bench-{pid}-")),
+        Vec::<String>::new()
+    );
 }
 
 /// Every iceoryx2 row runs once (quick, one round) and is measured; its
@@ -213,42 +232,17 @@ fn the_boost_rows_run_and_leave_nothing_behind() {
 /// /dev/shm, and no child is left.
 #[test]
 fn the_iceoryx2_rows_run_and_leave_nothing_behind() {
-    let iox_before: Vec<String> = std::fs::read_dir("/dev/shm")
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("iox2_"))
-        .collect();
-    let child = Command::new(EXE)
-        .args(["bench", "--quick", "--runs", "1"])
-        .args(["--filter", "spsc-u64", "--filter", "spsc-bytes-64"])
-        .args(["--filter", "pingpong-spin-duplex", "--filter", "event-rtt"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run shmprim");
-    let pid = child.id();
-    let out = child.wait_with_output().expect("wait for shmprim");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "shmprim bench failed:\n{stdout}");
-    let rows: Vec<&str> = stdout.lines().filter(|l| l.contains("iceoryx2 ")).collect();
-    assert_eq!(rows.len(), 5, "expected five iceoryx2 rows in:\n{stdout}");
-    for row in rows {
-        assert!(
-            !row.contains("n/a") && !row.contains("FAILED"),
-            "an iceoryx2 row did not run: {row}"
-        );
-    }
-    assert_eq!(leftovers_of(pid), Vec::<String>::new());
-    let iox_after: Vec<String> = std::fs::read_dir("/dev/shm")
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("iox2_") && !iox_before.contains(n))
-        .collect();
-    assert_eq!(iox_after, Vec::<String>::new());
-    assert!(wait_until(Duration::from_secs(5), || children_of(pid)
+    let before = dev_shm_starting("iox2_");
+    let (pid, stdout) = quick_run(&[
+        "spsc-u64",
+        "spsc-bytes-64",
+        "pingpong-spin-duplex",
+        "event-rtt",
+    ]);
+    assert_measured_and_clean(pid, &stdout, "iceoryx2 ", 5);
+    let new: Vec<String> = dev_shm_starting("iox2_")
         .into_iter()
-        .all(gone)));
+        .filter(|n| !before.contains(n))
+        .collect();
+    assert_eq!(new, Vec::<String>::new());
 }

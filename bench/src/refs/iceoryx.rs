@@ -124,115 +124,104 @@ pub(crate) struct Msg64 {
     pad: [u64; 7],
 }
 
-/// Publish-subscribe of `n` messages (`u64`, or 64 bytes when `wide`),
+/// A message of a throughput run: made from its number, and read back.
+trait Numbered: std::fmt::Debug + ZeroCopySend + Copy + 'static {
+    fn make(n: u64) -> Self;
+    fn number(&self) -> u64;
+}
+
+impl Numbered for u64 {
+    fn make(n: u64) -> u64 {
+        n
+    }
+    fn number(&self) -> u64 {
+        *self
+    }
+}
+
+impl Numbered for Msg64 {
+    fn make(n: u64) -> Msg64 {
+        Msg64 { n, pad: [0; 7] }
+    }
+    fn number(&self) -> u64 {
+        self.n
+    }
+}
+
+/// Publish-subscribe of `n` messages of `T` (`wide`: the 64-byte one),
 /// publisher in a child process, subscriber here busy-polling: Mmsg/s.
-fn throughput(ctx: &Ctx, wide: bool) -> Res<f64> {
-    let n = ctx.n(if wide { SPSC_64B_MSGS } else { SPSC_U64_MSGS });
+fn throughput<T: Numbered>(ctx: &Ctx, n: u64, wide: bool) -> Res<f64> {
+    let n = ctx.n(n);
     let name = unique_name("iox2-tput");
     let _files = MachineFiles::note();
     let node = node()?;
-    let mut sum = 0u64;
-    let dt = if wide {
-        let svc = pubsub::<Msg64>(&node, &name)?;
-        let sub = svc
-            .subscriber_builder()
-            .buffer_size(BUFFER)
-            .create()
-            .map_err(err("subscriber"))?;
-        let s = start_publisher(&name, n, wide)?;
-        let t0 = s.go();
-        let mut got = 0;
-        while got < n {
-            match sub.receive().map_err(err("receive"))? {
-                Some(m) => {
-                    sum = sum.wrapping_add(m.n);
-                    got += 1;
-                }
-                None => stalled(t0)?,
+    let svc = pubsub::<T>(&node, &name)?;
+    let sub = svc
+        .subscriber_builder()
+        .buffer_size(BUFFER)
+        .create()
+        .map_err(err("subscriber"))?;
+    let s = Session::start(vec![Spawn::pinned(
+        "iox2-publisher",
+        vec![name.clone(), n.to_string(), u8::from(wide).to_string()],
+    )])?;
+    let t0 = s.go();
+    let (mut got, mut sum) = (0, 0u64);
+    while got < n {
+        match sub.receive().map_err(err("receive"))? {
+            Some(m) => {
+                sum = sum.wrapping_add(m.number());
+                got += 1;
             }
+            None => stalled(t0)?,
         }
-        let dt = t0.elapsed();
-        s.finish()?;
-        dt
-    } else {
-        let svc = pubsub::<u64>(&node, &name)?;
-        let sub = svc
-            .subscriber_builder()
-            .buffer_size(BUFFER)
-            .create()
-            .map_err(err("subscriber"))?;
-        let s = start_publisher(&name, n, wide)?;
-        let t0 = s.go();
-        let mut got = 0;
-        while got < n {
-            match sub.receive().map_err(err("receive"))? {
-                Some(v) => {
-                    sum = sum.wrapping_add(*v);
-                    got += 1;
-                }
-                None => stalled(t0)?,
-            }
-        }
-        let dt = t0.elapsed();
-        s.finish()?;
-        dt
-    };
+    }
+    let dt = t0.elapsed();
+    s.finish()?;
     if sum != n * (n + 1) / 2 {
         return Err("iceoryx2 delivered a wrong sum".into());
     }
     Ok(mmsgs(dt, n))
 }
 
-fn start_publisher(name: &str, n: u64, wide: bool) -> Res<Session> {
-    Session::start(vec![Spawn::pinned(
-        "iox2-publisher",
-        vec![name.into(), n.to_string(), u8::from(wide).to_string()],
-    )])
-}
-
-/// Child of [`throughput`]: publishes 1..=n, retrying while the subscriber's
-/// buffer is full.
-pub(crate) fn publisher_child(c: &ChildCtx) -> Res<()> {
-    let name = c.str_arg(0)?.to_owned();
-    let n: u64 = c.arg(1)?;
-    let wide: u8 = c.arg(2)?;
+/// Publishes 1..=n of `T` on `name`, retrying while the subscriber's buffer
+/// is full.
+fn publish<T: Numbered>(c: &ChildCtx, name: &str, n: u64) -> Res<()> {
     let node = node()?;
-    if wide == 1 {
-        let svc = pubsub::<Msg64>(&node, &name)?;
-        let publ = svc
-            .publisher_builder()
-            .backpressure_strategy(BackpressureStrategy::RetryUntilDelivered)
-            .create()
-            .map_err(err("publisher"))?;
-        c.ready()?;
-        for i in 1..=n {
-            publ.send_copy(Msg64 { n: i, pad: [0; 7] })
-                .map_err(err("send"))?;
-        }
-    } else {
-        let svc = pubsub::<u64>(&node, &name)?;
-        let publ = svc
-            .publisher_builder()
-            .backpressure_strategy(BackpressureStrategy::RetryUntilDelivered)
-            .create()
-            .map_err(err("publisher"))?;
-        c.ready()?;
-        for i in 1..=n {
-            publ.send_copy(i).map_err(err("send"))?;
-        }
+    let svc = pubsub::<T>(&node, name)?;
+    let publ = svc
+        .publisher_builder()
+        .backpressure_strategy(BackpressureStrategy::RetryUntilDelivered)
+        .create()
+        .map_err(err("publisher"))?;
+    c.ready()?;
+    for i in 1..=n {
+        publ.send_copy(T::make(i)).map_err(err("send"))?;
     }
     c.done();
     Ok(())
 }
 
+/// Child of [`throughput`].
+pub(crate) fn publisher_child(c: &ChildCtx) -> Res<()> {
+    let name = c.str_arg(0)?.to_owned();
+    let n: u64 = c.arg(1)?;
+    let wide: u8 = c.arg(2)?;
+    if wide == 1 {
+        publish::<Msg64>(c, &name, n)
+    } else {
+        publish::<u64>(c, &name, n)
+    }
+}
+
 /// iceoryx2 publish-subscribe of `u64`s.
 pub(crate) fn pubsub_u64(ctx: &Ctx) -> Res<f64> {
-    throughput(ctx, false)
+    throughput::<u64>(ctx, SPSC_U64_MSGS, false)
 }
 
 /// iceoryx2 publish-subscribe of 64-byte messages.
 pub(crate) fn pubsub_64(ctx: &Ctx) -> Res<f64> {
-    throughput(ctx, true)
+    throughput::<Msg64>(ctx, SPSC_64B_MSGS, true)
 }
 
 // ------------------------------------------------------------ round trips
