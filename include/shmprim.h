@@ -133,12 +133,12 @@
 /**
  * Bytes to reserve for an in-place condvar (`shmprim_condvar_init`).
  */
-#define SHMPRIM_CONDVAR_SIZE 8
+#define SHMPRIM_CONDVAR_SIZE 16
 
 /**
  * Alignment an in-place condvar needs.
  */
-#define SHMPRIM_CONDVAR_ALIGN 4
+#define SHMPRIM_CONDVAR_ALIGN 8
 
 /**
  * Bytes to reserve for an in-place event (`shmprim_event_init`).
@@ -151,8 +151,9 @@
 #define SHMPRIM_EVENT_ALIGN 4
 
 /**
- * Bytes to reserve for an in-place mutex (`shmprim_mutex_init`); at least
- * the size of the C library's `pthread_mutex_t`.
+ * Bytes to reserve for an in-place mutex (`shmprim_mutex_init`): shmprim's
+ * lock words, and room for the C library's `pthread_mutex_t` that a mutex
+ * with priority inheritance uses.
  */
 #define SHMPRIM_MUTEX_SIZE 64
 
@@ -1719,8 +1720,8 @@ shmprim_status shmprim_mutex_anonymous(size_t data_size,
 
 /**
  * Closes a handle (null is ignored). If a thread of this process still holds
- * the lock, the mapping is kept (the C library's robust list points into it)
- * and only the handle is freed. The mutex itself remains until unlinked.
+ * the lock, the mapping is kept (for a mutex with priority inheritance the C
+ * library's robust list points into it) and only the handle is freed. The mutex itself remains until unlinked.
  *
  * # Safety
  * `m` must be null or a handle not yet closed, not in use by another thread.

@@ -7,31 +7,39 @@
 //!
 //! # When a participant dies
 //!
-//! The condvar owns nothing: a process that dies while waiting leaves no
-//! state behind that others wait for, so nothing wedges. (Its registration in
-//! the sleeper count stays, which only costs later `notify` calls a futile
-//! `futex_wake` system call.) A notifier that dies before notifying simply
-//! does not notify: waiters should use timeouts or predicates, as always. If
-//! the *mutex* owner dies, a waiter re-locking it inside `wait` gets
+//! A notification is a ticket: `notify(n)` issues up to `n` tickets, never
+//! more than there are registered waiters without one, and a waiter returns
+//! from `wait` when it takes a ticket (or its deadline passes). A waiter that
+//! a notification woke and that dies before it takes its ticket leaves the
+//! ticket behind, and another waiter takes it within one slice of sleep
+//! ([`LIVENESS_SLICE`](crate::wait::LIVENESS_SLICE)): a wake-up consumed by a
+//! dying process is passed on. A process that dies while waiting stays
+//! registered, so a later notification may issue a ticket for it; the next
+//! waiter to register then takes that ticket at once, which the caller sees
+//! as a spurious wake-up (waits loop on a predicate, as always). A notifier
+//! that dies before notifying simply does not notify. If the *mutex* owner
+//! dies, a waiter re-locking it inside `wait` gets
 //! [`LockError::OwnerDied`](crate::LockError::OwnerDied), like a direct lock.
 //!
 //! # Protocol
 //!
-//! | waiter (holds the mutex)                  | notifier                                  |
-//! |-------------------------------------------|-------------------------------------------|
-//! | `s = seq` (still under the mutex)         | change the predicate under the mutex      |
-//! | unlock the mutex                          | `seq += 1` (Release)                      |
-//! | wait while `seq == s` (spin, then futex)  | wake 1 / all sleepers if `waiters > 0`    |
-//! | re-lock the mutex, re-check the predicate |                                           |
+//! | waiter (holds the mutex)                         | notifier                                      |
+//! |--------------------------------------------------|-----------------------------------------------|
+//! | register: `waiting += 1`                         | change the predicate under the mutex          |
+//! | unlock the mutex                                 | `tickets += min(n, waiting - tickets)`        |
+//! | `s = seq`; take a ticket if there is one         | `seq += 1` (Release)                          |
+//! | else wait while `seq == s` (slices), and repeat  | wake that many sleepers if `sleepers > 0`     |
+//! | re-lock the mutex, re-check the predicate        |                                               |
 //!
-//! A notification that follows the predicate change (which was made under the
-//! mutex after the waiter read `s` and released the mutex) bumps `seq` past
-//! `s`, so the waiter either sees the change before sleeping or the kernel
-//! refuses to sleep on a stale `s` (the futex compares atomically): no lost
-//! wake-up. Wake-ups may be spurious (a spinning waiter also sees a
-//! `notify_one` meant for another; the sequence wraps after 2³² notifies), so
-//! waits loop on a predicate ([`Condvar::wait_while`]). A notify with no
-//! sleeper makes no system call.
+//! `waiting` and `tickets` share one 64-bit word, so a ticket is taken, and a
+//! timed-out waiter deregisters, with one compare-and-swap that keeps
+//! `tickets <= waiting` (a waiter whose deadline passes while every waiter
+//! has a ticket takes one: it was notified). The waiter reads `s` before it
+//! looks for a ticket and the notifier bumps `seq` after issuing one, so the
+//! waiter either finds the ticket or the kernel refuses to sleep on a stale
+//! `s`: no lost wake-up. `notify(n)` wakes `n` waiters, as Python's does,
+//! never more (another waiter that wakes finds no ticket and sleeps again).
+//! A notify with no registered waiter makes no system call.
 //!
 //! # Example
 //!
@@ -60,11 +68,12 @@ use bytemuck::Pod;
 use crate::error::Result;
 use crate::mutex::{LockResult, Mutex, MutexGuard};
 use crate::segment::{Disposition, Kind, Options, Segment, SegmentBuilder};
-use crate::sync::atomic::{AtomicU32, Ordering};
+use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::wait::{self, Deadline};
 
-/// The condvar state in shared memory: `seq` counts notifications, `waiters`
-/// counts processes that may be asleep on `seq`.
+/// The condvar state in shared memory: `seq` counts notifications,
+/// `sleepers` counts threads that may be asleep on `seq`, `counts` holds the
+/// registered waiters and their tickets (see the module docs).
 ///
 /// The wait is generic over how the paired lock is released and re-taken, so
 /// the same state machine runs with a pthread [`Mutex`] and, under loom, with
@@ -72,10 +81,20 @@ use crate::wait::{self, Deadline};
 #[repr(C)]
 #[derive(Debug)]
 pub struct RawCondvar {
-    /// Bumped by every notify (wrapping).
+    /// Bumped by every notify that issued a ticket (wrapping).
     seq: AtomicU32,
     /// Sleepers on `seq` (see [`crate::wait`]).
     waiters: AtomicU32,
+    /// Registered waiters (high half) and tickets not yet taken (low half).
+    counts: AtomicU64,
+}
+
+/// One registered waiter in `counts`.
+const WAITER: u64 = 1 << 32;
+
+/// The waiters and tickets in a `counts` word.
+fn split(c: u64) -> (u64, u64) {
+    (c >> 32, c & 0xffff_ffff)
 }
 
 impl RawCondvar {
@@ -89,6 +108,7 @@ impl RawCondvar {
         RawCondvar {
             seq: AtomicU32::new(0),
             waiters: AtomicU32::new(0),
+            counts: AtomicU64::new(0),
         }
     }
 
@@ -111,17 +131,78 @@ impl RawCondvar {
         relock: impl FnOnce() -> R,
         deadline: Deadline,
     ) -> (R, bool) {
-        // Relaxed: the caller holds the lock, and a notifier changes the
-        // predicate only after taking the lock we are about to release, so its
-        // `seq` increment comes later in `seq`'s modification order than the
-        // value read here (coherence along the lock's happens-before).
-        let seq = self.seq.load(Ordering::Relaxed);
+        // Read and registered while the caller holds the lock, so a notifier
+        // that changes the predicate under the lock after this sees the
+        // waiter, and bumps `seq` past `s0`. Relaxed: the lock orders both
+        // for such a notifier.
+        let s0 = self.seq.load(Ordering::Relaxed);
+        self.counts.fetch_add(WAITER, Ordering::Relaxed);
         unlock();
-        let timed_out = wait::wait_while_eq(&self.seq, &self.waiters, seq, deadline).is_err();
+        let timed_out = loop {
+            // Acquire: pairs with the notifier's Release bump, which comes
+            // after its tickets: a waiter that sees the bump sees them.
+            let s = self.seq.load(Ordering::Acquire);
+            // Only a notify after this waiter registered (`seq` moved past
+            // `s0`) may be taken: a waiter that registers after a
+            // notification must not take it from those it was meant for.
+            if s != s0 && self.take_ticket() {
+                break false;
+            }
+            if wait::wait_while_eq(&self.seq, &self.waiters, s, deadline).is_err() {
+                let eligible = self.seq.load(Ordering::Acquire) != s0;
+                break !self.leave(eligible);
+            }
+        };
         (relock(), timed_out)
     }
 
-    /// Wakes one waiter (perhaps more: wake-ups may be spurious).
+    /// Takes a ticket if there is one, deregistering. Returns whether it did.
+    fn take_ticket(&self) -> bool {
+        self.update_counts(|waiting, tickets| {
+            // A scribbled word may claim tickets and no waiter: the ticket
+            // is still taken, and `waiting` stays at 0.
+            (tickets > 0).then(|| (waiting.saturating_sub(1), tickets - 1))
+        })
+    }
+
+    /// Deregisters a waiter whose deadline passed: with a ticket if it may
+    /// take one and there is one (then it was notified, and this returns
+    /// `true`), else without, keeping `tickets <= waiting`.
+    fn leave(&self, eligible: bool) -> bool {
+        if eligible && self.take_ticket() {
+            return true;
+        }
+        self.update_counts(|waiting, tickets| {
+            let waiting = waiting.saturating_sub(1);
+            Some((waiting, tickets.min(waiting)))
+        });
+        false
+    }
+
+    /// Applies `f` to (waiters, tickets) with a compare-and-swap loop;
+    /// `None` from `f` leaves the word alone. Returns whether it changed.
+    fn update_counts(&self, mut f: impl FnMut(u64, u64) -> Option<(u64, u64)>) -> bool {
+        // Relaxed: the counts publish nothing (data comes with the lock, and
+        // tickets with `seq`'s bump); the compare-and-swap decides.
+        let mut c = self.counts.load(Ordering::Relaxed);
+        loop {
+            let (waiting, tickets) = split(c);
+            let Some((w, t)) = f(waiting, tickets) else {
+                return false;
+            };
+            let next = (w << 32) | (t & 0xffff_ffff);
+            // Relaxed: as above.
+            match self
+                .counts
+                .compare_exchange_weak(c, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return true,
+                Err(now) => c = now,
+            }
+        }
+    }
+
+    /// Wakes one waiter.
     pub fn notify_one(&self) {
         self.notify(1);
     }
@@ -133,10 +214,23 @@ impl RawCondvar {
 
     /// Wakes up to `n` waiters (Python's `Condition.notify(n)`).
     pub fn notify(&self, n: u32) {
-        // Release: pairs with the Acquire load of `seq` in `wait_while_eq`; the
-        // data itself is published by the paired mutex.
+        let mut issued = 0;
+        self.update_counts(|waiting, tickets| {
+            issued = u64::from(n).min(waiting.saturating_sub(tickets));
+            (issued > 0).then_some((waiting, tickets + issued))
+        });
+        if issued == 0 {
+            return;
+        }
+        // Release: pairs with the waiter's Acquire load of `seq`, so a waiter
+        // that sees the bump sees the tickets; the data itself is published
+        // by the paired mutex.
         self.seq.fetch_add(1, Ordering::Release);
-        wait::wake(&self.seq, &self.waiters, n);
+        wait::wake(
+            &self.seq,
+            &self.waiters,
+            u32::try_from(issued).unwrap_or(u32::MAX),
+        );
     }
 }
 
@@ -519,11 +613,17 @@ pub(crate) fn summarize(
 ) -> Option<crate::inspect::view::StateSummary> {
     use crate::inspect::view::{Field, StateSummary};
     let seq = view.u32(std::mem::offset_of!(RawCondvar, seq))?;
-    let waiters = view.u32(std::mem::offset_of!(RawCondvar, waiters))?;
+    let sleepers = view.u32(std::mem::offset_of!(RawCondvar, waiters))?;
+    let (waiting, tickets) = split(view.u64(std::mem::offset_of!(RawCondvar, counts))?);
     Some(StateSummary {
-        line: format!("{waiters} waiting, {seq} notifications"),
+        line: format!(
+            "{waiting} waiting ({sleepers} asleep), {tickets} notifications not yet taken, \
+             {seq} notifies"
+        ),
         fields: vec![
-            ("waiters", Field::U64(waiters as u64)),
+            ("waiting", Field::U64(waiting)),
+            ("waiters", Field::U64(sleepers as u64)),
+            ("pending", Field::U64(tickets)),
             ("notifications", Field::U64(seq as u64)),
         ],
     })

@@ -16,16 +16,16 @@
 //!
 //! # States
 //!
-//! A `pthread_mutex_t` with `PTHREAD_MUTEX_RECURSIVE`, `PTHREAD_PROCESS_SHARED`
-//! and `PTHREAD_MUTEX_ROBUST`: the futex word holds the owner's thread id as for
-//! [`RawMutex`](crate::RawMutex), and a count the recursion depth.
+//! The lock word holds the owner's thread id as for
+//! [`RawMutex`](crate::RawMutex), and a second word the levels taken beyond
+//! the first, written only by the owner (with priority inheritance: a glibc
+//! recursive robust `pthread_mutex_t`).
 //!
 //! | state                 | lock by owner  | lock by other     | unlock by owner      | unlock by other |
 //! |-----------------------|----------------|-------------------|----------------------|-----------------|
 //! | free                  | -              | held, depth 1     | `NotOwner`           | `NotOwner`      |
 //! | held, depth d         | depth d+1      | waits             | depth d-1 (0: free)  | `NotOwner`      |
 //! | owner died, undecided | -              | `OwnerDied`, d=1  | -                    | -               |
-//! | unrecoverable (forged bytes) | `Unrecoverable`| `Unrecoverable` | -              | -               |
 //!
 //! # Why the guard gives no `&T`
 //!
@@ -66,17 +66,16 @@ use bytemuck::Pod;
 
 use crate::error::Result;
 use crate::mutex::{
-    LockError, LockResult, LockStatus, MutexOptions, check_lock_segment, consistent_pthread,
-    init_error, lock_builder, lock_pthread, lock_timed_out, try_lock_pthread, unlock_error,
-    value_offset, with_name, write_value,
+    LockError, LockResult, LockState, LockStatus, MutexOptions, check_lock_segment, lock_builder,
+    lock_timed_out, value_offset, with_name, write_value,
 };
 use crate::segment::{Disposition, Kind, Options, Segment};
-use crate::sys::pthread::{MutexType, PthreadMutex};
 use crate::wait::{Deadline, try_first};
 
 /// A robust, process-shared, reentrant mutex with no payload, placed in shared
-/// memory: a `pthread_mutex_t` with `PTHREAD_MUTEX_RECURSIVE`. Errors carry an
-/// empty segment name (see [`crate::mutex`]).
+/// memory: shmprim's own lock word with a recursion depth (or, with priority
+/// inheritance, a glibc `pthread_mutex_t` with `PTHREAD_MUTEX_RECURSIVE`).
+/// Errors carry an empty segment name (see [`crate::mutex`]).
 ///
 /// ```
 /// use shmprim::{Deadline, Error, MutexOptions, RawReentrantMutex};
@@ -90,15 +89,11 @@ use crate::wait::{Deadline, try_first};
 /// ```
 #[repr(C)]
 pub struct RawReentrantMutex {
-    mutex: PthreadMutex,
-    /// shmprim's owner-died state (see [`RawMutex`](crate::RawMutex)'s).
-    suspect: std::sync::atomic::AtomicU32,
+    state: LockState,
 }
 
-const _: () =
-    assert!(std::mem::offset_of!(RawReentrantMutex, suspect) == crate::mutex::SUSPECT_OFFSET);
-
-// SAFETY: the pthread mutex is made to be shared between threads and processes.
+// SAFETY: the lock is made to be shared between threads and processes (see
+// `RawMutex`).
 unsafe impl Sync for RawReentrantMutex {}
 // SAFETY: plain bytes; ownership is recorded in them, not in the moving thread.
 unsafe impl Send for RawReentrantMutex {}
@@ -115,17 +110,9 @@ impl RawReentrantMutex {
     /// `ptr` must be valid for writes of [`Self::SIZE`] bytes, aligned to
     /// [`Self::ALIGN`], and not in use by any thread or process.
     pub unsafe fn init(ptr: *mut RawReentrantMutex, opts: &MutexOptions) -> Result<()> {
-        // SAFETY: forwarded from the caller; the struct is `repr(C)` with the
-        // pthread mutex at offset 0 and the flag after it.
-        let r = unsafe {
-            std::ptr::addr_of_mut!((*ptr).suspect).write(std::sync::atomic::AtomicU32::new(0));
-            PthreadMutex::init(
-                ptr.cast::<PthreadMutex>(),
-                MutexType::Recursive,
-                opts.priority_inheritance,
-            )
-        };
-        r.map_err(init_error)
+        // SAFETY: forwarded from the caller; the struct is `repr(C)` around
+        // its state.
+        unsafe { LockState::init(ptr.cast::<LockState>(), true, opts) }
     }
 
     /// A mutex on the heap (for tests and single-process use).
@@ -140,63 +127,59 @@ impl RawReentrantMutex {
     /// Locks (again, if this thread holds it), waiting until `deadline`:
     /// `Ok(Acquired)`, `Ok(OwnerDied)`, `Err(Timeout)`, `Err(Unrecoverable)`.
     pub fn lock(&self, deadline: Deadline) -> Result<LockStatus> {
-        lock_pthread(&self.mutex, &self.suspect, deadline)
+        self.state.lock(true, deadline)
     }
 
     /// Locks if free or held by this thread; `Ok(None)` when another holds it.
     pub fn try_lock(&self) -> Result<Option<LockStatus>> {
-        try_lock_pthread(&self.mutex, &self.suspect)
+        self.state.try_lock(true)
     }
 
     /// Releases one level of this thread's lock; [`Error::NotOwner`](crate::Error::NotOwner) if this
     /// thread does not hold it (never held, held by another thread or process,
     /// or already fully released).
     pub fn unlock(&self) -> Result<()> {
-        self.mutex.unlock_checked().map_err(unlock_error)
+        self.state.unlock(true)
     }
 
     /// Declares the data consistent after [`LockStatus::OwnerDied`]; does
     /// nothing otherwise.
     pub fn mark_consistent(&self) -> Result<()> {
-        consistent_pthread(&self.mutex, &self.suspect)
+        self.state.consistent()
     }
 
     /// Whether a thread of the calling process holds the lock.
     pub fn held_by_current_process(&self) -> bool {
-        self.mutex.held_by_current_process()
+        self.state.held_by_current_process()
     }
 
     /// Whether the calling thread holds the lock (at any depth).
     pub fn held_by_current_thread(&self) -> bool {
-        self.mutex.held_by_current_thread()
+        self.state.held_by_current_thread()
     }
 
     /// Whether some thread of some process holds the lock now (a snapshot).
     pub fn is_locked(&self) -> bool {
-        self.mutex.owner_tid() != 0
+        self.state.owner_tid() != 0
     }
 
     /// The thread id of the holder, `None` when free (a snapshot; what
     /// Python's `RLock` shows as its owner).
     pub fn owner_tid(&self) -> Option<u32> {
-        Some(self.mutex.owner_tid()).filter(|&tid| tid != 0)
+        Some(self.state.owner_tid()).filter(|&tid| tid != 0)
     }
 
     /// How many times the holder has locked it without releasing (Python's
     /// `RLock` count): 0 when free. A snapshot, exact for the holding thread.
-    /// 0 as well where the C library's layout is not known.
     pub fn depth(&self) -> u32 {
-        if self.mutex.owner_tid() == 0 {
-            return 0;
-        }
-        self.mutex.depth().unwrap_or(0)
+        self.state.depth()
     }
 }
 
 impl std::fmt::Debug for RawReentrantMutex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RawReentrantMutex")
-            .field("owner_tid", &self.mutex.owner_tid())
+            .field("owner_tid", &self.state.owner_tid())
             .finish()
     }
 }

@@ -39,7 +39,10 @@ use crate::sync::atomic::{AtomicU32, Ordering, fence};
 pub(crate) const SPIN_ITERATIONS: u32 = 256;
 
 /// How long a waiter that must notice a dead peer sleeps before it checks
-/// the participant table again (rings, pipes, queues).
+/// the participant table again (rings, pipes, queues), a lock waiter checks
+/// whether the holder's thread still exists, and any sleeper re-reads the
+/// word it sleeps on (so that a wake-up taken by a process that then died is
+/// passed on).
 pub const LIVENESS_SLICE: Duration = Duration::from_millis(50);
 
 /// A point in time on `CLOCK_MONOTONIC` by which a blocking operation gives up.
@@ -133,7 +136,7 @@ impl Deadline {
         }
     }
 
-    fn as_futex_deadline(self) -> Option<u64> {
+    pub(crate) fn as_futex_deadline(self) -> Option<u64> {
         (!self.is_never()).then_some(self.ns)
     }
 }
@@ -276,12 +279,6 @@ pub fn interruptible_with<R>(f: impl FnOnce() -> R) -> (R, bool) {
     (r, was)
 }
 
-/// The longest a futex wait of an interruptible thread sleeps in one call:
-/// a wait with a deadline always ends with `EINTR` when a handler runs,
-/// whatever `SA_RESTART` says, so such a thread never waits without one.
-#[cfg(not(shmprim_loom))]
-const INTERRUPTIBLE_SLICE: Duration = Duration::from_secs(1);
-
 /// Blocks while `word == expected`: returns `Ok(())` once the word is seen to
 /// differ, `Err(TimedOut)` if `deadline` passes first. Spurious wake-ups and
 /// `EINTR` are absorbed here.
@@ -351,26 +348,74 @@ pub fn wake(word: &AtomicU32, waiters: &AtomicU32, n: u32) {
     }
 }
 
+/// Sleeps on `word` while it holds `expected`, for one slice at most: until
+/// `deadline` or [`LIVENESS_SLICE`], whichever comes first. Returns whether
+/// `deadline` has passed, or (in an [`interruptible`] thread) whether a
+/// signal handler ran: a futex wait with a deadline, which every one here
+/// has, always ends with `EINTR` when a handler runs, whatever `SA_RESTART`
+/// says.
+///
+/// The slice is what makes a wake-up that a dying process consumed harmless:
+/// a semaphore's post or a condvar's `notify_one` wakes one sleeper, and if
+/// that one is killed before it acts on the change, every other sleeper
+/// still re-reads the word within a slice, finds it changed, and takes the
+/// permit or the notification in its place.
 #[cfg(not(shmprim_loom))]
 fn sleep(word: &AtomicU32, expected: u32, deadline: Deadline) -> bool {
     use crate::sys::futex::FutexWait;
     let interruptible = INTERRUPTIBLE.with(Cell::get);
-    let until = if interruptible {
-        deadline.min(Deadline::after(INTERRUPTIBLE_SLICE))
-    } else {
-        deadline
-    };
+    let until = deadline.min(Deadline::after(LIVENESS_SLICE));
     // SAFETY: `word` is a live, aligned AtomicU32 borrowed for the whole call.
     let r = unsafe {
         crate::sys::futex::futex_wait(word.as_ptr(), expected, until.as_futex_deadline())
     };
     match r {
+        FutexWait::Woken => {
+            after_wake();
+            false
+        }
+        FutexWait::Returned => false,
         FutexWait::TimedOut => deadline.has_passed(),
         FutexWait::Interrupted if interruptible => {
             INTERRUPTED.with(|c| c.set(true));
             true
         }
-        FutexWait::Interrupted | FutexWait::Returned => false,
+        FutexWait::Interrupted => false,
+    }
+}
+
+/// The hook [`set_after_wake_hook`] installed, as a function pointer cast to
+/// a data pointer (null: none). A process-local static, hence std's atomic.
+#[cfg(not(shmprim_loom))]
+static AFTER_WAKE: std::sync::atomic::AtomicPtr<()> =
+    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+/// Installs (or, with `None`, removes) a function that every thread of this
+/// process calls right after a futex wake-up ended its sleep in a shmprim
+/// wait (a lock, a semaphore, a condvar, an event, a barrier), before it
+/// looks at what changed. For tests of the worst moment to die: a hook that
+/// stops the process makes "woken, then killed before acting" deterministic.
+#[doc(hidden)]
+#[cfg(not(shmprim_loom))]
+pub fn set_after_wake_hook(hook: Option<fn()>) {
+    let p = hook.map_or(std::ptr::null_mut(), |f| f as *mut ());
+    // Relaxed: the hook is set before the waits it is meant for, in program
+    // order or before the threads that wait are started.
+    AFTER_WAKE.store(p, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Calls the after-wake hook, if one is installed.
+#[cfg(not(shmprim_loom))]
+#[inline]
+pub(crate) fn after_wake() {
+    // Relaxed: see `set_after_wake_hook`.
+    let p = AFTER_WAKE.load(std::sync::atomic::Ordering::Relaxed);
+    if !p.is_null() {
+        // SAFETY: the only non-null values ever stored are `fn()` pointers
+        // (`set_after_wake_hook`), and a function pointer round-trips through
+        // a data pointer on every platform this crate builds for.
+        let hook = unsafe { std::mem::transmute::<*mut (), fn()>(p) };
+        hook();
     }
 }
 
@@ -395,6 +440,13 @@ mod model {
 
 #[cfg(shmprim_loom)]
 fn sleep(word: &AtomicU32, expected: u32, deadline: Deadline) -> bool {
+    model_sleep(word, expected, deadline)
+}
+
+/// The loom model of one futex sleep: returns whether it timed out (a finite
+/// deadline expires at once).
+#[cfg(shmprim_loom)]
+pub(crate) fn model_sleep(word: &AtomicU32, expected: u32, deadline: Deadline) -> bool {
     if !deadline.is_never() {
         // A finite deadline is modelled as expiring now (see `Deadline::has_passed`).
         return true;

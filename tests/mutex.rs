@@ -359,10 +359,12 @@ fn handles_are_send_and_sync() {
 }
 
 #[test]
-fn raw_mutex_layout_is_a_pthread_mutex_and_its_owner_died_flag() {
+fn raw_mutex_layout_is_a_pthread_mutex_for_priority_inheritance_and_shmprims_lock_words() {
+    // pthread_mutex_t, the owner-died flag, then the lock word, depth and
+    // type word.
     assert_eq!(
         RawMutex::SIZE,
-        std::mem::size_of::<libc::pthread_mutex_t>() + 8
+        std::mem::size_of::<libc::pthread_mutex_t>() + 16
     );
     assert_eq!(
         RawMutex::ALIGN,
@@ -370,9 +372,9 @@ fn raw_mutex_layout_is_a_pthread_mutex_and_its_owner_died_flag() {
     );
 }
 
-/// glibc trusts the `pthread_mutex_t` bytes: garbage cannot be repaired, but
-/// with a timeout it yields an error (`EINVAL` → `Corrupted`, or a lock that
-/// looks held → `Timeout`), never a crash or a hang.
+/// Garbage in the lock's bytes cannot be repaired, but with a timeout it
+/// yields an error (a type word shmprim never writes → `Corrupted`, or a
+/// lock that looks held → `Timeout`), never a crash or a hang.
 #[test]
 fn garbage_in_the_mutex_bytes_gives_an_error_within_the_timeout_not_a_crash() {
     for pattern in [0xFFu8, 0x55, 0x80] {
@@ -397,55 +399,53 @@ fn garbage_in_the_mutex_bytes_gives_an_error_within_the_timeout_not_a_crash() {
     }
 }
 
-/// glibc reads a mutex's type from its `__kind` word (at byte 16 of a 64-bit
-/// glibc `pthread_mutex_t`) and trusts it. With the lock-elision flag forged
-/// into it, glibc's trylock ran `xbegin`, an illegal instruction on a CPU
-/// without TSX: the process died of `SIGILL` (found by `tests/scribble.rs`).
-/// A mutex of a kind shmprim never makes is now refused as corrupted, and
-/// works again once its kind is put back.
-#[cfg(all(target_env = "gnu", target_pointer_width = "64"))]
+/// Index (in 32-bit words) of the type word of shmprim's lock in a
+/// `RawMutex`: after the `pthread_mutex_t`, the owner-died flag, the lock
+/// word and the depth.
+const TYPE_WORD: usize = (std::mem::size_of::<libc::pthread_mutex_t>() + 12) / 4;
+
+/// A lock whose type word was overwritten with one shmprim never writes is
+/// refused as corrupted by every lock and checked unlock, and works again
+/// once its type is put back. (glibc trusted its own type word: with the
+/// lock-elision flag forged into it, its trylock ran `xbegin`, an illegal
+/// instruction on a CPU without TSX, found by `tests/scribble.rs`.)
 #[test]
 fn a_forged_mutex_type_is_corrupted_not_a_crash() {
-    const KIND: usize = 16;
-    /// glibc's `PTHREAD_MUTEX_ELISION_NP` and an unknown high flag.
-    const FORGED_FLAGS: [u32; 2] = [256, 1 << 20];
+    /// glibc's `PTHREAD_MUTEX_ELISION_NP`, an unknown high flag, and the
+    /// other mutex type's word.
+    const FORGED_FLAGS: [u32; 3] = [256, 1 << 20, 3];
     let name = ShmName::new("forged_kind");
     let m = Mutex::create(&name, 5u64).unwrap();
-    let kind = word(m.segment(), KIND / 4);
+    let kind = word(m.segment(), TYPE_WORD);
     let good = kind.load(Ordering::Relaxed);
-    assert_ne!(
-        good, 0,
-        "a robust, process-shared mutex has a non-zero kind"
-    );
+    assert_ne!(good, 0, "a lock has a non-zero type word");
     for flag in FORGED_FLAGS {
-        kind.store(good | flag, Ordering::Relaxed);
+        kind.store(good ^ flag, Ordering::Relaxed);
         let corrupted = |r: &shmprim::LockResult<shmprim::MutexGuard<'_, u64>>| {
             matches!(r, Err(LockError::Failed(Error::Corrupted { .. })))
         };
         assert!(
             corrupted(&m.try_lock()),
-            "try_lock with kind {:#x}",
-            good | flag
+            "try_lock with type {:#x}",
+            good ^ flag
         );
         assert!(corrupted(&m.lock_timeout(Duration::from_millis(1))));
-        assert!(corrupted(&m.lock()), "lock with kind {:#x}", good | flag);
+        assert!(corrupted(&m.lock()), "lock with type {:#x}", good ^ flag);
         kind.store(good, Ordering::Relaxed);
         assert_eq!(*m.try_lock().unwrap(), 5);
     }
     // An unlock by a thread that may not hold the mutex (the C API's, or
-    // `unlock_checked`) checks the kind too: glibc's elision unlock of a
-    // free mutex runs `xend`, as illegal here as `xbegin`.
+    // `unlock_checked`) checks the type too.
     let raw = RawMutex::new(&MutexOptions::default()).unwrap();
-    // SAFETY: byte 16 of the boxed pthread_mutex_t is its 4-byte aligned
-    // `__kind`, only accessed atomically here and read by glibc.
+    // SAFETY: the type word is a 4-byte aligned u32 inside the boxed
+    // RawMutex, only accessed atomically.
     let raw_kind = unsafe {
         &*(std::ptr::from_ref::<RawMutex>(&raw)
-            .cast::<u8>()
-            .add(KIND)
-            .cast::<AtomicU32>())
+            .cast::<AtomicU32>()
+            .add(TYPE_WORD))
     };
     let good = raw_kind.load(Ordering::Relaxed);
-    raw_kind.store(good | FORGED_FLAGS[0], Ordering::Relaxed);
+    raw_kind.store(good ^ FORGED_FLAGS[0], Ordering::Relaxed);
     // SAFETY: nothing is protected by this lock.
     let r = unsafe { raw.unlock_checked() };
     assert!(matches!(r, Err(Error::Corrupted { .. })), "{r:?}");

@@ -16,9 +16,9 @@ use shmprim::mutex::{LockStatus, RawMutex};
 use shmprim::wait::Deadline;
 
 /// Bytes to reserve for an in-place condvar (`shmprim_condvar_init`).
-pub const SHMPRIM_CONDVAR_SIZE: usize = 8;
+pub const SHMPRIM_CONDVAR_SIZE: usize = 16;
 /// Alignment an in-place condvar needs.
-pub const SHMPRIM_CONDVAR_ALIGN: usize = 4;
+pub const SHMPRIM_CONDVAR_ALIGN: usize = 8;
 
 // Under loom the states hold model atomics of another size; the C ABI is
 // not used there.

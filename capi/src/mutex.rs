@@ -19,8 +19,9 @@ use shmprim::error::Error;
 use shmprim::mutex::{ByteLock, LockStatus, MutexOptions, RawMutex};
 use shmprim::wait::is_timeout;
 
-/// Bytes to reserve for an in-place mutex (`shmprim_mutex_init`); at least
-/// the size of the C library's `pthread_mutex_t`.
+/// Bytes to reserve for an in-place mutex (`shmprim_mutex_init`): shmprim's
+/// lock words, and room for the C library's `pthread_mutex_t` that a mutex
+/// with priority inheritance uses.
 pub const SHMPRIM_MUTEX_SIZE: usize = 64;
 /// Alignment an in-place mutex needs.
 pub const SHMPRIM_MUTEX_ALIGN: usize = 8;
@@ -28,7 +29,7 @@ pub const SHMPRIM_MUTEX_ALIGN: usize = 8;
 const _: () = assert!(RawMutex::SIZE <= SHMPRIM_MUTEX_SIZE);
 const _: () = assert!(RawMutex::ALIGN <= SHMPRIM_MUTEX_ALIGN);
 
-/// The status of a successful pthread lock: `SHMPRIM_OK`, or
+/// The status of a successful lock: `SHMPRIM_OK`, or
 /// `SHMPRIM_OWNER_DIED` (held, previous owner died).
 pub(crate) fn lock_status(status: LockStatus) -> std::result::Result<(), shmprim_status> {
     match status {
@@ -167,8 +168,8 @@ pub unsafe extern "C" fn shmprim_mutex_anonymous(
 }
 
 /// Closes a handle (null is ignored). If a thread of this process still holds
-/// the lock, the mapping is kept (the C library's robust list points into it)
-/// and only the handle is freed. The mutex itself remains until unlinked.
+/// the lock, the mapping is kept (for a mutex with priority inheritance the C
+/// library's robust list points into it) and only the handle is freed. The mutex itself remains until unlinked.
 ///
 /// # Safety
 /// `m` must be null or a handle not yet closed, not in use by another thread.

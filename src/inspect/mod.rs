@@ -155,7 +155,7 @@ fn summarize(kind: Kind, info: &HeaderInfo, view: &StateView<'_>) -> Option<Stat
             line: format!("{} bytes", info.data_size),
             fields: vec![("bytes", Field::U64(info.data_size))],
         }),
-        Kind::Mutex | Kind::ReentrantMutex => pthread_mutex_summary(kind, info, view),
+        Kind::Mutex | Kind::ReentrantMutex => mutex_summary(kind, info, view),
         Kind::Semaphore => crate::semaphore::summarize(view),
         Kind::Event => crate::event::summarize(view),
         Kind::Condvar => crate::condvar::summarize(view),
@@ -175,26 +175,42 @@ fn pid_of_tid(tid: u32) -> Option<u32> {
     line[5..].trim().parse().ok()
 }
 
-/// A glibc robust pthread mutex at the start of the data area: free, held by
-/// which process, owner dead (by pthread's word or shmprim's own flag), or
-/// unrecoverable; plus the guarded value.
-fn pthread_mutex_summary(
-    kind: Kind,
-    info: &HeaderInfo,
-    view: &StateView<'_>,
-) -> Option<StateSummary> {
-    // Parameter 0 tags the C library whose pthread_mutex_t layout was used; the
-    // words are read only when it is this build's (the layout is sys's business).
+/// A mutex at the start of the data area: free, held by which process, owner
+/// dead (shmprim's flag, or glibc's word for a mutex with priority
+/// inheritance), or unrecoverable; plus the guarded value.
+fn mutex_summary(kind: Kind, info: &HeaderInfo, view: &StateView<'_>) -> Option<StateSummary> {
     let mut fields = Vec::new();
-    let words = crate::sys::pthread::INSPECTABLE_WORDS
+    let base = crate::mutex::FUTEX_OFFSET;
+    let [word, depth, type_word] = crate::mutex::WORD_OFFSETS.map(|o| base + o);
+    let suspect = view.u32(crate::mutex::SUSPECT_OFFSET)? != 0;
+    let pi = view.u32(type_word)? & crate::mutex::PRIORITY_INHERITANCE_BIT != 0;
+    // Parameter 0 tags the C library whose pthread_mutex_t layout was used;
+    // glibc's words are read only when it is this build's.
+    let pthread_words = crate::sys::pthread::INSPECTABLE_WORDS
         .filter(|_| info.params[0] == crate::sys::pthread::LIBC_TAG);
-    let line = if let Some([lock, count, owner]) = words {
-        let m = crate::sys::pthread::decode_mutex_words(
+    let m = if !pi {
+        let w = crate::mutex::decode_words(view.u32(word)?, view.u32(depth)?);
+        // A holder whose thread is gone died holding it; the next locker
+        // takes it over (as the kernel marks a glibc mutex's word).
+        let dead = w.tid != 0 && !crate::mutex::thread_alive(w.tid);
+        Some(crate::sys::pthread::MutexWords {
+            tid: if dead { 0 } else { w.tid },
+            owner_died: dead,
+            inconsistent: false,
+            unrecoverable: false,
+            waiters: w.waiters,
+            depth: w.depth,
+        })
+    } else if let Some([lock, count, owner]) = pthread_words {
+        Some(crate::sys::pthread::decode_mutex_words(
             view.u32(lock)?,
             view.u32(count)?,
             view.u32(owner)?,
-        );
-        let suspect = view.u32(crate::mutex::SUSPECT_OFFSET)? != 0;
+        ))
+    } else {
+        None
+    };
+    let line = if let Some(m) = m {
         let pid = (m.tid != 0).then(|| pid_of_tid(m.tid)).flatten();
         let state = if m.unrecoverable {
             "unrecoverable".to_owned()

@@ -1,63 +1,64 @@
 //! A robust, process-shared mutex: Python's `multiprocessing.Lock`, holding a
 //! plain-data value like `std::sync::Mutex<T>`.
 //!
-//! [`RawMutex`] is the payload-free lock that lives in shared memory (a
-//! `pthread_mutex_t` made `PTHREAD_PROCESS_SHARED` and `PTHREAD_MUTEX_ROBUST`);
-//! other primitives embed it.
+//! [`RawMutex`] is the payload-free lock that lives in shared memory;
+//! other primitives embed it. It is shmprim's own lock, not a pthread mutex:
+//! one futex word holding the holder's thread id (see `futex_lock.rs`).
 //!
 //! # When a participant dies
 //!
-//! If the owner dies holding the lock (a thread exits or a process is killed,
-//! even with `SIGKILL`), the kernel marks the lock *owner died* and wakes one
-//! waiter. The next locker acquires it and is told so ([`LockStatus::OwnerDied`]),
-//! the way `std::sync::Mutex` reports poisoning. It then either calls
-//! `mark_consistent` (the data was checked or repaired) and carries on, or
-//! unlocks without doing so, and the next locker is told the same, until one
-//! decides. So the natural `m.lock().unwrap()` (a panic that drops the guard)
-//! and `m.lock()?` (which turns the owner-died guard into
-//! [`Error::OwnerDied`], dropping it) leave the lock usable, with the
-//! decision to whoever locks next. A mutex that nobody holds when a
-//! participant dies is unaffected.
+//! If the holder dies holding the lock (a thread exits or a process is killed,
+//! even with `SIGKILL`), a waiter notices within one slice of sleep
+//! ([`LIVENESS_SLICE`](crate::wait::LIVENESS_SLICE), 50 ms): every waiter
+//! wakes once per slice and checks, in `/proc`, whether the holder's thread
+//! still exists. One waiter takes the lock over and is told so
+//! ([`LockStatus::OwnerDied`]), the way `std::sync::Mutex` reports
+//! poisoning; a locker that comes later with nobody waiting takes it over the
+//! same way after one slice. The taker then either calls `mark_consistent`
+//! (the data was checked or repaired) and carries on, or unlocks without
+//! doing so, and the next locker is told the same, until one decides. So the
+//! natural `m.lock().unwrap()` (a panic that drops the guard) and `m.lock()?`
+//! (which turns the owner-died guard into [`Error::OwnerDied`], dropping it)
+//! leave the lock usable, with the decision to whoever locks next. A mutex
+//! that nobody holds when a participant dies is unaffected.
 //!
-//! shmprim keeps this state itself, in a flag beside the `pthread_mutex_t`:
-//! a lock that gets `EOWNERDEAD` makes the pthread mutex consistent at once
-//! and sets the flag, `mark_consistent` clears it, and a lock that finds it
-//! set reports `OwnerDied`. pthread's own rule (an unlock without
-//! `pthread_mutex_consistent` makes the mutex unrecoverable for good) would
-//! make every such slip fatal for every process.
+//! A waiter that an unlock woke and that dies before it takes the lock
+//! strands nobody: the other waiters look at the word again within a slice
+//! and one of them takes it.
 //!
 //! # States
 //!
-//! The state is the `pthread_mutex_t`: its futex word (the kernel's robust-futex
-//! ABI) and glibc's `__owner` field.
+//! | lock word            | owner-died flag | meaning                          | next lock returns         |
+//! |----------------------|-----------------|----------------------------------|---------------------------|
+//! | `0`                  | clear           | free                             | `Acquired`                |
+//! | `tid` (`\| CONTENDED`) | any           | held by thread `tid`             | waits                     |
+//! | `tid` of a dead thread | any           | the holder died holding it       | `OwnerDied` within a slice, now held |
+//! | `0`                  | set             | released after `OwnerDied` without `mark_consistent` | `OwnerDied`, now held |
 //!
-//! | futex word            | `__owner`        | meaning                     | next lock returns       |
-//! |-----------------------|------------------|-----------------------------|-------------------------|
-//! | `0`                   | `0`              | free                        | `Acquired`              |
-//! | `tid` (`\| WAITERS`)  | `tid`            | held by thread `tid`        | waits                   |
-//! | `OWNER_DIED`          | `tid` (dead)     | owner died holding it (set by the kernel) | `OwnerDied`, now held |
-//! | `tid`                 | `INCONSISTENT`   | held after `OwnerDied`      | waits                   |
-//! | `0`                   | `0`, flag set    | released after `OwnerDied` without `mark_consistent` | `OwnerDied`, now held |
-//! | `0`                   | `NOTRECOVERABLE` | only from bytes written from outside | `Err(Unrecoverable)` |
+//! Blocking locks try once, spin briefly reading the word (never writing
+//! it), then sleep in the kernel in slices; an unlock with no sleeper makes
+//! no system call.
 //!
-//! `mark_consistent` turns `INCONSISTENT` back into a normal owner. Blocking
-//! locks try once, spin briefly reading the futex word (never writing it), then
-//! sleep in the kernel; an unlock with no sleeper makes no system call (glibc
-//! enters the kernel only when the word's `WAITERS` bit is set).
+//! # Priority inheritance
+//!
+//! A mutex created with [`MutexOptions::priority_inheritance`] is a glibc
+//! robust pthread mutex instead (`PTHREAD_PRIO_INHERIT`), because only the
+//! kernel's PI futexes boost a holder. It keeps glibc's two hazards: a waiter
+//! that an unlock woke and that dies before retaking the lock can leave the
+//! other waiters asleep on a free mutex (use `lock_timeout`), and the robust
+//! list that glibc links through the shared mutex means that a process
+//! writing into a held mutex's bytes can make glibc write outside the
+//! segment. Owner death is reported at once there, by the kernel.
 //!
 //! # Corrupted memory
 //!
 //! Before every lock (and before an unlock by a thread that may not hold it)
-//! the mutex's type word is checked against the types shmprim makes: a
-//! scribbled one gives
-//! [`Error::Corrupted`] (glibc would have trusted it, and on some CPUs died of
-//! an illegal instruction). What a scribble can still do is what any writer
-//! of the bytes can: make the lock look held by a thread that does not exist,
-//! so that an untimed lock waits for ever, exactly as for a live holder (use
-//! `lock_timeout` where that matters), or free while held. Overwriting a held
-//! mutex's robust-list links can corrupt the holder's memory when it unlocks,
-//! inside glibc; only file permissions (mode `0600` by default) keep such
-//! writers out.
+//! the lock's type word is checked against the types shmprim makes: a
+//! scribbled one gives [`Error::Corrupted`]. The other words are atomics
+//! that nothing uses as an address: a scribble can make the lock look free
+//! while held, or held by a thread that does not exist (taken over after a
+//! slice, as from a dead holder), or by a live thread (waited for, as for a
+//! live holder: use `lock_timeout` where that matters).
 //!
 //! # Differences from Python's `Lock`
 //!
@@ -100,18 +101,23 @@
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use bytemuck::Pod;
 
 use crate::error::{Error, Result};
 use crate::segment::{Disposition, Kind, Options, Segment, SegmentBuilder, TypeDesc};
-use crate::sys::pthread::{LockFailed, Locked, MutexType, PthreadMutex, UnlockFailed};
-use crate::wait::{Deadline, SPIN_ITERATIONS, try_first};
+use crate::sys::pthread::{LockFailed, Locked, UnlockFailed};
+use crate::wait::{Deadline, try_first};
 
 mod byte_lock;
+mod futex_lock;
+mod state;
 pub use byte_lock::{ByteLock, SegmentLock};
+pub(crate) use futex_lock::{
+    KIND_PRIORITY_INHERITANCE as PRIORITY_INHERITANCE_BIT, WORD_OFFSETS, decode_words, thread_alive,
+};
+pub(crate) use state::LockState;
 
 /// Options fixed when a mutex is created.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -192,113 +198,12 @@ pub(crate) fn with_name(err: Error, name: &str) -> Error {
     }
 }
 
-/// What a lock of `m` reports, given what pthread said: an owner-died lock
-/// is made consistent for pthread at once (so that no unlock can make it
-/// unrecoverable) and remembered in `suspect`, shmprim's own owner-died
-/// state; a normal lock reports owner-died while `suspect` stays set, that
-/// is until a holder calls `mark_consistent`. So a guard dropped without a
-/// decision leaves the decision to the next locker. A reentrant lock taken
-/// again by its holder (depth over 1) reports what the outer lock did.
-#[inline]
-fn settle(m: &PthreadMutex, suspect: &AtomicU32, locked: Locked) -> LockStatus {
-    match locked {
-        Locked::OwnerDied => {
-            // Relaxed: the lock itself orders this store for the next holder.
-            suspect.store(1, Ordering::Relaxed);
-            // EINVAL (not inconsistent) cannot happen right after
-            // EOWNERDEAD; any other refusal leaves pthread's own owner-died
-            // state, as before this layer existed.
-            let _ = m.consistent();
-            LockStatus::OwnerDied
-        }
-        Locked::Acquired => {
-            if suspect.load(Ordering::Relaxed) != 0 && m.depth().is_none_or(|d| d <= 1) {
-                LockStatus::OwnerDied
-            } else {
-                LockStatus::Acquired
-            }
-        }
-    }
-}
-
-/// Locks `m`: one `trylock` (the whole fast path), then a short spin reading
-/// the futex word, then a blocking or timed `pthread` lock.
-#[inline]
-pub(crate) fn lock_pthread(
-    m: &PthreadMutex,
-    suspect: &AtomicU32,
-    deadline: Deadline,
-) -> Result<LockStatus> {
-    match m.try_lock() {
-        Ok(l) => return Ok(settle(m, suspect, l)),
-        Err(LockFailed::Busy) => {}
-        Err(f) => return Err(lock_error(f)),
-    }
-    // By the clock: a mutex lock is not interruptible (see
-    // `wait::interruptible`), and a condvar's relock must not give up.
-    if deadline.passed_by_clock() {
-        return Err(Error::Timeout);
-    }
-    for _ in 0..SPIN_ITERATIONS {
-        crate::sync::spin_hint();
-        if m.owner_tid() == 0 {
-            match m.try_lock() {
-                Ok(l) => return Ok(settle(m, suspect, l)),
-                Err(LockFailed::Busy) => {}
-                Err(f) => return Err(lock_error(f)),
-            }
-        }
-    }
-    let r = if deadline.is_never() {
-        m.lock()
-    } else {
-        m.lock_until(deadline_ns(deadline))
-    };
-    r.map(|l| settle(m, suspect, l)).map_err(lock_error)
-}
-
-/// Nanoseconds on `CLOCK_MONOTONIC` of a finite deadline.
-fn deadline_ns(deadline: Deadline) -> u64 {
-    let left = deadline.remaining().unwrap_or_default();
-    crate::sys::time::monotonic_ns()
-        .saturating_add(u64::try_from(left.as_nanos()).unwrap_or(u64::MAX))
-}
-
-/// `try_lock` of a pthread mutex: `Ok(None)` when held by another thread.
-#[inline]
-pub(crate) fn try_lock_pthread(
-    m: &PthreadMutex,
-    suspect: &AtomicU32,
-) -> Result<Option<LockStatus>> {
-    match m.try_lock() {
-        Ok(l) => Ok(Some(settle(m, suspect, l))),
-        Err(LockFailed::Busy) => Ok(None),
-        Err(f) => Err(lock_error(f)),
-    }
-}
-
-/// `mark_consistent` of a pthread mutex held by the caller: clears shmprim's
-/// owner-died state, and pthread's if it is still set; a mutex in neither is
-/// left alone (`Ok`).
-pub(crate) fn consistent_pthread(m: &PthreadMutex, suspect: &AtomicU32) -> Result<()> {
-    suspect.store(0, Ordering::Relaxed);
-    match m.consistent() {
-        Ok(()) => Ok(()),
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(()),
-        Err(source) => Err(Error::Io {
-            name: String::new(),
-            op: "pthread_mutex_consistent",
-            source,
-        }),
-    }
-}
-
 /// A robust, process-shared mutex with no payload, placed in shared memory.
 ///
-/// It is a `pthread_mutex_t` initialised with `PTHREAD_PROCESS_SHARED`,
-/// `PTHREAD_MUTEX_ROBUST` and `PTHREAD_MUTEX_ERRORCHECK` (and optionally
-/// `PTHREAD_PRIO_INHERIT`). A lock must be released by the thread that took it.
-/// Errors carry an empty segment name (see the module docs).
+/// It is shmprim's own lock word (see the module docs), or with priority
+/// inheritance a glibc robust `pthread_mutex_t`; relocking by the holder is
+/// refused. A lock must be released by the thread that took it. Errors
+/// carry an empty segment name (see the module docs).
 ///
 /// ```
 /// use shmprim::{Deadline, LockStatus, MutexOptions, RawMutex};
@@ -316,19 +221,20 @@ pub(crate) fn consistent_pthread(m: &PthreadMutex, suspect: &AtomicU32) -> Resul
 /// ```
 #[repr(C)]
 pub struct RawMutex {
-    mutex: PthreadMutex,
-    /// Non-zero from a lock that found its owner dead until a holder marks
-    /// the data consistent (see `settle`).
-    suspect: AtomicU32,
+    state: LockState,
 }
 
 /// Byte offset of shmprim's owner-died flag (`u32`, non-zero until a holder
 /// marks the data consistent) in a [`RawMutex`] and a
 /// [`RawReentrantMutex`](crate::RawReentrantMutex), for inspection.
-pub(crate) const SUSPECT_OFFSET: usize = std::mem::offset_of!(RawMutex, suspect);
+pub(crate) const SUSPECT_OFFSET: usize = state::SUSPECT_OFFSET;
+/// Byte offset of the lock's words (see `futex_lock::WORD_OFFSETS`) in a
+/// [`RawMutex`] and a [`RawReentrantMutex`](crate::RawReentrantMutex).
+pub(crate) const FUTEX_OFFSET: usize = state::FUTEX_OFFSET;
 
-// SAFETY: the pthread mutex is designed to be used from many threads (and
-// processes) at once through a shared pointer.
+// SAFETY: the lock is designed to be used from many threads (and processes)
+// at once through a shared pointer: every word is an atomic, and the pthread
+// mutex is made for it.
 unsafe impl Sync for RawMutex {}
 // SAFETY: a `RawMutex` value is plain bytes; whether it is held is recorded in
 // those bytes, not in the thread that moves it (moving a held mutex is prevented
@@ -336,7 +242,7 @@ unsafe impl Sync for RawMutex {}
 unsafe impl Send for RawMutex {}
 
 impl RawMutex {
-    /// Size in bytes of the state (`size_of::<pthread_mutex_t>()`).
+    /// Size in bytes of the state.
     pub const SIZE: usize = std::mem::size_of::<RawMutex>();
     /// Alignment of the state.
     pub const ALIGN: usize = std::mem::align_of::<RawMutex>();
@@ -350,17 +256,9 @@ impl RawMutex {
     /// `ptr` must be valid for writes of [`RawMutex::SIZE`] bytes, aligned to
     /// [`RawMutex::ALIGN`], and no thread or process may be using a mutex there.
     pub unsafe fn init(ptr: *mut RawMutex, opts: &MutexOptions) -> Result<()> {
-        // SAFETY: forwarded from the caller; `RawMutex` is `repr(C)` with the
-        // `PthreadMutex` at offset 0 and the flag after it.
-        let r = unsafe {
-            std::ptr::addr_of_mut!((*ptr).suspect).write(AtomicU32::new(0));
-            PthreadMutex::init(
-                ptr.cast::<PthreadMutex>(),
-                MutexType::ErrorCheck,
-                opts.priority_inheritance,
-            )
-        };
-        r.map_err(init_error)
+        // SAFETY: forwarded from the caller; `RawMutex` is `repr(C)` around
+        // its state.
+        unsafe { LockState::init(ptr.cast::<LockState>(), false, opts) }
     }
 
     /// Locks, waiting until `deadline`: `Ok(Acquired)`, `Ok(OwnerDied)` (held
@@ -369,13 +267,13 @@ impl RawMutex {
     /// holds it.
     #[inline]
     pub fn lock(&self, deadline: Deadline) -> Result<LockStatus> {
-        lock_pthread(&self.mutex, &self.suspect, deadline)
+        self.state.lock(false, deadline)
     }
 
     /// Locks if free: `Ok(None)` when another thread holds it.
     #[inline]
     pub fn try_lock(&self) -> Result<Option<LockStatus>> {
-        try_lock_pthread(&self.mutex, &self.suspect)
+        self.state.try_lock(false)
     }
 
     /// Unlocks. If the lock was acquired with [`LockStatus::OwnerDied`] and not
@@ -384,17 +282,16 @@ impl RawMutex {
     ///
     /// # Safety
     /// The calling thread must hold the lock, and nothing may use the data it
-    /// protects through the now-released lock. (pthread checks the owner and
+    /// protects through the now-released lock. (The lock checks the owner and
     /// refuses a non-owner's unlock; the contract is about the data.)
     #[inline]
     pub unsafe fn unlock(&self) {
-        let r = self.mutex.unlock_held();
+        let r = self.state.unlock(false);
         // Refused for not being the owner: a bug in the caller (or a forged
-        // lock word). glibc's other refusals come from bytes corrupted while
-        // held, and leave the lock as it was, as a scribble may; the next
-        // lock reports them.
+        // lock word). A refusal for a forged type word leaves the lock as it
+        // was, as a scribble may; the next lock reports it.
         debug_assert!(
-            !matches!(r, Err(UnlockFailed::NotOwner)),
+            !matches!(r, Err(Error::NotOwner)),
             "unlock of a RawMutex not held"
         );
     }
@@ -408,34 +305,34 @@ impl RawMutex {
     /// (as for [`unlock`](Self::unlock)).
     #[inline]
     pub unsafe fn unlock_checked(&self) -> Result<()> {
-        self.mutex.unlock_checked().map_err(unlock_error)
+        self.state.unlock(false)
     }
 
     /// Declares the protected data consistent after [`LockStatus::OwnerDied`],
     /// before unlocking, so the lock stays usable. Does nothing (`Ok`) when the
     /// lock is not in the owner-died state.
     pub fn mark_consistent(&self) -> Result<()> {
-        consistent_pthread(&self.mutex, &self.suspect)
+        self.state.consistent()
     }
 
     /// Whether a thread of the calling process holds the lock. Handles use it
-    /// to keep the memory mapped when a guard was leaked (`mem::forget`): the
-    /// C library links a held robust mutex into its thread's robust list and
-    /// follows that link later, so its memory must not be unmapped.
+    /// to keep the memory mapped when a guard was leaked (`mem::forget`): a
+    /// mutex made with priority inheritance is glibc's, which links a held
+    /// mutex into its thread's robust list and follows that link later.
     pub fn held_by_current_process(&self) -> bool {
-        self.mutex.held_by_current_process()
+        self.state.held_by_current_process()
     }
 
     /// Whether the calling thread holds the lock (the C API checks it before a
     /// condvar wait releases the lock).
     pub fn held_by_current_thread(&self) -> bool {
-        self.mutex.held_by_current_thread()
+        self.state.held_by_current_thread()
     }
 
     /// Whether some thread of some process holds the lock now (Python's
     /// `Lock.locked()`; a snapshot). A holder that died no longer counts.
     pub fn is_locked(&self) -> bool {
-        self.mutex.owner_tid() != 0
+        self.state.owner_tid() != 0
     }
 
     /// A mutex on the heap (for tests and single-process use).
@@ -451,7 +348,7 @@ impl RawMutex {
 impl std::fmt::Debug for RawMutex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RawMutex")
-            .field("owner_tid", &self.mutex.owner_tid())
+            .field("owner_tid", &self.state.owner_tid())
             .finish()
     }
 }

@@ -73,7 +73,9 @@ pub const FLAG_QUEUED_MESSAGE: u32 = 2;
 pub const MAGIC: [u8; 8] = *b"SHMPRIM\0";
 /// Version of the header and state layouts this build reads and writes.
 /// 2: the slots of a `Queue`'s ring (fixed-size elements) have no length word.
-pub const LAYOUT_VERSION: u32 = 2;
+/// 3: locks (mutexes, and those of Values, Arrays and Condvars) are shmprim's
+/// own lock word, not a glibc robust mutex.
+pub const LAYOUT_VERSION: u32 = 3;
 /// Bytes reserved for the header; the primitive's data starts here.
 pub const HEADER_SIZE: usize = 4096;
 /// Number of participant slots in every segment.

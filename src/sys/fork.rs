@@ -25,6 +25,9 @@ thread_local! {
     /// destructor, so reading it is a plain thread-local load, and writing it
     /// from the fork handler is async-signal-safe.
     static THREAD_KEY: Cell<usize> = const { Cell::new(UNSET_KEY) };
+    /// This thread's kernel thread id, or 0 before its first [`thread_id`].
+    /// Constant-initialised and without a destructor, like `THREAD_KEY`.
+    static THREAD_ID: Cell<u32> = const { Cell::new(0) };
 }
 
 extern "C" fn bump_in_child() {
@@ -34,6 +37,8 @@ extern "C" fn bump_in_child() {
     // The forking thread, the child's only one, still holds its parent
     // thread's key; it takes a fresh one on its next `thread_key`.
     THREAD_KEY.with(|k| k.set(UNSET_KEY));
+    // It also has a thread id of its own now.
+    THREAD_ID.with(|t| t.set(0));
 }
 
 /// Registers `bump_in_child` as this process's fork child handler, once.
@@ -83,6 +88,25 @@ pub(crate) fn thread_key_if_set() -> usize {
     THREAD_KEY.with(Cell::get)
 }
 
+/// The calling thread's kernel thread id (`gettid`), cached: one
+/// thread-local load after the first call. The fork handler forgets the
+/// cached id in the child, whose only thread has a new one.
+#[inline(always)]
+pub(crate) fn thread_id() -> u32 {
+    let tid = THREAD_ID.with(Cell::get);
+    if tid != 0 { tid } else { fetch_thread_id() }
+}
+
+#[cold]
+#[inline(never)]
+fn fetch_thread_id() -> u32 {
+    register_handler();
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() } as u32;
+    THREAD_ID.with(|t| t.set(tid));
+    tid
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,5 +123,21 @@ mod tests {
             .unwrap();
         assert_eq!(other.0, UNSET_KEY, "a new thread has no key until it asks");
         assert_ne!(other.1, mine);
+    }
+
+    #[test]
+    fn thread_id_is_gettid() {
+        // SAFETY: gettid has no preconditions.
+        let me = unsafe { libc::gettid() } as u32;
+        assert_eq!(thread_id(), me);
+        assert_eq!(thread_id(), me, "cached");
+        let other = std::thread::spawn(|| {
+            // SAFETY: as above.
+            (thread_id(), unsafe { libc::gettid() } as u32)
+        })
+        .join()
+        .unwrap();
+        assert_eq!(other.0, other.1);
+        assert_ne!(other.0, me);
     }
 }

@@ -8,8 +8,11 @@ use std::io;
 /// What a `futex_wait` call ended with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum FutexWait {
-    /// Woken by `futex_wake`, or the word already differed from `expected`
-    /// (`EAGAIN`), or spurious: the caller re-checks its condition.
+    /// Woken by `futex_wake` (or, rarely, spuriously): the caller re-checks
+    /// its condition.
+    Woken,
+    /// The word already differed from `expected` (`EAGAIN`), or another
+    /// error: the caller re-checks its condition.
     Returned,
     /// A signal handler ran (`EINTR`). A wait with a deadline always ends so;
     /// one without is restarted by the kernel when the handler was installed
@@ -49,7 +52,7 @@ pub(crate) unsafe fn futex_wait(
         )
     };
     if rc != -1 {
-        return FutexWait::Returned;
+        return FutexWait::Woken;
     }
     match io::Error::last_os_error().raw_os_error() {
         Some(libc::ETIMEDOUT) => FutexWait::TimedOut,

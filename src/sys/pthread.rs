@@ -1,6 +1,7 @@
 //! Process-shared, robust pthread mutexes (`PTHREAD_PROCESS_SHARED` +
 //! `PTHREAD_MUTEX_ROBUST`), the lock behind [`crate::mutex::RawMutex`] and
-//! [`crate::reentrant_mutex::RawReentrantMutex`].
+//! [`crate::reentrant_mutex::RawReentrantMutex`] when priority inheritance
+//! is asked for (otherwise they are shmprim's own lock).
 //!
 //! Robustness comes from the kernel's robust futex list: glibc links every robust
 //! mutex a thread holds into a per-thread list registered with
@@ -506,26 +507,5 @@ impl PthreadMutex {
         // SAFETY: gettid has no preconditions.
         let me = unsafe { libc::gettid() } as u32;
         self.owner_tid() == me
-    }
-
-    /// Whether a thread of the calling process holds the mutex (as far as its
-    /// futex word says). A thread of this process that holds it has it on its
-    /// robust list, so its memory must stay mapped.
-    pub(crate) fn held_by_current_process(&self) -> bool {
-        let tid = self.owner_tid();
-        if tid == 0 {
-            return false;
-        }
-        // SAFETY: tgkill with signal 0 only checks that `tid` is a thread of our
-        // own thread group; it sends nothing.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_tgkill,
-                libc::getpid(),
-                tid as libc::pid_t,
-                0 as libc::c_int,
-            )
-        };
-        rc == 0
     }
 }
