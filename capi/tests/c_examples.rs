@@ -337,11 +337,12 @@ fn run_under_valgrind(bin: &Path) -> String {
 }
 
 #[test]
-fn queue_mutex_and_bad_call_examples_run_clean_under_valgrind() {
+fn queue_mutex_scribble_and_bad_call_examples_run_clean_under_valgrind() {
     let cases = [
         ("mutex_counter.c", "mutex_counter: total 40000 ok"),
         ("mutex_owner_died.c", "mutex_owner_died: recovered ok"),
         ("bad_calls.c", "checks ok"),
+        ("mutex_scribble.c", "mutex_scribble: 6000 rounds ok"),
         (
             "queue_producer_consumer.c",
             "queue_producer_consumer: 10000 jobs, sum 50005000 ok",

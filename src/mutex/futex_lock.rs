@@ -34,7 +34,9 @@
 //! several waiters one wins. The taker is told
 //! [`LockStatus::OwnerDied`](super::LockStatus::OwnerDied). So a death is
 //! seen within a slice (50 ms) plus one read of `/proc`; a lock nobody waits
-//! for is taken over by its next locker, after one slice.
+//! for is taken over by its next locker, after one slice (or at its deadline,
+//! if that comes first). A try (`try_lock`, or a lock with a zero timeout)
+//! never sleeps, so it does not look at the holder and is told `Busy`.
 //!
 //! A thread id can be reused once its thread is gone. If a dead holder's id is
 //! taken by a new thread before any waiter looked, the lock looks held by that
@@ -312,9 +314,9 @@ impl FutexLock {
             match self.sleep(seen, slice_end(deadline)) {
                 Slept::Woken => {}
                 Slept::SliceOver => {
-                    if deadline.has_passed() {
-                        return Err(LockFailed::TimedOut);
-                    }
+                    // The holder is checked before the deadline, so that a
+                    // short timed lock, whose one slice ends at its deadline,
+                    // still takes a dead holder's lock over.
                     if !thread_alive(holder)
                         // Acquire: the dead holder's writes are what the
                         // taker must check; pairs with nothing they released,
@@ -331,6 +333,9 @@ impl FutexLock {
                     {
                         self.depth.store(0, Ordering::Relaxed);
                         return Ok(Locked::OwnerDied);
+                    }
+                    if deadline.has_passed() {
+                        return Err(LockFailed::TimedOut);
                     }
                 }
             }
