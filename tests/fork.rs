@@ -163,6 +163,40 @@ fn main() {
             pool.join().unwrap();
         },
     );
+    check(
+        "a forked child's death is seen through the pipe and ring it inherited",
+        || {
+            let limit = Duration::from_secs(20);
+            let pipe = shmprim::Pipe::anonymous(4096, 256, true).unwrap();
+            let mut a = pipe.end_a().unwrap();
+            let ring = shmprim::SpscRing::<u64>::anonymous(16).unwrap();
+            let mut consumer = ring.consumer().unwrap();
+            // The child claims the other ends after the fork, through the
+            // handles it inherited, says so, and hangs until killed.
+            let mut child = Builder::new()
+                .daemon(true)
+                .fork(move || {
+                    let mut b = pipe.end_b().unwrap();
+                    let mut producer = ring.producer().unwrap();
+                    producer.push(7).unwrap();
+                    b.send(b"claimed").unwrap();
+                    std::thread::sleep(Duration::from_secs(60));
+                })
+                .unwrap();
+            assert_eq!(a.recv_timeout(limit).unwrap(), b"claimed");
+            assert_eq!(consumer.pop_timeout(limit).unwrap(), 7);
+            child.kill().unwrap();
+            assert_eq!(child.join_timeout(limit).unwrap(), Some(-9));
+            let t = std::time::Instant::now();
+            assert!(matches!(a.recv_timeout(limit), Err(Error::Closed)));
+            assert!(matches!(consumer.pop_timeout(limit), Err(Error::Closed)));
+            assert!(
+                t.elapsed() < Duration::from_secs(2),
+                "end of stream took {:?}",
+                t.elapsed()
+            );
+        },
+    );
     check("a fork pool is refused once threads exist", || {
         let t = std::thread::spawn(|| std::thread::sleep(Duration::from_millis(300)));
         assert!(matches!(

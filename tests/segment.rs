@@ -666,9 +666,11 @@ fn liveness_tells_a_killed_child_from_a_live_one_and_reuses_dead_slots() {
     assert!(!seg.is_alive(dead.id));
     assert!(find(survivor_pid).alive);
 
-    // A newcomer takes the dead participant's slot, with a new generation.
-    let newcomer = Segment::open(&name).unwrap();
-    let id = newcomer.participant_id();
+    // A newcomer process takes the dead participant's slot, with a new
+    // generation.
+    let mut newcomer = spawn("hold_open", &[&name]);
+    assert!(wait_until(LIMIT, || word(&seg, 1).load(Ordering::Acquire) == 3));
+    let id = find(newcomer.pid()).id;
     assert_eq!(id.slot, dead.id.slot);
     assert_ne!(id.generation, dead.id.generation);
     assert!(seg.is_alive(id));
@@ -677,8 +679,58 @@ fn liveness_tells_a_killed_child_from_a_live_one_and_reuses_dead_slots() {
     // A participant that closes normally reads as having left.
     word(&seg, 0).store(1, Ordering::Release);
     survivor.expect_success(LIMIT);
+    newcomer.expect_success(LIMIT);
     let gone = find(survivor_pid);
     assert!(!gone.alive && gone.left, "{gone:?}");
+}
+
+/// A process holds one participant slot per segment, however many handles
+/// it opens: 300 handles (more than the table's 128 slots) share one, which
+/// another process can still join beside; the slot is given back with the
+/// last of them.
+#[test]
+fn one_process_holds_one_slot_however_many_handles_it_opens() {
+    let name = ShmName::new("one_slot");
+    let first = Segment::create(&name, 64).unwrap();
+    let handles: Vec<Segment> = (0..300)
+        .map(|i| Segment::open(&name).unwrap_or_else(|e| panic!("handle {i}: {e}")))
+        .collect();
+    let id = first.participant_id();
+    assert!(handles.iter().all(|h| h.participant_id() == id));
+    let mine = |seg: &Segment| {
+        seg.participants()
+            .unwrap()
+            .into_iter()
+            .filter(|p| p.pid == std::process::id() && p.alive)
+            .count()
+    };
+    assert_eq!(mine(&first), 1, "one slot for the whole process");
+    let mut other = spawn("hold_open", &[&name]);
+    assert!(wait_until(LIMIT, || word(&first, 1)
+        .load(Ordering::Acquire)
+        == 1));
+    assert_ne!(
+        first
+            .participants()
+            .unwrap()
+            .into_iter()
+            .find(|p| p.pid == other.pid())
+            .unwrap()
+            .id
+            .slot,
+        id.slot
+    );
+    // Dropping all but one handle keeps the slot.
+    drop(handles);
+    assert!(first.is_alive(id));
+    let table = shmprim::inspect::inspect(&name).unwrap();
+    assert_eq!(table.live_participants(), 2, "this process and the child");
+    drop(first);
+    let after = shmprim::inspect::inspect(&name).unwrap();
+    assert_eq!(after.live_participants(), 1, "only the child is left");
+    let probe = Segment::open(&name).unwrap();
+    word(&probe, 0).store(1, Ordering::Release);
+    other.expect_success(LIMIT);
 }
 
 // ---------------------------------------------------------------- waiting

@@ -310,7 +310,7 @@ pub fn inspect(name: &str) -> Result<Inspection> {
     out.info = Some(info);
     // SAFETY: the mapping covers at least HEADER_SIZE bytes (checked above).
     let header = unsafe { header_of(&map) };
-    out.participants = participants_of(name, header, &fd, info.slot_count, None)?;
+    out.participants = participants_of(name, header, fd.as_fd(), info.slot_count, None)?;
     out.health = match state {
         STATE_READY => match validate_info(name, &info, st.size) {
             Ok(()) => Health::Ready,

@@ -314,8 +314,10 @@ impl Pipe {
     }
 
     /// An anonymous pipe (`memfd`), shared with children forked afterwards.
-    /// A forked child shares its parent's participant id, so death of one of
-    /// the two is not seen while the other lives: close ends explicitly.
+    /// A forked child that takes an end becomes a participant of its own
+    /// first, so its death is seen like any other process's. An end taken
+    /// before the fork stays the parent's: take each end in the process that
+    /// uses it.
     pub fn anonymous(capacity: usize, max_message: usize, duplex: bool) -> Result<Pipe> {
         let cap = byte_capacity(capacity, max_message)?;
         let seg = builder(cap, max_message, duplex)?.anonymous_with(|ptr, _| {

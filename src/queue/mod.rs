@@ -107,7 +107,9 @@ use crate::segment::{
     Disposition, FLAG_JOINABLE, Kind, Options, ParticipantId, Role, Segment, SegmentBuilder,
     TypeDesc,
 };
-use crate::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering, compiler_fence};
+use crate::sync::atomic::{
+    AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering, compiler_fence,
+};
 use crate::wait::{Deadline, Patience, is_timeout, try_first};
 
 /// Parameter index of the capacity in the segment header.
@@ -214,7 +216,9 @@ fn preferred_shared_lane(key: usize) -> usize {
 /// handle's in-flight records.
 pub(crate) struct Core {
     pub(crate) ring: MpmcRing,
-    id: u64,
+    /// This process's participant id, which owns the records (a new one in
+    /// a child forked since, see `forget_parent_records`).
+    id: AtomicU64,
     /// The thread key of lane 0's owner, or `NO_OWNER`.
     owner: AtomicUsize,
     /// Lane 0, inside the handle (on its own 128-byte line pair, as `Lane` is
@@ -304,10 +308,10 @@ impl Core {
         }
         let joinable = seg.has_flag(FLAG_JOINABLE);
         Ok(Core {
+            id: AtomicU64::new(id),
             sends: AtomicBool::new(role.sends()),
             plain_put: AtomicBool::new(role.sends() && !joinable),
             joinable,
-            id,
             ring,
             owner: AtomicUsize::new(NO_OWNER),
             own: Lane::new(first.index),
@@ -346,7 +350,7 @@ impl Core {
         let r = lane.own_span(
             record,
             #[inline(always)]
-            |_| f(&self.ring, &Agent::from_parts(record, self.id), by_stamp),
+            |_| f(&self.ring, &Agent::from_parts(record, self.id()), by_stamp),
         );
         let next = match r {
             Fast::Full | Fast::Empty if by_stamp => answered + 1,
@@ -420,7 +424,7 @@ impl Core {
             lane.state.store(record, Ordering::Release);
             return r;
         }
-        let agent = self.ring.register(self.id, &live)?;
+        let agent = self.ring.register(self.id(), &live)?;
         let r = f(&self.ring, &agent, &live);
         self.ring.unregister(agent);
         r
@@ -451,9 +455,9 @@ impl Core {
         f: impl FnOnce(&MpmcRing, &Agent, &dyn Liveness) -> Result<R>,
     ) -> Result<R> {
         if *record == NO_RECORD {
-            *record = self.ring.register(self.id, live)?.index;
+            *record = self.ring.register(self.id(), live)?.index;
         }
-        f(&self.ring, &Agent::from_parts(*record, self.id), live)
+        f(&self.ring, &Agent::from_parts(*record, self.id()), live)
     }
 }
 
@@ -587,7 +591,23 @@ impl Core {
             lane.state.store(NO_RECORD, Ordering::Release);
         }
         self.owner.store(NO_OWNER, Ordering::Relaxed);
+        // The child is a participant of its own: its records, and its
+        // registration as a sender, are under its own slot, so that its
+        // death is seen while the parent lives.
+        self.id
+            .store(self.seg.participant_id().to_u64(), Ordering::Relaxed);
+        if self.sends.load(Ordering::Relaxed) {
+            self.seg.set_sending(true);
+        }
         self.fork_generation.store(generation, Ordering::Relaxed);
+    }
+
+    /// The participant id that owns this handle's records (Relaxed: it
+    /// changes only in `forget_parent_records`, on the thread that then
+    /// claims records with it).
+    #[inline(always)]
+    fn id(&self) -> u64 {
+        self.id.load(Ordering::Relaxed)
     }
 }
 
@@ -602,7 +622,7 @@ impl Drop for Core {
             // Without `BUSY`: set still if an operation panicked inside it.
             let record = lane.state.load(Ordering::Relaxed) & !BUSY;
             if record != NO_RECORD {
-                self.ring.unregister(Agent::from_parts(record, self.id));
+                self.ring.unregister(Agent::from_parts(record, self.id()));
             }
         }
     }

@@ -435,8 +435,9 @@ impl<T: Pod> DuplexRing<T> {
     }
 
     /// An anonymous duplex ring (`memfd`), shared with children forked
-    /// afterwards. A forked child shares its parent's participant id, so the
-    /// death of one of the two is not seen while the other lives.
+    /// afterwards. A forked child that takes an end becomes a participant of
+    /// its own first, so its death is seen like any other process's (take
+    /// each end in the process that uses it).
     pub fn anonymous(capacity: usize) -> Result<DuplexRing<T>> {
         let cap = element_capacity(capacity)?;
         let seg = builder::<T>(cap)?.anonymous_with(|ptr, _| {

@@ -339,14 +339,17 @@ impl SegmentBuilder {
             fd,
             map,
             info,
-            slot: None,
+            tenure: None,
+            forked: Default::default(),
+            sending: Default::default(),
             owner_pid: sys::getpid(),
+            fork_gen: crate::sys::fork::fork_generation(),
             unlink_on_drop: self.unlink_on_drop,
         };
         // Release: pairs with the Acquire load of `state` in `attach`, publishing
         // `info` and everything `init` wrote.
         seg.header().state.store(STATE_READY, Ordering::Release);
-        seg.slot = Some(seg.claim_slot()?);
+        seg.tenure = Some(seg.join_tenure()?);
         sys::lock::unlock_byte(seg.fd.as_fd(), CREATOR_LOCK_BYTE).map_err(io("fcntl"))?;
         Ok(seg)
     }
@@ -417,11 +420,14 @@ impl SegmentBuilder {
             fd,
             map,
             info,
-            slot: None,
+            tenure: None,
+            forked: Default::default(),
+            sending: Default::default(),
             owner_pid: sys::getpid(),
+            fork_gen: crate::sys::fork::fork_generation(),
             unlink_on_drop: self.unlink_on_drop,
         };
-        seg.slot = Some(seg.claim_slot()?);
+        seg.tenure = Some(seg.join_tenure()?);
         Ok(seg)
     }
 }

@@ -47,7 +47,7 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::ptr::NonNull;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use bytemuck::{Pod, Zeroable};
 
@@ -58,6 +58,8 @@ use crate::sys::shm::{Mapping, OpenMode};
 
 mod builder;
 mod stream;
+mod tenure;
+pub(crate) use tenure::participants_of;
 
 pub use stream::Role;
 
@@ -813,12 +815,20 @@ pub struct Segment {
     fd: OwnedFd,
     map: Mapping,
     info: HeaderInfo,
-    slot: Option<u32>,
-    /// Pid of the process that claimed `slot`. A child forked with this handle
-    /// shares its open file description, and with it the slot's lock: only the
-    /// claiming process may release the slot.
+    /// This process's tenure of a participant slot (see `tenure.rs`), shared
+    /// by its handles; `None` only while the handle is being built.
+    tenure: Option<std::sync::Arc<tenure::Tenure>>,
+    /// Tenures taken by processes forked since the handle was opened.
+    forked: std::sync::Mutex<Vec<std::sync::Arc<tenure::Tenure>>>,
+    /// 1 + the fork generation in which this handle registered as a sender
+    /// (see `set_sending`); 0 when it is not registered.
+    sending: std::sync::atomic::AtomicU32,
+    /// Pid of the process that opened the handle: only it may remove the name
+    /// on drop (a child forked with the handle must not).
     owner_pid: u32,
     unlink_on_drop: bool,
+    /// `fork_generation()` when the handle was opened.
+    fork_gen: u32,
 }
 
 impl Segment {
@@ -1003,117 +1013,21 @@ impl Segment {
     fn slot(&self, i: u32) -> &Slot {
         &self.header().slots[i as usize]
     }
-
-    /// Takes the first slot whose byte no live process has locked.
-    fn claim_slot(&self) -> Result<u32> {
-        let name = self.display_name();
-        for i in 0..self.info.slot_count {
-            let taken = sys::lock::try_lock_byte(self.fd.as_fd(), slot_lock_byte(i))
-                .map_err(|e| Error::from_io(name, "fcntl", e))?;
-            if taken {
-                let slot = self.slot(i);
-                slot.generation.fetch_add(1, Ordering::Relaxed);
-                self.header().clear_stale_sender(i);
-                slot.since_ns
-                    .store(sys::time::realtime_ns(), Ordering::Relaxed);
-                slot.pid.store(sys::getpid(), Ordering::Relaxed);
-                // Release: pairs with the Acquire load in `participants`, so a
-                // reader that sees ACTIVE sees this tenure's pid and time.
-                slot.status.store(SLOT_ACTIVE, Ordering::Release);
-                return Ok(i);
-            }
-        }
-        Err(Error::TooManyParticipants {
-            name: name.to_owned(),
-            slots: self.info.slot_count,
-        })
-    }
-
-    /// This handle's participant id.
-    pub fn participant_id(&self) -> ParticipantId {
-        let slot = self.slot.expect("every handle holds a slot");
-        ParticipantId {
-            slot,
-            generation: self.slot(slot).generation.load(Ordering::Relaxed),
-        }
-    }
-
-    /// Whether the participant `id` still has the segment open. Never reports a
-    /// live participant dead; may report a dead one alive for the instant in which
-    /// a newcomer is re-taking its slot.
-    pub fn is_alive(&self, id: ParticipantId) -> bool {
-        if id.slot >= self.info.slot_count {
-            return false;
-        }
-        if self.slot == Some(id.slot) {
-            return self.participant_id() == id;
-        }
-        let slot = self.slot(id.slot);
-        if slot.generation.load(Ordering::Relaxed) != id.generation {
-            return false;
-        }
-        sys::lock::is_byte_locked_by_other(self.fd.as_fd(), slot_lock_byte(id.slot)).unwrap_or(true)
-    }
-
-    /// The participant table: every slot that was ever taken, with whether its
-    /// holder is alive. Makes one `fcntl` per used slot.
-    pub fn participants(&self) -> Result<Vec<Participant>> {
-        participants_of(
-            self.display_name(),
-            self.header(),
-            &self.fd,
-            self.info.slot_count,
-            self.slot,
-        )
-    }
-}
-
-pub(crate) fn participants_of(
-    name: &str,
-    header: &Header,
-    fd: &OwnedFd,
-    slot_count: u32,
-    own: Option<u32>,
-) -> Result<Vec<Participant>> {
-    let mut out = Vec::new();
-    for i in 0..slot_count.min(MAX_PARTICIPANTS as u32) {
-        let slot = &header.slots[i as usize];
-        // Acquire: pairs with the Release store of ACTIVE in `claim_slot`.
-        let status = slot.status.load(Ordering::Acquire);
-        if status == SLOT_UNUSED {
-            continue;
-        }
-        let is_self = own == Some(i);
-        let alive = is_self
-            || sys::lock::is_byte_locked_by_other(fd.as_fd(), slot_lock_byte(i))
-                .map_err(|e| Error::from_io(name, "fcntl", e))?;
-        let since_ns = slot.since_ns.load(Ordering::Relaxed);
-        out.push(Participant {
-            id: ParticipantId {
-                slot: i,
-                generation: slot.generation.load(Ordering::Relaxed),
-            },
-            pid: slot.pid.load(Ordering::Relaxed),
-            alive,
-            left: status == SLOT_LEFT && !alive,
-            is_self,
-            since: UNIX_EPOCH + Duration::from_nanos(since_ns),
-        });
-    }
-    Ok(out)
 }
 
 impl Drop for Segment {
     fn drop(&mut self) {
-        if let Some(i) = self.slot.filter(|_| self.owner_pid == sys::getpid()) {
-            // A queue handle takes its registration back (and wakes its
-            // receivers) itself; this covers any other holder of the slot.
-            self.set_sending(false);
-            self.slot(i).status.store(SLOT_LEFT, Ordering::Release);
-            // The lock would go with the descriptor and the mapping anyway; drop it
-            // now so the slot reads as free at once.
-            let _ = sys::lock::unlock_byte(self.fd.as_fd(), slot_lock_byte(i));
+        // A queue handle takes its registration back (and wakes its
+        // receivers) itself; this covers any other sending handle.
+        self.set_sending(false);
+        let generation = crate::sys::fork::fork_generation();
+        let forked = std::mem::take(self.forked.get_mut().unwrap_or_else(|e| e.into_inner()));
+        for t in self.tenure.iter().chain(forked.iter()) {
+            if t.fork_gen() == generation {
+                self.leave_tenure(t);
+            }
         }
+        drop(forked);
         // Only in the process that opened this handle: a child that inherited
         // it through fork and drops it must not remove its parent's name.
         if self.unlink_on_drop && self.owner_pid == sys::getpid() {

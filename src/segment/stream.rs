@@ -102,41 +102,60 @@ impl Segment {
     }
 
     /// Registers this handle as a sender (`on`) or takes the registration back;
-    /// returns whether anything changed. Taking it back is followed by the
-    /// caller's wake-up of the receivers: the SeqCst decrement before it pairs
-    /// with a receiver's SeqCst fence between registering as a sleeper and
-    /// looking at the count, so either the receiver sees the count or the waker
-    /// sees the receiver.
+    /// returns whether anything changed. The handles of one process share
+    /// one slot, and the slot's registration stands while any of them is
+    /// registered. Taking the last one back is followed by the caller's
+    /// wake-up of the receivers: the SeqCst decrement before it pairs with a
+    /// receiver's SeqCst fence between registering as a sleeper and looking
+    /// at the count, so either the receiver sees the count or the waker sees
+    /// the receiver.
     pub(crate) fn set_sending(&self, on: bool) -> bool {
-        let Some(i) = self.slot.filter(|_| self.owner_pid == crate::sys::getpid()) else {
+        let mark = crate::sys::fork::fork_generation().wrapping_add(1);
+        // Registering takes this process's own slot (in a forked child, a
+        // new one); taking it back only looks at a slot already taken.
+        let Some(tenure) = self.tenure_arc(on) else {
             return false;
         };
-        let g = self.participant_id().generation;
+        // Relaxed: the handle's own mark; the tenure's lock orders the rest.
+        let changed = if on {
+            self.sending.swap(mark, Ordering::Relaxed) != mark
+        } else {
+            self.sending
+                .compare_exchange(mark, 0, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        };
+        if !changed {
+            return false;
+        }
+        let mut handles = tenure.senders.lock().unwrap_or_else(|e| e.into_inner());
+        let i = tenure.slot;
+        let g = self.slot(i).generation.load(Ordering::Relaxed);
         let word = &self.slot(i).sending;
         let stream = self.stream();
         if on {
+            *handles += 1;
             // AcqRel on the word: pairs with the scanners' Acquire loads. A
             // scanner may see the word before the count is raised; it then
             // finds this slot alive and answers "not ended", which is right.
-            if word
-                .compare_exchange(0, g, Ordering::AcqRel, Ordering::Relaxed)
-                .is_err()
+            if *handles == 1
+                && word
+                    .compare_exchange(0, g, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
             {
-                return false;
+                stream.senders.fetch_add(1, Ordering::SeqCst);
+                stream.flags.fetch_or(FLAG_SENDER_SEEN, Ordering::SeqCst);
             }
-            stream.senders.fetch_add(1, Ordering::SeqCst);
-            stream.flags.fetch_or(FLAG_SENDER_SEEN, Ordering::SeqCst);
-            true
         } else {
-            if word
-                .compare_exchange(g, 0, Ordering::AcqRel, Ordering::Relaxed)
-                .is_err()
+            *handles = handles.saturating_sub(1);
+            if *handles == 0
+                && word
+                    .compare_exchange(g, 0, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
             {
-                return false;
+                decrement(&stream.senders);
             }
-            decrement(&stream.senders);
-            true
         }
+        true
     }
 
     /// Whether the stream has ended: a sender was registered once and none
@@ -154,9 +173,8 @@ impl Segment {
             return true;
         }
         let own = self
-            .slot
-            .filter(|_| self.owner_pid == crate::sys::getpid())
-            .map(|i| (i, self.participant_id().generation));
+            .claimed_tenure()
+            .map(|i| (i, self.slot(i).generation.load(Ordering::Relaxed)));
         for i in 0..self.info.slot_count.min(super::MAX_PARTICIPANTS as u32) {
             let word = &self.slot(i).sending;
             let g = word.load(Ordering::Acquire);
@@ -186,9 +204,8 @@ impl Segment {
     /// Live senders right now (a snapshot: one `fcntl` per registered sender).
     pub(crate) fn live_senders(&self) -> usize {
         let own = self
-            .slot
-            .filter(|_| self.owner_pid == crate::sys::getpid())
-            .map(|i| (i, self.participant_id().generation));
+            .claimed_tenure()
+            .map(|i| (i, self.slot(i).generation.load(Ordering::Relaxed)));
         (0..self.info.slot_count.min(super::MAX_PARTICIPANTS as u32))
             .filter(|&i| {
                 let g = self.slot(i).sending.load(Ordering::Acquire);
