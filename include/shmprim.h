@@ -17,13 +17,14 @@
  * the removal). A handle may be used by many threads, except the ends of
  * rings, pipes and duplex rings, which one thread uses at a time.
  *
- * Liveness and fork. Each open handle takes a participant slot in its
- * segment and holds a lock on it that the kernel drops when the process
- * dies, so survivors tell live participants from dead ones whatever the
- * pids become. A child forked after its parent opened a handle shares the
- * parent's slot: while the parent lives, the child's death is not seen
- * through that handle. A child that must be seen to die opens the object
- * again itself. Calls that do not wait (timeout 0, `_try*`) see a dead or
+ * Liveness and fork. A process that opens an object takes one participant
+ * slot in its segment (however many handles it opens) and holds a lock on
+ * it that the kernel drops when the process dies, so survivors tell live
+ * participants from dead ones whatever the pids become. A child forked
+ * after its parent opened a handle takes a slot of its own the first time
+ * it uses the handle for something a slot is needed for (taking a ring's or
+ * pipe's end, putting to a queue), so its death is seen like any other
+ * process's; an end taken before the fork stays the parent's. Calls that do not wait (timeout 0, `_try*`) see a dead or
  * closed peer as waiting calls do: on the first EMPTY or FULL answer, then
  * at most once a millisecond, they look at the peer, and answer
  * SHMPRIM_CLOSED once it is gone and drained.
@@ -1910,8 +1911,9 @@ shmprim_status shmprim_pipe_open_or_create(const char *name,
 
 /**
  * Creates an anonymous pipe (no name), shared with children forked after
- * this call. A forked child shares its parent's liveness slot, so the death
- * of one is not seen by the other: close ends explicitly. Statuses and
+ * this call. A forked child that takes an end takes a participant slot of
+ * its own first, so its death is seen like any other process's (take each
+ * end in the process that uses it). Statuses and
  * ownership as for `shmprim_pipe_create`.
  *
  * # Safety

@@ -197,6 +197,43 @@ fn main() {
             );
         },
     );
+    check(
+        "a forked child killed mid-write of an inherited value is seen as dead",
+        || {
+            // A large value takes long to write: a kill lands mid-write most
+            // of the time. The readers must see the child (not its live
+            // parent) as the writer, and report the torn value at once
+            // instead of waiting seconds for a writer that looks alive.
+            let v = shmprim::Value::anonymous([0u64; 4096], false).unwrap();
+            let mut torn = 0;
+            for round in 0..20u64 {
+                let mut child = Builder::new()
+                    .daemon(true)
+                    .fork(|| {
+                        for n in 0u64.. {
+                            v.set([n; 4096]).unwrap();
+                        }
+                    })
+                    .unwrap();
+                std::thread::sleep(Duration::from_millis(5 + round % 7));
+                child.kill().unwrap();
+                child.join_timeout(Duration::from_secs(20)).unwrap();
+                let t = std::time::Instant::now();
+                match v.get() {
+                    Ok(a) => assert!(a.iter().all(|&x| x == a[0])),
+                    Err(Error::Corrupted { .. }) => torn += 1,
+                    Err(e) => panic!("{e:?}"),
+                }
+                assert!(
+                    t.elapsed() < Duration::from_millis(500),
+                    "round {round}: reading took {:?}",
+                    t.elapsed()
+                );
+                v.set([0; 4096]).unwrap();
+            }
+            assert!(torn > 0, "no kill landed mid-write in 20 rounds");
+        },
+    );
     check("a fork pool is refused once threads exist", || {
         let t = std::thread::spawn(|| std::thread::sleep(Duration::from_millis(300)));
         assert!(matches!(

@@ -125,8 +125,9 @@ pub unsafe extern "C" fn shmprim_pipe_open_or_create(
 }
 
 /// Creates an anonymous pipe (no name), shared with children forked after
-/// this call. A forked child shares its parent's liveness slot, so the death
-/// of one is not seen by the other: close ends explicitly. Statuses and
+/// this call. A forked child that takes an end takes a participant slot of
+/// its own first, so its death is seen like any other process's (take each
+/// end in the process that uses it). Statuses and
 /// ownership as for `shmprim_pipe_create`.
 ///
 /// # Safety

@@ -939,6 +939,8 @@ pub(crate) struct RawCell {
     /// Start of the payload in this handle's mapping.
     payload: *mut u8,
     me: u64,
+    /// `fork_generation()` when `me` was read.
+    fork_gen: u32,
 }
 
 /// How a cell is created.

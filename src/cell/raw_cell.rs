@@ -111,6 +111,7 @@ impl RawCell {
             has_lock,
             payload,
             me,
+            fork_gen: crate::sys::fork::fork_generation(),
         };
         cell.state()
             .validate(&name, std::mem::size_of::<T>() as u64, len as u64, flags)?;
@@ -182,8 +183,17 @@ impl RawCell {
         }
     }
 
+    /// This process's participant id, which a write records as the
+    /// writer's. The one from the open, unless this process was forked since
+    /// and so is a participant of its own (see `Segment::participant_id`):
+    /// a child killed mid-write must be seen as dead while its parent lives.
+    #[inline]
     pub(crate) fn me(&self) -> u64 {
-        self.me
+        if crate::sys::fork::fork_generation() == self.fork_gen {
+            self.me
+        } else {
+            self.seg.participant_id().to_u64()
+        }
     }
 
     /// Whether the writer `id` (packed participant id) is alive.
@@ -232,7 +242,7 @@ impl RawCell {
     ) -> Result<()> {
         let side = self
             .state()
-            .claim(self.me, |w| self.writer_alive(w))
+            .claim(self.me(), |w| self.writer_alive(w))
             .map_err(|e| self.read_error(e))?;
         if side.torn() && !whole {
             side.abandon();

@@ -9,7 +9,7 @@
 //!
 //! If the holder dies holding the lock (a thread exits or a process is killed,
 //! even with `SIGKILL`), a waiter notices within one slice of sleep
-//! ([`LIVENESS_SLICE`](crate::wait::LIVENESS_SLICE), 50 ms): every waiter
+//! (10 ms): every waiter
 //! wakes once per slice and checks, in `/proc`, whether the holder's thread
 //! still exists. One waiter takes the lock over and is told so
 //! ([`LockStatus::OwnerDied`]), the way `std::sync::Mutex` reports

@@ -29,12 +29,14 @@
 //!
 //! # Liveness
 //!
-//! Each handle takes a participant slot by locking that slot's byte of the file
-//! with an open-file-description lock. The kernel drops the lock when the process
-//! dies, so a slot whose status says *active* and whose byte is unlocked belongs to
+//! Each process takes one participant slot per segment, however many handles
+//! it opens, by locking that slot's byte of the file with an
+//! open-file-description lock (see `tenure.rs`, which also gives a forked
+//! child a slot of its own). The kernel drops the lock when the process dies,
+//! so a slot whose status says *active* and whose byte is unlocked belongs to
 //! a dead participant, whatever its pid has become since. Slots of dead
-//! participants are taken again by later openers. A handle closed normally marks
-//! its slot *left*.
+//! participants are taken again by later openers. A process whose last
+//! handle is closed normally marks its slot *left*.
 //!
 //! # Untrusted contents
 //!
