@@ -234,6 +234,53 @@ fn main() {
             assert!(torn > 0, "no kill landed mid-write in 20 rounds");
         },
     );
+    check(
+        "a child forked while another thread holds the slot registry opens handles",
+        || {
+            // The per-process registry of participant slots is held across
+            // fork: `fork` waits for the other thread to let it go. Were it
+            // not, the child would find it locked for ever at its first open.
+            let name = format!("shmprim-test-{}-fork-registry", std::process::id());
+            // Removed on drop, also when a failed check unwinds past it.
+            let seg = shmprim::SegmentBuilder::new(shmprim::Kind::Raw)
+                .data_size(64)
+                .unlink_on_drop(true)
+                .create(&name)
+                .unwrap();
+            let holder = std::thread::spawn(|| {
+                shmprim::segment::hold_registry_for(Duration::from_millis(300));
+            });
+            std::thread::sleep(Duration::from_millis(50));
+            // SAFETY: the child only opens a segment and leaves with `_exit`;
+            // the registry and the allocator are held across fork by their
+            // atfork handlers.
+            let pid = unsafe { libc::fork() };
+            assert!(pid >= 0);
+            if pid == 0 {
+                let ok = shmprim::Segment::open(&name).is_ok();
+                // SAFETY: _exit never returns.
+                unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+            }
+            let end = std::time::Instant::now() + Duration::from_secs(5);
+            let mut status = 0;
+            // SAFETY: reaping our own child; `status` is writable.
+            while unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } != pid {
+                if std::time::Instant::now() > end {
+                    // SAFETY: killing and reaping our own child.
+                    unsafe {
+                        libc::kill(pid, libc::SIGKILL);
+                        libc::waitpid(pid, &mut status, 0);
+                    }
+                    panic!("the child hung at its first open");
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+            holder.join().unwrap();
+            drop(seg);
+            assert!(!std::path::Path::new(&format!("/dev/shm/{name}")).exists());
+        },
+    );
     check("a fork pool is refused once threads exist", || {
         let t = std::thread::spawn(|| std::thread::sleep(Duration::from_millis(300)));
         assert!(matches!(

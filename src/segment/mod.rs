@@ -61,6 +61,8 @@ use crate::sys::shm::{Mapping, OpenMode};
 mod builder;
 mod stream;
 mod tenure;
+#[doc(hidden)]
+pub use tenure::hold_registry_for;
 pub(crate) use tenure::participants_of;
 
 pub use stream::Role;

@@ -49,9 +49,58 @@ impl Tenure {
 
 /// Every tenure of this process that some handle holds. Weak, so that the
 /// last handle's drop ends a tenure; entries are removed when it does.
+///
+/// Held across `fork` (see `hold_across_fork`): a child forked while another
+/// thread held it would otherwise find it locked for ever, or the list half
+/// changed, at its first open.
 static REGISTRY: Mutex<Vec<Weak<Tenure>>> = Mutex::new(Vec::new());
 
+/// The registry's guard taken by the fork handlers: set by `prepare`, taken
+/// back by `parent` and `child`. Only the forking thread touches it between
+/// the two.
+struct HeldAcrossFork(
+    std::cell::UnsafeCell<Option<std::sync::MutexGuard<'static, Vec<Weak<Tenure>>>>>,
+);
+
+// SAFETY: only the fork handlers use the cell, all on the forking thread: the
+// prepare handler stores the guard, the parent or child handler (the same
+// thread, after `fork` returned) drops it.
+unsafe impl Sync for HeldAcrossFork {}
+
+static HELD: HeldAcrossFork = HeldAcrossFork(std::cell::UnsafeCell::new(None));
+
+extern "C" fn prepare() {
+    let guard = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    // SAFETY: see `HeldAcrossFork`.
+    unsafe { *HELD.0.get() = Some(guard) };
+}
+
+extern "C" fn release() {
+    // SAFETY: see `HeldAcrossFork`. In the child, the guard is dropped on
+    // the thread that locked the mutex (the forking thread, its only one).
+    drop(unsafe { (*HELD.0.get()).take() });
+}
+
+/// Registers the fork handlers that hold the registry across `fork`, once.
+fn hold_across_fork() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: registers plain `extern "C"` functions that live for the
+        // program; they only lock and unlock the registry.
+        unsafe { libc::pthread_atfork(Some(prepare), Some(release), Some(release)) };
+    });
+}
+
+/// Holds the registry for `d` (for tests of fork while another thread
+/// holds it: `fork` must wait, and the child must find it free).
+#[doc(hidden)]
+pub fn hold_registry_for(d: Duration) {
+    let _held = registry();
+    std::thread::sleep(d);
+}
+
 fn registry() -> std::sync::MutexGuard<'static, Vec<Weak<Tenure>>> {
+    hold_across_fork();
     // A panic while holding it leaves the list itself intact.
     REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
 }
