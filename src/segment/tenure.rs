@@ -259,7 +259,7 @@ impl Segment {
 
     /// This handle's participant id: its process's slot (in a process forked
     /// since the handle was opened, the slot that process took; see
-    /// [`tenure`](Self::tenure)). Every handle of one process has the same.
+    /// `tenure`). Every handle of one process has the same.
     pub fn participant_id(&self) -> ParticipantId {
         let (slot, _) = self.tenure().expect("every handle holds a slot");
         ParticipantId {
