@@ -38,6 +38,11 @@
 //! if that comes first). A try (`try_lock`, or a lock with a zero timeout)
 //! never sleeps, so it does not look at the holder and is told `Busy`.
 //!
+//! Thread ids are those of the PID namespace the processes run in: every
+//! process sharing a lock must see the others' threads in `/proc` or through
+//! `kill` (one PID namespace, or a parent namespace of the holders'). A
+//! waiter that cannot see the holder's thread takes it for dead.
+//!
 //! A thread id can be reused once its thread is gone. If a dead holder's id is
 //! taken by a new thread before any waiter looked, the lock looks held by that
 //! thread until it exits: ids are handed out in increasing order up to
@@ -135,8 +140,10 @@ fn my_tid() -> u32 {
 }
 
 /// Whether thread `tid` exists and has not exited: `/proc/<tid>/stat` is
-/// there and its state is not zombie or dead. Where `/proc` cannot be read,
-/// `kill(tid, 0)` answers (a zombie then counts as alive until reaped).
+/// there and its state is not zombie or dead. Where `/proc` does not show it
+/// (not mounted, or mounted with `hidepid` and the holder another user's),
+/// `kill(tid, 0)` answers: only "no such process" counts as dead (a zombie
+/// then counts as alive until reaped).
 #[cfg(not(shmprim_loom))]
 pub(crate) fn thread_alive(tid: u32) -> bool {
     if tid == 0 || tid > i32::MAX as u32 {
@@ -152,7 +159,6 @@ pub(crate) fn thread_alive(tid: u32) -> bool {
                 .and_then(|i| stat.get(i + 2).copied());
             !matches!(state, Some(b'Z' | b'X' | b'x'))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
         Err(_) => {
             // SAFETY: signal 0 sends nothing; it only checks that `tid` exists.
             let rc = unsafe { libc::kill(tid as libc::pid_t, 0) };

@@ -26,6 +26,10 @@
 //! strands nobody: the other waiters look at the word again within a slice
 //! and one of them takes it.
 //!
+//! The processes sharing a lock must share a PID namespace (or see each
+//! other's threads from a parent one): a waiter that cannot see the
+//! holder's thread takes it for dead.
+//!
 //! # States
 //!
 //! | lock word            | owner-died flag | meaning                          | next lock returns         |
