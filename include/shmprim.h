@@ -1749,10 +1749,13 @@ shmprim_status shmprim_mutex_unlink(const char *name);
  * - `SHMPRIM_OWNER_DIED`: locked, but the previous owner died holding it; the
  *   data may be half-updated. Repair it and call `shmprim_mutex_consistent`
  *   before unlocking; unlocked without it, the next locker is told
- *   `SHMPRIM_OWNER_DIED` in turn;
+ *   `SHMPRIM_OWNER_DIED` in turn. A waiting call sees the death within
+ *   10 ms (it looks at the holder's thread once per 10 ms of sleep); a try
+ *   (`0`) does not look, and answers `SHMPRIM_TIMEOUT`;
  * - `SHMPRIM_TIMEOUT`: not locked (someone else holds it);
- * - `SHMPRIM_UNRECOVERABLE`: not locked, never again lockable (only bytes
- *   written into the segment from outside shmprim leave it so);
+ * - `SHMPRIM_UNRECOVERABLE`: not locked, never again lockable (only a mutex
+ *   made with `SHMPRIM_PRIORITY_INHERITANCE`, glibc's, whose bytes were
+ *   written from outside shmprim);
  * - `SHMPRIM_INVALID_ARGUMENT`: this thread already holds it (not reentrant);
  * - `SHMPRIM_NULL_POINTER`.
  *
