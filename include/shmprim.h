@@ -1234,8 +1234,9 @@ shmprim_status shmprim_condvar_wait(const shmprim_condvar *cv,
                                     int64_t timeout_ns);
 
 /**
- * Wakes one waiting thread, in any process (perhaps more: wake-ups may be
- * spurious). Does not block; no system call when nobody sleeps. Returns
+ * Wakes one waiting thread, in any process, that was waiting when it was
+ * called (if that one dies before it returns, another waiter takes the
+ * notification). Does not block; no system call when nobody waits. Returns
  * `SHMPRIM_OK` or `SHMPRIM_NULL_POINTER`.
  *
  * # Safety

@@ -214,8 +214,9 @@ pub unsafe extern "C" fn shmprim_condvar_wait(
     })
 }
 
-/// Wakes one waiting thread, in any process (perhaps more: wake-ups may be
-/// spurious). Does not block; no system call when nobody sleeps. Returns
+/// Wakes one waiting thread, in any process, that was waiting when it was
+/// called (if that one dies before it returns, another waiter takes the
+/// notification). Does not block; no system call when nobody waits. Returns
 /// `SHMPRIM_OK` or `SHMPRIM_NULL_POINTER`.
 ///
 /// # Safety
