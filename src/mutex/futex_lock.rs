@@ -299,7 +299,15 @@ impl FutexLock {
                 return Ok(Locked::Acquired);
             }
         }
+        let mut turns = 0u32;
         loop {
+            // A word that keeps changing under us without letting us in (only
+            // a writer from outside does that for long) must not keep a timed
+            // lock past its deadline: look at the clock every 64 turns.
+            turns = turns.wrapping_add(1);
+            if turns % 64 == 0 && deadline.passed_by_clock() {
+                return Err(LockFailed::TimedOut);
+            }
             let v = self.word.load(Ordering::Relaxed);
             let holder = v & TID_MASK;
             if holder == 0 {
