@@ -178,6 +178,44 @@ fn owner_killed_holding_the_lock_is_reported_until_a_locker_marks_it_consistent_
     );
 }
 
+/// A loop of tries (Python's `acquire(block=False)`) on the lock of a
+/// holder that was killed gets it, told so, within a slice or two: a try
+/// cannot sleep a slice, so it looks at the holder once per slice itself.
+#[test]
+fn a_loop_of_tries_takes_a_killed_holders_lock_over() {
+    let ctl_name = ShmName::new("mutex_try_death_ctl");
+    let ctl = Segment::create(&ctl_name, 64).unwrap();
+    let name = ShmName::new("mutex_try_death");
+    let m = Mutex::create(&name, [0u64; 2]).unwrap();
+    let mut child = spawn("lock_and_hang", &[&name, &ctl_name, "5"]);
+    assert!(wait_until(LIMIT, || word(&ctl, 0).load(Ordering::Acquire) == 1));
+    // Busy while the holder lives.
+    assert!(matches!(
+        m.try_lock(),
+        Err(LockError::Failed(Error::Timeout))
+    ));
+    child.kill();
+    let t = Instant::now();
+    let mut tries = 0u64;
+    let guard = loop {
+        tries += 1;
+        match m.try_lock() {
+            Err(LockError::OwnerDied(g)) => break g,
+            Err(LockError::Failed(Error::Timeout)) => {
+                assert!(t.elapsed() < LIMIT, "still busy after {tries} tries");
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(*guard, [5, !5]);
+    guard.mark_consistent().unwrap();
+}
+
 // ---------------------------------------------------------------- try and timeout
 
 /// Locks, says so, and holds the lock until the parent writes 2.

@@ -202,7 +202,8 @@ pub unsafe extern "C" fn shmprim_mutex_unlink(name: *const c_char) -> shmprim_st
 ///   before unlocking; unlocked without it, the next locker is told
 ///   `SHMPRIM_OWNER_DIED` in turn. A waiting call sees the death within
 ///   10 ms (it looks at the holder's thread once per 10 ms of sleep); a try
-///   (`0`) does not look, and answers `SHMPRIM_TIMEOUT`;
+///   (`0`) looks on its thread's first busy answer and then once per 10 ms,
+///   so a loop of tries sees it as soon;
 /// - `SHMPRIM_TIMEOUT`: not locked (someone else holds it);
 /// - `SHMPRIM_UNRECOVERABLE`: not locked, never again lockable (only a mutex
 ///   made with `SHMPRIM_PRIORITY_INHERITANCE`, glibc's, whose bytes were
