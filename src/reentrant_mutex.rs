@@ -430,13 +430,9 @@ impl<T: Pod> ReentrantMutexGuard<'_, T> {
 
 impl<T: Pod> Drop for ReentrantMutexGuard<'_, T> {
     fn drop(&mut self) {
-        let r = self.mutex.raw().unlock();
-        // As in `RawMutex::unlock`: only not being the owner is a bug here;
-        // a refusal over corrupted bytes leaves the lock as it was.
-        debug_assert!(
-            !matches!(r, Err(crate::Error::NotOwner)),
-            "guard released a level it did not hold"
-        );
+        // As in `RawMutex::unlock`: a refusal (the words scribbled while the
+        // lock was held) leaves the lock as it was, and is not asserted on.
+        let _ = self.mutex.raw().unlock();
     }
 }
 

@@ -777,13 +777,21 @@ fn while_scribbling(seg: &shmprim::Segment, hot: usize, seed: u64, mut op: impl 
                 }
             }
         });
+        // Stops the scribbler also when `op` panics: the scope would wait
+        // for it for ever, and the failure would never be reported.
+        struct Stop<'a>(&'a AtomicBool);
+        impl Drop for Stop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Relaxed);
+            }
+        }
+        let _stop = Stop(&stop);
         let started = Instant::now();
         let mut k = 0;
         while k < OPS || (stores.load(Relaxed) < MIN_STORES && started.elapsed() < BOUND) {
             op(k);
             k += 1;
         }
-        stop.store(true, Relaxed);
     });
     assert!(
         stores.load(Relaxed) >= MIN_STORES,
