@@ -36,7 +36,7 @@ fn main() -> shmprim::Result<()> {
     loop {
         match strings_in.get() {
             Ok(s) => strings_out.put(&s)?,
-            Err(Error::Closed) => break,
+            Err(Error::Closed { .. }) => break,
             Err(e) => return Err(e),
         }
     }
@@ -47,7 +47,7 @@ fn main() -> shmprim::Result<()> {
                 r.values.iter_mut().for_each(|v| *v *= 2.0);
                 readings_out.put(&Serde(r))?;
             }
-            Err(Error::Closed) => break,
+            Err(Error::Closed { .. }) => break,
             Err(e) => return Err(e),
         }
     }

@@ -34,7 +34,7 @@ fn play(seg: &Segment, rounds: u32, first: u32) -> shmprim::Result<()> {
             let seen = ball.load(Ordering::Acquire);
             if seen != mine {
                 wait_while_eq(ball, sleepers, seen, deadline())
-                    .map_err(|_| shmprim::Error::Timeout)?;
+                    .map_err(|_| shmprim::Error::timeout(seg.object_name()))?;
             }
         }
         ball.store(mine + 1, Ordering::Release);

@@ -43,7 +43,7 @@ fn process_recv(pipe: String) -> u32 {
                     String::from_utf8_lossy(&url)
                 );
             }
-            Err(Error::Closed) => return n,
+            Err(Error::Closed { .. }) => return n,
             Err(e) => panic!("{e}"),
         }
     }

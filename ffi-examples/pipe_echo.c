@@ -39,6 +39,8 @@ static int echo(const char *name) {
         echoed++;
     }
     if (st != SHMPRIM_CLOSED) return fail("recv", st);
+    /* The message names the pipe: segment "shmprim-example-pipe-N": closed. */
+    if (strstr(shmprim_last_error_message(), name) == NULL) return fail("closed names the pipe", st);
     shmprim_pipe_end_close(b);
     shmprim_pipe_close(p);
     return echoed == MESSAGES ? 0 : 3;

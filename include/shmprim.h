@@ -51,8 +51,12 @@
  *
  * Errors. Every fallible call returns a shmprim_status (SHMPRIM_OK is 0);
  * shmprim_last_error_message() then describes the last failure on the
- * calling thread. "A header error", in the lists below, is what opening any
- * segment can return besides the statuses each function names:
+ * calling thread, naming the segment it was about ("segment "jobs":
+ * closed"). After SHMPRIM_FULL, SHMPRIM_EMPTY and SHMPRIM_TIMEOUT, the
+ * answers a polling loop gets on every turn, it is the status's own
+ * description, so that recording them costs no allocation. "A header
+ * error", in the lists below, is what opening any segment can return besides
+ * the statuses each function names:
  * SHMPRIM_NOT_SHMPRIM, SHMPRIM_TOO_SMALL, SHMPRIM_TRUNCATED,
  * SHMPRIM_INCOMPATIBLE, SHMPRIM_CORRUPTED, SHMPRIM_CREATOR_DIED,
  * SHMPRIM_NOT_READY, SHMPRIM_TOO_MANY_PARTICIPANTS,

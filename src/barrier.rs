@@ -82,7 +82,7 @@
 //! let theirs = t.join().unwrap()?;
 //! assert_eq!(mine + theirs, 1); // indices 0 and 1
 //! // Nobody else comes: the wait times out and breaks the barrier.
-//! assert!(matches!(barrier.wait_timeout(Duration::from_millis(10)), Err(shmprim::Error::Timeout)));
+//! assert!(matches!(barrier.wait_timeout(Duration::from_millis(10)), Err(shmprim::Error::Timeout { .. })));
 //! assert!(barrier.is_broken());
 //! barrier.reset();
 //! assert!(!barrier.is_broken());
@@ -93,7 +93,7 @@
 use std::ptr::NonNull;
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ObjectName, Of, Result};
 use crate::segment::Disposition;
 use crate::segment::{Kind, MAX_PARTICIPANTS, Options, ParticipantId, Segment, SegmentBuilder};
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -243,6 +243,14 @@ impl Drop for BreakOnUnwind<'_> {
     }
 }
 
+/// A [`BrokenBarrier`](Error::BrokenBarrier) of a state that knows no name
+/// ([`Barrier`] gives it its segment's).
+fn broken() -> Error {
+    Error::BrokenBarrier {
+        name: ObjectName::unknown(),
+    }
+}
+
 /// The barrier's state as it lives in shared memory (12 bytes, align 4).
 ///
 /// Place it anywhere with [`BarrierState::init`] (the C API's
@@ -333,7 +341,7 @@ impl BarrierState {
         let mut w = self.word.load(Ordering::Relaxed);
         let (generation, index) = loop {
             if w & BROKEN != 0 {
-                return Err(Error::BrokenBarrier);
+                return Err(broken());
             }
             if let Some(watch) = watch {
                 // Before the arrival: a party that dies between the two is
@@ -389,7 +397,7 @@ impl BarrierState {
         loop {
             match outcome(w, generation) {
                 Outcome::Passed => return Ok(index),
-                Outcome::Broken => return Err(Error::BrokenBarrier),
+                Outcome::Broken => return Err(broken()),
                 Outcome::Waiting => {}
             }
             // A watched waiter sleeps in slices, to look for dead parties.
@@ -412,9 +420,9 @@ impl BarrierState {
                         Ok(_) => {
                             wake(&self.word, &self.waiters, u32::MAX);
                             return Err(if timed_out {
-                                Error::Timeout
+                                Error::timeout(&ObjectName::unknown())
                             } else {
-                                Error::BrokenBarrier
+                                broken()
                             });
                         }
                         Err(now) => {
@@ -616,12 +624,9 @@ impl Barrier {
         Ok(barrier)
     }
 
-    /// Puts this segment's name into a `Corrupted` error from the state.
+    /// Puts this segment's name into an error from the state, which knows none.
     fn named<T>(&self, r: Result<T>) -> Result<T> {
-        r.map_err(|e| match e {
-            Error::Corrupted { detail, .. } => Error::corrupted(self.seg.display_name(), detail),
-            e => e,
-        })
+        r.of(self.seg.object_name())
     }
 
     /// The state in the segment.
@@ -853,7 +858,10 @@ mod loom_tests {
             let b2 = b.clone();
             let t = loom::thread::spawn(move || b2.wait(Deadline::never()));
             b.abort();
-            assert!(matches!(t.join().unwrap(), Err(Error::BrokenBarrier)));
+            assert!(matches!(
+                t.join().unwrap(),
+                Err(Error::BrokenBarrier { .. })
+            ));
             assert!(b.is_broken());
         });
     }
@@ -868,8 +876,11 @@ mod loom_tests {
             let t = loom::thread::spawn(move || b2.wait(Deadline::never()));
             // Under loom a finite deadline has already passed.
             let mine = b.wait(Deadline::after(Duration::from_millis(1)));
-            assert!(matches!(mine, Err(Error::Timeout)), "{mine:?}");
-            assert!(matches!(t.join().unwrap(), Err(Error::BrokenBarrier)));
+            assert!(matches!(mine, Err(Error::Timeout { .. })), "{mine:?}");
+            assert!(matches!(
+                t.join().unwrap(),
+                Err(Error::BrokenBarrier { .. })
+            ));
         });
     }
 
@@ -890,7 +901,10 @@ mod loom_tests {
             let late = loom::thread::spawn(move || b2.wait(Deadline::never()));
             assert!(b.wait(Deadline::never()).is_ok());
             assert!(late.join().unwrap().is_ok());
-            assert!(matches!(early.join().unwrap(), Err(Error::BrokenBarrier)));
+            assert!(matches!(
+                early.join().unwrap(),
+                Err(Error::BrokenBarrier { .. })
+            ));
         });
     }
 }

@@ -1,12 +1,127 @@
 //! The crate's one error type.
 //!
-//! Every variant says what happened and, where there is one, to which segment
-//! (by name; anonymous segments are shown as `<anonymous>`). Outcomes that hot
-//! paths return often (`Timeout`, `Full`, `Empty`) carry no name so that returning
-//! them never allocates.
+//! Every variant says what happened and, where there is one, to which object:
+//! the name of its segment (anonymous segments are shown as `<anonymous>`). A
+//! child whose `main` returns `Err(e)` prints `Error: segment "jobs": closed`,
+//! not a bare `Closed`.
+//!
+//! The outcomes that busy paths return often (`Timeout`, `Full`, `Empty`,
+//! `Closed`, ...) carry an [`ObjectName`]: a shared reference to the handle's
+//! name, so that returning them never allocates. Match them with `{ .. }`:
+//!
+//! ```
+//! # use shmprim::Error;
+//! fn is_end_of_stream(e: &Error) -> bool {
+//!     matches!(e, Error::Closed { .. })
+//! }
+//! ```
+//!
+//! Only the hot try-forms of the SPSC and duplex rings return the nameless,
+//! `Copy` [`TryError`](crate::ring::spsc::TryError) instead; converted into an
+//! `Error` with `?` it carries no name ([`ObjectName::is_known`] is false).
 
 use std::fmt;
 use std::io;
+use std::sync::Arc;
+
+/// The name of the object an error is about: the name of its segment, or
+/// `<anonymous>` for an anonymous segment. Cloning it only bumps a reference
+/// count, so the errors that carry it are cheap to return.
+///
+/// An error made where the object is not known (a lock placed in memory the
+/// program mapped itself, a [`TryError`](crate::ring::spsc::TryError) turned
+/// into an `Error`) carries an unknown name: [`as_str`](Self::as_str) is empty.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct ObjectName(Option<Arc<str>>, Sort);
+
+/// Whether an [`ObjectName`] names a segment or describes another object.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+enum Sort {
+    #[default]
+    Segment,
+    /// An object without a segment name of its own ("the pool").
+    Described,
+}
+
+/// The unknown name, to lend where a name is needed by reference.
+pub(crate) static UNKNOWN: ObjectName = ObjectName::unknown();
+
+impl ObjectName {
+    /// The name `name`.
+    pub fn new(name: &str) -> ObjectName {
+        ObjectName(Some(Arc::from(name)), Sort::Segment)
+    }
+
+    /// An object that is not known by a segment name, described by `what`
+    /// ("the pool").
+    pub(crate) fn described(what: &str) -> ObjectName {
+        ObjectName(Some(Arc::from(what)), Sort::Described)
+    }
+
+    /// An unknown name.
+    pub const fn unknown() -> ObjectName {
+        ObjectName(None, Sort::Segment)
+    }
+
+    /// Whether the name is known.
+    pub fn is_known(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// The name; empty if unknown.
+    pub fn as_str(&self) -> &str {
+        self.0.as_deref().unwrap_or("")
+    }
+
+    /// `self` if known, otherwise `name`.
+    fn or(self, name: &ObjectName) -> ObjectName {
+        if self.is_known() { self } else { name.clone() }
+    }
+}
+
+impl std::ops::Deref for ObjectName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq<str> for ObjectName {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for ObjectName {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl fmt::Debug for ObjectName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for ObjectName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `segment "jobs": ` before a message, or nothing when the name is unknown.
+struct Prefix<'a>(&'a ObjectName);
+
+impl fmt::Display for Prefix<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.0.0, self.0.1) {
+            (Some(n), Sort::Segment) => write!(f, "segment {n:?}: "),
+            (Some(what), Sort::Described) => write!(f, "{what}: "),
+            (None, _) => Ok(()),
+        }
+    }
+}
 
 /// Convenient alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -123,13 +238,25 @@ pub enum Error {
         slots: u32,
     },
     /// A blocking operation reached its deadline.
-    Timeout,
+    Timeout {
+        /// The object waited on.
+        name: ObjectName,
+    },
     /// A non-blocking put found no free slot.
-    Full,
+    Full {
+        /// The object put into.
+        name: ObjectName,
+    },
     /// A non-blocking get found nothing to take.
-    Empty,
+    Empty {
+        /// The object taken from.
+        name: ObjectName,
+    },
     /// The object was closed (queue closed, pipe end closed or its holder died).
-    Closed,
+    Closed {
+        /// The object closed.
+        name: ObjectName,
+    },
     /// A lock was acquired after its previous owner died holding it, and the
     /// caller let the error take the guard (`lock()?`): the lock is released
     /// again, and the next locker is told the owner died in turn.
@@ -145,19 +272,32 @@ pub enum Error {
         name: String,
     },
     /// A barrier was aborted, reset or timed out while this party waited.
-    BrokenBarrier,
+    BrokenBarrier {
+        /// The barrier's segment.
+        name: ObjectName,
+    },
     /// A signal handler ran while an [`interruptible`](crate::wait::interruptible)
     /// call waited (as `sem_wait` returns `EINTR`).
-    Interrupted,
+    Interrupted {
+        /// The object waited on.
+        name: ObjectName,
+    },
     /// The caller released a lock it does not hold.
-    NotOwner,
+    NotOwner {
+        /// The lock's segment.
+        name: ObjectName,
+    },
     /// Releasing would raise a bounded semaphore above its bound.
     Overflow {
+        /// The semaphore's segment.
+        name: ObjectName,
         /// The semaphore's bound.
         bound: u32,
     },
     /// An index was outside `0..len`.
     IndexOutOfRange {
+        /// The array's segment.
+        name: ObjectName,
         /// The index asked for.
         index: usize,
         /// The length of the array.
@@ -166,6 +306,8 @@ pub enum Error {
     /// A receive buffer is smaller than the next message, which stays where it
     /// was (queued, or in the ring) for a retry with a big enough buffer.
     BufferTooSmall {
+        /// The object received from.
+        name: ObjectName,
         /// Size of the next message, in bytes.
         needed: usize,
         /// Size of the buffer given, in bytes.
@@ -244,6 +386,113 @@ impl Error {
         }
     }
 
+    /// A [`Timeout`](Error::Timeout) of the object `name`.
+    pub fn timeout(name: &ObjectName) -> Error {
+        Error::Timeout { name: name.clone() }
+    }
+
+    /// A [`Full`](Error::Full) of the object `name`.
+    pub fn full(name: &ObjectName) -> Error {
+        Error::Full { name: name.clone() }
+    }
+
+    /// An [`Empty`](Error::Empty) of the object `name`.
+    pub fn empty(name: &ObjectName) -> Error {
+        Error::Empty { name: name.clone() }
+    }
+
+    /// A [`Closed`](Error::Closed) of the object `name`.
+    pub fn closed(name: &ObjectName) -> Error {
+        Error::Closed { name: name.clone() }
+    }
+
+    /// The name of the object the error is about, where it has one and it is
+    /// known.
+    pub fn object_name(&self) -> Option<&str> {
+        match self {
+            Error::InvalidName { name, .. }
+            | Error::AlreadyExists { name }
+            | Error::NotFound { name }
+            | Error::PermissionDenied { name }
+            | Error::NotShmprim { name }
+            | Error::TooSmall { name, .. }
+            | Error::Truncated { name, .. }
+            | Error::Incompatible { name, .. }
+            | Error::Corrupted { name, .. }
+            | Error::CreatorDied { name }
+            | Error::NotReady { name }
+            | Error::TooManyParticipants { name, .. }
+            | Error::OwnerDied { name }
+            | Error::Unrecoverable { name }
+            | Error::Io { name, .. } => Some(name),
+            Error::Timeout { name }
+            | Error::Full { name }
+            | Error::Empty { name }
+            | Error::Closed { name }
+            | Error::BrokenBarrier { name }
+            | Error::Interrupted { name }
+            | Error::NotOwner { name }
+            | Error::Overflow { name, .. }
+            | Error::IndexOutOfRange { name, .. }
+            | Error::BufferTooSmall { name, .. } => name.0.as_deref(),
+            Error::InvalidArgument { .. }
+            | Error::NotInitialised
+            | Error::ForkWithThreads { .. }
+            | Error::Panicked { .. }
+            | Error::TaskFailed { .. }
+            | Error::ProcessDied { .. }
+            | Error::WorkerDied { .. } => None,
+        }
+    }
+
+    /// The error with `name` given to it where its object name is unknown (or
+    /// empty): how a handle names what a layer below it, which knows no name,
+    /// returned.
+    pub(crate) fn named(mut self, name: &ObjectName) -> Error {
+        match &mut self {
+            Error::Timeout { name: n }
+            | Error::Full { name: n }
+            | Error::Empty { name: n }
+            | Error::Closed { name: n }
+            | Error::BrokenBarrier { name: n }
+            | Error::Interrupted { name: n }
+            | Error::NotOwner { name: n }
+            | Error::Overflow { name: n, .. }
+            | Error::IndexOutOfRange { name: n, .. }
+            | Error::BufferTooSmall { name: n, .. } => {
+                *n = std::mem::take(n).or(name);
+            }
+            Error::Corrupted { name: n, .. }
+            | Error::OwnerDied { name: n }
+            | Error::Unrecoverable { name: n }
+            | Error::Io { name: n, .. }
+                if n.is_empty() =>
+            {
+                name.as_str().clone_into(n);
+            }
+            _ => {}
+        }
+        self
+    }
+
+    /// The [`ObjectName`] carried by the variants that carry one (unknown for
+    /// the others).
+    pub(crate) fn object(&self) -> ObjectName {
+        match self {
+            Error::Timeout { name }
+            | Error::Full { name }
+            | Error::Empty { name }
+            | Error::Closed { name }
+            | Error::BrokenBarrier { name }
+            | Error::Interrupted { name }
+            | Error::NotOwner { name }
+            | Error::Overflow { name, .. }
+            | Error::IndexOutOfRange { name, .. }
+            | Error::BufferTooSmall { name, .. } => name.clone(),
+            _ => ObjectName::unknown(),
+        }
+    }
+
     /// An [`InvalidArgument`](Error::InvalidArgument) error.
     pub fn invalid_argument(detail: impl Into<String>) -> Error {
         Error::InvalidArgument {
@@ -302,10 +551,10 @@ impl fmt::Display for Error {
                 f,
                 "segment {name:?} has all {slots} participant slots held by live processes"
             ),
-            Error::Timeout => f.write_str("operation timed out"),
-            Error::Full => f.write_str("full"),
-            Error::Empty => f.write_str("empty"),
-            Error::Closed => f.write_str("closed"),
+            Error::Timeout { name } => write!(f, "{}operation timed out", Prefix(name)),
+            Error::Full { name } => write!(f, "{}full", Prefix(name)),
+            Error::Empty { name } => write!(f, "{}empty", Prefix(name)),
+            Error::Closed { name } => write!(f, "{}closed", Prefix(name)),
             Error::OwnerDied { name } => write!(
                 f,
                 "lock in segment {name:?}: its previous owner died holding it, and the data was not marked consistent"
@@ -314,19 +563,34 @@ impl fmt::Display for Error {
                 f,
                 "lock in segment {name:?} is unrecoverable: its owner died and the data was never marked consistent"
             ),
-            Error::BrokenBarrier => f.write_str("barrier is broken"),
-            Error::Interrupted => f.write_str("a signal handler interrupted the wait"),
-            Error::NotOwner => f.write_str("lock released by a thread that does not own it"),
-            Error::Overflow { bound } => {
-                write!(f, "release would raise the bounded semaphore above {bound}")
+            Error::BrokenBarrier { name } => write!(f, "{}barrier is broken", Prefix(name)),
+            Error::Interrupted { name } => {
+                write!(f, "{}a signal handler interrupted the wait", Prefix(name))
             }
-            Error::IndexOutOfRange { index, len } => {
-                write!(f, "index {index} out of range for length {len}")
-            }
-            Error::BufferTooSmall { needed, available } => write!(
+            Error::NotOwner { name } => write!(
                 f,
-                "receive buffer of {available} bytes is too small for the next message of \
-                 {needed} bytes (the message stays queued)"
+                "{}lock released by a thread that does not own it",
+                Prefix(name)
+            ),
+            Error::Overflow { name, bound } => write!(
+                f,
+                "{}release would raise the bounded semaphore above {bound}",
+                Prefix(name)
+            ),
+            Error::IndexOutOfRange { name, index, len } => write!(
+                f,
+                "{}index {index} out of range for length {len}",
+                Prefix(name)
+            ),
+            Error::BufferTooSmall {
+                name,
+                needed,
+                available,
+            } => write!(
+                f,
+                "{}receive buffer of {available} bytes is too small for the next message of \
+                 {needed} bytes (the message stays queued)",
+                Prefix(name)
             ),
             Error::InvalidArgument { detail } => write!(f, "invalid argument: {detail}"),
             Error::NotInitialised => f.write_str(
@@ -349,6 +613,23 @@ impl fmt::Display for Error {
             Error::Io { name, op, source } => {
                 write!(f, "{op} failed on segment {name:?}: {source}")
             }
+        }
+    }
+}
+
+/// Naming the errors of a layer that knows no name (an in-place lock, a
+/// ring's bare state) by the handle that called it.
+pub(crate) trait Of<T> {
+    /// `self` with the unknown object names of its error set to `name`.
+    fn of(self, name: &ObjectName) -> Result<T>;
+}
+
+impl<T> Of<T> for Result<T> {
+    #[inline]
+    fn of(self, name: &ObjectName) -> Result<T> {
+        match self {
+            Ok(v) => Ok(v),
+            Err(e) => Err(e.named(name)),
         }
     }
 }

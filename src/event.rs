@@ -42,7 +42,7 @@
 //! # let name = format!("doc-event-{}", std::process::id());
 //! let ev = Event::create(&name)?;
 //! assert!(!ev.is_set());
-//! assert!(matches!(ev.wait_timeout(Duration::from_millis(10)), Err(shmprim::Error::Timeout))); // nobody set it
+//! assert!(matches!(ev.wait_timeout(Duration::from_millis(10)), Err(shmprim::Error::Timeout { .. }))); // nobody set it
 //! let other = Event::open(&name)?; // in another process
 //! other.set();
 //! assert!(ev.is_set());
@@ -282,7 +282,7 @@ impl Event {
         if self.state().wait(deadline) {
             Ok(())
         } else {
-            Err(crate::Error::Timeout)
+            Err(crate::Error::timeout(self.seg.object_name()))
         }
     }
 

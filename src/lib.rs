@@ -153,7 +153,7 @@ pub use barrier::Barrier;
 pub use bytemuck;
 pub use cell::{Array, Value};
 pub use condvar::{Condvar, RawCondvar, WaitTimeoutResult};
-pub use error::{Error, Mismatch, Result};
+pub use error::{Error, Mismatch, ObjectName, Result};
 pub use event::Event;
 pub use mutex::{
     LockError, LockGuard, LockResult, LockStatus, Mutex, MutexGuard, MutexOptions, RawMutex,

@@ -52,7 +52,7 @@
 //! drop(g);
 //! // Releasing what one does not hold is an error, as in Python:
 //! let raw = shmprim::RawReentrantMutex::new(&Default::default())?;
-//! assert!(matches!(raw.unlock(), Err(Error::NotOwner)));
+//! assert!(matches!(raw.unlock(), Err(Error::NotOwner { .. })));
 //! ReentrantMutex::<u32>::unlink(&name)?;
 //! # Ok::<(), shmprim::Error>(())
 //! ```
@@ -67,7 +67,7 @@ use bytemuck::Pod;
 use crate::error::Result;
 use crate::mutex::{
     LockError, LockResult, LockState, LockStatus, MutexOptions, check_lock_segment, lock_builder,
-    lock_timed_out, value_offset, with_name, write_value,
+    lock_timed_out, value_offset, write_value,
 };
 use crate::segment::{Disposition, Kind, Options, Segment};
 use crate::wait::{Deadline, try_first};
@@ -84,7 +84,7 @@ use crate::wait::{Deadline, try_first};
 /// m.lock(Deadline::never())?; // again, same thread
 /// m.unlock()?;
 /// m.unlock()?;
-/// assert!(matches!(m.unlock(), Err(Error::NotOwner)));
+/// assert!(matches!(m.unlock(), Err(Error::NotOwner { .. })));
 /// # Ok::<(), shmprim::Error>(())
 /// ```
 #[repr(C)]
@@ -361,7 +361,7 @@ impl<T: Pod> ReentrantMutex<T> {
         let status = self
             .raw()
             .lock(deadline)
-            .map_err(|e| LockError::Failed(with_name(e, self.seg.display_name())))?;
+            .map_err(|e| LockError::Failed(e.named(self.seg.object_name())))?;
         let guard = ReentrantMutexGuard {
             mutex: self,
             _not_send: PhantomData,
@@ -424,7 +424,7 @@ impl<T: Pod> ReentrantMutexGuard<'_, T> {
         self.mutex
             .raw()
             .mark_consistent()
-            .map_err(|e| with_name(e, self.mutex.seg.display_name()))
+            .map_err(|e| e.named(self.mutex.seg.object_name()))
     }
 }
 

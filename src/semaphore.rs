@@ -46,7 +46,7 @@
 //! let other = Semaphore::open(&name)?;
 //! other.release(2)?;
 //! assert_eq!(sem.value(), 2);
-//! assert!(matches!(sem.release(1), Err(shmprim::Error::Overflow { bound: 2 })));
+//! assert!(matches!(sem.release(1), Err(shmprim::Error::Overflow { bound: 2, .. })));
 //! assert!(sem.acquire_timeout(Duration::from_millis(10)).is_ok());
 //! Semaphore::unlink(&name)?;
 //! # Ok::<(), shmprim::Error>(())
@@ -55,7 +55,7 @@
 use std::ptr::NonNull;
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ObjectName, Of, Result};
 use crate::segment::Disposition;
 use crate::segment::{Kind, Options, Segment, SegmentBuilder};
 use crate::sync::atomic::{AtomicU32, Ordering};
@@ -125,7 +125,7 @@ impl SemaphoreState {
                 return Ok(());
             }
             if wait_while_eq(&self.count, &self.waiters, 0, deadline).is_err() {
-                return Err(Error::Timeout);
+                return Err(Error::timeout(&ObjectName::unknown()));
             }
         }
     }
@@ -161,7 +161,12 @@ impl SemaphoreState {
         loop {
             let new = match c.checked_add(n) {
                 Some(new) if new <= bound => new,
-                _ => return Err(Error::Overflow { bound }),
+                _ => {
+                    return Err(Error::Overflow {
+                        name: ObjectName::unknown(),
+                        bound,
+                    });
+                }
             };
             // Release: pairs with the Acquire CAS in `try_acquire`.
             match self
@@ -346,13 +351,13 @@ impl Semaphore {
     /// Takes a permit, waiting at most `timeout`; `Err(Timeout)` if none came.
     #[inline]
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<()> {
-        try_first(timeout, |d| self.state().acquire(d), is_timeout)
+        try_first(timeout, |d| self.state().acquire(d), is_timeout).of(self.seg.object_name())
     }
 
     /// Takes a permit, waiting until `deadline`; `Err(Timeout)` if none came.
     #[inline]
     pub fn acquire_deadline(&self, deadline: Deadline) -> Result<()> {
-        self.state().acquire(deadline)
+        self.state().acquire(deadline).of(self.seg.object_name())
     }
 
     /// Takes a permit (sleeping while there is none) and returns a guard that
@@ -366,7 +371,7 @@ impl Semaphore {
     /// change) if that would exceed the bound.
     #[inline]
     pub fn release(&self, n: u32) -> Result<()> {
-        self.state().release(n)
+        self.state().release(n).of(self.seg.object_name())
     }
 
     /// Permits available now (Python's `get_value()`).

@@ -207,7 +207,7 @@ pub fn try_first<R>(
 
 /// Whether a timed call's result is `Err(Timeout)`: for [`try_first`].
 pub fn is_timeout<T>(r: &crate::Result<T>) -> bool {
-    matches!(r, Err(crate::Error::Timeout))
+    matches!(r, Err(crate::Error::Timeout { .. }))
 }
 
 /// The deadline passed before the awaited change happened.
@@ -246,13 +246,13 @@ fn interrupted() -> bool {
 /// let e = Event::anonymous()?;
 /// // No signal arrives: the wait times out as usual.
 /// let r = interruptible(|| e.wait_timeout(Duration::from_millis(5)));
-/// assert!(matches!(r, Err(Error::Timeout)));
+/// assert!(matches!(r, Err(Error::Timeout { .. })));
 /// # Ok::<(), Error>(())
 /// ```
 pub fn interruptible<T>(f: impl FnOnce() -> crate::Result<T>) -> crate::Result<T> {
     let (r, was_interrupted) = interruptible_with(f);
     match r {
-        Err(_) if was_interrupted => Err(crate::Error::Interrupted),
+        Err(e) if was_interrupted => Err(crate::Error::Interrupted { name: e.object() }),
         r => r,
     }
 }
@@ -608,24 +608,24 @@ mod timed_call_tests {
         assert_eq!(quick(|| q.get_many_timeout(&mut buf, LONG)), 1);
         waits_out(
             || q.get_timeout(SHORT),
-            |r| matches!(r, Err(Error::Timeout)),
+            |r| matches!(r, Err(Error::Timeout { .. })),
         );
         q.put_many(&[1, 2]).unwrap();
         waits_out(
             || q.put_timeout(3, SHORT),
-            |r| matches!(r, Err(Error::Timeout)),
+            |r| matches!(r, Err(Error::Timeout { .. })),
         );
 
         let b = ByteQueue::anonymous(1, 16).unwrap();
         assert_eq!(quick(|| b.put_timeout(b"hi", LONG)), ());
         waits_out(
             || b.put_timeout(b"no", SHORT),
-            |r| matches!(r, Err(Error::Timeout)),
+            |r| matches!(r, Err(Error::Timeout { .. })),
         );
         assert_eq!(quick(|| b.get_timeout(LONG)), b"hi".to_vec());
         waits_out(
             || b.get_timeout(SHORT),
-            |r| matches!(r, Err(Error::Timeout)),
+            |r| matches!(r, Err(Error::Timeout { .. })),
         );
     }
 
@@ -636,12 +636,12 @@ mod timed_call_tests {
         assert_eq!(quick(|| tx.push_timeout(5, LONG)), ());
         waits_out(
             || tx.push_timeout(6, SHORT),
-            |r| matches!(r, Err(Error::Timeout)),
+            |r| matches!(r, Err(Error::Timeout { .. })),
         );
         assert_eq!(quick(|| rx.pop_timeout(LONG)), 5);
         waits_out(
             || rx.pop_timeout(SHORT),
-            |r| matches!(r, Err(Error::Timeout)),
+            |r| matches!(r, Err(Error::Timeout { .. })),
         );
 
         let r = SpscByteRing::anonymous(64, 16).unwrap();
@@ -653,7 +653,7 @@ mod timed_call_tests {
         assert_eq!(quick(|| rx.recv_into_timeout(&mut buf, LONG)), 2);
         waits_out(
             || rx.recv_timeout(SHORT),
-            |r| matches!(r, Err(Error::Timeout)),
+            |r| matches!(r, Err(Error::Timeout { .. })),
         );
 
         let d = DuplexRing::<u32>::anonymous(1).unwrap();
@@ -661,12 +661,12 @@ mod timed_call_tests {
         assert_eq!(quick(|| a.send_timeout(9, LONG)), ());
         waits_out(
             || a.send_timeout(10, SHORT),
-            |r| matches!(r, Err(Error::Timeout)),
+            |r| matches!(r, Err(Error::Timeout { .. })),
         );
         assert_eq!(quick(|| b.recv_timeout(LONG)), 9);
         waits_out(
             || b.recv_timeout(SHORT),
-            |r| matches!(r, Err(Error::Timeout)),
+            |r| matches!(r, Err(Error::Timeout { .. })),
         );
     }
 
@@ -680,7 +680,7 @@ mod timed_call_tests {
         waits_out(|| b.poll(SHORT), |r| matches!(r, Ok(false)));
         waits_out(
             || b.recv_timeout(SHORT),
-            |r| matches!(r, Err(Error::Timeout)),
+            |r| matches!(r, Err(Error::Timeout { .. })),
         );
     }
 
@@ -699,8 +699,11 @@ mod timed_call_tests {
         );
         let (_, n) = reads(|| {
             for _ in 0..319 {
-                assert!(matches!(b.try_recv_into(&mut buf), Err(Error::Empty)));
-                assert!(matches!(b.try_recv(), Err(Error::Empty)));
+                assert!(matches!(
+                    b.try_recv_into(&mut buf),
+                    Err(Error::Empty { .. })
+                ));
+                assert!(matches!(b.try_recv(), Err(Error::Empty { .. })));
             }
         });
         // One read per 32 answers, and one more each time a look falls due.
@@ -715,8 +718,9 @@ mod timed_call_tests {
         let m = Mutex::anonymous(1u64).unwrap();
         assert_eq!(quick(|| m.lock_timeout(LONG).map(|g| *g)), 1);
         assert_eq!(quick(|| m.try_lock().map(|g| *g)), 1);
-        let timed_out =
-            |r: &Result<(), LockError<()>>| matches!(r, Err(LockError::Failed(Error::Timeout)));
+        let timed_out = |r: &Result<(), LockError<()>>| {
+            matches!(r, Err(LockError::Failed(Error::Timeout { .. })))
+        };
         let held = m.lock().unwrap();
         std::thread::scope(|s| {
             s.spawn(|| {
@@ -748,11 +752,11 @@ mod timed_call_tests {
         assert!(!s.try_acquire());
         assert!(matches!(
             s.acquire_deadline(Deadline::now()),
-            Err(Error::Timeout)
+            Err(Error::Timeout { .. })
         ));
         assert!(matches!(
             e.wait_timeout(Duration::ZERO),
-            Err(Error::Timeout)
+            Err(Error::Timeout { .. })
         ));
         assert_eq!(crate::sync::spin_hints() - before, 0);
     }
@@ -763,13 +767,13 @@ mod timed_call_tests {
         assert_eq!(quick(|| s.acquire_timeout(LONG)), ());
         waits_out(
             || s.acquire_timeout(SHORT),
-            |r| matches!(r, Err(Error::Timeout)),
+            |r| matches!(r, Err(Error::Timeout { .. })),
         );
 
         let e = Event::anonymous().unwrap();
         waits_out(
             || e.wait_timeout(SHORT),
-            |r| matches!(r, Err(Error::Timeout)),
+            |r| matches!(r, Err(Error::Timeout { .. })),
         );
         e.set();
         let (r, clock_reads) = reads(|| e.wait_timeout(LONG));

@@ -97,7 +97,14 @@ fn indices_outside_the_array_are_errors_not_panics() {
     assert!(e.is_empty());
     assert!(oob2(e.get(0)));
     fn oob2(r: shmprim::Result<u64>) -> bool {
-        matches!(r, Err(Error::IndexOutOfRange { index: 0, len: 0 }))
+        matches!(
+            r,
+            Err(Error::IndexOutOfRange {
+                index: 0,
+                len: 0,
+                ..
+            })
+        )
     }
 }
 
@@ -182,7 +189,7 @@ fn the_guard_is_a_zero_copy_view_that_excludes_other_operations() {
         std::thread::sleep(Duration::from_millis(50));
         assert!(!reader.is_finished(), "get waits for the guard");
         let busy = s
-            .spawn(|| matches!(b.try_lock(), Err(LockError::Failed(Error::Timeout))))
+            .spawn(|| matches!(b.try_lock(), Err(LockError::Failed(Error::Timeout { .. }))))
             .join()
             .unwrap();
         assert!(busy, "try_lock from another thread finds the lock held");

@@ -122,8 +122,8 @@ const OTHER: u32 = 4;
 fn code(r: &shmprim::Result<usize>) -> u32 {
     match r {
         Ok(_) => OK,
-        Err(Error::BrokenBarrier) => BROKEN,
-        Err(Error::Timeout) => TIMEOUT,
+        Err(Error::BrokenBarrier { .. }) => BROKEN,
+        Err(Error::Timeout { .. }) => TIMEOUT,
         Err(_) => OTHER,
     }
 }
@@ -148,7 +148,7 @@ fn timeout_returns_on_time_and_breaks_the_barrier_for_other_waiters() {
     let start = Instant::now();
     let r = barrier.wait_timeout(asked);
     let took = start.elapsed();
-    assert!(matches!(r, Err(Error::Timeout)), "{r:?}");
+    assert!(matches!(r, Err(Error::Timeout { .. })), "{r:?}");
     assert!(took >= asked, "returned early: {took:?}");
     assert!(
         took < asked + Duration::from_millis(500),
@@ -158,7 +158,7 @@ fn timeout_returns_on_time_and_breaks_the_barrier_for_other_waiters() {
     other.expect_success(LIMIT);
     assert_eq!(word(&ctl, 0).load(Ordering::SeqCst), BROKEN);
     assert!(barrier.is_broken());
-    assert!(matches!(barrier.wait(), Err(Error::BrokenBarrier)));
+    assert!(matches!(barrier.wait(), Err(Error::BrokenBarrier { .. })));
 }
 
 #[test]
@@ -169,14 +169,17 @@ fn abort_frees_waiters_and_keeps_the_barrier_broken_until_reset() {
         assert!(wait_until(LIMIT, || barrier.n_waiting() == 2));
         barrier.abort();
         for w in waiters {
-            assert!(matches!(w.join().unwrap(), Err(Error::BrokenBarrier)));
+            assert!(matches!(
+                w.join().unwrap(),
+                Err(Error::BrokenBarrier { .. })
+            ));
         }
     });
     assert!(barrier.is_broken());
     assert_eq!(barrier.n_waiting(), 0);
     assert!(matches!(
         barrier.wait_timeout(LIMIT),
-        Err(Error::BrokenBarrier)
+        Err(Error::BrokenBarrier { .. })
     ));
     barrier.reset();
     assert!(!barrier.is_broken());
@@ -191,7 +194,10 @@ fn reset_frees_waiters_and_the_barrier_is_usable_again() {
         assert!(wait_until(LIMIT, || barrier.n_waiting() == 2));
         barrier.reset();
         for w in waiters {
-            assert!(matches!(w.join().unwrap(), Err(Error::BrokenBarrier)));
+            assert!(matches!(
+                w.join().unwrap(),
+                Err(Error::BrokenBarrier { .. })
+            ));
         }
     });
     assert!(!barrier.is_broken());
@@ -227,7 +233,7 @@ fn a_party_killed_while_waiting_breaks_the_barrier_for_the_others() {
     victim.kill();
     let t = Instant::now();
     let r = barrier.wait_timeout(LIMIT);
-    assert!(matches!(r, Err(Error::BrokenBarrier)), "{r:?}");
+    assert!(matches!(r, Err(Error::BrokenBarrier { .. })), "{r:?}");
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     barrier.reset();
     run_one_generation(&barrier);
@@ -245,7 +251,7 @@ fn a_party_killed_while_waiting_breaks_the_barrier_for_the_others() {
         victim.kill();
         let killed = Instant::now();
         let (r, woke) = waiter.join().unwrap();
-        assert!(matches!(r, Err(Error::BrokenBarrier)), "{r:?}");
+        assert!(matches!(r, Err(Error::BrokenBarrier { .. })), "{r:?}");
         assert!(
             woke - killed < Duration::from_secs(5),
             "{:?}",
@@ -392,7 +398,10 @@ fn a_panicking_action_breaks_the_barrier() {
             r.is_err(),
             "the panic reaches the party that ran the action"
         );
-        assert!(matches!(other.join().unwrap(), Err(Error::BrokenBarrier)));
+        assert!(matches!(
+            other.join().unwrap(),
+            Err(Error::BrokenBarrier { .. })
+        ));
     });
     assert!(b.is_broken());
 }
@@ -407,7 +416,7 @@ fn wait_uses_the_default_timeout() {
         .with_timeout(Duration::from_millis(50));
     assert_eq!(b.timeout(), Some(Duration::from_millis(50)));
     let start = Instant::now();
-    assert!(matches!(b.wait(), Err(Error::Timeout)));
+    assert!(matches!(b.wait(), Err(Error::Timeout { .. })));
     assert!(start.elapsed() >= Duration::from_millis(50));
     assert!(b.is_broken());
 }

@@ -94,7 +94,7 @@ fn wait_timeout_returns_timed_out_on_time_with_the_mutex_locked_again() {
         // The guard is live again: this thread holds the mutex.
         *g += 1;
         let refused = std::thread::scope(|s| {
-            s.spawn(|| matches!(m.try_lock(), Err(LockError::Failed(Error::Timeout))))
+            s.spawn(|| matches!(m.try_lock(), Err(LockError::Failed(Error::Timeout { .. }))))
                 .join()
                 .unwrap()
         });

@@ -231,7 +231,9 @@ fn a_semaphore_whose_user_is_killed_answers_within_its_deadline() {
             // Python); the call still returns on time.
             match s.acquire_timeout(DEADLINE) {
                 Ok(()) => s.release(1).unwrap(),
-                Err(Error::Timeout) => assert_eq!(s.value(), 0, "{ctx}: a free permit was missed"),
+                Err(Error::Timeout { .. }) => {
+                    assert_eq!(s.value(), 0, "{ctx}: a free permit was missed")
+                }
                 Err(e) => panic!("{ctx}: {e:?}"),
             }
         },
@@ -270,7 +272,7 @@ fn an_event_whose_setter_is_killed_answers_within_its_deadline() {
         0xc0de_0005,
         |name| Event::create(name).unwrap(),
         |e, ctx| match e.wait_timeout(Duration::from_millis(20)) {
-            Ok(()) | Err(Error::Timeout) => {}
+            Ok(()) | Err(Error::Timeout { .. }) => {}
             Err(err) => panic!("{ctx}: {err:?}"),
         },
     );
@@ -283,7 +285,7 @@ fn a_barrier_party_killed_while_waiting_breaks_it_for_the_survivor() {
         0xc0de_0006,
         |name| Barrier::create(name, 2).unwrap(),
         |b, ctx| match b.wait_timeout(DEADLINE) {
-            Err(Error::BrokenBarrier | Error::Timeout) | Ok(_) => {}
+            Err(Error::BrokenBarrier { .. } | Error::Timeout { .. }) | Ok(_) => {}
             Err(e) => panic!("{ctx}: {e:?}"),
         },
     );
@@ -306,7 +308,7 @@ fn a_queue_producer_killed_mid_put_ends_the_stream_with_nothing_torn() {
                         assert!(v > last, "{ctx}: {v} after {last}");
                         last = v;
                     }
-                    Err(Error::Closed) => break,
+                    Err(Error::Closed { .. }) => break,
                     Err(e) => panic!("{ctx}: expected the end of the stream, got {e:?}"),
                 }
             }
@@ -331,7 +333,7 @@ fn a_pipe_peer_killed_mid_send_ends_the_stream_with_whole_messages() {
             loop {
                 match a.recv_timeout(DEADLINE) {
                     Ok(msg) => assert_eq!(msg.len(), 8, "{ctx}: a torn message"),
-                    Err(Error::Closed) => break,
+                    Err(Error::Closed { .. }) => break,
                     Err(e) => panic!("{ctx}: expected the end of the stream, got {e:?}"),
                 }
             }

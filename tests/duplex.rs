@@ -40,7 +40,7 @@ fn child_entry((role, args): (String, Vec<String>)) {
             loop {
                 match b.recv_timeout(LIMIT) {
                     Ok(v) => b.send_timeout(v * 3 + 1, LIMIT).unwrap(),
-                    Err(Error::Closed) => break,
+                    Err(Error::Closed { .. }) => break,
                     Err(e) => panic!("{e}"),
                 }
             }
@@ -212,7 +212,7 @@ fn try_recv_sees_the_peer_close_after_the_stamp_answers() {
         assert!(polls <= STAMP_ANSWERS, "no close after {polls} polls");
     }
     assert_eq!(b.try_recv(), Err(TryError::Closed));
-    assert!(matches!(b.recv_timeout(LIMIT), Err(Error::Closed)));
+    assert!(matches!(b.recv_timeout(LIMIT), Err(Error::Closed { .. })));
 }
 
 #[test]
@@ -229,7 +229,10 @@ fn a_sender_sees_the_peer_close_within_the_check_interval() {
         }
         assert!(sent < u64::from(CLOSE_CHECK_EVERY), "{sent} sends");
     }
-    assert!(matches!(a.send_timeout(1, LIMIT), Err(Error::Closed)));
+    assert!(matches!(
+        a.send_timeout(1, LIMIT),
+        Err(Error::Closed { .. })
+    ));
 }
 
 #[test]
@@ -242,14 +245,14 @@ fn a_full_direction_blocks_then_times_out_and_the_other_still_flows() {
     let t0 = Instant::now();
     assert!(matches!(
         a.send_timeout(3, Duration::from_millis(30)),
-        Err(Error::Timeout)
+        Err(Error::Timeout { .. })
     ));
     assert!(t0.elapsed() >= Duration::from_millis(30));
     b.try_send(9).unwrap();
     assert_eq!(a.try_recv(), Ok(9));
     assert!(matches!(
         a.recv_timeout(Duration::from_millis(10)),
-        Err(Error::Timeout)
+        Err(Error::Timeout { .. })
     ));
     assert_eq!(b.try_recv(), Ok(1));
 }
@@ -343,7 +346,7 @@ fn death_of_the_peer_reads_as_closed_after_draining() {
         assert_eq!(a.recv_timeout(LIMIT).unwrap(), i);
     }
     let t0 = Instant::now();
-    assert!(matches!(a.recv_timeout(LIMIT), Err(Error::Closed)));
+    assert!(matches!(a.recv_timeout(LIMIT), Err(Error::Closed { .. })));
     assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
     // `try_recv` sees the death too; once an end has seen its peer gone, its
     // sends answer `Closed` at once, as a pipe's do.
@@ -400,7 +403,10 @@ fn scribbled_indices_and_stamps_make_operations_fail_cleanly() {
             assert!(
                 matches!(
                     r,
-                    Ok(()) | Err(Error::Corrupted { .. } | Error::Timeout | Error::Closed)
+                    Ok(())
+                        | Err(Error::Corrupted { .. }
+                            | Error::Timeout { .. }
+                            | Error::Closed { .. })
                 ),
                 "{r:?}"
             );

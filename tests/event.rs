@@ -135,7 +135,7 @@ fn set_clear_and_is_set_follow_the_flag() {
     assert!(!ev.is_set());
     assert!(matches!(
         ev.wait_deadline(Deadline::now()),
-        Err(Error::Timeout)
+        Err(Error::Timeout { .. })
     ));
     ev.set();
     ev.set(); // idempotent
@@ -147,7 +147,7 @@ fn set_clear_and_is_set_follow_the_flag() {
     assert!(!ev.is_set());
     assert!(matches!(
         ev.wait_deadline(Deadline::now()),
-        Err(Error::Timeout)
+        Err(Error::Timeout { .. })
     ));
 }
 

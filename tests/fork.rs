@@ -188,8 +188,11 @@ fn main() {
             child.kill().unwrap();
             assert_eq!(child.join_timeout(limit).unwrap(), Some(-9));
             let t = std::time::Instant::now();
-            assert!(matches!(a.recv_timeout(limit), Err(Error::Closed)));
-            assert!(matches!(consumer.pop_timeout(limit), Err(Error::Closed)));
+            assert!(matches!(a.recv_timeout(limit), Err(Error::Closed { .. })));
+            assert!(matches!(
+                consumer.pop_timeout(limit),
+                Err(Error::Closed { .. })
+            ));
             assert!(
                 t.elapsed() < Duration::from_secs(2),
                 "end of stream took {:?}",

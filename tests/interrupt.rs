@@ -54,7 +54,7 @@ fn under_signals<R>(op: impl FnOnce() -> R) -> (R, Duration) {
 #[track_caller]
 fn interrupted<T: std::fmt::Debug>(what: &str, op: impl FnOnce() -> shmprim::Result<T>) {
     let (r, took) = under_signals(|| interruptible(op));
-    assert!(matches!(r, Err(Error::Interrupted)), "{what}: {r:?}");
+    assert!(matches!(r, Err(Error::Interrupted { .. })), "{what}: {r:?}");
     assert!(took < Duration::from_secs(5), "{what}: took {took:?}");
 }
 
@@ -80,11 +80,17 @@ fn every_kind_of_wait_ends_with_interrupted_when_a_handler_runs() {
     interrupted("Condvar::wait_for", || {
         let (g, holds) = cv
             .wait_for(m.lock().unwrap(), None, |v| *v == 1)
-            .map_err(|_| Error::NotOwner)?;
+            .map_err(|_| Error::NotOwner {
+                name: shmprim::ObjectName::unknown(),
+            })?;
         // The mutex is held again after an interrupted wait.
         assert!(m.is_locked());
         drop(g);
-        if holds { Ok(()) } else { Err(Error::Timeout) }
+        if holds {
+            Ok(())
+        } else {
+            Err(Error::timeout(&shmprim::ObjectName::unknown()))
+        }
     });
 }
 
@@ -92,7 +98,7 @@ fn every_kind_of_wait_ends_with_interrupted_when_a_handler_runs() {
 fn outside_interruptible_a_wait_absorbs_the_signal_and_goes_on() {
     let q = Queue::<u64>::anonymous(4).unwrap();
     let (r, took) = under_signals(|| q.get_timeout(Duration::from_millis(300)));
-    assert!(matches!(r, Err(Error::Timeout)), "{r:?}");
+    assert!(matches!(r, Err(Error::Timeout { .. })), "{r:?}");
     assert!(took >= Duration::from_millis(300), "{took:?}");
     // And a call that succeeds inside `interruptible` keeps its answer.
     q.put(7).unwrap();

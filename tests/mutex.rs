@@ -192,7 +192,7 @@ fn a_loop_of_tries_takes_a_killed_holders_lock_over() {
     // Busy while the holder lives.
     assert!(matches!(
         m.try_lock(),
-        Err(LockError::Failed(Error::Timeout))
+        Err(LockError::Failed(Error::Timeout { .. }))
     ));
     child.kill();
     let t = Instant::now();
@@ -201,7 +201,7 @@ fn a_loop_of_tries_takes_a_killed_holders_lock_over() {
         tries += 1;
         match m.try_lock() {
             Err(LockError::OwnerDied(g)) => break g,
-            Err(LockError::Failed(Error::Timeout)) => {
+            Err(LockError::Failed(Error::Timeout { .. })) => {
                 assert!(t.elapsed() < LIMIT, "still busy after {tries} tries");
             }
             other => panic!("{other:?}"),
@@ -239,13 +239,16 @@ fn try_lock_and_lock_timeout_fail_with_timeout_while_another_process_holds_it() 
 
     assert!(matches!(
         m.try_lock(),
-        Err(LockError::Failed(Error::Timeout))
+        Err(LockError::Failed(Error::Timeout { .. }))
     ));
     for ms in [50u64, 300] {
         let t = Instant::now();
         let r = m.lock_timeout(Duration::from_millis(ms));
         let took = t.elapsed();
-        assert!(matches!(r, Err(LockError::Failed(Error::Timeout))), "{r:?}");
+        assert!(
+            matches!(r, Err(LockError::Failed(Error::Timeout { .. }))),
+            "{r:?}"
+        );
         assert!(
             took >= Duration::from_millis(ms),
             "returned early: {took:?}"
@@ -351,9 +354,14 @@ fn priority_inheritance_mutex_is_created_and_excludes_across_threads() {
     assert_eq!(*m.lock().unwrap(), 4000);
     let held = m.lock().unwrap();
     let refused = std::thread::scope(|s| {
-        s.spawn(|| matches!(other.try_lock(), Err(LockError::Failed(Error::Timeout))))
-            .join()
-            .unwrap()
+        s.spawn(|| {
+            matches!(
+                other.try_lock(),
+                Err(LockError::Failed(Error::Timeout { .. }))
+            )
+        })
+        .join()
+        .unwrap()
     });
     assert!(refused, "a held PI mutex refused another thread's try_lock");
     drop(held);
@@ -429,7 +437,9 @@ fn garbage_in_the_mutex_bytes_gives_an_error_within_the_timeout_not_a_crash() {
         assert!(
             matches!(
                 r,
-                Err(LockError::Failed(Error::Corrupted { .. } | Error::Timeout))
+                Err(LockError::Failed(
+                    Error::Corrupted { .. } | Error::Timeout { .. }
+                ))
             ),
             "pattern {pattern:#x}: {r:?}"
         );

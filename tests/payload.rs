@@ -146,7 +146,7 @@ fn object_queue_messages_of_one_byte_to_16_mib_cross_processes_whole() {
     });
     assert!(matches!(
         replies.get_timeout(LIMIT),
-        Err(shmprim::Error::Closed)
+        Err(shmprim::Error::Closed { .. })
     ));
     assert_eq!(child.join_timeout(LIMIT).unwrap(), Some(0));
     drop((requests, replies));
@@ -189,7 +189,7 @@ fn an_immediate_shutdown_removes_the_discarded_out_of_line_messages() {
     assert_eq!(spilled(), 2);
     q.shutdown(true);
     assert_eq!(spilled(), 0);
-    assert!(matches!(q.get(), Err(shmprim::Error::Closed)));
+    assert!(matches!(q.get(), Err(shmprim::Error::Closed { .. })));
     drop(q);
     ObjectQueue::<String>::unlink(&name).unwrap();
 }
@@ -225,7 +225,7 @@ fn pipe_objects_of_one_byte_to_16_mib_arrive_whole() {
     });
     assert!(matches!(
         a.recv_object_timeout::<String>(LIMIT),
-        Err(shmprim::Error::Closed)
+        Err(shmprim::Error::Closed { .. })
     ));
     drop((a, pipe));
     Pipe::unlink(&name).unwrap();
@@ -258,7 +258,7 @@ fn a_pipe_sender_killed_mid_message_leaves_no_half_message() {
                 assert_eq!(s.len(), LEN as usize, "a partial message was delivered");
                 whole += 1;
             }
-            Err(shmprim::Error::Closed) => break,
+            Err(shmprim::Error::Closed { .. }) => break,
             Err(e) => panic!("{e}"),
         }
     }
@@ -342,7 +342,7 @@ fn strings_and_serde_structs_round_trip_through_a_peer_binary() {
         }
         assert!(matches!(
             strings_in.get_timeout(LIMIT),
-            Err(shmprim::Error::Closed)
+            Err(shmprim::Error::Closed { .. })
         ));
         for r in &readings {
             let Serde(got) = readings_in.get_timeout(LIMIT).unwrap();
@@ -354,7 +354,7 @@ fn strings_and_serde_structs_round_trip_through_a_peer_binary() {
         }
         assert!(matches!(
             readings_in.get_timeout(LIMIT),
-            Err(shmprim::Error::Closed)
+            Err(shmprim::Error::Closed { .. })
         ));
     });
     assert!(child.0.wait().unwrap().success());

@@ -176,7 +176,7 @@ fn byte_ring_try_receives_and_next_len_see_a_killed_producer() {
     let mut buf = [0u8; 16];
     let first = poll(
         || rx.try_recv_into(&mut buf),
-        |r| matches!(r, Err(Error::Empty)),
+        |r| matches!(r, Err(Error::Empty { .. })),
     );
     assert_eq!(first.unwrap(), 3);
     assert_eq!(
@@ -185,11 +185,14 @@ fn byte_ring_try_receives_and_next_len_see_a_killed_producer() {
         "the second message is still there"
     );
     assert_eq!(rx.try_recv().unwrap(), b"two");
-    assert!(matches!(rx.next_len(), Err(Error::Closed)));
-    assert!(matches!(rx.try_recv_into(&mut buf), Err(Error::Closed)));
+    assert!(matches!(rx.next_len(), Err(Error::Closed { .. })));
+    assert!(matches!(
+        rx.try_recv_into(&mut buf),
+        Err(Error::Closed { .. })
+    ));
     assert!(matches!(
         rx.try_recv_many(&mut Vec::new(), 4),
-        Err(Error::Closed)
+        Err(Error::Closed { .. })
     ));
 }
 
@@ -200,8 +203,11 @@ fn byte_ring_try_send_to_a_killed_consumer_answers_closed_when_full() {
     let mut tx = ring.producer().unwrap();
     while tx.try_send(b"12345678").is_ok() {}
     kill_after_setup("bytes_consume", &name);
-    let r = poll(|| tx.try_send(b"x"), |r| matches!(r, Err(Error::Full)));
-    assert!(matches!(r, Err(Error::Closed)), "{r:?}");
+    let r = poll(
+        || tx.try_send(b"x"),
+        |r| matches!(r, Err(Error::Full { .. })),
+    );
+    assert!(matches!(r, Err(Error::Closed { .. })), "{r:?}");
 }
 
 #[test]
@@ -213,12 +219,15 @@ fn pipe_try_receive_and_next_len_see_a_killed_peer() {
     let mut buf = [0u8; 64];
     let n = poll(
         || a.try_recv_into(&mut buf),
-        |r| matches!(r, Err(Error::Empty)),
+        |r| matches!(r, Err(Error::Empty { .. })),
     );
     assert_eq!(&buf[..n.unwrap()], b"hello");
-    let r = poll(|| a.next_len(), |r| matches!(r, Err(Error::Empty)));
-    assert!(matches!(r, Err(Error::Closed)), "{r:?}");
-    assert!(matches!(a.try_recv_into(&mut buf), Err(Error::Closed)));
+    let r = poll(|| a.next_len(), |r| matches!(r, Err(Error::Empty { .. })));
+    assert!(matches!(r, Err(Error::Closed { .. })), "{r:?}");
+    assert!(matches!(
+        a.try_recv_into(&mut buf),
+        Err(Error::Closed { .. })
+    ));
 }
 
 #[test]
@@ -256,8 +265,8 @@ fn every_try_form_sees_a_clean_close_too() {
     let bytes = SpscByteRing::anonymous(64, 8).unwrap();
     let (tx, mut rx) = (bytes.producer().unwrap(), bytes.consumer().unwrap());
     drop(tx);
-    assert!(matches!(rx.next_len(), Err(Error::Closed)));
-    assert!(matches!(rx.try_recv(), Err(Error::Closed)));
+    assert!(matches!(rx.next_len(), Err(Error::Closed { .. })));
+    assert!(matches!(rx.try_recv(), Err(Error::Closed { .. })));
 
     let duplex = DuplexRing::<u64>::anonymous(4).unwrap();
     let (a, mut b) = (duplex.end_a().unwrap(), duplex.end_b().unwrap());

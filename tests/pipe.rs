@@ -21,7 +21,7 @@ fn child_entry((role, args): (String, Vec<String>)) {
             loop {
                 match b.recv_timeout(LIMIT) {
                     Ok(msg) => b.send_timeout(&msg, LIMIT).unwrap(),
-                    Err(Error::Closed) => break,
+                    Err(Error::Closed { .. }) => break,
                     Err(e) => panic!("echo server: {e}"),
                 }
             }
@@ -98,12 +98,12 @@ fn killing_the_peer_process_makes_recv_return_closed_promptly() {
     std::thread::sleep(Duration::from_millis(100));
     child.kill();
     let (r, elapsed, mut a) = waiter.join().unwrap();
-    assert!(matches!(r, Err(Error::Closed)), "{r:?}");
+    assert!(matches!(r, Err(Error::Closed { .. })), "{r:?}");
     assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
-    assert!(matches!(a.send(b"anyone?"), Err(Error::Closed)));
-    assert!(matches!(a.try_recv(), Err(Error::Closed)));
+    assert!(matches!(a.send(b"anyone?"), Err(Error::Closed { .. })));
+    assert!(matches!(a.try_recv(), Err(Error::Closed { .. })));
     // End-of-file is final: the dead end cannot be claimed again.
-    assert!(matches!(pipe.end_b(), Err(Error::Closed)));
+    assert!(matches!(pipe.end_b(), Err(Error::Closed { .. })));
 }
 
 #[test]
@@ -116,13 +116,13 @@ fn a_peer_that_closes_its_end_is_drained_then_reads_as_closed() {
     for i in 0..100u64 {
         assert_eq!(a.recv_value::<u64>().unwrap(), i);
     }
-    assert!(matches!(a.recv_timeout(LIMIT), Err(Error::Closed)));
+    assert!(matches!(a.recv_timeout(LIMIT), Err(Error::Closed { .. })));
     assert!(
         a.poll(Duration::ZERO).unwrap(),
         "poll is true at end-of-file"
     );
-    assert!(matches!(a.send(b"x"), Err(Error::Closed)));
-    assert!(matches!(pipe.end_b(), Err(Error::Closed)));
+    assert!(matches!(a.send(b"x"), Err(Error::Closed { .. })));
+    assert!(matches!(pipe.end_b(), Err(Error::Closed { .. })));
 }
 
 #[test]
@@ -137,7 +137,7 @@ fn close_wakes_a_receiver_blocked_in_another_thread() {
     std::thread::sleep(Duration::from_millis(50));
     b.close();
     let (r, elapsed) = t.join().unwrap();
-    assert!(matches!(r, Err(Error::Closed)), "{r:?}");
+    assert!(matches!(r, Err(Error::Closed { .. })), "{r:?}");
     assert!(elapsed < Duration::from_secs(1), "{elapsed:?}");
 }
 
@@ -153,7 +153,7 @@ fn poll_reports_whether_a_message_is_waiting() {
     assert!(a.poll(Duration::ZERO).unwrap());
     assert!(a.poll(Duration::ZERO).unwrap(), "poll does not consume");
     assert_eq!(a.try_recv().unwrap(), b"hi");
-    assert!(matches!(a.try_recv(), Err(Error::Empty)));
+    assert!(matches!(a.try_recv(), Err(Error::Empty { .. })));
 }
 
 #[test]
@@ -219,7 +219,7 @@ fn timeouts_bound_recv_on_empty_and_send_on_full() {
     let _b = pipe.end_b().unwrap();
     assert!(matches!(
         a.recv_timeout(Duration::from_millis(20)),
-        Err(Error::Timeout)
+        Err(Error::Timeout { .. })
     ));
     let msg = [1u8; 64];
     let mut sent = 0;
@@ -227,16 +227,16 @@ fn timeouts_bound_recv_on_empty_and_send_on_full() {
         sent += 1;
     }
     assert!(sent >= 2, "a ring holds at least two maximal messages");
-    assert!(matches!(a.try_send(&msg), Err(Error::Full)));
+    assert!(matches!(a.try_send(&msg), Err(Error::Full { .. })));
     let t0 = Instant::now();
     assert!(matches!(
         a.send_timeout(&msg, Duration::from_millis(20)),
-        Err(Error::Timeout)
+        Err(Error::Timeout { .. })
     ));
     assert!(t0.elapsed() >= Duration::from_millis(20));
     assert!(matches!(
         a.send_deadline(&msg, Deadline::now()),
-        Err(Error::Timeout)
+        Err(Error::Timeout { .. })
     ));
 }
 
@@ -265,7 +265,8 @@ fn recv_into_a_small_buffer_keeps_the_message_and_tells_its_size() {
         b.recv_into(&mut small),
         Err(Error::BufferTooSmall {
             needed: 40,
-            available: 10
+            available: 10,
+            ..
         })
     ));
     assert_eq!(b.next_len().unwrap(), 40);
@@ -284,7 +285,10 @@ fn try_recv_into_takes_what_is_there_without_waiting() {
     let mut a = pipe.end_a().unwrap();
     let mut b = pipe.end_b().unwrap();
     let mut buf = [0u8; 64];
-    assert!(matches!(b.try_recv_into(&mut buf), Err(Error::Empty)));
+    assert!(matches!(
+        b.try_recv_into(&mut buf),
+        Err(Error::Empty { .. })
+    ));
     a.send(b"first").unwrap();
     a.send(&[7u8; 30]).unwrap();
     assert_eq!(b.try_recv_into(&mut buf).unwrap(), 5);
@@ -294,7 +298,8 @@ fn try_recv_into_takes_what_is_there_without_waiting() {
         b.try_recv_into(&mut buf[..8]),
         Err(Error::BufferTooSmall {
             needed: 30,
-            available: 8
+            available: 8,
+            ..
         })
     ));
     assert_eq!(b.try_recv_into(&mut buf).unwrap(), 30);
@@ -306,11 +311,11 @@ fn try_recv_into_takes_what_is_there_without_waiting() {
     let t0 = Instant::now();
     let r = loop {
         match b.try_recv_into(&mut buf) {
-            Err(Error::Empty) if t0.elapsed() < LIMIT => std::thread::yield_now(),
+            Err(Error::Empty { .. }) if t0.elapsed() < LIMIT => std::thread::yield_now(),
             r => break r,
         }
     };
-    assert!(matches!(r, Err(Error::Closed)), "{r:?}");
+    assert!(matches!(r, Err(Error::Closed { .. })), "{r:?}");
 }
 
 #[test]
@@ -322,10 +327,10 @@ fn each_end_is_claimed_once_and_a_closed_end_stays_closed() {
     assert!(matches!(other.end_a(), Err(Error::InvalidArgument { .. })));
     assert!(matches!(pipe.end_a(), Err(Error::InvalidArgument { .. })));
     a.close();
-    assert!(matches!(other.end_a(), Err(Error::Closed)));
+    assert!(matches!(other.end_a(), Err(Error::Closed { .. })));
     let mut b = other.end_b().unwrap();
-    assert!(matches!(b.send(b"x"), Err(Error::Closed)));
-    assert!(matches!(b.recv(), Err(Error::Closed)));
+    assert!(matches!(b.send(b"x"), Err(Error::Closed { .. })));
+    assert!(matches!(b.recv(), Err(Error::Closed { .. })));
 }
 
 #[test]
@@ -366,7 +371,7 @@ fn sends_to_a_killed_peer_fail_with_closed_within_a_bounded_number_of_messages()
         }
         assert!(sent <= 256, "still sending after {sent} messages");
     };
-    assert!(matches!(r, Error::Closed), "{r:?}");
+    assert!(matches!(r, Error::Closed { .. }), "{r:?}");
 }
 
 #[test]

@@ -129,7 +129,7 @@ fn get_timeout_times_out_on_a_slow_task() {
     let t = Instant::now();
     assert!(matches!(
         h.get_timeout(Duration::from_millis(100)),
-        Err(Error::Timeout)
+        Err(Error::Timeout { .. })
     ));
     assert!(t.elapsed() < Duration::from_secs(1));
     assert!(!h.ready());
@@ -191,7 +191,7 @@ fn close_join_and_terminate() {
     let pool = Pool::new(2).unwrap();
     let pending = pool.map_async(square, 0..100u64, Some(10)).unwrap();
     pool.close();
-    assert!(matches!(pool.apply(square, 1), Err(Error::Closed)));
+    assert!(matches!(pool.apply(square, 1), Err(Error::Closed { .. })));
     pool.join().unwrap();
     // Tasks queued before close still complete.
     assert_eq!(pending.get().unwrap()[99], 99 * 99);
@@ -209,7 +209,7 @@ fn close_join_and_terminate() {
     pool.terminate();
     pool.join().unwrap();
     assert!(t.elapsed() < Duration::from_secs(5));
-    assert!(matches!(slow.get(), Err(Error::Closed)));
+    assert!(matches!(slow.get(), Err(Error::Closed { .. })));
     assert!(all_gone(&pids), "terminated workers still exist");
 }
 
@@ -272,7 +272,7 @@ fn a_task_over_its_timeout_kills_its_worker_and_times_out() {
     let slow = pool.apply_async(nap, 20_000).unwrap();
     let quick = pool.apply_async(nap, 10).unwrap();
     let t = Instant::now();
-    assert!(matches!(slow.get(), Err(Error::Timeout)));
+    assert!(matches!(slow.get(), Err(Error::Timeout { .. })));
     assert!(t.elapsed() < Duration::from_secs(5));
     assert_eq!(quick.get().unwrap(), 10);
     assert!(common::wait_until(Duration::from_secs(20), || pool
@@ -383,6 +383,6 @@ fn imap_on_a_closed_pool_ends_with_the_refusal() {
     let pool = Pool::new(1).unwrap();
     pool.close();
     let mut it = pool.imap(square, 0..10u64, 2).unwrap();
-    assert!(matches!(it.next(), Some(Err(Error::Closed))));
+    assert!(matches!(it.next(), Some(Err(Error::Closed { .. }))));
     assert!(it.next().is_none());
 }

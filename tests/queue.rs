@@ -56,12 +56,12 @@ fn put_then_get_returns_values_in_fifo_order() {
 #[test]
 fn try_put_on_full_is_full_and_try_get_on_empty_is_empty() {
     let q: Queue<u32> = Queue::anonymous(3).unwrap();
-    assert!(matches!(q.try_get(), Err(Error::Empty)));
+    assert!(matches!(q.try_get(), Err(Error::Empty { .. })));
     for v in 0..3 {
         q.try_put(v).unwrap();
     }
     assert!(q.is_full());
-    assert!(matches!(q.try_put(9), Err(Error::Full)));
+    assert!(matches!(q.try_put(9), Err(Error::Full { .. })));
     assert_eq!(q.try_get().unwrap(), 0);
     q.try_put(9).unwrap();
     assert_eq!(q.len(), 3);
@@ -73,14 +73,14 @@ fn timeouts_expire_on_empty_and_full_queues() {
     let t = Instant::now();
     assert!(matches!(
         q.get_timeout(Duration::from_millis(30)),
-        Err(Error::Timeout)
+        Err(Error::Timeout { .. })
     ));
     assert!(t.elapsed() >= Duration::from_millis(30));
     q.put(1).unwrap();
     let t = Instant::now();
     assert!(matches!(
         q.put_timeout(2, Duration::from_millis(30)),
-        Err(Error::Timeout)
+        Err(Error::Timeout { .. })
     ));
     assert!(t.elapsed() >= Duration::from_millis(30));
     assert_eq!(q.get_timeout(Duration::from_millis(30)).unwrap(), 1);
@@ -108,12 +108,12 @@ fn shutdown_fails_puts_and_lets_gets_drain_then_fail() {
     q.put(2).unwrap();
     q.shutdown(false);
     assert!(q.is_shutdown());
-    assert!(matches!(q.put(3), Err(Error::Closed)));
-    assert!(matches!(q.try_put(3), Err(Error::Closed)));
+    assert!(matches!(q.put(3), Err(Error::Closed { .. })));
+    assert!(matches!(q.try_put(3), Err(Error::Closed { .. })));
     assert_eq!(q.get().unwrap(), 1);
     assert_eq!(q.try_get().unwrap(), 2);
-    assert!(matches!(q.get(), Err(Error::Closed)));
-    assert!(matches!(q.try_get(), Err(Error::Closed)));
+    assert!(matches!(q.get(), Err(Error::Closed { .. })));
+    assert!(matches!(q.try_get(), Err(Error::Closed { .. })));
 }
 
 #[test]
@@ -123,7 +123,7 @@ fn shutdown_wakes_a_getter_blocked_in_another_thread() {
         let getter = s.spawn(|| q.get());
         std::thread::sleep(Duration::from_millis(50));
         q.shutdown(false);
-        assert!(matches!(getter.join().unwrap(), Err(Error::Closed)));
+        assert!(matches!(getter.join().unwrap(), Err(Error::Closed { .. })));
     });
 }
 
@@ -165,7 +165,7 @@ fn threads_sharing_one_handle_deliver_everything_once() {
                 loop {
                     match q.get() {
                         Ok(v) => mine.push(v),
-                        Err(Error::Closed) => break,
+                        Err(Error::Closed { .. }) => break,
                         Err(e) => panic!("{e}"),
                     }
                 }
@@ -301,7 +301,7 @@ fn retry<T>(limit: u32, mut op: impl FnMut() -> shmprim::Result<T>) -> (T, u32) 
     for attempt in 1..=limit {
         match op() {
             Ok(v) => return (v, attempt),
-            Err(Error::Full | Error::Empty) => {}
+            Err(Error::Full { .. } | Error::Empty { .. }) => {}
             Err(e) => panic!("attempt {attempt}: {e}"),
         }
     }
@@ -325,7 +325,7 @@ fn a_try_put_loop_recovers_the_slot_of_a_getter_that_died_holding_it() {
     // Only the dead getter's message (0) is gone.
     let got: Vec<u64> = (0..4).map(|_| q.try_get().unwrap()).collect();
     assert_eq!(got, [1, 2, 3, 9]);
-    assert!(matches!(q.try_get(), Err(Error::Empty)));
+    assert!(matches!(q.try_get(), Err(Error::Empty { .. })));
 }
 
 #[test]
@@ -341,7 +341,7 @@ fn a_try_get_loop_skips_the_slot_of_a_putter_that_died_holding_it() {
     let (v, attempts) = retry(200, || q.try_get());
     assert!(attempts > 1, "the slot was skipped at once");
     assert_eq!(v, 3);
-    assert!(matches!(q.try_get(), Err(Error::Empty)));
+    assert!(matches!(q.try_get(), Err(Error::Empty { .. })));
 }
 
 /// The ring's count of in-flight records ever claimed.
@@ -456,7 +456,8 @@ fn byte_queue_keeps_a_message_too_big_for_the_receive_buffer() {
             err,
             Error::BufferTooSmall {
                 needed: 24,
-                available: 8
+                available: 8,
+                ..
             }
         ),
         "{err}"
@@ -477,7 +478,7 @@ fn byte_queue_batches_keep_order() {
         got,
         vec![b"a".to_vec(), b"bb".to_vec(), vec![], b"dddd".to_vec()]
     );
-    assert!(matches!(q.get_many(10), Err(Error::Empty)));
+    assert!(matches!(q.get_many(10), Err(Error::Empty { .. })));
 }
 
 // ---------------------------------------------------------------- model check
@@ -517,19 +518,19 @@ proptest! {
                         prop_assert!(r.is_ok());
                         model.push_back(v);
                     } else {
-                        prop_assert!(matches!(r, Err(Error::Full)));
+                        prop_assert!(matches!(r, Err(Error::Full { .. })), "{:?}", r);
                     }
                 }
                 Op::TryGet => match model.pop_front() {
                     Some(v) => prop_assert_eq!(q.try_get().unwrap(), v),
-                    None => prop_assert!(matches!(q.try_get(), Err(Error::Empty))),
+                    None => prop_assert!(matches!(q.try_get(), Err(Error::Empty { .. })), "not empty"),
                 },
                 Op::PutMany(vs) => {
                     let room = cap - model.len();
                     let want = vs.len().min(room);
                     match q.put_many(&vs) {
                         Ok(n) => prop_assert_eq!(n, want),
-                        Err(Error::Full) => prop_assert!(room == 0 && !vs.is_empty()),
+                        Err(Error::Full { .. }) => prop_assert!(room == 0 && !vs.is_empty()),
                         Err(e) => prop_assert!(false, "{}", e),
                     }
                     model.extend(&vs[..want]);
@@ -539,7 +540,7 @@ proptest! {
                     let want = n.min(model.len());
                     match q.get_many(&mut buf) {
                         Ok(k) => prop_assert_eq!(k, want),
-                        Err(Error::Empty) => prop_assert!(model.is_empty() && n > 0),
+                        Err(Error::Empty { .. }) => prop_assert!(model.is_empty() && n > 0),
                         Err(e) => prop_assert!(false, "{}", e),
                     }
                     let expected: Vec<u64> = model.drain(..want).collect();
@@ -566,12 +567,12 @@ proptest! {
                         prop_assert!(r.is_ok());
                         model.push_back(m);
                     } else {
-                        prop_assert!(matches!(r, Err(Error::Full)));
+                        prop_assert!(matches!(r, Err(Error::Full { .. })), "{:?}", r);
                     }
                 }
                 Op::TryGet => match model.pop_front() {
                     Some(m) => prop_assert_eq!(q.try_get().unwrap(), m),
-                    None => prop_assert!(matches!(q.try_get(), Err(Error::Empty))),
+                    None => prop_assert!(matches!(q.try_get(), Err(Error::Empty { .. })), "not empty"),
                 },
                 Op::PutMany(vs) => {
                     let ms: Vec<Vec<u8>> = vs.iter().map(|&v| msg(v)).collect();
@@ -580,7 +581,7 @@ proptest! {
                     let want = ms.len().min(room);
                     match q.put_many(&refs) {
                         Ok(n) => prop_assert_eq!(n, want),
-                        Err(Error::Full) => prop_assert!(room == 0 && !ms.is_empty()),
+                        Err(Error::Full { .. }) => prop_assert!(room == 0 && !ms.is_empty()),
                         Err(e) => prop_assert!(false, "{}", e),
                     }
                     model.extend(ms.into_iter().take(want));
@@ -592,7 +593,7 @@ proptest! {
                             let expected: Vec<Vec<u8>> = model.drain(..want).collect();
                             prop_assert_eq!(got, expected);
                         }
-                        Err(Error::Empty) => prop_assert!(model.is_empty() && n > 0),
+                        Err(Error::Empty { .. }) => prop_assert!(model.is_empty() && n > 0),
                         Err(e) => prop_assert!(false, "{}", e),
                     }
                 }
@@ -690,7 +691,7 @@ fn child_consumer(queue: &str, results: &str, id: u64) {
         };
         match r {
             Ok(vs) => vs.into_iter().for_each(&mut record),
-            Err(Error::Closed) => return,
+            Err(Error::Closed { .. }) => return,
             Err(e) => panic!("consumer {id}: {e}"),
         }
     }

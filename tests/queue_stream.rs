@@ -36,7 +36,7 @@ fn producer((queue, ready, id, count): (String, String, u64, u64)) {
         i += 1;
     }
     q.close();
-    assert!(matches!(q.put(0), Err(Error::Closed)));
+    assert!(matches!(q.put(0), Err(Error::Closed { .. })));
 }
 
 /// A consumer process: takes values until the stream ends; returns them.
@@ -46,7 +46,7 @@ fn consumer(queue: String) -> Vec<u64> {
     loop {
         match q.get() {
             Ok(v) => got.push(v),
-            Err(Error::Closed) => return got,
+            Err(Error::Closed { .. }) => return got,
             Err(e) => panic!("get: {e}"),
         }
     }
@@ -145,12 +145,12 @@ fn closing_one_producer_leaves_the_others_putting() {
     a.put(1).unwrap();
     a.close();
     assert!(!a.is_sending());
-    assert!(matches!(a.put(2), Err(Error::Closed)));
+    assert!(matches!(a.put(2), Err(Error::Closed { .. })));
     b.put(3).unwrap();
     assert_eq!(r.get().unwrap(), 1);
     assert_eq!(r.get().unwrap(), 3);
     assert!(!r.is_ended(), "b still sends");
-    assert!(matches!(r.try_get(), Err(Error::Empty)));
+    assert!(matches!(r.try_get(), Err(Error::Empty { .. })));
     assert_eq!(r.senders(), 1);
     drop(a);
     Queue::<u32>::unlink(&name).unwrap();
@@ -165,27 +165,27 @@ fn test_closed_queue_put_get_exceptions() {
     let q = Queue::<u32>::anonymous(4).unwrap();
     q.put(7).unwrap();
     q.close();
-    assert!(matches!(q.put(8), Err(Error::Closed)));
+    assert!(matches!(q.put(8), Err(Error::Closed { .. })));
     assert_eq!(q.get().unwrap(), 7);
-    assert!(matches!(q.get(), Err(Error::Closed)));
+    assert!(matches!(q.get(), Err(Error::Closed { .. })));
     let r = q.try_get();
-    assert!(matches!(r, Err(Error::Closed)), "{r:?}");
+    assert!(matches!(r, Err(Error::Closed { .. })), "{r:?}");
 }
 
 #[test]
 fn a_receive_only_handle_refuses_puts_and_never_holds_the_stream_open() {
     let name = ShmName::new("eos-receive");
     let r = Queue::<u8>::create_with_options(&name, 4, &receive_only()).unwrap();
-    assert!(matches!(r.try_put(1), Err(Error::Closed)));
+    assert!(matches!(r.try_put(1), Err(Error::Closed { .. })));
     // Nobody has sent yet: not the end, only empty.
     assert!(!r.is_ended());
-    assert!(matches!(r.try_get(), Err(Error::Empty)));
+    assert!(matches!(r.try_get(), Err(Error::Empty { .. })));
     let s = Queue::<u8>::open_with_options(&name, &send_only()).unwrap();
     s.put(5).unwrap();
     drop(s);
     assert!(r.is_ended());
     assert_eq!(r.try_get().unwrap(), 5);
-    assert!(matches!(r.try_get(), Err(Error::Closed)));
+    assert!(matches!(r.try_get(), Err(Error::Closed { .. })));
     Queue::<u8>::unlink(&name).unwrap();
 }
 
@@ -203,7 +203,7 @@ fn the_last_sender_closing_wakes_a_blocked_receiver_at_once() {
         let closed_at = Instant::now();
         s.close();
         let (got, _) = getter.join().unwrap();
-        assert!(matches!(got, Err(Error::Closed)), "{got:?}");
+        assert!(matches!(got, Err(Error::Closed { .. })), "{got:?}");
         // Woken by the close, not by a liveness slice (50 ms).
         assert!(closed_at.elapsed() < Duration::from_millis(40));
     });
@@ -219,9 +219,12 @@ fn byte_queues_end_their_stream_the_same_way() {
     s.put(b"last words").unwrap();
     s.close();
     assert_eq!(r.get().unwrap(), b"last words");
-    assert!(matches!(r.get(), Err(Error::Closed)));
+    assert!(matches!(r.get(), Err(Error::Closed { .. })));
     let mut buf = [0u8; 16];
-    assert!(matches!(r.try_get_into(&mut buf), Err(Error::Closed)));
+    assert!(matches!(
+        r.try_get_into(&mut buf),
+        Err(Error::Closed { .. })
+    ));
     drop((s, r));
     ByteQueue::unlink(&name).unwrap();
 }
@@ -246,15 +249,15 @@ fn test_shutdown_immediate_all_methods_in_many_threads() {
         full.shutdown(true);
         empty.shutdown(true);
         for p in putters {
-            assert!(matches!(p.join().unwrap(), Err(Error::Closed)));
+            assert!(matches!(p.join().unwrap(), Err(Error::Closed { .. })));
         }
         for g in getters {
-            assert!(matches!(g.join().unwrap(), Err(Error::Closed)));
+            assert!(matches!(g.join().unwrap(), Err(Error::Closed { .. })));
         }
     });
     assert!(full.is_shutdown());
     assert_eq!(full.len(), 0, "immediate discards what was queued");
-    assert!(matches!(full.get(), Err(Error::Closed)));
+    assert!(matches!(full.get(), Err(Error::Closed { .. })));
 }
 
 /// Python 3.13 `test_shutdown_nonempty`: a shutdown that is not immediate
@@ -264,9 +267,9 @@ fn test_shutdown_nonempty() {
     let q = Queue::<u32>::anonymous(4).unwrap();
     q.put(1).unwrap();
     q.shutdown(false);
-    assert!(matches!(q.put(2), Err(Error::Closed)));
+    assert!(matches!(q.put(2), Err(Error::Closed { .. })));
     assert_eq!(q.get().unwrap(), 1);
-    assert!(matches!(q.get(), Err(Error::Closed)));
+    assert!(matches!(q.get(), Err(Error::Closed { .. })));
 }
 
 fn joinable() -> Options {
@@ -315,7 +318,7 @@ fn task_done_called_more_often_than_items_put_is_an_error() {
     q.task_done().unwrap();
     assert!(matches!(
         q.join_timeout(Duration::from_millis(20)),
-        Err(Error::Timeout)
+        Err(Error::Timeout { .. })
     ));
     q.task_done().unwrap();
     q.join().unwrap();
@@ -333,7 +336,7 @@ fn task_done_called_more_often_than_items_put_is_an_error() {
 fn a_put_that_fails_counts_no_task_and_an_immediate_shutdown_counts_the_discarded_done() {
     let q = Queue::<u8>::anonymous_with_options(2, &joinable()).unwrap();
     q.put_many(&[1, 2]).unwrap();
-    assert!(matches!(q.try_put(3), Err(Error::Full)));
+    assert!(matches!(q.try_put(3), Err(Error::Full { .. })));
     assert_eq!(q.unfinished_tasks(), 2);
     q.shutdown(true);
     assert_eq!(q.unfinished_tasks(), 0);

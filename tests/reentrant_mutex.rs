@@ -42,7 +42,7 @@ fn the_owning_thread_locks_again_and_each_level_needs_its_release() {
     drop(b);
     // Still held at depth 1: another thread cannot take it.
     let refused = std::thread::scope(|s| {
-        s.spawn(|| matches!(m.try_lock(), Err(LockError::Failed(Error::Timeout))))
+        s.spawn(|| matches!(m.try_lock(), Err(LockError::Failed(Error::Timeout { .. }))))
             .join()
             .unwrap()
     });
@@ -57,22 +57,22 @@ fn the_owning_thread_locks_again_and_each_level_needs_its_release() {
 fn releasing_a_lock_one_does_not_hold_is_not_owner() {
     let m = RawReentrantMutex::new(&MutexOptions::default()).unwrap();
     // Never held.
-    assert!(matches!(m.unlock(), Err(Error::NotOwner)));
+    assert!(matches!(m.unlock(), Err(Error::NotOwner { .. })));
     // Held twice, released twice, then once too often.
     assert_eq!(m.lock(Deadline::never()).unwrap(), LockStatus::Acquired);
     assert_eq!(m.try_lock().unwrap(), Some(LockStatus::Acquired));
     m.unlock().unwrap();
     m.unlock().unwrap();
-    assert!(matches!(m.unlock(), Err(Error::NotOwner)));
+    assert!(matches!(m.unlock(), Err(Error::NotOwner { .. })));
     // Held by this thread, released by another.
     m.lock(Deadline::never()).unwrap();
     let from_other = std::thread::scope(|s| s.spawn(|| m.unlock()).join().unwrap());
-    assert!(matches!(from_other, Err(Error::NotOwner)));
+    assert!(matches!(from_other, Err(Error::NotOwner { .. })));
     // The failed release changed nothing: still ours, once.
     let taken = std::thread::scope(|s| s.spawn(|| m.try_lock().unwrap()).join().unwrap());
     assert_eq!(taken, None);
     m.unlock().unwrap();
-    assert!(matches!(m.unlock(), Err(Error::NotOwner)));
+    assert!(matches!(m.unlock(), Err(Error::NotOwner { .. })));
 }
 
 fn child_increment(name: &str, n: u64) {

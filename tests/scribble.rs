@@ -643,7 +643,7 @@ fn semaphores_events_and_barriers_survive_scribbles_anywhere() {
 /// one that names no thread is taken over within a slice), so the round then
 /// keeps to the timed ones.
 fn lock_free<G>(has_lock: bool, lock: impl FnOnce() -> Result<G, LockError<G>>) -> bool {
-    !has_lock || !matches!(lock(), Err(LockError::Failed(Error::Timeout)))
+    !has_lock || !matches!(lock(), Err(LockError::Failed(Error::Timeout { .. })))
 }
 
 #[test]

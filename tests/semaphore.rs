@@ -121,7 +121,7 @@ fn acquire_timeout_on_an_empty_semaphore_returns_timeout_on_time() {
     let start = Instant::now();
     let r = sem.acquire_timeout(asked);
     let took = start.elapsed();
-    assert!(matches!(r, Err(Error::Timeout)), "{r:?}");
+    assert!(matches!(r, Err(Error::Timeout { .. })), "{r:?}");
     assert!(took >= asked, "returned early: {took:?}");
     assert!(
         took < asked + Duration::from_millis(500),
@@ -174,7 +174,7 @@ fn try_acquire_takes_only_available_permits() {
     assert_eq!(sem.value(), 0);
     assert!(matches!(
         sem.acquire_deadline(Deadline::now()),
-        Err(Error::Timeout)
+        Err(Error::Timeout { .. })
     ));
     sem.release(1).unwrap();
     assert!(sem.acquire_deadline(Deadline::now()).is_ok());
@@ -197,10 +197,16 @@ fn guard_gives_its_permit_back_when_dropped() {
 fn bounded_release_above_the_bound_is_overflow_and_changes_nothing() {
     let sem = Semaphore::anonymous(2, 2).unwrap();
     assert_eq!(sem.bound(), Some(2));
-    assert!(matches!(sem.release(1), Err(Error::Overflow { bound: 2 })));
+    assert!(matches!(
+        sem.release(1),
+        Err(Error::Overflow { bound: 2, .. })
+    ));
     assert_eq!(sem.value(), 2);
     sem.acquire();
-    assert!(matches!(sem.release(2), Err(Error::Overflow { bound: 2 })));
+    assert!(matches!(
+        sem.release(2),
+        Err(Error::Overflow { bound: 2, .. })
+    ));
     assert_eq!(sem.value(), 1);
     sem.release(1).unwrap();
     assert_eq!(sem.value(), 2);
@@ -213,7 +219,10 @@ fn unbounded_release_past_u32_max_is_overflow_not_wraparound() {
     sem.release(1).unwrap();
     assert!(matches!(
         sem.release(1),
-        Err(Error::Overflow { bound: u32::MAX })
+        Err(Error::Overflow {
+            bound: u32::MAX,
+            ..
+        })
     ));
     assert_eq!(sem.value(), u32::MAX);
 }
@@ -240,7 +249,7 @@ fn open_reads_value_and_bound_of_the_creator() {
     assert_eq!(sem.value(), 3);
     assert!(matches!(
         other.release(1),
-        Err(Error::Overflow { bound: 3 })
+        Err(Error::Overflow { bound: 3, .. })
     ));
 }
 
@@ -347,7 +356,7 @@ proptest! {
                         prop_assert!(r.is_ok());
                         model -= 1;
                     } else {
-                        prop_assert!(matches!(r, Err(Error::Timeout)), "{:?}", r);
+                        prop_assert!(matches!(r, Err(Error::Timeout { .. })), "{:?}", r);
                     }
                 }
                 Op::Release(n) => {
@@ -355,7 +364,7 @@ proptest! {
                     if n == 0 {
                         prop_assert!(matches!(r, Err(Error::InvalidArgument { .. })), "{:?}", r);
                     } else if model + u64::from(n) > u64::from(bound) {
-                        prop_assert!(matches!(r, Err(Error::Overflow { bound: b }) if b == bound), "{:?}", r);
+                        prop_assert!(matches!(r, Err(Error::Overflow { bound: b, .. }) if b == bound), "{:?}", r);
                     } else {
                         prop_assert!(r.is_ok());
                         model += u64::from(n);

@@ -215,17 +215,17 @@ proptest! {
                     } else if model.try_send(msg) {
                         prop_assert!(r.is_ok(), "{:?}", r);
                     } else {
-                        prop_assert!(matches!(r, Err(Error::Full)), "{:?}", r);
+                        prop_assert!(matches!(r, Err(Error::Full { .. })), "{:?}", r);
                     }
                 }
                 ByteOp::Recv => match (rx.try_recv(), model.recv()) {
                     (Ok(v), Some(m)) => prop_assert_eq!(v, m),
-                    (Err(Error::Empty), None) => {}
+                    (Err(Error::Empty { .. }), None) => {}
                     (r, m) => prop_assert!(false, "ring {:?}, model {:?}", r, m),
                 },
                 ByteOp::RecvIntoSmall => {
                     let Some((front, _)) = model.queue.front() else {
-                        prop_assert!(matches!(rx.try_recv_into(&mut []), Err(Error::Empty)));
+                        prop_assert!(matches!(rx.try_recv_into(&mut []), Err(Error::Empty { .. })), "not empty");
                         continue;
                     };
                     let len = front.len();
@@ -234,7 +234,7 @@ proptest! {
                         let mut small = vec![0u8; len - 1];
                         let r = rx.try_recv_into(&mut small);
                         prop_assert!(
-                            matches!(r, Err(Error::BufferTooSmall { needed, available }) if needed == len && available == len - 1),
+                            matches!(r, Err(Error::BufferTooSmall { needed, available, .. }) if needed == len && available == len - 1),
                             "{:?}", r
                         );
                     }
@@ -399,7 +399,7 @@ fn recv_into_waits_for_a_message_keeps_one_too_big_and_ends_with_closed() {
     let t0 = Instant::now();
     assert!(matches!(
         rx.recv_into_timeout(&mut buf, Duration::from_millis(30)),
-        Err(Error::Timeout)
+        Err(Error::Timeout { .. })
     ));
     assert!(t0.elapsed() >= Duration::from_millis(30));
     // A message sent while the consumer sleeps wakes it.
@@ -418,13 +418,14 @@ fn recv_into_waits_for_a_message_keeps_one_too_big_and_ends_with_closed() {
         rx.recv_into(&mut small),
         Err(Error::BufferTooSmall {
             needed: 90,
-            available: 10
+            available: 10,
+            ..
         })
     ));
     assert_eq!(rx.recv_into(&mut buf).unwrap(), 90);
     assert_eq!(&buf[..90], &message(90, 8)[..]);
     drop(tx);
-    assert!(matches!(rx.recv_into(&mut buf), Err(Error::Closed)));
+    assert!(matches!(rx.recv_into(&mut buf), Err(Error::Closed { .. })));
 }
 
 #[test]
@@ -435,7 +436,7 @@ fn pop_times_out_on_an_empty_ring_and_push_on_a_full_one() {
     let t0 = Instant::now();
     assert!(matches!(
         rx.pop_timeout(Duration::from_millis(30)),
-        Err(Error::Timeout)
+        Err(Error::Timeout { .. })
     ));
     assert!(t0.elapsed() >= Duration::from_millis(30));
     tx.try_push(1).unwrap();
@@ -443,7 +444,7 @@ fn pop_times_out_on_an_empty_ring_and_push_on_a_full_one() {
     assert_eq!(tx.try_push(3), Err(TryError::Full));
     assert!(matches!(
         tx.push_timeout(3, Duration::from_millis(30)),
-        Err(Error::Timeout)
+        Err(Error::Timeout { .. })
     ));
 }
 
@@ -460,7 +461,7 @@ fn dropping_the_producer_makes_the_consumer_drain_then_see_closed() {
     assert_eq!(rx.pop().unwrap(), 2);
     assert_eq!(rx.try_pop().unwrap(), 3);
     assert_eq!(rx.try_pop(), Err(TryError::Closed));
-    assert!(matches!(rx.pop(), Err(Error::Closed)));
+    assert!(matches!(rx.pop(), Err(Error::Closed { .. })));
     // A new producer reopens the ring.
     let mut tx = ring.producer().unwrap();
     tx.try_push(4).unwrap();
@@ -477,7 +478,7 @@ fn dropping_the_consumer_wakes_a_blocked_producer_with_closed() {
     let t = std::thread::spawn(move || tx.push_timeout(2, LIMIT));
     std::thread::sleep(Duration::from_millis(20));
     drop(rx);
-    assert!(matches!(t.join().unwrap(), Err(Error::Closed)));
+    assert!(matches!(t.join().unwrap(), Err(Error::Closed { .. })));
 }
 
 #[test]
@@ -538,7 +539,7 @@ fn a_child_process_pushes_50k_values_that_arrive_in_order() {
     child.expect_success(LIMIT);
     assert!(matches!(
         rx.pop_timeout(Duration::from_secs(5)),
-        Err(Error::Closed)
+        Err(Error::Closed { .. })
     ));
 }
 
@@ -563,7 +564,7 @@ fn death_of_the_producer_process_reads_as_closed_after_draining() {
     ));
     child.kill();
     let t0 = Instant::now();
-    assert!(matches!(rx.pop_timeout(LIMIT), Err(Error::Closed)));
+    assert!(matches!(rx.pop_timeout(LIMIT), Err(Error::Closed { .. })));
     assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
     // The dead participant's end can be claimed again.
     let mut tx = ring.producer().unwrap();
@@ -588,12 +589,12 @@ fn is_allowed(r: &Result<impl Sized, Error>) -> bool {
         r,
         Ok(_)
             | Err(Error::Corrupted { .. })
-            | Err(Error::Full)
-            | Err(Error::Empty)
-            | Err(Error::Closed)
+            | Err(Error::Full { .. })
+            | Err(Error::Empty { .. })
+            | Err(Error::Closed { .. })
             | Err(Error::InvalidArgument { .. })
             | Err(Error::BufferTooSmall { .. })
-            | Err(Error::Timeout)
+            | Err(Error::Timeout { .. })
     )
 }
 

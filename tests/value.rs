@@ -324,7 +324,7 @@ fn lock_holder_killed_gives_the_next_locker_owner_died_and_an_unchanged_value() 
     assert!(wait_until(LIMIT, || flag.load() == 1));
     assert!(matches!(
         v.lock_timeout(Duration::from_millis(20)).map(|_| ()),
-        Err(LockError::Failed(Error::Timeout))
+        Err(LockError::Failed(Error::Timeout { .. }))
     ));
     child.kill();
     let mut g = match v.lock_timeout(LIMIT) {

@@ -753,7 +753,7 @@ fn spsc_bytes(msgs: u64, msg_size: usize) -> Res<f64> {
             match rx.try_recv_into(&mut buf) {
                 Ok(len) if len == msg_size => break,
                 Ok(len) => return Err(format!("received {len} bytes, sent {msg_size}")),
-                Err(Error::Empty) => relax(&mut tries, t0)?,
+                Err(Error::Empty { .. }) => relax(&mut tries, t0)?,
                 Err(e) => return Err(format!("try_recv_into: {e}")),
             }
         }
@@ -789,7 +789,7 @@ pub(crate) fn spsc_byte_producer_child(c: &ChildCtx) -> Res<()> {
         loop {
             match tx.try_send(&msg) {
                 Ok(()) => break,
-                Err(Error::Full) => relax(&mut tries, t0)?,
+                Err(Error::Full { .. }) => relax(&mut tries, t0)?,
                 Err(e) => return Err(format!("try_send: {e}")),
             }
         }
@@ -990,7 +990,7 @@ fn pipe_recv(end: &mut PipeEnd, tries: &mut u32, t0: Instant) -> Res<u64> {
         match end.try_recv_into(&mut buf) {
             Ok(PIPE_PING_BYTES) => return Ok(u64::from_le_bytes(buf)),
             Ok(n) => return Err(format!("a message of {n} bytes")),
-            Err(Error::Empty) => relax(tries, t0)?,
+            Err(Error::Empty { .. }) => relax(tries, t0)?,
             Err(e) => return Err(format!("try_recv_into: {e}")),
         }
     }
@@ -1002,7 +1002,7 @@ fn pipe_send(end: &mut PipeEnd, v: u64, tries: &mut u32, t0: Instant) -> Res<()>
     loop {
         match end.try_send(&v.to_le_bytes()) {
             Ok(()) => return Ok(()),
-            Err(Error::Full) => relax(tries, t0)?,
+            Err(Error::Full { .. }) => relax(tries, t0)?,
             Err(e) => return Err(format!("try_send: {e}")),
         }
     }
@@ -1094,7 +1094,7 @@ pub(crate) fn mpmc_producer_child(c: &ChildCtx) -> Res<()> {
         loop {
             match q.try_put(base + i) {
                 Ok(()) => break,
-                Err(Error::Full) => backoff(&mut tries, t0)?,
+                Err(Error::Full { .. }) => backoff(&mut tries, t0)?,
                 Err(e) => return Err(format!("try_put: {e}")),
             }
         }
@@ -1119,7 +1119,7 @@ pub(crate) fn mpmc_consumer_child(c: &ChildCtx) -> Res<()> {
                     sum = sum.wrapping_add(v);
                     break;
                 }
-                Err(Error::Empty) => backoff(&mut tries, t0)?,
+                Err(Error::Empty { .. }) => backoff(&mut tries, t0)?,
                 Err(e) => return Err(format!("try_get: {e}")),
             }
         }

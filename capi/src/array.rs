@@ -418,5 +418,5 @@ pub unsafe extern "C" fn shmprim_array_with_lock(
 
 /// Whether a timed lock's result is a timeout: for [`super::timed`].
 fn lock_timed_out<G>(r: &LockResult<G>) -> bool {
-    matches!(r, Err(LockError::Failed(shmprim::Error::Timeout)))
+    matches!(r, Err(LockError::Failed(shmprim::Error::Timeout { .. })))
 }

@@ -178,9 +178,11 @@ fn wait(
         },
         |(relocked, timed_out)| relocked.is_ok() && *timed_out,
     );
-    match relocked.map_err(err)? {
+    match relocked.map_err(&err)? {
         LockStatus::OwnerDied => lock_status(LockStatus::OwnerDied),
-        LockStatus::Acquired if timed_out => Err(fail(&Error::Timeout)),
+        LockStatus::Acquired if timed_out => Err(err(Error::Timeout {
+            name: shmprim::ObjectName::unknown(),
+        })),
         LockStatus::Acquired => Ok(()),
     }
 }

@@ -278,7 +278,7 @@ pub unsafe extern "C" fn shmprim_duplex_send(
         // SAFETY: forwarded contract.
         let (e, elem) = unsafe { send_args(e, elem, size) }?;
         let r = e.inner.try_send(elem);
-        tried(r, || e.inner.corruption())
+        tried(r, |t| e.inner.error(t))
     })
 }
 
@@ -350,7 +350,7 @@ pub unsafe extern "C" fn shmprim_duplex_recv(
         // SAFETY: forwarded contract.
         let (e, buf) = unsafe { recv_args(e, out, size, needed) }?;
         let r = e.inner.try_recv(buf);
-        tried(r, || e.inner.corruption())
+        tried(r, |t| e.inner.error(t))
     })
 }
 

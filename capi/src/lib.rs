@@ -200,20 +200,20 @@ impl shmprim_status {
             Error::CreatorDied { .. } => SHMPRIM_CREATOR_DIED,
             Error::NotReady { .. } => SHMPRIM_NOT_READY,
             Error::TooManyParticipants { .. } => SHMPRIM_TOO_MANY_PARTICIPANTS,
-            Error::Timeout => SHMPRIM_TIMEOUT,
-            Error::Full => SHMPRIM_FULL,
-            Error::Empty => SHMPRIM_EMPTY,
-            Error::Closed => SHMPRIM_CLOSED,
+            Error::Timeout { .. } => SHMPRIM_TIMEOUT,
+            Error::Full { .. } => SHMPRIM_FULL,
+            Error::Empty { .. } => SHMPRIM_EMPTY,
+            Error::Closed { .. } => SHMPRIM_CLOSED,
             Error::Unrecoverable { .. } => SHMPRIM_UNRECOVERABLE,
             Error::OwnerDied { .. } => SHMPRIM_OWNER_DIED,
-            Error::BrokenBarrier => SHMPRIM_BROKEN_BARRIER,
-            Error::NotOwner => SHMPRIM_NOT_OWNER,
+            Error::BrokenBarrier { .. } => SHMPRIM_BROKEN_BARRIER,
+            Error::NotOwner { .. } => SHMPRIM_NOT_OWNER,
             Error::Overflow { .. } => SHMPRIM_OVERFLOW,
             Error::IndexOutOfRange { .. } => SHMPRIM_INDEX_OUT_OF_RANGE,
             Error::BufferTooSmall { .. } => SHMPRIM_BUFFER_TOO_SMALL,
             Error::InvalidArgument { .. } => SHMPRIM_INVALID_ARGUMENT,
             Error::Io { .. } => SHMPRIM_IO,
-            Error::Interrupted => SHMPRIM_INTERRUPTED,
+            Error::Interrupted { .. } => SHMPRIM_INTERRUPTED,
             Error::WorkerDied { .. } | Error::ProcessDied { .. } => SHMPRIM_WORKER_DIED,
             Error::Panicked { .. } | Error::TaskFailed { .. } => SHMPRIM_TASK_FAILED,
             // A variant this version of the C ABI does not know yet.
@@ -283,7 +283,7 @@ fn set_last_error(message: &str) {
 pub(crate) fn fail(err: &Error) -> shmprim_status {
     match err {
         // Nameless, and returned on every failed try of a polling loop.
-        Error::Full | Error::Empty | Error::Timeout => {
+        Error::Full { .. } | Error::Empty { .. } | Error::Timeout { .. } => {
             fail_quietly(shmprim_status::from_error(err))
         }
         _ => {
@@ -301,18 +301,18 @@ pub(crate) fn fail_quietly(status: shmprim_status) -> shmprim_status {
     status
 }
 
-/// A try's answer for the boundary: `Full`, `Empty` and `Closed` are
-/// recorded without allocating (see `fail`), a corruption with its details.
+/// A try's answer for the boundary: `Full` and `Empty` are recorded without
+/// allocating (see `fail`); `Closed` and a corruption become the end's
+/// [`Error`] (`about`), naming the ring, a corruption with its details.
 #[inline]
 pub(crate) fn tried<T>(
     r: Result<T, TryError>,
-    corruption: impl FnOnce() -> Error,
+    about: impl FnOnce(TryError) -> Error,
 ) -> Result<T, shmprim_status> {
     r.map_err(|e| match e {
         TryError::Full => fail_quietly(shmprim_status::SHMPRIM_FULL),
         TryError::Empty => fail_quietly(shmprim_status::SHMPRIM_EMPTY),
-        TryError::Closed => fail(&Error::Closed),
-        TryError::Corrupted => fail(&corruption()),
+        e => fail(&about(e)),
     })
 }
 
@@ -715,7 +715,10 @@ mod tests {
             assert_eq!(message(), "x is null");
             assert_eq!(fail_quietly(SHMPRIM_FULL), SHMPRIM_FULL);
             assert_eq!(message(), "full");
-            assert_eq!(fail(&Error::Empty), SHMPRIM_EMPTY);
+            assert_eq!(
+                fail(&Error::empty(&shmprim::ObjectName::new("q"))),
+                SHMPRIM_EMPTY
+            );
             assert_eq!(message(), "empty");
             assert_eq!(
                 fail(&Error::invalid_argument("bad size")),
@@ -741,16 +744,25 @@ mod tests {
     /// again only then) become the last-error message.
     #[test]
     fn try_answers_map_to_statuses_and_a_corruption_keeps_its_details() {
-        let detail = || Error::corrupted("ring-x", "head 9 and tail 1 are 8 apart");
+        let detail = |_| Error::corrupted("ring-x", "head 9 and tail 1 are 8 apart");
         assert_eq!(tried(Ok::<u8, TryError>(3), detail), Ok(3));
         for (e, status, message) in [
             (TryError::Full, shmprim_status::SHMPRIM_FULL, "full"),
             (TryError::Empty, shmprim_status::SHMPRIM_EMPTY, "empty"),
-            (TryError::Closed, shmprim_status::SHMPRIM_CLOSED, "closed"),
         ] {
-            assert_eq!(tried(Err::<(), _>(e), || unreachable!()), Err(status));
+            assert_eq!(tried(Err::<(), _>(e), |_| unreachable!()), Err(status));
             assert!(last_message().contains(message), "{}", last_message());
         }
+        let closed = |_| Error::closed(&shmprim::ObjectName::new("ring-x"));
+        assert_eq!(
+            tried(Err::<(), _>(TryError::Closed), closed),
+            Err(shmprim_status::SHMPRIM_CLOSED)
+        );
+        assert!(
+            last_message().contains("\"ring-x\": closed"),
+            "{}",
+            last_message()
+        );
         assert_eq!(
             tried(Err::<(), _>(TryError::Corrupted), detail),
             Err(shmprim_status::SHMPRIM_CORRUPTED)

@@ -101,8 +101,7 @@ pub(crate) unsafe fn lock<H: LockHandle>(m: *const H, timeout_ns: i64) -> shmpri
     boundary(|| {
         // SAFETY: null or live, by the contract.
         let m = unsafe { handle(m, H::WHAT) }?.lock();
-        let status = timed(timeout_ns, |d| m.raw().lock_until(d), is_timeout)
-            .map_err(|e| fail(&m.named(e)))?;
+        let status = timed(timeout_ns, |d| m.lock_until(d), is_timeout).map_err(|e| fail(&e))?;
         lock_status(status)
     })
 }
@@ -116,7 +115,7 @@ pub(crate) unsafe fn unlock<H: LockHandle>(m: *const H) -> shmprim_status {
         // SAFETY: null or live, by the contract.
         let m = unsafe { handle(m, H::WHAT) }?.lock();
         // SAFETY: C holds no Rust references into the payload.
-        unsafe { m.raw().release() }.map_err(|e| fail(&m.named(e)))
+        unsafe { m.unlock() }.map_err(|e| fail(&e))
     })
 }
 

@@ -302,7 +302,7 @@ pub unsafe extern "C" fn shmprim_spsc_push(
     boundary(|| {
         // SAFETY: as in `push_waiting`.
         let (p, elem) = unsafe { push_args(p, elem, size) }?;
-        tried(p.inner.try_push(elem), || p.inner.corruption())
+        tried(p.inner.try_push(elem), |t| p.inner.error(t))
     })
 }
 
@@ -370,7 +370,7 @@ pub unsafe extern "C" fn shmprim_spsc_push_many(
         let len = span(count, p.inner.elem_size())?;
         // SAFETY: null or readable for `count` elements, by the contract.
         let src = unsafe { bytes(elems, len, "elems") }?;
-        let n = tried(p.inner.try_push_many(src, count), || p.inner.corruption())?;
+        let n = tried(p.inner.try_push_many(src, count), |t| p.inner.error(t))?;
         // SAFETY: non-null, so valid for a write by the contract.
         unsafe { pushed.write(n) };
         Ok(())
@@ -404,7 +404,7 @@ pub unsafe extern "C" fn shmprim_spsc_pop(
     boundary(|| {
         // SAFETY: as in `pop_waiting`.
         let (c, buf) = unsafe { pop_args(c, out, size, needed) }?;
-        tried(c.inner.try_pop(buf), || c.inner.corruption())
+        tried(c.inner.try_pop(buf), |t| c.inner.error(t))
     })
 }
 
@@ -481,9 +481,7 @@ pub unsafe extern "C" fn shmprim_spsc_pop_many(
         let len = span(max_count, c.inner.elem_size())?;
         // SAFETY: null or writable for `max_count` elements, by the contract.
         let buf = unsafe { bytes_mut(out, len, "out") }?;
-        let n = tried(c.inner.try_pop_many(buf, max_count), || {
-            c.inner.corruption()
-        })?;
+        let n = tried(c.inner.try_pop_many(buf, max_count), |t| c.inner.error(t))?;
         // SAFETY: as above.
         unsafe { popped.write(n) };
         Ok(())

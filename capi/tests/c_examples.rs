@@ -416,7 +416,7 @@ fn c_producer_and_rust_consumer_share_one_named_queue_and_byte_queue() {
     // The C side shut the byte queue after its last message: end of stream.
     assert!(matches!(
         bq.get_timeout(Duration::from_secs(10)),
-        Err(shmprim::Error::Closed)
+        Err(shmprim::Error::Closed { .. })
     ));
     let out = finish_example(&bin, child);
     assert_eq!(
@@ -465,7 +465,9 @@ fn c_and_rust_share_named_spsc_rings_in_both_directions() {
         }
         match rx.pop_timeout(Duration::from_millis(1)) {
             Ok(pair) => got.push(pair),
-            Err(shmprim::Error::Timeout) => assert!(Instant::now() < end, "the C side stalled"),
+            Err(shmprim::Error::Timeout { .. }) => {
+                assert!(Instant::now() < end, "the C side stalled")
+            }
             Err(e) => panic!("pop: {e}"),
         }
     }
@@ -476,7 +478,7 @@ fn c_and_rust_share_named_spsc_rings_in_both_directions() {
     drop(tx);
     assert!(matches!(
         rx.pop_timeout(Duration::from_secs(10)),
-        Err(shmprim::Error::Closed)
+        Err(shmprim::Error::Closed { .. })
     ));
     let out = finish_example(&bin, child.0.take().unwrap());
     assert!(
@@ -524,7 +526,9 @@ fn c_and_rust_share_named_byte_rings_and_messages_come_back_reversed() {
                 assert_eq!(&buf[..n], &want[..], "answer {got}");
                 got += 1;
             }
-            Err(shmprim::Error::Timeout) => assert!(Instant::now() < end, "the C side stalled"),
+            Err(shmprim::Error::Timeout { .. }) => {
+                assert!(Instant::now() < end, "the C side stalled")
+            }
             Err(e) => panic!("recv: {e}"),
         }
     }
@@ -532,7 +536,7 @@ fn c_and_rust_share_named_byte_rings_and_messages_come_back_reversed() {
     drop(tx);
     assert!(matches!(
         rx.recv_into_timeout(&mut buf, Duration::from_secs(10)),
-        Err(shmprim::Error::Closed)
+        Err(shmprim::Error::Closed { .. })
     ));
     let out = finish_example(&bin, child.0.take().unwrap());
     let larger = (0..COUNT).filter(|&i| message(i).len() > 16).count();

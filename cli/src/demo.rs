@@ -155,8 +155,8 @@ fn reader(base: String) -> u64 {
                 sum.fetch_add(v);
                 count += 1;
             }
-            Err(Error::Timeout) if stop.is_set() => break,
-            Err(Error::Timeout) => {}
+            Err(Error::Timeout { .. }) if stop.is_set() => break,
+            Err(Error::Timeout { .. }) => {}
             Err(e) => panic!("get: {e}"),
         }
     }

@@ -52,16 +52,16 @@ fn to_py(py: Python<'_>, e: Error) -> PyErr {
     };
     let msg = e.to_string();
     match e {
-        Error::Empty => from_module("queue", "Empty", msg),
-        Error::Full => from_module("queue", "Full", msg),
-        Error::BrokenBarrier => from_module("threading", "BrokenBarrierError", msg),
-        Error::Closed => QueueClosed::new_err(msg),
+        Error::Empty { .. } => from_module("queue", "Empty", msg),
+        Error::Full { .. } => from_module("queue", "Full", msg),
+        Error::BrokenBarrier { .. } => from_module("threading", "BrokenBarrierError", msg),
+        Error::Closed { .. } => QueueClosed::new_err(msg),
         Error::NotFound { .. } => PyFileNotFoundError::new_err(msg),
         Error::AlreadyExists { .. } => PyFileExistsError::new_err(msg),
         Error::InvalidArgument { .. } | Error::InvalidName { .. } | Error::Overflow { .. } => {
             PyValueError::new_err(msg)
         }
-        Error::NotOwner => PyRuntimeError::new_err(msg),
+        Error::NotOwner { .. } => PyRuntimeError::new_err(msg),
         _ => PyOSError::new_err(msg),
     }
 }
@@ -93,7 +93,7 @@ fn wait_loop<T: Send>(
         let r = py.allow_threads(|| shmprim::wait::interruptible(|| f(Deadline::after(slice))));
         match r {
             Ok(v) => return Ok(Some(v)),
-            Err(Error::Timeout) | Err(Error::Interrupted) => {
+            Err(Error::Timeout { .. }) | Err(Error::Interrupted { .. }) => {
                 py.check_signals()?;
                 if let Some(Some(end)) = end {
                     if Instant::now() >= end {
@@ -134,6 +134,8 @@ struct Queue {
     loads: PyObject,
     empty: PyObject,
     full: PyObject,
+    /// What `queue.Empty` and `queue.Full` name.
+    name: shmprim::ObjectName,
 }
 
 #[pymethods]
@@ -168,6 +170,7 @@ impl Queue {
             loads: pickle.getattr("loads")?.unbind(),
             empty: queue.getattr("Empty")?.unbind(),
             full: queue.getattr("Full")?.unbind(),
+            name: shmprim::ObjectName::new(name),
         })
     }
 
@@ -186,7 +189,8 @@ impl Queue {
         if self.put_bytes(py, data.as_bytes(), block, timeout)? {
             Ok(())
         } else {
-            Err(PyErr::from_value(self.full.bind(py).call0()?))
+            let msg = Error::full(&self.name).to_string();
+            Err(PyErr::from_value(self.full.bind(py).call1((msg,))?))
         }
     }
 
@@ -201,12 +205,15 @@ impl Queue {
             .try_get_with(|bytes| self.loads.call1(py, (PyBytes::new(py, bytes),)))
         {
             Ok(obj) => return obj,
-            Err(Error::Empty) => {}
+            Err(Error::Empty { .. }) => {}
             Err(e) => return Err(to_py(py, e)),
         }
         match self.get_bytes(py, block, timeout)? {
             Some(data) => self.loads.call1(py, (data,)),
-            None => Err(PyErr::from_value(self.empty.bind(py).call0()?)),
+            None => {
+                let msg = Error::empty(&self.name).to_string();
+                Err(PyErr::from_value(self.empty.bind(py).call1((msg,))?))
+            }
         }
     }
 
@@ -222,10 +229,10 @@ impl Queue {
         // A put with room takes no clock read and keeps the GIL.
         match self.q.try_put_message(data) {
             Ok(()) => return Ok(true),
-            Err(Error::Full) if patience(block, timeout) == Some(Duration::ZERO) => {
+            Err(Error::Full { .. }) if patience(block, timeout) == Some(Duration::ZERO) => {
                 return Ok(false);
             }
-            Err(Error::Full) => {}
+            Err(Error::Full { .. }) => {}
             Err(e) => return Err(to_py(py, e)),
         }
         let r = wait_loop(py, patience(block, timeout), |d| {
@@ -245,10 +252,10 @@ impl Queue {
         // A get that finds a message takes no clock read and keeps the GIL.
         match self.q.try_get_message() {
             Ok(v) => return Ok(Some(PyBytes::new(py, &v))),
-            Err(Error::Empty) if patience(block, timeout) == Some(Duration::ZERO) => {
+            Err(Error::Empty { .. }) if patience(block, timeout) == Some(Duration::ZERO) => {
                 return Ok(None);
             }
-            Err(Error::Empty) => {}
+            Err(Error::Empty { .. }) => {}
             Err(e) => return Err(to_py(py, e)),
         }
         let r = wait_loop(py, patience(block, timeout), |d| self.q.get_message(d))?;
@@ -321,8 +328,8 @@ struct Lock {
 impl Lock {
     fn lock_once(&self, d: Deadline) -> shmprim::Result<LockStatus> {
         match &self.lock {
-            AnyLock::Plain(l) => l.raw().lock(d),
-            AnyLock::Reentrant(l) => l.raw().lock(d),
+            AnyLock::Plain(l) => l.lock_until(d),
+            AnyLock::Reentrant(l) => l.lock_until(d),
         }
     }
 
@@ -330,8 +337,9 @@ impl Lock {
         match &self.lock {
             // SAFETY: the lock guards no data that Python could still be
             // using through it.
-            AnyLock::Plain(l) => unsafe { l.raw().unlock_checked() },
-            AnyLock::Reentrant(l) => l.raw().unlock(),
+            AnyLock::Plain(l) => unsafe { l.unlock() },
+            // SAFETY: as above.
+            AnyLock::Reentrant(l) => unsafe { l.unlock() },
         }
     }
 }
@@ -397,7 +405,7 @@ impl Lock {
                     Some(t) => {
                         wait_loop(py, Some(t), |d| {
                             std::thread::sleep(d.remaining().unwrap_or_default());
-                            Err::<(), _>(Error::Timeout)
+                            Err::<(), _>(Error::timeout(&shmprim::ObjectName::unknown()))
                         })?;
                         Ok(false)
                     }
@@ -670,10 +678,15 @@ impl Barrier_ {
             py.allow_threads(|| shmprim::wait::interruptible(|| self.b.wait_deadline(deadline)));
         match r {
             Ok(i) => Ok(Some(i)),
-            Err(Error::Timeout) => Ok(None),
-            Err(Error::Interrupted) => {
+            Err(Error::Timeout { .. }) => Ok(None),
+            Err(Error::Interrupted { .. }) => {
                 py.check_signals()?;
-                Err(to_py(py, Error::BrokenBarrier))
+                Err(to_py(
+                    py,
+                    Error::BrokenBarrier {
+                        name: self.b.segment().object_name().clone(),
+                    },
+                ))
             }
             Err(e) => Err(to_py(py, e)),
         }
@@ -737,9 +750,26 @@ struct Connection_ {
     closed: AtomicBool,
 }
 
+/// Python's `EOFError` for a connection whose other end is gone, naming the
+/// pipe (`what` shows as `segment "name": closed`).
+fn end_of_file(what: &dyn std::fmt::Display) -> PyErr {
+    PyEOFError::new_err(format!(
+        "{what} (the other end is closed or its process is gone)"
+    ))
+}
+
+/// `EOFError` in place of the `QueueClosed` a wait loop raised.
+fn eof_of_closed(py: Python<'_>, e: PyErr) -> PyErr {
+    if e.is_instance_of::<QueueClosed>(py) {
+        end_of_file(e.value(py))
+    } else {
+        e
+    }
+}
+
 fn eof(py: Python<'_>, e: Error) -> PyErr {
     match e {
-        Error::Closed => PyEOFError::new_err("the other end is closed or its process is gone"),
+        e @ Error::Closed { .. } => end_of_file(&e),
         e => to_py(py, e),
     }
 }
@@ -795,10 +825,7 @@ impl Connection_ {
             match r {
                 Ok(Some(())) => Ok(()),
                 Ok(None) => Err(PyOSError::new_err("send did not complete")),
-                Err(e) if e.is_instance_of::<QueueClosed>(py) => Err(PyEOFError::new_err(
-                    "the other end is closed or its process is gone",
-                )),
-                Err(e) => Err(e),
+                Err(e) => Err(eof_of_closed(py, e)),
             }
         })
     }
@@ -818,13 +845,7 @@ impl Connection_ {
                 Err(e) => Err(e),
             }
         })
-        .map_err(|e| {
-            if e.is_instance_of::<QueueClosed>(py) {
-                PyEOFError::new_err("the other end is closed or its process is gone")
-            } else {
-                e
-            }
-        })
+        .map_err(|e| eof_of_closed(py, e))
     }
 
     /// Whether a message (or the end of the stream) is there, waiting up to
@@ -838,7 +859,7 @@ impl Connection_ {
                 let end = unsafe { &mut *ptr.get() };
                 match end.poll_deadline(d) {
                     Ok(true) => Ok(()),
-                    Ok(false) => Err(Error::Timeout),
+                    Ok(false) => Err(Error::timeout(&shmprim::ObjectName::unknown())),
                     Err(e) => Err(e),
                 }
             })?;

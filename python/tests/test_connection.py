@@ -57,7 +57,7 @@ def test_eof_after_close():
     a.send("last")
     a.close()
     assert b.recv() == "last"
-    with pytest.raises(EOFError):
+    with pytest.raises(EOFError, match=r'segment "[^"]+": closed'):
         b.recv()
     assert a.closed
 

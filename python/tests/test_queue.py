@@ -19,7 +19,7 @@ def test_put():
         q.put(7, block=False)
     with pytest.raises(queue.Full):
         q.put(7, timeout=0.05)
-    with pytest.raises(queue.Full):
+    with pytest.raises(queue.Full, match=f'segment "{q.name}": full'):
         q.put_nowait(7)
     assert [q.get() for _ in range(6)] == list(range(6))
     assert q.empty()
@@ -27,7 +27,7 @@ def test_put():
 
 def test_get():
     q = shmprim.Queue()
-    with pytest.raises(queue.Empty):
+    with pytest.raises(queue.Empty, match=f'segment "{q.name}": empty'):
         q.get(block=False)
     t = time.monotonic()
     with pytest.raises(queue.Empty):

@@ -203,6 +203,7 @@ impl<T: ShmType> Array<T> {
         match start.checked_add(count) {
             Some(end) if end <= self.len() => Ok(()),
             _ => Err(Error::IndexOutOfRange {
+                name: self.cell.name().clone(),
                 index: if start < self.len() {
                     start.saturating_add(count)
                 } else {
@@ -396,7 +397,7 @@ impl<T: ShmType> ArrayGuard<'_, T> {
     pub fn mark_consistent(&self) -> Result<()> {
         self.held
             .mark_consistent()
-            .map_err(|e| crate::mutex::with_name(e, self.array.cell.name()))
+            .map_err(|e| e.named(self.array.cell.name()))
     }
 }
 

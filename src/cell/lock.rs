@@ -39,10 +39,10 @@ impl<'a> CellLock<'a> {
     }
 
     /// Locks until `deadline`; errors carry the segment `name`.
-    pub(crate) fn lock(self, deadline: Deadline, name: &str) -> Result<Held<'a>> {
+    pub(crate) fn lock(self, deadline: Deadline, name: &crate::ObjectName) -> Result<Held<'a>> {
         match self.raw.lock(deadline) {
             Ok(status) => Ok(Held::new(self, status)),
-            Err(e) => Err(crate::mutex::with_name(e, name)),
+            Err(e) => Err(e.named(name)),
         }
     }
 

@@ -122,8 +122,8 @@ impl RawCell {
         &self.seg
     }
 
-    pub(crate) fn name(&self) -> &str {
-        self.seg.display_name()
+    pub(crate) fn name(&self) -> &crate::ObjectName {
+        self.seg.object_name()
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -167,8 +167,7 @@ impl RawCell {
             Some(l) => {
                 let held = l.lock(crate::Deadline::never(), self.name())?;
                 if held.status() == crate::mutex::LockStatus::OwnerDied {
-                    held.mark_consistent()
-                        .map_err(|e| crate::mutex::with_name(e, self.name()))?;
+                    held.mark_consistent().map_err(|e| e.named(self.name()))?;
                 }
                 Ok(Some(held))
             }

@@ -351,7 +351,7 @@ impl<T: ShmType> ValueGuard<'_, T> {
     pub fn mark_consistent(&self) -> Result<()> {
         self.held
             .mark_consistent()
-            .map_err(|e| crate::mutex::with_name(e, self.value.cell.name()))
+            .map_err(|e| e.named(self.value.cell.name()))
     }
 }
 

@@ -12,9 +12,7 @@
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 
-use super::{
-    LockStatus, MutexOptions, RawMutex, check_lock_segment_for, lock_builder_for, with_name,
-};
+use super::{LockStatus, MutexOptions, RawMutex, check_lock_segment_for, lock_builder_for};
 use crate::error::{Error, Result};
 use crate::reentrant_mutex::RawReentrantMutex;
 use crate::segment::{
@@ -223,6 +221,23 @@ impl<L: SegmentLock> ByteLock<L> {
         unsafe { &*self.seg.as_ptr().cast::<L>() }
     }
 
+    /// Locks, waiting until `deadline` (one level deeper for a reentrant
+    /// lock its thread holds); errors name the segment.
+    pub fn lock_until(&self, deadline: Deadline) -> Result<LockStatus> {
+        self.raw().lock_until(deadline).map_err(|e| self.named(e))
+    }
+
+    /// Releases one level of the calling thread's lock; `NotOwner`, naming
+    /// the segment, if it holds none.
+    ///
+    /// # Safety
+    /// As [`SegmentLock::release`]: no reference into the payload may outlive
+    /// the release.
+    pub unsafe fn unlock(&self) -> Result<()> {
+        // SAFETY: forwarded contract.
+        unsafe { self.raw().release() }.map_err(|e| self.named(e))
+    }
+
     /// The payload's address; only the lock's holder may use it.
     pub fn data_ptr(&self) -> *mut u8 {
         self.seg.as_ptr().wrapping_add(self.offset)
@@ -241,7 +256,7 @@ impl<L: SegmentLock> ByteLock<L> {
     /// `err` with this segment's name filled in where the raw lock, which
     /// does not know it, left it empty.
     pub fn named(&self, err: Error) -> Error {
-        with_name(err, self.seg.display_name())
+        err.named(self.seg.object_name())
     }
 }
 

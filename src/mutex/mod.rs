@@ -109,7 +109,7 @@ use std::time::Duration;
 
 use bytemuck::Pod;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ObjectName, Result};
 use crate::segment::{Disposition, Kind, Options, Segment, SegmentBuilder, TypeDesc};
 use crate::sys::pthread::{LockFailed, Locked, UnlockFailed};
 use crate::wait::{Deadline, try_first};
@@ -160,7 +160,9 @@ impl From<Locked> for LockStatus {
 #[inline]
 pub(crate) fn lock_error(f: LockFailed) -> Error {
     match f {
-        LockFailed::Busy | LockFailed::TimedOut => Error::Timeout,
+        LockFailed::Busy | LockFailed::TimedOut => Error::Timeout {
+            name: ObjectName::unknown(),
+        },
         LockFailed::NotRecoverable => Error::Unrecoverable {
             name: String::new(),
         },
@@ -176,30 +178,7 @@ pub(crate) fn lock_error(f: LockFailed) -> Error {
 
 /// Whether a lock's result is a timeout: for [`try_first`].
 pub(crate) fn lock_timed_out<G>(r: &LockResult<G>) -> bool {
-    matches!(r, Err(LockError::Failed(Error::Timeout)))
-}
-
-/// Fills in `name` where a raw lock left the segment name empty.
-pub(crate) fn with_name(err: Error, name: &str) -> Error {
-    match err {
-        Error::Unrecoverable { name: n } if n.is_empty() => Error::Unrecoverable {
-            name: name.to_owned(),
-        },
-        Error::Corrupted { name: n, detail } if n.is_empty() => Error::Corrupted {
-            name: name.to_owned(),
-            detail,
-        },
-        Error::Io {
-            name: n,
-            op,
-            source,
-        } if n.is_empty() => Error::Io {
-            name: name.to_owned(),
-            op,
-            source,
-        },
-        other => other,
-    }
+    matches!(r, Err(LockError::Failed(Error::Timeout { .. })))
 }
 
 /// A robust, process-shared mutex with no payload, placed in shared memory.
@@ -373,7 +352,9 @@ pub(crate) fn init_error(source: std::io::Error) -> Error {
 /// Maps a failed unlock of a lock the caller claims to hold.
 pub(crate) fn unlock_error(f: UnlockFailed) -> Error {
     match f {
-        UnlockFailed::NotOwner => Error::NotOwner,
+        UnlockFailed::NotOwner => Error::NotOwner {
+            name: ObjectName::unknown(),
+        },
         UnlockFailed::Os(e) => {
             Error::corrupted("", format!("pthread mutex refused to unlock: {e}"))
         }
@@ -777,7 +758,7 @@ impl<T: Pod> Mutex<T> {
     pub fn lock_until(&self, deadline: Deadline) -> LockResult<MutexGuard<'_, T>> {
         match self.raw().lock(deadline) {
             Ok(status) => self.guard(status),
-            Err(e) => Err(LockError::Failed(with_name(e, self.seg.display_name()))),
+            Err(e) => Err(LockError::Failed(e.named(self.seg.object_name()))),
         }
     }
 
@@ -825,7 +806,7 @@ impl<'a, T: Pod> MutexGuard<'a, T> {
         self.mutex
             .raw()
             .mark_consistent()
-            .map_err(|e| with_name(e, self.mutex.seg.display_name()))
+            .map_err(|e| e.named(self.mutex.seg.object_name()))
     }
 
     /// The mutex this guard holds.
@@ -933,7 +914,7 @@ mod raw_tests {
         })
         .join()
         .unwrap();
-        assert!(matches!(r, Err(Error::Timeout)), "{r:?}");
+        assert!(matches!(r, Err(Error::Timeout { .. })), "{r:?}");
         assert!(took >= Duration::from_millis(100), "{took:?}");
         assert!(took < Duration::from_millis(600), "{took:?}");
         // SAFETY: this thread holds it.

@@ -172,7 +172,9 @@ impl LockState {
         // By the clock: a mutex lock is not interruptible, and a condvar's
         // relock must not give up.
         if deadline.passed_by_clock() {
-            return Err(Error::Timeout);
+            return Err(Error::Timeout {
+                name: crate::ObjectName::unknown(),
+            });
         }
         for _ in 0..SPIN_ITERATIONS {
             crate::sync::spin_hint();

@@ -49,7 +49,7 @@
 //! b.send_value(&42u64)?;
 //! assert_eq!(a.recv_value::<u64>()?, 42);
 //! b.close();
-//! assert!(matches!(a.recv(), Err(shmprim::Error::Closed)));
+//! assert!(matches!(a.recv(), Err(shmprim::Error::Closed { .. })));
 //! Pipe::unlink(&name)?;
 //! # Ok::<(), shmprim::Error>(())
 //! ```
@@ -173,7 +173,7 @@ impl PipeShared {
     /// `backing`.
     unsafe fn new(backing: Backing, cap: u32, max: u32, duplex: bool) -> Result<PipeShared> {
         let mem = backing.base();
-        let name = backing.display_name().to_owned();
+        let name = backing.object_name().clone();
         let hdr = mem.cast::<PipeHeader>();
         // SAFETY: in bounds (caller); plain integers copied once, then validated.
         let meta: PipeMeta = unsafe { std::ptr::read_volatile(&raw const (*hdr).meta.0) };
@@ -420,8 +420,10 @@ impl Pipe {
         // AcqRel: orders us after whatever the creator wrote; publishes the claim.
         match word.compare_exchange(UNCLAIMED, me, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => {}
-            Err(CLOSED_OWNER) => return Err(Error::Closed),
-            Err(owner) if !shared.backing.is_alive(owner) => return Err(Error::Closed),
+            Err(CLOSED_OWNER) => return Err(Error::closed(shared.backing.object_name())),
+            Err(owner) if !shared.backing.is_alive(owner) => {
+                return Err(Error::closed(shared.backing.object_name()));
+            }
             Err(_) => {
                 return Err(Error::invalid_argument(format!(
                     "end {end:?} of pipe {:?} is held by a live participant",
@@ -496,6 +498,11 @@ fn write_only() -> Error {
 }
 
 impl PipeEnd {
+    /// The name errors about the pipe carry.
+    fn name(&self) -> &crate::ObjectName {
+        self.shared.backing.object_name()
+    }
+
     /// Whether the peer closed its end or died; remembered once seen.
     fn check_peer(&mut self) -> bool {
         if !self.watch.is_gone() && self.shared.is_gone(self.end.peer()) {
@@ -528,7 +535,7 @@ impl PipeEnd {
         }
         self.sends = self.sends.wrapping_add(1);
         if self.peer_closed_cheap() {
-            return Err(Error::Closed);
+            return Err(Error::closed(self.name()));
         }
         let tx = self.tx.as_mut().ok_or_else(read_only)?;
         match tx.try_send(msg) {
@@ -536,8 +543,8 @@ impl PipeEnd {
                 tx.wake();
                 Ok(())
             }
-            Err(Error::Full) if self.check_peer() => Err(Error::Closed),
-            Err(e) => Err(e),
+            Err(Error::Full { .. }) if self.check_peer() => Err(Error::closed(self.name())),
+            Err(e) => Err(e.named(self.name())),
         }
     }
 
@@ -564,7 +571,7 @@ impl PipeEnd {
         }
         self.sends = self.sends.wrapping_add(1);
         if self.peer_closed_cheap() {
-            return Err(Error::Closed);
+            return Err(Error::closed(self.name()));
         }
         let shared = &self.shared;
         let peer = self.end.peer();
@@ -575,14 +582,14 @@ impl PipeEnd {
                     tx.wake();
                     break Ok(());
                 }
-                Err(Error::Full) => {}
+                Err(Error::Full { .. }) => {}
                 Err(e) => break Err(e),
             }
             if let Err(e) = tx.wait_for_space(deadline, &mut || shared.is_gone(peer)) {
                 break Err(e);
             }
         };
-        if matches!(r, Err(Error::Closed)) {
+        if matches!(r, Err(Error::Closed { .. })) {
             self.watch.set_gone();
         }
         r
@@ -627,16 +634,16 @@ impl PipeEnd {
                 rx.wake();
                 Ok(r)
             }
-            Err(Error::Empty) => {
+            Err(Error::Empty { .. }) => {
                 let (shared, peer) = (&self.shared, self.end.peer());
                 if self.watch.peer_gone(|| shared.is_gone(peer)) {
                     // Whatever the peer sent before it went comes first.
                     return match take(rx) {
-                        Err(Error::Empty) => Err(Error::Closed),
+                        Err(Error::Empty { .. }) => Err(Error::closed(rx.name())),
                         r => r,
                     };
                 }
-                Err(Error::Empty)
+                Err(Error::empty(rx.name()))
             }
             Err(e) => Err(e),
         }
@@ -664,16 +671,16 @@ impl PipeEnd {
     pub fn next_len(&mut self) -> Result<usize> {
         let rx = self.rx.as_mut().ok_or_else(write_only)?;
         match rx.next_len() {
-            Err(Error::Empty) => {
+            Err(Error::Empty { .. }) => {
                 let (shared, peer) = (&self.shared, self.end.peer());
                 if self.watch.peer_gone(|| shared.is_gone(peer)) {
                     // What the peer sent before it went comes first.
                     return match rx.next_len() {
-                        Err(Error::Empty) => Err(Error::Closed),
+                        Err(Error::Empty { .. }) => Err(Error::closed(rx.name())),
                         r => r,
                     };
                 }
-                Err(Error::Empty)
+                Err(Error::empty(rx.name()))
             }
             r => r,
         }
@@ -709,13 +716,13 @@ impl PipeEnd {
                     break Ok(r);
                 }
                 // Whatever the peer sent before it went comes first.
-                Err(Error::Empty) if gone => break Err(Error::Closed),
-                Err(Error::Empty) => {}
+                Err(Error::Empty { .. }) if gone => break Err(Error::closed(rx.name())),
+                Err(Error::Empty { .. }) => {}
                 Err(e) => break Err(e),
             }
             match rx.wait_for_data(deadline, &mut || shared.is_gone(peer)) {
                 Ok(()) => {}
-                Err(Error::Closed) => gone = true,
+                Err(Error::Closed { .. }) => gone = true,
                 Err(e) => break Err(e),
             }
         };
@@ -743,14 +750,14 @@ impl PipeEnd {
         let rx = self.rx.as_mut().ok_or_else(write_only)?;
         loop {
             match rx.next_len() {
-                Ok(_) | Err(Error::Closed) => return Ok(true),
-                Err(Error::Empty) => {}
+                Ok(_) | Err(Error::Closed { .. }) => return Ok(true),
+                Err(Error::Empty { .. }) => {}
                 Err(e) => return Err(e),
             }
             match rx.wait_for_data(deadline, &mut || shared.is_gone(peer)) {
                 Ok(()) => {}
-                Err(Error::Closed) => return Ok(true),
-                Err(Error::Timeout) => return Ok(false),
+                Err(Error::Closed { .. }) => return Ok(true),
+                Err(Error::Timeout { .. }) => return Ok(false),
                 Err(e) => return Err(e),
             }
         }
@@ -795,7 +802,7 @@ mod loom_tests {
                 writer.close();
             });
             assert_eq!(reader.recv().unwrap(), b"last");
-            assert!(matches!(reader.recv(), Err(Error::Closed)));
+            assert!(matches!(reader.recv(), Err(Error::Closed { .. })));
             t.join().unwrap();
         });
     }

@@ -67,8 +67,8 @@ pub(crate) fn lost(out: &mut Vec<u8>, err: &Error) {
             exitcode.encode(out);
             let _ = end_item(out, mark);
         }
-        Error::Timeout => message(out, TIMED_OUT, ""),
-        Error::Closed => message(out, CLOSED, ""),
+        Error::Timeout { .. } => message(out, TIMED_OUT, ""),
+        Error::Closed { .. } => message(out, CLOSED, ""),
         other => message(out, FAILED, &other.to_string()),
     }
 }
@@ -90,8 +90,8 @@ pub(crate) fn read_item<'a>(input: &mut &'a [u8]) -> Result<std::result::Result<
             pid: u32::decode(&mut body)?,
             exitcode: i32::decode(&mut body)?,
         }),
-        TIMED_OUT => Err(Error::Timeout),
-        CLOSED => Err(Error::Closed),
+        TIMED_OUT => Err(crate::process::pool::timed_out()),
+        CLOSED => Err(crate::process::pool::closed()),
         t => return Err(malformed(format!("item outcome tag {t}"))),
     })
 }
@@ -161,8 +161,8 @@ mod tests {
                 exitcode: -9,
             },
         );
-        lost(&mut out, &Error::Timeout);
-        lost(&mut out, &Error::Closed);
+        lost(&mut out, &crate::process::pool::timed_out());
+        lost(&mut out, &crate::process::pool::closed());
         let mut input = &out[..];
         assert_eq!(read_item(&mut input).unwrap().unwrap(), 7u64.to_le_bytes());
         assert!(
@@ -181,9 +181,12 @@ mod tests {
         ));
         assert!(matches!(
             read_item(&mut input).unwrap(),
-            Err(Error::Timeout)
+            Err(Error::Timeout { .. })
         ));
-        assert!(matches!(read_item(&mut input).unwrap(), Err(Error::Closed)));
+        assert!(matches!(
+            read_item(&mut input).unwrap(),
+            Err(Error::Closed { .. })
+        ));
         assert!(input.is_empty());
         for cut in 0..13 {
             let mut short = &out[..cut];

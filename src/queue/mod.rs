@@ -83,11 +83,11 @@
 //! assert_eq!(other.get()?, 7);
 //! let mut buf = [0u64; 4];
 //! assert_eq!(other.get_many(&mut buf)?, 2);
-//! assert!(matches!(other.try_get(), Err(Error::Empty)));
-//! assert!(matches!(other.get_timeout(Duration::from_millis(1)), Err(Error::Timeout)));
+//! assert!(matches!(other.try_get(), Err(Error::Empty { .. })));
+//! assert!(matches!(other.get_timeout(Duration::from_millis(1)), Err(Error::Timeout { .. })));
 //! q.shutdown(false);
-//! assert!(matches!(q.put(1), Err(Error::Closed)));
-//! assert!(matches!(other.get(), Err(Error::Closed)));
+//! assert!(matches!(q.put(1), Err(Error::Closed { .. })));
+//! assert!(matches!(other.get(), Err(Error::Closed { .. })));
 //! Queue::<u64>::unlink(&name)?;
 //!
 //! let bq = ByteQueue::anonymous(4, 64)?;
@@ -491,7 +491,7 @@ impl Core {
         if self.sends.load(Ordering::Relaxed) {
             Ok(())
         } else {
-            Err(Error::Closed)
+            Err(Error::closed(self.ring.name()))
         }
     }
 
@@ -1109,7 +1109,7 @@ mod tests {
     fn a_nested_use_on_the_owner_thread_takes_another_record_than_lane_0() {
         let q = Queue::<u64>::anonymous(4).unwrap();
         // The first operation makes this thread lane 0's owner.
-        assert!(matches!(q.try_get(), Err(Error::Empty)));
+        assert!(matches!(q.try_get(), Err(Error::Empty { .. })));
         let outer = q.core.on_own_lane_fast(|_, outer, _| {
             let inner = q.core.with_agent(|_, inner, _| Ok(inner.index)).unwrap();
             Fast::Done((outer.index, inner))

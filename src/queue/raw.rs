@@ -128,6 +128,7 @@ impl RawQueue {
         let size = self.elem_size();
         if len < size {
             return Err(Error::BufferTooSmall {
+                name: self.core.ring.name().clone(),
                 needed: size,
                 available: len,
             });

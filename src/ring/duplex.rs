@@ -82,7 +82,7 @@
 //! b.send(request + 1)?;
 //! assert_eq!(a.recv()?, 42);
 //! drop(b);
-//! assert!(matches!(a.recv(), Err(shmprim::Error::Closed)));
+//! assert!(matches!(a.recv(), Err(shmprim::Error::Closed { .. })));
 //! DuplexRing::<u64>::unlink(&name)?;
 //! # Ok::<(), shmprim::Error>(())
 //! ```
@@ -278,7 +278,7 @@ impl DuplexShared {
     /// owned by `backing`.
     unsafe fn with_layout(backing: Backing, cap: u32, layout: SlotLayout) -> Result<DuplexShared> {
         let mem = backing.base();
-        let name = backing.display_name().to_owned();
+        let name = backing.object_name().clone();
         let slot = layout.size as usize;
         let open = |i: usize| {
             // SAFETY: header `i` and the slots `HEADERS + (2k + i) * slot` for
@@ -603,11 +603,11 @@ impl EndCore {
         if !self.watch.is_gone() {
             match self.tx.refresh() {
                 Ok(_) => return Ok(()),
-                Err(Error::Closed) => self.watch.set_gone(),
+                Err(Error::Closed { .. }) => self.watch.set_gone(),
                 Err(e) => return Err(e),
             }
         }
-        Err(Error::Closed)
+        Err(Error::closed(self.tx.name()))
     }
 
     /// Turns a failed push into the answer: a full ring whose receiver died
@@ -616,10 +616,12 @@ impl EndCore {
     fn send_failed(&mut self, e: Error) -> Error {
         let (backing, ring) = (&self.shared.backing, &self.shared.rings[tx_index(self.end)]);
         let e = match e {
-            Error::Full if self.watch.peer_gone(|| peer_died(backing, ring, true)) => Error::Closed,
-            e => e,
+            Error::Full { .. } if self.watch.peer_gone(|| peer_died(backing, ring, true)) => {
+                Error::closed(self.tx.name())
+            }
+            e => e.named(self.tx.name()),
         };
-        if matches!(e, Error::Closed) {
+        if matches!(e, Error::Closed { .. }) {
             self.watch.set_gone();
         }
         e
@@ -638,7 +640,7 @@ impl EndCore {
                     self.tx.wake();
                     return Ok(());
                 }
-                Err(Error::Full) => {}
+                Err(Error::Full { .. }) => {}
                 Err(e) => return Err(self.send_failed(e)),
             }
             let (backing, ring) = (&self.shared.backing, &self.shared.rings[tx_index(self.end)]);
@@ -663,7 +665,7 @@ impl EndCore {
                 self.rx.wake_hint();
                 Ok(v)
             }
-            Err(Error::Empty) if by_stamp => {
+            Err(Error::Empty { .. }) if by_stamp => {
                 self.stamp_empties += 1;
                 Err(TryError::Empty)
             }
@@ -688,7 +690,7 @@ impl EndCore {
             && self.watch.peer_gone(|| peer_died(backing, ring, false))
         {
             answer = match pop(&mut self.rx, false) {
-                Err(Error::Empty) => Err(TryError::Closed),
+                Err(Error::Empty { .. }) => Err(TryError::Closed),
                 r => r.map_err(TryError::from_error),
             };
         }
@@ -715,7 +717,7 @@ impl EndCore {
                     self.rx.wake();
                     return Ok(v);
                 }
-                Err(Error::Empty) => {}
+                Err(Error::Empty { .. }) => {}
                 Err(e) => return Err(e),
             }
             let (backing, ring) = (
@@ -727,10 +729,10 @@ impl EndCore {
                 .wait_for_data(deadline, &mut || peer_died(backing, ring, false))
             {
                 Ok(()) => {}
-                Err(Error::Closed) => {
+                Err(Error::Closed { .. }) => {
                     // The peer died: take what it sent first.
                     return match pop(&mut self.rx, false) {
-                        Err(Error::Empty) => Err(Error::Closed),
+                        Err(Error::Empty { .. }) => Err(Error::closed(self.rx.name())),
                         r => r,
                     };
                 }
@@ -766,6 +768,13 @@ impl<T: Pod> std::fmt::Debug for DuplexEnd<T> {
 }
 
 impl<T: Pod> DuplexEnd<T> {
+    /// The [`Error`] a [`TryError`] answer of this end stands for, naming the
+    /// ring (with `?` a `TryError` becomes an `Error` that names nothing).
+    #[cold]
+    pub fn error(&self, e: TryError) -> Error {
+        Error::from(e).named(self.core.tx.name())
+    }
+
     /// Which end this is.
     pub fn which(&self) -> End {
         self.core.end

@@ -193,6 +193,14 @@ impl Backing {
         }
     }
 
+    /// The name errors carry (unknown for a heap ring).
+    pub(crate) fn object_name(&self) -> &crate::ObjectName {
+        match self {
+            Backing::Segment(seg) => seg.object_name(),
+            Backing::Heap(_) => &crate::error::UNKNOWN,
+        }
+    }
+
     /// The name used in error messages.
     pub(crate) fn display_name(&self) -> &str {
         match self {

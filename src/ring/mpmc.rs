@@ -671,7 +671,7 @@ pub struct MpmcRing {
     /// Whether slots carry a length word (the [`SlotForm::Bytes`] form), at
     /// byte 8 of their header.
     has_len: bool,
-    name: Box<str>,
+    name: crate::ObjectName,
     _heap: Option<HeapStorage>,
 }
 
@@ -726,7 +726,7 @@ impl MpmcRing {
             mask: capacity.is_power_of_two().then_some(capacity - 1),
             slot_size: slot_size as usize,
             has_len: form == SlotForm::Bytes,
-            name: "<heap>".into(),
+            name: crate::ObjectName::unknown(),
             _heap: Some(HeapStorage {
                 _state: state,
                 _slots: slots,
@@ -800,9 +800,14 @@ impl MpmcRing {
             mask: cap.is_power_of_two().then_some(cap - 1),
             slot_size: size as usize,
             has_len: form == SlotForm::Bytes,
-            name: name.into(),
+            name: crate::ObjectName::new(name),
             _heap: None,
         })
+    }
+
+    /// The name errors about the ring carry (unknown for a heap ring).
+    pub fn name(&self) -> &crate::ObjectName {
+        &self.name
     }
 
     /// Number of slots.
@@ -1013,8 +1018,9 @@ fn sleep_slice(word: &AtomicU32, w: u32, deadline: Deadline) {
 
 /// The error of a receive into a buffer of `limit` bytes when the next message
 /// has `len`: the message stays in the queue.
-fn too_small_error(limit: usize, len: usize) -> Error {
+fn too_small_error(name: &crate::ObjectName, limit: usize, len: usize) -> Error {
     Error::BufferTooSmall {
+        name: name.clone(),
         needed: len,
         available: limit,
     }

@@ -385,7 +385,7 @@ pub(crate) struct RingRef {
     /// Always false for byte and stamped rings: a byte ring's consumer decides
     /// per record ([`ConsumerCore::prefetch`]).
     prefetch: bool,
-    name: Arc<str>,
+    name: crate::ObjectName,
 }
 
 // SAFETY: the pointers target shared memory that the owning handle keeps mapped;
@@ -409,7 +409,7 @@ impl RingRef {
         format: u32,
         cap: u32,
         unit: u32,
-        name: &str,
+        name: &crate::ObjectName,
     ) -> Result<RingRef> {
         let hdr = mem.cast::<RingHeader>();
         // SAFETY: in bounds (guaranteed by the caller); `Meta` is plain integers,
@@ -436,7 +436,7 @@ impl RingRef {
             unit,
             stride: if format == FORMAT_ELEMENTS { unit } else { 1 },
             prefetch: format == FORMAT_ELEMENTS && unit <= PREFETCH_MAX_UNIT,
-            name: name.into(),
+            name: name.clone(),
         })
     }
 
@@ -454,7 +454,7 @@ impl RingRef {
         cap: u32,
         unit: u32,
         stride: u32,
-        name: &str,
+        name: &crate::ObjectName,
     ) -> Result<RingRef> {
         // SAFETY: forwarded from the caller.
         let mut ring = unsafe { Self::open(hdr, FORMAT_STAMPED, cap, unit, name)? };
@@ -565,7 +565,7 @@ impl RingRef {
         mem: *mut u8,
         cap: u32,
         max_message: u32,
-        name: &str,
+        name: &crate::ObjectName,
     ) -> Result<RingRef> {
         // SAFETY: forwarded from the caller.
         unsafe { Self::open(mem, FORMAT_BYTES, cap, max_message, name) }
@@ -708,12 +708,25 @@ unsafe fn read_bytes(words: *const Word, off: usize, dst: &mut [u8]) {
 /// loom, where time does not pass), then tells the caller whether to retry.
 /// `Err(Closed)` if the slice ended and `peer_gone` says the peer died;
 /// `Err(Timeout)` if `deadline` passed with the word unchanged.
+/// `Full` as the cores return it: nameless, so that a failed try costs
+/// nothing to make or to drop (a name is a reference count). The handles name
+/// it where it becomes the caller's `Error`.
+pub(crate) const FULL: Error = Error::Full {
+    name: crate::ObjectName::unknown(),
+};
+
+/// `Empty` as the cores return it (see [`FULL`]).
+pub(crate) const EMPTY: Error = Error::Empty {
+    name: crate::ObjectName::unknown(),
+};
+
 fn block_on(
     word: &AtomicU32,
     waiters: &AtomicU32,
     seen: u32,
     deadline: Deadline,
     peer_gone: &mut dyn FnMut() -> bool,
+    name: &crate::ObjectName,
 ) -> Result<()> {
     let slice = if cfg!(shmprim_loom) {
         deadline
@@ -724,9 +737,9 @@ fn block_on(
         Ok(()) => Ok(()),
         Err(wait::TimedOut) => {
             if peer_gone() {
-                Err(Error::Closed)
+                Err(Error::closed(name))
             } else if deadline.has_passed() {
-                Err(Error::Timeout)
+                Err(Error::timeout(name))
             } else {
                 Ok(())
             }
@@ -779,7 +792,8 @@ mod consumer;
 /// the bare ring operation. (Dropping a `Result` carrying the crate's [`Error`],
 /// which owns strings, calls its drop glue whenever the compiler cannot see the
 /// variant, which would cost more than the push itself.) It converts into
-/// [`Error`] with `?`.
+/// [`Error`] with `?`, naming no object; the end's `error` method
+/// ([`Consumer::error`]) gives the `Error` naming the ring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TryError {
     /// No free slot ([`Error::Full`]).
@@ -797,9 +811,9 @@ impl TryError {
     #[cold]
     pub(crate) fn from_error(e: Error) -> TryError {
         match e {
-            Error::Full => TryError::Full,
-            Error::Empty => TryError::Empty,
-            Error::Closed => TryError::Closed,
+            Error::Full { .. } => TryError::Full,
+            Error::Empty { .. } => TryError::Empty,
+            Error::Closed { .. } => TryError::Closed,
             _ => TryError::Corrupted,
         }
     }
@@ -808,13 +822,14 @@ impl TryError {
 impl From<TryError> for Error {
     fn from(e: TryError) -> Error {
         match e {
-            TryError::Full => Error::Full,
-            TryError::Empty => Error::Empty,
-            TryError::Closed => Error::Closed,
-            TryError::Corrupted => Error::corrupted(
-                "<spsc ring>",
-                "head and tail are further apart than the capacity",
-            ),
+            TryError::Full => FULL,
+            TryError::Empty => EMPTY,
+            TryError::Closed => Error::Closed {
+                name: crate::ObjectName::unknown(),
+            },
+            TryError::Corrupted => {
+                Error::corrupted("", "head and tail are further apart than the capacity")
+            }
         }
     }
 }
@@ -941,7 +956,7 @@ impl Shared {
         seg.expect_data_size(needed)?;
         // SAFETY: the data area holds `needed` bytes (checked), is page aligned,
         // and `Shared` keeps the segment mapped as long as the view lives.
-        let ring = unsafe { RingRef::open(seg.as_ptr(), format, cap, unit, seg.display_name())? };
+        let ring = unsafe { RingRef::open(seg.as_ptr(), format, cap, unit, seg.object_name())? };
         Ok(Arc::new(Shared {
             backing: Backing::Segment(seg),
             ring,
@@ -959,7 +974,8 @@ impl Shared {
         init(mem.as_ptr())?;
         // SAFETY: `mem` has `size` bytes, aligned to 128, initialised above, and
         // is owned by the `Shared` that owns the view.
-        let ring = unsafe { RingRef::open(mem.as_ptr(), format, cap, unit, "<heap>")? };
+        let ring =
+            unsafe { RingRef::open(mem.as_ptr(), format, cap, unit, &crate::error::UNKNOWN)? };
         Ok(Arc::new(Shared {
             backing: Backing::Heap(mem),
             ring,
@@ -996,7 +1012,7 @@ fn push_blocking<R>(
                 core.wake();
                 return Ok(r);
             }
-            Err(Error::Full) => {}
+            Err(Error::Full { .. }) => {}
             Err(e) => return Err(e),
         }
         core.wait_for_space(patience.fix(), &mut || shared.peer_gone(true))?;
@@ -1022,14 +1038,14 @@ fn pop_blocking<R>(
                 core.wake();
                 return Ok(r);
             }
-            Err(Error::Empty) => {}
+            Err(Error::Empty { .. }) => {}
             Err(e) => return Err(e),
         }
         match core.wait_for_data(patience.fix(), &mut || shared.peer_gone(false)) {
             Ok(()) => {}
-            Err(Error::Closed) => {
+            Err(Error::Closed { .. }) => {
                 return match attempt(core) {
-                    Err(Error::Empty) => Err(Error::Closed),
+                    Err(Error::Empty { .. }) => Err(Error::closed(core.name())),
                     r => r,
                 };
             }

@@ -335,7 +335,8 @@ impl SegmentBuilder {
             NonNull::new(map.as_ptr().wrapping_add(HEADER_SIZE)).expect("mapping is not null");
         init(data, self.data_size as usize)?;
         let mut seg = Segment {
-            name: name.map(Into::into),
+            anonymous: name.is_none(),
+            name: crate::ObjectName::new(name.unwrap_or(super::ANON)),
             fd,
             map,
             info,
@@ -416,7 +417,8 @@ impl SegmentBuilder {
             });
         }
         let mut seg = Segment {
-            name: Some(name.into()),
+            anonymous: false,
+            name: crate::ObjectName::new(name),
             fd,
             map,
             info,

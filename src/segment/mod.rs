@@ -815,7 +815,9 @@ pub(crate) fn validate_info(name: &str, info: &HeaderInfo, file_size: u64) -> Re
 /// ```
 #[derive(Debug)]
 pub struct Segment {
-    name: Option<Box<str>>,
+    /// The name, `<anonymous>` for an anonymous segment: errors carry it.
+    name: crate::ObjectName,
+    anonymous: bool,
     fd: OwnedFd,
     map: Mapping,
     info: HeaderInfo,
@@ -903,12 +905,18 @@ impl Segment {
 
     /// The name, or `None` for an anonymous segment.
     pub fn name(&self) -> Option<&str> {
-        self.name.as_deref()
+        (!self.anonymous).then(|| self.name.as_str())
     }
 
     /// The name for messages (`<anonymous>` when there is none).
     pub fn display_name(&self) -> &str {
-        self.name.as_deref().unwrap_or(ANON)
+        self.name.as_str()
+    }
+
+    /// The name errors about the segment carry (`<anonymous>` when there is
+    /// none).
+    pub fn object_name(&self) -> &crate::ObjectName {
+        &self.name
     }
 
     /// The kind of primitive it holds.
@@ -1001,6 +1009,7 @@ impl Segment {
         match offset.checked_add(len) {
             Some(end) if end <= self.len() => Ok(()),
             _ => Err(Error::IndexOutOfRange {
+                name: self.name.clone(),
                 index: offset.saturating_add(len),
                 len: self.len(),
             }),
@@ -1035,7 +1044,7 @@ impl Drop for Segment {
         // Only in the process that opened this handle: a child that inherited
         // it through fork and drops it must not remove its parent's name.
         if self.unlink_on_drop && self.owner_pid == sys::getpid() {
-            if let Some(name) = &self.name {
+            if let Some(name) = self.name() {
                 let _ = sys::shm::shm_unlink(name);
             }
         }

@@ -295,7 +295,7 @@ impl Segment {
                 return if stream.unfinished.load(Ordering::Acquire) == 0 {
                     Ok(())
                 } else {
-                    Err(Error::Timeout)
+                    Err(Error::timeout(self.object_name()))
                 };
             }
         }

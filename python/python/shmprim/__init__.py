@@ -177,14 +177,14 @@ class Queue(_Shared):
         """Puts raw bytes, as a Rust or C program reads them with
         ``ObjectQueue::get_message``."""
         if not self._q.put_bytes(bytes(data), block, timeout):
-            raise _queue.Full
+            raise _queue.Full(f'segment "{self.name}": full')
 
     def get_bytes(self, block=True, timeout=None):
         """The next message as raw bytes (what ``put_bytes`` or a Rust
         ``ObjectQueue::put_message`` put)."""
         data = self._q.get_bytes(block, timeout)
         if data is None:
-            raise _queue.Empty
+            raise _queue.Empty(f'segment "{self.name}": empty')
         return data
 
     def qsize(self):
@@ -500,7 +500,7 @@ class Barrier(_Shared):
         index = self._b.wait(timeout)
         if index is None:
             self._b.abort()
-            raise BrokenBarrierError
+            raise BrokenBarrierError(f'segment "{self.name}": barrier is broken')
         if index == 0 and self._action is not None:
             try:
                 self._action()

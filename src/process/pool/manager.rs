@@ -355,7 +355,7 @@ impl Manager {
             if task.id != running {
                 back.push(task.remainder());
             } else if w.timed_out == Some(task.id) {
-                task.fail(Error::Timeout);
+                task.fail(super::timed_out());
             } else if task.attempts < self.shared.config.retries {
                 task.attempts += 1;
                 back.push(task.remainder());
@@ -402,17 +402,17 @@ impl Manager {
             if let Some(mut w) = self.workers[slot].take() {
                 drain(&mut w, &mut self.buf);
                 for task in w.sent.drain(..) {
-                    task.fail(Error::Closed);
+                    task.fail(super::closed());
                 }
                 // Dropping the daemon process reaps it (it was killed above).
             }
         }
         for task in self.local.drain(..) {
-            task.fail(Error::Closed);
+            task.fail(super::closed());
         }
         let rest: Vec<Task> = self.shared.inbox().pending.drain(..).collect();
         for task in rest {
-            task.fail(Error::Closed);
+            task.fail(super::closed());
         }
         let mut pids = self.shared.pids.lock().unwrap_or_else(|p| p.into_inner());
         pids.iter_mut().for_each(|p| *p = 0);

@@ -53,7 +53,23 @@ use worker::Control;
 use super::Start;
 use super::entry::Entry;
 use super::payload::{Payload, from_bytes, to_bytes};
-use crate::error::{Error, Result};
+use crate::error::{Error, ObjectName, Result};
+
+/// What a pool's own errors name: a pool has no segment name of its own.
+fn pool_name() -> &'static ObjectName {
+    static NAME: std::sync::OnceLock<ObjectName> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| ObjectName::described("the pool"))
+}
+
+/// A task or a wait of the pool that reached its deadline.
+pub(crate) fn timed_out() -> Error {
+    Error::timeout(pool_name())
+}
+
+/// A task the pool will never run: it was closed or terminated.
+pub(crate) fn closed() -> Error {
+    Error::closed(pool_name())
+}
 
 /// Tasks handed to the manager at a time while a call encodes its items.
 const SUBMIT_SLICE: usize = 256;
@@ -281,7 +297,7 @@ impl Pool {
         let send = |tasks: &mut Vec<Task>| -> Result<()> {
             let mut inbox = self.shared.inbox();
             if inbox.closed || inbox.terminate {
-                return Err(Error::Closed);
+                return Err(closed());
             }
             for mut t in tasks.drain(..) {
                 inbox.next_id += 1;
@@ -568,7 +584,7 @@ impl<R: Payload> AsyncResult<R> {
     fn get_inner(&self, deadline: Option<std::time::Instant>) -> Result<R> {
         self.batch
             .peek(0, deadline, |item| item.and_then(from_bytes::<R>))
-            .unwrap_or(Err(Error::Timeout))
+            .unwrap_or(Err(timed_out()))
     }
 
     /// Whether the task completed.
@@ -600,7 +616,7 @@ impl<R: Payload> AsyncResult<R> {
 
 /// `Ok` when a wait ended with its condition met, else `Timeout`.
 fn timed_out_unless(met: bool) -> Result<()> {
-    if met { Ok(()) } else { Err(Error::Timeout) }
+    if met { Ok(()) } else { Err(timed_out()) }
 }
 
 /// The pending results of [`Pool::map_async`].

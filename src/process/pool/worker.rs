@@ -219,7 +219,7 @@ fn serve(boot: WorkerBoot) -> Result<()> {
     loop {
         let len = match end.try_recv_into(&mut msg) {
             Ok(len) => len,
-            Err(Error::Empty) => {
+            Err(Error::Empty { .. }) => {
                 // About to sleep: let the manager know what is done, so that it
                 // collects it and sends more.
                 if unrung > 0 {
@@ -229,11 +229,11 @@ fn serve(boot: WorkerBoot) -> Result<()> {
                 match end.recv_into(&mut msg) {
                     Ok(len) => len,
                     // The parent closed its end (the pool is closing) or died.
-                    Err(Error::Closed) => return Ok(()),
+                    Err(Error::Closed { .. }) => return Ok(()),
                     Err(e) => return Err(e),
                 }
             }
-            Err(Error::Closed) => return Ok(()),
+            Err(Error::Closed { .. }) => return Ok(()),
             Err(e) => return Err(e),
         };
         let mut input = &msg[..len];

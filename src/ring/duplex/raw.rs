@@ -137,6 +137,16 @@ pub struct RawDuplexEnd {
 }
 
 impl RawDuplexEnd {
+    /// The [`Error`] a [`TryError`] answer of this end stands for, naming the
+    /// ring (with `?` a `TryError` becomes an `Error` that names nothing).
+    #[cold]
+    pub fn error(&mut self, e: TryError) -> Error {
+        match e {
+            TryError::Corrupted => self.corruption(),
+            e => Error::from(e).named(self.core.tx.name()),
+        }
+    }
+
     /// Bytes of one element.
     pub fn elem_size(&self) -> usize {
         self.unit

@@ -88,6 +88,6 @@ fn a_raw_end_and_a_typed_end_share_one_ring() {
     // The typed end's close reads as end-of-file on the raw end.
     assert!(matches!(
         b.recv(&mut buf, Deadline::after(Duration::from_secs(5))),
-        Err(Error::Closed)
+        Err(Error::Closed { .. })
     ));
 }

@@ -159,7 +159,7 @@ impl MpmcRing {
                 return if done > 0 {
                     Ok(done)
                 } else {
-                    Err(Error::Closed)
+                    Err(Error::closed(&self.name))
                 };
             }
             let step = self.push_step(agent, n - done, &|i| item(done + i))?;
@@ -184,12 +184,12 @@ impl MpmcRing {
                         continue;
                     }
                     if try_once {
-                        return Err(Error::Full);
+                        return Err(Error::full(&self.name));
                     }
                 }
                 Step::Full => {
                     if try_once {
-                        return Err(Error::Full);
+                        return Err(Error::full(&self.name));
                     }
                     if tries < SPIN_TRIES {
                         tries += 1;
@@ -206,7 +206,7 @@ impl MpmcRing {
             fence(Ordering::SeqCst);
             let w = sig.not_full.load(Ordering::Acquire);
             let retry = if self.is_closed() {
-                Err(Error::Closed)
+                Err(Error::closed(&self.name))
             } else {
                 self.push_step(agent, n, &item)
             };
@@ -223,7 +223,7 @@ impl MpmcRing {
             if outcome.is_none() {
                 if deadline.has_passed() {
                     sig.not_full_waiters.fetch_sub(1, Ordering::Relaxed);
-                    return Err(Error::Timeout);
+                    return Err(Error::timeout(&self.name));
                 }
                 if let Some((pos, stamp)) = busy {
                     // A consumer has claimed the slot and not released it yet; it
@@ -271,7 +271,7 @@ impl MpmcRing {
         let mut done = 0;
         let mut tries = 0u32;
         let mut busy_tries = 0u32;
-        let too_big = |len: usize| too_small_error(limit.unwrap_or(0), len);
+        let too_big = |len: usize| too_small_error(&self.name, limit.unwrap_or(0), len);
         let mut idle_rounds = 0u64;
         let mut busy_rounds = 0u32;
         // Set once a try found the ring empty and the senders gone: one more
@@ -286,9 +286,9 @@ impl MpmcRing {
                 && (try_once || deadline.has_passed())
             {
                 return Err(if try_once {
-                    Error::Empty
+                    Error::empty(&self.name)
                 } else {
-                    Error::Timeout
+                    Error::timeout(&self.name)
                 });
             }
             let step = self.pop_step(agent, n - done, limit, &mut |i, b| sink(done + i, b))?;
@@ -317,21 +317,21 @@ impl MpmcRing {
                         continue;
                     }
                     if try_once {
-                        return Err(Error::Empty);
+                        return Err(Error::empty(&self.name));
                     }
                 }
                 Step::Empty => {
                     if self.is_closed() || ended {
                         // Drained: `closed` was set (or the senders were seen
                         // gone) before we found it empty.
-                        return Err(Error::Closed);
+                        return Err(Error::closed(&self.name));
                     }
                     if try_once {
                         if live.stream_ended() {
                             ended = true;
                             continue;
                         }
-                        return Err(Error::Empty);
+                        return Err(Error::empty(&self.name));
                     }
                     if tries < SPIN_TRIES {
                         tries += 1;
@@ -354,7 +354,7 @@ impl MpmcRing {
             let outcome = match self.pop_step(agent, n, limit, &mut sink) {
                 Ok(Step::Done(k)) => Some(Ok(k)),
                 Ok(Step::TooBig(len)) => Some(Err(too_big(len))),
-                Ok(Step::Empty) if closed => Some(Err(Error::Closed)),
+                Ok(Step::Empty) if closed => Some(Err(Error::closed(&self.name))),
                 Ok(Step::Busy { pos, stamp, .. }) => {
                     busy = Some((pos, stamp));
                     None
@@ -365,7 +365,7 @@ impl MpmcRing {
             if outcome.is_none() {
                 if deadline.has_passed() {
                     sig.not_empty_waiters.fetch_sub(1, Ordering::Relaxed);
-                    return Err(Error::Timeout);
+                    return Err(Error::timeout(&self.name));
                 }
                 if let Some((pos, stamp)) = busy {
                     // A producer has claimed the slot and not published it yet;

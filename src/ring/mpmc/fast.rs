@@ -11,9 +11,9 @@ impl MpmcRing {
     pub(crate) fn fast_result<T>(&self, fast: Fast<T>) -> Result<T> {
         match fast {
             Fast::Done(v) => Ok(v),
-            Fast::Full => Err(Error::Full),
-            Fast::Empty => Err(Error::Empty),
-            Fast::Closed => Err(Error::Closed),
+            Fast::Full => Err(Error::full(&self.name)),
+            Fast::Empty => Err(Error::empty(&self.name)),
+            Fast::Closed => Err(Error::closed(&self.name)),
             Fast::WrongLength { pos, len } => Err(self.wrong_length(pos, len)),
             Fast::Slow | Fast::Lost => unreachable!("the caller takes the general path"),
         }

@@ -99,8 +99,14 @@ fn loom_close_wakes_every_sleeper() {
         });
         full.close();
         empty.close();
-        assert!(matches!(producer.join().unwrap(), Err(Error::Closed)));
-        assert!(matches!(consumer.join().unwrap(), Err(Error::Closed)));
+        assert!(matches!(
+            producer.join().unwrap(),
+            Err(Error::Closed { .. })
+        ));
+        assert!(matches!(
+            consumer.join().unwrap(),
+            Err(Error::Closed { .. })
+        ));
     });
 }
 
@@ -206,12 +212,12 @@ fn loom_lost_claim_does_not_shield_a_dead_winner() {
         let me = ring.register(2, &live).unwrap();
         let mut buf = [0u8; 1];
         if dead_won {
-            assert!(matches!(first, Err(Error::Full)), "{first:?}");
+            assert!(matches!(first, Err(Error::Full { .. })), "{first:?}");
             // The consumer finds position 0 claimed by the dead producer
             // only, skips it, and the ring is empty again.
             assert!(matches!(
                 ring.try_pop(&me, &live, &mut buf),
-                Err(Error::Empty)
+                Err(Error::Empty { .. })
             ));
             ring.try_push(&loser, &live, &[8]).unwrap();
             assert_eq!(ring.try_pop(&me, &live, &mut buf).unwrap(), 1);

@@ -159,8 +159,8 @@ impl ByteProducer {
     pub fn try_send_many(&mut self, msgs: &[&[u8]]) -> Result<usize> {
         let n = self.core.try_send_many(msgs).map_err(|e| self.failed(e))?;
         if n == 0 && !msgs.is_empty() {
-            if let Error::Closed = self.failed(Error::Full) {
-                return Err(Error::Closed);
+            if let e @ Error::Closed { .. } = self.failed(FULL) {
+                return Err(e);
             }
         }
         self.core.wake_hint();
@@ -183,8 +183,10 @@ impl ByteProducer {
     #[inline(never)]
     fn failed(&mut self, e: Error) -> Error {
         match e {
-            Error::Full if self.shared.consumer_gone(&mut self.watch) => Error::Closed,
-            e => e,
+            Error::Full { .. } if self.shared.consumer_gone(&mut self.watch) => {
+                Error::closed(self.core.name())
+            }
+            e => e.named(self.core.name()),
         }
     }
 
@@ -237,7 +239,7 @@ impl ByteConsumer {
     /// producer end was closed.
     pub fn try_recv(&mut self) -> Result<Vec<u8>> {
         let msg = match self.core.try_recv() {
-            Err(Error::Empty) => self.after_empty(|c| c.try_recv())?,
+            Err(Error::Empty { .. }) => self.after_empty(|c| c.try_recv())?,
             r => r?,
         };
         self.core.wake_hint();
@@ -251,10 +253,10 @@ impl ByteConsumer {
     #[inline(never)]
     fn after_empty<R>(&mut self, retake: impl FnOnce(&mut ConsumerCore) -> Result<R>) -> Result<R> {
         if !self.shared.producer_gone(&mut self.watch) {
-            return Err(Error::Empty);
+            return Err(Error::empty(self.core.name()));
         }
         match retake(&mut self.core) {
-            Err(Error::Empty) => Err(Error::Closed),
+            Err(Error::Empty { .. }) => Err(Error::closed(self.core.name())),
             r => r,
         }
     }
@@ -265,7 +267,7 @@ impl ByteConsumer {
     #[inline]
     pub fn try_recv_into(&mut self, buf: &mut [u8]) -> Result<usize> {
         let n = match self.core.try_recv_into(buf) {
-            Err(Error::Empty) => self.after_empty(|c| c.try_recv_into(buf))?,
+            Err(Error::Empty { .. }) => self.after_empty(|c| c.try_recv_into(buf))?,
             r => r?,
         };
         self.core.wake_hint();
@@ -276,7 +278,7 @@ impl ByteConsumer {
     /// `Closed` if none will come.
     pub fn next_len(&mut self) -> Result<usize> {
         match self.core.next_len() {
-            Err(Error::Empty) => self.after_empty(|c| c.next_len()),
+            Err(Error::Empty { .. }) => self.after_empty(|c| c.next_len()),
             r => r,
         }
     }
@@ -285,8 +287,8 @@ impl ByteConsumer {
     /// returns how many (0 when empty, `Closed` when empty and closed).
     pub fn try_recv_many(&mut self, out: &mut Vec<Vec<u8>>, max: usize) -> Result<usize> {
         let n = match self.core.try_recv_many(out, max) {
-            Err(Error::Empty) => match self.after_empty(|c| c.try_recv_many(out, max)) {
-                Err(Error::Empty) => return Ok(0),
+            Err(Error::Empty { .. }) => match self.after_empty(|c| c.try_recv_many(out, max)) {
+                Err(Error::Empty { .. }) => return Ok(0),
                 r => r?,
             },
             r => r?,

@@ -4,6 +4,12 @@
 use super::*;
 
 impl ConsumerCore {
+    /// The name errors about the ring carry.
+    #[inline]
+    pub(crate) fn name(&self) -> &crate::ObjectName {
+        &self.ring.name
+    }
+
     /// Takes over the consumer side: reads and validates both indices and
     /// clears the closed flag a previous consumer may have left.
     pub(crate) fn new(ring: RingRef) -> Result<ConsumerCore> {
@@ -96,9 +102,9 @@ impl ConsumerCore {
         let avail = self.avail_cached(head);
         if avail == 0 {
             return Err(if self.tail_raw & CLOSED != 0 {
-                Error::Closed
+                Error::closed(&self.ring.name)
             } else {
-                Error::Empty
+                EMPTY
             });
         }
         Ok(avail)
@@ -161,6 +167,7 @@ impl ConsumerCore {
             self.tail_raw,
             deadline,
             peer_gone,
+            &self.ring.name,
         )
     }
 
@@ -255,7 +262,7 @@ impl ConsumerCore {
                 // `head` moves.
                 self.tail_cache = head.wrapping_add(1) & IDX;
             } else if by_stamp {
-                return Err(Error::Empty);
+                return Err(EMPTY);
             } else {
                 self.available(head, 1)?;
             }
@@ -364,6 +371,7 @@ impl ConsumerCore {
         let (off, len, rec) = self.peek_record(&mut pending)?;
         if len > buf.len() {
             return Err(Error::BufferTooSmall {
+                name: self.ring.name.clone(),
                 needed: len,
                 available: buf.len(),
             });

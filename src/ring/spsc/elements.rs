@@ -135,6 +135,13 @@ impl<T: Pod> std::fmt::Debug for Producer<T> {
     }
 }
 impl<T: Pod> Producer<T> {
+    /// The [`Error`] a [`TryError`] answer of this end stands for, naming the
+    /// ring (with `?` a `TryError` becomes an `Error` that names nothing).
+    #[cold]
+    pub fn error(&self, e: TryError) -> Error {
+        Error::from(e).named(self.core.name())
+    }
+
     /// Pushes `value` if there is room: `Full` if not, `Closed` if the
     /// consumer end was closed (seen when the ring looks full).
     #[inline]
@@ -156,7 +163,7 @@ impl<T: Pod> Producer<T> {
     #[inline(never)]
     fn push_failed(&mut self, e: Error) -> TryError {
         match e {
-            Error::Full if self.shared.consumer_gone(&mut self.watch) => TryError::Closed,
+            Error::Full { .. } if self.shared.consumer_gone(&mut self.watch) => TryError::Closed,
             e => TryError::from_error(e),
         }
     }
@@ -165,7 +172,7 @@ impl<T: Pod> Producer<T> {
     pub(super) fn push_quiet(c: &mut ProducerCore, value: T) -> Result<()> {
         let tail = c.tail;
         if c.free_cached(tail) == 0 && c.refresh_from(tail)? == 0 {
-            return Err(Error::Full);
+            return Err(FULL);
         }
         let i = (tail & c.ring.mask) as usize;
         // SAFETY: `i < cap` (masked); the slot is free (fewer than `cap` queued),
@@ -185,7 +192,7 @@ impl<T: Pod> Producer<T> {
         let free = c.reserve(tail, want).map_err(TryError::from_error)?;
         let n = free.min(want) as usize;
         if n == 0 {
-            return match self.push_failed(Error::Full) {
+            return match self.push_failed(FULL) {
                 TryError::Full => Ok(0),
                 e => Err(e),
             };
@@ -256,6 +263,13 @@ impl<T: Pod> std::fmt::Debug for Consumer<T> {
     }
 }
 impl<T: Pod> Consumer<T> {
+    /// The [`Error`] a [`TryError`] answer of this end stands for, naming the
+    /// ring (with `?` a `TryError` becomes an `Error` that names nothing).
+    #[cold]
+    pub fn error(&self, e: TryError) -> Error {
+        Error::from(e).named(self.core.name())
+    }
+
     /// Pops the oldest element: `Empty` if there is none, `Closed` if there is
     /// none and the producer end was closed.
     #[inline]
@@ -279,10 +293,10 @@ impl<T: Pod> Consumer<T> {
     #[inline(never)]
     fn pop_failed(&mut self, e: Error) -> TryError {
         match e {
-            Error::Empty if self.shared.producer_gone(&mut self.watch) => {
+            Error::Empty { .. } if self.shared.producer_gone(&mut self.watch) => {
                 match self.core.available(self.core.head, 1) {
                     Ok(_) => TryError::Empty,
-                    Err(Error::Empty | Error::Closed) => TryError::Closed,
+                    Err(Error::Empty { .. } | Error::Closed { .. }) => TryError::Closed,
                     Err(e) => TryError::from_error(e),
                 }
             }
@@ -318,8 +332,8 @@ impl<T: Pod> Consumer<T> {
         let want = out.len().min(self.core.ring.cap as usize) as u32;
         let avail = match self.core.available(head, want) {
             Ok(n) => n,
-            Err(Error::Empty) => {
-                return match self.pop_failed(Error::Empty) {
+            Err(Error::Empty { .. }) => {
+                return match self.pop_failed(EMPTY) {
                     TryError::Empty => Ok(0),
                     e => Err(e),
                 };

@@ -50,7 +50,7 @@ fn loom_spsc_bytes_across_the_wrap() {
                 loop {
                     match tx.try_send(msg) {
                         Ok(()) => break,
-                        Err(Error::Full) => loom::thread::yield_now(),
+                        Err(Error::Full { .. }) => loom::thread::yield_now(),
                         Err(e) => panic!("{e}"),
                     }
                 }
@@ -60,7 +60,7 @@ fn loom_spsc_bytes_across_the_wrap() {
         while got.len() < 3 {
             match rx.try_recv() {
                 Ok(m) => got.push(m),
-                Err(Error::Empty) => loom::thread::yield_now(),
+                Err(Error::Empty { .. }) => loom::thread::yield_now(),
                 Err(e) => panic!("{e}"),
             }
         }

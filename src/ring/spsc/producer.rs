@@ -4,6 +4,12 @@
 use super::*;
 
 impl ProducerCore {
+    /// The name errors about the ring carry.
+    #[inline]
+    pub(crate) fn name(&self) -> &crate::ObjectName {
+        &self.ring.name
+    }
+
     /// Takes over the producer side: reads and validates both indices and
     /// clears the closed flag a previous producer may have left.
     pub(crate) fn new(ring: RingRef) -> Result<ProducerCore> {
@@ -18,7 +24,7 @@ impl ProducerCore {
             ring,
         };
         match core.refresh() {
-            Ok(_) | Err(Error::Closed) => {}
+            Ok(_) | Err(Error::Closed { .. }) => {}
             Err(e) => return Err(e),
         }
         // Release: publishes nothing new; clears the closed flag. Only the
@@ -50,7 +56,7 @@ impl ProducerCore {
         self.head_cache = head;
         self.head_raw = raw;
         if raw & CLOSED != 0 {
-            return Err(Error::Closed);
+            return Err(Error::closed(&self.ring.name));
         }
         Ok(self.ring.cap - used)
     }
@@ -108,6 +114,7 @@ impl ProducerCore {
             self.head_raw,
             deadline,
             peer_gone,
+            &self.ring.name,
         )
     }
 
@@ -123,7 +130,9 @@ impl ProducerCore {
     pub(super) fn len(&mut self) -> Result<usize> {
         match self.refresh() {
             Ok(free) => Ok((self.ring.cap - free) as usize),
-            Err(Error::Closed) => Ok((self.tail.wrapping_sub(self.head_cache) & IDX) as usize),
+            Err(Error::Closed { .. }) => {
+                Ok((self.tail.wrapping_sub(self.head_cache) & IDX) as usize)
+            }
             Err(e) => Err(e),
         }
     }
@@ -199,7 +208,7 @@ impl ProducerCore {
     ) -> Result<()> {
         let tail = self.tail;
         if self.free_cached(tail) == 0 && self.refresh_from(tail)? == 0 {
-            return Err(Error::Full);
+            return Err(FULL);
         }
         // Fewer than `cap` slots are queued, so the consumer does not read
         // this one until the tail or the stamp below publishes it.
@@ -235,7 +244,7 @@ impl ProducerCore {
         let to_end = self.ring.cap - pos;
         let need = if rec <= to_end { rec } else { to_end + rec };
         if self.reserve(*pending, need)? < need {
-            return Err(Error::Full);
+            return Err(FULL);
         }
         let words = self.ring.words();
         let mut t = *pending;
@@ -286,7 +295,7 @@ impl ProducerCore {
             return Ok(sent);
         }
         match result {
-            Err(Error::Full) | Ok(()) => Ok(0),
+            Err(Error::Full { .. }) | Ok(()) => Ok(0),
             Err(e) => Err(e),
         }
     }

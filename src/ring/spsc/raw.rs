@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use super::{
-    ConsumerCore, FORMAT_ELEMENTS, PeerWatch, ProducerCore, RingHeader, Shared, TryError,
+    ConsumerCore, FORMAT_ELEMENTS, FULL, PeerWatch, ProducerCore, RingHeader, Shared, TryError,
     element_capacity, pop_blocking, push_blocking, stored_geometry,
 };
 use crate::error::{Error, Result};
@@ -168,6 +168,16 @@ pub struct RawProducer {
 }
 
 impl RawProducer {
+    /// The [`Error`] a [`TryError`] answer of this end stands for, naming the
+    /// ring (with `?` a `TryError` becomes an `Error` that names nothing).
+    #[cold]
+    pub fn error(&mut self, e: TryError) -> Error {
+        match e {
+            TryError::Corrupted => self.corruption(),
+            e => Error::from(e).named(self.core.name()),
+        }
+    }
+
     /// Bytes of one element.
     pub fn elem_size(&self) -> usize {
         self.core.ring.unit as usize
@@ -212,7 +222,7 @@ impl RawProducer {
             &self.shared,
             deadline,
             |c| match push_one(c, elem)? {
-                false => Err(Error::Full),
+                false => Err(FULL),
                 true => Ok(()),
             },
         )
@@ -302,6 +312,16 @@ pub struct RawConsumer {
 }
 
 impl RawConsumer {
+    /// The [`Error`] a [`TryError`] answer of this end stands for, naming the
+    /// ring (with `?` a `TryError` becomes an `Error` that names nothing).
+    #[cold]
+    pub fn error(&mut self, e: TryError) -> Error {
+        match e {
+            TryError::Corrupted => self.corruption(),
+            e => Error::from(e).named(self.core.name()),
+        }
+    }
+
     /// Bytes of one element.
     pub fn elem_size(&self) -> usize {
         self.core.ring.unit as usize
