@@ -2,8 +2,9 @@
 //!
 //! Every variant says what happened and, where there is one, to which object:
 //! the name of its segment (anonymous segments are shown as `<anonymous>`). A
-//! child whose `main` returns `Err(e)` prints `Error: segment "jobs": closed`,
-//! not a bare `Closed`.
+//! child whose `main` returns `Err(e)` prints `Error: Closed { name: "jobs" }`,
+//! not a bare `Closed`, and the message (`e.to_string()`) is
+//! `segment "jobs": closed`.
 //!
 //! The outcomes that busy paths return often (`Timeout`, `Full`, `Empty`,
 //! `Closed`, ...) carry an [`ObjectName`]: a shared reference to the handle's
@@ -24,9 +25,10 @@ use std::fmt;
 use std::io;
 use std::sync::Arc;
 
-/// The name of the object an error is about: the name of its segment, or
-/// `<anonymous>` for an anonymous segment. Cloning it only bumps a reference
-/// count, so the errors that carry it are cheap to return.
+/// The name of the object an error is about: the name of its segment,
+/// `<anonymous>` for an anonymous segment, or a description of an object that
+/// has no segment name of its own (`the pool`). Cloning it only bumps a
+/// reference count, so the errors that carry it are cheap to return.
 ///
 /// An error made where the object is not known (a lock placed in memory the
 /// program mapped itself, a [`TryError`](crate::ring::spsc::TryError) turned
@@ -407,7 +409,8 @@ impl Error {
     }
 
     /// The name of the object the error is about, where it has one and it is
-    /// known.
+    /// known (`None` for an error of a lock in memory the program mapped
+    /// itself, for instance).
     pub fn object_name(&self) -> Option<&str> {
         match self {
             Error::InvalidName { name, .. }
@@ -424,7 +427,7 @@ impl Error {
             | Error::TooManyParticipants { name, .. }
             | Error::OwnerDied { name }
             | Error::Unrecoverable { name }
-            | Error::Io { name, .. } => Some(name),
+            | Error::Io { name, .. } => (!name.is_empty()).then_some(name.as_str()),
             Error::Timeout { name }
             | Error::Full { name }
             | Error::Empty { name }
