@@ -367,6 +367,26 @@ pub enum Error {
     },
 }
 
+/// The [`ObjectName`] field of the variants that carry one, borrowed as
+/// `$e` is (`&Error` or `&mut Error`), or `None`.
+macro_rules! carried {
+    ($e:expr) => {
+        match $e {
+            Error::Timeout { name }
+            | Error::Full { name }
+            | Error::Empty { name }
+            | Error::Closed { name }
+            | Error::BrokenBarrier { name }
+            | Error::Interrupted { name }
+            | Error::NotOwner { name }
+            | Error::Overflow { name, .. }
+            | Error::IndexOutOfRange { name, .. }
+            | Error::BufferTooSmall { name, .. } => Some(name),
+            _ => None,
+        }
+    };
+}
+
 impl Error {
     /// Maps an OS error from operation `op` on segment `name` to the most specific
     /// variant.
@@ -412,6 +432,9 @@ impl Error {
     /// known (`None` for an error of a lock in memory the program mapped
     /// itself, for instance).
     pub fn object_name(&self) -> Option<&str> {
+        if let Some(name) = carried!(self) {
+            return name.0.as_deref();
+        }
         match self {
             Error::InvalidName { name, .. }
             | Error::AlreadyExists { name }
@@ -428,23 +451,7 @@ impl Error {
             | Error::OwnerDied { name }
             | Error::Unrecoverable { name }
             | Error::Io { name, .. } => (!name.is_empty()).then_some(name.as_str()),
-            Error::Timeout { name }
-            | Error::Full { name }
-            | Error::Empty { name }
-            | Error::Closed { name }
-            | Error::BrokenBarrier { name }
-            | Error::Interrupted { name }
-            | Error::NotOwner { name }
-            | Error::Overflow { name, .. }
-            | Error::IndexOutOfRange { name, .. }
-            | Error::BufferTooSmall { name, .. } => name.0.as_deref(),
-            Error::InvalidArgument { .. }
-            | Error::NotInitialised
-            | Error::ForkWithThreads { .. }
-            | Error::Panicked { .. }
-            | Error::TaskFailed { .. }
-            | Error::ProcessDied { .. }
-            | Error::WorkerDied { .. } => None,
+            _ => None,
         }
     }
 
@@ -452,19 +459,11 @@ impl Error {
     /// empty): how a handle names what a layer below it, which knows no name,
     /// returned.
     pub(crate) fn named(mut self, name: &ObjectName) -> Error {
+        if let Some(n) = carried!(&mut self) {
+            *n = std::mem::take(n).or(name);
+            return self;
+        }
         match &mut self {
-            Error::Timeout { name: n }
-            | Error::Full { name: n }
-            | Error::Empty { name: n }
-            | Error::Closed { name: n }
-            | Error::BrokenBarrier { name: n }
-            | Error::Interrupted { name: n }
-            | Error::NotOwner { name: n }
-            | Error::Overflow { name: n, .. }
-            | Error::IndexOutOfRange { name: n, .. }
-            | Error::BufferTooSmall { name: n, .. } => {
-                *n = std::mem::take(n).or(name);
-            }
             Error::Corrupted { name: n, .. }
             | Error::OwnerDied { name: n }
             | Error::Unrecoverable { name: n }
@@ -481,19 +480,7 @@ impl Error {
     /// The [`ObjectName`] carried by the variants that carry one (unknown for
     /// the others).
     pub(crate) fn object(&self) -> ObjectName {
-        match self {
-            Error::Timeout { name }
-            | Error::Full { name }
-            | Error::Empty { name }
-            | Error::Closed { name }
-            | Error::BrokenBarrier { name }
-            | Error::Interrupted { name }
-            | Error::NotOwner { name }
-            | Error::Overflow { name, .. }
-            | Error::IndexOutOfRange { name, .. }
-            | Error::BufferTooSmall { name, .. } => name.clone(),
-            _ => ObjectName::unknown(),
-        }
+        carried!(self).cloned().unwrap_or_default()
     }
 
     /// An [`InvalidArgument`](Error::InvalidArgument) error.

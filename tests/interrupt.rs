@@ -104,3 +104,20 @@ fn outside_interruptible_a_wait_absorbs_the_signal_and_goes_on() {
     q.put(7).unwrap();
     assert_eq!(interruptible(|| q.get()).unwrap(), 7);
 }
+
+/// An interrupted wait's error names the object it waited on.
+#[test]
+fn an_interrupted_wait_names_its_object() {
+    let name = format!("shmprim-test-{}-interrupted-names", std::process::id());
+    let q = Queue::<u64>::create(&name, 4).unwrap();
+    // The handle keeps the queue; the name goes at once.
+    Queue::<u64>::unlink(&name).unwrap();
+    let (r, _) = under_signals(|| interruptible(|| q.get_timeout(LIMIT)));
+    let e = r.unwrap_err();
+    assert!(matches!(e, Error::Interrupted { .. }), "{e:?}");
+    assert_eq!(e.object_name(), Some(name.as_str()));
+    assert!(
+        e.to_string().starts_with(&format!("segment {name:?}: ")),
+        "{e}"
+    );
+}
